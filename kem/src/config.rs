@@ -1,0 +1,229 @@
+//! Configuration: command-line flags, then `KEM_*` environment variables, then an optional TOML
+//! file, then built-in defaults — the first that sets a value wins.
+//!
+//! clap resolves flag-over-environment for every option; this module layers the file and the
+//! defaults underneath and produces one typed [`Settings`] that is printed (secrets redacted) at
+//! start, so an operator always sees the configuration a process actually runs with.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for Azure Monitor / any log shipper).
+    Json,
+}
+
+/// Options shared by every subcommand. Each can be given as a flag or a `KEM_*` variable.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ConfigArgs {
+    /// TOML configuration file; values in it are overridden by environment variables and flags.
+    #[arg(long, env = "KEM_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address every listener binds to [default: 127.0.0.1].
+    #[arg(long, env = "KEM_LISTEN_HOST", global = true)]
+    pub listen_host: Option<IpAddr>,
+    /// First gRPC port; roles use base+0 identity, +1 user, +2 event, +3 ai, +4 content,
+    /// +5 distribution, +6 participation, +7 analytics, +8 gateway. 0 picks free ports [default: 7100].
+    #[arg(long, env = "KEM_BASE_PORT", global = true)]
+    pub base_port: Option<u16>,
+    /// Port of the REST edge (gateway). 0 picks a free port [default: 8080].
+    #[arg(long, env = "KEM_HTTP_PORT", global = true)]
+    pub http_port: Option<u16>,
+    /// Directory for embedded state (dev CA, local databases, blobs) [default: .kem].
+    #[arg(long, env = "KEM_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, env = "KEM_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter in `tracing` syntax, e.g. `info,kem_mesh=debug` [default: info].
+    #[arg(long, env = "KEM_LOG", global = true)]
+    pub log_level: Option<String>,
+    /// Seconds in-flight requests may take to finish after SIGTERM [default: 10].
+    #[arg(long, env = "KEM_DRAIN_TIMEOUT_SECS", global = true)]
+    pub drain_timeout_secs: Option<u64>,
+    /// SPIFFE trust domain of workload identities [default: kem.local].
+    #[arg(long, env = "KEM_TRUST_DOMAIN", global = true)]
+    pub trust_domain: Option<String>,
+    /// Namespace part of workload identities [default: kem].
+    #[arg(long, env = "KEM_NAMESPACE", global = true)]
+    pub namespace: Option<String>,
+}
+
+/// The same options as read from a TOML file. Unknown keys are rejected so a typo is an error,
+/// not a silently ignored setting.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen_host: Option<IpAddr>,
+    base_port: Option<u16>,
+    http_port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+    drain_timeout_secs: Option<u64>,
+    trust_domain: Option<String>,
+    namespace: Option<String>,
+}
+
+/// The resolved configuration of one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Address every listener binds to.
+    pub listen_host: IpAddr,
+    /// First gRPC port (0: every role picks a free port).
+    pub base_port: u16,
+    /// REST edge port (0: free port).
+    pub http_port: u16,
+    /// Directory for embedded state.
+    pub data_dir: PathBuf,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// Bound on the graceful drain after SIGTERM.
+    pub drain_timeout: Duration,
+    /// SPIFFE trust domain.
+    pub trust_domain: String,
+    /// Namespace of workload identities.
+    pub namespace: String,
+    /// Where the file layer came from, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            base_port: 7100,
+            http_port: 8080,
+            data_dir: PathBuf::from(".kem"),
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+            drain_timeout: Duration::from_secs(10),
+            trust_domain: "kem.local".to_owned(),
+            namespace: "kem".to_owned(),
+            config_file: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Resolves flags/environment (already merged by clap) over the optional file over defaults.
+    pub fn resolve(args: &ConfigArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::layer(args, file)
+    }
+
+    fn layer(args: &ConfigArgs, file: FileConfig) -> anyhow::Result<Settings> {
+        let d = Settings::default();
+        let settings = Settings {
+            listen_host: args.listen_host.or(file.listen_host).unwrap_or(d.listen_host),
+            base_port: args.base_port.or(file.base_port).unwrap_or(d.base_port),
+            http_port: args.http_port.or(file.http_port).unwrap_or(d.http_port),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
+            log_format: args.log_format.or(file.log_format).unwrap_or(d.log_format),
+            log_level: args.log_level.clone().or(file.log_level).unwrap_or(d.log_level),
+            drain_timeout: args
+                .drain_timeout_secs
+                .or(file.drain_timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.drain_timeout),
+            trust_domain: args.trust_domain.clone().or(file.trust_domain).unwrap_or(d.trust_domain),
+            namespace: args.namespace.clone().or(file.namespace).unwrap_or(d.namespace),
+            config_file: args.config.clone(),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.base_port != 0 && u32::from(self.base_port) + 8 > u32::from(u16::MAX) {
+            anyhow::bail!("base port {} leaves no room for the 9 role ports; choose one below 65527", self.base_port);
+        }
+        if self.trust_domain.is_empty() || self.trust_domain.contains(['/', ':', ' ']) {
+            anyhow::bail!("trust domain {:?} is not a valid SPIFFE trust domain (e.g. kem.local)", self.trust_domain);
+        }
+        if self.namespace.is_empty() || self.namespace.contains(['/', ' ']) {
+            anyhow::bail!("namespace {:?} must be a non-empty name without '/' or spaces", self.namespace);
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {} (set by --config / KEM_CONFIG)", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid kem TOML", path.display()))
+}
+
+impl fmt::Display for Settings {
+    /// The configuration as TOML-like lines; secrets (none yet) print through `kem_kit::Secret`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "listen_host = \"{}\"", self.listen_host)?;
+        writeln!(f, "base_port = {}", self.base_port)?;
+        writeln!(f, "http_port = {}", self.http_port)?;
+        writeln!(f, "data_dir = \"{}\"", self.data_dir.display())?;
+        writeln!(f, "log_format = \"{}\"", if self.log_format == LogFormat::Json { "json" } else { "text" })?;
+        writeln!(f, "log_level = \"{}\"", self.log_level)?;
+        writeln!(f, "drain_timeout_secs = {}", self.drain_timeout.as_secs())?;
+        writeln!(f, "trust_domain = \"{}\"", self.trust_domain)?;
+        writeln!(f, "namespace = \"{}\"", self.namespace)?;
+        match &self.config_file {
+            Some(path) => write!(f, "# file layer: {}", path.display()),
+            None => write!(f, "# file layer: none"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).expect("valid toml")
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = Settings::layer(&ConfigArgs::default(), FileConfig::default()).expect("valid");
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn args_override_file_which_overrides_defaults() {
+        let args = ConfigArgs { base_port: Some(9000), ..Default::default() };
+        let s = Settings::layer(&args, file("base_port = 8000\nhttp_port = 8181\n")).expect("valid");
+        assert_eq!(s.base_port, 9000, "flag/env beats file");
+        assert_eq!(s.http_port, 8181, "file beats default");
+        assert_eq!(s.log_level, "info", "default when unset");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let err = toml::from_str::<FileConfig>("base_prot = 1").expect_err("typo must fail");
+        assert!(err.to_string().contains("base_prot"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_explain_themselves() {
+        let args = ConfigArgs { base_port: Some(65530), ..Default::default() };
+        let err = Settings::layer(&args, FileConfig::default()).expect_err("no room");
+        assert!(err.to_string().contains("65527"), "{err}");
+        let args = ConfigArgs { trust_domain: Some("spiffe://x".into()), ..Default::default() };
+        assert!(Settings::layer(&args, FileConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! `kem`: one binary, every role.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use kem::config::ConfigArgs;
+use kem::roles::{self, Role, ServiceName};
+use kem::{Settings, telemetry};
+use kem_mesh::Shutdown;
+
+/// KT Event Marketing: plan, generate, publish and measure marketing events for small businesses.
+#[derive(Parser, Debug)]
+#[command(name = "kem", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every role in this process on embedded defaults (nothing to install).
+    Up,
+    /// Run one business service (one role per pod in Kubernetes).
+    Serve {
+        /// Which service.
+        service: ServiceName,
+    },
+    /// Run the REST edge.
+    Gateway,
+    /// Run the mesh identity CA.
+    Identity,
+    /// Print the resolved configuration (secrets redacted) and exit.
+    Config,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::resolve(&cli.config)?;
+    if matches!(cli.command, Command::Config) {
+        println!("{settings}");
+        return Ok(());
+    }
+    telemetry::init_logging(&settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(run(cli.command, settings))
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let roles = match command {
+        Command::Up => Role::all(),
+        Command::Serve { service } => vec![Role::Service(service)],
+        Command::Gateway => vec![Role::Gateway],
+        Command::Identity => vec![Role::Identity],
+        Command::Config => return Ok(()),
+    };
+    tracing::info!(config = %settings.to_string().replace('\n', "; "), "starting kem");
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_os_signals();
+    let running = roles::start_all(&roles, &settings, &shutdown).await?;
+    for role in &running {
+        println!("{}", role.announcement());
+    }
+    println!("kem: ready roles={}", running.len());
+    shutdown.wait().await;
+    let mut failed = None;
+    for role in running {
+        if let Err(error) = role.join().await {
+            tracing::error!(%error, "role stopped with an error");
+            failed = Some(error);
+        }
+    }
+    match failed {
+        Some(error) => Err(error),
+        None => {
+            tracing::info!("drained; bye");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Process-level tests of the `kem` binary: one test binary, one module per concern.
+
+mod binary;
+mod config;

@@ -1,0 +1,2 @@
+//! End-to-end tests live in `tests/`; this crate has no library code of its own.
+#![forbid(unsafe_code)]

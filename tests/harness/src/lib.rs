@@ -1,0 +1,22 @@
+//! The shared test harness. Every integration and end-to-end test builds on it, so that
+//! each test gets isolated state and leaves nothing behind:
+//! - [`postgres::TestDatabase`]: a fresh PostgreSQL database per test, migrated, dropped after;
+//! - [`redis::TestRedis`]: a Redis connection and a key prefix per test, keys deleted after;
+//! - [`net::free_port`]: a port nobody is listening on;
+//! - [`roles::TestPlatform`]: any set of kem roles started in-process on free ports.
+//!
+//! Backing services are **required**: when PostgreSQL or Redis cannot be reached the harness
+//! panics with the address it tried and how to start it — a test never skips silently.
+#![forbid(unsafe_code)]
+
+pub mod net;
+pub mod postgres;
+pub mod redis;
+pub mod roles;
+
+/// A short random suffix for names that must not collide between parallel tests.
+pub fn unique_suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..12).map(|_| char::from(b'a' + rng.random_range(0..26u8))).collect()
+}
