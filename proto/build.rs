@@ -7,6 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let mut files = Vec::new();
     collect_protos(&root.join("kem"), &mut files)?;
+    // The vendored Google protos are compiled whether or not a kem file imports them: the error
+    // details (ErrorInfo, BadRequest, ...) are used by code, not by any message field.
+    collect_protos(&root.join("google"), &mut files)?;
     files.sort();
     if files.is_empty() {
         return Err("no .proto files under proto/kem".into());

@@ -2,15 +2,21 @@
 //!
 //! One module per concern, in the spirit of linkerd2-proxy and ztunnel:
 //! - [`server`]: how a role exposes its gRPC services (health, reflection, graceful drain);
-//! - [`shutdown`]: one shutdown signal shared by every server and background task of a process.
-//!
-//! Workload identity, mTLS, authorization, the resilient client and telemetry arrive as their
-//! own modules with the mesh issues; until then roles talk plaintext on loopback.
+//! - [`shutdown`]: one shutdown signal shared by every server and background task of a process;
+//! - [`identity`]: SPIFFE IDs, the identity CA, bootstrap credentials, rotating workload identity;
+//! - [`tls`]: mTLS configurations (TLS 1.3, ALPN h2, chain + SPIFFE ID verification);
+//! - [`authz`]: default-deny per-method authorization derived from the contracts;
+//! - [`client`]: outbound mTLS channels that follow certificate rotation.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod authz;
+pub mod client;
+pub mod identity;
 pub mod server;
 pub mod shutdown;
+pub mod testing;
+pub mod tls;
 
-pub use server::{RoleServer, ServerError, Serving};
+pub use server::{PeerInfo, RoleServer, ServerError, Serving, Transport};
 pub use shutdown::Shutdown;

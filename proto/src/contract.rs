@@ -151,6 +151,28 @@ pub fn access(pool: &DescriptorPool, method: &MethodDescriptor) -> Access {
     }
 }
 
+/// Workload names that may appear in `(kem.api.v1.callers)`; `*` means any caller (only the
+/// identity CA uses it: its callers have no certificate yet and authenticate with a token).
+pub const WORKLOADS: [&str; 9] =
+    ["identity", "gateway", "user", "event", "ai", "content", "distribution", "participation", "analytics"];
+
+/// The mesh workloads a method declares as its callers through `kem.api.v1.callers`.
+pub fn callers(pool: &DescriptorPool, method: &MethodDescriptor) -> Vec<String> {
+    let Some(ext) = pool.get_extension_by_name("kem.api.v1.callers") else {
+        return Vec::new();
+    };
+    let options = method.options();
+    if !options.has_extension(&ext) {
+        return Vec::new();
+    }
+    match options.get_extension(&ext).as_ref() {
+        Value::List(values) => {
+            values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Every HTTP binding of a method (primary rule first, then `additional_bindings`).
 pub fn http_bindings(pool: &DescriptorPool, method: &MethodDescriptor) -> Vec<HttpBinding> {
     let Some(ext) = pool.get_extension_by_name("google.api.http") else {
@@ -308,6 +330,23 @@ pub fn check(pool: &DescriptorPool, routes: &[DesignRoute]) -> Vec<Violation> {
                     push("access-internal", format!("{rpc} is INTERNAL but has an HTTP binding"))
                 }
                 _ => {}
+            }
+
+            let declared = callers(pool, &method);
+            match access {
+                Access::Internal if declared.is_empty() => {
+                    push("internal-callers", format!("{rpc} is INTERNAL but declares no (kem.api.v1.callers)"))
+                }
+                Access::Public | Access::Owner if !declared.is_empty() => push(
+                    "internal-callers",
+                    format!("{rpc} is reached through the gateway; it must not declare callers {declared:?}"),
+                ),
+                _ => {}
+            }
+            for caller in &declared {
+                if caller != "*" && !WORKLOADS.contains(&caller.as_str()) {
+                    push("internal-callers", format!("{rpc}: unknown caller workload {caller:?}"));
+                }
             }
 
             for binding in &method_bindings {
@@ -492,12 +531,23 @@ service PlantedService {{
   rpc Hidden(GetThingRequest) returns (Thing) {{
     option (kem.api.v1.access) = ACCESS_PUBLIC;
   }}
+  rpc Internal(InternalRequest) returns (InternalResponse) {{
+    option (kem.api.v1.access) = ACCESS_INTERNAL;
+    option (kem.api.v1.callers) = "nobody";
+  }}
+  rpc Lonely(LonelyRequest) returns (LonelyResponse) {{
+    option (kem.api.v1.access) = ACCESS_INTERNAL;
+  }}
   rpc NoAccess(NoAccessRequest) returns (NoAccessResponse) {{
     option (google.api.http) = {{ post: "/api/v1/things" body: "nope" }};
   }}
 }}
 message NoAccessRequest {{}}
-message NoAccessResponse {{}}"#
+message NoAccessResponse {{}}
+message InternalRequest {{}}
+message InternalResponse {{}}
+message LonelyRequest {{}}
+message LonelyResponse {{}}"#
         ));
         let routes = [
             route("GET", "/api/v1/things/{id}", "kem.planted.v1.PlantedService.Other"),
@@ -517,9 +567,11 @@ message NoAccessResponse {{}}"#
             "access-declared",
             "body-field",
             "route-bound",
+            "internal-callers",
         ] {
             assert!(found.contains(&rule), "planted `{rule}` not reported; got:\n{violations:#?}");
         }
+        assert_eq!(found.iter().filter(|r| **r == "internal-callers").count(), 2, "{violations:#?}");
         // The wrong-RPC route and the unbound route are both reported.
         assert_eq!(found.iter().filter(|r| **r == "route-bound").count(), 2, "{violations:#?}");
     }

@@ -10,6 +10,7 @@
 
 pub mod contract;
 pub mod snapshot;
+pub mod status;
 
 use std::sync::LazyLock;
 

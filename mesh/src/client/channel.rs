@@ -1,0 +1,123 @@
+//! A channel to one mesh peer that follows the workload's certificate rotation.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::ServerName;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use super::connect::{OnConnect, tls_channel_observed};
+use crate::identity::{SpiffeId, WorkloadIdentity};
+use crate::tls;
+
+/// Why a mesh channel could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// TLS configuration failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsConfigError),
+    /// The address is not a valid endpoint.
+    #[error("invalid endpoint {addr}: {source}")]
+    Endpoint {
+        /// The address.
+        addr: String,
+        /// Underlying error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The peer identity has no usable DNS form for SNI.
+    #[error("cannot derive a TLS server name from {0}")]
+    ServerName(SpiffeId),
+}
+
+/// A tonic-compatible channel to `peer` at `addr` over mTLS.
+///
+/// After each renewal of the local certificate, and before the server's certificate on the
+/// current connection expires, a new connection is dialled and new RPCs use it; RPCs in flight
+/// finish on the previous connection, which closes once unused. That is how rotation reaches
+/// established connections without dropping an RPC (servers close connections whose
+/// certificates expire, so a client that did not move in time would see its connection go away).
+#[derive(Clone)]
+pub struct MeshChannel {
+    current: Arc<ArcSwap<Channel>>,
+}
+
+impl MeshChannel {
+    /// Connects (lazily) to `addr`, which must present `peer`'s identity.
+    pub fn new(identity: &WorkloadIdentity, addr: &str, peer: &SpiffeId) -> Result<MeshChannel, ChannelError> {
+        // Earliest moment the current channel should be replaced because the server's
+        // certificate on its connection is running out (80% of its remaining validity).
+        let (recycle_tx, mut recycle_rx) = watch::channel::<Option<SystemTime>>(None);
+        let recycle_tx = Arc::new(recycle_tx);
+        let build = {
+            let identity = identity.clone();
+            let addr = addr.to_owned();
+            let peer = peer.clone();
+            let recycle_tx = recycle_tx.clone();
+            move || -> Result<Channel, ChannelError> {
+                let config = tls::client_config(&identity, &peer)?;
+                let name = ServerName::try_from(peer.dns_name()).map_err(|_| ChannelError::ServerName(peer.clone()))?;
+                let tx = recycle_tx.clone();
+                let on_connect: OnConnect = Arc::new(move |expiry: Option<SystemTime>| {
+                    let Some(expiry) = expiry else { return };
+                    let now = SystemTime::now();
+                    let at = now + expiry.duration_since(now).unwrap_or_default().mul_f64(0.8);
+                    tx.send_modify(|slot| *slot = Some(slot.map_or(at, |s| s.min(at))));
+                });
+                recycle_tx.send_replace(None);
+                tls_channel_observed(&addr, config, name, Duration::from_secs(1), Some(on_connect))
+                    .map_err(|source| ChannelError::Endpoint { addr: addr.clone(), source })
+            }
+        };
+        let current = Arc::new(ArcSwap::from_pointee(build()?));
+        let mut generations = identity.generations();
+        let weak = Arc::downgrade(&current);
+        tokio::spawn(async move {
+            loop {
+                let deadline = *recycle_rx.borrow_and_update();
+                let wait = async {
+                    match deadline {
+                        Some(at) => tokio::time::sleep(at.duration_since(SystemTime::now()).unwrap_or_default()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    changed = generations.changed() => if changed.is_err() { return },
+                    changed = recycle_rx.changed() => { if changed.is_err() { return } continue }
+                    _ = wait => {}
+                }
+                let Some(current) = weak.upgrade() else { return };
+                match build() {
+                    Ok(channel) => current.store(Arc::new(channel)),
+                    Err(error) => tracing::warn!(%error, "cannot re-dial with fresh certificates; keeping the old connection"),
+                }
+            }
+        });
+        Ok(MeshChannel { current })
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::clone(&self.current.load())
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for MeshChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each call takes the then-current channel and waits for its readiness there.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let channel = self.channel();
+        Box::pin(async move { tower::ServiceExt::oneshot(channel, request).await })
+    }
+}

@@ -1,0 +1,10 @@
+//! Outbound mesh connections.
+//!
+//! [`connect`] dials one endpoint over mTLS; [`MeshChannel`] is what service code holds: a tonic
+//! channel to a peer that re-dials with the workload's new certificate after every renewal, while
+//! RPCs already in flight finish on the old connection.
+
+pub mod channel;
+pub mod connect;
+
+pub use channel::MeshChannel;

@@ -1,0 +1,7 @@
+//! Mesh integration tests over real sockets on loopback: one test binary, a module per concern.
+
+mod authz;
+mod bootstrap;
+mod mtls;
+mod rotation;
+mod support;
