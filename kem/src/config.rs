@@ -58,6 +58,28 @@ pub struct ConfigArgs {
     /// Namespace part of workload identities [default: kem].
     #[arg(long, env = "KEM_NAMESPACE", global = true)]
     pub namespace: Option<String>,
+    /// Address (host:port) of the identity CA [default: 127.0.0.1:<base-port>].
+    #[arg(long, env = "KEM_IDENTITY_ADDR", global = true)]
+    pub identity_addr: Option<String>,
+    /// PEM trust bundle used to verify the identity CA before the first certificate arrives
+    /// [default: <ca-dir>/trust-bundle.pem].
+    #[arg(long, env = "KEM_TRUST_ANCHORS", global = true)]
+    pub trust_anchors: Option<PathBuf>,
+    /// File holding this workload's bootstrap token: a join token from `kem join-token`, or a
+    /// Kubernetes projected ServiceAccount token (re-read on every renewal).
+    #[arg(long, env = "KEM_IDENTITY_TOKEN_FILE", global = true)]
+    pub identity_token_file: Option<PathBuf>,
+    /// Directory of the identity CA's material (issuer, trust bundle, join-token key)
+    /// [default: <data-dir>/identity].
+    #[arg(long, env = "KEM_CA_DIR", global = true)]
+    pub ca_dir: Option<PathBuf>,
+    /// Lifetime of workload certificates in seconds [default: 86400].
+    #[arg(long, env = "KEM_LEAF_LIFETIME_SECS", global = true)]
+    pub leaf_lifetime_secs: Option<u64>,
+    /// First admin (plaintext health-probe) port; roles add the same offsets as gRPC ports
+    /// [default: base-port + 100; 0 when base-port is 0].
+    #[arg(long, env = "KEM_ADMIN_BASE_PORT", global = true)]
+    pub admin_base_port: Option<u16>,
 }
 
 /// The same options as read from a TOML file. Unknown keys are rejected so a typo is an error,
@@ -74,6 +96,12 @@ struct FileConfig {
     drain_timeout_secs: Option<u64>,
     trust_domain: Option<String>,
     namespace: Option<String>,
+    identity_addr: Option<String>,
+    trust_anchors: Option<PathBuf>,
+    identity_token_file: Option<PathBuf>,
+    ca_dir: Option<PathBuf>,
+    leaf_lifetime_secs: Option<u64>,
+    admin_base_port: Option<u16>,
 }
 
 /// The resolved configuration of one process.
@@ -97,6 +125,18 @@ pub struct Settings {
     pub trust_domain: String,
     /// Namespace of workload identities.
     pub namespace: String,
+    /// The identity CA's address.
+    pub identity_addr: String,
+    /// Bootstrap trust bundle file.
+    pub trust_anchors: PathBuf,
+    /// This workload's bootstrap token file, if any.
+    pub identity_token_file: Option<PathBuf>,
+    /// The CA's material directory.
+    pub ca_dir: PathBuf,
+    /// Workload certificate lifetime.
+    pub leaf_lifetime: Duration,
+    /// First admin port (0: free ports).
+    pub admin_base_port: u16,
     /// Where the file layer came from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -113,6 +153,12 @@ impl Default for Settings {
             drain_timeout: Duration::from_secs(10),
             trust_domain: "kem.local".to_owned(),
             namespace: "kem".to_owned(),
+            identity_addr: "127.0.0.1:7100".to_owned(),
+            trust_anchors: PathBuf::from(".kem/identity/trust-bundle.pem"),
+            identity_token_file: None,
+            ca_dir: PathBuf::from(".kem/identity"),
+            leaf_lifetime: Duration::from_secs(24 * 3600),
+            admin_base_port: 7200,
             config_file: None,
         }
     }
@@ -130,11 +176,15 @@ impl Settings {
 
     fn layer(args: &ConfigArgs, file: FileConfig) -> anyhow::Result<Settings> {
         let d = Settings::default();
+        let listen_host = args.listen_host.or(file.listen_host).unwrap_or(d.listen_host);
+        let base_port = args.base_port.or(file.base_port).unwrap_or(d.base_port);
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir);
+        let ca_dir = args.ca_dir.clone().or(file.ca_dir).unwrap_or_else(|| data_dir.join("identity"));
         let settings = Settings {
-            listen_host: args.listen_host.or(file.listen_host).unwrap_or(d.listen_host),
-            base_port: args.base_port.or(file.base_port).unwrap_or(d.base_port),
+            listen_host,
+            base_port,
             http_port: args.http_port.or(file.http_port).unwrap_or(d.http_port),
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
+            data_dir,
             log_format: args.log_format.or(file.log_format).unwrap_or(d.log_format),
             log_level: args.log_level.clone().or(file.log_level).unwrap_or(d.log_level),
             drain_timeout: args
@@ -144,6 +194,28 @@ impl Settings {
                 .unwrap_or(d.drain_timeout),
             trust_domain: args.trust_domain.clone().or(file.trust_domain).unwrap_or(d.trust_domain),
             namespace: args.namespace.clone().or(file.namespace).unwrap_or(d.namespace),
+            identity_addr: args
+                .identity_addr
+                .clone()
+                .or(file.identity_addr)
+                .unwrap_or_else(|| format!("{}:{base_port}", loopback_for(listen_host))),
+            trust_anchors: args
+                .trust_anchors
+                .clone()
+                .or(file.trust_anchors)
+                .unwrap_or_else(|| ca_dir.join("trust-bundle.pem")),
+            identity_token_file: args.identity_token_file.clone().or(file.identity_token_file),
+            ca_dir,
+            leaf_lifetime: args
+                .leaf_lifetime_secs
+                .or(file.leaf_lifetime_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.leaf_lifetime),
+            admin_base_port: args.admin_base_port.or(file.admin_base_port).unwrap_or(if base_port == 0 {
+                0
+            } else {
+                base_port.saturating_add(100)
+            }),
             config_file: args.config.clone(),
         };
         settings.validate()?;
@@ -157,10 +229,25 @@ impl Settings {
         if self.trust_domain.is_empty() || self.trust_domain.contains(['/', ':', ' ']) {
             anyhow::bail!("trust domain {:?} is not a valid SPIFFE trust domain (e.g. kem.local)", self.trust_domain);
         }
+        if self.admin_base_port != 0 && u32::from(self.admin_base_port) + 8 > u32::from(u16::MAX) {
+            anyhow::bail!("admin base port {} leaves no room for the 9 role ports", self.admin_base_port);
+        }
+        if self.leaf_lifetime < Duration::from_secs(1) {
+            anyhow::bail!("leaf lifetime must be at least 1 second");
+        }
         if self.namespace.is_empty() || self.namespace.contains(['/', ' ']) {
             anyhow::bail!("namespace {:?} must be a non-empty name without '/' or spaces", self.namespace);
         }
         Ok(())
+    }
+}
+
+/// The address a local client uses to reach a listener bound to `host`.
+fn loopback_for(host: IpAddr) -> IpAddr {
+    match host {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
     }
 }
 
@@ -182,6 +269,16 @@ impl fmt::Display for Settings {
         writeln!(f, "drain_timeout_secs = {}", self.drain_timeout.as_secs())?;
         writeln!(f, "trust_domain = \"{}\"", self.trust_domain)?;
         writeln!(f, "namespace = \"{}\"", self.namespace)?;
+        writeln!(f, "identity_addr = \"{}\"", self.identity_addr)?;
+        writeln!(f, "trust_anchors = \"{}\"", self.trust_anchors.display())?;
+        match &self.identity_token_file {
+            // The path is not secret; the token inside it is never read here.
+            Some(path) => writeln!(f, "identity_token_file = \"{}\"", path.display())?,
+            None => writeln!(f, "# identity_token_file: none")?,
+        }
+        writeln!(f, "ca_dir = \"{}\"", self.ca_dir.display())?;
+        writeln!(f, "leaf_lifetime_secs = {}", self.leaf_lifetime.as_secs())?;
+        writeln!(f, "admin_base_port = {}", self.admin_base_port)?;
         match &self.config_file {
             Some(path) => write!(f, "# file layer: {}", path.display()),
             None => write!(f, "# file layer: none"),

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod mesh;
 pub mod roles;
 pub mod telemetry;
 

@@ -32,14 +32,32 @@ enum Command {
     Identity,
     /// Print the resolved configuration (secrets redacted) and exit.
     Config,
+    /// Mint a join token for a workload from the CA's key (in --ca-dir) and print it: the
+    /// bootstrap credential of `kem serve`/`kem gateway` outside Kubernetes.
+    JoinToken {
+        /// Workload (service-account) name, e.g. `event` or `gateway`.
+        workload: String,
+        /// Validity of the token in seconds; renewals re-present it, so it must outlive the process.
+        #[arg(long, default_value_t = 30 * 24 * 3600)]
+        ttl_secs: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::resolve(&cli.config)?;
-    if matches!(cli.command, Command::Config) {
-        println!("{settings}");
-        return Ok(());
+    match &cli.command {
+        Command::Config => {
+            println!("{settings}");
+            return Ok(());
+        }
+        Command::JoinToken { workload, ttl_secs } => {
+            let tokens = kem::mesh::existing_join_key(&settings)?;
+            let id = kem::mesh::spiffe_id(&settings, workload)?;
+            println!("{}", tokens.mint(&id, std::time::Duration::from_secs(*ttl_secs))?);
+            return Ok(());
+        }
+        _ => {}
     }
     telemetry::init_logging(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -55,7 +73,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve { service } => vec![Role::Service(service)],
         Command::Gateway => vec![Role::Gateway],
         Command::Identity => vec![Role::Identity],
-        Command::Config => return Ok(()),
+        Command::Config | Command::JoinToken { .. } => return Ok(()),
     };
     tracing::info!(config = %settings.to_string().replace('\n', "; "), "starting kem");
     let shutdown = Shutdown::new();

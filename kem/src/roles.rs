@@ -9,11 +9,14 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use kem_mesh::{RoleServer, Serving, Shutdown};
-use kem_proto::kem::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
+use kem_mesh::authz::{Policy, Rule};
+use kem_mesh::identity::WorkloadIdentity;
+use kem_mesh::identity::service::IdentityApi;
+use kem_mesh::{RoleServer, Serving, Shutdown, Transport};
 use tokio::net::TcpListener;
 
 use crate::Settings;
+use crate::mesh::{CaAccess, CaState};
 
 /// A business service (one crate under `services/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
@@ -114,28 +117,35 @@ impl fmt::Display for Role {
 pub struct RunningRole {
     /// Which role.
     pub role: Role,
-    /// The gRPC listener (business services, health, reflection).
+    /// The gRPC listener (business services, health, reflection), over mTLS.
     pub grpc_addr: SocketAddr,
+    /// The plaintext admin listener (gRPC health for probes).
+    pub admin_addr: SocketAddr,
     /// The REST listener (gateway only).
     pub http_addr: Option<SocketAddr>,
     /// The gRPC server, for health updates.
     pub grpc: Serving,
+    /// The workload identity the role serves with.
+    pub identity: WorkloadIdentity,
+    admin: Serving,
     http_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl RunningRole {
     /// The `kem:` announcement line printed on stdout when the role is up.
     pub fn announcement(&self) -> String {
-        match self.http_addr {
-            Some(http) => format!("kem: role={} grpc={} http={}", self.role, self.grpc_addr, http),
-            None => format!("kem: role={} grpc={}", self.role, self.grpc_addr),
+        let mut line = format!("kem: role={} grpc={} admin={}", self.role, self.grpc_addr, self.admin_addr);
+        if let Some(http) = self.http_addr {
+            line.push_str(&format!(" http={http}"));
         }
+        line
     }
 
     /// Waits for the role to finish draining after shutdown.
     pub async fn join(self) -> anyhow::Result<()> {
         let role = self.role;
         self.grpc.task.await.with_context(|| format!("role {role}: gRPC task panicked"))??;
+        self.admin.task.await.with_context(|| format!("role {role}: admin task panicked"))??;
         if let Some(task) = self.http_task {
             task.await
                 .with_context(|| format!("role {role}: HTTP task panicked"))?
@@ -148,23 +158,96 @@ impl RunningRole {
 async fn bind(settings: &Settings, port: u16, role: Role, what: &str) -> anyhow::Result<TcpListener> {
     let addr = SocketAddr::new(settings.listen_host, port);
     TcpListener::bind(addr).await.with_context(|| {
-        format!("role {role}: cannot bind the {what} listener on {addr}; is another kem running? choose another port with --base-port/--http-port (0 = any free port)")
+        format!("role {role}: cannot bind the {what} listener on {addr}; is another kem running? choose other ports with --base-port/--admin-base-port/--http-port (0 = any free port)")
     })
 }
 
-/// The identity CA's gRPC adapter. Certificate issuance arrives with the mesh identity issue;
-/// until then every RPC keeps the generated UNIMPLEMENTED default.
-#[derive(Debug, Default, Clone)]
-pub struct IdentityApi;
+fn admin_port(role: Role, settings: &Settings) -> u16 {
+    if settings.admin_base_port == 0 { 0 } else { settings.admin_base_port + role.port_offset() }
+}
 
-impl IdentityService for IdentityApi {}
+/// The services a role serves.
+fn service_names(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Identity => &["kem.identity.v1.IdentityService"],
+        Role::Service(ServiceName::User) => &["kem.user.v1.UserService"],
+        Role::Service(ServiceName::Event) => &["kem.event.v1.EventService"],
+        Role::Service(ServiceName::Ai) => &["kem.ai.v1.AiService"],
+        Role::Service(ServiceName::Content) => &["kem.content.v1.ContentService"],
+        Role::Service(ServiceName::Distribution) => &["kem.distribution.v1.DistributionService"],
+        Role::Service(ServiceName::Participation) => &["kem.participation.v1.ParticipationService"],
+        Role::Service(ServiceName::Analytics) => &["kem.analytics.v1.AnalyticsService"],
+        Role::Gateway => &[],
+    }
+}
 
-/// Starts `role` with `settings`; it runs until `shutdown` fires.
-pub async fn start(role: Role, settings: &Settings, shutdown: &Shutdown) -> anyhow::Result<RunningRole> {
+/// The authorization policy of `role`, derived from the contracts.
+pub fn policy_for(role: Role, settings: &Settings) -> Policy {
+    Policy::from_contracts(
+        kem_proto::descriptor_pool(),
+        service_names(role),
+        &settings.trust_domain,
+        &settings.namespace,
+        Role::Gateway.as_str(),
+    )
+}
+
+/// Starts the identity CA role; returns it with the access every other role of this process uses.
+pub async fn start_identity(settings: &Settings, shutdown: &Shutdown) -> anyhow::Result<(RunningRole, CaAccess)> {
+    let state = CaState::load(settings)?;
+    let identity = state.own_identity(settings, shutdown).await?;
+    let api = IdentityApi::new(state.ca.clone(), state.credentials.clone());
+    let server = RoleServer::new(Role::Identity.as_str())
+        .transport(Transport::ServerTls(identity.clone()))
+        // The CA's callers have no certificate yet (their token authenticates them), so its
+        // health and reflection are open like its issuance endpoint.
+        .policy(
+            policy_for(Role::Identity, settings)
+                .allow_service("grpc.health.v1.Health", Rule::Unauthenticated)
+                .allow_service("grpc.reflection.v1.ServerReflection", Rule::Unauthenticated),
+            None,
+        )
+        .add_service(api.into_service());
+    let running = serve(Role::Identity, server, identity, settings, shutdown).await?;
+    let access = CaAccess::InProcess {
+        addr: running.grpc_addr.to_string(),
+        anchors: state.ca.load().trust_anchors().to_vec(),
+        tokens: state.tokens.clone(),
+    };
+    Ok((running, access))
+}
+
+async fn serve(
+    role: Role,
+    server: RoleServer,
+    identity: WorkloadIdentity,
+    settings: &Settings,
+    shutdown: &Shutdown,
+) -> anyhow::Result<RunningRole> {
     let listener = bind(settings, role.grpc_port(settings), role, "gRPC").await?;
-    let server = RoleServer::new(role.as_str()).drain_timeout(settings.drain_timeout);
+    let grpc = server.drain_timeout(settings.drain_timeout).serve(listener, shutdown.clone()).await?;
+    let admin_listener = bind(settings, admin_port(role, settings), role, "admin").await?;
+    let admin = kem_mesh::server::serve_admin(role.as_str(), admin_listener, &grpc, shutdown.clone()).await?;
+    let (http_addr, http_task) = if role == Role::Gateway {
+        let listener = bind(settings, settings.http_port, role, "REST").await?;
+        let (addr, task) =
+            kem_gateway::serve(listener, shutdown.clone()).context("gateway: cannot start the REST edge")?;
+        (Some(addr), Some(task))
+    } else {
+        (None, None)
+    };
+    Ok(RunningRole { role, grpc_addr: grpc.addr, admin_addr: admin.addr, http_addr, grpc, identity, admin, http_task })
+}
+
+/// Starts `role` (not the identity CA) with certificates from `ca`; it runs until `shutdown`.
+pub async fn start(role: Role, settings: &Settings, ca: &CaAccess, shutdown: &Shutdown) -> anyhow::Result<RunningRole> {
+    let identity = ca.identity(settings, role.as_str(), shutdown).await?;
+    let gateway = crate::mesh::spiffe_id(settings, Role::Gateway.as_str())?;
+    let server = RoleServer::new(role.as_str())
+        .transport(Transport::MutualTls(identity.clone()))
+        .policy(policy_for(role, settings), Some(gateway));
     let server = match role {
-        Role::Identity => server.add_service(IdentityServiceServer::new(IdentityApi)),
+        Role::Identity => anyhow::bail!("the identity CA is started with start_identity"),
         Role::Service(ServiceName::User) => server.add_service(kem_user::grpc_service()),
         Role::Service(ServiceName::Event) => server.add_service(kem_event::grpc_service()),
         Role::Service(ServiceName::Ai) => server.add_service(kem_ai::grpc_service()),
@@ -175,35 +258,38 @@ pub async fn start(role: Role, settings: &Settings, shutdown: &Shutdown) -> anyh
         // The edge exposes only health and reflection over gRPC; its API is REST.
         Role::Gateway => server,
     };
-    let grpc = server.serve(listener, shutdown.clone()).await?;
-
-    let (http_addr, http_task) = if role == Role::Gateway {
-        let listener = bind(settings, settings.http_port, role, "REST").await?;
-        let (addr, task) =
-            kem_gateway::serve(listener, shutdown.clone()).context("gateway: cannot start the REST edge")?;
-        (Some(addr), Some(task))
-    } else {
-        (None, None)
-    };
-    Ok(RunningRole { role, grpc_addr: grpc.addr, http_addr, grpc, http_task })
+    serve(role, server, identity, settings, shutdown).await
 }
 
-/// Starts several roles; on the first failure the ones already started are shut down.
+/// Starts several roles. With the identity CA among them, it starts first and the others get
+/// their certificates from it in-process; otherwise they use the CA configured in `settings`.
+/// On the first failure the roles already started are shut down.
 pub async fn start_all(roles: &[Role], settings: &Settings, shutdown: &Shutdown) -> anyhow::Result<Vec<RunningRole>> {
     let mut running = Vec::with_capacity(roles.len());
-    for role in roles {
-        match start(*role, settings, shutdown).await {
-            Ok(r) => running.push(r),
-            Err(error) => {
-                shutdown.trigger();
-                for r in running {
-                    let _ = r.join().await;
-                }
-                return Err(error);
+    let result = async {
+        let ca = if roles.contains(&Role::Identity) {
+            let (identity, access) = start_identity(settings, shutdown).await?;
+            running.push(identity);
+            access
+        } else {
+            CaAccess::from_settings(settings)?
+        };
+        for role in roles.iter().filter(|r| **r != Role::Identity) {
+            running.push(start(*role, settings, &ca, shutdown).await?);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(running),
+        Err(error) => {
+            shutdown.trigger();
+            for r in running {
+                let _ = r.join().await;
             }
+            Err(error)
         }
     }
-    Ok(running)
 }
 
 #[cfg(test)]

@@ -158,9 +158,13 @@ pub mod echo {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                let user = request.metadata().get("x-kem-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let user =
+                    request.metadata().get("x-kem-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                 let inner = request.into_inner();
-                Ok(Response::new(Any { type_url: format!("{}|user={user}", inner.type_url), value: serial.into_bytes() }))
+                Ok(Response::new(Any {
+                    type_url: format!("{}|user={user}", inner.type_url),
+                    value: serial.into_bytes(),
+                }))
             })
         }
     }

@@ -166,9 +166,7 @@ pub fn callers(pool: &DescriptorPool, method: &MethodDescriptor) -> Vec<String> 
         return Vec::new();
     }
     match options.get_extension(&ext).as_ref() {
-        Value::List(values) => {
-            values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-        }
+        Value::List(values) => values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         _ => Vec::new(),
     }
 }

@@ -16,7 +16,13 @@ fn with_details(code: tonic::Code, message: &str, details: Vec<prost_types::Any>
 
 /// A status whose `ErrorInfo` names the failing domain (e.g. `kem.identity`) and a stable,
 /// machine-readable reason (e.g. `BAD_TOKEN`), plus optional metadata.
-pub fn error_info(code: tonic::Code, message: &str, domain: &str, reason: &str, metadata: &[(&str, &str)]) -> tonic::Status {
+pub fn error_info(
+    code: tonic::Code,
+    message: &str,
+    domain: &str,
+    reason: &str,
+    metadata: &[(&str, &str)],
+) -> tonic::Status {
     let info = ErrorInfo {
         reason: reason.to_owned(),
         domain: domain.to_owned(),
@@ -61,7 +67,8 @@ mod tests {
 
     #[test]
     fn error_info_round_trips_through_the_status() {
-        let status = error_info(tonic::Code::PermissionDenied, "no", "kem.identity", "IDENTITY_MISMATCH", &[("want", "x")]);
+        let status =
+            error_info(tonic::Code::PermissionDenied, "no", "kem.identity", "IDENTITY_MISMATCH", &[("want", "x")]);
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
         let info = error_info_of(&status).expect("info present");
         assert_eq!((info.domain.as_str(), info.reason.as_str()), ("kem.identity", "IDENTITY_MISMATCH"));

@@ -4,6 +4,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kem::Settings;
+use kem::mesh::CaAccess;
+use kem_mesh::Shutdown;
+use kem_mesh::client::MeshChannel;
+use kem_mesh::identity::WorkloadIdentity;
+use kem_proto::kem::user::v1::GetMeRequest;
+use kem_proto::kem::user::v1::user_service_client::UserServiceClient;
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -15,6 +22,15 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 const HEALTH: &str = "grpc.health.v1.Health";
 const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
+
+/// One announced role.
+#[derive(Debug)]
+struct Announced {
+    role: String,
+    grpc: String,
+    admin: String,
+    http: Option<String>,
+}
 
 /// A `kem` child process, killed if the test fails before stopping it.
 struct KemProcess {
@@ -33,10 +49,16 @@ impl Drop for KemProcess {
 impl KemProcess {
     /// Starts `kem <args>` on free ports and waits for its `kem: ready` line.
     fn start(args: &[&str]) -> KemProcess {
+        Self::start_with(args, &[])
+    }
+
+    /// Like [`KemProcess::start`] with extra (path) arguments.
+    fn start_with(args: &[&str], extra: &[&std::ffi::OsStr]) -> KemProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_kem"))
             .args(args)
-            .args(["--base-port", "0", "--http-port", "0", "--log-level", "warn"])
+            .args(extra)
+            .args(["--base-port", "0", "--admin-base-port", "0", "--http-port", "0", "--log-level", "warn"])
             .arg("--data-dir")
             .arg(dir.path())
             .env_remove("KEM_CONFIG")
@@ -46,6 +68,7 @@ impl KemProcess {
             .expect("spawn kem");
         let stdout = child.stdout.take().expect("stdout piped");
         let (tx, rx) = std::sync::mpsc::channel();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
@@ -68,25 +91,39 @@ impl KemProcess {
         KemProcess { child, announcements, _dir: dir }
     }
 
-    /// `(role, grpc address, http address)` from the announcement lines.
-    fn roles(&self) -> Vec<(String, String, Option<String>)> {
+    /// The roles from the announcement lines.
+    fn roles(&self) -> Vec<Announced> {
         self.announcements
             .iter()
             .filter_map(|line| {
                 let mut role = None;
                 let mut grpc = None;
+                let mut admin = None;
                 let mut http = None;
                 for field in line.strip_prefix("kem: ")?.split_whitespace() {
                     match field.split_once('=')? {
                         ("role", v) => role = Some(v.to_owned()),
                         ("grpc", v) => grpc = Some(v.to_owned()),
+                        ("admin", v) => admin = Some(v.to_owned()),
                         ("http", v) => http = Some(v.to_owned()),
                         _ => {}
                     }
                 }
-                Some((role?, grpc?, http))
+                Some(Announced { role: role?, grpc: grpc?, admin: admin?, http })
             })
             .collect()
+    }
+
+    /// A mesh identity for `workload`, issued by this process's CA with a token minted from its
+    /// key, exactly as an operator would bootstrap a workload by hand.
+    async fn workload_identity(&self, workload: &str, ca_addr: &str, shutdown: &Shutdown) -> WorkloadIdentity {
+        let settings = Settings {
+            data_dir: self._dir.path().to_owned(),
+            ca_dir: self._dir.path().join("identity"),
+            ..Settings::default()
+        };
+        let access = CaAccess::local(&settings, ca_addr).expect("CA directory");
+        access.identity(&settings, workload, shutdown).await.expect("workload identity from the CA")
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit. Async so this test's own gRPC
@@ -127,8 +164,8 @@ fn expected_services(role: &str) -> Vec<String> {
     all
 }
 
-async fn reflected_services(addr: &str) -> Vec<String> {
-    let mut client = ServerReflectionClient::new(channel(addr).await);
+async fn reflected_services(channel: MeshChannel) -> Vec<String> {
+    let mut client = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -155,37 +192,101 @@ async fn health(addr: &str, service: &str) -> i32 {
 }
 
 #[tokio::test]
-async fn kem_up_serves_every_role_with_health_and_reflection_then_drains_on_sigterm() {
+async fn kem_up_serves_every_role_over_mtls_with_health_and_reflection_then_drains_on_sigterm() {
     let kem = KemProcess::start(&["up"]);
     let roles = kem.roles();
-    let mut names: Vec<&str> = roles.iter().map(|(r, _, _)| r.as_str()).collect();
+    let mut names: Vec<&str> = roles.iter().map(|r| r.role.as_str()).collect();
     names.sort_unstable();
     assert_eq!(
         names,
         ["ai", "analytics", "content", "distribution", "event", "gateway", "identity", "participation", "user"]
     );
 
-    for (role, grpc, http) in &roles {
-        let services = reflected_services(grpc).await;
-        assert_eq!(services, expected_services(role), "reflection of role {role}");
-        assert_eq!(health(grpc, "").await, ServingStatus::Serving as i32, "overall health of {role}");
-        for service in services.iter().filter(|s| s.starts_with("kem.")) {
-            assert_eq!(health(grpc, service).await, ServingStatus::Serving as i32, "{role}: {service}");
+    // The test joins the mesh as the gateway would: a join token from the CA, then mTLS.
+    let shutdown = Shutdown::new();
+    let ca_addr = &roles.iter().find(|r| r.role == "identity").expect("identity role").grpc;
+    let gateway = kem.workload_identity("gateway", ca_addr, &shutdown).await;
+    let settings = Settings::default();
+
+    for role in &roles {
+        // Probes: plaintext health on the admin port, as kubelet does.
+        assert_eq!(health(&role.admin, "").await, ServingStatus::Serving as i32, "overall health of {}", role.role);
+        let expected = expected_services(&role.role);
+        for service in expected.iter().filter(|s| s.starts_with("kem.")) {
+            assert_eq!(health(&role.admin, service).await, ServingStatus::Serving as i32, "{}: {service}", role.role);
         }
-        assert_eq!(http.is_some(), role == "gateway", "{role}: only the gateway has an HTTP listener");
+        // Reflection: over mTLS, verifying the role's SPIFFE identity.
+        let peer = kem::mesh::spiffe_id(&settings, &role.role).expect("id");
+        let channel = MeshChannel::new(&gateway, &role.grpc, &peer).expect("mesh channel");
+        assert_eq!(reflected_services(channel).await, expected, "reflection of role {}", role.role);
+        assert_eq!(role.http.is_some(), role.role == "gateway", "{}: only the gateway has an HTTP listener", role.role);
     }
+
+    // The gRPC ports refuse plaintext.
+    let user = roles.iter().find(|r| r.role == "user").expect("user role");
+    let mut plain = HealthClient::new(channel(&user.grpc).await);
+    assert!(plain.check(HealthCheckRequest::default()).await.is_err(), "plaintext must be refused on the mesh port");
+
+    // Business RPCs are honest about not being implemented yet (the gateway may call GetMe).
+    let peer = kem::mesh::spiffe_id(&settings, "user").expect("id");
+    let mut client = UserServiceClient::new(MeshChannel::new(&gateway, &user.grpc, &peer).expect("channel"));
+    let status = client.get_me(GetMeRequest::default()).await.expect_err("not implemented yet");
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    // ... and a workload the contract does not allow is refused.
+    let analytics = kem.workload_identity("analytics", ca_addr, &shutdown).await;
+    let mut client = UserServiceClient::new(MeshChannel::new(&analytics, &user.grpc, &peer).expect("channel"));
+    let status = client.get_me(GetMeRequest::default()).await.expect_err("denied");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+
+    shutdown.trigger();
     kem.terminate().await;
 }
 
 #[tokio::test]
-async fn kem_serve_runs_exactly_one_service() {
-    let kem = KemProcess::start(&["serve", "participation"]);
+async fn kem_serve_runs_exactly_one_service_with_a_join_token_from_kem_identity() {
+    let ca = KemProcess::start(&["identity"]);
+    let ca_addr = ca.roles()[0].grpc.clone();
+    let dir = ca._dir.path().to_owned();
+    let token = Command::new(env!("CARGO_BIN_EXE_kem"))
+        .args(["join-token", "participation", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("kem join-token");
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let token_file = dir.join("participation.token");
+    std::fs::write(&token_file, &token.stdout).expect("write token");
+
+    let kem = KemProcess::start_with(
+        &["serve", "participation", "--identity-addr", &ca_addr, "--identity-token-file"],
+        &[
+            token_file.as_os_str(),
+            std::ffi::OsStr::new("--trust-anchors"),
+            dir.join("identity/trust-bundle.pem").as_os_str(),
+        ],
+    );
     let roles = kem.roles();
     assert_eq!(roles.len(), 1, "{roles:?}");
-    let (role, grpc, _) = &roles[0];
-    assert_eq!(role, "participation");
-    assert_eq!(reflected_services(grpc).await, expected_services("participation"));
+    assert_eq!(roles[0].role, "participation");
+    assert_eq!(
+        health(&roles[0].admin, "kem.participation.v1.ParticipationService").await,
+        ServingStatus::Serving as i32
+    );
     kem.terminate().await;
+    ca.terminate().await;
+}
+
+#[test]
+fn kem_serve_without_a_token_explains_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bundle.pem"), "").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_kem"))
+        .args(["serve", "user", "--base-port", "0", "--log-level", "off", "--trust-anchors"])
+        .arg(dir.path().join("missing.pem"))
+        .output()
+        .expect("run kem");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--trust-anchors"), "{err}");
 }
 
 #[test]
@@ -209,15 +310,10 @@ fn every_subcommand_has_help() {
 fn a_busy_port_is_an_actionable_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_kem"))
-        .args([
-            "serve",
-            "user",
-            "--base-port",
-            &(port.parse::<u16>().expect("port") - 1).to_string(),
-            "--log-level",
-            "off",
-        ])
+        .args(["identity", "--base-port", &port, "--admin-base-port", "0", "--log-level", "off", "--data-dir"])
+        .arg(dir.path())
         .output()
         .expect("run kem");
     assert!(!out.status.success());

@@ -94,7 +94,9 @@ impl MeshChannel {
                 let Some(current) = weak.upgrade() else { return };
                 match build() {
                     Ok(channel) => current.store(Arc::new(channel)),
-                    Err(error) => tracing::warn!(%error, "cannot re-dial with fresh certificates; keeping the old connection"),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot re-dial with fresh certificates; keeping the old connection")
+                    }
                 }
             }
         });

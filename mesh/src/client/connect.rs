@@ -60,7 +60,10 @@ pub fn tls_channel_observed(
 
 /// A plaintext (h2c) channel, for admin ports and tests that measure the mesh against no TLS.
 pub fn plaintext_channel(addr: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?.connect_timeout(connect_timeout).tcp_nodelay(true).connect_lazy())
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .connect_lazy())
 }
 
 /// End of validity of a certificate.

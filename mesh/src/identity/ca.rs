@@ -273,12 +273,8 @@ impl CertificateAuthority {
     /// Production: loads the issuer and trust bundle from files (a Kubernetes secret or a Key
     /// Vault CSI mount); the anchor key is not needed and should not be present.
     pub fn load(dir: &Path, trust_domain: &str, policy: CaPolicy) -> Result<CertificateAuthority, CaError> {
-        let issuer = IssuerKey::from_pem(
-            &read(&dir.join(files::ISSUER_CERT))?,
-            &read(&dir.join(files::ISSUER_KEY))?,
-        )?;
-        let bundle_path =
-            if dir.join(files::TRUST_BUNDLE).exists() { files::TRUST_BUNDLE } else { files::ANCHOR_CERT };
+        let issuer = IssuerKey::from_pem(&read(&dir.join(files::ISSUER_CERT))?, &read(&dir.join(files::ISSUER_KEY))?)?;
+        let bundle_path = if dir.join(files::TRUST_BUNDLE).exists() { files::TRUST_BUNDLE } else { files::ANCHOR_CERT };
         let anchors = certs_from_pem(&read(&dir.join(bundle_path))?)?;
         Ok(CertificateAuthority::new(trust_domain, issuer, anchors, policy))
     }
@@ -349,7 +345,8 @@ impl CertificateAuthority {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         // X.509 times have one-second resolution: truncate here so the validity the workload
         // schedules its renewal from is exactly the validity peers check.
-        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+        let now =
+            time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
         params.not_before = now - self.policy.clock_skew;
         params.not_after = now + Duration::from_secs(lifetime.as_secs().max(1));
         params.serial_number = Some(random_serial());
@@ -378,7 +375,10 @@ impl CertificateAuthority {
 
     fn check_domain(&self, identity: &SpiffeId) -> Result<(), CaError> {
         if identity.trust_domain() != self.trust_domain {
-            return Err(CaError::ForeignTrustDomain { identity: identity.clone(), trust_domain: self.trust_domain.clone() });
+            return Err(CaError::ForeignTrustDomain {
+                identity: identity.clone(),
+                trust_domain: self.trust_domain.clone(),
+            });
         }
         Ok(())
     }
@@ -405,7 +405,8 @@ impl CertificateAuthority {
             })
             .collect();
         let uris: Vec<&String> = requested.iter().filter(|s| s.starts_with("spiffe://")).collect();
-        let others_ok = requested.iter().all(|s| s.starts_with("spiffe://") || *s == format!("dns:{}", granted.dns_name()));
+        let others_ok =
+            requested.iter().all(|s| s.starts_with("spiffe://") || *s == format!("dns:{}", granted.dns_name()));
         if uris.len() != 1 || *uris[0] != granted.uri() || !others_ok {
             return Err(CaError::IdentityMismatch { requested: requested.join(", "), granted: granted.clone() });
         }

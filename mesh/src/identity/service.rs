@@ -5,9 +5,7 @@
 //! the CSR asks for exactly the identity the credential grants, and signs. Refusals are logged
 //! with the peer address and the identities involved, never with the token.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -23,10 +21,12 @@ use rcgen::KeyPair;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tonic::{Code, Request, Response, Status};
 
-use super::ca::{CaError, CertificateAuthority, IssuedCertificate, certificate_request, certs_from_pem, generate_key, to_pem};
-use super::credential::CredentialVerifier;
-use super::workload::{CertificateSource, IdentityError};
 use super::SpiffeId;
+use super::ca::{
+    CaError, CertificateAuthority, IssuedCertificate, certificate_request, certs_from_pem, generate_key, to_pem,
+};
+use super::credential::CredentialVerifier;
+use super::workload::{CertificateSource, IdentityError, Obtained};
 
 const DOMAIN: &str = "kem.identity";
 
@@ -84,15 +84,37 @@ impl IdentityService for IdentityApi {
             Some(Csr::CsrPem(pem)) => {
                 use rustls::pki_types::pem::PemObject;
                 rustls::pki_types::CertificateSigningRequestDer::from_pem_slice(pem.as_bytes())
-                    .map_err(|e| error_info(Code::InvalidArgument, &format!("csr_pem is not a PEM CSR: {e}"), DOMAIN, "BAD_CSR", &[]))?
+                    .map_err(|e| {
+                        error_info(
+                            Code::InvalidArgument,
+                            &format!("csr_pem is not a PEM CSR: {e}"),
+                            DOMAIN,
+                            "BAD_CSR",
+                            &[],
+                        )
+                    })?
                     .as_ref()
                     .to_vec()
             }
-            None => return Err(error_info(Code::InvalidArgument, "csr_der or csr_pem is required", DOMAIN, "BAD_CSR", &[])),
+            None => {
+                return Err(error_info(
+                    Code::InvalidArgument,
+                    "csr_der or csr_pem is required",
+                    DOMAIN,
+                    "BAD_CSR",
+                    &[],
+                ));
+            }
         };
         let grant = self.credentials.verify(&request.token).await.map_err(|error| {
             tracing::warn!(%peer, %error, "certificate request refused: bad credential");
-            error_info(error.code(), &format!("the bootstrap token was not accepted: {error}"), DOMAIN, "BAD_TOKEN", &[])
+            error_info(
+                error.code(),
+                &format!("the bootstrap token was not accepted: {error}"),
+                DOMAIN,
+                "BAD_TOKEN",
+                &[],
+            )
         })?;
         let lifetime = request.requested_lifetime.and_then(|d| Duration::try_from(d).ok());
         let ca = self.ca.load();
@@ -190,8 +212,9 @@ impl RemoteSource {
         let key = generate_key().map_err(|e| e.to_string())?;
         let csr = certificate_request(identity, &key).map_err(|e| e.to_string())?;
         let token = self.token.read().await?;
-        let config = crate::tls::bootstrap_client_config(&self.anchors.load(), identity.trust_domain(), &self.ca_identity)
-            .map_err(|e| e.to_string())?;
+        let config =
+            crate::tls::bootstrap_client_config(&self.anchors.load(), identity.trust_domain(), &self.ca_identity)
+                .map_err(|e| e.to_string())?;
         let name = ServerName::try_from(self.ca_identity.dns_name()).map_err(|e| e.to_string())?;
         let channel = crate::client::connect::tls_channel(&self.addr, config, name, Duration::from_secs(2))
             .map_err(|e| e.to_string())?;
@@ -234,10 +257,7 @@ impl RemoteSource {
 }
 
 impl CertificateSource for RemoteSource {
-    fn obtain<'a>(
-        &'a self,
-        identity: &'a SpiffeId,
-    ) -> Pin<Box<dyn Future<Output = Result<(IssuedCertificate, KeyPair), IdentityError>> + Send + 'a>> {
+    fn obtain<'a>(&'a self, identity: &'a SpiffeId) -> Obtained<'a> {
         Box::pin(async move {
             self.request(identity).await.map_err(|reason| IdentityError::Issuance {
                 identity: identity.clone(),

@@ -40,7 +40,11 @@ impl SpiffeId {
         if !valid_segment(service) {
             return fail("the service account must be lower-case letters, digits, '-', '.' or '_'");
         }
-        Ok(SpiffeId { trust_domain: trust_domain.to_owned(), namespace: namespace.to_owned(), service: service.to_owned() })
+        Ok(SpiffeId {
+            trust_domain: trust_domain.to_owned(),
+            namespace: namespace.to_owned(),
+            service: service.to_owned(),
+        })
     }
 
     /// The trust domain.

@@ -52,14 +52,14 @@ pub enum IdentityStatus {
     Expired,
 }
 
+/// What a [`CertificateSource`] returns: a certificate and the private key it certifies.
+pub type Obtained<'a> = Pin<Box<dyn Future<Output = Result<(IssuedCertificate, KeyPair), IdentityError>> + Send + 'a>>;
+
 /// Where certificates come from: the identity CA over the network, or in-process for the CA's
 /// own serving identity and for tests.
 pub trait CertificateSource: Send + Sync + 'static {
     /// Obtains a certificate for `identity`, returning it with the private key it certifies.
-    fn obtain<'a>(
-        &'a self,
-        identity: &'a SpiffeId,
-    ) -> Pin<Box<dyn Future<Output = Result<(IssuedCertificate, KeyPair), IdentityError>> + Send + 'a>>;
+    fn obtain<'a>(&'a self, identity: &'a SpiffeId) -> Obtained<'a>;
 }
 
 /// One installed certificate with everything TLS needs.
@@ -227,7 +227,9 @@ impl WorkloadIdentity {
                         tracing::debug!(identity = %self.inner.id, not_after = ?installed.not_after, "certificate renewed");
                         self.inner.current.store(Arc::new(installed));
                         self.inner.generation.send_modify(|g| *g += 1);
-                        self.inner.status.send_if_modified(|s| std::mem::replace(s, IdentityStatus::Valid) != IdentityStatus::Valid);
+                        self.inner
+                            .status
+                            .send_if_modified(|s| std::mem::replace(s, IdentityStatus::Valid) != IdentityStatus::Valid);
                         break;
                     }
                     Err(error) => {
@@ -274,10 +276,7 @@ impl LocalSource {
 }
 
 impl CertificateSource for LocalSource {
-    fn obtain<'a>(
-        &'a self,
-        identity: &'a SpiffeId,
-    ) -> Pin<Box<dyn Future<Output = Result<(IssuedCertificate, KeyPair), IdentityError>> + Send + 'a>> {
+    fn obtain<'a>(&'a self, identity: &'a SpiffeId) -> Obtained<'a> {
         Box::pin(async move {
             self.ca
                 .load()

@@ -88,7 +88,6 @@ struct Connection {
     role: String,
 }
 
-
 impl Connection {
     async fn run(self, tcp: TcpStream, remote: SocketAddr) {
         let Some(tls) = self.tls.clone() else {

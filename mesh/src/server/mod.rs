@@ -118,7 +118,8 @@ pub struct RoleServer {
     transport: Transport,
     policy: Policy,
     gateway: Option<SpiffeId>,
-    health: Option<(HealthReporter, tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>)>,
+    health:
+        Option<(HealthReporter, tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>)>,
     reflection: bool,
 }
 

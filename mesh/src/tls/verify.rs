@@ -26,7 +26,9 @@ fn map_webpki(error: webpki::Error) -> TlsError {
         W::CertExpired { .. } => CertificateError::Expired,
         W::CertNotValidYet { .. } => CertificateError::NotValidYet,
         W::UnknownIssuer => CertificateError::UnknownIssuer,
-        W::InvalidSignatureForPublicKey | W::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => CertificateError::BadSignature,
+        W::InvalidSignatureForPublicKey | W::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            CertificateError::BadSignature
+        }
         W::RequiredEkuNotFoundContext(_) => CertificateError::InvalidPurpose,
         W::BadDer | W::BadDerTime => CertificateError::BadEncoding,
         other => CertificateError::Other(rustls::OtherError(std::sync::Arc::new(other))),

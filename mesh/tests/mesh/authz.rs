@@ -34,7 +34,7 @@ async fn internal_methods_admit_only_their_declared_callers() {
         .await
         .expect("serve");
 
-    let request = || GetEventForParticipationRequest { event_id: "e1".into(), ..Default::default() };
+    let request = || GetEventForParticipationRequest { event_id: "e1".into() };
     let participation = ca.identity("participation", HOUR).await;
     let mut allowed = EventServiceClient::new(channel(&participation, &server, &TestCa::id("event")));
     let status = allowed.get_event_for_participation(request()).await.expect_err("handler is unimplemented");
@@ -58,10 +58,12 @@ async fn end_user_metadata_is_trusted_only_from_the_gateway() {
     let shutdown = Shutdown::new();
     let server = echo_server(&ca.identity("event", HOUR).await, echo_policy(), &shutdown).await;
     let gateway = ca.identity("gateway", HOUR).await;
-    let echoed = echo::call_as(channel(&gateway, &server, &TestCa::id("event")), "x", Some("owner-1")).await.expect("echo");
+    let echoed =
+        echo::call_as(channel(&gateway, &server, &TestCa::id("event")), "x", Some("owner-1")).await.expect("echo");
     assert_eq!(echoed.text, "x|user=owner-1", "the gateway's claim arrives");
     let spoofer = ca.identity("participation", HOUR).await;
-    let echoed = echo::call_as(channel(&spoofer, &server, &TestCa::id("event")), "x", Some("owner-1")).await.expect("echo");
+    let echoed =
+        echo::call_as(channel(&spoofer, &server, &TestCa::id("event")), "x", Some("owner-1")).await.expect("echo");
     assert_eq!(echoed.text, "x|user=", "a non-gateway peer's claim is stripped");
     shutdown.trigger();
 }

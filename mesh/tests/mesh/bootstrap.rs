@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use kem_mesh::Shutdown;
 use kem_mesh::authz::Policy;
+use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::identity::ca::{certificate_request, generate_key};
 use kem_mesh::identity::credential::{CredentialVerifier, JoinTokens};
 use kem_mesh::identity::service::{IdentityApi, RemoteSource, TokenSource};
-use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::server::{RoleServer, Serving, Transport};
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
 use kem_proto::kem::identity::v1::identity_service_client::IdentityServiceClient;
@@ -42,8 +42,9 @@ fn ca_client(ca: &TestCa, serving: &Serving) -> IdentityServiceClient<tonic::tra
     let anchors = ca.ca.load().trust_anchors().to_vec();
     let config = kem_mesh::tls::bootstrap_client_config(&anchors, TRUST_DOMAIN, &TestCa::id("identity")).expect("tls");
     let name = ServerName::try_from(TestCa::id("identity").dns_name()).expect("name");
-    let channel = kem_mesh::client::connect::tls_channel(&serving.addr.to_string(), config, name, Duration::from_secs(1))
-        .expect("channel");
+    let channel =
+        kem_mesh::client::connect::tls_channel(&serving.addr.to_string(), config, name, Duration::from_secs(1))
+            .expect("channel");
     IdentityServiceClient::new(channel)
 }
 
@@ -61,9 +62,14 @@ async fn a_workload_bootstraps_with_a_join_token_and_keeps_its_key() {
         TokenSource::Static(token),
         Some(Duration::from_secs(600)),
     );
-    let identity = WorkloadIdentity::start(TestCa::id("participation"), Arc::new(source), Duration::from_secs(5), shutdown.clone())
-        .await
-        .expect("bootstrap over the network");
+    let identity = WorkloadIdentity::start(
+        TestCa::id("participation"),
+        Arc::new(source),
+        Duration::from_secs(5),
+        shutdown.clone(),
+    )
+    .await
+    .expect("bootstrap over the network");
     assert_eq!(identity.id(), &TestCa::id("participation"));
     let left = identity.not_after().duration_since(std::time::SystemTime::now()).expect("valid");
     assert!(left > Duration::from_secs(500) && left <= Duration::from_secs(600), "{left:?}");
@@ -81,7 +87,11 @@ async fn a_csr_for_another_identity_than_the_token_grants_is_refused() {
     let csr = certificate_request(&TestCa::id("participation"), &key).expect("csr");
     let mut client = ca_client(&ca, &serving);
     let status = client
-        .issue_certificate(IssueCertificateRequest { csr: Some(Csr::CsrDer(csr.clone())), token: gateway_token, requested_lifetime: None })
+        .issue_certificate(IssueCertificateRequest {
+            csr: Some(Csr::CsrDer(csr.clone())),
+            token: gateway_token,
+            requested_lifetime: None,
+        })
         .await
         .expect_err("identity mismatch");
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
@@ -89,7 +99,11 @@ async fn a_csr_for_another_identity_than_the_token_grants_is_refused() {
     assert_eq!(info.reason, "IDENTITY_NOT_ALLOWED");
 
     let status = client
-        .issue_certificate(IssueCertificateRequest { csr: Some(Csr::CsrDer(csr)), token: "kemjt1.forged.sig".into(), requested_lifetime: None })
+        .issue_certificate(IssueCertificateRequest {
+            csr: Some(Csr::CsrDer(csr)),
+            token: "kemjt1.forged.sig".into(),
+            requested_lifetime: None,
+        })
         .await
         .expect_err("bad token");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");

@@ -4,10 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kem_mesh::Shutdown;
-use kem_mesh::identity::WorkloadIdentity;
-use kem_mesh::identity::ca::IssuedCertificate;
-use kem_mesh::identity::workload::{CertificateSource, IdentityError, IdentityStatus, LocalSource};
 use kem_mesh::identity::SpiffeId;
+use kem_mesh::identity::WorkloadIdentity;
+use kem_mesh::identity::workload::{CertificateSource, IdentityError, IdentityStatus, LocalSource, Obtained};
 use kem_mesh::testing::TestCa;
 use kem_mesh::testing::echo;
 use tonic::Code;
@@ -32,11 +31,16 @@ async fn plaintext_clients_are_refused_at_the_handshake() {
     let ca = TestCa::new();
     let shutdown = Shutdown::new();
     let server = echo_server(&ca.identity("event", HOUR).await, echo_policy(), &shutdown).await;
-    let plain = kem_mesh::client::connect::plaintext_channel(&server.addr.to_string(), Duration::from_secs(1)).expect("channel");
+    let plain = kem_mesh::client::connect::plaintext_channel(&server.addr.to_string(), Duration::from_secs(1))
+        .expect("channel");
     let err = echo::call(plain, "hi").await.expect_err("plaintext must fail");
     assert!(matches!(err.code(), Code::Unavailable | Code::Unknown | Code::Internal), "{err:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(server.handshake_failures.snapshot().get("not_tls").copied().unwrap_or(0) >= 1, "{:?}", server.handshake_failures.snapshot());
+    assert!(
+        server.handshake_failures.snapshot().get("not_tls").copied().unwrap_or(0) >= 1,
+        "{:?}",
+        server.handshake_failures.snapshot()
+    );
     shutdown.trigger();
 }
 
@@ -57,13 +61,13 @@ async fn a_certificate_from_another_ca_is_refused() {
 struct OneShot(LocalSource, std::sync::atomic::AtomicBool);
 
 impl CertificateSource for OneShot {
-    fn obtain<'a>(
-        &'a self,
-        identity: &'a SpiffeId,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(IssuedCertificate, rcgen::KeyPair), IdentityError>> + Send + 'a>> {
+    fn obtain<'a>(&'a self, identity: &'a SpiffeId) -> Obtained<'a> {
         Box::pin(async move {
             if self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                return Err(IdentityError::Issuance { identity: identity.clone(), reason: "CA unreachable (test)".into() });
+                return Err(IdentityError::Issuance {
+                    identity: identity.clone(),
+                    reason: "CA unreachable (test)".into(),
+                });
             }
             self.0.obtain(identity).await
         })
@@ -90,7 +94,11 @@ async fn an_expired_leaf_is_refused_and_its_owner_reports_expired() {
     // TLS 1.3 clients learn of the refusal from the server's alert after their side finished.
     assert!(matches!(err.code(), Code::Unavailable | Code::Unknown), "{err:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(server.handshake_failures.snapshot().get("expired").copied().unwrap_or(0) >= 1, "{:?}", server.handshake_failures.snapshot());
+    assert!(
+        server.handshake_failures.snapshot().get("expired").copied().unwrap_or(0) >= 1,
+        "{:?}",
+        server.handshake_failures.snapshot()
+    );
     shutdown.trigger();
 }
 
@@ -101,7 +109,8 @@ async fn a_server_with_the_wrong_identity_is_refused_by_the_client() {
     let server = echo_server(&ca.identity("analytics", HOUR).await, echo_policy(), &shutdown).await;
     let client = ca.identity("participation", HOUR).await;
     // We meant to reach `event`; whoever listens there is `analytics`.
-    let err = echo::call(channel(&client, &server, &TestCa::id("event")), "hi").await.expect_err("wrong server identity");
+    let err =
+        echo::call(channel(&client, &server, &TestCa::id("event")), "hi").await.expect_err("wrong server identity");
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     shutdown.trigger();
 }
@@ -124,14 +133,13 @@ async fn expired_identity_turns_the_server_not_serving() {
     // Probes read health on the plaintext admin listener, as kubelet does.
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let admin = kem_mesh::server::serve_admin("event", admin_listener, &server, shutdown.clone()).await.expect("admin");
-    let plain = kem_mesh::client::connect::plaintext_channel(&admin.addr.to_string(), Duration::from_secs(1)).expect("channel");
+    let plain =
+        kem_mesh::client::connect::plaintext_channel(&admin.addr.to_string(), Duration::from_secs(1)).expect("channel");
     let mut client = tonic_health::pb::health_client::HealthClient::new(plain);
     let mut last = None;
     for _ in 0..50 {
-        let response = client
-            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-            .await
-            .expect("health check");
+        let response =
+            client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("health check");
         last = Some(response.into_inner().status);
         if last == Some(ServingStatus::NotServing as i32) {
             break;

@@ -41,7 +41,9 @@ impl Load {
                                 ok.fetch_add(1, Ordering::Relaxed);
                                 serials.lock().await.insert(echoed.serial);
                             }
-                            Err(status) => failed.lock().await.push(format!("{:?}: {}", status.code(), status.message())),
+                            Err(status) => {
+                                failed.lock().await.push(format!("{:?}: {}", status.code(), status.message()))
+                            }
                         }
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
@@ -78,7 +80,13 @@ async fn leaf_rotation_under_load_drops_nothing() {
     // Renewal happens at ~70% of 3 s: 8 s covers at least three rotations of every identity.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let (ok, failed, serials) = load.finish().await;
-    assert!(failed.is_empty(), "{} of {} RPCs failed during rotation: {:?}", failed.len(), ok + failed.len() as u64, &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "{} of {} RPCs failed during rotation: {:?}",
+        failed.len(),
+        ok + failed.len() as u64,
+        &failed[..failed.len().min(5)]
+    );
     assert!(ok > 500, "the load ran ({ok} RPCs)");
     assert!(serials >= 3 * 4, "the server saw {serials} distinct client certificates; want >= 3 rotations x 4 clients");
     shutdown.trigger();
@@ -107,7 +115,12 @@ async fn trust_anchor_rotation_under_load_drops_nothing() {
     ca.remove_other_anchors(&next);
     tokio::time::sleep(settle).await;
     let (ok, failed, _) = load.finish().await;
-    assert!(failed.is_empty(), "{} RPCs failed during anchor rotation: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "{} RPCs failed during anchor rotation: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     assert!(ok > 300, "the load ran ({ok} RPCs)");
     // The old anchor is gone from everyone's bundle now.
     assert_eq!(server_id.trust_anchors_der(), vec![next.cert.clone()]);

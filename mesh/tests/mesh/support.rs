@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
+use kem_mesh::Shutdown;
 use kem_mesh::authz::{DefaultPolicy, Policy, Rule};
 use kem_mesh::client::MeshChannel;
 use kem_mesh::identity::{SpiffeId, WorkloadIdentity};
 use kem_mesh::server::{RoleServer, Serving, Transport};
 use kem_mesh::testing::echo::{self, EchoServer};
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
-use kem_mesh::Shutdown;
 use tokio::net::TcpListener;
 
 pub const HOUR: Duration = Duration::from_secs(3600);

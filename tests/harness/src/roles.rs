@@ -4,8 +4,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use kem::mesh::CaAccess;
 use kem::{Role, RunningRole, Settings};
 use kem_mesh::Shutdown;
+use kem_mesh::client::MeshChannel;
+use kem_mesh::identity::WorkloadIdentity;
 
 /// A set of running roles; shut down and drained by [`TestPlatform::stop`].
 pub struct TestPlatform {
@@ -33,7 +36,9 @@ impl TestPlatform {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         let settings = Settings {
             base_port: 0,
+            admin_base_port: 0,
             http_port: 0,
+            ca_dir: dir.join("identity"),
             data_dir: dir.clone(),
             drain_timeout: Duration::from_secs(5),
             ..Settings::default()
@@ -58,6 +63,27 @@ impl TestPlatform {
     /// REST address of the gateway.
     pub fn http_addr(&self) -> SocketAddr {
         self.find(Role::Gateway).http_addr.unwrap_or_else(|| panic!("the gateway role has no HTTP listener"))
+    }
+
+    /// Admin (plaintext health) address of `role`.
+    pub fn admin_addr(&self, role: Role) -> SocketAddr {
+        self.find(role).admin_addr
+    }
+
+    /// A mesh identity for `workload` from this platform's CA, as a test client joining the mesh.
+    pub async fn workload_identity(&self, workload: &str) -> WorkloadIdentity {
+        let ca = self.grpc_addr(Role::Identity).to_string();
+        let access = CaAccess::local(&self.settings, &ca).unwrap_or_else(|e| panic!("CA access: {e:#}"));
+        access
+            .identity(&self.settings, workload, &self.shutdown)
+            .await
+            .unwrap_or_else(|e| panic!("identity for {workload}: {e:#}"))
+    }
+
+    /// A mesh channel from `from` to `role`, verifying the role's identity.
+    pub fn channel(&self, from: &WorkloadIdentity, role: Role) -> MeshChannel {
+        let peer = kem::mesh::spiffe_id(&self.settings, role.as_str()).unwrap_or_else(|e| panic!("{e:#}"));
+        MeshChannel::new(from, &self.grpc_addr(role).to_string(), &peer).unwrap_or_else(|e| panic!("channel: {e}"))
     }
 
     /// gRPC addresses by role.
