@@ -2,6 +2,7 @@
 
 mod authz;
 mod bootstrap;
+mod interop;
 mod mtls;
 mod rotation;
 mod support;

@@ -13,9 +13,11 @@ use tokio::net::TcpListener;
 
 pub const HOUR: Duration = Duration::from_secs(3600);
 
-/// A policy where Echo may be called by any mesh peer.
+/// A policy where Echo and health checks may be called by any mesh peer.
 pub fn echo_policy() -> Policy {
-    Policy::new(TRUST_DOMAIN, NAMESPACE, DefaultPolicy::Deny).allow_service(echo::SERVICE, Rule::AllAuthenticated)
+    Policy::new(TRUST_DOMAIN, NAMESPACE, DefaultPolicy::Deny)
+        .allow_service(echo::SERVICE, Rule::AllAuthenticated)
+        .allow_service("grpc.health.v1.Health", Rule::AllAuthenticated)
 }
 
 /// An mTLS echo server for `identity`.
