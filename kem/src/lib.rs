@@ -3,6 +3,7 @@
 //! Keeping this a library lets tests start any role in-process exactly as the binary does.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod config;
 pub mod mesh;
 pub mod roles;

@@ -32,6 +32,18 @@ enum Command {
     Identity,
     /// Print the resolved configuration (secrets redacted) and exit.
     Config,
+    /// Benchmarks that compare kem with a baseline in one run and print ratios.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Benchmark server process (started by `kem bench`).
+    #[command(hide = true)]
+    BenchServe {
+        /// Server flavour.
+        mode: kem::bench::mesh::Mode,
+        /// Directory with the certificates `kem bench` wrote.
+        #[arg(long)]
+        cert_dir: std::path::PathBuf,
+    },
     /// Mint a join token for a workload from the CA's key (in --ca-dir) and print it: the
     /// bootstrap credential of `kem serve`/`kem gateway` outside Kubernetes.
     JoinToken {
@@ -41,6 +53,12 @@ enum Command {
         #[arg(long, default_value_t = 30 * 24 * 3600)]
         ttl_secs: u64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Cost of the mesh per RPC: plaintext tonic vs kem plaintext vs kem mTLS, two processes.
+    Mesh(kem::bench::mesh::MeshBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +87,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let roles = match command {
+        Command::Bench(BenchCommand::Mesh(args)) => return kem::bench::mesh::run(args).await,
+        Command::BenchServe { mode, cert_dir } => return kem::bench::mesh::serve(mode, cert_dir).await,
         Command::Up => Role::all(),
         Command::Serve { service } => vec![Role::Service(service)],
         Command::Gateway => vec![Role::Gateway],

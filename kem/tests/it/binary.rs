@@ -298,6 +298,9 @@ fn every_subcommand_has_help() {
         &["gateway", "--help"],
         &["identity", "--help"],
         &["config", "--help"],
+        &["join-token", "--help"],
+        &["bench", "--help"],
+        &["bench", "mesh", "--help"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_kem")).args(args).output().expect("run kem");
         assert!(out.status.success(), "kem {args:?} failed");

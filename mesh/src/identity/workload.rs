@@ -262,6 +262,53 @@ impl WorkloadIdentity {
     }
 }
 
+/// Loads the certificate from PEM files, re-read at every renewal: for certificates issued by
+/// another system (cert-manager, SPIRE, a Key Vault mount) that rotates the files in place, and
+/// for benchmarks that hand a workload a certificate directly.
+pub struct FileSource {
+    /// Leaf certificate followed by its intermediates.
+    pub chain: std::path::PathBuf,
+    /// PKCS#8 private key.
+    pub key: std::path::PathBuf,
+    /// Trust bundle.
+    pub anchors: std::path::PathBuf,
+}
+
+impl FileSource {
+    fn load(&self, identity: &SpiffeId) -> Result<(IssuedCertificate, KeyPair), String> {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        let mut chain = super::ca::certs_from_pem(&read(&self.chain)?).map_err(|e| e.to_string())?;
+        let leaf = chain.remove(0);
+        let anchors = super::ca::certs_from_pem(&read(&self.anchors)?).map_err(|e| e.to_string())?;
+        let key = KeyPair::from_pem(&read(&self.key)?).map_err(|e| format!("bad key {}: {e}", self.key.display()))?;
+        let found = crate::tls::verify::spiffe_id_of(&leaf).map_err(|e| e.to_string())?;
+        if &found != identity {
+            return Err(format!("{} holds a certificate for {found}, not {identity}", self.chain.display()));
+        }
+        let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| e.to_string())?;
+        let at = |t: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
+        let validity = parsed.validity();
+        let issued = IssuedCertificate {
+            identity: identity.clone(),
+            serial: parsed.raw_serial().to_vec(),
+            not_before: at(validity.not_before.timestamp()),
+            not_after: at(validity.not_after.timestamp()),
+            leaf,
+            intermediates: chain,
+            trust_anchors: anchors,
+        };
+        Ok((issued, key))
+    }
+}
+
+impl CertificateSource for FileSource {
+    fn obtain<'a>(&'a self, identity: &'a SpiffeId) -> Obtained<'a> {
+        Box::pin(async move {
+            self.load(identity).map_err(|reason| IdentityError::Issuance { identity: identity.clone(), reason })
+        })
+    }
+}
+
 /// Issues in-process from a CA held by this process (the identity role itself, and tests).
 pub struct LocalSource {
     ca: Arc<ArcSwap<super::ca::CertificateAuthority>>,

@@ -1,10 +1,18 @@
 //! The platform kit: mechanisms every kem service shares, so no service copies them.
 //!
-//! Today it holds [`Secret`], the redacting wrapper configuration uses for credentials.
-//! Storage, cache, queues with outbox/inbox and the external-API client base arrive with the
-//! platform-kit issue.
+//! - [`secret`]: the redacting wrapper configuration uses for credentials;
+//! - [`store`]: database pools and per-service migrations (PostgreSQL, embedded SQLite);
+//! - [`cache`]: cache-aside over Redis (`fred`) or in-process (`moka`), never failing a request;
+//! - [`queue`]: the `Queue` trait with a store-backed and an Azure Service Bus implementation;
+//! - [`outbox`]: transactional outbox relay, idempotent inbox and the consumer runner;
+//! - [`external`]: the base of every client of an external HTTP API (timeouts, retries, breaker).
 #![forbid(unsafe_code)]
 
+pub mod cache;
+pub mod external;
+pub mod outbox;
+pub mod queue;
 pub mod secret;
+pub mod store;
 
 pub use secret::Secret;
