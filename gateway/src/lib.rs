@@ -1,72 +1,124 @@
-//! The REST/JSON edge.
+//! The REST/JSON edge: transcodes HTTP/JSON into gRPC from the `google.api.http` annotations of
+//! the published contracts, at runtime — no handwritten per-route handlers.
 //!
-//! Status: serves `/healthz` and `/readyz`; every API route answers `501 Not Implemented` with a
-//! JSON `google.rpc.Status` body until the gateway issue brings descriptor-driven transcoding.
+//! - [`routes`]: the route table built from the descriptors (path templates, custom verbs);
+//! - [`transcode`]: path/query/body → dynamic request message, response → canonical JSON;
+//! - [`edge`]: the request pipeline (auth, limits, idempotency, deadlines, retries, errors);
+//! - [`auth`], [`protect`], [`idempotency`], [`deadline`], [`errors`]: its stages;
+//! - [`openapi`]: the OpenAPI 3.1 document generated from the same descriptors;
+//! - [`upstream`]: backend channels (mesh mTLS).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod deadline;
+pub mod edge;
+pub mod errors;
+pub mod idempotency;
+pub mod openapi;
+pub mod protect;
+pub mod routes;
+pub mod transcode;
+pub mod upstream;
+
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kem_mesh::Shutdown;
 use tokio::net::TcpListener;
 
-/// The edge's HTTP router.
-pub fn router() -> Router {
-    Router::new()
+pub use edge::{Edge, EdgeConfig};
+
+/// Fixed edge endpoints beside the API.
+struct Fixed {
+    edge: Arc<Edge>,
+    openapi: Vec<u8>,
+    jwks: Option<Arc<auth::JwtAuthenticator>>,
+}
+
+/// The edge's HTTP router: health, readiness, OpenAPI, JWKS, and every API route.
+pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_origins: &[String]) -> Router {
+    let info = openapi::ApiInfo::default();
+    let openapi = serde_json::to_vec(&openapi::document(kem_proto::descriptor_pool(), &info)).unwrap_or_default();
+    let fixed = Arc::new(Fixed { edge: edge.clone(), openapi, jwks });
+    let fixed_routes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .fallback(not_implemented)
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs))
+        .route("/docs/assets/{asset}", get(docs_asset))
+        .route("/.well-known/jwks.json", get(jwks_json))
+        .with_state(fixed);
+    let cors = if cors_origins.is_empty() {
+        tower_http::cors::CorsLayer::new()
+    } else {
+        let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                "idempotency-key".parse().unwrap_or(header::ACCEPT),
+                "x-request-id".parse().unwrap_or(header::ACCEPT),
+            ])
+            .expose_headers(["x-request-id".parse().unwrap_or(header::ACCEPT), header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600))
+    };
+    fixed_routes
+        .fallback(edge::handle)
+        .with_state(edge)
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+        .layer(cors)
 }
 
-async fn not_implemented() -> impl IntoResponse {
-    // google.rpc.Status in canonical JSON: code 12 = UNIMPLEMENTED.
-    (
-        StatusCode::NOT_IMPLEMENTED,
-        Json(serde_json::json!({
-            "code": 12,
-            "message": "the REST edge does not transcode this route yet (see README status table)",
-            "details": []
-        })),
-    )
+async fn readyz(State(fixed): State<Arc<Fixed>>) -> Response {
+    match fixed.edge.upstreams.all_serving(Duration::from_secs(1)).await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}")).into_response(),
+    }
 }
 
-/// Serves the edge on `listener` until `shutdown` fires; returns the bound address and the task.
+async fn openapi_json(State(fixed): State<Arc<Fixed>>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], fixed.openapi.clone()).into_response()
+}
+
+async fn docs() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], openapi::html_page("/openapi.json")).into_response()
+}
+
+async fn docs_asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match openapi::asset(&name) {
+        Some((content_type, bytes)) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn jwks_json(State(fixed): State<Arc<Fixed>>) -> Response {
+    let keys = fixed.jwks.as_ref().map(|a| a.jwks()).unwrap_or_default();
+    let body = serde_json::json!({ "keys": keys });
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "max-age=300")], body.to_string())
+        .into_response()
+}
+
+/// Serves `router` on `listener` (HTTP/1.1 and HTTP/2) until `shutdown`, then drains.
 pub fn serve(
     listener: TcpListener,
+    router: Router,
     shutdown: Shutdown,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "REST edge listening");
     let task = tokio::spawn(async move {
-        axum::serve(listener, router()).with_graceful_shutdown(async move { shutdown.wait().await }).await
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await
     });
     Ok((addr, task))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn health_is_ok_and_api_routes_say_unimplemented() {
-        let ok =
-            router().oneshot(Request::get("/healthz").body(Body::empty()).expect("request")).await.expect("response");
-        assert_eq!(ok.status(), StatusCode::OK);
-        let api = router()
-            .oneshot(Request::get("/api/v1/events").body(Body::empty()).expect("request"))
-            .await
-            .expect("response");
-        assert_eq!(api.status(), StatusCode::NOT_IMPLEMENTED);
-        let body = api.into_body().collect().await.expect("body").to_bytes();
-        let status: serde_json::Value = serde_json::from_slice(&body).expect("json status");
-        assert_eq!(status["code"], 12);
-    }
 }

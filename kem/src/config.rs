@@ -80,6 +80,20 @@ pub struct ConfigArgs {
     /// [default: base-port + 100; 0 when base-port is 0].
     #[arg(long, env = "KEM_ADMIN_BASE_PORT", global = true)]
     pub admin_base_port: Option<u16>,
+    /// Backend addresses for the gateway, `service=host:port` comma-separated (e.g.
+    /// `user=kem-user:7101,event=kem-event:7102`) [default: listen host with the role ports].
+    #[arg(long, env = "KEM_UPSTREAMS", global = true)]
+    pub upstreams: Option<String>,
+    /// Redis URL for shared caches (gateway idempotency keys, service caches); without it each
+    /// process uses an in-process cache.
+    #[arg(long, env = "KEM_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+    /// Origins allowed by CORS at the edge, comma-separated [default: none].
+    #[arg(long, env = "KEM_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
+    /// Proxies (CIDRs) whose X-Forwarded-For the edge believes, e.g. the Application Gateway subnet.
+    #[arg(long, env = "KEM_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
 }
 
 /// The same options as read from a TOML file. Unknown keys are rejected so a typo is an error,
@@ -102,6 +116,10 @@ struct FileConfig {
     ca_dir: Option<PathBuf>,
     leaf_lifetime_secs: Option<u64>,
     admin_base_port: Option<u16>,
+    upstreams: Option<String>,
+    redis_url: Option<String>,
+    cors_origins: Option<String>,
+    trusted_proxies: Option<String>,
 }
 
 /// The resolved configuration of one process.
@@ -137,6 +155,14 @@ pub struct Settings {
     pub leaf_lifetime: Duration,
     /// First admin port (0: free ports).
     pub admin_base_port: u16,
+    /// Gateway backend overrides: service name → `host:port`.
+    pub upstreams: std::collections::BTreeMap<String, String>,
+    /// Shared cache (Redis) URL.
+    pub redis_url: Option<kem_kit::Secret>,
+    /// CORS origins.
+    pub cors_origins: Vec<String>,
+    /// Trusted proxy CIDRs.
+    pub trusted_proxies: Vec<String>,
     /// Where the file layer came from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -159,6 +185,10 @@ impl Default for Settings {
             ca_dir: PathBuf::from(".kem/identity"),
             leaf_lifetime: Duration::from_secs(24 * 3600),
             admin_base_port: 7200,
+            upstreams: Default::default(),
+            redis_url: None,
+            cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             config_file: None,
         }
     }
@@ -216,6 +246,10 @@ impl Settings {
             } else {
                 base_port.saturating_add(100)
             }),
+            upstreams: parse_pairs(args.upstreams.clone().or(file.upstreams))?,
+            redis_url: args.redis_url.clone().or(file.redis_url).map(kem_kit::Secret::new),
+            cors_origins: list(args.cors_origins.clone().or(file.cors_origins)),
+            trusted_proxies: list(args.trusted_proxies.clone().or(file.trusted_proxies)),
             config_file: args.config.clone(),
         };
         settings.validate()?;
@@ -240,6 +274,23 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn parse_pairs(value: Option<String>) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in list(value) {
+        let (name, addr) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("upstream {item:?} must look like service=host:port (KEM_UPSTREAMS)"))?;
+        out.insert(name.trim().to_owned(), addr.trim().to_owned());
+    }
+    Ok(out)
 }
 
 /// The address a local client uses to reach a listener bound to `host`.
@@ -279,6 +330,14 @@ impl fmt::Display for Settings {
         writeln!(f, "ca_dir = \"{}\"", self.ca_dir.display())?;
         writeln!(f, "leaf_lifetime_secs = {}", self.leaf_lifetime.as_secs())?;
         writeln!(f, "admin_base_port = {}", self.admin_base_port)?;
+        let upstreams: Vec<String> = self.upstreams.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(f, "upstreams = \"{}\"", upstreams.join(","))?;
+        match &self.redis_url {
+            Some(url) => writeln!(f, "redis_url = \"{url}\"")?,
+            None => writeln!(f, "# redis_url: none (in-process caches)")?,
+        }
+        writeln!(f, "cors_origins = \"{}\"", self.cors_origins.join(","))?;
+        writeln!(f, "trusted_proxies = \"{}\"", self.trusted_proxies.join(","))?;
         match &self.config_file {
             Some(path) => write!(f, "# file layer: {}", path.display()),
             None => write!(f, "# file layer: none"),
@@ -307,6 +366,25 @@ mod tests {
         assert_eq!(s.base_port, 9000, "flag/env beats file");
         assert_eq!(s.http_port, 8181, "file beats default");
         assert_eq!(s.log_level, "info", "default when unset");
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_printed() {
+        let args =
+            ConfigArgs { redis_url: Some("redis://:hunter2@cache.internal:6380/0".into()), ..Default::default() };
+        let printed = Settings::layer(&args, FileConfig::default()).expect("valid").to_string();
+        assert!(printed.contains("redis://***@cache.internal:6380/0"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn upstream_overrides_parse() {
+        let args =
+            ConfigArgs { upstreams: Some("user=kem-user:7101, event=kem-event:7102".into()), ..Default::default() };
+        let s = Settings::layer(&args, FileConfig::default()).expect("valid");
+        assert_eq!(s.upstreams.get("event").map(String::as_str), Some("kem-event:7102"));
+        let bad = ConfigArgs { upstreams: Some("user".into()), ..Default::default() };
+        assert!(Settings::layer(&bad, FileConfig::default()).is_err());
     }
 
     #[test]

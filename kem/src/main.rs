@@ -59,6 +59,8 @@ enum Command {
 enum BenchCommand {
     /// Cost of the mesh per RPC: plaintext tonic vs kem plaintext vs kem mTLS, two processes.
     Mesh(kem::bench::mesh::MeshBenchArgs),
+    /// Store-backed queue on PostgreSQL: throughput with 1/4/16 consumers and outbox relay lag.
+    Queue(kem::bench::queue::QueueBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +90,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let roles = match command {
         Command::Bench(BenchCommand::Mesh(args)) => return kem::bench::mesh::run(args).await,
+        Command::Bench(BenchCommand::Queue(args)) => return kem::bench::queue::run(args).await,
         Command::BenchServe { mode, cert_dir } => return kem::bench::mesh::serve(mode, cert_dir).await,
         Command::Up => Role::all(),
         Command::Serve { service } => vec![Role::Service(service)],

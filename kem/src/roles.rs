@@ -9,7 +9,19 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::ValueEnum;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kem_gateway::auth::{JwtAuthenticator, UserServiceKeys};
+use kem_gateway::edge::{Edge, EdgeConfig};
+use kem_gateway::idempotency::IdempotencyStore;
+use kem_gateway::protect::{EdgeLimiter, EdgeLimits, TrustedProxies};
+use kem_gateway::routes::RouteTable;
+use kem_gateway::upstream::{Upstreams, upstream};
+use kem_kit::cache::{Cache, MemoryCache, RedisCache, RedisCacheConfig};
 use kem_mesh::authz::{Policy, Rule};
+use kem_mesh::client::MeshChannel;
 use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::identity::service::IdentityApi;
 use kem_mesh::{RoleServer, Serving, Shutdown, Transport};
@@ -208,7 +220,7 @@ pub async fn start_identity(settings: &Settings, shutdown: &Shutdown) -> anyhow:
             None,
         )
         .add_service(api.into_service());
-    let running = serve(Role::Identity, server, identity, settings, shutdown).await?;
+    let running = serve(Role::Identity, server, identity, settings, shutdown, None).await?;
     let access = CaAccess::InProcess {
         addr: running.grpc_addr.to_string(),
         anchors: state.ca.load().trust_anchors().to_vec(),
@@ -223,24 +235,96 @@ async fn serve(
     identity: WorkloadIdentity,
     settings: &Settings,
     shutdown: &Shutdown,
+    edge: Option<axum::Router>,
 ) -> anyhow::Result<RunningRole> {
     let listener = bind(settings, role.grpc_port(settings), role, "gRPC").await?;
     let grpc = server.drain_timeout(settings.drain_timeout).serve(listener, shutdown.clone()).await?;
     let admin_listener = bind(settings, admin_port(role, settings), role, "admin").await?;
     let admin = kem_mesh::server::serve_admin(role.as_str(), admin_listener, &grpc, shutdown.clone()).await?;
-    let (http_addr, http_task) = if role == Role::Gateway {
-        let listener = bind(settings, settings.http_port, role, "REST").await?;
-        let (addr, task) =
-            kem_gateway::serve(listener, shutdown.clone()).context("gateway: cannot start the REST edge")?;
-        (Some(addr), Some(task))
-    } else {
-        (None, None)
+    let (http_addr, http_task) = match edge {
+        Some(router) => {
+            let listener = bind(settings, settings.http_port, role, "REST").await?;
+            let (addr, task) = kem_gateway::serve(listener, router, shutdown.clone())
+                .context("gateway: cannot start the REST edge")?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
     };
     Ok(RunningRole { role, grpc_addr: grpc.addr, admin_addr: admin.addr, http_addr, grpc, identity, admin, http_task })
 }
 
+/// Where the gateway reaches `service`: an address started in this process, an override from
+/// `--upstreams`, or the service's port on the listen host.
+fn upstream_addr(service: ServiceName, settings: &Settings, started: &HashMap<Role, SocketAddr>) -> String {
+    if let Some(addr) = settings.upstreams.get(service.as_str()) {
+        return addr.clone();
+    }
+    if let Some(addr) = started.get(&Role::Service(service)) {
+        return addr.to_string();
+    }
+    let host = settings.identity_addr.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_else(|| "127.0.0.1".into());
+    format!("{host}:{}", Role::Service(service).grpc_port(settings))
+}
+
+/// The REST edge of the gateway role, calling every service over the mesh as `identity`.
+async fn edge_router(
+    identity: &WorkloadIdentity,
+    settings: &Settings,
+    started: &HashMap<Role, SocketAddr>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<axum::Router> {
+    let mut upstreams = Upstreams::new();
+    let mut user = None;
+    for service in ServiceName::ALL {
+        let addr = upstream_addr(service, settings, started);
+        let peer = crate::mesh::spiffe_id(settings, service.as_str())?;
+        let channel = upstream(MeshChannel::new(identity, &addr, &peer)?);
+        if service == ServiceName::User {
+            user = Some(channel.clone());
+        }
+        for name in service_names(Role::Service(service)) {
+            upstreams.insert(*name, channel.clone());
+        }
+    }
+    let user = user.context("no user service upstream")?;
+    let auth = JwtAuthenticator::new(JWT_ISSUER, JWT_AUDIENCE, Arc::new(UserServiceKeys(user)));
+    auth.spawn_refresh(Duration::from_secs(60), shutdown.clone());
+    let cache: Arc<dyn Cache> = match &settings.redis_url {
+        Some(url) => {
+            let config = RedisCacheConfig::new(url.clone(), "kem:gateway:");
+            Arc::new(RedisCache::connect(config).context("cannot configure the Redis cache (--redis-url)")?)
+        }
+        None => Arc::new(MemoryCache::new(100_000)),
+    };
+    let config = EdgeConfig {
+        trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).context("invalid --trusted-proxies")?,
+        ..EdgeConfig::default()
+    };
+    let edge = Arc::new(Edge {
+        routes: RouteTable::from_pool(kem_proto::descriptor_pool())?,
+        upstreams,
+        auth: auth.clone(),
+        limiter: EdgeLimiter::new(&EdgeLimits::default()),
+        idempotency: IdempotencyStore::new(cache, Duration::from_secs(24 * 3600)),
+        config,
+    });
+    Ok(kem_gateway::router(edge, Some(auth), &settings.cors_origins))
+}
+
+/// Issuer and audience of end-user access tokens (the user service signs with these).
+pub const JWT_ISSUER: &str = "kem-user";
+/// Audience of end-user access tokens.
+pub const JWT_AUDIENCE: &str = "kem-api";
+
 /// Starts `role` (not the identity CA) with certificates from `ca`; it runs until `shutdown`.
-pub async fn start(role: Role, settings: &Settings, ca: &CaAccess, shutdown: &Shutdown) -> anyhow::Result<RunningRole> {
+/// `started` holds the addresses of roles already running in this process.
+pub async fn start(
+    role: Role,
+    settings: &Settings,
+    ca: &CaAccess,
+    shutdown: &Shutdown,
+    started: &HashMap<Role, SocketAddr>,
+) -> anyhow::Result<RunningRole> {
     let identity = ca.identity(settings, role.as_str(), shutdown).await?;
     let gateway = crate::mesh::spiffe_id(settings, Role::Gateway.as_str())?;
     let server = RoleServer::new(role.as_str())
@@ -258,7 +342,9 @@ pub async fn start(role: Role, settings: &Settings, ca: &CaAccess, shutdown: &Sh
         // The edge exposes only health and reflection over gRPC; its API is REST.
         Role::Gateway => server,
     };
-    serve(role, server, identity, settings, shutdown).await
+    let edge =
+        if role == Role::Gateway { Some(edge_router(&identity, settings, started, shutdown).await?) } else { None };
+    serve(role, server, identity, settings, shutdown, edge).await
 }
 
 /// Starts several roles. With the identity CA among them, it starts first and the others get
@@ -274,8 +360,12 @@ pub async fn start_all(roles: &[Role], settings: &Settings, shutdown: &Shutdown)
         } else {
             CaAccess::from_settings(settings)?
         };
-        for role in roles.iter().filter(|r| **r != Role::Identity) {
-            running.push(start(*role, settings, &ca, shutdown).await?);
+        // Services before the edge, so the gateway knows where they listen.
+        let mut ordered: Vec<Role> = roles.iter().copied().filter(|r| *r != Role::Identity).collect();
+        ordered.sort_by_key(|r| *r == Role::Gateway);
+        for role in ordered {
+            let started: HashMap<Role, SocketAddr> = running.iter().map(|r| (r.role, r.grpc_addr)).collect();
+            running.push(start(role, settings, &ca, shutdown, &started).await?);
         }
         anyhow::Ok(())
     }

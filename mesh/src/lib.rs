@@ -7,10 +7,12 @@
 //! - [`tls`]: mTLS configurations (TLS 1.3, ALPN h2, chain + SPIFFE ID verification);
 //! - [`authz`]: default-deny per-method authorization derived from the contracts;
 //! - [`client`]: outbound mTLS channels that follow certificate rotation.
+//! - [`breaker`]: the one circuit breaker for calls to external APIs, configured per dependency.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod authz;
+pub mod breaker;
 pub mod client;
 pub mod identity;
 pub mod server;

@@ -68,7 +68,8 @@ where
     let deadline = start + duration;
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (call, ok, failed, issued, samples) = (call.clone(), ok.clone(), failed.clone(), issued.clone(), samples.clone());
+            let (call, ok, failed, issued, samples) =
+                (call.clone(), ok.clone(), failed.clone(), issued.clone(), samples.clone());
             tokio::spawn(async move {
                 let mut local = Vec::new();
                 while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < max_calls {
@@ -93,7 +94,12 @@ where
     let elapsed = start.elapsed().as_secs_f64();
     let mut samples = samples.lock().await;
     let ok = ok.load(Ordering::Relaxed);
-    RunResult { rps: ok as f64 / elapsed, ok, failed: failed.load(Ordering::Relaxed), latency: Latency::of(&mut samples) }
+    RunResult {
+        rps: ok as f64 / elapsed,
+        ok,
+        failed: failed.load(Ordering::Relaxed),
+        latency: Latency::of(&mut samples),
+    }
 }
 
 /// Sends `rate` calls per second for `duration`, each at its scheduled time regardless of how
@@ -128,7 +134,12 @@ where
     let elapsed = start.elapsed().as_secs_f64();
     let mut samples = samples.lock().await;
     let ok = samples.len() as u64;
-    RunResult { rps: ok as f64 / elapsed, ok, failed: failed.load(Ordering::Relaxed), latency: Latency::of(&mut samples) }
+    RunResult {
+        rps: ok as f64 / elapsed,
+        ok,
+        failed: failed.load(Ordering::Relaxed),
+        latency: Latency::of(&mut samples),
+    }
 }
 
 /// Milliseconds with two decimals.
@@ -144,7 +155,10 @@ mod tests {
     fn percentiles_use_nearest_rank() {
         let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let l = Latency::of(&mut samples);
-        assert_eq!((l.p50, l.p99, l.max), (Duration::from_millis(50), Duration::from_millis(99), Duration::from_millis(100)));
+        assert_eq!(
+            (l.p50, l.p99, l.max),
+            (Duration::from_millis(50), Duration::from_millis(99), Duration::from_millis(100))
+        );
         assert_eq!(Latency::of(&mut []).p99, Duration::ZERO);
     }
 

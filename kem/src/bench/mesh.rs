@@ -112,11 +112,16 @@ pub async fn serve(mode: Mode, cert_dir: PathBuf) -> anyhow::Result<()> {
             });
         }
         Mode::KemPlaintext => {
-            RoleServer::new("bench").reflection(false).add_service(EchoServer::default()).serve(listener, shutdown.clone()).await?;
+            RoleServer::new("bench")
+                .reflection(false)
+                .add_service(EchoServer::default())
+                .serve(listener, shutdown.clone())
+                .await?;
         }
         Mode::KemMtls => {
             let identity = identity_from(&cert_dir, "event", &shutdown).await?;
-            let policy = Policy::new(TRUST_DOMAIN, "kem", DefaultPolicy::Deny).allow_service(echo::SERVICE, Rule::AllAuthenticated);
+            let policy = Policy::new(TRUST_DOMAIN, "kem", DefaultPolicy::Deny)
+                .allow_service(echo::SERVICE, Rule::AllAuthenticated);
             RoleServer::new("bench")
                 .transport(Transport::MutualTls(identity))
                 .policy(policy, None)
@@ -177,7 +182,12 @@ impl Client {
     }
 }
 
-async fn measure(mode: Mode, args: &MeshBenchArgs, cert_dir: &Path, shutdown: &Shutdown) -> anyhow::Result<(RunResult, RunResult)> {
+async fn measure(
+    mode: Mode,
+    args: &MeshBenchArgs,
+    cert_dir: &Path,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(RunResult, RunResult)> {
     let mut server = spawn_server(mode, cert_dir).await?;
     let client = match mode {
         Mode::KemMtls => {
@@ -211,15 +221,26 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
         "kem bench mesh: unary echo, {}-byte payload, client and server in separate processes on loopback",
         PAYLOAD.len()
     );
-    println!("saturation: {} concurrent callers for {} s; latency: open loop at {}/s for {} s (from intended send time)\n",
-        args.concurrency, args.seconds, args.rate, args.seconds);
-    println!("{:<16} {:>14} {:>8} {:>12} {:>12} {:>12} {:>8}", "mode", "saturation/s", "errors", "p50", "p99", "max", "errors");
+    println!(
+        "saturation: {} concurrent callers for {} s; latency: open loop at {}/s for {} s (from intended send time)\n",
+        args.concurrency, args.seconds, args.rate, args.seconds
+    );
+    println!(
+        "{:<16} {:>14} {:>8} {:>12} {:>12} {:>12} {:>8}",
+        "mode", "saturation/s", "errors", "p50", "p99", "max", "errors"
+    );
     let mut results = Vec::new();
     for mode in [Mode::TonicPlaintext, Mode::KemPlaintext, Mode::KemMtls] {
         let (sat, paced) = measure(mode, &args, &dir, &shutdown).await?;
         println!(
             "{:<16} {:>14.0} {:>8} {:>12} {:>12} {:>12} {:>8}",
-            mode.name(), sat.rps, sat.failed, ms(paced.latency.p50), ms(paced.latency.p99), ms(paced.latency.max), paced.failed
+            mode.name(),
+            sat.rps,
+            sat.failed,
+            ms(paced.latency.p50),
+            ms(paced.latency.p99),
+            ms(paced.latency.max),
+            paced.failed
         );
         results.push((mode, sat, paced));
     }
@@ -228,10 +249,15 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
         let added = paced.latency.p99.as_secs_f64() - base.2.latency.p99.as_secs_f64();
         println!(
             "{} vs tonic-plaintext: throughput {:.2}x, p99 at {}/s {:+.3} ms",
-            mode.name(), sat.rps / base.1.rps, args.rate, added * 1000.0
+            mode.name(),
+            sat.rps / base.1.rps,
+            args.rate,
+            added * 1000.0
         );
     }
-    println!("targets (kem-mtls): throughput >= 0.85x, p99 added <= +0.200 ms (Istio ztunnel publishes +0.20 ms p99 at 1000 RPS)");
+    println!(
+        "targets (kem-mtls): throughput >= 0.85x, p99 added <= +0.200 ms (Istio ztunnel publishes +0.20 ms p99 at 1000 RPS)"
+    );
     shutdown.trigger();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

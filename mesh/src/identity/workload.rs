@@ -276,7 +276,8 @@ pub struct FileSource {
 
 impl FileSource {
     fn load(&self, identity: &SpiffeId) -> Result<(IssuedCertificate, KeyPair), String> {
-        let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        let read =
+            |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
         let mut chain = super::ca::certs_from_pem(&read(&self.chain)?).map_err(|e| e.to_string())?;
         let leaf = chain.remove(0);
         let anchors = super::ca::certs_from_pem(&read(&self.anchors)?).map_err(|e| e.to_string())?;

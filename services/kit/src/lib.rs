@@ -5,11 +5,13 @@
 //! - [`cache`]: cache-aside over Redis (`fred`) or in-process (`moka`), never failing a request;
 //! - [`queue`]: the `Queue` trait with a store-backed and an Azure Service Bus implementation;
 //! - [`outbox`]: transactional outbox relay, idempotent inbox and the consumer runner;
+//! - [`jwt`]: ES256 access tokens (issue, verify, JWKS, rotation) and opaque refresh tokens;
 //! - [`external`]: the base of every client of an external HTTP API (timeouts, retries, breaker).
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod external;
+pub mod jwt;
 pub mod outbox;
 pub mod queue;
 pub mod secret;

@@ -114,7 +114,13 @@ pub trait Queue: Send + Sync {
 
     /// Receives up to `max` messages from `queue`, locking each for `lock_for`. Waits up to
     /// `wait` for the first message; returns an empty batch when none arrived.
-    async fn receive(&self, queue: &str, max: usize, lock_for: Duration, wait: Duration) -> Result<Vec<ReceivedMessage>, QueueError>;
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        lock_for: Duration,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError>;
 
     /// Removes a processed message. `LockLost` if the lock expired first.
     async fn complete(&self, message: &ReceivedMessage) -> Result<(), QueueError>;

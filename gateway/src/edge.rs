@@ -1,0 +1,363 @@
+//! The edge handler: every API request goes through the same pipeline, assembled here in one
+//! readable place:
+//!
+//! request id → route lookup (404/405) → client IP and per-IP limit → authentication for owner
+//! routes (401) → per-route limit (429) → body limit (413) → idempotency replay → transcoding (400)
+//! → deadline → backend call over the mesh, retrying idempotent methods on UNAVAILABLE →
+//! canonical JSON response (or the error as `google.rpc.Status`) → access log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, StatusCode, header};
+use http_body_util::BodyExt;
+use kem_proto::contract::{Access, Idempotency};
+use tonic::Code;
+
+use crate::auth::Authenticate;
+use crate::deadline::DeadlinePolicy;
+use crate::errors::{bad_request, json_error, status_response};
+use crate::idempotency::{IdempotencyStore, Replay};
+use crate::protect::{EdgeLimiter, TrustedProxies, client_ip, rate_limit_headers, too_many_requests};
+use crate::routes::{Lookup, Route, RouteTable};
+use crate::transcode::{DynamicCodec, ResponseBody, build_request, write_response};
+use crate::upstream::Upstreams;
+
+/// Metadata carrying the verified end-user (owner) id to services; services trust it only from
+/// the gateway's mesh identity (see `kem_mesh::authz`).
+pub const OWNER_METADATA: &str = "x-kem-user-id";
+
+/// Edge settings.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Deadlines.
+    pub deadlines: DeadlinePolicy,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Extra attempts for idempotent methods answered UNAVAILABLE.
+    pub idempotent_retries: u32,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            deadlines: DeadlinePolicy::default(),
+            body_limit: 1024 * 1024,
+            idempotent_retries: 2,
+            trusted_proxies: TrustedProxies::none(),
+        }
+    }
+}
+
+/// Everything the pipeline needs, shared by all requests.
+pub struct Edge {
+    /// Routes from the descriptors.
+    pub routes: RouteTable,
+    /// Backends.
+    pub upstreams: Upstreams,
+    /// End-user authentication.
+    pub auth: Arc<dyn Authenticate>,
+    /// Rate limits.
+    pub limiter: EdgeLimiter,
+    /// Idempotency-Key replay store.
+    pub idempotency: IdempotencyStore,
+    /// Settings.
+    pub config: EdgeConfig,
+}
+
+/// The pattern name rate limits are keyed by: `POST /api/v1/events/{id}/participants`.
+pub fn route_name(route: &Route) -> String {
+    let template = kem_proto::contract::normalize_template(&route.template.to_string()).replace("{}", "{id}");
+    format!("{} {template}", route.method)
+}
+
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            use rand::Rng;
+            let bytes: [u8; 16] = rand::rng().random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        })
+}
+
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+/// The API handler (axum fallback for everything that is not a fixed edge endpoint).
+pub async fn handle(
+    State(edge): State<Arc<Edge>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let started = tokio::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    let rid = request_id(&parts.headers);
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_owned();
+    let mut owner_for_log = None;
+    let mut route_for_log = None;
+    let mut response = async {
+        let (route, captures) = match edge.routes.lookup(&parts.method, &path) {
+            Lookup::Found(route, captures) => (route, captures),
+            Lookup::NotFound => {
+                return json_error(StatusCode::NOT_FOUND, Code::NotFound, &format!("no route for {path}"), vec![], &rid);
+            }
+            Lookup::MethodNotAllowed(allowed) => {
+                let mut response = json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    Code::Unimplemented,
+                    &format!("{method} is not allowed on {path}"),
+                    vec![],
+                    &rid,
+                );
+                let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
+                return response;
+            }
+        };
+        route_for_log = Some(route.grpc_path());
+        let client = client_ip(peer, &parts.headers, &edge.config.trusted_proxies);
+
+        // Authentication before the per-route limit, so owners are counted per owner.
+        let owner = if route.access == Access::Owner {
+            let Some(token) = bearer(&parts.headers) else {
+                return unauthorized("an access token is required (Authorization: Bearer <token>)", &rid);
+            };
+            match edge.auth.authenticate(token).await {
+                Ok(subject) => Some(subject),
+                Err(reason) => return unauthorized(&reason, &rid),
+            }
+        } else {
+            None
+        };
+        owner_for_log = owner.clone();
+
+        let decision = edge.limiter.check(&route_name(route), client, owner.as_deref(), tokio::time::Instant::now());
+        if !decision.allowed {
+            let limited = too_many_requests(&decision);
+            let (mut head, text) = limited.into_parts();
+            let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted, &text, vec![], &rid);
+            for (name, value) in head.headers.drain().filter_map(|(n, v)| n.map(|n| (n, v))) {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            return response;
+        }
+
+        let body = match http_body_util::Limited::new(body, edge.config.body_limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Code::InvalidArgument,
+                    &format!("the request body exceeds {} bytes", edge.config.body_limit),
+                    vec![],
+                    &rid,
+                );
+            }
+        };
+
+        // A replayed POST with the same Idempotency-Key gets the first answer.
+        let idempotency_key = (parts.method == Method::POST)
+            .then(|| parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned))
+            .flatten();
+        let scope = owner.clone().unwrap_or_else(|| client.to_string());
+        let claim = match &idempotency_key {
+            Some(key) => match edge.idempotency.begin(&scope, &route_name(route), key, &body).await {
+                Replay::Stored(stored) => return stored.into_response(&rid),
+                Replay::InProgress => {
+                    return json_error(
+                        StatusCode::CONFLICT,
+                        Code::Aborted,
+                        "a request with this Idempotency-Key is still in progress; retry shortly",
+                        vec![],
+                        &rid,
+                    );
+                }
+                Replay::Mismatch => {
+                    return json_error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Code::InvalidArgument,
+                        "this Idempotency-Key was used with a different request body",
+                        vec![],
+                        &rid,
+                    );
+                }
+                Replay::Proceed(claim) => Some(claim),
+            },
+            None => None,
+        };
+
+        let query = parts.uri.query();
+        let message = match build_request(route, &captures, query, &body) {
+            Ok(message) => message,
+            Err(error) => return bad_request(&error.field, &error.description, &rid),
+        };
+        let deadline = edge.config.deadlines.for_request(&parts.headers);
+        let pretty = query.is_some_and(|q| q.split('&').any(|p| p == "pretty" || p == "pretty=true"));
+        let response = call(&edge, route, message, deadline, owner.as_deref(), &rid, pretty).await;
+        if let Some(claim) = claim { edge.idempotency.finish(claim, response).await } else { response.into_response() }
+    }
+    .await;
+
+    response
+        .headers_mut()
+        .entry("x-request-id")
+        .or_insert_with(|| HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("-")));
+    if method == Method::HEAD {
+        *response.body_mut() = Body::empty();
+    }
+    tracing::info!(
+        target: "kem_gateway::access",
+        request_id = %rid,
+        method = %method,
+        path = %path,
+        rpc = route_for_log.as_deref().unwrap_or("-"),
+        owner = owner_for_log.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+fn unauthorized(reason: &str, rid: &str) -> Response {
+    let mut response = json_error(StatusCode::UNAUTHORIZED, Code::Unauthenticated, reason, vec![], rid);
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"kem\""));
+    response
+}
+
+/// An HTTP response that can also be captured for idempotent replay.
+pub struct EdgeResponse(pub Response);
+
+impl IntoResponse for EdgeResponse {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+async fn call(
+    edge: &Edge,
+    route: &Route,
+    message: prost_reflect::DynamicMessage,
+    deadline: Duration,
+    owner: Option<&str>,
+    rid: &str,
+    pretty: bool,
+) -> EdgeResponse {
+    let service = route.service();
+    let Some(channel) = edge.upstreams.get(&service) else {
+        return EdgeResponse(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unavailable,
+            "the service is not available",
+            vec![],
+            rid,
+        ));
+    };
+    let path = match http::uri::PathAndQuery::try_from(route.grpc_path()) {
+        Ok(path) => path,
+        Err(_) => {
+            return EdgeResponse(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::Internal,
+                "bad route",
+                vec![],
+                rid,
+            ));
+        }
+    };
+    let expires = tokio::time::Instant::now() + deadline;
+    let attempts = if route.idempotency != Idempotency::Unknown { 1 + edge.config.idempotent_retries } else { 1 };
+    let mut last = None;
+    for attempt in 0..attempts {
+        let left = expires.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut request = tonic::Request::new(message.clone());
+        request.set_timeout(left);
+        if let Some(owner) = owner.and_then(|o| o.parse().ok()) {
+            request.metadata_mut().insert(OWNER_METADATA, owner);
+        }
+        if let Ok(value) = rid.parse() {
+            request.metadata_mut().insert("x-request-id", value);
+        }
+        if attempt > 0
+            && let Ok(value) = attempt.to_string().parse()
+        {
+            request.metadata_mut().insert("grpc-previous-rpc-attempts", value);
+        }
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        let outcome = async {
+            grpc.ready().await.map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+            grpc.unary(request, path.clone(), DynamicCodec::new(route.rpc.output())).await
+        };
+        match tokio::time::timeout(left, outcome).await {
+            Ok(Ok(response)) => {
+                return match write_response(route, response.get_ref(), pretty) {
+                    Ok(ResponseBody::Json(bytes)) => EdgeResponse(json_ok(bytes)),
+                    Ok(ResponseBody::Raw { content_type, data }) => {
+                        let mut response = Response::new(Body::from(data));
+                        if let Ok(value) = HeaderValue::from_str(&content_type) {
+                            response.headers_mut().insert(header::CONTENT_TYPE, value);
+                        }
+                        EdgeResponse(response)
+                    }
+                    Err(e) => EdgeResponse(json_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Code::Internal,
+                        &format!("cannot encode the response: {e}"),
+                        vec![],
+                        rid,
+                    )),
+                };
+            }
+            Ok(Err(status)) => {
+                let retryable = status.code() == Code::Unavailable;
+                last = Some(status);
+                if !retryable {
+                    break;
+                }
+                // Jittered backoff before the next attempt, within the deadline.
+                let backoff = Duration::from_millis(25 * (1 << attempt) + rand::random::<u64>() % 25);
+                if backoff >= expires.saturating_duration_since(tokio::time::Instant::now()) {
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+            }
+            Err(_) => {
+                last = Some(tonic::Status::deadline_exceeded("the request deadline was exceeded"));
+                break;
+            }
+        }
+    }
+    let status = last.unwrap_or_else(|| tonic::Status::deadline_exceeded("the request deadline was exceeded"));
+    EdgeResponse(status_response(&status, rid))
+}
+
+fn json_ok(bytes: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+// `rate_limit_headers` is applied on the way out by the router for limited routes.
+#[allow(unused_imports)]
+use rate_limit_headers as _;

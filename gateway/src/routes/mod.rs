@@ -1,0 +1,188 @@
+//! The route table: every `google.api.http` binding of every edge-reachable RPC, built at start
+//! from the descriptors (no handwritten routes).
+
+pub mod template;
+
+use http::Method;
+use kem_proto::contract::{Access, Idempotency, access, http_bindings, idempotency};
+use prost_reflect::{DescriptorPool, MethodDescriptor};
+
+pub use template::{Captures, PathTemplate, split_path};
+
+/// One HTTP binding of an RPC.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template.
+    pub template: PathTemplate,
+    /// The RPC.
+    pub rpc: MethodDescriptor,
+    /// `body` selector: empty, `*` or a top-level field.
+    pub body: String,
+    /// `response_body` selector: empty or a top-level field.
+    pub response_body: String,
+    /// Who may call it.
+    pub access: Access,
+    /// Whether a failed attempt may be retried.
+    pub idempotency: Idempotency,
+}
+
+impl Route {
+    /// `/package.Service/Method`, the gRPC path.
+    pub fn grpc_path(&self) -> String {
+        format!("/{}/{}", self.rpc.parent_service().full_name(), self.rpc.name())
+    }
+
+    /// The service's full name.
+    pub fn service(&self) -> String {
+        self.rpc.parent_service().full_name().to_owned()
+    }
+}
+
+/// Result of looking a request up.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// A route matched.
+    Found(&'a Route, Captures),
+    /// The path exists, but not for this method; the allowed methods.
+    MethodNotAllowed(Vec<Method>),
+    /// Nothing matches the path.
+    NotFound,
+}
+
+/// Why the table could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// A template is invalid.
+    #[error("{rpc}: {source}")]
+    Template {
+        /// The RPC.
+        rpc: String,
+        /// Underlying error.
+        #[source]
+        source: template::TemplateError,
+    },
+    /// A method name is not an HTTP method.
+    #[error("{rpc}: unsupported HTTP method {method:?}")]
+    Method {
+        /// The RPC.
+        rpc: String,
+        /// The method.
+        method: String,
+    },
+}
+
+/// All routes, looked up by method and path.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Builds the table from every PUBLIC/OWNER RPC in `pool`. INTERNAL RPCs are never routed,
+    /// even if someone annotated one by mistake (the contract test forbids that too).
+    pub fn from_pool(pool: &DescriptorPool) -> Result<RouteTable, RouteError> {
+        let mut routes = Vec::new();
+        for service in pool.services().filter(|s| s.package_name().starts_with("kem.")) {
+            for rpc in service.methods() {
+                let access = access(pool, &rpc);
+                if !matches!(access, Access::Public | Access::Owner) {
+                    continue;
+                }
+                for binding in http_bindings(pool, &rpc) {
+                    let template = PathTemplate::parse(&binding.path)
+                        .map_err(|source| RouteError::Template { rpc: binding.rpc.clone(), source })?;
+                    let method = Method::from_bytes(binding.method.as_bytes())
+                        .map_err(|_| RouteError::Method { rpc: binding.rpc.clone(), method: binding.method.clone() })?;
+                    routes.push(Route {
+                        method,
+                        template,
+                        rpc: rpc.clone(),
+                        body: binding.body,
+                        response_body: binding.response_body,
+                        access,
+                        idempotency: idempotency(&rpc),
+                    });
+                }
+            }
+        }
+        // Most specific first, so `/users/me` wins over a hypothetical `/users/{id}`.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.template.specificity()));
+        Ok(RouteTable { routes })
+    }
+
+    /// Every route.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for `method` and `path`.
+    pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
+        let Some((segments, verb)) = split_path(path) else { return Lookup::NotFound };
+        let mut allowed = Vec::new();
+        for route in &self.routes {
+            if let Some(captures) = route.template.matches(&segments, verb.as_deref()) {
+                // HEAD is served by GET routes.
+                if route.method == method || (method == Method::HEAD && route.method == Method::GET) {
+                    return Lookup::Found(route, captures);
+                }
+                if !allowed.contains(&route.method) {
+                    allowed.push(route.method.clone());
+                }
+            }
+        }
+        if allowed.is_empty() { Lookup::NotFound } else { Lookup::MethodNotAllowed(allowed) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kem_proto::contract::DESIGN_ROUTES;
+
+    fn table() -> RouteTable {
+        RouteTable::from_pool(kem_proto::descriptor_pool()).expect("routes")
+    }
+
+    /// Table-driven from DESIGN.md: every REST route resolves to its RPC.
+    #[test]
+    fn every_design_route_resolves_to_its_rpc() {
+        let table = table();
+        for route in DESIGN_ROUTES {
+            let path = route.path.replace("{id}", "abc-123");
+            let method = Method::from_bytes(route.method.as_bytes()).expect("method");
+            match table.lookup(&method, &path) {
+                Lookup::Found(found, captures) => {
+                    assert_eq!(found.rpc.full_name(), route.rpc, "{} {}", route.method, route.path);
+                    if route.path.contains("{id}") {
+                        assert_eq!(captures.len(), 1);
+                        assert_eq!(captures[0].1, "abc-123");
+                    }
+                }
+                other => panic!("{} {} → {other:?}", route.method, route.path),
+            }
+        }
+    }
+
+    #[test]
+    fn internal_rpcs_are_never_routed() {
+        let table = table();
+        assert!(table.routes().iter().all(|r| matches!(r.access, Access::Public | Access::Owner)));
+        assert!(!table.routes().iter().any(|r| r.rpc.name() == "GetEventForParticipation"));
+    }
+
+    #[test]
+    fn wrong_method_and_unknown_path_are_told_apart() {
+        let table = table();
+        match table.lookup(&Method::PUT, "/api/v1/events/e1") {
+            Lookup::MethodNotAllowed(mut allowed) => {
+                allowed.sort_by_key(|m| m.to_string());
+                assert_eq!(allowed, vec![Method::DELETE, Method::GET, Method::PATCH]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(table.lookup(&Method::GET, "/api/v1/nope"), Lookup::NotFound));
+        assert!(matches!(table.lookup(&Method::GET, "/api/v1/events/e1:publish"), Lookup::MethodNotAllowed(_)));
+    }
+}

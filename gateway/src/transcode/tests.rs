@@ -1,0 +1,122 @@
+//! Transcoding against the real published contracts.
+
+use http::Method;
+use prost_reflect::{DynamicMessage, Value as PValue};
+use serde_json::json;
+
+use super::*;
+use crate::routes::{Lookup, RouteTable};
+
+fn table() -> RouteTable {
+    RouteTable::from_pool(kem_proto::descriptor_pool()).expect("routes")
+}
+
+fn request(method: Method, path_and_query: &str, body: &str) -> Result<DynamicMessage, FieldError> {
+    let table = table();
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let Lookup::Found(route, captures) = table.lookup(&method, path) else { panic!("no route for {path}") };
+    build_request(route, &captures, query, body.as_bytes())
+}
+
+fn json_of(message: &DynamicMessage) -> serde_json::Value {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::new(&mut out);
+    message.serialize_with_options(&mut ser, &SerializeOptions::new()).expect("serialize");
+    serde_json::from_slice(&out).expect("json")
+}
+
+#[test]
+fn path_variables_fill_the_request() {
+    let m = request(Method::GET, "/api/v1/events/ev-42", "").expect("ok");
+    assert_eq!(json_of(&m), json!({"eventId": "ev-42"}));
+}
+
+#[test]
+fn body_star_with_path_variable_and_enums() {
+    let m = request(
+        Method::POST,
+        "/api/v1/events/ev-1:publish",
+        r#"{"channels": ["CHANNEL_INSTAGRAM", "CHANNEL_KAKAO_CHANNEL"]}"#,
+    )
+    .expect("ok");
+    assert_eq!(json_of(&m), json!({"eventId": "ev-1", "channels": ["CHANNEL_INSTAGRAM", "CHANNEL_KAKAO_CHANNEL"]}));
+}
+
+#[test]
+fn path_variables_override_the_body() {
+    let m = request(Method::POST, "/api/v1/events/ev-1:publish", r#"{"eventId": "other"}"#).expect("ok");
+    assert_eq!(json_of(&m)["eventId"], "ev-1");
+}
+
+#[test]
+fn query_parameters_repeated_and_typed() {
+    let m = request(Method::GET, "/api/v1/events?status=EVENT_STATUS_DRAFT&pageSize=5&pageToken=abc", "").expect("ok");
+    let j = json_of(&m);
+    assert_eq!(j["pageSize"], 5);
+    assert_eq!(j["pageToken"], "abc");
+    // snake_case names are accepted too.
+    let m = request(Method::GET, "/api/v1/events?page_size=7", "").expect("ok");
+    assert_eq!(json_of(&m)["pageSize"], 7);
+    let err = request(Method::GET, "/api/v1/events?pageSize=seven", "").expect_err("bad int");
+    assert_eq!(err.field, "pageSize");
+    let err = request(Method::GET, "/api/v1/events?nope=1", "").expect_err("unknown");
+    assert_eq!(err.field, "nope");
+}
+
+#[test]
+fn patch_derives_the_field_mask_from_the_body() {
+    let m = request(Method::PATCH, "/api/v1/events/ev-1", r#"{"title": "Lunch", "prize": {"name": "Coffee"}}"#)
+        .expect("ok");
+    let j = json_of(&m);
+    assert_eq!(j["eventId"], "ev-1");
+    assert_eq!(j["event"]["title"], "Lunch");
+    assert_eq!(j["updateMask"], "prize.name,title");
+    // An explicit mask wins.
+    let m = request(Method::PATCH, "/api/v1/events/ev-1?updateMask=title", r#"{"title": "Lunch", "description": "x"}"#)
+        .expect("ok");
+    assert_eq!(json_of(&m)["updateMask"], "title");
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_name_the_field() {
+    let err = request(Method::POST, "/api/v1/events", r#"{"title": "x", "bogus": 1}"#).expect_err("unknown");
+    assert!(err.field.contains("event"), "{err:?}");
+    assert!(err.description.contains("bogus"), "{err:?}");
+    let err = request(Method::POST, "/api/v1/events", r#"{"title": 5}"#).expect_err("type");
+    assert_eq!(err.field, "event.title", "{err:?}");
+    let err = request(Method::POST, "/api/v1/events", r#"{"title": "#).expect_err("malformed");
+    assert_eq!(err.field, "body");
+    let err = request(Method::GET, "/api/v1/events/e1", r#"{"x": 1}"#).expect_err("no body allowed");
+    assert_eq!(err.field, "body");
+}
+
+#[test]
+fn well_known_types_and_int64_in_canonical_form() {
+    let m = request(
+        Method::POST,
+        "/api/v1/events",
+        r#"{"title": "x", "budget": {"amountKrw": "9007199254740993"}, "period": {"startTime": "2026-12-01T00:00:00Z", "endTime": "2026-12-31T23:59:59.5Z"}}"#,
+    )
+    .expect("ok");
+    let j = json_of(&m);
+    assert_eq!(j["event"]["budget"]["amountKrw"], "9007199254740993", "int64 stays exact, as a string");
+    assert_eq!(j["event"]["period"]["endTime"], "2026-12-31T23:59:59.500Z");
+}
+
+#[test]
+fn responses_select_response_body_and_raw_bytes() {
+    let table = table();
+    let Lookup::Found(route, _) = table.lookup(&Method::GET, "/api/v1/images/img-1/content") else { panic!("route") };
+    let mut response = DynamicMessage::new(route.rpc.output());
+    response.set_field_by_name("content_type", PValue::String("image/png".into()));
+    response.set_field_by_name("data", PValue::Bytes(bytes::Bytes::from_static(b"\x89PNG")));
+    match write_response(route, &response, false).expect("write") {
+        ResponseBody::Raw { content_type, data } => {
+            assert_eq!((content_type.as_str(), data.as_slice()), ("image/png", &b"\x89PNG"[..]))
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,4 @@
+//! A real gateway in front of real gRPC services (over mesh mTLS) on loopback.
+
+mod api;
+mod support;

@@ -1,0 +1,172 @@
+//! A test EventService backend with scripted behaviour, served over mTLS, and a gateway in front.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use kem_gateway::auth::{JwtAuthenticator, StaticKeys};
+use kem_gateway::edge::{Edge, EdgeConfig};
+use kem_gateway::idempotency::IdempotencyStore;
+use kem_gateway::protect::{EdgeLimiter, EdgeLimits};
+use kem_gateway::routes::RouteTable;
+use kem_gateway::upstream::{Upstreams, upstream};
+use kem_kit::cache::MemoryCache;
+use kem_kit::jwt::{Issuer, SigningKey};
+use kem_mesh::authz::Policy;
+use kem_mesh::client::MeshChannel;
+use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
+use kem_mesh::{RoleServer, Shutdown, Transport};
+use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
+use kem_proto::kem::event::v1::*;
+use tonic::{Request, Response, Status};
+
+pub const ISSUER: &str = "kem-user";
+pub const AUDIENCE: &str = "kem-api";
+
+/// Scripted backend: echoes what it received so tests can see the transcoded request.
+#[derive(Default)]
+pub struct ScriptedEvents {
+    pub calls: AtomicU32,
+}
+
+fn owner_of<T>(request: &Request<T>) -> String {
+    request.metadata().get("x-kem-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// The service wrapper (the trait is foreign, so it is implemented on a local newtype).
+pub struct Events(pub Arc<ScriptedEvents>);
+
+#[tonic::async_trait]
+impl EventService for Events {
+    async fn get_event(&self, request: Request<GetEventRequest>) -> Result<Response<GetEventResponse>, Status> {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let owner = owner_of(&request);
+        let id = request.into_inner().event_id;
+        // `code-N` answers with gRPC status N, `slow` sleeps, anything else is found.
+        if let Some(code) = id.strip_prefix("code-").and_then(|c| c.parse::<i32>().ok()) {
+            let status = kem_proto::status::error_info(
+                tonic::Code::from(code),
+                &format!("scripted {code}"),
+                "kem.test",
+                "SCRIPTED",
+                &[],
+            );
+            return Err(status);
+        }
+        if id == "slow" {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        Ok(Response::new(GetEventResponse {
+            event: Some(Event {
+                event_id: id,
+                owner_id: owner,
+                title: "Weekday lunch".into(),
+                budget: Some(kem_proto::kem::common::v1::Money { amount_krw: 9_007_199_254_740_993 }),
+                status: EventStatus::Draft as i32,
+                create_time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+                ..Default::default()
+            }),
+        }))
+    }
+
+    async fn create_event(
+        &self,
+        request: Request<CreateEventRequest>,
+    ) -> Result<Response<CreateEventResponse>, Status> {
+        let n = self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let owner = owner_of(&request);
+        let mut event = request.into_inner().event.unwrap_or_default();
+        event.event_id = format!("ev-{n}");
+        event.owner_id = owner;
+        Ok(Response::new(CreateEventResponse { event: Some(event) }))
+    }
+
+    async fn update_event(
+        &self,
+        request: Request<UpdateEventRequest>,
+    ) -> Result<Response<UpdateEventResponse>, Status> {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let request = request.into_inner();
+        let mut event = request.event.unwrap_or_default();
+        // Echo the mask in the description so the test can see it.
+        event.description = request.update_mask.map(|m| m.paths.join(",")).unwrap_or_default();
+        event.event_id = request.event_id;
+        Ok(Response::new(UpdateEventResponse { event: Some(event) }))
+    }
+
+    async fn list_events(&self, request: Request<ListEventsRequest>) -> Result<Response<ListEventsResponse>, Status> {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let request = request.into_inner();
+        Ok(Response::new(ListEventsResponse {
+            events: vec![],
+            next_page_token: format!(
+                "size={};token={};status={:?}",
+                request.page_size, request.page_token, request.status
+            ),
+        }))
+    }
+}
+
+/// A backend plus a gateway in front of it.
+pub struct Setup {
+    pub http: SocketAddr,
+    pub backend: Arc<ScriptedEvents>,
+    pub issuer: Issuer,
+    pub shutdown: Shutdown,
+    _ca: TestCa,
+}
+
+impl Setup {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn token(&self, owner: &str) -> String {
+        self.issuer.issue(owner, Default::default()).expect("token").0
+    }
+}
+
+pub async fn start(config: EdgeConfig, limits: EdgeLimits) -> Setup {
+    let ca = TestCa::new();
+    let shutdown = Shutdown::new();
+    let backend = Arc::new(ScriptedEvents::default());
+    let event_id = ca.identity("event", Duration::from_secs(3600)).await;
+    let service = "kem.event.v1.EventService";
+    let policy = Policy::from_contracts(kem_proto::descriptor_pool(), &[service], TRUST_DOMAIN, NAMESPACE, "gateway");
+    let serving = RoleServer::new("event")
+        .transport(Transport::MutualTls(event_id))
+        .policy(policy, Some(TestCa::id("gateway")))
+        .add_service(EventServiceServer::new(Events(backend.clone())))
+        .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"), shutdown.clone())
+        .await
+        .expect("backend");
+
+    let gateway_id = ca.identity("gateway", Duration::from_secs(3600)).await;
+    let mut upstreams = Upstreams::new();
+    let channel = MeshChannel::new(&gateway_id, &serving.addr.to_string(), &TestCa::id("event")).expect("channel");
+    upstreams.insert(service, upstream(channel));
+
+    let key = SigningKey::generate().expect("key");
+    let issuer = Issuer::new(key, ISSUER, AUDIENCE);
+    let auth = JwtAuthenticator::new(ISSUER, AUDIENCE, Arc::new(StaticKeys(issuer.jwks(std::time::SystemTime::now()))));
+    let edge = Arc::new(Edge {
+        routes: RouteTable::from_pool(kem_proto::descriptor_pool()).expect("routes"),
+        upstreams,
+        auth: auth.clone(),
+        limiter: EdgeLimiter::new(&limits),
+        idempotency: IdempotencyStore::new(Arc::new(MemoryCache::new(10_000)), Duration::from_secs(3600)),
+        config,
+    });
+    auth.refresh().await.expect("signing keys");
+    let router = kem_gateway::router(edge, Some(auth), &["https://app.kem.example".to_owned()]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (http, _task) = kem_gateway::serve(listener, router, shutdown.clone()).expect("serve");
+    Setup { http, backend, issuer, shutdown, _ca: ca }
+}
+
+pub fn client() -> reqwest::Client {
+    // reqwest is built without a bundled crypto provider; the tree's one provider is ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
