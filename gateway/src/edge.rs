@@ -113,7 +113,13 @@ pub async fn handle(
         let (route, captures) = match edge.routes.lookup(&parts.method, &path) {
             Lookup::Found(route, captures) => (route, captures),
             Lookup::NotFound => {
-                return json_error(StatusCode::NOT_FOUND, Code::NotFound, &format!("no route for {path}"), vec![], &rid);
+                return json_error(
+                    StatusCode::NOT_FOUND,
+                    Code::NotFound,
+                    &format!("no route for {path}"),
+                    vec![],
+                    &rid,
+                );
             }
             Lookup::MethodNotAllowed(allowed) => {
                 let mut response = json_error(
@@ -234,6 +240,8 @@ pub async fn handle(
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
+    let route = route_for_log.as_deref().unwrap_or("unmatched");
+    kem_mesh::telemetry::Registry::global().edge_request(route, response.status().as_u16(), started.elapsed());
     response
 }
 

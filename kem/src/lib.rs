@@ -8,6 +8,7 @@ pub mod config;
 pub mod mesh;
 pub mod roles;
 pub mod telemetry;
+pub mod top;
 
 pub use config::Settings;
 pub use roles::{Role, RunningRole, ServiceName};

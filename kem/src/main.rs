@@ -32,6 +32,8 @@ enum Command {
     Identity,
     /// Print the resolved configuration (secrets redacted) and exit.
     Config,
+    /// Live success rate, RPS and latency per route from the roles' `/metrics`.
+    Top(kem::top::TopArgs),
     /// Benchmarks that compare kem with a baseline in one run and print ratios.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -92,6 +94,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Mesh(args)) => return kem::bench::mesh::run(args).await,
         Command::Bench(BenchCommand::Queue(args)) => return kem::bench::queue::run(args).await,
         Command::BenchServe { mode, cert_dir } => return kem::bench::mesh::serve(mode, cert_dir).await,
+        Command::Top(args) => return kem::top::run(args, kem::top::default_admin_addrs(&settings)).await,
         Command::Up => Role::all(),
         Command::Serve { service } => vec![Role::Service(service)],
         Command::Gateway => vec![Role::Gateway],
@@ -99,6 +102,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Config | Command::JoinToken { .. } => return Ok(()),
     };
     tracing::info!(config = %settings.to_string().replace('\n', "; "), "starting kem");
+    let traces = telemetry::init_traces("kem")?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_os_signals();
     let running = roles::start_all(&roles, &settings, &shutdown).await?;
@@ -114,6 +118,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             failed = Some(error);
         }
     }
+    telemetry::shutdown_traces(traces).await;
     match failed {
         Some(error) => Err(error),
         None => {

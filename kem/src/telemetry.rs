@@ -1,6 +1,13 @@
-//! Process-wide logging setup. Logs go to stderr; stdout carries only the machine-readable
-//! `kem:` announcement lines (bound addresses, readiness) that scripts and tests parse.
+//! Process-wide logging and tracing setup. Logs go to stderr; stdout carries only the
+//! machine-readable `kem:` announcement lines (bound addresses, readiness) that scripts and tests
+//! parse.
+//!
+//! Metrics need no setup: every role records into [`kem_mesh::telemetry::Registry::global`],
+//! served at `/metrics` on each role's admin port. Traces are exported over OTLP/gRPC only when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set; JSON log lines emitted while an RPC is handled carry
+//! that RPC's `trace_id` and `span_id` (fields of the current `rpc` span).
 
+use kem_mesh::telemetry::trace::{self, TraceExport};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, Settings};
@@ -15,4 +22,21 @@ pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
         LogFormat::Text => builder.try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}
+
+/// Starts OTLP trace export for `service_name` when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+/// Must run inside the Tokio runtime; flush the returned handle with [`shutdown_traces`].
+pub fn init_traces(service_name: &str) -> anyhow::Result<Option<TraceExport>> {
+    let export = trace::install_from_env(service_name)?;
+    if export.is_some() {
+        tracing::info!(endpoint = ?std::env::var(trace::OTLP_ENDPOINT_ENV).ok(), "exporting traces over OTLP");
+    }
+    Ok(export)
+}
+
+/// Flushes and stops trace export (off the async workers: the flush blocks).
+pub async fn shutdown_traces(export: Option<TraceExport>) {
+    if let Some(export) = export {
+        let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
+    }
 }

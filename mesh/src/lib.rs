@@ -8,15 +8,20 @@
 //! - [`authz`]: default-deny per-method authorization derived from the contracts;
 //! - [`client`]: outbound mTLS channels that follow certificate rotation.
 //! - [`breaker`]: the one circuit breaker for calls to external APIs, configured per dependency.
+//! - [`telemetry`]: golden metrics on `/metrics`, W3C trace propagation and OTLP export.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod authz;
+pub mod balance;
 pub mod breaker;
 pub mod client;
+pub mod deadline;
 pub mod identity;
+pub mod retry;
 pub mod server;
 pub mod shutdown;
+pub mod telemetry;
 pub mod testing;
 pub mod tls;
 

@@ -1,4 +1,5 @@
 //! A real gateway in front of real gRPC services (over mesh mTLS) on loopback.
 
 mod api;
+mod fuzz;
 mod support;

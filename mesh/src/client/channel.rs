@@ -11,8 +11,13 @@ use rustls::pki_types::ServerName;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
+use opentelemetry::trace::SpanKind;
+
 use super::connect::{OnConnect, tls_channel_observed};
 use crate::identity::{SpiffeId, WorkloadIdentity};
+use crate::telemetry::Registry;
+use crate::telemetry::layer::RpcObservation;
+use crate::telemetry::trace;
 use crate::tls;
 
 /// Why a mesh channel could not be built.
@@ -42,9 +47,14 @@ pub enum ChannelError {
 /// finish on the previous connection, which closes once unused. That is how rotation reaches
 /// established connections without dropping an RPC (servers close connections whose
 /// certificates expire, so a client that did not move in time would see its connection go away).
+///
+/// Every call is measured per route and target (outbound golden metrics) and gets a client span
+/// whose context travels as `traceparent`, continuing the trace of the inbound call it serves.
 #[derive(Clone)]
 pub struct MeshChannel {
     current: Arc<ArcSwap<Channel>>,
+    metrics: Arc<Registry>,
+    target: Arc<str>,
 }
 
 impl MeshChannel {
@@ -100,7 +110,13 @@ impl MeshChannel {
                 }
             }
         });
-        Ok(MeshChannel { current })
+        Ok(MeshChannel { current, metrics: Registry::global(), target: Arc::from(peer.to_string()) })
+    }
+
+    /// Records outbound metrics into `registry` instead of [`Registry::global`].
+    pub fn with_metrics(mut self, registry: Arc<Registry>) -> MeshChannel {
+        self.metrics = registry;
+        self
     }
 
     fn channel(&self) -> Channel {
@@ -118,8 +134,23 @@ impl tower::Service<http::Request<tonic::body::Body>> for MeshChannel {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
         let channel = self.channel();
-        Box::pin(async move { tower::ServiceExt::oneshot(channel, request).await })
+        let route = request.uri().path().to_owned();
+        let metrics = self.metrics.outbound(&route, &self.target);
+        // The current context is the inbound call's server span when called from a handler.
+        let cx = trace::start_rpc_span(&opentelemetry::Context::current(), &route, SpanKind::Client, &self.target);
+        trace::inject(&cx, request.headers_mut());
+        let observation = RpcObservation::start(metrics, cx);
+        Box::pin(async move {
+            match tower::ServiceExt::oneshot(channel, request).await {
+                Ok(response) => Ok(observation.observe(response)),
+                Err(error) => {
+                    let mut observation = observation;
+                    observation.finish(tonic::Code::Unavailable);
+                    Err(error)
+                }
+            }
+        })
     }
 }

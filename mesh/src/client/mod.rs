@@ -4,7 +4,9 @@
 //! channel to a peer that re-dials with the workload's new certificate after every renewal, while
 //! RPCs already in flight finish on the old connection.
 
+pub mod balanced;
 pub mod channel;
 pub mod connect;
 
+pub use balanced::{BalancedChannel, ClientConfig, ClientCounters};
 pub use channel::MeshChannel;

@@ -34,13 +34,17 @@ pub(super) struct AcceptLoop<S> {
     pub health: HealthReporter,
     pub services: Vec<&'static str>,
     pub handshake_failures: Arc<HandshakeFailures>,
+    pub metrics: Arc<crate::telemetry::Registry>,
+    /// Also accept HTTP/1.1 (plaintext admin listener: Prometheus scrapes).
+    pub http1: bool,
 }
 
-type Svc = crate::authz::layer::Authz<tonic::service::Routes>;
+type Svc = crate::telemetry::Telemetry<crate::authz::layer::Authz<tonic::service::Routes>>;
 
 pub(super) async fn run(this: AcceptLoop<Svc>) -> Result<(), ServerError> {
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();
+    let server: Arc<str> = Arc::from(this.role.as_str());
     loop {
         let accepted = tokio::select! {
             accepted = this.listener.accept() => accepted,
@@ -63,6 +67,9 @@ pub(super) async fn run(this: AcceptLoop<Svc>) -> Result<(), ServerError> {
             closing: closing.clone(),
             handshake_failures: this.handshake_failures.clone(),
             role: this.role.clone(),
+            metrics: this.metrics.clone(),
+            server: server.clone(),
+            http1: this.http1,
         };
         connections.spawn(conn.run(tcp, remote));
     }
@@ -86,6 +93,9 @@ struct Connection {
     closing: CancellationToken,
     handshake_failures: Arc<HandshakeFailures>,
     role: String,
+    metrics: Arc<crate::telemetry::Registry>,
+    server: Arc<str>,
+    http1: bool,
 }
 
 impl Connection {
@@ -101,11 +111,13 @@ impl Connection {
             Ok(Err(error)) => {
                 let reason = failure_reason(&error);
                 self.handshake_failures.record(reason);
+                self.metrics.handshake_failure(&self.server, reason);
                 tracing::debug!(role = %self.role, %remote, reason, %error, "TLS handshake refused");
                 return;
             }
             Err(_) => {
                 self.handshake_failures.record("timeout");
+                self.metrics.handshake_failure(&self.server, "timeout");
                 return;
             }
         };
@@ -139,7 +151,7 @@ impl Connection {
             .timer(hyper_util::rt::TokioTimer::new())
             .max_concurrent_streams(1024)
             .keep_alive_interval(Some(Duration::from_secs(30)));
-        let builder = builder.http2_only();
+        let builder = if self.http1 { builder } else { builder.http2_only() };
         let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(connection);
         let expiry = async {

@@ -28,6 +28,7 @@ use tonic_health::server::HealthReporter;
 use crate::Shutdown;
 use crate::authz::{AuthzLayer, Policy};
 use crate::identity::{IdentityStatus, SpiffeId, WorkloadIdentity};
+use crate::telemetry::{Registry, TelemetryLayer};
 
 /// What the peer of a request is, attached to every request's extensions.
 #[derive(Debug, Clone)]
@@ -121,6 +122,8 @@ pub struct RoleServer {
     health:
         Option<(HealthReporter, tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>)>,
     reflection: bool,
+    metrics: Arc<Registry>,
+    admin_http: bool,
 }
 
 /// A running role server.
@@ -135,6 +138,8 @@ pub struct Serving {
     pub services: Vec<&'static str>,
     /// TLS handshake failures by reason.
     pub handshake_failures: Arc<HandshakeFailures>,
+    /// The registry this server records its metrics into.
+    pub metrics: Arc<Registry>,
     /// Completes when the server has drained after shutdown.
     pub task: JoinHandle<Result<(), ServerError>>,
 }
@@ -153,7 +158,16 @@ impl RoleServer {
             gateway: None,
             health: None,
             reflection: true,
+            metrics: Registry::global(),
+            admin_http: false,
         }
+    }
+
+    /// The registry inbound metrics and handshake failures are recorded into
+    /// (default: [`Registry::global`]).
+    pub fn metrics(mut self, registry: Arc<Registry>) -> Self {
+        self.metrics = registry;
+        self
     }
 
     /// How long in-flight RPCs may run after shutdown before the server stops regardless.
@@ -185,6 +199,12 @@ impl RoleServer {
         self
     }
 
+    /// Admin listener: also accept HTTP/1.1 and serve `/metrics`.
+    fn admin_http(mut self) -> Self {
+        self.admin_http = true;
+        self
+    }
+
     /// Whether to serve reflection (on by default).
     pub fn reflection(mut self, enabled: bool) -> Self {
         self.reflection = enabled;
@@ -212,8 +232,19 @@ impl RoleServer {
 
     /// Starts serving on `listener` until `shutdown` fires, then drains (bounded).
     pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> Result<Serving, ServerError> {
-        let RoleServer { role, mut routes, services, drain_timeout, transport, policy, gateway, health, reflection } =
-            self;
+        let RoleServer {
+            role,
+            mut routes,
+            services,
+            drain_timeout,
+            transport,
+            policy,
+            gateway,
+            health,
+            reflection,
+            metrics,
+            admin_http,
+        } = self;
         let addr = listener.local_addr().map_err(|source| ServerError::LocalAddr { role: role.clone(), source })?;
 
         let fresh_health = health.is_none();
@@ -257,7 +288,31 @@ impl RoleServer {
             watch_identity(identity.clone(), health.clone(), services.clone(), shutdown.clone());
         }
 
-        let service = tower::ServiceBuilder::new().layer(AuthzLayer::new(policy, gateway)).service(routes.routes());
+        let stats = policy.stats();
+        let server = role.clone();
+        metrics.register_collector(Arc::new(move |out: &mut crate::telemetry::MetricWriter| {
+            let help = "authorization decisions, by outcome";
+            for (decision, counter) in [("allow", &stats.allowed), ("deny", &stats.denied), ("audit", &stats.audited)] {
+                let value = counter.load(std::sync::atomic::Ordering::Relaxed);
+                out.counter("kem_authz_decisions_total", help, &[("server", &server), ("decision", decision)], value);
+            }
+        }));
+        let mut routes = routes.routes();
+        if admin_http {
+            let registry = metrics.clone();
+            let router = routes.into_axum_router().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let registry = registry.clone();
+                    async move { ([(http::header::CONTENT_TYPE, PROMETHEUS_TEXT)], registry.render()) }
+                }),
+            );
+            routes = tonic::service::Routes::from(router);
+        }
+        let service = tower::ServiceBuilder::new()
+            .layer(TelemetryLayer::new(metrics.clone(), &role))
+            .layer(AuthzLayer::new(policy, gateway))
+            .service(routes);
         let handshake_failures = Arc::new(HandshakeFailures::default());
         tracing::info!(%role, %addr, tls = tls.is_some(), services = ?services, "gRPC server listening");
         let task = tokio::spawn(accept::run(accept::AcceptLoop {
@@ -271,8 +326,10 @@ impl RoleServer {
             health: health.clone(),
             services: services.clone(),
             handshake_failures: handshake_failures.clone(),
+            metrics: metrics.clone(),
+            http1: admin_http,
         }));
-        Ok(Serving { addr, health, health_service, services, handshake_failures, task })
+        Ok(Serving { addr, health, health_service, services, handshake_failures, metrics, task })
     }
 }
 
@@ -299,7 +356,11 @@ fn watch_identity(identity: WorkloadIdentity, health: HealthReporter, services: 
     });
 }
 
-/// Serves only `grpc.health.v1` in plaintext for Kubernetes probes, mirroring `serving`'s health.
+/// Content type of the Prometheus text exposition format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Serves `grpc.health.v1` in plaintext for Kubernetes probes, mirroring `serving`'s health, and
+/// `GET /metrics` (Prometheus text, HTTP/1.1 or h2c) from `serving`'s registry.
 pub async fn serve_admin(
     role: &str,
     listener: TcpListener,
@@ -309,6 +370,8 @@ pub async fn serve_admin(
     RoleServer::new(format!("{role}-admin"))
         .with_health(serving.health.clone(), serving.health_service.clone())
         .reflection(false)
+        .metrics(serving.metrics.clone())
+        .admin_http()
         .serve(listener, shutdown)
         .await
 }

@@ -1,8 +1,12 @@
 //! Mesh integration tests over real sockets on loopback: one test binary, a module per concern.
 
 mod authz;
+mod balance;
 mod bootstrap;
+mod deadline;
 mod interop;
 mod mtls;
+mod retry;
 mod rotation;
 mod support;
+mod telemetry;

@@ -81,7 +81,10 @@ impl RedisCache {
         // is down.
         fred_config.fail_fast = false;
         if tls {
-            fred_config.tls = Some(TlsConnector::from(client_tls()?).into());
+            let mut tls = crate::external::tls_client_config(None)
+                .map_err(|reason| CacheError::Config { reason: format!("TLS for Redis {redacted}: {reason}") })?;
+            tls.alpn_protocols.clear(); // RESP has no ALPN identifier
+            fred_config.tls = Some(TlsConnector::from(tls).into());
         }
         let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1);
         let policy = ReconnectPolicy::new_exponential(0, millis(config.reconnect_min), millis(config.reconnect_max), 2);
@@ -191,8 +194,8 @@ impl Cache for RedisCache {
     }
 }
 
-/// `rediss…://` → (`redis…://`, true): the TLS configuration is ours (ring provider), not the
-/// one `fred` would derive from the scheme.
+/// `rediss…://` → (`redis…://`, true): the TLS configuration is ours (ring provider, platform
+/// roots), not the one `fred` would derive from the scheme.
 fn strip_tls_scheme(url: &str) -> (String, bool) {
     for (tls, plain) in [("rediss", "redis"), ("valkeys", "valkey")] {
         if let Some(rest) = url.strip_prefix(tls)
@@ -202,19 +205,6 @@ fn strip_tls_scheme(url: &str) -> (String, bool) {
         }
     }
     (url.to_owned(), false)
-}
-
-/// rustls with the ring provider, trusting the platform's roots.
-fn client_tls() -> Result<rustls::ClientConfig, CacheError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-        .map_err(|e| CacheError::Config { reason: format!("platform trust store for Redis TLS: {e}") })?;
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CacheError::Config { reason: format!("Redis TLS: {e}") })?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth())
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ impl ProviderClient {
         let breaker = CircuitBreaker::new(config.name.as_str(), config.breaker.clone())
             .map_err(|source| ProviderConfigError::Breaker { provider: provider.clone(), source })?;
         let client_error = |reason: String| ProviderConfigError::Client { provider: provider.clone(), reason };
-        let tls = client_tls(config.root_ca_pem.as_deref()).map_err(client_error)?;
+        let tls = tls_client_config(config.root_ca_pem.as_deref()).map_err(client_error)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(config.connect_timeout)
@@ -540,7 +540,7 @@ fn transport_error(inner: &Inner, error: reqwest::Error) -> ProviderError {
 }
 
 /// An error and its causes on one line (reqwest's Display alone hides the I/O or TLS cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -573,13 +573,15 @@ fn base_url(config: &ProviderConfig) -> Result<Url, ProviderConfigError> {
     Ok(url)
 }
 
-/// rustls with the ring provider only, trusting `root_ca_pem` or the platform's roots (the same
-/// construction as the mesh's Kubernetes API client).
-fn client_tls(root_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
+/// The TLS configuration of an HTTPS client of an external service: rustls with the mesh's one
+/// crypto provider (ring), trusting `root_ca_pem` when given, the platform's roots otherwise, with
+/// ALPN h2 + http/1.1 (reqwest leaves ALPN to a preconfigured config). Build a `reqwest` client on
+/// it with `tls_backend_preconfigured`.
+pub fn tls_client_config(root_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = kem_mesh::tls::provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -587,11 +589,11 @@ fn client_tls(root_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String>
         Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| format!("root_ca_pem: bad PEM: {e}"))?;
-                roots.add(cert).map_err(|e| format!("root_ca_pem: {e}"))?;
+                let cert = cert.map_err(|e| format!("CA bundle: bad PEM: {e}"))?;
+                roots.add(cert).map_err(|e| format!("CA bundle: {e}"))?;
             }
             if roots.is_empty() {
-                return Err("root_ca_pem holds no CERTIFICATE block".to_owned());
+                return Err("the CA bundle holds no CERTIFICATE block".to_owned());
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -601,7 +603,6 @@ fn client_tls(root_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String>
             builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
         }
     };
-    // With a preconfigured TLS config, ALPN is ours to set.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -632,6 +633,14 @@ mod tests {
         assert_eq!(quote(b""), "(empty body)");
         assert!(quote("é".repeat(1_000).as_bytes()).chars().count() <= QUOTED_DETAIL_LEN + 1);
         assert!(quote(&[0xff, 0xfe, b'a']).ends_with('a'), "invalid UTF-8 is replaced, not an error");
+    }
+
+    #[test]
+    fn tls_uses_platform_roots_or_exactly_the_given_bundle() {
+        let platform = tls_client_config(None).expect("platform roots");
+        assert_eq!(platform.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        let error = tls_client_config(Some("no certificate here")).expect_err("empty bundle");
+        assert!(error.contains("no CERTIFICATE"), "{error}");
     }
 
     #[test]

@@ -334,6 +334,7 @@ mod tests {
                 tonic::Code::Internal,
                 None,
             ),
+            (ProviderError::Request { provider: provider(), detail: "bad header".into() }, tonic::Code::Internal, None),
         ];
         for (error, code, retry_seconds) in cases {
             let status = error.to_status();
@@ -342,6 +343,7 @@ mod tests {
             assert_eq!((info.domain.as_str(), info.reason.as_str()), (ERROR_DOMAIN, error.reason()));
             assert_eq!(info.metadata.get("provider").map(String::as_str), Some("nts"));
             assert_eq!(retry_delay(&status).map(|d| d.seconds), retry_seconds, "{error}");
+            assert!(crate::external::OUTCOMES.contains(&error.outcome()), "{} is exported", error.outcome());
         }
     }
 

@@ -28,7 +28,7 @@ mod metrics;
 
 pub use client::{
     Classifier, IDEMPOTENCY_KEY, ProviderClient, ProviderRequest, ProviderResponse, Verdict, default_verdict,
-    parse_retry_after,
+    error_chain, parse_retry_after, tls_client_config,
 };
 pub use config::{Backoff, ProviderConfig, ProviderConfigError};
 pub use error::{ERROR_DOMAIN, ProviderError};

@@ -30,11 +30,10 @@ pub use relay::{OutboxRelay, OutboxWaker, RelayBatch, RelayOptions};
 pub use trace::TraceParent;
 
 use crate::queue::OutgoingMessage;
+// Checked at enqueue too, so a bad id fails the producer's transaction instead of sticking in the
+// outbox.
+use crate::queue::store::MAX_ID_LEN;
 use crate::store::{self, Store, StoreError, Tx, duration_millis, millis};
-
-/// Service Bus limits message ids to 128 characters; checked at enqueue so a bad id fails the
-/// producer's transaction instead of sticking in the outbox.
-const MAX_ID_LEN: usize = 128;
 
 /// The producer side of the transactional outbox.
 #[derive(Debug, Clone, Copy)]

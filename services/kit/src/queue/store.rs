@@ -61,7 +61,7 @@ impl Default for StoreQueueOptions {
 /// Largest batch a single `receive` returns.
 const MAX_BATCH: usize = 1000;
 /// Service Bus limits message ids to 128 characters; the same here keeps producers portable.
-const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 /// Service Bus limits entity names to 260 characters.
 const MAX_QUEUE_LEN: usize = 260;
 /// Tombstones deleted per purge statement.
@@ -87,11 +87,11 @@ struct Shared {
 /// How many messages of a queue are in each state (for tests, metrics and `kem` diagnostics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueDepth {
-    /// Ready to be received now.
+    /// Ready to be received now (including messages whose lock expired).
     pub ready: u64,
     /// Locked by a consumer (lock not expired).
     pub locked: u64,
-    /// Scheduled for later (delay or abandon backoff) — includes expired-lock rows until polled.
+    /// Scheduled for later (delay or abandon backoff).
     pub scheduled: u64,
     /// Dead-lettered (kept for inspection).
     pub dead_lettered: u64,

@@ -20,6 +20,10 @@
 //!
 //! Every repository test runs the same suite on both backends.
 //!
+//! SQLite has a single writer: a [`Tx`] there is `BEGIN IMMEDIATE` and holds the write lock until
+//! it ends, so transactions must stay short (no network calls inside); other writers wait up to
+//! the busy timeout. Embedded mode is for one `kem up` process, not for scale.
+//!
 //! # Migrations
 //!
 //! A service ships two directories, `migrations/postgres` and `migrations/sqlite`, and builds
