@@ -3,7 +3,7 @@
 //!
 //! request id → route lookup (404/405) → client IP and per-IP limit → authentication for owner
 //! routes (401) → per-route limit (429) → body limit (413) → idempotency replay → transcoding (400)
-//! → deadline → backend call over the mesh, retrying idempotent methods on UNAVAILABLE →
+//! → deadline → backend call over the mesh (whose client retries idempotent methods) →
 //! canonical JSON response (or the error as `google.rpc.Status`) → access log.
 
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
-use kem_proto::contract::{Access, Idempotency};
+use kem_proto::contract::Access;
 use tonic::Code;
 
 use crate::auth::Authenticate;
@@ -38,8 +38,6 @@ pub struct EdgeConfig {
     pub deadlines: DeadlinePolicy,
     /// Largest accepted request body.
     pub body_limit: usize,
-    /// Extra attempts for idempotent methods answered UNAVAILABLE.
-    pub idempotent_retries: u32,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
 }
@@ -49,7 +47,6 @@ impl Default for EdgeConfig {
         EdgeConfig {
             deadlines: DeadlinePolicy::default(),
             body_limit: 1024 * 1024,
-            idempotent_retries: 2,
             trusted_proxies: TrustedProxies::none(),
         }
     }
@@ -109,6 +106,7 @@ pub async fn handle(
     let path = parts.uri.path().to_owned();
     let mut owner_for_log = None;
     let mut route_for_log = None;
+    let mut limit_decision = None;
     let mut response = async {
         let (route, captures) = match edge.routes.lookup(&parts.method, &path) {
             Lookup::Found(route, captures) => (route, captures),
@@ -154,14 +152,14 @@ pub async fn handle(
         owner_for_log = owner.clone();
 
         let decision = edge.limiter.check(&route_name(route), client, owner.as_deref(), tokio::time::Instant::now());
+        limit_decision = Some(decision);
         if !decision.allowed {
-            let limited = too_many_requests(&decision);
-            let (mut head, text) = limited.into_parts();
-            let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted, &text, vec![], &rid);
-            for (name, value) in head.headers.drain().filter_map(|(n, v)| n.map(|n| (n, v))) {
-                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                    response.headers_mut().insert(name, value);
-                }
+            // `too_many_requests` already carries the google.rpc.Status body (with RetryInfo)
+            // and the Retry-After / RateLimit-* headers.
+            let (parts, text) = too_many_requests(&decision).into_parts();
+            let mut response = Response::from_parts(parts, Body::from(text));
+            if let Ok(value) = HeaderValue::from_str(&rid) {
+                response.headers_mut().insert("x-request-id", value);
             }
             return response;
         }
@@ -226,6 +224,9 @@ pub async fn handle(
         .headers_mut()
         .entry("x-request-id")
         .or_insert_with(|| HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("-")));
+    if let Some(decision) = limit_decision.filter(|d| d.allowed) {
+        rate_limit_headers(&decision, response.headers_mut());
+    }
     if method == Method::HEAD {
         *response.body_mut() = Body::empty();
     }
@@ -291,71 +292,44 @@ async fn call(
             ));
         }
     };
-    let expires = tokio::time::Instant::now() + deadline;
-    let attempts = if route.idempotency != Idempotency::Unknown { 1 + edge.config.idempotent_retries } else { 1 };
-    let mut last = None;
-    for attempt in 0..attempts {
-        let left = expires.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        let mut request = tonic::Request::new(message.clone());
-        request.set_timeout(left);
-        if let Some(owner) = owner.and_then(|o| o.parse().ok()) {
-            request.metadata_mut().insert(OWNER_METADATA, owner);
-        }
-        if let Ok(value) = rid.parse() {
-            request.metadata_mut().insert("x-request-id", value);
-        }
-        if attempt > 0
-            && let Ok(value) = attempt.to_string().parse()
-        {
-            request.metadata_mut().insert("grpc-previous-rpc-attempts", value);
-        }
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        let outcome = async {
-            grpc.ready().await.map_err(|e| tonic::Status::from_error(Box::new(e)))?;
-            grpc.unary(request, path.clone(), DynamicCodec::new(route.rpc.output())).await
-        };
-        match tokio::time::timeout(left, outcome).await {
-            Ok(Ok(response)) => {
-                return match write_response(route, response.get_ref(), pretty) {
-                    Ok(ResponseBody::Json(bytes)) => EdgeResponse(json_ok(bytes)),
-                    Ok(ResponseBody::Raw { content_type, data }) => {
-                        let mut response = Response::new(Body::from(data));
-                        if let Ok(value) = HeaderValue::from_str(&content_type) {
-                            response.headers_mut().insert(header::CONTENT_TYPE, value);
-                        }
-                        EdgeResponse(response)
-                    }
-                    Err(e) => EdgeResponse(json_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        Code::Internal,
-                        &format!("cannot encode the response: {e}"),
-                        vec![],
-                        rid,
-                    )),
-                };
-            }
-            Ok(Err(status)) => {
-                let retryable = status.code() == Code::Unavailable;
-                last = Some(status);
-                if !retryable {
-                    break;
-                }
-                // Jittered backoff before the next attempt, within the deadline.
-                let backoff = Duration::from_millis(25 * (1 << attempt) + rand::random::<u64>() % 25);
-                if backoff >= expires.saturating_duration_since(tokio::time::Instant::now()) {
-                    break;
-                }
-                tokio::time::sleep(backoff).await;
-            }
-            Err(_) => {
-                last = Some(tonic::Status::deadline_exceeded("the request deadline was exceeded"));
-                break;
-            }
-        }
+    // One attempt here: retries of idempotent methods, with their budget and endpoint choice,
+    // belong to the mesh client behind the upstream (`kem_mesh::client::BalancedChannel`).
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(deadline);
+    if let Some(owner) = owner.and_then(|o| o.parse().ok()) {
+        request.metadata_mut().insert(OWNER_METADATA, owner);
     }
+    if let Ok(value) = rid.parse() {
+        request.metadata_mut().insert("x-request-id", value);
+    }
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let outcome = async {
+        grpc.ready().await.map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+        grpc.unary(request, path, DynamicCodec::new(route.rpc.output())).await
+    };
+    let last = match tokio::time::timeout(deadline, outcome).await {
+        Ok(Ok(response)) => {
+            return match write_response(route, response.get_ref(), pretty) {
+                Ok(ResponseBody::Json(bytes)) => EdgeResponse(json_ok(bytes)),
+                Ok(ResponseBody::Raw { content_type, data }) => {
+                    let mut response = Response::new(Body::from(data));
+                    if let Ok(value) = HeaderValue::from_str(&content_type) {
+                        response.headers_mut().insert(header::CONTENT_TYPE, value);
+                    }
+                    EdgeResponse(response)
+                }
+                Err(e) => EdgeResponse(json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Code::Internal,
+                    &format!("cannot encode the response: {e}"),
+                    vec![],
+                    rid,
+                )),
+            };
+        }
+        Ok(Err(status)) => Some(status),
+        Err(_) => None,
+    };
     let status = last.unwrap_or_else(|| tonic::Status::deadline_exceeded("the request deadline was exceeded"));
     EdgeResponse(status_response(&status, rid))
 }
@@ -365,7 +339,3 @@ fn json_ok(bytes: Vec<u8>) -> Response {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
-
-// `rate_limit_headers` is applied on the way out by the router for limited routes.
-#[allow(unused_imports)]
-use rate_limit_headers as _;

@@ -21,7 +21,8 @@ use kem_gateway::routes::RouteTable;
 use kem_gateway::upstream::{Upstreams, upstream};
 use kem_kit::cache::{Cache, MemoryCache, RedisCache, RedisCacheConfig};
 use kem_mesh::authz::{Policy, Rule};
-use kem_mesh::client::MeshChannel;
+use kem_mesh::balance::Resolver;
+use kem_mesh::client::balanced::{BalancedChannel, ClientConfig};
 use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::identity::service::IdentityApi;
 use kem_mesh::{RoleServer, Serving, Shutdown, Transport};
@@ -278,7 +279,15 @@ async fn edge_router(
     for service in ServiceName::ALL {
         let addr = upstream_addr(service, settings, started);
         let peer = crate::mesh::spiffe_id(settings, service.as_str())?;
-        let channel = upstream(MeshChannel::new(identity, &addr, &peer)?);
+        // A Kubernetes headless service resolves to one address per pod; the balanced client
+        // re-resolves, spreads load by latency, ejects failing pods and retries idempotent calls.
+        let (host, port) = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+            .with_context(|| format!("upstream address {addr:?} for {service:?} must be host:port"))?;
+        let name = service_names(Role::Service(service)).first().copied().unwrap_or_default();
+        let channel =
+            upstream(BalancedChannel::new(identity, name, &peer, Resolver::dns(host, port), ClientConfig::default())?);
         if service == ServiceName::User {
             user = Some(channel.clone());
         }

@@ -271,7 +271,12 @@ async fn rate_limits_answer_429_with_retry_after() {
         let r = client().get(setup.url("/api/v1/events/ev-1")).bearer_auth(&token).send().await.expect("r");
         if r.status() == 429 {
             assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+            let body: Value = r.json().await.expect("a google.rpc.Status body");
+            assert_eq!(body["code"], 8, "{body}");
+            statuses.push(429);
+            continue;
         }
+        assert!(r.headers().contains_key("ratelimit-remaining"), "{:?}", r.headers());
         statuses.push(r.status().as_u16());
     }
     assert_eq!(statuses, vec![200, 200, 429, 429]);
@@ -302,4 +307,31 @@ async fn health_openapi_jwks_and_cors() {
     let docs = client().get(setup.url("/docs")).send().await.expect("r");
     assert_eq!(docs.status(), 200);
     setup.shutdown.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_get_survives_a_backend_instance_being_killed() {
+    let mut limits = EdgeLimits::default();
+    limits.default_route.limit = kem_gateway::protect::RateLimit::per_second(10_000, 10_000).expect("limit");
+    let setup = crate::support::start_replicated(EdgeConfig::default(), limits, 2).await;
+    let token = setup.token("owner-1");
+    let mut failures = Vec::new();
+    // Bounded: 300 GETs, one replica killed after the first 100.
+    for i in 0..300 {
+        if i == 100 {
+            setup.replica_shutdowns[0].trigger();
+        }
+        let r = client().get(setup.url("/api/v1/events/ev-1")).bearer_auth(&token).send().await.expect("request");
+        if r.status() != 200 {
+            failures.push((i, r.status().as_u16(), r.text().await.unwrap_or_default()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 300 GETs failed after a replica died: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    setup.shutdown.trigger();
+    setup.replica_shutdowns[1].trigger();
 }

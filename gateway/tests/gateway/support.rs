@@ -14,7 +14,8 @@ use kem_gateway::upstream::{Upstreams, upstream};
 use kem_kit::cache::MemoryCache;
 use kem_kit::jwt::{Issuer, SigningKey};
 use kem_mesh::authz::Policy;
-use kem_mesh::client::MeshChannel;
+use kem_mesh::balance::Resolver;
+use kem_mesh::client::{BalancedChannel, ClientConfig, MeshChannel};
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
 use kem_mesh::{RoleServer, Shutdown, Transport};
 use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
@@ -114,6 +115,8 @@ pub struct Setup {
     pub backend: Arc<ScriptedEvents>,
     pub issuer: Issuer,
     pub shutdown: Shutdown,
+    /// One per backend instance: trigger to kill that instance.
+    pub replica_shutdowns: Vec<Shutdown>,
     _ca: TestCa,
 }
 
@@ -128,24 +131,51 @@ impl Setup {
 }
 
 pub async fn start(config: EdgeConfig, limits: EdgeLimits) -> Setup {
+    start_replicated(config, limits, 1).await
+}
+
+/// Like [`start`] with `replicas` backend instances behind one balanced mesh client.
+pub async fn start_replicated(config: EdgeConfig, limits: EdgeLimits, replicas: usize) -> Setup {
     let ca = TestCa::new();
     let shutdown = Shutdown::new();
     let backend = Arc::new(ScriptedEvents::default());
     let event_id = ca.identity("event", Duration::from_secs(3600)).await;
     let service = "kem.event.v1.EventService";
-    let policy = Policy::from_contracts(kem_proto::descriptor_pool(), &[service], TRUST_DOMAIN, NAMESPACE, "gateway");
-    let serving = RoleServer::new("event")
-        .transport(Transport::MutualTls(event_id))
-        .policy(policy, Some(TestCa::id("gateway")))
-        .add_service(EventServiceServer::new(Events(backend.clone())))
-        .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"), shutdown.clone())
-        .await
-        .expect("backend");
+    let mut addrs = Vec::new();
+    let mut replica_shutdowns = Vec::new();
+    for _ in 0..replicas {
+        let replica_shutdown = Shutdown::new();
+        let policy =
+            Policy::from_contracts(kem_proto::descriptor_pool(), &[service], TRUST_DOMAIN, NAMESPACE, "gateway");
+        let serving = RoleServer::new("event")
+            .transport(Transport::MutualTls(event_id.clone()))
+            .policy(policy, Some(TestCa::id("gateway")))
+            .drain_timeout(Duration::from_millis(200))
+            .add_service(EventServiceServer::new(Events(backend.clone())))
+            .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"), replica_shutdown.clone())
+            .await
+            .expect("backend");
+        addrs.push(serving.addr.to_string());
+        replica_shutdowns.push(replica_shutdown);
+    }
 
     let gateway_id = ca.identity("gateway", Duration::from_secs(3600)).await;
     let mut upstreams = Upstreams::new();
-    let channel = MeshChannel::new(&gateway_id, &serving.addr.to_string(), &TestCa::id("event")).expect("channel");
-    upstreams.insert(service, upstream(channel));
+    let channel = if replicas == 1 {
+        upstream(MeshChannel::new(&gateway_id, &addrs[0], &TestCa::id("event")).expect("channel"))
+    } else {
+        upstream(
+            BalancedChannel::new(
+                &gateway_id,
+                service,
+                &TestCa::id("event"),
+                Resolver::fixed(addrs),
+                ClientConfig::default(),
+            )
+            .expect("balanced"),
+        )
+    };
+    upstreams.insert(service, channel);
 
     let key = SigningKey::generate().expect("key");
     let issuer = Issuer::new(key, ISSUER, AUDIENCE);
@@ -162,7 +192,7 @@ pub async fn start(config: EdgeConfig, limits: EdgeLimits) -> Setup {
     let router = kem_gateway::router(edge, Some(auth), &["https://app.kem.example".to_owned()]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (http, _task) = kem_gateway::serve(listener, router, shutdown.clone()).expect("serve");
-    Setup { http, backend, issuer, shutdown, _ca: ca }
+    Setup { http, backend, issuer, shutdown, replica_shutdowns, _ca: ca }
 }
 
 pub fn client() -> reqwest::Client {

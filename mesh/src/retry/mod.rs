@@ -141,8 +141,8 @@ async fn buffer(mut body: tonic::body::Body, limit: usize) -> Buffered {
     }
     let prefix = futures_util::stream::iter(frames.into_iter().map(Ok::<_, tonic::Status>));
     let rest = match failed {
-        Some(status) => futures_util::stream::once(std::future::ready(Err(status))).boxed(),
-        None => http_body_util::BodyStream::new(body).boxed(),
+        Some(status) => futures_util::StreamExt::boxed(futures_util::stream::once(std::future::ready(Err(status)))),
+        None => futures_util::StreamExt::boxed(http_body_util::BodyStream::new(body)),
     };
     Buffered::Streamed(tonic::body::Body::new(http_body_util::StreamBody::new(prefix.chain(rest))))
 }
@@ -228,5 +228,34 @@ where
             }
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(body: tonic::body::Body) -> Bytes {
+        body.collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn small_bodies_are_buffered_and_big_ones_streamed_intact() {
+        let small = Bytes::from(vec![7u8; 1000]);
+        match buffer(tonic::body::Body::new(http_body_util::Full::new(small.clone())), 64 * 1024).await {
+            Buffered::Whole(bytes) => assert_eq!(bytes, small),
+            Buffered::Streamed(_) => panic!("1000 bytes fit"),
+        }
+        let chunks: Vec<Result<http_body::Frame<Bytes>, tonic::Status>> =
+            (0..10).map(|i| Ok(http_body::Frame::data(Bytes::from(vec![i as u8; 10_000])))).collect();
+        let big = tonic::body::Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(chunks)));
+        match buffer(big, 64 * 1024).await {
+            Buffered::Whole(_) => panic!("100 kB must not be buffered"),
+            Buffered::Streamed(body) => {
+                let all = collect(body).await;
+                assert_eq!(all.len(), 100_000);
+                assert!(all.chunks(10_000).enumerate().all(|(i, c)| c.iter().all(|b| usize::from(*b) == i)));
+            }
+        }
     }
 }

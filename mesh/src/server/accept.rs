@@ -39,7 +39,19 @@ pub(super) struct AcceptLoop<S> {
     pub http1: bool,
 }
 
-type Svc = crate::telemetry::Telemetry<crate::authz::layer::Authz<tonic::service::Routes>>;
+/// Converts hyper's body into tonic's, so layers written against tonic's body type fit.
+pub(super) fn into_tonic_body(request: http::Request<hyper::body::Incoming>) -> http::Request<tonic::body::Body> {
+    request.map(tonic::body::Body::new)
+}
+
+/// The type of [`into_tonic_body`] as a function pointer (nameable in [`Svc`]).
+pub(super) type BodyMap = fn(http::Request<hyper::body::Incoming>) -> http::Request<tonic::body::Body>;
+
+type Svc = crate::telemetry::Telemetry<
+    crate::authz::layer::Authz<
+        tower::util::MapRequest<crate::deadline::InboundDeadline<tonic::service::Routes>, BodyMap>,
+    >,
+>;
 
 pub(super) async fn run(this: AcceptLoop<Svc>) -> Result<(), ServerError> {
     let connections = TaskTracker::new();

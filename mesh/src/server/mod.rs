@@ -309,9 +309,14 @@ impl RoleServer {
             );
             routes = tonic::service::Routes::from(router);
         }
+        // Outermost first: metrics see every call (denials included), authorization decides,
+        // then the caller's deadline is enforced around the handler and inherited by its
+        // outbound calls (see `crate::deadline`).
         let service = tower::ServiceBuilder::new()
             .layer(TelemetryLayer::new(metrics.clone(), &role))
             .layer(AuthzLayer::new(policy, gateway))
+            .map_request(accept::into_tonic_body as accept::BodyMap)
+            .layer(crate::deadline::InboundDeadlineLayer)
             .service(routes);
         let handshake_failures = Arc::new(HandshakeFailures::default());
         tracing::info!(%role, %addr, tls = tls.is_some(), services = ?services, "gRPC server listening");
