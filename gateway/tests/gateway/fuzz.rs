@@ -141,8 +141,12 @@ async fn schemathesis_finds_no_server_errors() {
     let token = issuer.issue("owner-fuzz", Default::default()).expect("token").0;
 
     let base = format!("http://{http}");
+    // schemathesis keeps a cache in its working directory: keep it out of the source tree.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let cwd = scratch.path().to_owned();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("timeout")
+            .current_dir(&cwd)
             .args(["300", "python3", "-m", "schemathesis.cli", "run", &format!("{base}/openapi.json"), "--url", &base])
             .args(["--checks", "not_a_server_error", "--max-examples", "8", "--phases", "examples,fuzzing"])
             .args(["--generation-deterministic", "--request-timeout", "10", "--no-color"])

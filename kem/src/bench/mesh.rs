@@ -16,13 +16,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use kem_mesh::authz::{DefaultPolicy, Policy, Rule};
-use kem_mesh::client::MeshChannel;
+use kem_mesh::balance::Resolver;
 use kem_mesh::client::connect::plaintext_channel;
+use kem_mesh::client::{BalancedChannel, ClientConfig, MeshChannel};
 use kem_mesh::identity::ca::{CaPolicy, CertificateAuthority, to_pem};
 use kem_mesh::identity::workload::FileSource;
 use kem_mesh::identity::{SpiffeId, WorkloadIdentity};
 use kem_mesh::testing::echo::{self, EchoServer};
 use kem_mesh::{RoleServer, Shutdown, Transport};
+use kem_proto::contract::Idempotency;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -54,6 +56,9 @@ pub enum Mode {
     KemPlaintext,
     /// kem role server, mTLS.
     KemMtls,
+    /// kem role server, mTLS, called through the full client stack (deadline, retry budget,
+    /// P2C balancer, metrics, traces) instead of a bare mesh channel.
+    KemMtlsStack,
 }
 
 impl Mode {
@@ -62,6 +67,7 @@ impl Mode {
             Mode::TonicPlaintext => "tonic-plaintext",
             Mode::KemPlaintext => "kem-plaintext",
             Mode::KemMtls => "kem-mtls",
+            Mode::KemMtlsStack => "kem-mtls+stack",
         }
     }
 }
@@ -118,7 +124,7 @@ pub async fn serve(mode: Mode, cert_dir: PathBuf) -> anyhow::Result<()> {
                 .serve(listener, shutdown.clone())
                 .await?;
         }
-        Mode::KemMtls => {
+        Mode::KemMtls | Mode::KemMtlsStack => {
             let identity = identity_from(&cert_dir, "event", &shutdown).await?;
             let policy = Policy::new(TRUST_DOMAIN, "kem", DefaultPolicy::Deny)
                 .allow_service(echo::SERVICE, Rule::AllAuthenticated);
@@ -170,6 +176,7 @@ async fn spawn_server(mode: Mode, cert_dir: &Path) -> anyhow::Result<ServerProce
 enum Client {
     Plain(tonic::transport::Channel),
     Mesh(MeshChannel),
+    Stack(BalancedChannel),
 }
 
 impl Client {
@@ -177,6 +184,7 @@ impl Client {
         let result = match self {
             Client::Plain(ch) => echo::call(ch, PAYLOAD).await,
             Client::Mesh(ch) => echo::call(ch, PAYLOAD).await,
+            Client::Stack(ch) => echo::call(ch, PAYLOAD).await,
         };
         result.map(|_| ()).map_err(|s| s.to_string())
     }
@@ -193,6 +201,12 @@ async fn measure(
         Mode::KemMtls => {
             let identity = identity_from(cert_dir, "participation", shutdown).await?;
             Client::Mesh(MeshChannel::new(&identity, &server.addr, &id("event")?)?)
+        }
+        Mode::KemMtlsStack => {
+            let identity = identity_from(cert_dir, "participation", shutdown).await?;
+            let config = ClientConfig::default().with_idempotency_override(echo::PATH, Idempotency::NoSideEffects);
+            let resolver = Resolver::fixed([server.addr.clone()]);
+            Client::Stack(BalancedChannel::new(&identity, echo::SERVICE, &id("event")?, resolver, config)?)
         }
         _ => Client::Plain(plaintext_channel(&server.addr, Duration::from_secs(1))?),
     };
@@ -230,7 +244,7 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
         "mode", "saturation/s", "errors", "p50", "p99", "max", "errors"
     );
     let mut results = Vec::new();
-    for mode in [Mode::TonicPlaintext, Mode::KemPlaintext, Mode::KemMtls] {
+    for mode in [Mode::TonicPlaintext, Mode::KemPlaintext, Mode::KemMtls, Mode::KemMtlsStack] {
         let (sat, paced) = measure(mode, &args, &dir, &shutdown).await?;
         println!(
             "{:<16} {:>14.0} {:>8} {:>12} {:>12} {:>12} {:>8}",

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use kem_kit::outbox::{Consumer, ConsumerOptions, Outbox, OutboxRelay, RelayOptions};
+use kem_kit::outbox::{Consumer, ConsumerOptions, Outbox, OutboxRelay, OutboxWaker, RelayOptions};
 use kem_kit::queue::store::{StoreQueue, StoreQueueOptions};
 use kem_kit::queue::{OutgoingMessage, Queue, ReceivedMessage};
 use kem_kit::store::{self, Backend, Store, StoreConfig};
@@ -199,21 +199,25 @@ async fn measure_throughput(db: &Store, args: &QueueBenchArgs, consumers: usize)
             })
         })
         .collect();
-    for producer in producers {
-        producer.await??;
+    let finished = async {
+        for producer in producers {
+            producer.await??;
+        }
+        // Every message handled, then every lock released by its complete.
+        let limit = Duration::from_secs(600);
+        while handled.load(Ordering::Relaxed) < total || queue.depth(&name).await?.locked > 0 {
+            anyhow::ensure!(started.elapsed() < limit, "throughput run did not finish within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok::<_, anyhow::Error>(started.elapsed())
     }
-    // Every message handled, then every lock released by its complete.
-    let limit = Duration::from_secs(600);
-    while handled.load(Ordering::Relaxed) < total || queue.depth(&name).await?.locked > 0 {
-        anyhow::ensure!(started.elapsed() < limit, "throughput run did not finish within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let elapsed = started.elapsed();
+    .await;
+    // Stop the consumers on every path, errors included.
     shutdown.trigger();
     for runner in runners {
         runner.await?;
     }
-    Ok(total as f64 / elapsed.as_secs_f64())
+    Ok(total as f64 / finished?.as_secs_f64())
 }
 
 async fn measure_lag(
@@ -222,7 +226,8 @@ async fn measure_lag(
     consumers: usize,
     rate: u32,
 ) -> anyhow::Result<(Latency, usize)> {
-    let name = format!("bench-lag-{consumers}");
+    // A queue per run: message ids repeat across runs and the queue drops duplicates.
+    let name = format!("bench-lag-{consumers}-{rate}");
     let queue = Arc::new(StoreQueue::with_options(db.clone(), queue_options()));
     let shutdown = Shutdown::new();
     let origin = Instant::now();
@@ -246,7 +251,29 @@ async fn measure_lag(
     let relay = OutboxRelay::new(db.clone(), queue.clone(), RelayOptions::default());
     let waker = relay.waker();
     let relay = relay.spawn(shutdown.clone());
+    let produced = produce_and_wait(db, args, &name, rate, origin, waker, &samples).await;
+    // Stop the consumers and the relay on every path, errors included.
+    shutdown.trigger();
+    for runner in runners {
+        runner.await?;
+    }
+    relay.await?;
+    produced?;
+    let mut samples = samples.lock().await;
+    let count = samples.len();
+    Ok((Latency::of(&mut samples), count))
+}
 
+/// Commits `rate × lag_seconds` outbox messages on schedule, then waits until all are handled.
+async fn produce_and_wait(
+    db: &Store,
+    args: &QueueBenchArgs,
+    name: &str,
+    rate: u32,
+    origin: Instant,
+    waker: OutboxWaker,
+    samples: &Mutex<Vec<Duration>>,
+) -> anyhow::Result<()> {
     let total = u64::from(rate) * args.lag_seconds;
     let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     let start = Instant::now();
@@ -254,7 +281,7 @@ async fn measure_lag(
     for i in 0..total {
         let intended = start + period.mul_f64(i as f64);
         tokio::time::sleep_until(intended).await;
-        let (db, waker, name) = (db.clone(), waker.clone(), name.clone());
+        let (db, waker, name) = (db.clone(), waker.clone(), name.to_owned());
         let scheduled = (intended - origin).as_nanos().to_string().into_bytes();
         commits.push(tokio::spawn(async move {
             let mut tx = db.begin().await?;
@@ -272,14 +299,7 @@ async fn measure_lag(
         anyhow::ensure!(Instant::now() < limit, "outbox lag run did not drain within 120 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    shutdown.trigger();
-    for runner in runners {
-        runner.await?;
-    }
-    relay.await?;
-    let mut samples = samples.lock().await;
-    let count = samples.len();
-    Ok((Latency::of(&mut samples), count))
+    Ok(())
 }
 
 /// `url` with its database (path) replaced by `database`.
