@@ -61,6 +61,8 @@ enum Command {
 enum BenchCommand {
     /// Cost of the mesh per RPC: plaintext tonic vs kem plaintext vs kem mTLS, two processes.
     Mesh(kem::bench::mesh::MeshBenchArgs),
+    /// Cost of the REST edge: direct gRPC vs REST through kem's gateway vs a static axum bridge.
+    Gateway(kem::bench::gateway::GatewayBenchArgs),
     /// Store-backed queue on PostgreSQL: throughput with 1/4/16 consumers and outbox relay lag.
     Queue(kem::bench::queue::QueueBenchArgs),
 }
@@ -92,6 +94,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let roles = match command {
         Command::Bench(BenchCommand::Mesh(args)) => return kem::bench::mesh::run(args).await,
+        Command::Bench(BenchCommand::Gateway(args)) => return kem::bench::gateway::run(args).await,
         Command::Bench(BenchCommand::Queue(args)) => return kem::bench::queue::run(args).await,
         Command::BenchServe { mode, cert_dir } => return kem::bench::mesh::serve(mode, cert_dir).await,
         Command::Top(args) => return kem::top::run(args, kem::top::default_admin_addrs(&settings)).await,

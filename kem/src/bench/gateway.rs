@@ -1,0 +1,229 @@
+//! `kem bench gateway`: what the REST edge costs for one route, measured three ways in one run:
+//! - `grpc-direct`: the generated gRPC client over mesh mTLS straight to the service;
+//! - `rest-kem-gateway`: REST/JSON through kem's edge (descriptor-driven transcoding, JWT
+//!   verification, rate limits, request ids, access log, then the mesh);
+//! - `rest-static-bridge`: REST/JSON through a minimal hand-written axum handler for that one
+//!   route calling the same gRPC client (the best a static bridge can do; no auth, no limits).
+//!
+//! All three run in this process against the same mTLS backend on loopback, so the ratios isolate
+//! the edge itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use kem_gateway::auth::{JwtAuthenticator, StaticKeys};
+use kem_gateway::edge::{Edge, EdgeConfig};
+use kem_gateway::idempotency::IdempotencyStore;
+use kem_gateway::protect::{EdgeLimiter, EdgeLimits, RateLimit};
+use kem_gateway::routes::RouteTable;
+use kem_gateway::upstream::{Upstreams, upstream};
+use kem_kit::cache::MemoryCache;
+use kem_kit::jwt::{Issuer, SigningKey};
+use kem_mesh::authz::Policy;
+use kem_mesh::client::MeshChannel;
+use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
+use kem_mesh::{RoleServer, Shutdown, Transport};
+use kem_proto::kem::event::v1::event_service_client::EventServiceClient;
+use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
+use kem_proto::kem::event::v1::{Event, EventStatus, GetEventRequest, GetEventResponse};
+use tonic::{Request, Response, Status};
+
+use super::load::{RunResult, fixed_rate, ms, saturate};
+
+/// Options of `kem bench gateway`.
+#[derive(Args, Debug, Clone)]
+pub struct GatewayBenchArgs {
+    /// Seconds of each measurement.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Open-loop rate for the latency measurement (calls per second).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
+    /// Concurrent callers for the saturation measurement.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+struct Events;
+
+#[tonic::async_trait]
+impl EventService for Events {
+    async fn get_event(&self, request: Request<GetEventRequest>) -> Result<Response<GetEventResponse>, Status> {
+        let owner = request.metadata().get("x-kem-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        Ok(Response::new(GetEventResponse {
+            event: Some(Event {
+                event_id: request.into_inner().event_id,
+                owner_id: owner,
+                title: "Weekday lunch: bring a friend".into(),
+                status: EventStatus::Draft as i32,
+                ..Default::default()
+            }),
+        }))
+    }
+}
+
+/// The static bridge's one handler.
+async fn bridge(
+    axum::extract::State(client): axum::extract::State<EventServiceClient<MeshChannel>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut client = client;
+    match client.get_event(GetEventRequest { event_id: id }).await {
+        Ok(response) => {
+            let event = response.into_inner().event.unwrap_or_default();
+            let body = serde_json::json!({"event": {"eventId": event.event_id, "ownerId": event.owner_id, "title": event.title, "status": "EVENT_STATUS_DRAFT"}});
+            axum::Json(body).into_response()
+        }
+        Err(status) => (axum::http::StatusCode::BAD_GATEWAY, status.message().to_owned()).into_response(),
+    }
+}
+
+/// Runs the benchmark and prints the table and ratios.
+pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
+    let ca = TestCa::new();
+    let shutdown = Shutdown::new();
+    let service = "kem.event.v1.EventService";
+    let backend = RoleServer::new("event")
+        .transport(Transport::MutualTls(ca.identity("event", Duration::from_secs(3600)).await))
+        .policy(
+            Policy::from_contracts(kem_proto::descriptor_pool(), &[service], TRUST_DOMAIN, NAMESPACE, "gateway"),
+            Some(TestCa::id("gateway")),
+        )
+        .reflection(false)
+        .add_service(EventServiceServer::new(Events))
+        .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())
+        .await?;
+    let gateway_id = ca.identity("gateway", Duration::from_secs(3600)).await;
+    let channel = MeshChannel::new(&gateway_id, &backend.addr.to_string(), &TestCa::id("event"))?;
+
+    // The kem edge.
+    let issuer = Issuer::new(SigningKey::generate()?, "kem-user", "kem-api");
+    let auth =
+        JwtAuthenticator::new("kem-user", "kem-api", Arc::new(StaticKeys(issuer.jwks(std::time::SystemTime::now()))));
+    auth.refresh().await.map_err(anyhow::Error::msg)?;
+    let open = RateLimit::per_second(1_000_000, 1_000_000)?;
+    let mut limits = EdgeLimits::default();
+    limits.per_ip = open;
+    limits.default_route.limit = open;
+    let mut upstreams = Upstreams::new();
+    upstreams.insert(service, upstream(channel.clone()));
+    let edge = Arc::new(Edge {
+        routes: RouteTable::from_pool(kem_proto::descriptor_pool())?,
+        upstreams,
+        auth: auth.clone(),
+        limiter: EdgeLimiter::new(&limits),
+        idempotency: IdempotencyStore::new(Arc::new(MemoryCache::new(1000)), Duration::from_secs(60)),
+        config: EdgeConfig::default(),
+    });
+    let (edge_addr, _) = kem_gateway::serve(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        kem_gateway::router(edge, Some(auth), &[]),
+        shutdown.clone(),
+    )?;
+
+    // The static bridge.
+    let bridge_router = axum::Router::new()
+        .route("/api/v1/events/{id}", axum::routing::get(bridge))
+        .with_state(EventServiceClient::new(channel.clone()));
+    let bridge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bridge_addr = bridge_listener.local_addr()?;
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ =
+            axum::serve(bridge_listener, bridge_router).with_graceful_shutdown(async move { stop.wait().await }).await;
+    });
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().context("http client")?;
+    let token = issuer.issue("owner-bench", Default::default())?.0;
+
+    println!("kem bench gateway: GET one event, three ways, same mTLS backend, all on loopback in one process");
+    println!(
+        "saturation: {} concurrent callers for {} s; latency: open loop at {}/s for {} s\n",
+        args.concurrency, args.seconds, args.rate, args.seconds
+    );
+    println!("{:<20} {:>14} {:>8} {:>12} {:>12} {:>12}", "path", "saturation/s", "errors", "p50", "p99", "max");
+    let duration = Duration::from_secs(args.seconds);
+    let mut results: Vec<(&str, RunResult, RunResult)> = Vec::new();
+
+    let direct = {
+        let client = EventServiceClient::new(channel.clone());
+        move || {
+            let mut client = client.clone();
+            async move {
+                client
+                    .get_event(GetEventRequest { event_id: "ev-1".into() })
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| s.to_string())
+            }
+        }
+    };
+    let rest = |url: String, token: Option<String>| {
+        let http = http.clone();
+        move || {
+            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+            async move {
+                let mut request = http.get(&url);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                if !response.status().is_success() {
+                    return Err(response.status().to_string());
+                }
+                response.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    };
+    let gateway_call = rest(format!("http://{edge_addr}/api/v1/events/ev-1"), Some(token));
+    let bridge_call = rest(format!("http://{bridge_addr}/api/v1/events/ev-1"), None);
+
+    for (name, warm) in [("grpc-direct", 0), ("rest-kem-gateway", 1), ("rest-static-bridge", 2)] {
+        let (sat, paced) = match warm {
+            0 => {
+                let _ = saturate(direct.clone(), args.concurrency, Duration::from_secs(1), u64::MAX).await;
+                (
+                    saturate(direct.clone(), args.concurrency, duration, 50_000_000).await,
+                    fixed_rate(direct.clone(), args.rate, duration).await,
+                )
+            }
+            1 => {
+                let _ = saturate(gateway_call.clone(), args.concurrency, Duration::from_secs(1), u64::MAX).await;
+                (
+                    saturate(gateway_call.clone(), args.concurrency, duration, 50_000_000).await,
+                    fixed_rate(gateway_call.clone(), args.rate, duration).await,
+                )
+            }
+            _ => {
+                let _ = saturate(bridge_call.clone(), args.concurrency, Duration::from_secs(1), u64::MAX).await;
+                (
+                    saturate(bridge_call.clone(), args.concurrency, duration, 50_000_000).await,
+                    fixed_rate(bridge_call.clone(), args.rate, duration).await,
+                )
+            }
+        };
+        println!(
+            "{:<20} {:>14.0} {:>8} {:>12} {:>12} {:>12}",
+            name,
+            sat.rps,
+            sat.failed + paced.failed,
+            ms(paced.latency.p50),
+            ms(paced.latency.p99),
+            ms(paced.latency.max)
+        );
+        results.push((name, sat, paced));
+    }
+    let (gateway, bridge) = (&results[1], &results[2]);
+    println!(
+        "kem gateway vs static bridge: throughput {:.2}x, p99 at {}/s {:+.3} ms (targets: >= 0.85x, <= +0.5 ms)",
+        gateway.1.rps / bridge.1.rps,
+        args.rate,
+        (gateway.2.latency.p99.as_secs_f64() - bridge.2.latency.p99.as_secs_f64()) * 1000.0
+    );
+    shutdown.trigger();
+    Ok(())
+}
