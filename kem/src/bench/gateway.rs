@@ -105,9 +105,12 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         JwtAuthenticator::new("kem-user", "kem-api", Arc::new(StaticKeys(issuer.jwks(std::time::SystemTime::now()))));
     auth.refresh().await.map_err(anyhow::Error::msg)?;
     let open = RateLimit::per_second(1_000_000, 1_000_000)?;
-    let mut limits = EdgeLimits::default();
-    limits.per_ip = open;
-    limits.default_route.limit = open;
+    let defaults = EdgeLimits::default();
+    let limits = EdgeLimits {
+        per_ip: open,
+        default_route: kem_gateway::protect::RouteLimit { limit: open, ..defaults.default_route },
+        ..defaults
+    };
     let mut upstreams = Upstreams::new();
     upstreams.insert(service, upstream(channel.clone()));
     let edge = Arc::new(Edge {
