@@ -18,6 +18,7 @@ pub mod breaker;
 pub mod client;
 pub mod deadline;
 pub mod identity;
+pub mod report;
 pub mod retry;
 pub mod server;
 pub mod shutdown;

@@ -433,20 +433,7 @@ fn unverified_expiry(jwt: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(exp)
 }
 
-/// An error and its causes on one line (reqwest's Display alone hides the TLS or I/O cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
+use crate::report::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -539,20 +539,7 @@ fn transport_error(inner: &Inner, error: reqwest::Error) -> ProviderError {
     ProviderError::Transient { provider, status: None, retry_after: None, detail }
 }
 
-/// An error and its causes on one line (reqwest's Display alone hides the I/O or TLS cause).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
+pub use kem_mesh::report::error_chain;
 
 fn base_url(config: &ProviderConfig) -> Result<Url, ProviderConfigError> {
     let fail = |reason: &str| ProviderConfigError::BaseUrl {

@@ -130,20 +130,7 @@ fn client_tls() -> Result<rustls::ClientConfig, ServiceBusConfigError> {
     Ok(config)
 }
 
-/// An error and its causes on one line (reqwest's Display alone hides the TLS or I/O cause).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
+pub(crate) use kem_mesh::report::error_chain;
 
 #[cfg(test)]
 mod tests {
