@@ -34,7 +34,14 @@ pub struct JwtAuthenticator {
     jwks: ArcSwap<Jwks>,
     source: Arc<dyn KeySource>,
     last_refresh: Mutex<Option<tokio::time::Instant>>,
+    /// Tokens already verified → (subject, expiry): an ES256 verification costs far more than
+    /// the rest of the edge, and a client sends the same access token for up to 15 minutes.
+    /// Cleared whenever the key set changes, so a retired key's tokens stop working at once.
+    verified: std::sync::Mutex<std::collections::HashMap<String, (String, SystemTime)>>,
 }
+
+/// Verified tokens remembered at most (the map is cleared when full: a cache, not a ledger).
+const VERIFIED_CACHE_ENTRIES: usize = 50_000;
 
 /// Minimum time between two refreshes triggered by unknown `kid`s (an attacker sending random
 /// kids must not turn the gateway into a load generator against the user service).
@@ -54,6 +61,7 @@ impl JwtAuthenticator {
             jwks: ArcSwap::from_pointee(Jwks { keys: Vec::new() }),
             source,
             last_refresh: Mutex::new(None),
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -63,6 +71,11 @@ impl JwtAuthenticator {
         let jwks = self.source.fetch().await?;
         let count = jwks.keys.len();
         let verifier = Verifier::new(&jwks, self.issuer.clone(), self.audience.clone()).map_err(|e| e.to_string())?;
+        if **self.jwks.load() != jwks
+            && let Ok(mut verified) = self.verified.lock()
+        {
+            verified.clear();
+        }
         self.verifier.store(Arc::new(Some(verifier)));
         self.jwks.store(Arc::new(jwks));
         Ok(count)
@@ -92,10 +105,26 @@ impl JwtAuthenticator {
     }
 
     fn verify_now(&self, token: &str) -> Result<String, VerifyOutcome> {
+        let now = SystemTime::now();
+        if let Ok(verified) = self.verified.lock()
+            && let Some((subject, expires)) = verified.get(token)
+            && *expires > now
+        {
+            return Ok(subject.clone());
+        }
         let guard = self.verifier.load();
         let Some(verifier) = guard.as_ref() else { return Err(VerifyOutcome::NoKeys) };
-        match verifier.verify(token, SystemTime::now()) {
-            Ok(claims) => Ok(claims.sub),
+        match verifier.verify(token, now) {
+            Ok(claims) => {
+                if let Ok(mut verified) = self.verified.lock() {
+                    if verified.len() >= VERIFIED_CACHE_ENTRIES {
+                        verified.clear();
+                    }
+                    let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(claims.exp);
+                    verified.insert(token.to_owned(), (claims.sub.clone(), expires));
+                }
+                Ok(claims.sub)
+            }
             Err(error @ kem_kit::jwt::JwtError::UnknownKid { .. }) => Err(VerifyOutcome::UnknownKid(error.to_string())),
             Err(error) => Err(VerifyOutcome::Invalid(error.to_string())),
         }

@@ -69,9 +69,8 @@ pub struct Edge {
 }
 
 /// The pattern name rate limits are keyed by: `POST /api/v1/events/{id}/participants`.
-pub fn route_name(route: &Route) -> String {
-    let template = kem_proto::contract::normalize_template(&route.template.to_string()).replace("{}", "{id}");
-    format!("{} {template}", route.method)
+pub fn route_name(route: &Route) -> &str {
+    &route.limit_name
 }
 
 fn request_id(headers: &http::HeaderMap) -> String {
@@ -82,8 +81,14 @@ fn request_id(headers: &http::HeaderMap) -> String {
         .map(str::to_owned)
         .unwrap_or_else(|| {
             use rand::Rng;
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             let bytes: [u8; 16] = rand::rng().random();
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
+            let mut id = String::with_capacity(32);
+            for b in bytes {
+                id.push(char::from(HEX[usize::from(b >> 4)]));
+                id.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+            id
         })
 }
 
@@ -151,7 +156,7 @@ pub async fn handle(
         };
         owner_for_log = owner.clone();
 
-        let decision = edge.limiter.check(&route_name(route), client, owner.as_deref(), tokio::time::Instant::now());
+        let decision = edge.limiter.check(route_name(route), client, owner.as_deref(), tokio::time::Instant::now());
         limit_decision = Some(decision);
         if !decision.allowed {
             // `too_many_requests` already carries the google.rpc.Status body (with RetryInfo)
@@ -183,7 +188,7 @@ pub async fn handle(
             .flatten();
         let scope = owner.clone().unwrap_or_else(|| client.to_string());
         let claim = match &idempotency_key {
-            Some(key) => match edge.idempotency.begin(&scope, &route_name(route), key, &body).await {
+            Some(key) => match edge.idempotency.begin(&scope, route_name(route), key, &body).await {
                 Replay::Stored(stored) => return stored.into_response(&rid),
                 Replay::InProgress => {
                     return json_error(

@@ -26,6 +26,8 @@ pub struct Route {
     pub access: Access,
     /// Whether a failed attempt may be retried.
     pub idempotency: Idempotency,
+    /// The pattern name rate limits and idempotency keys use: `POST /api/v1/events/{id}/participants`.
+    pub limit_name: String,
 }
 
 impl Route {
@@ -95,7 +97,12 @@ impl RouteTable {
                         .map_err(|source| RouteError::Template { rpc: binding.rpc.clone(), source })?;
                     let method = Method::from_bytes(binding.method.as_bytes())
                         .map_err(|_| RouteError::Method { rpc: binding.rpc.clone(), method: binding.method.clone() })?;
+                    let limit_name = format!(
+                        "{method} {}",
+                        kem_proto::contract::normalize_template(&binding.path).replace("{}", "{id}")
+                    );
                     routes.push(Route {
+                        limit_name,
                         method,
                         template,
                         rpc: rpc.clone(),
