@@ -556,14 +556,14 @@ async fn a_poison_message_is_dead_lettered_while_others_flow(f: &Fixture) {
     assert_eq!(queue.depth(Q).await.expect("depth").ready, 0);
 }
 
-/// 10,000 state changes (PostgreSQL; 4,000 on SQLite, whose single writer makes each commit
+/// 10,000 state changes (PostgreSQL; 2,000 on SQLite, whose single writer makes each commit
 /// serial), each committing a row and an outbox message together, while relays are killed mid
 /// batch five times and restarted, and the consumer (applying every message through the inbox)
 /// is killed and restarted once.
 async fn outbox_survives_relay_crashes(f: &Fixture) {
     let n: usize = match f.backend() {
         Backend::Postgres => 10_000,
-        Backend::Sqlite => 4_000,
+        Backend::Sqlite => 2_000,
     };
     const PRODUCERS: usize = 8;
     let started = Instant::now();

@@ -29,6 +29,9 @@ impl Fixture {
         let db = TestDatabase::create().await;
         let mut config = StoreConfig::new(db.url());
         config.max_connections = 24;
+        // Tests share two cores with parallel tests: waiting for a connection is expected,
+        // timing out on it is not what any test measures.
+        config.acquire_timeout = std::time::Duration::from_secs(60);
         config.application_name = Some("kem-kit-test".into());
         tune(&mut config);
         let store = Store::connect(&config).await.expect("connect to the test database");
@@ -41,6 +44,10 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = StoreConfig::embedded(dir.path(), "test");
         config.max_connections = 8;
+        // SQLite has one writer: under the crash test's producers, relays and consumers a
+        // connection can be busy for seconds on a loaded machine; waiting is correct there.
+        config.acquire_timeout = std::time::Duration::from_secs(60);
+        config.sqlite_busy_timeout = std::time::Duration::from_secs(60);
         let store = Store::connect(&config).await.expect("open the SQLite database");
         store.migrate_kit().await.expect("kit migrations on SQLite");
         Fixture { store, db: None, dir: Some(dir) }
