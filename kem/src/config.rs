@@ -88,6 +88,20 @@ pub struct ConfigArgs {
     /// process uses an in-process cache.
     #[arg(long, env = "KEM_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key this deployment writes (`<prefix><service>:…`) [default: kem:].
+    #[arg(long, env = "KEM_CACHE_PREFIX", global = true)]
+    pub cache_prefix: Option<String>,
+    /// Databases by service, `service=url` comma-separated, e.g.
+    /// `user=postgres://…/kem_user,queue=postgres://…/kem_queue`. A service missing here uses
+    /// `KEM_<SERVICE>_DATABASE_URL`, then `DATABASE_URL` (one service per pod), then an embedded
+    /// SQLite file under the data dir. `queue` is the store-backed queue every service shares
+    /// (only `KEM_QUEUE_DATABASE_URL`, never `DATABASE_URL`, can set it otherwise).
+    #[arg(long, env = "KEM_DATABASE_URLS", global = true)]
+    pub database_urls: Option<String>,
+    /// Azure Service Bus connection string (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…`);
+    /// when set, the queues are Service Bus queues instead of the store-backed queue.
+    #[arg(long, env = "KEM_SERVICEBUS_CONNECTION_STRING", global = true)]
+    pub servicebus_connection_string: Option<String>,
     /// Origins allowed by CORS at the edge, comma-separated [default: none].
     #[arg(long, env = "KEM_CORS_ORIGINS", global = true)]
     pub cors_origins: Option<String>,
@@ -118,6 +132,9 @@ struct FileConfig {
     admin_base_port: Option<u16>,
     upstreams: Option<String>,
     redis_url: Option<String>,
+    cache_prefix: Option<String>,
+    database_urls: Option<String>,
+    servicebus_connection_string: Option<String>,
     cors_origins: Option<String>,
     trusted_proxies: Option<String>,
 }
@@ -159,6 +176,12 @@ pub struct Settings {
     pub upstreams: std::collections::BTreeMap<String, String>,
     /// Shared cache (Redis) URL.
     pub redis_url: Option<kem_kit::Secret>,
+    /// Prefix of every Redis key.
+    pub cache_prefix: String,
+    /// Database URLs by service (and `queue`), overriding the environment and the embedded default.
+    pub database_urls: std::collections::BTreeMap<String, kem_kit::Secret>,
+    /// Azure Service Bus connection string (queues on Service Bus when set).
+    pub servicebus_connection_string: Option<kem_kit::Secret>,
     /// CORS origins.
     pub cors_origins: Vec<String>,
     /// Trusted proxy CIDRs.
@@ -187,6 +210,9 @@ impl Default for Settings {
             admin_base_port: 7200,
             upstreams: Default::default(),
             redis_url: None,
+            cache_prefix: "kem:".to_owned(),
+            database_urls: Default::default(),
+            servicebus_connection_string: None,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             config_file: None,
@@ -248,6 +274,17 @@ impl Settings {
             }),
             upstreams: parse_pairs(args.upstreams.clone().or(file.upstreams))?,
             redis_url: args.redis_url.clone().or(file.redis_url).map(kem_kit::Secret::new),
+            cache_prefix: args.cache_prefix.clone().or(file.cache_prefix).unwrap_or(d.cache_prefix),
+            database_urls: parse_pairs(args.database_urls.clone().or(file.database_urls))
+                .context("invalid --database-urls / KEM_DATABASE_URLS (service=url,…)")?
+                .into_iter()
+                .map(|(k, v)| (k, kem_kit::Secret::new(v)))
+                .collect(),
+            servicebus_connection_string: args
+                .servicebus_connection_string
+                .clone()
+                .or(file.servicebus_connection_string)
+                .map(kem_kit::Secret::new),
             cors_origins: list(args.cors_origins.clone().or(file.cors_origins)),
             trusted_proxies: list(args.trusted_proxies.clone().or(file.trusted_proxies)),
             config_file: args.config.clone(),
@@ -287,7 +324,7 @@ fn parse_pairs(value: Option<String>) -> anyhow::Result<std::collections::BTreeM
     for item in list(value) {
         let (name, addr) = item
             .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("upstream {item:?} must look like service=host:port (KEM_UPSTREAMS)"))?;
+            .ok_or_else(|| anyhow::anyhow!("{item:?} must look like name=value (e.g. user=host:port)"))?;
         out.insert(name.trim().to_owned(), addr.trim().to_owned());
     }
     Ok(out)
@@ -335,6 +372,13 @@ impl fmt::Display for Settings {
         match &self.redis_url {
             Some(url) => writeln!(f, "redis_url = \"{url}\"")?,
             None => writeln!(f, "# redis_url: none (in-process caches)")?,
+        }
+        writeln!(f, "cache_prefix = \"{}\"", self.cache_prefix)?;
+        let databases: Vec<String> = self.database_urls.iter().map(|(k, v)| format!("{k}={}", v.redacted())).collect();
+        writeln!(f, "database_urls = \"{}\"", databases.join(","))?;
+        match &self.servicebus_connection_string {
+            Some(_) => writeln!(f, "servicebus_connection_string = \"***\"")?,
+            None => writeln!(f, "# servicebus_connection_string: none (store-backed queues)")?,
         }
         writeln!(f, "cors_origins = \"{}\"", self.cors_origins.join(","))?;
         writeln!(f, "trusted_proxies = \"{}\"", self.trusted_proxies.join(","))?;

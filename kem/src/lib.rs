@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod config;
 pub mod mesh;
+pub mod platform;
 pub mod roles;
 pub mod telemetry;
 pub mod top;

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use kem_gateway::idempotency::IdempotencyStore;
 use kem_gateway::protect::{EdgeLimiter, EdgeLimits, TrustedProxies};
 use kem_gateway::routes::RouteTable;
 use kem_gateway::upstream::{Upstreams, upstream};
-use kem_kit::cache::{Cache, MemoryCache, RedisCache, RedisCacheConfig};
+use kem_kit::runtime::ServiceContext;
 use kem_mesh::authz::{Policy, Rule};
 use kem_mesh::balance::Resolver;
 use kem_mesh::client::balanced::{BalancedChannel, ClientConfig};
@@ -30,6 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::Settings;
 use crate::mesh::{CaAccess, CaState};
+use crate::platform::ProcessShared;
 
 /// A business service (one crate under `services/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
@@ -254,30 +254,20 @@ async fn serve(
     Ok(RunningRole { role, grpc_addr: grpc.addr, admin_addr: admin.addr, http_addr, grpc, identity, admin, http_task })
 }
 
-/// Where the gateway reaches `service`: an address started in this process, an override from
-/// `--upstreams`, or the service's port on the listen host.
-fn upstream_addr(service: ServiceName, settings: &Settings, started: &HashMap<Role, SocketAddr>) -> String {
-    if let Some(addr) = settings.upstreams.get(service.as_str()) {
-        return addr.clone();
-    }
-    if let Some(addr) = started.get(&Role::Service(service)) {
-        return addr.to_string();
-    }
-    let host = settings.identity_addr.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_else(|| "127.0.0.1".into());
-    format!("{host}:{}", Role::Service(service).grpc_port(settings))
-}
-
 /// The REST edge of the gateway role, calling every service over the mesh as `identity`.
 async fn edge_router(
     identity: &WorkloadIdentity,
     settings: &Settings,
-    started: &HashMap<Role, SocketAddr>,
+    shared: &ProcessShared,
     shutdown: &Shutdown,
 ) -> anyhow::Result<axum::Router> {
     let mut upstreams = Upstreams::new();
     let mut user = None;
     for service in ServiceName::ALL {
-        let addr = upstream_addr(service, settings, started);
+        let addr = shared
+            .directory
+            .get(service.as_str())
+            .with_context(|| format!("no address known for the {} service", service.as_str()))?;
         let peer = crate::mesh::spiffe_id(settings, service.as_str())?;
         // A Kubernetes headless service resolves to one address per pod; the balanced client
         // re-resolves, spreads load by latency, ejects failing pods and retries idempotent calls.
@@ -298,13 +288,7 @@ async fn edge_router(
     let user = user.context("no user service upstream")?;
     let auth = JwtAuthenticator::new(JWT_ISSUER, JWT_AUDIENCE, Arc::new(UserServiceKeys(user)));
     auth.spawn_refresh(Duration::from_secs(60), shutdown.clone());
-    let cache: Arc<dyn Cache> = match &settings.redis_url {
-        Some(url) => {
-            let config = RedisCacheConfig::new(url.clone(), "kem:gateway:");
-            Arc::new(RedisCache::connect(config).context("cannot configure the Redis cache (--redis-url)")?)
-        }
-        None => Arc::new(MemoryCache::new(100_000)),
-    };
+    let cache = crate::platform::cache(Role::Gateway.as_str(), settings)?;
     let config = EdgeConfig {
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).context("invalid --trusted-proxies")?,
         ..EdgeConfig::default()
@@ -326,13 +310,13 @@ pub const JWT_ISSUER: &str = "kem-user";
 pub const JWT_AUDIENCE: &str = "kem-api";
 
 /// Starts `role` (not the identity CA) with certificates from `ca`; it runs until `shutdown`.
-/// `started` holds the addresses of roles already running in this process.
+/// `shared` holds what the roles of this process share (addresses, the queue).
 pub async fn start(
     role: Role,
     settings: &Settings,
     ca: &CaAccess,
     shutdown: &Shutdown,
-    started: &HashMap<Role, SocketAddr>,
+    shared: &ProcessShared,
 ) -> anyhow::Result<RunningRole> {
     let identity = ca.identity(settings, role.as_str(), shutdown).await?;
     let gateway = crate::mesh::spiffe_id(settings, Role::Gateway.as_str())?;
@@ -341,19 +325,39 @@ pub async fn start(
         .policy(policy_for(role, settings), Some(gateway));
     let server = match role {
         Role::Identity => anyhow::bail!("the identity CA is started with start_identity"),
-        Role::Service(ServiceName::User) => server.add_service(kem_user::grpc_service()),
-        Role::Service(ServiceName::Event) => server.add_service(kem_event::grpc_service()),
-        Role::Service(ServiceName::Ai) => server.add_service(kem_ai::grpc_service()),
-        Role::Service(ServiceName::Content) => server.add_service(kem_content::grpc_service()),
-        Role::Service(ServiceName::Distribution) => server.add_service(kem_distribution::grpc_service()),
-        Role::Service(ServiceName::Participation) => server.add_service(kem_participation::grpc_service()),
-        Role::Service(ServiceName::Analytics) => server.add_service(kem_analytics::grpc_service()),
+        Role::Service(service) => {
+            let ctx = crate::platform::service_context(service, settings, &identity, shared, shutdown).await?;
+            mount_service(service, server, ctx).await?
+        }
         // The edge exposes only health and reflection over gRPC; its API is REST.
         Role::Gateway => server,
     };
     let edge =
-        if role == Role::Gateway { Some(edge_router(&identity, settings, started, shutdown).await?) } else { None };
-    serve(role, server, identity, settings, shutdown, edge).await
+        if role == Role::Gateway { Some(edge_router(&identity, settings, shared, shutdown).await?) } else { None };
+    let running = serve(role, server, identity, settings, shutdown, edge).await?;
+    shared.started(role, running.grpc_addr, settings);
+    Ok(running)
+}
+
+/// Starts `service` on its context and mounts its gRPC API.
+async fn mount_service(service: ServiceName, server: RoleServer, ctx: ServiceContext) -> anyhow::Result<RoleServer> {
+    let name = service.as_str();
+    let failed = move || format!("the {name} service failed to start");
+    Ok(match service {
+        ServiceName::User => {
+            let _ = &ctx;
+            server.add_service(kem_user::grpc_service())
+        }
+        ServiceName::Event => server.add_service(kem_event::grpc_service()),
+        ServiceName::Ai => server.add_service(kem_ai::grpc_service()),
+        ServiceName::Content => server.add_service(kem_content::grpc_service()),
+        ServiceName::Distribution => server.add_service(kem_distribution::grpc_service()),
+        ServiceName::Participation => server.add_service(kem_participation::grpc_service()),
+        ServiceName::Analytics => {
+            let _ = failed;
+            server.add_service(kem_analytics::grpc_service())
+        }
+    })
 }
 
 /// Starts several roles. With the identity CA among them, it starts first and the others get
@@ -372,9 +376,9 @@ pub async fn start_all(roles: &[Role], settings: &Settings, shutdown: &Shutdown)
         // Services before the edge, so the gateway knows where they listen.
         let mut ordered: Vec<Role> = roles.iter().copied().filter(|r| *r != Role::Identity).collect();
         ordered.sort_by_key(|r| *r == Role::Gateway);
+        let shared = ProcessShared::new(settings);
         for role in ordered {
-            let started: HashMap<Role, SocketAddr> = running.iter().map(|r| (r.role, r.grpc_addr)).collect();
-            running.push(start(role, settings, &ca, shutdown, &started).await?);
+            running.push(start(role, settings, &ca, shutdown, &shared).await?);
         }
         anyhow::Ok(())
     }

@@ -6,6 +6,7 @@
 //! - [`queue`]: the `Queue` trait with a store-backed and an Azure Service Bus implementation;
 //! - [`outbox`]: transactional outbox relay, idempotent inbox and the consumer runner;
 //! - [`jwt`]: ES256 access tokens (issue, verify, JWKS, rotation) and opaque refresh tokens;
+//! - [`runtime`]: the context a service role starts with (store, cache, queue, mesh peers);
 //! - [`external`]: the base of every client of an external HTTP API (timeouts, retries, breaker).
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod external;
 pub mod jwt;
 pub mod outbox;
 pub mod queue;
+pub mod runtime;
 pub mod secret;
 pub mod store;
 

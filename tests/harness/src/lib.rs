@@ -3,16 +3,37 @@
 //! - [`postgres::TestDatabase`]: a fresh PostgreSQL database per test, migrated, dropped after;
 //! - [`redis::TestRedis`]: a Redis connection and a key prefix per test, keys deleted after;
 //! - [`net::free_port`]: a port nobody is listening on;
+//! - [`service::TestService`]: one service's platform context (database, Redis prefix, queue);
 //! - [`roles::TestPlatform`]: any set of kem roles started in-process on free ports.
 //!
 //! Backing services are **required**: when PostgreSQL or Redis cannot be reached the harness
 //! panics with the address it tried and how to start it — a test never skips silently.
 #![forbid(unsafe_code)]
 
+pub mod contracts;
 pub mod net;
 pub mod postgres;
 pub mod redis;
 pub mod roles;
+pub mod service;
+
+/// A directory under the system temp dir, removed on drop (kept tiny to avoid a dependency).
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `kem-test-<what>-<random>`.
+    pub fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("kem-test-{what}-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A short random suffix for names that must not collide between parallel tests.
 pub fn unique_suffix() -> String {

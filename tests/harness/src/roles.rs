@@ -16,25 +16,56 @@ pub struct TestPlatform {
     roles: Vec<RunningRole>,
     /// The settings the roles were started with.
     pub settings: Settings,
-    _data_dir: Option<tempfile_dir::TempDir>,
+    backing: Option<Backing>,
+    _data_dir: Option<crate::TempDir>,
 }
 
-mod tempfile_dir {
-    /// A directory removed on drop (kept tiny to avoid a dependency for one use).
-    pub struct TempDir(pub std::path::PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+/// Test-owned databases and Redis keys behind a [`TestPlatform::start_backed`] platform.
+struct Backing {
+    databases: Vec<crate::postgres::TestDatabase>,
+    redis: crate::redis::TestRedis,
 }
 
 impl TestPlatform {
+    /// Starts `roles` like [`TestPlatform::start`], with every service on its own fresh
+    /// PostgreSQL database, the queue on another, and caches in Redis under a fresh prefix — the
+    /// production storage layout. Everything is removed by [`TestPlatform::stop`].
+    pub async fn start_backed(roles: &[Role]) -> TestPlatform {
+        let mut databases = Vec::new();
+        let mut urls = std::collections::BTreeMap::new();
+        let mut names: Vec<&str> =
+            roles.iter().filter_map(|r| matches!(r, Role::Service(_)).then_some(r.as_str())).collect();
+        if !names.is_empty() {
+            names.push("queue");
+        }
+        for name in names {
+            let db = crate::postgres::TestDatabase::create().await;
+            urls.insert(name.to_owned(), kem_kit::Secret::new(db.url()));
+            databases.push(db);
+        }
+        let redis = crate::redis::TestRedis::new().await;
+        let backing = Backing { databases, redis };
+        let prefix = backing.redis.prefix.clone();
+        let mut platform = Self::start_with(roles, move |settings| {
+            settings.database_urls = urls;
+            settings.redis_url = Some(kem_kit::Secret::new(crate::redis::redis_url()));
+            settings.cache_prefix = prefix;
+        })
+        .await;
+        platform.backing = Some(backing);
+        platform
+    }
+
     /// Starts `roles` on loopback with free ports and a private data directory.
     pub async fn start(roles: &[Role]) -> TestPlatform {
-        let dir = std::env::temp_dir().join(format!("kem-test-{}", crate::unique_suffix()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let settings = Settings {
+        Self::start_with(roles, |_| {}).await
+    }
+
+    /// Starts `roles` with settings adjusted by `adjust` (ports and data dir are the test's).
+    pub async fn start_with(roles: &[Role], adjust: impl FnOnce(&mut Settings)) -> TestPlatform {
+        let temp = crate::TempDir::new("platform");
+        let dir = temp.0.clone();
+        let mut settings = Settings {
             base_port: 0,
             admin_base_port: 0,
             http_port: 0,
@@ -43,11 +74,12 @@ impl TestPlatform {
             drain_timeout: Duration::from_secs(5),
             ..Settings::default()
         };
+        adjust(&mut settings);
         let shutdown = Shutdown::new();
         let running = kem::roles::start_all(roles, &settings, &shutdown)
             .await
             .unwrap_or_else(|e| panic!("cannot start roles {roles:?}: {e:#}"));
-        TestPlatform { shutdown, roles: running, settings, _data_dir: Some(tempfile_dir::TempDir(dir)) }
+        TestPlatform { shutdown, roles: running, settings, backing: None, _data_dir: Some(temp) }
     }
 
     /// Every role `kem up` runs.
@@ -101,6 +133,12 @@ impl TestPlatform {
         for role in self.roles {
             let name = role.role;
             role.join().await.unwrap_or_else(|e| panic!("role {name} failed while draining: {e:#}"));
+        }
+        if let Some(backing) = self.backing {
+            for db in backing.databases {
+                db.drop_now().await;
+            }
+            backing.redis.cleanup().await;
         }
     }
 }

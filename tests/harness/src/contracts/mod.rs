@@ -1,0 +1,5 @@
+//! Local servers speaking external providers' real wire contracts (`../shared/PROVIDERS.md`), so
+//! the real clients are tested over HTTP — including error shapes, slowness and outages — and
+//! calls can be counted.
+
+pub mod nts;
