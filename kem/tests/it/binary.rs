@@ -25,15 +25,15 @@ const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
 
 /// One announced role.
 #[derive(Debug)]
-struct Announced {
-    role: String,
-    grpc: String,
-    admin: String,
-    http: Option<String>,
+pub(crate) struct Announced {
+    pub(crate) role: String,
+    pub(crate) grpc: String,
+    pub(crate) admin: String,
+    pub(crate) http: Option<String>,
 }
 
 /// A `kem` child process, killed if the test fails before stopping it.
-struct KemProcess {
+pub(crate) struct KemProcess {
     child: Child,
     announcements: Vec<String>,
     _dir: tempfile::TempDir,
@@ -48,7 +48,7 @@ impl Drop for KemProcess {
 
 impl KemProcess {
     /// Starts `kem <args>` on free ports and waits for its `kem: ready` line.
-    fn start(args: &[&str]) -> KemProcess {
+    pub(crate) fn start(args: &[&str]) -> KemProcess {
         Self::start_with(args, &[])
     }
 
@@ -92,7 +92,7 @@ impl KemProcess {
     }
 
     /// The roles from the announcement lines.
-    fn roles(&self) -> Vec<Announced> {
+    pub(crate) fn roles(&self) -> Vec<Announced> {
         self.announcements
             .iter()
             .filter_map(|line| {
@@ -128,7 +128,7 @@ impl KemProcess {
 
     /// Sends SIGTERM and waits (bounded) for a clean exit. Async so this test's own gRPC
     /// connections keep being driven and can answer the server's GOAWAY while it drains.
-    async fn terminate(mut self) {
+    pub(crate) async fn terminate(mut self) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(status.success(), "kill -TERM failed");
