@@ -27,18 +27,33 @@ use crate::roles::{Role, ServiceName};
 /// Entries of an in-process cache per service (`kem up`).
 const MEMORY_CACHE_ENTRIES: u64 = 50_000;
 
+/// Each role's own settings (providers, limits). `None` reads the service's environment
+/// variables (or the built-in defaults) when it starts; tests set them directly, since a process
+/// has one environment.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceConfigs {
+    /// The gateway's rate limits (production defaults otherwise).
+    pub edge_limits: Option<kem_gateway::protect::EdgeLimits>,
+    /// The user service.
+    pub user: Option<kem_user::UserConfig>,
+    /// The event service.
+    pub event: Option<kem_event::EventConfig>,
+}
+
 /// Shared by the roles of one process.
 #[derive(Clone, Default)]
 pub struct ProcessShared {
     /// Where every service listens, filled as roles start (and from `--upstreams`).
     pub directory: PeerDirectory,
+    /// Service settings given by the embedding program (else each service's environment).
+    pub configs: ServiceConfigs,
     queue: Arc<OnceCell<Arc<dyn Queue>>>,
 }
 
 impl ProcessShared {
     /// The directory seeded with `--upstreams` overrides and each service's configured port.
-    pub fn new(settings: &Settings) -> ProcessShared {
-        let shared = ProcessShared::default();
+    pub fn new(settings: &Settings, configs: ServiceConfigs) -> ProcessShared {
+        let shared = ProcessShared { configs, ..ProcessShared::default() };
         let host =
             settings.identity_addr.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_else(|| "127.0.0.1".into());
         for service in ServiceName::ALL {

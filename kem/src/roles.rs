@@ -15,7 +15,7 @@ use std::time::Duration;
 use kem_gateway::auth::{JwtAuthenticator, UserServiceKeys};
 use kem_gateway::edge::{Edge, EdgeConfig};
 use kem_gateway::idempotency::IdempotencyStore;
-use kem_gateway::protect::{EdgeLimiter, EdgeLimits, TrustedProxies};
+use kem_gateway::protect::{EdgeLimiter, TrustedProxies};
 use kem_gateway::routes::RouteTable;
 use kem_gateway::upstream::{Upstreams, upstream};
 use kem_kit::runtime::ServiceContext;
@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::Settings;
 use crate::mesh::{CaAccess, CaState};
-use crate::platform::ProcessShared;
+use crate::platform::{ProcessShared, ServiceConfigs};
 
 /// A business service (one crate under `services/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
@@ -297,7 +297,7 @@ async fn edge_router(
         routes: RouteTable::from_pool(kem_proto::descriptor_pool())?,
         upstreams,
         auth: auth.clone(),
-        limiter: EdgeLimiter::new(&EdgeLimits::default()),
+        limiter: EdgeLimiter::new(&shared.configs.edge_limits.clone().unwrap_or_default()),
         idempotency: IdempotencyStore::new(cache, Duration::from_secs(24 * 3600)),
         config,
     });
@@ -327,7 +327,7 @@ pub async fn start(
         Role::Identity => anyhow::bail!("the identity CA is started with start_identity"),
         Role::Service(service) => {
             let ctx = crate::platform::service_context(service, settings, &identity, shared, shutdown).await?;
-            mount_service(service, server, ctx).await?
+            mount_service(service, server, ctx, &shared.configs).await?
         }
         // The edge exposes only health and reflection over gRPC; its API is REST.
         Role::Gateway => server,
@@ -340,23 +340,41 @@ pub async fn start(
 }
 
 /// Starts `service` on its context and mounts its gRPC API.
-async fn mount_service(service: ServiceName, server: RoleServer, ctx: ServiceContext) -> anyhow::Result<RoleServer> {
+async fn mount_service(
+    service: ServiceName,
+    server: RoleServer,
+    ctx: ServiceContext,
+    configs: &ServiceConfigs,
+) -> anyhow::Result<RoleServer> {
     let name = service.as_str();
-    let failed = move || format!("the {name} service failed to start");
+    let failed = || format!("the {name} service failed to start");
     Ok(match service {
         ServiceName::User => {
-            let _ = &ctx;
-            server.add_service(kem_user::grpc_service())
+            let config = match &configs.user {
+                Some(config) => config.clone(),
+                None => kem_user::UserConfig::from_env().with_context(failed)?,
+            };
+            // The gateway verifies access tokens against these two names.
+            anyhow::ensure!(
+                config.tokens.issuer == JWT_ISSUER && config.tokens.audience == JWT_AUDIENCE,
+                "the user service signs tokens for issuer {:?} / audience {:?}, but the gateway expects {JWT_ISSUER:?} / {JWT_AUDIENCE:?}; unset KEM_JWT_ISSUER / KEM_JWT_AUDIENCE",
+                config.tokens.issuer,
+                config.tokens.audience
+            );
+            server.add_service(kem_user::start(ctx, config).await.with_context(failed)?)
         }
-        ServiceName::Event => server.add_service(kem_event::grpc_service()),
+        ServiceName::Event => {
+            let config = match &configs.event {
+                Some(config) => config.clone(),
+                None => kem_event::EventConfig::from_env().with_context(failed)?,
+            };
+            server.add_service(kem_event::start(ctx, config).await.with_context(failed)?)
+        }
         ServiceName::Ai => server.add_service(kem_ai::grpc_service()),
         ServiceName::Content => server.add_service(kem_content::grpc_service()),
         ServiceName::Distribution => server.add_service(kem_distribution::grpc_service()),
         ServiceName::Participation => server.add_service(kem_participation::grpc_service()),
-        ServiceName::Analytics => {
-            let _ = failed;
-            server.add_service(kem_analytics::grpc_service())
-        }
+        ServiceName::Analytics => server.add_service(kem_analytics::grpc_service()),
     })
 }
 
@@ -364,6 +382,16 @@ async fn mount_service(service: ServiceName, server: RoleServer, ctx: ServiceCon
 /// their certificates from it in-process; otherwise they use the CA configured in `settings`.
 /// On the first failure the roles already started are shut down.
 pub async fn start_all(roles: &[Role], settings: &Settings, shutdown: &Shutdown) -> anyhow::Result<Vec<RunningRole>> {
+    start_all_with(roles, settings, ServiceConfigs::default(), shutdown).await
+}
+
+/// [`start_all`] with service settings given by the caller instead of the environment.
+pub async fn start_all_with(
+    roles: &[Role],
+    settings: &Settings,
+    configs: ServiceConfigs,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Vec<RunningRole>> {
     let mut running = Vec::with_capacity(roles.len());
     let result = async {
         let ca = if roles.contains(&Role::Identity) {
@@ -376,7 +404,7 @@ pub async fn start_all(roles: &[Role], settings: &Settings, shutdown: &Shutdown)
         // Services before the edge, so the gateway knows where they listen.
         let mut ordered: Vec<Role> = roles.iter().copied().filter(|r| *r != Role::Identity).collect();
         ordered.sort_by_key(|r| *r == Role::Gateway);
-        let shared = ProcessShared::new(settings);
+        let shared = ProcessShared::new(settings, configs);
         for role in ordered {
             running.push(start(role, settings, &ca, shutdown, &shared).await?);
         }

@@ -92,4 +92,6 @@ pub mod kem {
         participation, "kem.participation.v1");
     package!(/// Aggregated analytics and dashboards.
         analytics, "kem.analytics.v1");
+    package!(/// Queue message contracts (bodies of the messages on the four production queues).
+        messaging, "kem.messaging.v1");
 }

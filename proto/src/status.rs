@@ -5,11 +5,14 @@ use prost::Message;
 
 use crate::google::rpc::{BadRequest, ErrorInfo, Status, bad_request::FieldViolation};
 
-fn any<M: Message>(type_name: &str, message: &M) -> prost_types::Any {
+/// `message` packed as a `google.protobuf.Any` detail named `type_name` (e.g.
+/// `google.rpc.PreconditionFailure`).
+pub fn any<M: Message>(type_name: &str, message: &M) -> prost_types::Any {
     prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: message.encode_to_vec() }
 }
 
-fn with_details(code: tonic::Code, message: &str, details: Vec<prost_types::Any>) -> tonic::Status {
+/// A status carrying several details at once (e.g. `ErrorInfo` plus `PreconditionFailure`).
+pub fn with_details(code: tonic::Code, message: &str, details: Vec<prost_types::Any>) -> tonic::Status {
     let status = Status { code: code as i32, message: message.to_owned(), details };
     tonic::Status::with_details(code, message.to_owned(), status.encode_to_vec().into())
 }

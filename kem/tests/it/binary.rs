@@ -227,11 +227,11 @@ async fn kem_up_serves_every_role_over_mtls_with_health_and_reflection_then_drai
     let mut plain = HealthClient::new(channel(&user.grpc).await);
     assert!(plain.check(HealthCheckRequest::default()).await.is_err(), "plaintext must be refused on the mesh port");
 
-    // Business RPCs are honest about not being implemented yet (the gateway may call GetMe).
+    // The gateway may call GetMe, but only on behalf of a signed-in owner (x-kem-user-id).
     let peer = kem::mesh::spiffe_id(&settings, "user").expect("id");
     let mut client = UserServiceClient::new(MeshChannel::new(&gateway, &user.grpc, &peer).expect("channel"));
-    let status = client.get_me(GetMeRequest::default()).await.expect_err("not implemented yet");
-    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    let status = client.get_me(GetMeRequest::default()).await.expect_err("no owner metadata");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
     // ... and a workload the contract does not allow is refused.
     let analytics = kem.workload_identity("analytics", ca_addr, &shutdown).await;
     let mut client = UserServiceClient::new(MeshChannel::new(&analytics, &user.grpc, &peer).expect("channel"));

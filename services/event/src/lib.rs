@@ -1,20 +1,109 @@
-//! The event service (clean/hexagonal: api → app → domain → infra).
+//! The event service (clean/hexagonal): owners' marketing events, their lifecycle
+//! DRAFT → RECOMMENDED → CONTENT_READY → PUBLISHED → ENDED, and the asynchronous jobs (AI
+//! recommendations, image generation) started for them.
 //!
-//! Status: the gRPC contract `kem.event.v1.EventService` is served, and every business RPC answers
-//! UNIMPLEMENTED until the event service issue (issue 8) lands. The role still answers health
-//! checks and reflection, so deployment, probes and the mesh can be built and tested against it.
+//! The crate reads top-down:
+//! - [`api`]: the tonic adapter of `kem.event.v1.EventService` (proto ↔ domain, errors → statuses);
+//! - [`app`]: the use cases and the ports they need (repository, cache, clock);
+//! - [`domain`]: pure rules — lifecycle table, validation, jobs, the facts sent on queues;
+//! - [`infra`]: the kit-backed adapters — SQL on PostgreSQL or SQLite with the transactional
+//!   outbox, Redis/in-process cache, `kem.messaging.v1` encoding, the job-timeout sweeper.
+//!
+//! Start it with [`start`]: it applies the migrations, starts the outbox relay and the sweeper on
+//! the context's shutdown signal, and returns the service to mount.
+//!
+//! Messaging: requests go out through the outbox on `ai-event-generation`
+//! (`kem.messaging.v1.GenerateRecommendations`), `content-generation` (`GenerateImages`),
+//! `distribution-jobs` (`DistributionJob`) and `analytics-aggregation` (`AnalyticsEvent`, one per
+//! status change). Workers reply over the mesh with the internal `ReportJobResult` method.
 #![forbid(unsafe_code)]
 
-use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod convert;
+pub mod domain;
+pub mod infra;
 
-/// gRPC adapter of the event service.
+use std::sync::{Arc, LazyLock};
+
+use kem_kit::runtime::ServiceContext;
+use kem_kit::store::{Migrations, StoreError};
+use kem_proto::kem::event::v1::event_service_server::EventService;
+
+pub use api::EventApi;
+pub use config::{EventConfig, EventConfigError};
+pub use kem_proto::kem::event::v1::event_service_server::EventServiceServer;
+
+use crate::app::{AppSettings, EventApp};
+use crate::infra::{CachedEvents, MeshStoreDirectory, SqlEventRepository, SystemClock, sweeper};
+
+static MIGRATIONS: LazyLock<Migrations> =
+    LazyLock::new(|| Migrations::new(sqlx::migrate!("migrations/postgres"), sqlx::migrate!("migrations/sqlite")));
+
+/// The service's schema (PostgreSQL and SQLite), applied by [`start`].
+pub fn migrations() -> &'static Migrations {
+    &MIGRATIONS
+}
+
+/// The event service's settings from the `KEM_EVENT_*` environment variables (see [`config`]);
+/// the same as [`EventConfig::from_env`].
+pub fn from_env() -> Result<EventConfig, EventConfigError> {
+    EventConfig::from_env()
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EventStartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] EventConfigError),
+    /// The schema could not be brought up to date.
+    #[error("event service migrations failed: {0}")]
+    Migrate(#[source] StoreError),
+}
+
+/// Starts the event service on `ctx`: migrates its database, spawns the outbox relay and the
+/// job-timeout sweeper (both stop on `ctx.shutdown`), and returns the gRPC service to mount.
+pub async fn start(ctx: ServiceContext, config: EventConfig) -> Result<EventServiceServer<EventApi>, EventStartError> {
+    Ok(EventServiceServer::new(start_api(ctx, config).await?))
+}
+
+/// Like [`start`], returning the adapter itself (it implements `EventService`), for in-process
+/// callers and tests that call the trait methods directly.
+pub async fn start_api(ctx: ServiceContext, config: EventConfig) -> Result<EventApi, EventStartError> {
+    config.validate()?;
+    ctx.store.migrate(migrations()).await.map_err(EventStartError::Migrate)?;
+    let waker = ctx.spawn_outbox_relay();
+    let repository = Arc::new(SqlEventRepository::new(ctx.store.clone(), waker));
+    let cache = Arc::new(CachedEvents::new(ctx.cache.clone(), config.cache_ttl));
+    let settings = AppSettings {
+        job_timeout: config.job_timeout,
+        job_poll_interval: config.job_poll_interval,
+        default_page_size: config.default_page_size,
+        max_page_size: config.max_page_size,
+    };
+    let stores = Arc::new(MeshStoreDirectory::new(ctx.peers.clone(), ctx.cache.clone()));
+    let app = Arc::new(EventApp::new(repository, cache, stores, Arc::new(SystemClock), settings));
+    tokio::spawn(sweeper::run(app.clone(), config.job_sweep_interval, ctx.shutdown.clone()));
+    tracing::info!(
+        service = %ctx.service,
+        database = ctx.store.target(),
+        cache = ctx.cache.backend(),
+        job_timeout = ?config.job_timeout,
+        "event service started"
+    );
+    Ok(EventApi::new(app))
+}
+
+/// Placeholder adapter kept until the binary switches to [`start`]: every RPC answers
+/// UNIMPLEMENTED.
 #[derive(Debug, Default, Clone)]
 pub struct EventServiceApi;
 
-// Every method keeps the generated default (UNIMPLEMENTED) until the service issue lands.
 impl EventService for EventServiceApi {}
 
-/// The tonic service to mount on the role server.
+/// The placeholder service (UNIMPLEMENTED everywhere); use [`start`] instead.
 pub fn grpc_service() -> EventServiceServer<EventServiceApi> {
     EventServiceServer::new(EventServiceApi)
 }

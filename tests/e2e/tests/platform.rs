@@ -52,22 +52,25 @@ async fn every_role_is_serving_and_the_edge_answers() {
     // Owner routes need an access token.
     let (status, body) = http_get(platform.http_addr(), "/api/v1/events").await;
     assert_eq!(status, 401, "{body}");
-    // A public route goes REST → gateway → mesh (mTLS) → user service, which is honest that the
-    // business logic has not landed yet.
+    // A public route goes REST → gateway → mesh (mTLS) → user service; with no NTS key
+    // configured, the built-in local provider answers and says so.
     let (status, body) =
         http_post(platform.http_addr(), "/api/v1/business-numbers:verify", r#"{"businessNumber":"1248100998"}"#).await;
-    assert_eq!(status, 501, "{body}");
-    assert!(body.contains("\"code\":12"), "a google.rpc.Status body: {body}");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("BUSINESS_STATUS_ACTIVE") && body.contains("local:nts"), "{body}");
     let (status, body) = http_get(platform.http_addr(), "/openapi.json").await;
     assert_eq!(status, 200);
     assert!(body.contains("\"openapi\":\"3.1"), "{}", &body[..body.len().min(200)]);
 
-    // Business RPCs say UNIMPLEMENTED until their service issue lands; nothing pretends.
+    // Services whose issue has not landed say UNIMPLEMENTED; nothing pretends.
     let gateway = platform.workload_identity("gateway").await;
-    let mut user = kem_proto::kem::user::v1::user_service_client::UserServiceClient::new(
-        platform.channel(&gateway, Role::Service(ServiceName::User)),
+    let mut analytics = kem_proto::kem::analytics::v1::analytics_service_client::AnalyticsServiceClient::new(
+        platform.channel(&gateway, Role::Service(ServiceName::Analytics)),
     );
-    let err = user.get_me(kem_proto::kem::user::v1::GetMeRequest::default()).await.expect_err("not implemented yet");
+    let err = analytics
+        .get_dashboard(kem_proto::kem::analytics::v1::GetDashboardRequest::default())
+        .await
+        .expect_err("not implemented yet");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
 
     platform.stop().await;

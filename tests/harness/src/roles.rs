@@ -31,6 +31,11 @@ impl TestPlatform {
     /// PostgreSQL database, the queue on another, and caches in Redis under a fresh prefix — the
     /// production storage layout. Everything is removed by [`TestPlatform::stop`].
     pub async fn start_backed(roles: &[Role]) -> TestPlatform {
+        Self::start_backed_with(roles, kem::platform::ServiceConfigs::default()).await
+    }
+
+    /// [`TestPlatform::start_backed`] with the services' own settings given (providers, limits).
+    pub async fn start_backed_with(roles: &[Role], configs: kem::platform::ServiceConfigs) -> TestPlatform {
         let mut databases = Vec::new();
         let mut urls = std::collections::BTreeMap::new();
         let mut names: Vec<&str> =
@@ -46,11 +51,15 @@ impl TestPlatform {
         let redis = crate::redis::TestRedis::new().await;
         let backing = Backing { databases, redis };
         let prefix = backing.redis.prefix.clone();
-        let mut platform = Self::start_with(roles, move |settings| {
-            settings.database_urls = urls;
-            settings.redis_url = Some(kem_kit::Secret::new(crate::redis::redis_url()));
-            settings.cache_prefix = prefix;
-        })
+        let mut platform = Self::start_configured(
+            roles,
+            move |settings| {
+                settings.database_urls = urls;
+                settings.redis_url = Some(kem_kit::Secret::new(crate::redis::redis_url()));
+                settings.cache_prefix = prefix;
+            },
+            configs,
+        )
         .await;
         platform.backing = Some(backing);
         platform
@@ -63,6 +72,14 @@ impl TestPlatform {
 
     /// Starts `roles` with settings adjusted by `adjust` (ports and data dir are the test's).
     pub async fn start_with(roles: &[Role], adjust: impl FnOnce(&mut Settings)) -> TestPlatform {
+        Self::start_configured(roles, adjust, kem::platform::ServiceConfigs::default()).await
+    }
+
+    async fn start_configured(
+        roles: &[Role],
+        adjust: impl FnOnce(&mut Settings),
+        configs: kem::platform::ServiceConfigs,
+    ) -> TestPlatform {
         let temp = crate::TempDir::new("platform");
         let dir = temp.0.clone();
         let mut settings = Settings {
@@ -76,7 +93,7 @@ impl TestPlatform {
         };
         adjust(&mut settings);
         let shutdown = Shutdown::new();
-        let running = kem::roles::start_all(roles, &settings, &shutdown)
+        let running = kem::roles::start_all_with(roles, &settings, configs, &shutdown)
             .await
             .unwrap_or_else(|e| panic!("cannot start roles {roles:?}: {e:#}"));
         TestPlatform { shutdown, roles: running, settings, backing: None, _data_dir: Some(temp) }
@@ -90,6 +107,16 @@ impl TestPlatform {
     /// gRPC address of `role`.
     pub fn grpc_addr(&self, role: Role) -> SocketAddr {
         self.find(role).grpc_addr
+    }
+
+    /// The database URL of `name` (a service, or `queue`) on a [`TestPlatform::start_backed`]
+    /// platform.
+    pub fn database_url(&self, name: &str) -> String {
+        self.settings
+            .database_urls
+            .get(name)
+            .map(|url| url.expose().to_owned())
+            .unwrap_or_else(|| panic!("no test database for {name}; start the platform with start_backed"))
     }
 
     /// REST address of the gateway.

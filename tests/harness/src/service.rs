@@ -42,8 +42,16 @@ impl TestService {
         store.migrate_kit().await.unwrap_or_else(|e| panic!("kit migrations failed: {e}"));
         let redis = TestRedis::new().await;
         let config = RedisCacheConfig::new(Secret::new(crate::redis::redis_url()), redis.prefix.clone());
-        let cache: Arc<dyn Cache> =
-            Arc::new(RedisCache::connect(config).unwrap_or_else(|e| panic!("cannot configure the Redis cache: {e}")));
+        let redis_cache =
+            RedisCache::connect(config).unwrap_or_else(|e| panic!("cannot configure the Redis cache: {e}"));
+        // The client connects in the background; a test starts once it is up, so its first cache
+        // operations really reach Redis instead of quietly degrading to the database.
+        assert!(
+            redis_cache.wait_connected(std::time::Duration::from_secs(10)).await,
+            "Redis at {} did not connect within 10 s",
+            crate::redis::redis_url()
+        );
+        let cache: Arc<dyn Cache> = Arc::new(redis_cache);
         let queue = StoreQueue::new(store.clone());
         let shared: Arc<dyn Queue> = Arc::new(queue.clone());
         let data_dir = crate::TempDir::new(&format!("svc-{service}"));

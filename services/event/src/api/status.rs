@@ -1,0 +1,223 @@
+//! Use-case errors → gRPC statuses with `google.rpc` details (domain `kem.event`).
+//!
+//! | error | code | details |
+//! |---|---|---|
+//! | invalid fields | INVALID_ARGUMENT | BadRequest (camelCase field paths) |
+//! | missing / another owner's | NOT_FOUND | ErrorInfo `EVENT_NOT_FOUND`, `JOB_NOT_FOUND`, `RECOMMENDATION_NOT_FOUND`, `IMAGE_NOT_FOUND` |
+//! | illegal transition | FAILED_PRECONDITION | ErrorInfo `INVALID_TRANSITION` (metadata `status` = current status, `action`), PreconditionFailure |
+//! | period over | FAILED_PRECONDITION | ErrorInfo `PERIOD_OVER`, PreconditionFailure |
+//! | no recommendations yet | FAILED_PRECONDITION | ErrorInfo `RECOMMENDATIONS_NOT_READY`, PreconditionFailure |
+//! | stale etag | ABORTED | ErrorInfo `ETAG_MISMATCH` (metadata `etag` = current) |
+//! | lost races repeatedly | ABORTED | ErrorInfo `CONCURRENT_MODIFICATION` |
+//! | incomplete event | INVALID_ARGUMENT | ErrorInfo `EVENT_INCOMPLETE`, BadRequest |
+//! | report of the wrong kind | INVALID_ARGUMENT | ErrorInfo `JOB_KIND_MISMATCH`, BadRequest |
+//! | database down | UNAVAILABLE | ErrorInfo `DATABASE_UNAVAILABLE` |
+//! | bug / corrupt data | INTERNAL | none (details in the log only) |
+
+use kem_proto::google::rpc::{BadRequest, ErrorInfo, PreconditionFailure, Status, bad_request, precondition_failure};
+use prost::Message;
+use tonic::Code;
+
+use crate::app::{AppError, Resource};
+use crate::convert;
+
+/// The `ErrorInfo.domain` of every event-service error.
+pub const DOMAIN: &str = "kem.event";
+
+fn any<M: Message>(type_name: &str, message: &M) -> prost_types::Any {
+    prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: message.encode_to_vec() }
+}
+
+fn info(reason: &str, metadata: &[(&str, &str)]) -> prost_types::Any {
+    let info = ErrorInfo {
+        reason: reason.to_owned(),
+        domain: DOMAIN.to_owned(),
+        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    };
+    any("google.rpc.ErrorInfo", &info)
+}
+
+fn precondition(kind: &str, event_id: &str, description: &str) -> prost_types::Any {
+    let failure = PreconditionFailure {
+        violations: vec![precondition_failure::Violation {
+            r#type: kind.to_owned(),
+            subject: format!("events/{event_id}"),
+            description: description.to_owned(),
+        }],
+    };
+    any("google.rpc.PreconditionFailure", &failure)
+}
+
+fn bad_request(violations: &[(String, String)]) -> prost_types::Any {
+    let request = BadRequest {
+        field_violations: violations
+            .iter()
+            .map(|(field, description)| bad_request::FieldViolation {
+                field: field.clone(),
+                description: description.clone(),
+                ..Default::default()
+            })
+            .collect(),
+    };
+    any("google.rpc.BadRequest", &request)
+}
+
+/// A status carrying several details (kem_proto::status builds one detail per status).
+fn status(code: Code, message: &str, details: Vec<prost_types::Any>) -> tonic::Status {
+    let body = Status { code: code as i32, message: message.to_owned(), details };
+    tonic::Status::with_details(code, message.to_owned(), body.encode_to_vec().into())
+}
+
+fn not_found_reason(resource: Resource) -> (&'static str, &'static str) {
+    match resource {
+        Resource::Event => ("EVENT_NOT_FOUND", "eventId"),
+        Resource::Job => ("JOB_NOT_FOUND", "jobId"),
+        Resource::Recommendation => ("RECOMMENDATION_NOT_FOUND", "recommendationId"),
+        Resource::Image => ("IMAGE_NOT_FOUND", "imageId"),
+    }
+}
+
+/// The gRPC status of a use-case error.
+pub fn to_status(error: AppError) -> tonic::Status {
+    let message = error.to_string();
+    match &error {
+        AppError::Invalid(invalid) => {
+            let violations: Vec<(String, String)> =
+                invalid.violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect();
+            status(Code::InvalidArgument, &message, vec![bad_request(&violations)])
+        }
+        AppError::NotFound { resource, id } => {
+            let (reason, key) = not_found_reason(*resource);
+            status(Code::NotFound, &message, vec![info(reason, &[(key, id)])])
+        }
+        AppError::Illegal { event_id, source } => {
+            let current = convert::status_to_proto(source.current).as_str_name();
+            status(
+                Code::FailedPrecondition,
+                &message,
+                vec![
+                    info(
+                        "INVALID_TRANSITION",
+                        &[("status", current), ("action", source.action.verb()), ("eventId", event_id)],
+                    ),
+                    precondition("STATE", event_id, &message),
+                ],
+            )
+        }
+        AppError::PeriodOver { event_id, .. } => status(
+            Code::FailedPrecondition,
+            &message,
+            vec![info("PERIOD_OVER", &[("eventId", event_id)]), precondition("PERIOD", event_id, &message)],
+        ),
+        AppError::RecommendationsNotReady { event_id } => status(
+            Code::FailedPrecondition,
+            &message,
+            vec![
+                info("RECOMMENDATIONS_NOT_READY", &[("eventId", event_id)]),
+                precondition("RECOMMENDATIONS", event_id, &message),
+            ],
+        ),
+        AppError::NoRecommendationSelected { event_id } => status(
+            Code::FailedPrecondition,
+            &message,
+            vec![
+                info("NO_RECOMMENDATION_SELECTED", &[("eventId", event_id)]),
+                precondition("RECOMMENDATION", event_id, &message),
+            ],
+        ),
+        AppError::Etag { event_id, source } => status(
+            Code::Aborted,
+            &message,
+            vec![info("ETAG_MISMATCH", &[("eventId", event_id), ("etag", &source.current)])],
+        ),
+        AppError::Contended { event_id } => {
+            status(Code::Aborted, &message, vec![info("CONCURRENT_MODIFICATION", &[("eventId", event_id)])])
+        }
+        AppError::EventIncomplete { event_id, missing } => {
+            let violations: Vec<(String, String)> =
+                missing.iter().map(|m| (format!("event.{m}"), "is required for recommendations".to_owned())).collect();
+            status(
+                Code::InvalidArgument,
+                &message,
+                vec![info("EVENT_INCOMPLETE", &[("eventId", event_id)]), bad_request(&violations)],
+            )
+        }
+        AppError::WrongJobKind { job_id, kind, reported } => status(
+            Code::InvalidArgument,
+            &message,
+            vec![
+                info("JOB_KIND_MISMATCH", &[("jobId", job_id), ("kind", kind.as_str()), ("reported", reported)]),
+                bad_request(&[("outcome".to_owned(), format!("a {kind} job takes no {reported} outcome"))]),
+            ],
+        ),
+        AppError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "event request failed: database unavailable");
+            status(
+                Code::Unavailable,
+                "the event service cannot reach its database right now; retry shortly",
+                vec![info("DATABASE_UNAVAILABLE", &[])],
+            )
+        }
+        AppError::Internal(detail) => {
+            tracing::error!(error = %detail, "event request failed: internal error");
+            tonic::Status::internal("internal error in the event service")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::{Action, EventStatus, IllegalTransition};
+    use crate::domain::validation::ValidationError;
+
+    fn details(status: &tonic::Status) -> Vec<String> {
+        kem_proto::status::details(status)
+            .map(|s| s.details.into_iter().map(|d| d.type_url).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn illegal_transitions_name_the_current_status() {
+        let error = AppError::Illegal {
+            event_id: "e-1".into(),
+            source: IllegalTransition { action: Action::Update, current: EventStatus::Published },
+        };
+        let status = to_status(error);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("PUBLISHED"), "{}", status.message());
+        let info = kem_proto::status::error_info_of(&status).expect("error info");
+        assert_eq!((info.domain.as_str(), info.reason.as_str()), (DOMAIN, "INVALID_TRANSITION"));
+        assert_eq!(info.metadata.get("status").map(String::as_str), Some("EVENT_STATUS_PUBLISHED"));
+        assert_eq!(
+            details(&status),
+            vec!["type.googleapis.com/google.rpc.ErrorInfo", "type.googleapis.com/google.rpc.PreconditionFailure"]
+        );
+    }
+
+    #[test]
+    fn field_violations_become_bad_requests() {
+        let status = to_status(AppError::Invalid(ValidationError::one("event.title", "is required")));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let decoded = kem_proto::status::details(&status).expect("details");
+        let request = BadRequest::decode(decoded.details[0].value.as_slice()).expect("bad request");
+        assert_eq!(request.field_violations[0].field, "event.title");
+    }
+
+    #[test]
+    fn every_error_maps_to_its_code() {
+        let cases = [
+            (AppError::not_found(Resource::Job, "j"), Code::NotFound, Some("JOB_NOT_FOUND")),
+            (AppError::Contended { event_id: "e".into() }, Code::Aborted, Some("CONCURRENT_MODIFICATION")),
+            (AppError::PeriodOver { event_id: "e".into(), end: 1 }, Code::FailedPrecondition, Some("PERIOD_OVER")),
+            (AppError::Unavailable("db down at 10.0.0.1".into()), Code::Unavailable, Some("DATABASE_UNAVAILABLE")),
+            (AppError::Internal("bad json".into()), Code::Internal, None),
+        ];
+        for (error, code, reason) in cases {
+            let status = to_status(error);
+            assert_eq!(status.code(), code);
+            assert_eq!(kem_proto::status::error_info_of(&status).map(|i| i.reason).as_deref(), reason);
+            assert!(!status.message().contains("10.0.0.1") && !status.message().contains("json"), "no internals leak");
+        }
+    }
+}

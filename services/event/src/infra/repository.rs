@@ -1,0 +1,450 @@
+//! The event repository on the kit's [`Store`]: one SQL text for PostgreSQL and SQLite (`$n`
+//! placeholders, millisecond `BIGINT` times, JSON text for structured values), every write in one
+//! transaction with its outbox messages.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kem_kit::outbox::{Outbox, OutboxWaker};
+use kem_kit::store::{self, AssertSqlSafe, Row, Store, StoreError, Tx};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::app::page::Cursor;
+use crate::app::ports::{EventRepository, Inserted, ListQuery, RepoError, Saved};
+use crate::domain::event::{Event, Modified};
+use crate::domain::job::{Job, JobFailure, JobKind, JobState};
+use crate::domain::lifecycle::EventStatus;
+use crate::domain::message::Outgoing;
+use crate::domain::validation::EventSpec;
+use crate::domain::values::{Millis, Money, Objective, ParticipationMethod, Period};
+
+use super::messages;
+
+const EVENT_COLUMNS: &str = "id, owner_id, status, title, description, objective, target_audience, budget_krw, \
+     period_start, period_end, prize, participation_method, channels, selected_recommendation, selected_image_id, \
+     recommendations_job_id, images_job_id, created_at, updated_at, published_at, ended_at, version";
+
+const JOB_COLUMNS: &str =
+    "id, event_id, owner_id, kind, state, request, result, error, created_at, updated_at, deadline_at";
+
+const INSERT_EVENT: &str = "INSERT INTO events (id, owner_id, status, title, description, objective, \
+     target_audience, budget_krw, period_start, period_end, prize, participation_method, channels, \
+     selected_recommendation, selected_image_id, recommendations_job_id, images_job_id, created_at, updated_at, \
+     published_at, ended_at, version, request_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+     ON CONFLICT DO NOTHING";
+
+/// Writes every mutable column; guarded by the status and version that were read.
+const UPDATE_EVENT: &str = "UPDATE events SET status = $3, title = $4, description = $5, objective = $6, \
+     target_audience = $7, budget_krw = $8, period_start = $9, period_end = $10, prize = $11, \
+     participation_method = $12, channels = $13, selected_recommendation = $14, selected_image_id = $15, \
+     recommendations_job_id = $16, images_job_id = $17, updated_at = $18, published_at = $19, ended_at = $20, \
+     version = $21 \
+     WHERE id = $1 AND version = $2 AND status = $22";
+
+/// A conflicting active job (the partial unique index) makes this insert a no-op.
+const INSERT_JOB: &str = "INSERT INTO event_jobs (id, event_id, owner_id, kind, state, request, result, error, \
+     created_at, updated_at, deadline_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT DO NOTHING";
+
+/// The event repository over a [`Store`], waking the outbox relay after commits with messages.
+pub struct SqlEventRepository {
+    store: Store,
+    waker: OutboxWaker,
+    /// Set while the database is failing, so an outage logs one warning.
+    degraded: AtomicBool,
+}
+
+impl std::fmt::Debug for SqlEventRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlEventRepository").field("store", &self.store.target()).finish_non_exhaustive()
+    }
+}
+
+fn failed(what: &str, reason: impl std::fmt::Display) -> RepoError {
+    RepoError::Failed(format!("{what}: {reason}"))
+}
+
+fn to_json<T: Serialize + ?Sized>(column: &str, value: &T) -> Result<String, RepoError> {
+    serde_json::to_string(value).map_err(|e| failed(&format!("cannot encode {column}"), e))
+}
+
+fn opt_json<T: Serialize>(column: &str, value: Option<&T>) -> Result<Option<String>, RepoError> {
+    value.map(|v| to_json(column, v)).transpose()
+}
+
+fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T, RepoError> {
+    serde_json::from_str(text).map_err(|e| failed(&format!("stored {column} is not valid"), e))
+}
+
+fn get<T: store::Decodable>(row: &Row, column: &str) -> Result<T, RepoError> {
+    row.get(column).map_err(|e| failed("cannot read a row", e))
+}
+
+fn event_from_row(row: &Row) -> Result<Event, RepoError> {
+    let text = |column: &str| get::<String>(row, column);
+    let status = text("status")?;
+    let objective = text("objective")?;
+    let method = text("participation_method")?;
+    let spec = EventSpec {
+        title: text("title")?,
+        description: text("description")?,
+        objective: Objective::parse(&objective).ok_or_else(|| failed("unknown stored objective", &objective))?,
+        target_audience: text("target_audience")?,
+        budget: get::<Option<i64>>(row, "budget_krw")?.map(|amount_krw| Money { amount_krw }),
+        period: Period { start: get(row, "period_start")?, end: get(row, "period_end")? },
+        prize: get::<Option<String>>(row, "prize")?.map(|p| from_json("prize", &p)).transpose()?,
+        participation_method: ParticipationMethod::parse(&method)
+            .ok_or_else(|| failed("unknown stored participation method", &method))?,
+        channels: from_json("channels", &text("channels")?)?,
+    };
+    Ok(Event {
+        id: text("id")?,
+        owner_id: text("owner_id")?,
+        spec,
+        status: EventStatus::parse(&status).ok_or_else(|| failed("unknown stored status", &status))?,
+        selected_recommendation: get::<Option<String>>(row, "selected_recommendation")?
+            .map(|r| from_json("selected_recommendation", &r))
+            .transpose()?,
+        selected_image_id: get(row, "selected_image_id")?,
+        recommendations_job_id: get(row, "recommendations_job_id")?,
+        images_job_id: get(row, "images_job_id")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        published_at: get(row, "published_at")?,
+        ended_at: get(row, "ended_at")?,
+        version: get(row, "version")?,
+    })
+}
+
+fn job_from_row(row: &Row) -> Result<Job, RepoError> {
+    let state = get::<String>(row, "state")?;
+    let job = Job {
+        id: get(row, "id")?,
+        event_id: get(row, "event_id")?,
+        owner_id: get(row, "owner_id")?,
+        request: from_json("request", &get::<String>(row, "request")?)?,
+        state: JobState::parse(&state).ok_or_else(|| failed("unknown stored job state", &state))?,
+        result: get::<Option<String>>(row, "result")?.map(|r| from_json("result", &r)).transpose()?,
+        failure: get::<Option<String>>(row, "error")?.map(|e| from_json("error", &e)).transpose()?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        deadline_at: get(row, "deadline_at")?,
+    };
+    let kind = get::<String>(row, "kind")?;
+    if JobKind::parse(&kind) != Some(job.kind()) {
+        return Err(failed("stored job kind does not match its request", &kind));
+    }
+    Ok(job)
+}
+
+/// The mutable columns of an event, bound in `UPDATE_EVENT` order from `$3`.
+struct EventColumns {
+    prize: Option<String>,
+    channels: String,
+    selected_recommendation: Option<String>,
+}
+
+impl EventColumns {
+    fn of(event: &Event) -> Result<EventColumns, RepoError> {
+        Ok(EventColumns {
+            prize: opt_json("prize", event.spec.prize.as_ref())?,
+            channels: to_json("channels", &event.spec.channels)?,
+            selected_recommendation: opt_json("selected_recommendation", event.selected_recommendation.as_ref())?,
+        })
+    }
+
+    /// Binds `$3` to `$17` (status … images_job_id) after the two leading values.
+    fn bind(self, query: store::Query, e: &Event) -> store::Query {
+        query
+            .bind(e.status.as_str())
+            .bind(e.spec.title.clone())
+            .bind(e.spec.description.clone())
+            .bind(e.spec.objective.as_str())
+            .bind(e.spec.target_audience.clone())
+            .bind(e.spec.budget.map(|m| m.amount_krw))
+            .bind(e.spec.period.start)
+            .bind(e.spec.period.end)
+            .bind(self.prize)
+            .bind(e.spec.participation_method.as_str())
+            .bind(self.channels)
+            .bind(self.selected_recommendation)
+            .bind(e.selected_image_id.clone())
+            .bind(e.recommendations_job_id.clone())
+            .bind(e.images_job_id.clone())
+    }
+}
+
+impl SqlEventRepository {
+    /// A repository on `store` (its migrations applied) that wakes `waker` after enqueuing.
+    pub fn new(store: Store, waker: OutboxWaker) -> SqlEventRepository {
+        SqlEventRepository { store, waker, degraded: AtomicBool::new(false) }
+    }
+
+    fn store_error(&self, error: StoreError) -> RepoError {
+        if error.is_transient() {
+            if !self.degraded.swap(true, Ordering::Relaxed) {
+                tracing::warn!(%error, database = self.store.target(), "event database unavailable");
+            }
+            RepoError::Unavailable(error.to_string())
+        } else {
+            tracing::error!(%error, database = self.store.target(), "event database failure");
+            RepoError::Failed(error.to_string())
+        }
+    }
+
+    fn ok<T>(&self, result: Result<T, StoreError>) -> Result<T, RepoError> {
+        match result {
+            Ok(value) => {
+                if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!(database = self.store.target(), "event database available again");
+                }
+                Ok(value)
+            }
+            Err(error) => Err(self.store_error(error)),
+        }
+    }
+
+    async fn enqueue(&self, tx: &mut Tx, outgoing: &[Outgoing]) -> Result<(), RepoError> {
+        for message in outgoing {
+            let result = Outbox::enqueue(tx, messages::encode(message)).await;
+            self.ok(result)?;
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, tx: Tx, outgoing: &[Outgoing]) -> Result<(), RepoError> {
+        let result = tx.commit().await;
+        self.ok(result)?;
+        if !outgoing.is_empty() {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    async fn insert_job(&self, tx: &mut Tx, job: &Job) -> Result<u64, RepoError> {
+        let result = store::query(INSERT_JOB)
+            .bind(job.id.clone())
+            .bind(job.event_id.clone())
+            .bind(job.owner_id.clone())
+            .bind(job.kind().as_str())
+            .bind(job.state.as_str())
+            .bind(to_json("request", &job.request)?)
+            .bind(opt_json("result", job.result.as_ref())?)
+            .bind(opt_json("error", job.failure.as_ref())?)
+            .bind(job.created_at)
+            .bind(job.updated_at)
+            .bind(job.deadline_at)
+            .execute(tx)
+            .await;
+        self.ok(result)
+    }
+
+    /// Jobs of `kind` of an event matching `condition` (after `event_id = $1 AND kind = $2`;
+    /// `$3` is the limit).
+    async fn jobs(&self, condition: &str, event_id: &str, kind: JobKind, limit: i64) -> Result<Vec<Job>, RepoError> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM event_jobs WHERE event_id = $1 AND kind = $2 AND {condition} LIMIT $3"
+        ));
+        let rows =
+            store::query(sql).bind(event_id).bind(kind.as_str()).bind(limit).fetch_all(self.store.primary()).await;
+        self.ok(rows)?.iter().map(job_from_row).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl EventRepository for SqlEventRepository {
+    async fn insert_event(
+        &self,
+        event: &Event,
+        request_id: Option<&str>,
+        request_window_start: Millis,
+        outgoing: &[Outgoing],
+    ) -> Result<Inserted, RepoError> {
+        let columns = EventColumns::of(event)?;
+        let begun = self.store.begin().await;
+        let mut tx = self.ok(begun)?;
+        if let Some(key) = request_id {
+            // A key older than its window is released, so it may create a new event.
+            let released = store::query(
+                "UPDATE events SET request_id = NULL WHERE owner_id = $1 AND request_id = $2 AND created_at < $3",
+            )
+            .bind(event.owner_id.as_str())
+            .bind(key)
+            .bind(request_window_start)
+            .execute(&mut tx)
+            .await;
+            self.ok(released)?;
+        }
+        let insert = columns
+            .bind(store::query(INSERT_EVENT).bind(event.id.as_str()).bind(event.owner_id.as_str()), event)
+            .bind(event.created_at)
+            .bind(event.updated_at)
+            .bind(event.published_at)
+            .bind(event.ended_at)
+            .bind(event.version)
+            .bind(request_id.map(str::to_owned));
+        let inserted = insert.execute(&mut tx).await;
+        if self.ok(inserted)? == 0 {
+            // Same owner and key: the first event wins (a concurrent insert waited on the index).
+            let key = request_id.unwrap_or_default();
+            let sql =
+                AssertSqlSafe(format!("SELECT {EVENT_COLUMNS} FROM events WHERE owner_id = $1 AND request_id = $2"));
+            let existing = store::query(sql).bind(event.owner_id.as_str()).bind(key).fetch_optional(&mut tx).await;
+            let existing = self.ok(existing)?;
+            let rolled_back = tx.rollback().await;
+            self.ok(rolled_back)?;
+            return match existing {
+                Some(row) => Ok(Inserted::Existing(Box::new(event_from_row(&row)?))),
+                None => Err(failed("event insert had no effect", format!("id {} already exists", event.id))),
+            };
+        }
+        self.enqueue(&mut tx, outgoing).await?;
+        self.commit(tx, outgoing).await?;
+        Ok(Inserted::Created)
+    }
+
+    async fn find_event(&self, id: &str) -> Result<Option<Event>, RepoError> {
+        let sql = AssertSqlSafe(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"));
+        let row = store::query(sql).bind(id).fetch_optional(self.store.primary()).await;
+        self.ok(row)?.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn find_events(&self, ids: &[String]) -> Result<Vec<Event>, RepoError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql =
+            AssertSqlSafe(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({})", placeholders.join(", ")));
+        let query = ids.iter().fold(store::query(sql), |q, id| q.bind(id.clone()));
+        let rows = query.fetch_all(self.store.reader()).await;
+        self.ok(rows)?.iter().map(event_from_row).collect()
+    }
+
+    async fn list_events(&self, query: &ListQuery) -> Result<Vec<Event>, RepoError> {
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE owner_id = $1");
+        let mut next = 2;
+        if query.status.is_some() {
+            sql.push_str(&format!(" AND status = ${next}"));
+            next += 1;
+        }
+        if query.after.is_some() {
+            // Keyset: strictly after the cursor in (created_at DESC, id DESC) order.
+            sql.push_str(&format!(" AND (created_at < ${next} OR (created_at = ${next} AND id < ${}))", next + 1));
+            next += 2;
+        }
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${next}"));
+        let mut q = store::query(AssertSqlSafe(sql)).bind(query.owner_id.clone());
+        if let Some(status) = query.status {
+            q = q.bind(status.as_str());
+        }
+        if let Some(Cursor { created_at, id }) = &query.after {
+            q = q.bind(*created_at).bind(id.clone());
+        }
+        let rows = q.bind(i64::try_from(query.limit).unwrap_or(i64::MAX)).fetch_all(self.store.reader()).await;
+        self.ok(rows)?.iter().map(event_from_row).collect()
+    }
+
+    async fn save_event(
+        &self,
+        change: &Modified,
+        new_job: Option<&Job>,
+        outgoing: &[Outgoing],
+    ) -> Result<Saved, RepoError> {
+        let event = &change.event;
+        let columns = EventColumns::of(event)?;
+        let begun = self.store.begin().await;
+        let mut tx = self.ok(begun)?;
+        let update = columns
+            .bind(store::query(UPDATE_EVENT).bind(event.id.as_str()).bind(change.expected_version), event)
+            .bind(event.updated_at)
+            .bind(event.published_at)
+            .bind(event.ended_at)
+            .bind(event.version)
+            .bind(change.expected_status.as_str());
+        let updated = update.execute(&mut tx).await;
+        if self.ok(updated)? == 0 {
+            return Ok(Saved::Conflict);
+        }
+        if let Some(job) = new_job
+            && self.insert_job(&mut tx, job).await? == 0
+        {
+            // Another request started a job of this kind first.
+            return Ok(Saved::Conflict);
+        }
+        self.enqueue(&mut tx, outgoing).await?;
+        self.commit(tx, outgoing).await?;
+        Ok(Saved::Done)
+    }
+
+    async fn delete_event(&self, event: &Event, outgoing: &[Outgoing]) -> Result<Saved, RepoError> {
+        let begun = self.store.begin().await;
+        let mut tx = self.ok(begun)?;
+        let deleted = store::query("DELETE FROM events WHERE id = $1 AND version = $2 AND status = $3")
+            .bind(event.id.as_str())
+            .bind(event.version)
+            .bind(event.status.as_str())
+            .execute(&mut tx)
+            .await;
+        if self.ok(deleted)? == 0 {
+            return Ok(Saved::Conflict);
+        }
+        // ON DELETE CASCADE does this too; explicit so it never depends on SQLite's foreign_keys pragma.
+        let jobs =
+            store::query("DELETE FROM event_jobs WHERE event_id = $1").bind(event.id.as_str()).execute(&mut tx).await;
+        self.ok(jobs)?;
+        self.enqueue(&mut tx, outgoing).await?;
+        self.commit(tx, outgoing).await?;
+        Ok(Saved::Done)
+    }
+
+    async fn find_job(&self, id: &str) -> Result<Option<Job>, RepoError> {
+        let sql = AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM event_jobs WHERE id = $1"));
+        let row = store::query(sql).bind(id).fetch_optional(self.store.primary()).await;
+        self.ok(row)?.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn active_job(&self, event_id: &str, kind: JobKind) -> Result<Option<Job>, RepoError> {
+        let condition = "state IN ('PENDING', 'RUNNING') ORDER BY created_at DESC";
+        Ok(self.jobs(condition, event_id, kind, 1).await?.into_iter().next())
+    }
+
+    async fn succeeded_jobs(&self, event_id: &str, kind: JobKind, limit: usize) -> Result<Vec<Job>, RepoError> {
+        let condition = "state = 'SUCCEEDED' ORDER BY created_at DESC, id DESC";
+        self.jobs(condition, event_id, kind, i64::try_from(limit).unwrap_or(i64::MAX)).await
+    }
+
+    async fn save_job(&self, from: JobState, job: &Job) -> Result<Saved, RepoError> {
+        let updated = store::query(
+            "UPDATE event_jobs SET state = $3, result = $4, error = $5, updated_at = $6 WHERE id = $1 AND state = $2",
+        )
+        .bind(job.id.as_str())
+        .bind(from.as_str())
+        .bind(job.state.as_str())
+        .bind(opt_json("result", job.result.as_ref())?)
+        .bind(opt_json("error", job.failure.as_ref())?)
+        .bind(job.updated_at)
+        .execute(self.store.primary())
+        .await;
+        Ok(if self.ok(updated)? == 0 { Saved::Conflict } else { Saved::Done })
+    }
+
+    async fn fail_expired_jobs(&self, now: Millis) -> Result<u64, RepoError> {
+        let mut total = 0;
+        for kind in [JobKind::Recommendations, JobKind::Images] {
+            let failure = to_json("error", &JobFailure::deadline_exceeded(kind))?;
+            let failed = store::query(
+                "UPDATE event_jobs SET state = 'FAILED', error = $1, updated_at = $2 \
+                 WHERE kind = $3 AND state IN ('PENDING', 'RUNNING') AND deadline_at <= $2",
+            )
+            .bind(failure)
+            .bind(now)
+            .bind(kind.as_str())
+            .execute(self.store.primary())
+            .await;
+            total += self.ok(failed)?;
+        }
+        Ok(total)
+    }
+}

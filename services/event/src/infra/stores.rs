@@ -1,0 +1,96 @@
+//! Store profiles from the user service (`kem.user.v1.UserService/GetOwner` over the mesh), to
+//! enrich AI and content work requests. Best effort by design: the lookup is bounded by a short
+//! timeout, cached, and any failure (no `user` peer configured, policy denial, timeout) yields
+//! `None`, so a work request is never delayed or refused because of it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kem_kit::cache::{Cache, CacheAside};
+use kem_kit::runtime::Peers;
+use kem_proto::kem::user::v1::GetOwnerRequest;
+use kem_proto::kem::user::v1::user_service_client::UserServiceClient;
+use tonic::Code;
+
+use crate::app::StoreDirectory;
+use crate::convert;
+use crate::domain::validation::EnumInput;
+use crate::domain::values::StoreProfile;
+
+/// Longest wait for the user service.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a known profile is reused (profiles change rarely; a stale region only colours a
+/// recommendation).
+const PROFILE_TTL: Duration = Duration::from_secs(600);
+/// How long "unknown" is reused, so an unreachable user service is not asked on every request.
+const UNKNOWN_TTL: Duration = Duration::from_secs(30);
+
+/// Profiles looked up over the mesh, cached.
+#[derive(Clone)]
+pub struct MeshStoreDirectory {
+    peers: Peers,
+    cache: CacheAside,
+    /// Set after the first failure is logged as a warning; cleared by a success.
+    warned: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for MeshStoreDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshStoreDirectory").finish_non_exhaustive()
+    }
+}
+
+impl MeshStoreDirectory {
+    /// Looks profiles up through `peers` (the `user` peer), caching them in `cache`.
+    pub fn new(peers: Peers, cache: Arc<dyn Cache>) -> MeshStoreDirectory {
+        MeshStoreDirectory { peers, cache: CacheAside::new(cache), warned: Arc::new(AtomicBool::new(false)) }
+    }
+
+    fn unknown(&self, owner_id: &str, why: &str) -> Result<Option<StoreProfile>, ()> {
+        if self.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(owner_id, why, "store profile unknown; work requests go out without it");
+        } else {
+            tracing::warn!(owner_id, why, "store profile unknown; work requests go out without it");
+        }
+        Ok(None)
+    }
+
+    async fn fetch(&self, owner_id: &str) -> Result<Option<StoreProfile>, ()> {
+        let channel = match self.peers.channel("user") {
+            Ok(channel) => channel,
+            Err(error) => return self.unknown(owner_id, &error.to_string()),
+        };
+        let mut request = tonic::Request::new(GetOwnerRequest { owner_id: owner_id.to_owned() });
+        request.set_timeout(LOOKUP_TIMEOUT);
+        let mut client = UserServiceClient::new(channel);
+        match tokio::time::timeout(LOOKUP_TIMEOUT, client.get_owner(request)).await {
+            Ok(Ok(response)) => {
+                self.warned.store(false, Ordering::Relaxed);
+                Ok(response.into_inner().owner.map(|owner| StoreProfile {
+                    store_name: owner.store_name,
+                    business_category: match convert::category_from_proto(owner.business_category) {
+                        EnumInput::Known(category) => Some(category),
+                        _ => None,
+                    },
+                    region: owner.region,
+                }))
+            }
+            Ok(Err(status)) if status.code() == Code::NotFound => Ok(None),
+            Ok(Err(status)) => self.unknown(owner_id, &format!("user GetOwner: {status}")),
+            Err(_) => self.unknown(owner_id, "user GetOwner timed out"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreDirectory for MeshStoreDirectory {
+    async fn store_profile(&self, owner_id: &str) -> Option<StoreProfile> {
+        let key = format!("store-profile:v1:{owner_id}");
+        self.cache
+            .get_or_load_optional(&key, PROFILE_TTL, Some(UNKNOWN_TTL), || self.fetch(owner_id))
+            .await
+            .ok()
+            .flatten()
+    }
+}

@@ -1,0 +1,28 @@
+//! The job-timeout sweeper: fails jobs nobody finished before their deadline, so an owner polling
+//! GetJob always sees an end (a lost queue message or a crashed worker cannot leave a job PENDING
+//! forever). Several replicas may sweep at once: the guarded UPDATE makes that harmless.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kem_mesh::Shutdown;
+
+use crate::app::EventApp;
+
+/// Runs until `shutdown`, sweeping every `every`.
+pub async fn run(app: Arc<EventApp>, every: Duration, shutdown: Shutdown) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.wait() => break,
+        }
+        match app.fail_expired_jobs().await {
+            Ok(0) => {}
+            Ok(failed) => tracing::warn!(failed, "jobs failed with DEADLINE_EXCEEDED: no worker finished them in time"),
+            Err(error) => tracing::warn!(%error, "job-timeout sweep failed; retrying at the next interval"),
+        }
+    }
+    tracing::debug!("job-timeout sweeper stopped");
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the event service on real PostgreSQL and Redis (and one module on
+//! embedded SQLite), through the `EventService` trait of the adapter `start_api` returns — and,
+//! in `wire`, through the service `start` returns served over gRPC.
+
+mod crud;
+mod internal;
+mod jobs;
+mod sqlite;
+mod support;
+mod wire;

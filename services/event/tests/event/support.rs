@@ -1,0 +1,518 @@
+//! Shared fixtures: a started event service on a fresh PostgreSQL database and Redis prefix,
+//! request builders, status-detail readers, queue inspection and the test workers that stand in
+//! for the AI and content services.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kem_event::{EventApi, EventConfig};
+use kem_kit::cache::MemoryCache;
+use kem_kit::outbox::{Consumer, ConsumerOptions, ConsumerReport, HandlerError, Outbox};
+use kem_kit::queue::store::StoreQueue;
+use kem_kit::queue::{Queue, ReceivedMessage};
+use kem_kit::runtime::{Peers, ServiceContext, with_owner};
+use kem_kit::store::{self, Store, StoreConfig};
+use kem_mesh::Shutdown;
+use kem_proto::google::rpc::BadRequest;
+use kem_proto::kem::common::v1 as common;
+use kem_proto::kem::event::v1 as proto;
+use kem_proto::kem::event::v1::event_service_server::EventService;
+use kem_proto::kem::messaging::v1 as msg;
+use kem_testkit::service::TestService;
+use prost::Message;
+use prost_types::Timestamp;
+use tokio::sync::Mutex;
+use tonic::{Code, Request, Status};
+
+pub const OWNER: &str = "owner-1";
+pub const OTHER: &str = "owner-2";
+
+/// Fast settings for tests (short sweeps; the default job timeout is long enough for any test).
+pub fn test_config() -> EventConfig {
+    EventConfig { job_sweep_interval: Duration::from_millis(100), ..EventConfig::default() }
+}
+
+/// The event service started on a test context.
+pub struct Harness {
+    /// The context the service runs on.
+    pub ctx: ServiceContext,
+    /// The gRPC adapter `start_api` returned.
+    pub api: EventApi,
+    backing: Backing,
+}
+
+/// What the context stands on; removed by [`Harness::cleanup`].
+enum Backing {
+    /// A fresh PostgreSQL database, Redis prefix and store-backed queue.
+    Postgres(Box<TestService>),
+    /// An embedded SQLite file (with the in-process cache), as `kem up` runs.
+    Sqlite(tempfile::TempDir),
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        Harness::with_config(test_config()).await
+    }
+
+    pub async fn with_config(config: EventConfig) -> Harness {
+        let svc = TestService::new("event").await;
+        let ctx = svc.ctx.clone();
+        Harness::start(ctx, config, Backing::Postgres(Box::new(svc))).await
+    }
+
+    /// The service on embedded SQLite (`kem up`): same migrations, same queries.
+    pub async fn sqlite(config: EventConfig) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&StoreConfig::embedded(dir.path(), "event")).await.expect("open SQLite");
+        store.migrate_kit().await.expect("kit migrations on SQLite");
+        let queue: Arc<dyn Queue> = Arc::new(StoreQueue::new(store.clone()));
+        let ctx = ServiceContext {
+            service: "event".into(),
+            store,
+            cache: Arc::new(MemoryCache::new(10_000)),
+            queue,
+            peers: Peers::none(),
+            data_dir: dir.path().to_path_buf(),
+            shutdown: Shutdown::new(),
+        };
+        Harness::start(ctx.clone(), config, Backing::Sqlite(dir)).await
+    }
+
+    async fn start(ctx: ServiceContext, config: EventConfig, backing: Backing) -> Harness {
+        let api = kem_event::start_api(ctx.clone(), config)
+            .await
+            .unwrap_or_else(|e| panic!("the event service does not start: {e}"));
+        Harness { ctx, api, backing }
+    }
+
+    pub async fn cleanup(self) {
+        match self.backing {
+            Backing::Postgres(svc) => svc.cleanup().await,
+            Backing::Sqlite(dir) => {
+                self.ctx.shutdown.trigger();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                self.ctx.store.close().await;
+                drop(dir);
+            }
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    pub async fn create(&self, owner: &str, event: proto::Event) -> proto::Event {
+        let request = proto::CreateEventRequest { event: Some(event), request_id: String::new() };
+        created(self.api.create_event(req(owner, request)).await)
+    }
+
+    pub async fn get(&self, owner: &str, id: &str) -> Result<proto::Event, Status> {
+        let request = proto::GetEventRequest { event_id: id.to_owned() };
+        Ok(self.api.get_event(req(owner, request)).await?.into_inner().event.unwrap_or_default())
+    }
+
+    pub async fn get_job(&self, owner: &str, id: &str) -> Result<proto::Job, Status> {
+        let request = proto::GetJobRequest { job_id: id.to_owned() };
+        Ok(self.api.get_job(req(owner, request)).await?.into_inner().job.unwrap_or_default())
+    }
+
+    pub async fn request_recommendations(&self, owner: &str, id: &str) -> Result<proto::Job, Status> {
+        let request = proto::RequestRecommendationsRequest {
+            event_id: id.to_owned(),
+            additional_instructions: "평일 점심 위주로".into(),
+        };
+        Ok(self.api.request_recommendations(req(owner, request)).await?.into_inner().job.unwrap_or_default())
+    }
+
+    pub async fn request_images(&self, owner: &str, id: &str) -> Result<proto::Job, Status> {
+        let request = proto::RequestImagesRequest { event_id: id.to_owned(), ..Default::default() };
+        Ok(self.api.request_images(req(owner, request)).await?.into_inner().job.unwrap_or_default())
+    }
+
+    pub async fn report(
+        &self,
+        job_id: &str,
+        outcome: proto::report_job_result_request::Outcome,
+    ) -> Result<proto::Job, Status> {
+        let request = proto::ReportJobResultRequest { job_id: job_id.to_owned(), outcome: Some(outcome) };
+        Ok(self.api.report_job_result(Request::new(request)).await?.into_inner().job.unwrap_or_default())
+    }
+
+    pub async fn select_recommendation(&self, owner: &str, id: &str, rec: &str) -> Result<proto::Event, Status> {
+        let request = proto::SelectRecommendationRequest {
+            event_id: id.to_owned(),
+            recommendation_id: rec.to_owned(),
+            etag: String::new(),
+        };
+        Ok(self.api.select_recommendation(req(owner, request)).await?.into_inner().event.unwrap_or_default())
+    }
+
+    pub async fn select_image(&self, owner: &str, id: &str, image: &str) -> Result<proto::Event, Status> {
+        let request =
+            proto::SelectImageRequest { event_id: id.to_owned(), image_id: image.to_owned(), etag: String::new() };
+        Ok(self.api.select_image(req(owner, request)).await?.into_inner().event.unwrap_or_default())
+    }
+
+    pub async fn publish(&self, owner: &str, id: &str, channels: &[common::Channel]) -> Result<proto::Event, Status> {
+        let request = proto::PublishEventRequest {
+            event_id: id.to_owned(),
+            channels: channels.iter().map(|c| *c as i32).collect(),
+            etag: String::new(),
+        };
+        Ok(self.api.publish_event(req(owner, request)).await?.into_inner().event.unwrap_or_default())
+    }
+
+    pub async fn end(&self, owner: &str, id: &str) -> Result<proto::Event, Status> {
+        let request = proto::EndEventRequest { event_id: id.to_owned(), etag: String::new() };
+        Ok(self.api.end_event(req(owner, request)).await?.into_inner().event.unwrap_or_default())
+    }
+
+    pub async fn update(
+        &self,
+        owner: &str,
+        id: &str,
+        event: proto::Event,
+        paths: &[&str],
+    ) -> Result<proto::Event, Status> {
+        let request = proto::UpdateEventRequest {
+            event_id: id.to_owned(),
+            event: Some(event),
+            update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+        };
+        Ok(self.api.update_event(req(owner, request)).await?.into_inner().event.unwrap_or_default())
+    }
+
+    /// DRAFT → RECOMMENDED without a worker: requests recommendations, reports them, selects one.
+    pub async fn recommended(&self, owner: &str, title: &str) -> proto::Event {
+        let event = self.create(owner, sample_event(title)).await;
+        let job = self.request_recommendations(owner, &event.event_id).await.expect("request recommendations");
+        self.report(&job.job_id, recommendations_outcome(&["rec-1", "rec-2", "rec-3"])).await.expect("report");
+        self.select_recommendation(owner, &event.event_id, "rec-1").await.expect("select recommendation")
+    }
+
+    /// … → CONTENT_READY without a worker.
+    pub async fn content_ready(&self, owner: &str, title: &str) -> proto::Event {
+        let event = self.recommended(owner, title).await;
+        let job = self.request_images(owner, &event.event_id).await.expect("request images");
+        self.report(&job.job_id, images_outcome(&["img-a", "img-b", "img-c"])).await.expect("report images");
+        self.select_image(owner, &event.event_id, "img-b").await.expect("select image")
+    }
+
+    /// Waits until the outbox relay has published everything committed so far.
+    pub async fn settle(&self) {
+        let store = self.store().clone();
+        eventually(Duration::from_secs(15), "the outbox to drain", || {
+            let store = store.clone();
+            async move { Outbox::pending(&store).await.map(|n| n == 0).unwrap_or(false) }
+        })
+        .await;
+    }
+
+    /// Every message ever sent to `queue` (delivered or not), oldest first.
+    pub async fn messages(&self, queue: &str) -> Vec<QueuedMessage> {
+        self.settle().await;
+        queued(self.store(), queue).await
+    }
+
+    /// The analytics facts about `event_id`, by message id.
+    pub async fn analytics(&self, event_id: &str) -> Vec<(String, msg::AnalyticsEvent)> {
+        self.messages("analytics-aggregation")
+            .await
+            .into_iter()
+            .filter(|m| m.properties.get("event_id").map(String::as_str) == Some(event_id))
+            .map(|m| {
+                let body = msg::AnalyticsEvent::decode(m.body.as_slice()).expect("analytics body decodes");
+                (m.id, body)
+            })
+            .collect()
+    }
+}
+
+/// A message as stored by the store-backed queue.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub body: Vec<u8>,
+    pub content_type: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Every message of `queue` in the store-backed queue, completed ones included.
+pub async fn queued(store: &Store, queue: &str) -> Vec<QueuedMessage> {
+    let rows =
+        store::query("SELECT id, body, content_type, properties FROM kem_queue_messages WHERE queue = $1 ORDER BY seq")
+            .bind(queue)
+            .fetch_all(store.primary())
+            .await
+            .expect("read the queue table");
+    rows.iter()
+        .map(|row| QueuedMessage {
+            id: row.get("id").expect("id"),
+            body: row.get("body").expect("body"),
+            content_type: row.get("content_type").expect("content_type"),
+            properties: serde_json::from_str(&row.get::<String>("properties").expect("properties")).expect("json"),
+        })
+        .collect()
+}
+
+pub fn req<T>(owner: &str, message: T) -> Request<T> {
+    with_owner(Request::new(message), owner)
+}
+
+pub fn created(result: Result<tonic::Response<proto::CreateEventResponse>, Status>) -> proto::Event {
+    result.unwrap_or_else(|s| panic!("create failed: {s:?}")).into_inner().event.unwrap_or_default()
+}
+
+pub fn now_ms() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)).unwrap_or(0)
+}
+
+pub fn ts(ms: i64) -> Timestamp {
+    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+pub fn ts_ms(t: &Option<Timestamp>) -> i64 {
+    t.as_ref().map(|t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000)).unwrap_or(0)
+}
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
+/// A valid event running from tomorrow for 30 days.
+pub fn sample_event(title: &str) -> proto::Event {
+    let start = now_ms() + DAY;
+    proto::Event {
+        title: title.to_owned(),
+        description: "점심 손님을 늘리는 이벤트".into(),
+        objective: common::EventObjective::NewCustomers as i32,
+        target_audience: "인근 직장인 20-30대".into(),
+        budget: Some(common::Money { amount_krw: 300_000 }),
+        period: Some(common::Period { start_time: Some(ts(start)), end_time: Some(ts(start + 30 * DAY)) }),
+        prize: Some(common::Prize {
+            name: "아메리카노 1잔".into(),
+            description: String::new(),
+            winner_count: 10,
+            unit_value: Some(common::Money { amount_krw: 4_500 }),
+        }),
+        participation_method: common::ParticipationMethod::Draw as i32,
+        channels: vec![common::Channel::Instagram as i32, common::Channel::KakaoChannel as i32],
+        ..Default::default()
+    }
+}
+
+/// A recommendation as the AI service would produce it.
+pub fn recommendation(id: &str) -> proto::Recommendation {
+    proto::Recommendation {
+        recommendation_id: id.to_owned(),
+        title: format!("추천 이벤트 {id}"),
+        concept: format!("{id}: 점심 스탬프 적립 이벤트"),
+        participation_method: common::ParticipationMethod::FirstCome as i32,
+        participation_mechanic: "영수증 지참 후 QR 응모".into(),
+        prize_suggestion: Some(common::Prize {
+            name: format!("{id} 경품"),
+            description: String::new(),
+            winner_count: 20,
+            unit_value: None,
+        }),
+        expected_participants: 250,
+        expected_cost_per_entry: Some(common::Money { amount_krw: 1_200 }),
+        recommended_channels: vec![common::Channel::Instagram as i32, common::Channel::NaverBlog as i32],
+        channel_copies: vec![
+            proto::ChannelCopy {
+                channel: common::Channel::Instagram as i32,
+                text: format!("{id} 인스타 문구"),
+                hashtags: vec!["점심".into(), "이벤트".into()],
+            },
+            proto::ChannelCopy {
+                channel: common::Channel::KakaoChannel as i32,
+                text: format!("{id} 카카오 문구"),
+                hashtags: Vec::new(),
+            },
+        ],
+    }
+}
+
+pub fn recommendations_outcome(ids: &[&str]) -> proto::report_job_result_request::Outcome {
+    proto::report_job_result_request::Outcome::Recommendations(proto::RecommendationsResult {
+        recommendations: ids.iter().map(|id| recommendation(id)).collect(),
+        trend_summary: "평일 점심 할인 수요 증가".into(),
+        provider: Some(common::ProviderInfo {
+            kind: common::ProviderKind::Local as i32,
+            name: "local".into(),
+            ..Default::default()
+        }),
+    })
+}
+
+pub fn images_outcome(ids: &[&str]) -> proto::report_job_result_request::Outcome {
+    proto::report_job_result_request::Outcome::Images(proto::ImagesResult {
+        image_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+        provider: None,
+    })
+}
+
+pub fn error_outcome(code: Code, message: &str) -> proto::report_job_result_request::Outcome {
+    proto::report_job_result_request::Outcome::Error(kem_proto::google::rpc::Status {
+        code: code as i32,
+        message: message.to_owned(),
+        details: Vec::new(),
+    })
+}
+
+/// `ErrorInfo.reason` of a status.
+pub fn reason(status: &Status) -> String {
+    kem_proto::status::error_info_of(status).map(|i| i.reason).unwrap_or_default()
+}
+
+/// `ErrorInfo.metadata[key]` of a status.
+pub fn metadata(status: &Status, key: &str) -> String {
+    kem_proto::status::error_info_of(status).and_then(|i| i.metadata.get(key).cloned()).unwrap_or_default()
+}
+
+/// The BadRequest field paths of a status.
+pub fn violations(status: &Status) -> Vec<String> {
+    let Some(details) = kem_proto::status::details(status) else { return Vec::new() };
+    details
+        .details
+        .iter()
+        .filter(|d| d.type_url.ends_with("google.rpc.BadRequest"))
+        .filter_map(|d| BadRequest::decode(d.value.as_slice()).ok())
+        .flat_map(|b| b.field_violations.into_iter().map(|v| v.field))
+        .collect()
+}
+
+/// Asserts `result` failed with `code`, returning the status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Err(status) if status.code() == code => status,
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
+
+/// Polls `check` until it holds, or fails the test after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls GetJob until the job is SUCCEEDED or FAILED.
+pub async fn finished_job(h: &Harness, owner: &str, job_id: &str) -> proto::Job {
+    let mut last = proto::Job::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline {
+        last = h.get_job(owner, job_id).await.expect("get job");
+        if last.state == proto::JobState::Succeeded as i32 || last.state == proto::JobState::Failed as i32 {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {job_id} did not finish: {last:?}");
+}
+
+fn consumer_options(queue: &str, name: &str) -> ConsumerOptions {
+    let mut options = ConsumerOptions::new(queue);
+    options.name = name.to_owned();
+    options.receive_wait = Duration::from_millis(200);
+    options.retry_delay = Duration::from_millis(100);
+    options.max_retry_delay = Duration::from_secs(1);
+    options.drain_timeout = Duration::from_secs(5);
+    options
+}
+
+fn check_envelope(m: &ReceivedMessage, want_type: &str) -> Result<(), HandlerError> {
+    if m.content_type != "application/protobuf" {
+        return Err(HandlerError::Reject(format!("content type {}", m.content_type)));
+    }
+    match m.properties.get("type") {
+        Some(t) if t == want_type => Ok(()),
+        other => Err(HandlerError::Reject(format!("type {other:?}"))),
+    }
+}
+
+fn settle_report(result: Result<tonic::Response<proto::ReportJobResultResponse>, Status>) -> Result<(), HandlerError> {
+    match result {
+        Ok(_) => Ok(()),
+        // The event is gone: drop the work (the documented worker behaviour).
+        Err(status) if status.code() == Code::NotFound => Ok(()),
+        Err(status) => Err(HandlerError::Retry(status.to_string())),
+    }
+}
+
+/// Stands in for the AI service: consumes `ai-event-generation`, reports `started`, then three
+/// recommendations (`rec-1` … `rec-3`). Records every decoded request.
+pub fn spawn_ai_worker(
+    queue: Arc<dyn Queue>,
+    api: EventApi,
+    seen: Arc<Mutex<Vec<msg::GenerateRecommendations>>>,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<ConsumerReport> {
+    let handler = move |m: ReceivedMessage| {
+        let (api, seen) = (api.clone(), seen.clone());
+        async move {
+            check_envelope(&m, "kem.messaging.v1.GenerateRecommendations")?;
+            let work = msg::GenerateRecommendations::decode(m.body.as_slice())
+                .map_err(|e| HandlerError::Reject(format!("undecodable: {e}")))?;
+            if m.id != format!("job:{}", work.job_id) {
+                return Err(HandlerError::Reject(format!("message id {} does not name job {}", m.id, work.job_id)));
+            }
+            seen.lock().await.push(work.clone());
+            let started = proto::report_job_result_request::Outcome::Started(proto::JobStarted::default());
+            let request = proto::ReportJobResultRequest { job_id: work.job_id.clone(), outcome: Some(started) };
+            settle_report(api.report_job_result(Request::new(request)).await)?;
+            let request = proto::ReportJobResultRequest {
+                job_id: work.job_id.clone(),
+                outcome: Some(recommendations_outcome(&["rec-1", "rec-2", "rec-3"])),
+            };
+            settle_report(api.report_job_result(Request::new(request)).await)
+        }
+    };
+    let options = consumer_options("ai-event-generation", "test-ai");
+    tokio::spawn(Consumer::run(queue, handler, options, shutdown))
+}
+
+/// Stands in for the content service: consumes `content-generation` and reports one image per
+/// (channel, style), with ids `<job>-<channel>-<style>`.
+pub fn spawn_content_worker(
+    queue: Arc<dyn Queue>,
+    api: EventApi,
+    seen: Arc<Mutex<Vec<msg::GenerateImages>>>,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<ConsumerReport> {
+    let handler = move |m: ReceivedMessage| {
+        let (api, seen) = (api.clone(), seen.clone());
+        async move {
+            check_envelope(&m, "kem.messaging.v1.GenerateImages")?;
+            let work = msg::GenerateImages::decode(m.body.as_slice())
+                .map_err(|e| HandlerError::Reject(format!("undecodable: {e}")))?;
+            seen.lock().await.push(work.clone());
+            let mut ids = Vec::new();
+            for channel in &work.channels {
+                for style in &work.styles {
+                    ids.push(format!("{}-{channel}-{style}", work.job_id));
+                }
+            }
+            let outcome = proto::report_job_result_request::Outcome::Images(proto::ImagesResult {
+                image_ids: ids,
+                provider: None,
+            });
+            let request = proto::ReportJobResultRequest { job_id: work.job_id.clone(), outcome: Some(outcome) };
+            settle_report(api.report_job_result(Request::new(request)).await)
+        }
+    };
+    let options = consumer_options("content-generation", "test-content");
+    tokio::spawn(Consumer::run(queue, handler, options, shutdown))
+}

@@ -1,0 +1,11 @@
+//! User-service integration tests against real PostgreSQL and Redis (one database and key prefix
+//! per test, from `kem_testkit`), an NTS contract server, and embedded SQLite: one test binary, a
+//! module per concern.
+
+mod keys;
+mod nts;
+mod profile;
+mod registration;
+mod sessions;
+mod sqlite;
+mod support;

@@ -1,0 +1,307 @@
+//! The owner's journey through the REST edge, with the real gateway, mesh mTLS, PostgreSQL and
+//! Redis: sign-up with business verification (NTS contract server), login and token rotation, and
+//! the event lifecycle with its async jobs completed by real queue consumers that report back
+//! over the mesh as the ai and content workloads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kem::platform::ServiceConfigs;
+use kem::{Role, ServiceName};
+use kem_kit::outbox::{Consumer, ConsumerOptions, HandlerError};
+use kem_kit::queue::store::StoreQueue;
+use kem_kit::queue::{Queue, ReceivedMessage, names};
+use kem_kit::store::{Store, StoreConfig};
+use kem_mesh::Shutdown;
+use kem_proto::kem::common::v1::{Channel, ImageStyle, Money, ParticipationMethod, Prize};
+use kem_proto::kem::event::v1::event_service_client::EventServiceClient;
+use kem_proto::kem::event::v1::report_job_result_request::Outcome;
+use kem_proto::kem::event::v1::{
+    ChannelCopy, ImagesResult, Recommendation, RecommendationsResult, ReportJobResultRequest,
+};
+use kem_proto::kem::messaging::v1::{GenerateImages, GenerateRecommendations};
+use kem_testkit::contracts::nts::{NtsMode, NtsServer};
+use kem_testkit::roles::TestPlatform;
+use prost::Message;
+use serde_json::{Value, json};
+
+use crate::support::{Reply, Rest};
+
+const NTS_KEY: &str = "e2e-service-key+/=";
+const ACTIVE: &str = "1248100998";
+const CLOSED: &str = "2208162517";
+
+fn registration(email: &str, business_number: &str) -> Value {
+    json!({
+        "email": email,
+        "password": "Correct-Horse-9-Battery",
+        "name": "김사장",
+        "phone": "010-1234-5678",
+        "storeName": "동네 카페",
+        "businessCategory": "BUSINESS_CATEGORY_CAFE",
+        "region": "서울 마포구",
+        "businessNumber": business_number,
+    })
+}
+
+fn new_event() -> Value {
+    json!({
+        "title": "평일 점심 신규 고객 이벤트",
+        "objective": "EVENT_OBJECTIVE_NEW_CUSTOMERS",
+        "targetAudience": "근처 직장인",
+        "budget": {"amountKrw": "300000"},
+        "period": {"startTime": "2026-12-01T00:00:00Z", "endTime": "2030-12-31T00:00:00Z"},
+        "prize": {"name": "아메리카노 1잔", "winnerCount": 10, "unitValue": {"amountKrw": "4500"}},
+        "participationMethod": "PARTICIPATION_METHOD_DRAW",
+    })
+}
+
+/// Starts the platform with the user service on the NTS contract server and cheap password
+/// hashing (debug builds), every service on its own PostgreSQL database.
+async fn platform(nts: &NtsServer) -> TestPlatform {
+    let mut user = kem_user::UserConfig::for_tests();
+    let mut nts_config = kem_user::nts::provider_config(nts.base_url());
+    nts_config.timeout = Duration::from_millis(500);
+    nts_config.deadline = Duration::from_secs(2);
+    user.nts = kem_kit::external::ProviderMode::Real { config: nts_config, credentials: kem_kit::Secret::new(NTS_KEY) };
+    // Sign-up is limited to a burst of 5 per client address; this test signs up more than that
+    // from one address (the limit itself is tested in the gateway's tests).
+    let mut limits = kem_gateway::protect::EdgeLimits::default();
+    for limit in limits.routes.values_mut() {
+        limit.limit = kem_gateway::protect::RateLimit::new(1000, Duration::from_secs(1), 1000).expect("valid limit");
+    }
+    let configs = ServiceConfigs { user: Some(user), edge_limits: Some(limits), ..ServiceConfigs::default() };
+    TestPlatform::start_backed_with(&Role::all(), configs).await
+}
+
+/// Registers and signs in; returns the signed-in client and the login reply.
+async fn sign_up(edge: &Rest, email: &str) -> (Rest, Reply) {
+    edge.post("/api/v1/users:register", registration(email, ACTIVE)).await.expect(200);
+    let login = edge
+        .post("/api/v1/auth:login", json!({"email": email, "password": "Correct-Horse-9-Battery"}))
+        .await
+        .expect(200);
+    let token = login.str("/tokenPair/accessToken");
+    assert!(!token.is_empty(), "{}", login.body);
+    (edge.signed_in(&token), login)
+}
+
+/// Runs `report` for every message on `queue`, as the `workload` identity calling the event
+/// service over the mesh — a real consumer standing in for a service whose issue has not landed.
+async fn worker<F, Fut>(platform: &TestPlatform, workload: &str, queue: &'static str, report: F) -> Shutdown
+where
+    F: Fn(EventServiceClient<kem_mesh::client::MeshChannel>, ReceivedMessage) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let store = Store::connect(&StoreConfig::new(platform.database_url("queue"))).await.expect("queue store");
+    let queue_impl: Arc<dyn Queue> = Arc::new(StoreQueue::new(store));
+    let identity = platform.workload_identity(workload).await;
+    let client = EventServiceClient::new(platform.channel(&identity, Role::Service(ServiceName::Event)));
+    let shutdown = Shutdown::new();
+    let mut options = ConsumerOptions::new(queue);
+    options.receive_wait = Duration::from_millis(200);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        Consumer::run(queue_impl, move |message| report(client.clone(), message), options, stop).await;
+    });
+    shutdown
+}
+
+fn recommendation(n: usize) -> Recommendation {
+    Recommendation {
+        recommendation_id: format!("rec-{n}"),
+        title: format!("추천 {n}: 점심 스탬프 이벤트"),
+        concept: "평일 점심 방문 고객에게 추첨으로 음료를 드립니다".into(),
+        participation_method: ParticipationMethod::Draw as i32,
+        participation_mechanic: "매장 QR 코드로 응모".into(),
+        prize_suggestion: Some(Prize { name: "아메리카노 1잔".into(), winner_count: 10, ..Prize::default() }),
+        expected_participants: 120 + n as i64,
+        expected_cost_per_entry: Some(Money { amount_krw: 2500 }),
+        recommended_channels: vec![Channel::Instagram as i32],
+        channel_copies: vec![ChannelCopy {
+            channel: Channel::Instagram as i32,
+            text: "점심에 들르면 커피가 공짜!".into(),
+            hashtags: vec!["#동네카페".into()],
+        }],
+    }
+}
+
+async fn recommendations_worker(platform: &TestPlatform) -> Shutdown {
+    worker(platform, "ai", names::AI_EVENT_GENERATION, |mut client, message| async move {
+        let request = GenerateRecommendations::decode(message.body.as_slice())
+            .map_err(|e| HandlerError::Reject(format!("not a GenerateRecommendations: {e}")))?;
+        let result = RecommendationsResult {
+            recommendations: (1..=3).map(recommendation).collect(),
+            trend_summary: format!("{} 고객은 평일 점심 이벤트에 잘 반응합니다", request.target_audience),
+            provider: None,
+        };
+        client
+            .report_job_result(ReportJobResultRequest {
+                job_id: request.job_id,
+                outcome: Some(Outcome::Recommendations(result)),
+            })
+            .await
+            .map_err(|e| HandlerError::Retry(e.to_string()))?;
+        Ok(())
+    })
+    .await
+}
+
+async fn images_worker(platform: &TestPlatform) -> Shutdown {
+    worker(platform, "content", names::CONTENT_GENERATION, |mut client, message| async move {
+        let request = GenerateImages::decode(message.body.as_slice())
+            .map_err(|e| HandlerError::Reject(format!("not a GenerateImages: {e}")))?;
+        let styles = if request.styles.is_empty() {
+            vec![ImageStyle::Simple as i32, ImageStyle::Fancy as i32, ImageStyle::Trendy as i32]
+        } else {
+            request.styles.clone()
+        };
+        let image_ids = styles.iter().map(|style| format!("img-{}-{style}", request.event_id)).collect();
+        client
+            .report_job_result(ReportJobResultRequest {
+                job_id: request.job_id,
+                outcome: Some(Outcome::Images(ImagesResult { image_ids, provider: None })),
+            })
+            .await
+            .map_err(|e| HandlerError::Retry(e.to_string()))?;
+        Ok(())
+    })
+    .await
+}
+
+fn job_done(body: &Value) -> bool {
+    matches!(body.pointer("/job/state").and_then(Value::as_str), Some("JOB_STATE_SUCCEEDED" | "JOB_STATE_FAILED"))
+}
+
+#[tokio::test]
+async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
+    let nts = NtsServer::start(NTS_KEY).await;
+    nts.set_status(ACTIVE, "01");
+    nts.set_status(CLOSED, "03");
+    let platform = platform(&nts).await;
+    let edge = Rest::new(platform.http_addr());
+
+    // Business verification: an invalid checksum never reaches NTS; a closed business is refused
+    // with a reason; the active one registers.
+    let calls = nts.calls();
+    let bad = edge.post("/api/v1/users:register", registration("kim@example.com", "1248100997")).await.expect(400);
+    assert!(bad.body.to_string().contains("businessNumber"), "the field is named: {}", bad.body);
+    assert_eq!(nts.calls(), calls, "a bad checksum is rejected locally");
+    let closed = edge.post("/api/v1/users:register", registration("kim@example.com", CLOSED)).await.expect(400);
+    assert!(closed.body.to_string().contains("BUSINESS_CLOSED"), "{}", closed.body);
+
+    // NTS down → 503 and nothing half-created: the same email registers once NTS is back.
+    nts.set_mode(NtsMode::Down);
+    let down = edge.post("/api/v1/users:register", registration("kim@example.com", ACTIVE)).await.expect(503);
+    assert!(!down.body.to_string().contains("127.0.0.1"), "no internal address leaks: {}", down.body);
+    edge.post("/api/v1/auth:login", json!({"email": "kim@example.com", "password": "Correct-Horse-9-Battery"}))
+        .await
+        .expect(401);
+    nts.set_mode(NtsMode::Normal);
+
+    let (owner, login) = sign_up(&edge, "Kim@Example.com ").await;
+    edge.post("/api/v1/users:register", registration("kim@example.com", ACTIVE)).await.expect(409);
+    edge.post("/api/v1/auth:login", json!({"email": "kim@example.com", "password": "wrong-password-1"}))
+        .await
+        .expect(401);
+    let me = owner.get("/api/v1/users/me").await.expect(200);
+    assert_eq!(me.str("/owner/email"), "kim@example.com");
+    assert_eq!(me.str("/owner/phone"), "+821012345678");
+    assert_eq!(me.str("/owner/businessVerification/status"), "BUSINESS_STATUS_ACTIVE");
+
+    // Refresh rotates; replaying a rotated token revokes the whole family.
+    let first = login.str("/tokenPair/refreshToken");
+    let rotated = edge.post("/api/v1/auth:refresh", json!({"refreshToken": first})).await.expect(200);
+    let second = rotated.str("/tokenPair/refreshToken");
+    assert_ne!(first, second);
+    edge.post("/api/v1/auth:refresh", json!({"refreshToken": first})).await.expect(401);
+    edge.post("/api/v1/auth:refresh", json!({"refreshToken": second})).await.expect(401);
+
+    // The event lifecycle.
+    let created = owner.post("/api/v1/events?requestId=create-1", new_event()).await.expect(200);
+    let id = created.str("/event/eventId");
+    assert_eq!(created.str("/event/status"), "EVENT_STATUS_DRAFT");
+    let again = owner.post("/api/v1/events?requestId=create-1", new_event()).await.expect(200);
+    assert_eq!(again.str("/event/eventId"), id, "a retried create returns the first event");
+
+    let updated = owner
+        .patch(&format!("/api/v1/events/{id}?updateMask=title"), json!({"title": "평일 점심 런치 이벤트"}))
+        .await
+        .expect(200);
+    assert_eq!(updated.str("/event/title"), "평일 점심 런치 이벤트");
+    assert_eq!(
+        owner.get(&format!("/api/v1/events/{id}")).await.expect(200).str("/event/title"),
+        "평일 점심 런치 이벤트"
+    );
+    let listed = owner.get("/api/v1/events?status=EVENT_STATUS_DRAFT&pageSize=10").await.expect(200);
+    assert_eq!(listed.body["events"].as_array().map(Vec::len), Some(1), "{}", listed.body);
+
+    // Another owner sees nothing of it.
+    let (other, _) = sign_up(&edge, "lee@example.com").await;
+    other.get(&format!("/api/v1/events/{id}")).await.expect(404);
+    other.post(&format!("/api/v1/events/{id}:recommend"), json!({})).await.expect(404);
+    let none = other.get("/api/v1/events").await.expect(200);
+    assert!(none.body["events"].as_array().is_none_or(Vec::is_empty), "{}", none.body);
+
+    // Recommendations: a job at once, completed by the ai worker through the queue and the mesh.
+    let ai = recommendations_worker(&platform).await;
+    let job = owner.post(&format!("/api/v1/events/{id}:recommend"), json!({})).await.expect(200);
+    let job_id = job.str("/job/jobId");
+    assert_eq!(job.str("/job/state"), "JOB_STATE_PENDING");
+    let done = owner.poll(&format!("/api/v1/jobs/{job_id}"), job_done).await;
+    assert_eq!(done.str("/job/state"), "JOB_STATE_SUCCEEDED", "{}", done.body);
+    assert_eq!(
+        done.body.pointer("/job/recommendations/recommendations").and_then(Value::as_array).map(Vec::len),
+        Some(3)
+    );
+    other.get(&format!("/api/v1/jobs/{job_id}")).await.expect(404);
+
+    // Publishing before there is content is an illegal transition, named with the state.
+    let illegal = owner.post(&format!("/api/v1/events/{id}:publish"), json!({"channels": ["CHANNEL_INSTAGRAM"]})).await;
+    let illegal = illegal.expect(400);
+    assert!(illegal.body.to_string().contains("EVENT_STATUS_DRAFT"), "{}", illegal.body);
+
+    let selected = owner
+        .post(&format!("/api/v1/events/{id}:selectRecommendation"), json!({"recommendationId": "rec-2"}))
+        .await
+        .expect(200);
+    assert_eq!(selected.str("/event/status"), "EVENT_STATUS_RECOMMENDED");
+
+    // Images, then content ready, publish and end.
+    let content = images_worker(&platform).await;
+    let job = owner
+        .post(&format!("/api/v1/events/{id}:generateImages"), json!({"channels": ["CHANNEL_INSTAGRAM"]}))
+        .await
+        .expect(200);
+    let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
+    assert_eq!(done.str("/job/state"), "JOB_STATE_SUCCEEDED", "{}", done.body);
+    let image = done.str("/job/images/imageIds/0");
+    let ready = owner.post(&format!("/api/v1/events/{id}:selectImage"), json!({"imageId": image})).await.expect(200);
+    assert_eq!(ready.str("/event/status"), "EVENT_STATUS_CONTENT_READY");
+    let published = owner
+        .post(
+            &format!("/api/v1/events/{id}:publish"),
+            json!({"channels": ["CHANNEL_INSTAGRAM", "CHANNEL_KAKAO_CHANNEL"]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(published.str("/event/status"), "EVENT_STATUS_PUBLISHED");
+    owner.patch(&format!("/api/v1/events/{id}?updateMask=title"), json!({"title": "늦은 수정"})).await.expect(400);
+    owner.delete(&format!("/api/v1/events/{id}")).await.expect(400);
+    let ended = owner.post(&format!("/api/v1/events/{id}:end"), json!({})).await.expect(200);
+    assert_eq!(ended.str("/event/status"), "EVENT_STATUS_ENDED");
+
+    // Logout revokes the session's refresh token.
+    let fresh = edge
+        .post("/api/v1/auth:login", json!({"email": "kim@example.com", "password": "Correct-Horse-9-Battery"}))
+        .await
+        .expect(200);
+    let refresh = fresh.str("/tokenPair/refreshToken");
+    let signed = edge.signed_in(&fresh.str("/tokenPair/accessToken"));
+    signed.post("/api/v1/auth:logout", json!({"refreshToken": refresh})).await.expect(200);
+    edge.post("/api/v1/auth:refresh", json!({"refreshToken": refresh})).await.expect(401);
+
+    ai.trigger();
+    content.trigger();
+    platform.stop().await;
+}
