@@ -3,3 +3,4 @@
 mod binary;
 mod config;
 mod deploy;
+mod readme;
