@@ -24,6 +24,18 @@ pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
 }
 
+/// The `service.name` of this process's traces: `OTEL_SERVICE_NAME` when set (the OpenTelemetry
+/// convention), else `kem-<role>` for a one-role process (a pod), else `kem`.
+pub fn trace_service_name(roles: &[crate::Role]) -> String {
+    if let Some(name) = std::env::var("OTEL_SERVICE_NAME").ok().filter(|n| !n.trim().is_empty()) {
+        return name.trim().to_owned();
+    }
+    match roles {
+        [role] => format!("kem-{role}"),
+        _ => "kem".to_owned(),
+    }
+}
+
 /// Starts OTLP trace export for `service_name` when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 /// Must run inside the Tokio runtime; flush the returned handle with [`shutdown_traces`].
 pub fn init_traces(service_name: &str) -> anyhow::Result<Option<TraceExport>> {

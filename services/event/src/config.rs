@@ -67,7 +67,7 @@ pub enum EventConfigError {
 impl EventConfig {
     /// From the `KEM_EVENT_*` environment variables, defaults for the unset ones.
     pub fn from_env() -> Result<EventConfig, EventConfigError> {
-        EventConfig::from_lookup(|name| std::env::var(name).ok())
+        EventConfig::from_lookup(kem_kit::secret::env_or_file)
     }
 
     /// From any variable lookup (tests).

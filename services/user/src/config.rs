@@ -178,7 +178,7 @@ impl UserConfig {
     /// Settings from the environment (see [`env`]); anything unset keeps its [`Default`]. The
     /// real NTS API is used exactly when `KEM_NTS_SERVICE_KEY` is set.
     pub fn from_env() -> Result<UserConfig, UserConfigError> {
-        UserConfig::from_lookup(|name| std::env::var(name).ok())
+        UserConfig::from_lookup(kem_kit::secret::env_or_file)
     }
 
     /// Like [`from_env`](Self::from_env) with variables from `lookup` (tests).
