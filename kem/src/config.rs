@@ -331,7 +331,7 @@ fn parse_pairs(value: Option<String>) -> anyhow::Result<std::collections::BTreeM
 }
 
 /// The address a local client uses to reach a listener bound to `host`.
-fn loopback_for(host: IpAddr) -> IpAddr {
+pub fn loopback_for(host: IpAddr) -> IpAddr {
     match host {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),

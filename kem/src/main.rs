@@ -19,8 +19,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run every role in this process on embedded defaults (nothing to install).
-    Up,
+    /// Run every role on this machine on embedded defaults (nothing to install): in this
+    /// process, or with `--processes` each role as its own supervised OS process.
+    Up {
+        /// Run each role as a separate OS process (restarted when it dies), like pods.
+        #[arg(long)]
+        processes: bool,
+        /// Replicas per service with --processes, e.g. `event=2,participation=2`.
+        #[arg(long, default_value = "event=2,participation=2", requires = "processes")]
+        replicas: String,
+    },
     /// Run one business service (one role per pod in Kubernetes).
     Serve {
         /// Which service.
@@ -98,7 +106,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Queue(args)) => return kem::bench::queue::run(args).await,
         Command::BenchServe { mode, cert_dir } => return kem::bench::mesh::serve(mode, cert_dir).await,
         Command::Top(args) => return kem::top::run(args, kem::top::default_admin_addrs(&settings)).await,
-        Command::Up => Role::all(),
+        Command::Up { processes: true, replicas } => return run_processes(&settings, &replicas).await,
+        Command::Up { processes: false, .. } => Role::all(),
         Command::Serve { service } => vec![Role::Service(service)],
         Command::Gateway => vec![Role::Gateway],
         Command::Identity => vec![Role::Identity],
@@ -129,4 +138,45 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `kem up --processes`: supervise one OS process per role until SIGTERM/Ctrl-C.
+async fn run_processes(settings: &Settings, replicas: &str) -> anyhow::Result<()> {
+    let mut counts = std::collections::BTreeMap::new();
+    for item in replicas.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, count) =
+            item.split_once('=').ok_or_else(|| anyhow::anyhow!("--replicas item {item:?} must look like event=2"))?;
+        let service = <ServiceName as clap::ValueEnum>::from_str(name.trim(), true)
+            .map_err(|_| anyhow::anyhow!("--replicas: unknown service {name:?}"))?;
+        let count: u16 = count.trim().parse().map_err(|_| anyhow::anyhow!("--replicas: {item:?} needs a number"))?;
+        counts.insert(service, count);
+    }
+    let mut settings = settings.clone();
+    if settings.base_port == 0 || settings.admin_base_port == 0 {
+        let (base, admin) = kem::cluster::free_base_ports()?;
+        settings.base_port = base;
+        settings.admin_base_port = admin;
+        settings.identity_addr = format!("{}:{base}", kem::config::loopback_for(settings.listen_host));
+    }
+    let specs = kem::cluster::plan(&settings, &counts)?;
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the kem executable: {e}"))?;
+    let cluster = std::sync::Arc::new(
+        tokio::task::spawn_blocking(move || kem::cluster::Cluster::start(exe, &settings, specs)).await??,
+    );
+    for line in cluster.announcements() {
+        println!("{line}");
+    }
+    println!("kem: ready roles={} processes={}", Role::all().len(), cluster.specs().len());
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_os_signals();
+    let supervisor = {
+        let cluster = cluster.clone();
+        tokio::task::spawn_blocking(move || cluster.supervise())
+    };
+    shutdown.wait().await;
+    let stopper = cluster.clone();
+    tokio::task::spawn_blocking(move || stopper.stop()).await?;
+    supervisor.await?;
+    tracing::info!("every process stopped; bye");
+    Ok(())
 }

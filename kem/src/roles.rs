@@ -32,7 +32,7 @@ use crate::mesh::{CaAccess, CaState};
 use crate::platform::{ProcessShared, ServiceConfigs};
 
 /// A business service (one crate under `services/`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
 pub enum ServiceName {
     /// Owners, credentials, tokens, business verification.
     User,
@@ -269,15 +269,13 @@ async fn edge_router(
             .get(service.as_str())
             .with_context(|| format!("no address known for the {} service", service.as_str()))?;
         let peer = crate::mesh::spiffe_id(settings, service.as_str())?;
-        // A Kubernetes headless service resolves to one address per pod; the balanced client
-        // re-resolves, spreads load by latency, ejects failing pods and retries idempotent calls.
-        let (host, port) = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-            .with_context(|| format!("upstream address {addr:?} for {service:?} must be host:port"))?;
+        // A Kubernetes headless service resolves to one address per pod (or a fixed list names
+        // replicas on one machine); the balanced client re-resolves, spreads load by latency,
+        // ejects failing pods and retries idempotent calls.
+        let resolver = Resolver::parse(&addr)
+            .map_err(|e| anyhow::anyhow!("upstream address of the {} service: {e}", service.as_str()))?;
         let name = service_names(Role::Service(service)).first().copied().unwrap_or_default();
-        let channel =
-            upstream(BalancedChannel::new(identity, name, &peer, Resolver::dns(host, port), ClientConfig::default())?);
+        let channel = upstream(BalancedChannel::new(identity, name, &peer, resolver, ClientConfig::default())?);
         if service == ServiceName::User {
             user = Some(channel.clone());
         }

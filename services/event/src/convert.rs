@@ -12,6 +12,7 @@ use prost_types::Timestamp;
 use crate::domain::event::Event;
 use crate::domain::job::{
     FailureDetail, ImagesResult, Job, JobFailure, JobKind, JobResult, JobState, RecommendationsResult, Report,
+    StyleResult,
 };
 use crate::domain::lifecycle::EventStatus;
 use crate::domain::validation::{EnumInput, EventInput, PeriodInput, PrizeInput, TimeInput, ValidationError};
@@ -234,6 +235,16 @@ pub fn job(j: &Job, poll_interval: std::time::Duration) -> proto::Job {
         (Some(JobResult::Images(r)), JobState::Succeeded) => Some(proto::job::Result::Images(proto::ImagesResult {
             image_ids: r.image_ids.clone(),
             provider: r.provider.as_ref().map(provider),
+            style_results: r
+                .style_results
+                .iter()
+                .map(|s| proto::ImageStyleResult {
+                    style: s.style,
+                    image_ids: s.image_ids.clone(),
+                    error: s.error.as_ref().map(failure_status),
+                })
+                .collect(),
+            failed_styles: r.failed_styles.clone(),
         })),
         _ => None,
     };
@@ -394,6 +405,16 @@ pub fn report(outcome: Option<&proto::report_job_result_request::Outcome>) -> Re
         Outcome::Images(r) => Report::Images(ImagesResult {
             image_ids: r.image_ids.iter().map(|id| id.trim().to_owned()).collect(),
             provider: r.provider.as_ref().map(provider_from_proto),
+            style_results: r
+                .style_results
+                .iter()
+                .map(|s| StyleResult {
+                    style: s.style,
+                    image_ids: s.image_ids.iter().map(|id| id.trim().to_owned()).collect(),
+                    error: s.error.as_ref().map(failure_from_status),
+                })
+                .collect(),
+            failed_styles: r.failed_styles.clone(),
         }),
         Outcome::Error(status) => Report::Failed(JobFailure {
             code: status.code,
@@ -406,6 +427,32 @@ pub fn report(outcome: Option<&proto::report_job_result_request::Outcome>) -> Re
         }),
     };
     errors.into_result(report)
+}
+
+/// A stored failure as a `google.rpc.Status`.
+fn failure_status(f: &JobFailure) -> RpcStatus {
+    RpcStatus {
+        code: f.code,
+        message: f.message.clone(),
+        details: f
+            .details
+            .iter()
+            .map(|d| prost_types::Any { type_url: d.type_url.clone(), value: d.value.clone() })
+            .collect(),
+    }
+}
+
+/// A reported `google.rpc.Status` as a stored failure.
+fn failure_from_status(status: &RpcStatus) -> JobFailure {
+    JobFailure {
+        code: status.code,
+        message: status.message.clone(),
+        details: status
+            .details
+            .iter()
+            .map(|d| FailureDetail { type_url: d.type_url.clone(), value: d.value.clone() })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

@@ -160,7 +160,7 @@ async fn images_worker(platform: &TestPlatform) -> Shutdown {
         client
             .report_job_result(ReportJobResultRequest {
                 job_id: request.job_id,
-                outcome: Some(Outcome::Images(ImagesResult { image_ids, provider: None })),
+                outcome: Some(Outcome::Images(ImagesResult { image_ids, ..ImagesResult::default() })),
             })
             .await
             .map_err(|e| HandlerError::Retry(e.to_string()))?;

@@ -144,6 +144,23 @@ pub struct ImagesResult {
     pub image_ids: Vec<String>,
     /// Who produced them.
     pub provider: Option<ProviderInfo>,
+    /// Outcome per requested style (partial results name the styles that failed).
+    #[serde(default)]
+    pub style_results: Vec<StyleResult>,
+    /// The requested styles (wire enum values) that failed, in request order.
+    #[serde(default)]
+    pub failed_styles: Vec<i32>,
+}
+
+/// Outcome of one style of an images job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StyleResult {
+    /// The style (wire enum value).
+    pub style: i32,
+    /// Its images (a subset of the job's image ids).
+    pub image_ids: Vec<String>,
+    /// Why (part of) it failed.
+    pub error: Option<JobFailure>,
 }
 
 /// A job's result; the variant matches the job's kind.
@@ -452,7 +469,12 @@ mod tests {
     }
 
     fn images() -> ImagesResult {
-        ImagesResult { image_ids: vec!["img-1".into(), "img-2".into()], provider: None }
+        ImagesResult {
+            image_ids: vec!["img-1".into(), "img-2".into()],
+            provider: None,
+            style_results: Vec::new(),
+            failed_styles: Vec::new(),
+        }
     }
 
     fn failure() -> JobFailure {
@@ -545,7 +567,12 @@ mod tests {
 
     #[test]
     fn images_need_ids_and_errors_need_a_code() {
-        let empty = ImagesResult { image_ids: Vec::new(), provider: None };
+        let empty = ImagesResult {
+            image_ids: Vec::new(),
+            provider: None,
+            style_results: Vec::new(),
+            failed_styles: Vec::new(),
+        };
         assert!(job(JobKind::Images, JobState::Running).apply(Report::Images(empty), 1).is_err());
         let ok = JobFailure { code: 0, ..failure() };
         assert!(job(JobKind::Images, JobState::Running).apply(Report::Failed(ok), 1).is_err());

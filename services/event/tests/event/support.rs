@@ -216,9 +216,11 @@ impl Harness {
         queued(self.store(), queue).await
     }
 
-    /// The analytics facts about `event_id`, by message id.
+    /// The analytics facts about `event_id`, by message id, in the order they happened (the
+    /// outbox relay publishes a batch concurrently, so queue order is not commit order).
     pub async fn analytics(&self, event_id: &str) -> Vec<(String, msg::AnalyticsEvent)> {
-        self.messages("analytics-aggregation")
+        let mut facts: Vec<(String, msg::AnalyticsEvent)> = self
+            .messages("analytics-aggregation")
             .await
             .into_iter()
             .filter(|m| m.properties.get("event_id").map(String::as_str) == Some(event_id))
@@ -226,7 +228,9 @@ impl Harness {
                 let body = msg::AnalyticsEvent::decode(m.body.as_slice()).expect("analytics body decodes");
                 (m.id, body)
             })
-            .collect()
+            .collect();
+        facts.sort_by_key(|(_, fact)| fact.occur_time.map(|t| (t.seconds, t.nanos)));
+        facts
     }
 }
 
@@ -348,7 +352,7 @@ pub fn recommendations_outcome(ids: &[&str]) -> proto::report_job_result_request
 pub fn images_outcome(ids: &[&str]) -> proto::report_job_result_request::Outcome {
     proto::report_job_result_request::Outcome::Images(proto::ImagesResult {
         image_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
-        provider: None,
+        ..proto::ImagesResult::default()
     })
 }
 
@@ -507,7 +511,7 @@ pub fn spawn_content_worker(
             }
             let outcome = proto::report_job_result_request::Outcome::Images(proto::ImagesResult {
                 image_ids: ids,
-                provider: None,
+                ..proto::ImagesResult::default()
             });
             let request = proto::ReportJobResultRequest { job_id: work.job_id.clone(), outcome: Some(outcome) };
             settle_report(api.report_job_result(Request::new(request)).await)

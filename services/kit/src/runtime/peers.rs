@@ -13,8 +13,8 @@ pub enum PeerError {
     /// No address is configured for the peer.
     #[error("no address configured for the {0} service; set KEM_UPSTREAMS (e.g. {0}=host:port)")]
     Unknown(String),
-    /// The address is not `host:port`.
-    #[error("address {addr:?} of the {service} service must be host:port")]
+    /// The address is not `host:port` (or a `|`-separated list of them).
+    #[error("address {addr:?} of the {service} service must be host:port or host:port|host:port|…")]
     BadAddress {
         /// The peer.
         service: String,
@@ -113,17 +113,14 @@ impl Peers {
         let addr = self.addrs.get(service).ok_or_else(|| PeerError::Unknown(service.to_owned()))?;
         let addr = &addr;
         let identity = self.identity.as_ref().ok_or_else(|| PeerError::Unknown(service.to_owned()))?;
-        let (host, port) = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_owned(), p.parse::<u16>().ok()?)))
-            .ok_or_else(|| PeerError::BadAddress { service: service.to_owned(), addr: addr.clone() })?;
+        let resolver = Resolver::parse(addr)
+            .map_err(|_| PeerError::BadAddress { service: service.to_owned(), addr: addr.clone() })?;
         let channel_error = |reason: String| PeerError::Channel { service: service.to_owned(), reason };
         let expected =
             SpiffeId::new(&self.trust_domain, &self.namespace, service).map_err(|e| channel_error(e.to_string()))?;
         let grpc_service = grpc_service_name(service);
-        let channel =
-            BalancedChannel::new(identity, &grpc_service, &expected, Resolver::dns(host, port), self.config.clone())
-                .map_err(|e| channel_error(e.to_string()))?;
+        let channel = BalancedChannel::new(identity, &grpc_service, &expected, resolver, self.config.clone())
+            .map_err(|e| channel_error(e.to_string()))?;
         channels.insert(service.to_owned(), channel.clone());
         Ok(channel)
     }
