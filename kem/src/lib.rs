@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod config;
+pub mod load;
 pub mod mesh;
 pub mod platform;
 pub mod roles;

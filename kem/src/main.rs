@@ -42,6 +42,9 @@ enum Command {
     Config,
     /// Live success rate, RPS and latency per route from the roles' `/metrics`.
     Top(kem::top::TopArgs),
+    /// Drive the platform through the REST edge: owners publish events, participants enter at a
+    /// fixed rate (with duplicates), owners poll analytics; then check nothing was lost.
+    Load(kem::load::LoadArgs),
     /// Benchmarks that compare kem with a baseline in one run and print ratios.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -106,6 +109,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Queue(args)) => return kem::bench::queue::run(args).await,
         Command::BenchServe { mode, cert_dir } => return kem::bench::mesh::serve(mode, cert_dir).await,
         Command::Top(args) => return kem::top::run(args, kem::top::default_admin_addrs(&settings)).await,
+        Command::Load(args) => {
+            let report = kem::load::run(&args).await?;
+            print!("{}", report.summary());
+            let c = &report.consistency;
+            anyhow::ensure!(
+                c.lost == 0 && c.duplicate_effects == 0,
+                "consistency violated: {} accepted entries lost, {} duplicate effects",
+                c.lost,
+                c.duplicate_effects
+            );
+            return Ok(());
+        }
         Command::Up { processes: true, replicas } => return run_processes(&settings, &replicas).await,
         Command::Up { processes: false, .. } => Role::all(),
         Command::Serve { service } => vec![Role::Service(service)],

@@ -38,6 +38,12 @@ pub struct ServiceConfigs {
     pub user: Option<kem_user::UserConfig>,
     /// The event service.
     pub event: Option<kem_event::EventConfig>,
+    /// The AI service.
+    pub ai: Option<kem_ai::AiConfig>,
+    /// The analytics service.
+    pub analytics: Option<kem_analytics::AnalyticsConfig>,
+    /// The participation service.
+    pub participation: Option<kem_participation::ParticipationConfig>,
 }
 
 /// Shared by the roles of one process.

@@ -368,11 +368,29 @@ async fn mount_service(
             };
             server.add_service(kem_event::start(ctx, config).await.with_context(failed)?)
         }
-        ServiceName::Ai => server.add_service(kem_ai::grpc_service()),
+        ServiceName::Ai => {
+            let config = match &configs.ai {
+                Some(config) => config.clone(),
+                None => kem_ai::AiConfig::from_env().with_context(failed)?,
+            };
+            server.add_service(kem_ai::start(ctx, config).await.with_context(failed)?)
+        }
         ServiceName::Content => server.add_service(kem_content::grpc_service()),
         ServiceName::Distribution => server.add_service(kem_distribution::grpc_service()),
-        ServiceName::Participation => server.add_service(kem_participation::grpc_service()),
-        ServiceName::Analytics => server.add_service(kem_analytics::grpc_service()),
+        ServiceName::Participation => {
+            let config = match &configs.participation {
+                Some(config) => config.clone(),
+                None => kem_participation::ParticipationConfig::from_env().with_context(failed)?,
+            };
+            server.add_service(kem_participation::start(ctx, config).await.with_context(failed)?)
+        }
+        ServiceName::Analytics => {
+            let config = match &configs.analytics {
+                Some(config) => config.clone(),
+                None => kem_analytics::AnalyticsConfig::from_env().with_context(failed)?,
+            };
+            server.add_service(kem_analytics::start(ctx, config).await.with_context(failed)?)
+        }
     })
 }
 

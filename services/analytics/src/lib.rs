@@ -1,20 +1,129 @@
-//! The analytics service (layered).
+//! The analytics service (layered: handler → service → repository): aggregates per event,
+//! channel and hour — participants, delivery outcomes, views and reach, cost per entry and ROI —
+//! and the owner dashboard.
 //!
-//! Status: the gRPC contract `kem.analytics.v1.AnalyticsService` is served, and every business RPC answers
-//! UNIMPLEMENTED until the analytics service issue (issue 10) lands. The role still answers health
-//! checks and reflection, so deployment, probes and the mesh can be built and tested against it.
+//! - [`handler`]: the gRPC adapter of `kem.analytics.v1.AnalyticsService` and the queue adapter of
+//!   `analytics-aggregation` (`kem.messaging.v1.AnalyticsEvent`);
+//! - [`service`]: the use cases: facts applied exactly once through the kit's idempotent inbox,
+//!   RecordChannelMetrics (idempotent by report id, latest observation wins), and owner-facing
+//!   answers cached for 5 minutes with generation-based invalidation on new data;
+//! - [`repository`]: the aggregate tables, on PostgreSQL or embedded SQLite (same SQL);
+//! - [`model`]: the rules, free of I/O (facts, validation, cost per entry, ROI, views).
+//!
+//! # Where the numbers come from
+//!
+//! Every figure is derived from the facts on the queue and from RecordChannelMetrics; analytics
+//! calls no other service. The owner of an event is learned from `AnalyticsEvent.owner_id` (the
+//! event service's facts are authoritative), title, budget, channels and period from the latest
+//! `EventStateChanged`, participants from `EntryRecorded`, deliveries from `ChannelOutcome`, and
+//! views and reach from RecordChannelMetrics (falling back to what outcomes reported). The value of
+//! an entry (for ROI) comes from [`AnalyticsConfig::values`]: the facts carry no business
+//! category, so the default value applies until they do.
+//!
+//! Start it with [`start`]`(ctx, `[`AnalyticsConfig::from_env`]`()?)`: it migrates its tables,
+//! spawns the `analytics-aggregation` consumer and the purge of old idempotency records on
+//! `ctx.shutdown`, and returns the tonic service.
 #![forbid(unsafe_code)]
 
-use kem_proto::kem::analytics::v1::analytics_service_server::{AnalyticsService, AnalyticsServiceServer};
+pub mod config;
+pub mod handler;
+pub mod model;
+pub mod repository;
+pub mod service;
 
-/// gRPC adapter of the analytics service.
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use kem_kit::outbox::{Consumer, ConsumerOptions};
+use kem_kit::queue::names;
+use kem_kit::runtime::ServiceContext;
+use kem_kit::store::{Migrations, StoreError};
+use kem_mesh::Shutdown;
+use kem_proto::kem::analytics::v1::analytics_service_server::AnalyticsService;
+
+pub use config::{AnalyticsConfig, AnalyticsConfigError};
+pub use handler::{AggregationHandler, AnalyticsApi};
+pub use kem_proto::kem::analytics::v1::analytics_service_server::AnalyticsServiceServer;
+
+use repository::Repository;
+use service::{AnalyticsCore, ViewCache};
+
+static MIGRATIONS: LazyLock<Migrations> =
+    LazyLock::new(|| Migrations::new(sqlx::migrate!("migrations/postgres"), sqlx::migrate!("migrations/sqlite")));
+
+/// The service's schema (PostgreSQL and SQLite), applied by [`start`].
+pub fn migrations() -> &'static Migrations {
+    &MIGRATIONS
+}
+
+/// Why the analytics service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsStartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] AnalyticsConfigError),
+    /// The schema could not be brought up to date.
+    #[error("analytics service migrations failed: {0}")]
+    Migrate(#[source] StoreError),
+}
+
+/// Starts the analytics service on `ctx`: migrates its database, spawns the
+/// `analytics-aggregation` consumer and the maintenance task (both stop on `ctx.shutdown`), and
+/// returns the gRPC service to mount.
+pub async fn start(
+    ctx: ServiceContext,
+    config: AnalyticsConfig,
+) -> Result<AnalyticsServiceServer<AnalyticsApi>, AnalyticsStartError> {
+    Ok(start_api(ctx, config).await?.into_service())
+}
+
+/// Like [`start`], returning the adapter itself (it implements `AnalyticsService`), for tests and
+/// in-process callers.
+pub async fn start_api(ctx: ServiceContext, config: AnalyticsConfig) -> Result<AnalyticsApi, AnalyticsStartError> {
+    config.validate()?;
+    ctx.store.migrate(migrations()).await.map_err(AnalyticsStartError::Migrate)?;
+    let cache = ViewCache::new(ctx.cache.clone(), config.cache_ttl);
+    let core =
+        Arc::new(AnalyticsCore::new(Repository::new(ctx.store.clone()), cache, config.clone(), ctx.service.clone()));
+    let api = AnalyticsApi::new(core.clone());
+
+    let mut options = ConsumerOptions::new(names::ANALYTICS_AGGREGATION);
+    options.name = ctx.service.clone();
+    options.concurrency = config.consumer_concurrency;
+    tokio::spawn(Consumer::run(ctx.queue.clone(), api.aggregation_handler(), options, ctx.shutdown.clone()));
+    spawn_maintenance(core, config.maintenance_interval, ctx.shutdown.clone());
+
+    tracing::info!(
+        service = %ctx.service,
+        database = ctx.store.target(),
+        cache = ctx.cache.backend(),
+        cache_ttl = ?config.cache_ttl,
+        value_per_participant_krw = config.values.default_krw,
+        "analytics service started"
+    );
+    Ok(api)
+}
+
+fn spawn_maintenance(core: Arc<AnalyticsCore>, interval: Duration, shutdown: Shutdown) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.wait() => return,
+            }
+            core.maintain().await;
+        }
+    });
+}
+
+/// Placeholder adapter kept until the binary switches to [`start`]: every RPC answers
+/// UNIMPLEMENTED.
 #[derive(Debug, Default, Clone)]
 pub struct AnalyticsServiceApi;
 
-// Every method keeps the generated default (UNIMPLEMENTED) until the service issue lands.
 impl AnalyticsService for AnalyticsServiceApi {}
 
-/// The tonic service to mount on the role server.
+/// The placeholder service (UNIMPLEMENTED everywhere); use [`start`] instead.
 pub fn grpc_service() -> AnalyticsServiceServer<AnalyticsServiceApi> {
     AnalyticsServiceServer::new(AnalyticsServiceApi)
 }

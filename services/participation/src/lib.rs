@@ -1,22 +1,112 @@
-//! The participation service (layered).
+//! The participation service (layered: handler → service → repository): participants' entries
+//! to published events (one per phone and event), their consents, encrypted personal data, and
+//! fair, reproducible winner draws with a public audit.
 //!
-//! Status: the gRPC contract `kem.participation.v1.ParticipationService` is served, and every business RPC answers
-//! UNIMPLEMENTED until the participation service issue (issue 10) lands. The role still answers health
-//! checks and reflection, so deployment, probes and the mesh can be built and tested against it.
+//! - [`handler`]: the gRPC adapter of `kem.participation.v1.ParticipationService` (statuses with
+//!   `google.rpc` details);
+//! - [`service`]: the use cases (Enter, ListParticipants, DrawWinners, ListWinners,
+//!   CountEntries, AnonymizeEntries);
+//! - [`repository`]: the tables on PostgreSQL or embedded SQLite (same SQL), with the kit's
+//!   transactional outbox;
+//! - [`model`]: the rules, free of I/O — phone and name validation and masking, when an event is
+//!   open, and the exact draw procedures with [`verify_draw`];
+//! - [`events`]: the event facts from the event service over the mesh, cached briefly;
+//! - [`pii`]: AES-256-GCM of names and phones, keyed phone hashes, key loading;
+//! - [`messages`]: the `analytics-aggregation` facts (`EntryRecorded`, `DrawCompleted`).
+//!
+//! A role starts it with [`start`]`(ctx, `[`ParticipationConfig::from_env`]`()?)`.
 #![forbid(unsafe_code)]
 
-use kem_proto::kem::participation::v1::participation_service_server::{
-    ParticipationService, ParticipationServiceServer,
-};
+pub mod config;
+pub mod events;
+pub mod handler;
+pub mod messages;
+pub mod model;
+pub mod pii;
+pub mod repository;
+pub mod service;
 
-/// gRPC adapter of the participation service.
+use std::sync::{Arc, LazyLock};
+
+use kem_kit::runtime::ServiceContext;
+use kem_kit::store::{Migrations, StoreError};
+use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;
+
+pub use config::{ParticipationConfig, ParticipationConfigError};
+pub use handler::ParticipationApi;
+pub use handler::convert::record_from_audit;
+pub use kem_proto::kem::participation::v1::participation_service_server::ParticipationServiceServer;
+pub use model::draw::{DrawRecord, VerifyError, verify_draw};
+
+use crate::events::MeshEvents;
+use crate::pii::keys::{KeySource, PiiKeyError, PiiKeys};
+use crate::repository::Repository;
+use crate::service::{ParticipationCore, SystemClock};
+
+/// The participation service's migrations (PostgreSQL and SQLite sets).
+pub static MIGRATIONS: LazyLock<Migrations> =
+    LazyLock::new(|| Migrations::new(sqlx::migrate!("migrations/postgres"), sqlx::migrate!("migrations/sqlite")));
+
+/// Why the participation service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ParticipationStartError {
+    /// The migrations failed.
+    #[error("participation service migrations: {0}")]
+    Migrate(#[from] StoreError),
+    /// The personal-data keys could not be loaded or created.
+    #[error("participation service personal-data keys: {0}")]
+    Keys(#[from] PiiKeyError),
+}
+
+/// Starts the participation service: migrates its tables, loads the personal-data keys (or
+/// creates a development key under `ctx.data_dir`), spawns the outbox relay (it stops with
+/// `ctx.shutdown`) and returns the tonic service to mount.
+pub async fn start(
+    ctx: ServiceContext,
+    config: ParticipationConfig,
+) -> Result<ParticipationServiceServer<ParticipationApi>, ParticipationStartError> {
+    Ok(start_api(ctx, config).await?.into_service())
+}
+
+/// Like [`start`], returning the [`ParticipationApi`] itself (tests call its methods directly).
+pub async fn start_api(
+    ctx: ServiceContext,
+    config: ParticipationConfig,
+) -> Result<ParticipationApi, ParticipationStartError> {
+    let keys = PiiKeys::load(&config.pii, &ctx.data_dir)?;
+    match &keys.source {
+        KeySource::Development { path, created } => tracing::warn!(
+            key_file = %path.display(), created,
+            "participation personal data is encrypted with a DEVELOPMENT key kept beside the data; set \
+             KEM_PARTICIPATION_PII_KEY or KEM_PARTICIPATION_PII_KEY_FILE (Key Vault) in production"
+        ),
+        KeySource::Environment | KeySource::File(_) if config.pii.phone_hash_key.is_none() => tracing::info!(
+            "KEM_PARTICIPATION_PHONE_HASH_KEY is unset: phone hashes use a key derived from the personal-data key; \
+             pin it explicitly before rotating that key"
+        ),
+        KeySource::Environment | KeySource::File(_) => {}
+    }
+    let key_id = keys.cipher.key_id();
+    ctx.store.migrate(&MIGRATIONS).await?;
+    let waker = ctx.spawn_outbox_relay();
+    let repo = Repository::new(ctx.store.clone(), Some(waker));
+    let events = Arc::new(MeshEvents::new(ctx.peers.clone(), ctx.cache.clone(), config.event_cache_ttl));
+    let core = ParticipationCore::new(repo, events, Arc::new(keys), Arc::new(SystemClock));
+    tracing::info!(
+        service = %ctx.service, store = %ctx.store.target(), cache = ctx.cache.backend(),
+        pii_key_id = %key_id, event_cache_ttl = ?config.event_cache_ttl,
+        "participation service started"
+    );
+    Ok(ParticipationApi::new(Arc::new(core)))
+}
+
+/// gRPC adapter answering UNIMPLEMENTED, kept until the `kem` binary calls [`start`].
 #[derive(Debug, Default, Clone)]
 pub struct ParticipationServiceApi;
 
-// Every method keeps the generated default (UNIMPLEMENTED) until the service issue lands.
 impl ParticipationService for ParticipationServiceApi {}
 
-/// The tonic service to mount on the role server.
+/// The UNIMPLEMENTED placeholder service (superseded by [`start`]).
 pub fn grpc_service() -> ParticipationServiceServer<ParticipationServiceApi> {
     ParticipationServiceServer::new(ParticipationServiceApi)
 }

@@ -13,13 +13,11 @@ use kem_kit::queue::store::StoreQueue;
 use kem_kit::queue::{Queue, ReceivedMessage, names};
 use kem_kit::store::{Store, StoreConfig};
 use kem_mesh::Shutdown;
-use kem_proto::kem::common::v1::{Channel, ImageStyle, Money, ParticipationMethod, Prize};
+use kem_proto::kem::common::v1::ImageStyle;
 use kem_proto::kem::event::v1::event_service_client::EventServiceClient;
 use kem_proto::kem::event::v1::report_job_result_request::Outcome;
-use kem_proto::kem::event::v1::{
-    ChannelCopy, ImagesResult, Recommendation, RecommendationsResult, ReportJobResultRequest,
-};
-use kem_proto::kem::messaging::v1::{GenerateImages, GenerateRecommendations};
+use kem_proto::kem::event::v1::{ImagesResult, ReportJobResultRequest};
+use kem_proto::kem::messaging::v1::GenerateImages;
 use kem_testkit::contracts::nts::{NtsMode, NtsServer};
 use kem_testkit::roles::TestPlatform;
 use prost::Message;
@@ -50,7 +48,7 @@ fn new_event() -> Value {
         "objective": "EVENT_OBJECTIVE_NEW_CUSTOMERS",
         "targetAudience": "근처 직장인",
         "budget": {"amountKrw": "300000"},
-        "period": {"startTime": "2026-12-01T00:00:00Z", "endTime": "2030-12-31T00:00:00Z"},
+        "period": {"startTime": "2026-12-01T00:00:00Z", "endTime": "2027-05-31T00:00:00Z"},
         "prize": {"name": "아메리카노 1잔", "winnerCount": 10, "unitValue": {"amountKrw": "4500"}},
         "participationMethod": "PARTICIPATION_METHOD_DRAW",
     })
@@ -105,46 +103,6 @@ where
         Consumer::run(queue_impl, move |message| report(client.clone(), message), options, stop).await;
     });
     shutdown
-}
-
-fn recommendation(n: usize) -> Recommendation {
-    Recommendation {
-        recommendation_id: format!("rec-{n}"),
-        title: format!("추천 {n}: 점심 스탬프 이벤트"),
-        concept: "평일 점심 방문 고객에게 추첨으로 음료를 드립니다".into(),
-        participation_method: ParticipationMethod::Draw as i32,
-        participation_mechanic: "매장 QR 코드로 응모".into(),
-        prize_suggestion: Some(Prize { name: "아메리카노 1잔".into(), winner_count: 10, ..Prize::default() }),
-        expected_participants: 120 + n as i64,
-        expected_cost_per_entry: Some(Money { amount_krw: 2500 }),
-        recommended_channels: vec![Channel::Instagram as i32],
-        channel_copies: vec![ChannelCopy {
-            channel: Channel::Instagram as i32,
-            text: "점심에 들르면 커피가 공짜!".into(),
-            hashtags: vec!["#동네카페".into()],
-        }],
-    }
-}
-
-async fn recommendations_worker(platform: &TestPlatform) -> Shutdown {
-    worker(platform, "ai", names::AI_EVENT_GENERATION, |mut client, message| async move {
-        let request = GenerateRecommendations::decode(message.body.as_slice())
-            .map_err(|e| HandlerError::Reject(format!("not a GenerateRecommendations: {e}")))?;
-        let result = RecommendationsResult {
-            recommendations: (1..=3).map(recommendation).collect(),
-            trend_summary: format!("{} 고객은 평일 점심 이벤트에 잘 반응합니다", request.target_audience),
-            provider: None,
-        };
-        client
-            .report_job_result(ReportJobResultRequest {
-                job_id: request.job_id,
-                outcome: Some(Outcome::Recommendations(result)),
-            })
-            .await
-            .map_err(|e| HandlerError::Retry(e.to_string()))?;
-        Ok(())
-    })
-    .await
 }
 
 async fn images_worker(platform: &TestPlatform) -> Shutdown {
@@ -243,17 +201,17 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     let none = other.get("/api/v1/events").await.expect(200);
     assert!(none.body["events"].as_array().is_none_or(Vec::is_empty), "{}", none.body);
 
-    // Recommendations: a job at once, completed by the ai worker through the queue and the mesh.
-    let ai = recommendations_worker(&platform).await;
+    // Recommendations: a job at once, completed by the AI service (its built-in local model)
+    // through the queue, reporting back over the mesh.
     let job = owner.post(&format!("/api/v1/events/{id}:recommend"), json!({})).await.expect(200);
     let job_id = job.str("/job/jobId");
     assert_eq!(job.str("/job/state"), "JOB_STATE_PENDING");
     let done = owner.poll(&format!("/api/v1/jobs/{job_id}"), job_done).await;
     assert_eq!(done.str("/job/state"), "JOB_STATE_SUCCEEDED", "{}", done.body);
-    assert_eq!(
-        done.body.pointer("/job/recommendations/recommendations").and_then(Value::as_array).map(Vec::len),
-        Some(3)
-    );
+    let recommendations = done.body.pointer("/job/recommendations/recommendations").and_then(Value::as_array).cloned();
+    assert_eq!(recommendations.as_ref().map(Vec::len), Some(3), "{}", done.body);
+    assert_eq!(done.str("/job/recommendations/provider/name"), "local:claude", "labelled local: {}", done.body);
+    let chosen = done.str("/job/recommendations/recommendations/1/recommendationId");
     other.get(&format!("/api/v1/jobs/{job_id}")).await.expect(404);
 
     // Publishing before there is content is an illegal transition, named with the state.
@@ -262,7 +220,7 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     assert!(illegal.body.to_string().contains("EVENT_STATUS_DRAFT"), "{}", illegal.body);
 
     let selected = owner
-        .post(&format!("/api/v1/events/{id}:selectRecommendation"), json!({"recommendationId": "rec-2"}))
+        .post(&format!("/api/v1/events/{id}:selectRecommendation"), json!({"recommendationId": chosen}))
         .await
         .expect(200);
     assert_eq!(selected.str("/event/status"), "EVENT_STATUS_RECOMMENDED");
@@ -301,7 +259,6 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     signed.post("/api/v1/auth:logout", json!({"refreshToken": refresh})).await.expect(200);
     edge.post("/api/v1/auth:refresh", json!({"refreshToken": refresh})).await.expect(401);
 
-    ai.trigger();
     content.trigger();
     platform.stop().await;
 }

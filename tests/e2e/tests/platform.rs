@@ -64,11 +64,12 @@ async fn every_role_is_serving_and_the_edge_answers() {
 
     // Services whose issue has not landed say UNIMPLEMENTED; nothing pretends.
     let gateway = platform.workload_identity("gateway").await;
-    let mut analytics = kem_proto::kem::analytics::v1::analytics_service_client::AnalyticsServiceClient::new(
-        platform.channel(&gateway, Role::Service(ServiceName::Analytics)),
-    );
-    let err = analytics
-        .get_dashboard(kem_proto::kem::analytics::v1::GetDashboardRequest::default())
+    let mut distribution =
+        kem_proto::kem::distribution::v1::distribution_service_client::DistributionServiceClient::new(
+            platform.channel(&gateway, Role::Service(ServiceName::Distribution)),
+        );
+    let err = distribution
+        .get_status(kem_proto::kem::distribution::v1::GetStatusRequest::default())
         .await
         .expect_err("not implemented yet");
     assert_eq!(err.code(), tonic::Code::Unimplemented);

@@ -25,6 +25,9 @@ pub const WINNER_COUNT_MAX: i32 = 10_000;
 /// Largest budget or prize value accepted: ₩1,000,000,000,000 (1조). Keeps cost and ROI arithmetic
 /// far from overflow and catches unit mistakes (e.g. an amount sent in 1/100 won).
 pub const MONEY_MAX_KRW: i64 = 1_000_000_000_000;
+/// Longest event period, in days: a marketing event runs for at most a year (the AI service plans
+/// within the same bound).
+pub const PERIOD_MAX_DAYS: i64 = 366;
 /// Most channels an event can use (there are six).
 pub const CHANNELS_MAX: usize = 6;
 
@@ -288,6 +291,10 @@ fn validate_period(input: Option<&PeriodInput>, field: &str, errors: &mut Valida
         errors.push(format!("{field}.endTime"), "must be after startTime");
         return None;
     }
+    if end - start > PERIOD_MAX_DAYS * 24 * 3600 * 1000 {
+        errors.push(format!("{field}.endTime"), format!("the period may last at most {PERIOD_MAX_DAYS} days"));
+        return None;
+    }
     Some(Period { start, end })
 }
 
@@ -449,6 +456,11 @@ mod tests {
             fields(&validate_event(&input, "event").expect_err("end before start")),
             vec!["event.period.endTime"]
         );
+        let day = 24 * 3600 * 1000;
+        input.period = Some(PeriodInput { start: Some(Ok(0)), end: Some(Ok(PERIOD_MAX_DAYS * day)) });
+        assert!(validate_event(&input, "event").is_ok(), "a year is fine");
+        input.period = Some(PeriodInput { start: Some(Ok(0)), end: Some(Ok(PERIOD_MAX_DAYS * day + 1)) });
+        assert_eq!(fields(&validate_event(&input, "event").expect_err("too long")), vec!["event.period.endTime"]);
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! The ai service's settings: which model answers (Claude, or the built-in local stand-in when no
+//! API key is configured), token caps, cache lifetime, time budgets and the job consumer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kem_kit::Secret;
+use kem_kit::external::{ProviderConfig, ProviderMode};
+use kem_kit::outbox::ConsumerOptions;
+use kem_kit::queue::names::AI_EVENT_GENERATION;
+use kem_mesh::telemetry::Registry;
+
+use crate::app::jobs::JobPolicy;
+use crate::infra::claude;
+
+/// Environment variables [`AiConfig::from_env`] reads.
+pub mod env {
+    /// Anthropic API key (or `KEM_CLAUDE_API_KEY_FILE`: a file holding it, e.g. a Key Vault CSI
+    /// mount); when unset (or blank) the built-in local stand-in answers.
+    pub const CLAUDE_API_KEY: &str = "KEM_CLAUDE_API_KEY";
+    /// Base URL of the Messages API (default `https://api.anthropic.com`).
+    pub const CLAUDE_BASE_URL: &str = "KEM_CLAUDE_BASE_URL";
+    /// Model (default `claude-haiku-4-5`).
+    pub const CLAUDE_MODEL: &str = "KEM_CLAUDE_MODEL";
+    /// Per-attempt timeout in milliseconds (default 10000).
+    pub const CLAUDE_TIMEOUT_MS: &str = "KEM_CLAUDE_TIMEOUT_MS";
+    /// Jobs handled at once by one replica (default 4).
+    pub const CONSUMER_CONCURRENCY: &str = "KEM_AI_CONSUMER_CONCURRENCY";
+}
+
+/// Everything [`start`](crate::start) needs besides the platform context.
+#[derive(Debug, Clone)]
+pub struct AiConfig {
+    /// Real Claude (client settings and API key) or the local stand-in.
+    pub claude: ProviderMode,
+    /// The Claude model asked.
+    pub model: String,
+    /// Output token cap of a trend analysis.
+    pub trends_max_tokens: u32,
+    /// Output token cap of three recommendations.
+    pub recommendations_max_tokens: u32,
+    /// How long results are cached (24 h).
+    pub cache_ttl: Duration,
+    /// Longest an RPC may take when its caller sets no shorter deadline.
+    pub request_budget: Duration,
+    /// Job retries and time budgets.
+    pub jobs: JobPolicy,
+    /// Timeout of one ReportJobResult call.
+    pub report_timeout: Duration,
+    /// The `ai-event-generation` consumer (concurrency, locks, backoff, drain).
+    pub consumer: ConsumerOptions,
+    /// How long job records and inbox entries are kept.
+    pub ledger_retention: Duration,
+    /// Where the metrics are exported (the process registry by default).
+    pub metrics: Arc<Registry>,
+}
+
+impl Default for AiConfig {
+    /// Production settings with the local stand-in (tests and `kem up`).
+    fn default() -> Self {
+        let mut consumer = ConsumerOptions::new(AI_EVENT_GENERATION);
+        consumer.name = "ai".to_owned();
+        // A generation takes seconds; lock renewal keeps longer ones.
+        consumer.lock_for = Duration::from_secs(60);
+        AiConfig {
+            claude: ProviderMode::Local { provider: claude::PROVIDER.to_owned() },
+            model: claude::DEFAULT_MODEL.to_owned(),
+            trends_max_tokens: 1_024,
+            recommendations_max_tokens: 4_096,
+            cache_ttl: Duration::from_secs(24 * 3_600),
+            request_budget: Duration::from_secs(60),
+            jobs: JobPolicy::default(),
+            report_timeout: Duration::from_secs(5),
+            consumer,
+            ledger_retention: Duration::from_secs(7 * 24 * 3_600),
+            metrics: Registry::global(),
+        }
+    }
+}
+
+impl AiConfig {
+    /// Real Claude at `base_url` with `api_key` (the production client settings).
+    pub fn with_claude(mut self, config: ProviderConfig, api_key: Secret) -> AiConfig {
+        self.claude = ProviderMode::select(config, Some(api_key));
+        self
+    }
+
+    /// Defaults, overridden by the environment (see [`mod@env`]).
+    pub fn from_env() -> Result<AiConfig, AiConfigError> {
+        AiConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Defaults, overridden by what `lookup` returns for the [`mod@env`] variables.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<AiConfig, AiConfigError> {
+        let mut config = AiConfig::default();
+        let base_url = lookup(env::CLAUDE_BASE_URL)
+            .map(|v| v.trim().trim_end_matches('/').to_owned())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| claude::DEFAULT_BASE_URL.to_owned());
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(AiConfigError::Invalid {
+                var: env::CLAUDE_BASE_URL,
+                value: base_url,
+                reason: "must be an http(s) URL such as https://api.anthropic.com",
+            });
+        }
+        let mut provider = claude::provider_config(base_url);
+        if let Some(timeout) = number(&lookup, env::CLAUDE_TIMEOUT_MS, 100, 600_000)? {
+            provider.timeout = Duration::from_millis(timeout);
+            provider.deadline = provider.deadline.max(provider.timeout * 3);
+        }
+        if let Some(model) = lookup(env::CLAUDE_MODEL).map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()) {
+            config.model = model;
+        }
+        if let Some(concurrency) = number(&lookup, env::CONSUMER_CONCURRENCY, 1, 256)? {
+            config.consumer.concurrency = usize::try_from(concurrency).unwrap_or(1);
+        }
+        let api_key = kem_kit::secret::value_or_file(env::CLAUDE_API_KEY, &lookup).map(Secret::new);
+        config.claude = ProviderMode::select(provider, api_key);
+        Ok(config)
+    }
+}
+
+fn number(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, AiConfigError> {
+    let Some(value) = lookup(var).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+    match value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(AiConfigError::Invalid { var, value, reason: "must be a whole number in the allowed range" }),
+    }
+}
+
+/// A setting in the environment that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AiConfigError {
+    /// A variable has a value of the wrong form.
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What it holds (never the API key: it is not parsed).
+        value: String,
+        /// What is expected.
+        reason: &'static str,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<AiConfig, AiConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        AiConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn without_a_key_the_local_stand_in_answers() {
+        let config = from(&[]).expect("valid");
+        assert!(config.claude.is_local());
+        assert_eq!(config.claude.source_label(), "local:claude");
+        assert_eq!(config.cache_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.consumer.queue, "ai-event-generation");
+        assert!(from(&[(env::CLAUDE_API_KEY, "  ")]).expect("valid").claude.is_local());
+    }
+
+    #[test]
+    fn a_key_selects_claude_with_the_given_settings() {
+        let config = from(&[
+            (env::CLAUDE_API_KEY, "sk-ant-test"),
+            (env::CLAUDE_BASE_URL, "http://127.0.0.1:9/"),
+            (env::CLAUDE_MODEL, "claude-sonnet-4-5"),
+            (env::CLAUDE_TIMEOUT_MS, "2500"),
+            (env::CONSUMER_CONCURRENCY, "8"),
+        ])
+        .expect("valid");
+        let ProviderMode::Real { config: provider, .. } = &config.claude else { panic!("real expected") };
+        assert_eq!(provider.base_url, "http://127.0.0.1:9");
+        assert_eq!(provider.timeout, Duration::from_millis(2_500));
+        assert_eq!((config.model.as_str(), config.consumer.concurrency), ("claude-sonnet-4-5", 8));
+        assert!(!format!("{config:?}").contains("sk-ant-test"), "the key is redacted");
+    }
+
+    #[test]
+    fn the_key_may_come_from_a_mounted_file() {
+        let path = std::env::temp_dir().join(format!("kem-ai-key-{}", std::process::id()));
+        std::fs::write(&path, "sk-ant-from-file\n").expect("write the key file");
+        let file = path.display().to_string();
+        let config = from(&[("KEM_CLAUDE_API_KEY_FILE", file.as_str())]).expect("valid");
+        let _ = std::fs::remove_file(&path);
+        let ProviderMode::Real { credentials, .. } = &config.claude else { panic!("real expected") };
+        assert_eq!(credentials.expose(), "sk-ant-from-file");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            (env::CLAUDE_TIMEOUT_MS, "ten"),
+            (env::CLAUDE_TIMEOUT_MS, "0"),
+            (env::CONSUMER_CONCURRENCY, "0"),
+            (env::CLAUDE_BASE_URL, "ftp://x"),
+        ] {
+            let error = from(&[(var, value)]).expect_err(value);
+            assert!(error.to_string().starts_with(var), "{error}");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Entries: what a participant submits, the rules it must satisfy, and what is kept.
+
+use super::event::Millis;
+use super::name::{mask_name, normalize_name};
+use super::phone::{MobileNumber, mask_e164};
+use super::violation::{FieldViolation, Violations};
+
+/// Longest accepted consent text version (e.g. `privacy-2025-01`).
+pub const MAX_CONSENT_VERSION_CHARS: usize = 64;
+
+/// A consent as submitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentInput {
+    /// Whether the participant agreed.
+    pub granted: bool,
+    /// Version of the consent text shown.
+    pub text_version: String,
+}
+
+/// An Enter request, before validation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EntryInput {
+    /// The event.
+    pub event_id: String,
+    /// Name as typed.
+    pub name: String,
+    /// Phone as typed.
+    pub phone: String,
+    /// Privacy consent (required, must be granted).
+    pub privacy: Option<ConsentInput>,
+    /// Marketing consent (optional).
+    pub marketing: Option<ConsentInput>,
+    /// Source channel (proto number; 0 = direct or unknown).
+    pub source_channel: i32,
+}
+
+impl std::fmt::Debug for EntryInput {
+    /// Personal data stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryInput")
+            .field("event_id", &self.event_id)
+            .field("source_channel", &self.source_channel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated entry, ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidEntry {
+    /// The event.
+    pub event_id: String,
+    /// Normalized name.
+    pub name: String,
+    /// Normalized phone.
+    pub phone: MobileNumber,
+    /// Version of the granted privacy consent.
+    pub privacy_version: String,
+    /// Marketing consent, when asked.
+    pub marketing: Option<ConsentInput>,
+    /// Source channel.
+    pub source_channel: i32,
+}
+
+/// Whether `channel` is a channel number of the contract (0-6).
+fn known_channel(channel: i32) -> bool {
+    kem_proto::kem::common::v1::Channel::try_from(channel).is_ok()
+}
+
+fn consent_version(field: &str, version: &str, violations: &mut Violations) -> String {
+    let version = version.trim();
+    if version.is_empty() {
+        violations.push(FieldViolation::new(field, "the version of the consent text shown is required"));
+    } else if version.chars().count() > MAX_CONSENT_VERSION_CHARS || version.chars().any(char::is_control) {
+        violations.push(FieldViolation::new(field, "must be at most 64 printable characters"));
+    }
+    version.to_owned()
+}
+
+impl EntryInput {
+    /// Checks every field (all problems are reported at once). Whether the source channel is
+    /// one the event was published to is checked later, against the event.
+    pub fn validate(self) -> Result<ValidEntry, Violations> {
+        let mut violations = Violations::default();
+        let event_id = self.event_id.trim().to_owned();
+        if event_id.is_empty() {
+            violations.push(FieldViolation::new("eventId", "the event id is required"));
+        }
+        let name = normalize_name(&self.name).map_err(|e| violations.push(FieldViolation::new("name", e.to_string())));
+        let phone =
+            MobileNumber::parse(&self.phone).map_err(|e| violations.push(FieldViolation::new("phone", e.to_string())));
+        let privacy_version = match &self.privacy {
+            None => {
+                violations.push(FieldViolation::consent(
+                    "privacyConsent",
+                    "consent to the collection and use of personal data is required to enter",
+                ));
+                String::new()
+            }
+            Some(consent) => {
+                if !consent.granted {
+                    violations.push(FieldViolation::consent(
+                        "privacyConsent.granted",
+                        "consent to the collection and use of personal data must be granted to enter",
+                    ));
+                }
+                consent_version("privacyConsent.consentTextVersion", &consent.text_version, &mut violations)
+            }
+        };
+        let marketing = self.marketing.map(|consent| ConsentInput {
+            granted: consent.granted,
+            text_version: consent_version(
+                "marketingConsent.consentTextVersion",
+                &consent.text_version,
+                &mut violations,
+            ),
+        });
+        if !known_channel(self.source_channel) {
+            violations.push(FieldViolation::new("sourceChannel", "is not a channel of the contract"));
+        }
+        match (name, phone) {
+            (Ok(name), Ok(phone)) if violations.is_empty() => Ok(ValidEntry {
+                event_id,
+                name,
+                phone,
+                privacy_version,
+                marketing,
+                source_channel: self.source_channel,
+            }),
+            _ => Err(violations),
+        }
+    }
+}
+
+/// A recorded consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// Whether the participant agreed.
+    pub granted: bool,
+    /// Version of the consent text shown.
+    pub text_version: String,
+    /// When the server recorded it.
+    pub recorded_at_ms: Millis,
+}
+
+/// A stored entry with its personal data decrypted (absent once anonymized).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Entry id (UUID).
+    pub id: String,
+    /// The event.
+    pub event_id: String,
+    /// Receive order within the service (ascending = earlier).
+    pub seq: i64,
+    /// Name; `None` after anonymization.
+    pub name: Option<String>,
+    /// Phone in E.164; `None` after anonymization.
+    pub phone_e164: Option<String>,
+    /// The privacy consent.
+    pub privacy: Consent,
+    /// The marketing consent, when asked.
+    pub marketing: Option<Consent>,
+    /// Source channel.
+    pub source_channel: i32,
+    /// When the entry was received.
+    pub created_at_ms: Millis,
+    /// When its personal data was erased.
+    pub anonymized_at_ms: Option<Millis>,
+}
+
+impl Entry {
+    /// `김*수`, or empty after anonymization.
+    pub fn masked_name(&self) -> String {
+        self.name.as_deref().map(mask_name).unwrap_or_default()
+    }
+
+    /// `010-****-1234`, or empty after anonymization.
+    pub fn masked_phone(&self) -> String {
+        self.phone_e164.as_deref().map(mask_e164).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    /// Personal data appears masked only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("event_id", &self.event_id)
+            .field("seq", &self.seq)
+            .field("name", &self.masked_name())
+            .field("phone", &self.masked_phone())
+            .field("source_channel", &self.source_channel)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("anonymized_at_ms", &self.anonymized_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> EntryInput {
+        EntryInput {
+            event_id: "e-1".into(),
+            name: " 김민수 ".into(),
+            phone: "010-1234-5678".into(),
+            privacy: Some(ConsentInput { granted: true, text_version: "privacy-2025-01".into() }),
+            marketing: None,
+            source_channel: 4,
+        }
+    }
+
+    #[test]
+    fn a_valid_entry_is_normalized() {
+        let valid = input().validate().expect("valid");
+        assert_eq!(valid.name, "김민수");
+        assert_eq!(valid.phone.e164(), "+821012345678");
+        assert_eq!(valid.privacy_version, "privacy-2025-01");
+        assert!(!format!("{:?}", input()).contains("김민수"), "no personal data in Debug");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_rest_field_name() {
+        let bad = EntryInput {
+            event_id: " ".into(),
+            name: String::new(),
+            phone: "02-123-4567".into(),
+            privacy: Some(ConsentInput { granted: false, text_version: String::new() }),
+            marketing: Some(ConsentInput { granted: true, text_version: String::new() }),
+            source_channel: 42,
+        };
+        let violations = bad.validate().expect_err("invalid");
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "eventId",
+                "name",
+                "phone",
+                "privacyConsent.granted",
+                "privacyConsent.consentTextVersion",
+                "marketingConsent.consentTextVersion",
+                "sourceChannel"
+            ]
+        );
+        assert!(violations.concerns_consent());
+    }
+
+    #[test]
+    fn a_missing_privacy_consent_is_a_consent_problem() {
+        let violations = EntryInput { privacy: None, ..input() }.validate().expect_err("invalid");
+        assert!(violations.concerns_consent());
+        assert_eq!(violations.iter().next().map(|v| v.field.as_str()), Some("privacyConsent"));
+        let phone_only = EntryInput { phone: "x".into(), ..input() }.validate().expect_err("invalid");
+        assert!(!phone_only.concerns_consent());
+    }
+
+    #[test]
+    fn anonymized_entries_mask_to_empty() {
+        let consent = Consent { granted: true, text_version: "v".into(), recorded_at_ms: 1 };
+        let mut entry = Entry {
+            id: "x".into(),
+            event_id: "e".into(),
+            seq: 1,
+            name: Some("김민수".into()),
+            phone_e164: Some("+821012345678".into()),
+            privacy: consent,
+            marketing: None,
+            source_channel: 0,
+            created_at_ms: 1,
+            anonymized_at_ms: None,
+        };
+        assert_eq!((entry.masked_name(), entry.masked_phone()), ("김*수".to_owned(), "010-****-5678".to_owned()));
+        assert!(!format!("{entry:?}").contains("1234"));
+        entry.name = None;
+        entry.phone_e164 = None;
+        assert_eq!((entry.masked_name(), entry.masked_phone()), (String::new(), String::new()));
+    }
+}

@@ -1,0 +1,10 @@
+//! The rules of participation, free of I/O: phone numbers and names (validation, masking),
+//! entries and consents, the event facts that decide when entries are open, and the exact,
+//! reproducible winner-selection procedures with their audit records.
+
+pub mod draw;
+pub mod entry;
+pub mod event;
+pub mod name;
+pub mod phone;
+pub mod violation;

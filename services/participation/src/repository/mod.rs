@@ -1,0 +1,79 @@
+//! Persistence of the participation service on the kit's [`Store`] (PostgreSQL in production and
+//! tests, SQLite for `kem up`): portable SQL with `$n` placeholders, times in epoch
+//! milliseconds, and every race settled by the database — the unique (event, phone hash)
+//! constraint for duplicate entries, the per-event gate row for first-come capacity and for
+//! closing entries when a draw takes its snapshot, the partial unique index for the current draw.
+//!
+//! Messages for other services are written to the kit's outbox in the same transaction as the
+//! state change they report.
+
+mod draws;
+mod entries;
+
+pub use draws::{DrawSession, StoredWinner};
+pub use entries::{ChannelCount, EntryAdmission, NewEntryRow, StoredEntry};
+
+use kem_kit::outbox::OutboxWaker;
+use kem_kit::store::{Decodable, Row, Store, StoreError};
+
+/// Why a repository call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// The database failed (or the query and the schema disagree).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value is not what this version reads.
+    #[error("stored {what} is unreadable: {reason}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RepositoryError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RepositoryError::Store(e) if e.is_transient())
+    }
+}
+
+/// Result of a repository call.
+pub type Result<T, E = RepositoryError> = std::result::Result<T, E>;
+
+/// The participation tables.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    store: Store,
+    outbox: Option<OutboxWaker>,
+}
+
+impl Repository {
+    /// Over `store` (migrated with [`MIGRATIONS`](crate::MIGRATIONS)); `outbox` is woken after
+    /// every commit that wrote a message.
+    pub fn new(store: Store, outbox: Option<OutboxWaker>) -> Repository {
+        Repository { store, outbox }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn wake_outbox(&self) {
+        if let Some(waker) = &self.outbox {
+            waker.wake();
+        }
+    }
+}
+
+/// Reads column `name`.
+fn col<T: Decodable>(row: &Row, name: &str) -> Result<T> {
+    Ok(row.get::<T>(name)?)
+}
+
+/// `$first, $first+1, …` placeholders for `count` values (SQL built from trusted pieces only).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}

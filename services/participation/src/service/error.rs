@@ -1,0 +1,100 @@
+//! What a participation use case can fail with. The handler turns each variant into a gRPC status
+//! with `google.rpc` details (`handler::status`).
+
+use crate::events::LookupError;
+use crate::model::event::{Closed, EventStatus};
+use crate::model::violation::{FieldViolation, Violations};
+use crate::pii::PiiError;
+use crate::repository::RepositoryError;
+
+/// A failed use case.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ParticipationError {
+    /// Request fields are invalid (BadRequest).
+    #[error("invalid request: {}", describe(.0))]
+    InvalidArgument(Violations),
+    /// No such event, or another owner's.
+    #[error("event not found")]
+    EventNotFound,
+    /// Entries are not accepted now.
+    #[error("the event does not accept entries now ({})", .0.code())]
+    EventNotOpen(Closed),
+    /// Entries were closed because winners were drawn.
+    #[error("entries are closed: winners were drawn")]
+    EntriesClosed,
+    /// A first-come event has all its entries.
+    #[error("the event already has its {capacity} entries")]
+    EventFull {
+        /// The capacity (prize winner count).
+        capacity: u32,
+    },
+    /// This phone already entered the event.
+    #[error("this phone number already entered the event")]
+    DuplicateEntry,
+    /// Winners can only be drawn for an ENDED event.
+    #[error("the event is {} and not ended", .0.contract_name())]
+    EventNotEnded(EventStatus),
+    /// Nothing to draw from.
+    #[error("the event has no eligible entries")]
+    NoEntries,
+    /// Winners were drawn already and redraw was not asked for.
+    #[error("winners were already drawn (draw {draw_id})")]
+    AlreadyDrawn {
+        /// The current draw.
+        draw_id: String,
+    },
+    /// The event is still PUBLISHED (anonymization).
+    #[error("the event is still published")]
+    EventActive,
+    /// The event service cannot be reached.
+    #[error("event service unavailable: {0}")]
+    EventServiceUnavailable(String),
+    /// A dependency (the database) failed in a way that may pass.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// A defect, a broken invariant or a deployment problem.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn describe(violations: &Violations) -> String {
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+}
+
+impl ParticipationError {
+    /// One field violation.
+    pub fn field(field: &str, description: impl Into<String>) -> ParticipationError {
+        ParticipationError::InvalidArgument(FieldViolation::new(field, description).into())
+    }
+}
+
+impl From<Violations> for ParticipationError {
+    fn from(violations: Violations) -> Self {
+        ParticipationError::InvalidArgument(violations)
+    }
+}
+
+impl From<RepositoryError> for ParticipationError {
+    fn from(error: RepositoryError) -> Self {
+        if error.is_transient() {
+            ParticipationError::Unavailable(error.to_string())
+        } else {
+            ParticipationError::Internal(error.to_string())
+        }
+    }
+}
+
+impl From<LookupError> for ParticipationError {
+    fn from(error: LookupError) -> Self {
+        match error {
+            LookupError::Unavailable(cause) => ParticipationError::EventServiceUnavailable(cause),
+            LookupError::Failed(cause) => ParticipationError::Internal(format!("event lookup: {cause}")),
+        }
+    }
+}
+
+impl From<PiiError> for ParticipationError {
+    fn from(error: PiiError) -> Self {
+        ParticipationError::Internal(error.to_string())
+    }
+}

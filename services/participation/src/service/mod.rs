@@ -1,0 +1,115 @@
+//! The participation use cases: Enter, ListParticipants, DrawWinners, ListWinners, CountEntries,
+//! AnonymizeEntries. They combine the rules ([`model`](crate::model)), the event facts
+//! ([`events`](crate::events)), personal-data protection ([`pii`](crate::pii)) and the tables
+//! ([`repository`](crate::repository)); they know nothing of gRPC.
+
+mod draws;
+mod entries;
+mod error;
+mod page;
+
+use std::sync::Arc;
+
+pub use draws::{DrawOutcome, DrawRequest, Winner};
+pub use entries::{EventCount, ParticipantPage};
+pub use error::ParticipationError;
+pub use page::PageTokens;
+
+use crate::events::EventDirectory;
+use crate::model::entry::{Consent, Entry};
+use crate::model::event::{EventFacts, Millis};
+use crate::pii::PiiField;
+use crate::pii::keys::PiiKeys;
+use crate::repository::{Repository, StoredEntry};
+
+/// Result of a use case.
+pub type Result<T, E = ParticipationError> = std::result::Result<T, E>;
+
+/// Where "now" comes from (tests control it).
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> Millis;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> Millis {
+        kem_kit::store::millis(std::time::SystemTime::now())
+    }
+}
+
+/// The use cases and what they run on. Shared by every request.
+pub struct ParticipationCore {
+    repo: Repository,
+    events: Arc<dyn EventDirectory>,
+    keys: Arc<PiiKeys>,
+    pages: PageTokens,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ParticipationCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParticipationCore").field("repo", &self.repo).field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl ParticipationCore {
+    /// Over its repository, the event directory, the personal-data keys and a clock.
+    pub fn new(
+        repo: Repository,
+        events: Arc<dyn EventDirectory>,
+        keys: Arc<PiiKeys>,
+        clock: Arc<dyn Clock>,
+    ) -> ParticipationCore {
+        let pages = PageTokens::new(keys.page_tokens.clone());
+        ParticipationCore { repo, events, keys, pages, clock }
+    }
+
+    /// The repository (tests inspect the tables through it).
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The facts of an event of `owner`: NOT_FOUND when absent or another owner's.
+    async fn owned_event(&self, owner: &str, event_id: &str, fresh: bool) -> Result<EventFacts> {
+        let event_id = required_event_id(event_id)?;
+        let facts = if fresh { self.events.fresh_facts(event_id).await? } else { self.events.facts(event_id).await? };
+        facts.filter(|f| f.owner_id == owner).ok_or(ParticipationError::EventNotFound)
+    }
+
+    /// A stored entry with its personal data decrypted.
+    fn decrypt(&self, stored: StoredEntry) -> Result<Entry> {
+        let cipher = &self.keys.cipher;
+        let name = stored.name_sealed.as_deref().map(|b| cipher.open(&stored.id, PiiField::Name, b)).transpose()?;
+        let phone = stored.phone_sealed.as_deref().map(|b| cipher.open(&stored.id, PiiField::Phone, b)).transpose()?;
+        let recorded_at_ms = stored.created_at_ms;
+        let marketing = match (stored.marketing_consent_granted, stored.marketing_consent_version) {
+            (Some(granted), Some(text_version)) => Some(Consent { granted, text_version, recorded_at_ms }),
+            _ => None,
+        };
+        Ok(Entry {
+            id: stored.id,
+            event_id: stored.event_id,
+            seq: stored.seq,
+            name,
+            phone_e164: phone,
+            privacy: Consent { granted: true, text_version: stored.privacy_consent_version, recorded_at_ms },
+            marketing,
+            source_channel: stored.source_channel,
+            created_at_ms: stored.created_at_ms,
+            anonymized_at_ms: stored.anonymized_at_ms,
+        })
+    }
+}
+
+/// The trimmed event id, INVALID_ARGUMENT (`eventId`) when empty.
+fn required_event_id(event_id: &str) -> Result<&str> {
+    let id = event_id.trim();
+    if id.is_empty() {
+        return Err(ParticipationError::field("eventId", "the event id is required"));
+    }
+    Ok(id)
+}

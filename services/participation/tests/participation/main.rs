@@ -1,0 +1,14 @@
+//! Integration tests of the participation service on real PostgreSQL and Redis (one module on
+//! embedded SQLite), with an in-test event service over mTLS: through the `ParticipationService`
+//! trait of the adapter `start_api` returns, and in `wire` through the service `start` returns
+//! served by a mesh role server.
+
+mod concurrency;
+mod counts;
+mod draws;
+mod entries;
+mod listing;
+mod privacy;
+mod sqlite;
+mod support;
+mod wire;

@@ -1,0 +1,444 @@
+//! The participation service started the way a role starts it — a fresh PostgreSQL database, a
+//! Redis prefix and the store-backed queue (or embedded SQLite, as `kem up`), mTLS identities from
+//! a test CA — next to a small event service (only GetEventForParticipation) served over the real
+//! mesh with the contracts' authorization policy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kem_kit::cache::MemoryCache;
+use kem_kit::outbox::Outbox;
+use kem_kit::queue::Queue;
+use kem_kit::queue::store::StoreQueue;
+use kem_kit::runtime::{Peers, ServiceContext, with_owner};
+use kem_kit::store::{self, Store, StoreConfig};
+use kem_mesh::Shutdown;
+use kem_mesh::authz::Policy;
+use kem_mesh::client::MeshChannel;
+use kem_mesh::identity::WorkloadIdentity;
+use kem_mesh::server::{RoleServer, Transport};
+use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
+use kem_participation::{ParticipationApi, ParticipationConfig};
+use kem_proto::google::rpc::BadRequest;
+use kem_proto::kem::common::v1 as common;
+use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
+use kem_proto::kem::event::v1::{EventStatus, GetEventForParticipationRequest, GetEventForParticipationResponse};
+use kem_proto::kem::messaging::v1 as msg;
+use kem_proto::kem::participation::v1 as pb;
+use kem_proto::kem::participation::v1::participation_service_client::ParticipationServiceClient;
+use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;
+use kem_testkit::service::TestService;
+use prost::Message;
+use tokio::net::TcpListener;
+use tonic::{Code, Request, Response, Status};
+
+pub const OWNER: &str = "owner-1";
+pub const OTHER: &str = "owner-2";
+pub const HOUR_MS: i64 = 3_600_000;
+const HOUR: Duration = Duration::from_secs(3_600);
+
+pub fn now_ms() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)).unwrap_or(0)
+}
+
+pub fn ts(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+// ---- the event service side ----
+
+#[derive(Default)]
+struct EventsState {
+    events: Mutex<HashMap<String, GetEventForParticipationResponse>>,
+    calls: AtomicU32,
+    unavailable: AtomicU32,
+}
+
+/// GetEventForParticipation from a scriptable table; every other method is UNIMPLEMENTED.
+#[derive(Clone, Default)]
+pub struct FakeEvents {
+    state: Arc<EventsState>,
+}
+
+impl FakeEvents {
+    /// Adds or replaces an event.
+    pub fn put(&self, event: GetEventForParticipationResponse) {
+        let mut events = self.state.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.insert(event.event_id.clone(), event);
+    }
+
+    /// Changes an event's status.
+    pub fn set_status(&self, event_id: &str, status: EventStatus) {
+        let mut events = self.state.events.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(event) = events.get_mut(event_id) {
+            event.status = status as i32;
+        }
+    }
+
+    /// Calls answered so far.
+    pub fn calls(&self) -> u32 {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+
+    /// The next `n` calls answer UNAVAILABLE.
+    pub fn fail_next(&self, n: u32) {
+        self.state.unavailable.store(n, Ordering::SeqCst);
+    }
+}
+
+#[tonic::async_trait]
+impl EventService for FakeEvents {
+    async fn get_event_for_participation(
+        &self,
+        request: Request<GetEventForParticipationRequest>,
+    ) -> Result<Response<GetEventForParticipationResponse>, Status> {
+        self.state.calls.fetch_add(1, Ordering::SeqCst);
+        let failing = self.state.unavailable.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(Status::unavailable("event database is down"));
+        }
+        let id = &request.get_ref().event_id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("event_id is required"));
+        }
+        let events = self.state.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.get(id).cloned().map(Response::new).ok_or_else(|| Status::not_found("event not found"))
+    }
+}
+
+/// An event of [`OWNER`] with `status`, running from an hour ago for a day, a prize of 3
+/// winners, published to Instagram and Kakao.
+pub fn event(status: EventStatus) -> GetEventForParticipationResponse {
+    let now = now_ms();
+    GetEventForParticipationResponse {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        owner_id: OWNER.to_owned(),
+        status: status as i32,
+        period: Some(common::Period { start_time: Some(ts(now - HOUR_MS)), end_time: Some(ts(now + 24 * HOUR_MS)) }),
+        participation_method: common::ParticipationMethod::Draw as i32,
+        prize: Some(common::Prize {
+            name: "아메리카노 1잔".into(),
+            description: String::new(),
+            winner_count: 3,
+            unit_value: Some(common::Money { amount_krw: 4_500 }),
+        }),
+        title: "점심 이벤트".into(),
+        channels: vec![common::Channel::Instagram as i32, common::Channel::KakaoChannel as i32],
+    }
+}
+
+// ---- the harness ----
+
+/// What the context stands on.
+enum Backing {
+    Postgres(Box<TestService>),
+    Sqlite(tempfile::TempDir),
+}
+
+/// The participation service, its fake event service, and clients for each mesh identity.
+pub struct Harness {
+    pub ctx: ServiceContext,
+    pub api: ParticipationApi,
+    pub events: FakeEvents,
+    backing: Backing,
+    ca: TestCa,
+    participation: WorkloadIdentity,
+    servers: Shutdown,
+    served: Option<SocketAddr>,
+}
+
+/// Test settings: a short event cache, so status changes show quickly.
+pub fn test_config() -> ParticipationConfig {
+    ParticipationConfig { event_cache_ttl: Duration::from_millis(300), ..ParticipationConfig::default() }
+}
+
+impl Harness {
+    /// On PostgreSQL and Redis.
+    pub async fn new() -> Harness {
+        Harness::with_config(test_config()).await
+    }
+
+    pub async fn with_config(config: ParticipationConfig) -> Harness {
+        let (ca, participation, events, servers, peers) = mesh().await;
+        let svc = TestService::with_peers("participation", peers).await;
+        let ctx = svc.ctx.clone();
+        Harness::start(ctx, config, Backing::Postgres(Box::new(svc)), ca, participation, events, servers).await
+    }
+
+    /// On embedded SQLite with the in-process cache, as `kem up` runs.
+    pub async fn sqlite() -> Harness {
+        let (ca, participation, events, servers, peers) = mesh().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&StoreConfig::embedded(dir.path(), "participation")).await.expect("open SQLite");
+        store.migrate_kit().await.expect("kit migrations on SQLite");
+        let queue: Arc<dyn Queue> = Arc::new(StoreQueue::new(store.clone()));
+        let ctx = ServiceContext {
+            service: "participation".into(),
+            store,
+            cache: Arc::new(MemoryCache::new(10_000)),
+            queue,
+            peers,
+            data_dir: dir.path().to_path_buf(),
+            shutdown: Shutdown::new(),
+        };
+        Harness::start(ctx.clone(), test_config(), Backing::Sqlite(dir), ca, participation, events, servers).await
+    }
+
+    async fn start(
+        ctx: ServiceContext,
+        config: ParticipationConfig,
+        backing: Backing,
+        ca: TestCa,
+        participation: WorkloadIdentity,
+        events: FakeEvents,
+        servers: Shutdown,
+    ) -> Harness {
+        let api = kem_participation::start_api(ctx.clone(), config)
+            .await
+            .unwrap_or_else(|e| panic!("the participation service does not start: {e}"));
+        Harness { ctx, api, events, backing, ca, participation, servers, served: None }
+    }
+
+    /// Serves the service `start` returns over mTLS with the contracts' policy; returns its
+    /// address.
+    pub async fn serve(&mut self) -> SocketAddr {
+        let service = kem_participation::start(self.ctx.clone(), test_config()).await.expect("start");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind participation");
+        let pool = kem_proto::descriptor_pool();
+        let serving = RoleServer::new("participation")
+            .transport(Transport::MutualTls(self.participation.clone()))
+            .policy(
+                Policy::from_contracts(
+                    pool,
+                    &["kem.participation.v1.ParticipationService"],
+                    TRUST_DOMAIN,
+                    NAMESPACE,
+                    "gateway",
+                ),
+                Some(TestCa::id("gateway")),
+            )
+            .drain_timeout(Duration::from_secs(1))
+            .add_service(service)
+            .serve(listener, self.servers.clone())
+            .await
+            .expect("serve participation");
+        self.served = Some(serving.addr);
+        serving.addr
+    }
+
+    /// A client of the served service calling as the workload `who` (`gateway`, `analytics`, …).
+    pub async fn client(&self, who: &str) -> ParticipationServiceClient<MeshChannel> {
+        let addr = self.served.expect("call serve() first");
+        let identity = self.ca.identity(who, HOUR).await;
+        let channel =
+            MeshChannel::new(&identity, &addr.to_string(), &TestCa::id("participation")).expect("mesh channel");
+        ParticipationServiceClient::new(channel)
+    }
+
+    pub async fn cleanup(self) {
+        self.servers.trigger();
+        match self.backing {
+            Backing::Postgres(svc) => svc.cleanup().await,
+            Backing::Sqlite(dir) => {
+                self.ctx.shutdown.trigger();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                self.ctx.store.close().await;
+                drop(dir);
+            }
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    /// Registers `event` with the fake event service and returns its id.
+    pub fn add(&self, event: GetEventForParticipationResponse) -> String {
+        let id = event.event_id.clone();
+        self.events.put(event);
+        id
+    }
+
+    pub async fn enter(&self, request: pb::EnterRequest) -> Result<pb::Entry, Status> {
+        Ok(self.api.enter(Request::new(request)).await?.into_inner().entry.unwrap_or_default())
+    }
+
+    pub async fn list(
+        &self,
+        owner: &str,
+        event_id: &str,
+        size: i32,
+        token: &str,
+    ) -> Result<pb::ListParticipantsResponse, Status> {
+        let request = pb::ListParticipantsRequest {
+            event_id: event_id.to_owned(),
+            page_size: size,
+            page_token: token.to_owned(),
+        };
+        Ok(self.api.list_participants(as_owner(owner, request)).await?.into_inner())
+    }
+
+    /// Every entry of the event, oldest first.
+    pub async fn all_entries(&self, event_id: &str) -> Vec<pb::Entry> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self.list(OWNER, event_id, 500, &token).await.expect("list participants");
+            out.extend(page.entries);
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    pub async fn draw(&self, owner: &str, request: pb::DrawWinnersRequest) -> Result<pb::DrawWinnersResponse, Status> {
+        Ok(self.api.draw_winners(as_owner(owner, request)).await?.into_inner())
+    }
+
+    pub async fn winners(&self, owner: &str, event_id: &str) -> Result<pb::ListWinnersResponse, Status> {
+        let request = pb::ListWinnersRequest { event_id: event_id.to_owned() };
+        Ok(self.api.list_winners(as_owner(owner, request)).await?.into_inner())
+    }
+
+    pub async fn anonymize(&self, event_id: &str, before: Option<i64>) -> Result<i64, Status> {
+        let request = pb::AnonymizeEntriesRequest { event_id: event_id.to_owned(), create_before: before.map(ts) };
+        Ok(self.api.anonymize_entries(Request::new(request)).await?.into_inner().anonymized_count)
+    }
+
+    /// Enters `n` participants with phones 010-0000-0000 + i.
+    pub async fn enter_many(&self, event_id: &str, n: usize) -> Vec<pb::Entry> {
+        let mut entries = Vec::with_capacity(n);
+        for i in 0..n {
+            entries.push(self.enter(entry(event_id, &format!("참가자{i}"), &phone(i))).await.expect("enter"));
+        }
+        entries
+    }
+
+    /// Waits until the outbox relay has published everything committed so far.
+    pub async fn settle(&self) {
+        let store = self.store().clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while Outbox::pending(&store).await.map(|n| n > 0).unwrap_or(true) {
+            assert!(tokio::time::Instant::now() < deadline, "the outbox did not drain within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The analytics facts about `event_id` sent so far: (message id, body).
+    pub async fn analytics(&self, event_id: &str) -> Vec<(String, msg::AnalyticsEvent)> {
+        self.settle().await;
+        let rows = store::query(
+            "SELECT id, body, content_type, properties FROM kem_queue_messages WHERE queue = $1 ORDER BY seq",
+        )
+        .bind("analytics-aggregation")
+        .fetch_all(self.store().primary())
+        .await
+        .expect("read the queue table");
+        rows.iter()
+            .filter_map(|row| {
+                let properties: BTreeMap<String, String> =
+                    serde_json::from_str(&row.get::<String>("properties").expect("properties")).expect("json");
+                assert_eq!(properties.get("type").map(String::as_str), Some("kem.messaging.v1.AnalyticsEvent"));
+                assert_eq!(row.get::<String>("content_type").expect("content type"), "application/protobuf");
+                (properties.get("event_id").map(String::as_str) == Some(event_id)).then(|| {
+                    let body: Vec<u8> = row.get("body").expect("body");
+                    (row.get("id").expect("id"), msg::AnalyticsEvent::decode(body.as_slice()).expect("decodes"))
+                })
+            })
+            .collect()
+    }
+}
+
+/// The fake event service over mTLS, and the participation workload's peers pointing at it.
+async fn mesh() -> (TestCa, WorkloadIdentity, FakeEvents, Shutdown, Peers) {
+    let ca = TestCa::new();
+    let participation = ca.identity("participation", HOUR).await;
+    let event = ca.identity("event", HOUR).await;
+    let servers = Shutdown::new();
+    let events = FakeEvents::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the event service");
+    let serving = RoleServer::new("event")
+        .transport(Transport::MutualTls(event))
+        .policy(
+            Policy::from_contracts(
+                kem_proto::descriptor_pool(),
+                &["kem.event.v1.EventService"],
+                TRUST_DOMAIN,
+                NAMESPACE,
+                "gateway",
+            ),
+            Some(TestCa::id("gateway")),
+        )
+        .drain_timeout(Duration::from_secs(1))
+        .add_service(EventServiceServer::new(events.clone()))
+        .serve(listener, servers.clone())
+        .await
+        .expect("serve the event service");
+    let peers = Peers::new(participation.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("event", serving.addr.to_string());
+    (ca, participation, events, servers, peers)
+}
+
+pub fn as_owner<T>(owner: &str, message: T) -> Request<T> {
+    with_owner(Request::new(message), owner)
+}
+
+/// The i-th distinct mobile number, `010-0000-0000` + i, in national format.
+pub fn phone(i: usize) -> String {
+    let n = 10_000_000 + i;
+    format!("010-{:04}-{:04}", n / 10_000 % 10_000, n % 10_000)
+}
+
+/// A valid entry to `event_id`.
+pub fn entry(event_id: &str, name: &str, phone: &str) -> pb::EnterRequest {
+    pb::EnterRequest {
+        event_id: event_id.to_owned(),
+        name: name.to_owned(),
+        phone: phone.to_owned(),
+        privacy_consent: Some(pb::Consent {
+            granted: true,
+            consent_text_version: "privacy-2025-01".into(),
+            consent_time: None,
+        }),
+        marketing_consent: None,
+        source_channel: common::Channel::Instagram as i32,
+    }
+}
+
+pub fn draw_request(event_id: &str, count: i32) -> pb::DrawWinnersRequest {
+    pb::DrawWinnersRequest { event_id: event_id.to_owned(), count, ..Default::default() }
+}
+
+/// `ErrorInfo.reason` of a status.
+pub fn reason(status: &Status) -> String {
+    kem_proto::status::error_info_of(status).map(|i| i.reason).unwrap_or_default()
+}
+
+/// `ErrorInfo.metadata[key]` of a status.
+pub fn metadata(status: &Status, key: &str) -> String {
+    kem_proto::status::error_info_of(status).and_then(|i| i.metadata.get(key).cloned()).unwrap_or_default()
+}
+
+/// The BadRequest field paths of a status.
+pub fn violations(status: &Status) -> Vec<String> {
+    let Some(details) = kem_proto::status::details(status) else { return Vec::new() };
+    details
+        .details
+        .iter()
+        .filter(|d| d.type_url.ends_with("google.rpc.BadRequest"))
+        .filter_map(|d| BadRequest::decode(d.value.as_slice()).ok())
+        .flat_map(|b| b.field_violations.into_iter().map(|v| v.field))
+        .collect()
+}
+
+/// Asserts `result` failed with `code`, returning the status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Err(status) if status.code() == code => status,
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
