@@ -132,11 +132,22 @@ pub struct Cluster {
     restarts: Arc<std::sync::atomic::AtomicU64>,
     exe: PathBuf,
     upstreams: String,
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// Starts every process of `specs` in order (CA, services, gateway), each ready before the next.
     pub fn start(exe: PathBuf, settings: &Settings, specs: Vec<ProcessSpec>) -> anyhow::Result<Cluster> {
+        Cluster::start_with_env(exe, settings, specs, Vec::new())
+    }
+
+    /// [`Cluster::start`] with extra environment variables for every process (service settings).
+    pub fn start_with_env(
+        exe: PathBuf,
+        settings: &Settings,
+        specs: Vec<ProcessSpec>,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Cluster> {
         let upstreams = upstreams(&specs, settings);
         let cluster = Cluster {
             settings: settings.clone(),
@@ -146,6 +157,7 @@ impl Cluster {
             restarts: Arc::default(),
             exe,
             upstreams,
+            env,
         };
         let mut ordered = specs;
         ordered.sort_by_key(|s| match s.role {
@@ -220,6 +232,10 @@ impl Cluster {
             .arg(&self.upstreams)
             .arg("--cache-prefix")
             .arg(&s.cache_prefix)
+            .arg("--log-level")
+            .arg(&s.log_level)
+            .arg("--drain-timeout-secs")
+            .arg(s.drain_timeout.as_secs().max(1).to_string())
             .env_remove("KEM_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -227,6 +243,10 @@ impl Cluster {
         if spec.role != Role::Identity {
             command.arg("--identity-token-file").arg(self.token_file(spec.role));
         }
+        if !s.trusted_proxies.is_empty() {
+            command.arg("--trusted-proxies").arg(s.trusted_proxies.join(","));
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         // Secrets travel in the environment, not on command lines anyone can read in `ps`.
         if let Some(url) = &s.redis_url {
             command.env("KEM_REDIS_URL", url.expose());

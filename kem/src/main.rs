@@ -110,7 +110,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::BenchServe { mode, cert_dir } => return kem::bench::mesh::serve(mode, cert_dir).await,
         Command::Top(args) => return kem::top::run(args, kem::top::default_admin_addrs(&settings)).await,
         Command::Load(args) => {
-            let report = kem::load::run(&args).await?;
+            let report = match args.fault {
+                Some(fault) => {
+                    let exe =
+                        std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the kem executable: {e}"))?;
+                    let options = kem::load::faults::FaultOptions {
+                        load: args.clone(),
+                        fault,
+                        outage: std::time::Duration::from_secs(args.outage_secs),
+                        exe,
+                        postgres_admin_url: args.postgres_admin_url.clone(),
+                    };
+                    let report = kem::load::faults::run(options).await?;
+                    println!("{}", report.line());
+                    report.load
+                }
+                None => kem::load::run(&args).await?,
+            };
             print!("{}", report.summary());
             let c = &report.consistency;
             anyhow::ensure!(

@@ -44,6 +44,8 @@ pub struct ServiceConfigs {
     pub analytics: Option<kem_analytics::AnalyticsConfig>,
     /// The participation service.
     pub participation: Option<kem_participation::ParticipationConfig>,
+    /// The content service.
+    pub content: Option<kem_content::ContentConfig>,
 }
 
 /// Shared by the roles of one process.

@@ -375,7 +375,13 @@ async fn mount_service(
             };
             server.add_service(kem_ai::start(ctx, config).await.with_context(failed)?)
         }
-        ServiceName::Content => server.add_service(kem_content::grpc_service()),
+        ServiceName::Content => {
+            let config = match &configs.content {
+                Some(config) => config.clone(),
+                None => kem_content::ContentConfig::from_env().with_context(failed)?,
+            };
+            server.add_service(kem_content::start(ctx, config).await.with_context(failed)?)
+        }
         ServiceName::Distribution => server.add_service(kem_distribution::grpc_service()),
         ServiceName::Participation => {
             let config = match &configs.participation {

@@ -11,7 +11,9 @@
 //! Everything is bounded: a fixed number of entries and a hard time limit. Traffic goes only to
 //! the given edge (loopback in tests and `--spawn` runs).
 
+pub mod backing;
 pub mod client;
+pub mod faults;
 pub mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,6 +51,16 @@ pub struct LoadArgs {
     /// as a proxy: `--trusted-proxies 127.0.0.1/32`), so per-IP limits see many users.
     #[arg(long)]
     pub forwarded_for: bool,
+    /// Start a platform of OS processes (`kem up --processes`, private Redis, fresh PostgreSQL
+    /// databases) for this run and inject this fault mid-load; `--target` is then ignored.
+    #[arg(long, value_enum)]
+    pub fault: Option<faults::Fault>,
+    /// How long an outage fault lasts, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub outage_secs: u64,
+    /// PostgreSQL admin URL the `--fault` run creates its databases on.
+    #[arg(long, env = "KEM_LOAD_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres_admin_url: String,
 }
 
 impl Default for LoadArgs {
@@ -61,6 +73,9 @@ impl Default for LoadArgs {
             duplicates: 0.1,
             max_secs: 300,
             forwarded_for: true,
+            fault: None,
+            outage_secs: 10,
+            postgres_admin_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
         }
     }
 }
@@ -294,9 +309,16 @@ struct EventLedger {
     duplicates_409: u64,
 }
 
+/// The participant-entry route, as recorded.
+pub const ENTER_ROUTE: &str = "POST /api/v1/events/{id}/participants";
+
 /// Runs the whole scenario against `args.target`.
 pub async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
-    let stats = Arc::new(Stats::default());
+    run_with(args, Arc::new(Stats::default())).await
+}
+
+/// [`run`], recording into `stats` (which a fault injector watches).
+pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<LoadReport> {
     let deadline = Instant::now() + Duration::from_secs(args.max_secs);
     let edge = EdgeClient::new(&args.target, stats.clone())?;
     let run_id = format!("{:x}", rand::random::<u32>());
@@ -381,7 +403,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
                 "sourceChannel": "CHANNEL_INSTAGRAM",
             });
             let path = format!("/api/v1/events/{event_id}/participants");
-            let route = "POST /api/v1/events/{id}/participants";
+            let route = ENTER_ROUTE;
             let mut reply = client.send_at(route, reqwest::Method::POST, &path, Some(&body), intended).await;
             let mut retried = false;
             // An unanswered entry is retried (a real client would); a 409 on the retry means the

@@ -37,6 +37,7 @@ impl RouteStats {
 #[derive(Debug, Default)]
 pub struct Stats {
     routes: Mutex<BTreeMap<&'static str, RouteStats>>,
+    last_budget_error: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Stats {
@@ -46,6 +47,15 @@ impl Stats {
         let entry = routes.entry(route).or_default();
         *entry.by_status.entry(status).or_default() += 1;
         entry.latencies.push(latency);
+        drop(routes);
+        if status == 0 || status == 429 || status >= 500 {
+            *self.last_budget_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// When the latest request that spent the error budget completed.
+    pub fn last_budget_error(&self) -> Option<tokio::time::Instant> {
+        *self.last_budget_error.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A copy of the current numbers.

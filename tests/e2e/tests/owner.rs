@@ -1,26 +1,14 @@
 //! The owner's journey through the REST edge, with the real gateway, mesh mTLS, PostgreSQL and
 //! Redis: sign-up with business verification (NTS contract server), login and token rotation, and
-//! the event lifecycle with its async jobs completed by real queue consumers that report back
-//! over the mesh as the ai and content workloads.
+//! the event lifecycle with its async jobs completed by the AI and content services through the
+//! queues, reporting back over the mesh.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use kem::Role;
 use kem::platform::ServiceConfigs;
-use kem::{Role, ServiceName};
-use kem_kit::outbox::{Consumer, ConsumerOptions, HandlerError};
-use kem_kit::queue::store::StoreQueue;
-use kem_kit::queue::{Queue, ReceivedMessage, names};
-use kem_kit::store::{Store, StoreConfig};
-use kem_mesh::Shutdown;
-use kem_proto::kem::common::v1::ImageStyle;
-use kem_proto::kem::event::v1::event_service_client::EventServiceClient;
-use kem_proto::kem::event::v1::report_job_result_request::Outcome;
-use kem_proto::kem::event::v1::{ImagesResult, ReportJobResultRequest};
-use kem_proto::kem::messaging::v1::GenerateImages;
 use kem_testkit::contracts::nts::{NtsMode, NtsServer};
 use kem_testkit::roles::TestPlatform;
-use prost::Message;
 use serde_json::{Value, json};
 
 use crate::support::{Reply, Rest};
@@ -82,49 +70,6 @@ async fn sign_up(edge: &Rest, email: &str) -> (Rest, Reply) {
     let token = login.str("/tokenPair/accessToken");
     assert!(!token.is_empty(), "{}", login.body);
     (edge.signed_in(&token), login)
-}
-
-/// Runs `report` for every message on `queue`, as the `workload` identity calling the event
-/// service over the mesh — a real consumer standing in for a service whose issue has not landed.
-async fn worker<F, Fut>(platform: &TestPlatform, workload: &str, queue: &'static str, report: F) -> Shutdown
-where
-    F: Fn(EventServiceClient<kem_mesh::client::MeshChannel>, ReceivedMessage) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), HandlerError>> + Send + 'static,
-{
-    let store = Store::connect(&StoreConfig::new(platform.database_url("queue"))).await.expect("queue store");
-    let queue_impl: Arc<dyn Queue> = Arc::new(StoreQueue::new(store));
-    let identity = platform.workload_identity(workload).await;
-    let client = EventServiceClient::new(platform.channel(&identity, Role::Service(ServiceName::Event)));
-    let shutdown = Shutdown::new();
-    let mut options = ConsumerOptions::new(queue);
-    options.receive_wait = Duration::from_millis(200);
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        Consumer::run(queue_impl, move |message| report(client.clone(), message), options, stop).await;
-    });
-    shutdown
-}
-
-async fn images_worker(platform: &TestPlatform) -> Shutdown {
-    worker(platform, "content", names::CONTENT_GENERATION, |mut client, message| async move {
-        let request = GenerateImages::decode(message.body.as_slice())
-            .map_err(|e| HandlerError::Reject(format!("not a GenerateImages: {e}")))?;
-        let styles = if request.styles.is_empty() {
-            vec![ImageStyle::Simple as i32, ImageStyle::Fancy as i32, ImageStyle::Trendy as i32]
-        } else {
-            request.styles.clone()
-        };
-        let image_ids = styles.iter().map(|style| format!("img-{}-{style}", request.event_id)).collect();
-        client
-            .report_job_result(ReportJobResultRequest {
-                job_id: request.job_id,
-                outcome: Some(Outcome::Images(ImagesResult { image_ids, ..ImagesResult::default() })),
-            })
-            .await
-            .map_err(|e| HandlerError::Retry(e.to_string()))?;
-        Ok(())
-    })
-    .await
 }
 
 fn job_done(body: &Value) -> bool {
@@ -225,8 +170,7 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
         .expect(200);
     assert_eq!(selected.str("/event/status"), "EVENT_STATUS_RECOMMENDED");
 
-    // Images, then content ready, publish and end.
-    let content = images_worker(&platform).await;
+    // Images (the content service renders real PNGs locally), then content ready, publish, end.
     let job = owner
         .post(&format!("/api/v1/events/{id}:generateImages"), json!({"channels": ["CHANNEL_INSTAGRAM"]}))
         .await
@@ -234,6 +178,12 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
     assert_eq!(done.str("/job/state"), "JOB_STATE_SUCCEEDED", "{}", done.body);
     let image = done.str("/job/images/imageIds/0");
+    let listed = owner.get(&format!("/api/v1/events/{id}/images")).await.expect(200);
+    assert!(listed.body.to_string().contains(&image), "{}", listed.body);
+    let png = owner.get_bytes(&format!("/api/v1/images/{image}/content")).await;
+    assert_eq!(png.0, 200);
+    assert_eq!(png.1.get(..8), Some(&b"\x89PNG\r\n\x1a\n"[..]), "a PNG");
+    other.get(&format!("/api/v1/events/{id}/images")).await.expect(404);
     let ready = owner.post(&format!("/api/v1/events/{id}:selectImage"), json!({"imageId": image})).await.expect(200);
     assert_eq!(ready.str("/event/status"), "EVENT_STATUS_CONTENT_READY");
     let published = owner
@@ -259,6 +209,5 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     signed.post("/api/v1/auth:logout", json!({"refreshToken": refresh})).await.expect(200);
     edge.post("/api/v1/auth:refresh", json!({"refreshToken": refresh})).await.expect(401);
 
-    content.trigger();
     platform.stop().await;
 }

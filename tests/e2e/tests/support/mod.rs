@@ -65,6 +65,18 @@ impl Rest {
         Reply { status, body }
     }
 
+    /// GET returning the raw body (images).
+    pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_else(|e| panic!("GET {path}: reading the body: {e}"));
+        (status, bytes.to_vec())
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(reqwest::Method::GET, path, None).await
     }

@@ -1,0 +1,80 @@
+//! The gRPC adapter: `kem.content.v1.ContentService` over the use cases. Owner methods take the
+//! gateway-verified end user; the internal `GetImage` is reached only by mesh peers the policy
+//! admits (the event service). No business rule lives here.
+
+pub mod status;
+
+use std::sync::Arc;
+
+use kem_kit::runtime::owner_id;
+use kem_proto::kem::content::v1 as proto;
+use kem_proto::kem::content::v1::content_service_server::ContentService;
+use tonic::{Request, Response, Status};
+
+use crate::app::ContentApp;
+use crate::convert;
+use crate::domain::request::EnumInput;
+
+/// The gRPC service of the content service (mount it with `ContentServiceServer::new`).
+#[derive(Clone, Debug)]
+pub struct ContentApi {
+    app: Arc<ContentApp>,
+}
+
+impl ContentApi {
+    /// The adapter over `app`.
+    pub fn new(app: Arc<ContentApp>) -> ContentApi {
+        ContentApi { app }
+    }
+
+    /// The use cases behind it.
+    pub fn app(&self) -> &Arc<ContentApp> {
+        &self.app
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl ContentService for ContentApi {
+    async fn list_images(&self, request: Request<proto::ListImagesRequest>) -> Reply<proto::ListImagesResponse> {
+        let owner = owner_id(&request)?;
+        let r = request.into_inner();
+        let style = match convert::style_from_proto(r.style) {
+            EnumInput::Known(style) => Some(style),
+            EnumInput::Unset => None,
+            EnumInput::Unknown(n) => {
+                return Err(kem_proto::status::bad_request(
+                    "unknown image style",
+                    &[("style", &format!("{n} is not a known image style"))],
+                ));
+            }
+        };
+        let listed = self.app.list_images(&owner, &r.event_id, style).await.map_err(status::to_status)?;
+        Ok(Response::new(proto::ListImagesResponse {
+            images: listed.images.iter().map(convert::image).collect(),
+            style_states: listed.style_states.iter().map(convert::style_state).collect(),
+        }))
+    }
+
+    async fn get_image_content(
+        &self,
+        request: Request<proto::GetImageContentRequest>,
+    ) -> Reply<proto::GetImageContentResponse> {
+        let owner = owner_id(&request)?;
+        let content = self.app.image_content(&owner, &request.get_ref().image_id).await.map_err(status::to_status)?;
+        Ok(Response::new(proto::GetImageContentResponse {
+            content_type: content.content_type,
+            data: content.data.to_vec(),
+            sha256: content.sha256,
+        }))
+    }
+
+    async fn get_image(&self, request: Request<proto::GetImageRequest>) -> Reply<proto::GetImageResponse> {
+        let image = self.app.image(&request.get_ref().image_id).await.map_err(status::to_status)?;
+        Ok(Response::new(proto::GetImageResponse {
+            owner_id: image.owner_id.clone(),
+            image: Some(convert::image(&image)),
+        }))
+    }
+}

@@ -1,0 +1,104 @@
+//! Use-case errors → gRPC statuses with `google.rpc` details (domain `kem.content`).
+//!
+//! | error | code | details |
+//! |---|---|---|
+//! | invalid fields | INVALID_ARGUMENT | BadRequest (camelCase fields) |
+//! | missing / another owner's | NOT_FOUND | ErrorInfo `EVENT_NOT_FOUND` / `IMAGE_NOT_FOUND` |
+//! | database down | UNAVAILABLE | ErrorInfo `DATABASE_UNAVAILABLE`, RetryInfo |
+//! | blob store down | UNAVAILABLE | ErrorInfo `BLOB_STORE_UNAVAILABLE`, RetryInfo |
+//! | bytes missing or corrupt | DATA_LOSS | ErrorInfo `IMAGE_BYTES_LOST` |
+//! | bug / corrupt data | INTERNAL | none (details in the log only) |
+
+use kem_proto::google::rpc::{ErrorInfo, RetryInfo};
+use kem_proto::status::{any, bad_request, with_details};
+use tonic::Code;
+
+use crate::app::{AppError, Resource};
+use crate::convert::DOMAIN;
+
+fn info(reason: &str, metadata: &[(&str, &str)]) -> prost_types::Any {
+    let info = ErrorInfo {
+        reason: reason.to_owned(),
+        domain: DOMAIN.to_owned(),
+        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    };
+    any("google.rpc.ErrorInfo", &info)
+}
+
+fn retry(seconds: i64) -> prost_types::Any {
+    let delay = prost_types::Duration { seconds, nanos: 0 };
+    any("google.rpc.RetryInfo", &RetryInfo { retry_delay: Some(delay) })
+}
+
+/// The gRPC status of a use-case error.
+pub fn to_status(error: AppError) -> tonic::Status {
+    let message = error.to_string();
+    match &error {
+        AppError::Invalid(violations) => {
+            let pairs: Vec<(&str, &str)> = violations.iter().map(|(f, d)| (f.as_str(), d.as_str())).collect();
+            bad_request(&message, &pairs)
+        }
+        AppError::NotFound { resource, id } => {
+            let (reason, key) = match resource {
+                Resource::Event => ("EVENT_NOT_FOUND", "eventId"),
+                Resource::Image => ("IMAGE_NOT_FOUND", "imageId"),
+            };
+            with_details(Code::NotFound, &message, vec![info(reason, &[(key, id)])])
+        }
+        AppError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "content request failed: database unavailable");
+            with_details(
+                Code::Unavailable,
+                "the content service cannot reach its database right now; retry shortly",
+                vec![info("DATABASE_UNAVAILABLE", &[]), retry(1)],
+            )
+        }
+        AppError::BlobUnavailable(detail) => {
+            tracing::warn!(error = %detail, "content request failed: blob store unavailable");
+            with_details(
+                Code::Unavailable,
+                "the image store cannot be reached right now; retry shortly",
+                vec![info("BLOB_STORE_UNAVAILABLE", &[]), retry(1)],
+            )
+        }
+        AppError::DataLoss { image_id, .. } => with_details(
+            Code::DataLoss,
+            &format!("the bytes of image {image_id} are lost; generate the images again"),
+            vec![info("IMAGE_BYTES_LOST", &[("imageId", image_id)])],
+        ),
+        AppError::Internal(detail) => {
+            tracing::error!(error = %detail, "content request failed: internal error");
+            tonic::Status::internal("internal error in the content service")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kem_proto::google::rpc::BadRequest;
+    use prost::Message;
+
+    #[test]
+    fn every_error_maps_to_its_code_without_leaking_internals() {
+        let cases = [
+            (AppError::NotFound { resource: Resource::Image, id: "i".into() }, Code::NotFound, Some("IMAGE_NOT_FOUND")),
+            (AppError::NotFound { resource: Resource::Event, id: "e".into() }, Code::NotFound, Some("EVENT_NOT_FOUND")),
+            (AppError::Unavailable("db at 10.0.0.1 down".into()), Code::Unavailable, Some("DATABASE_UNAVAILABLE")),
+            (AppError::BlobUnavailable("10.0.0.2".into()), Code::Unavailable, Some("BLOB_STORE_UNAVAILABLE")),
+            (AppError::DataLoss { image_id: "i".into(), problem: "corrupt" }, Code::DataLoss, Some("IMAGE_BYTES_LOST")),
+            (AppError::Internal("bad json at 10.0.0.3".into()), Code::Internal, None),
+        ];
+        for (error, code, reason) in cases {
+            let status = to_status(error);
+            assert_eq!(status.code(), code);
+            assert_eq!(kem_proto::status::error_info_of(&status).map(|i| i.reason).as_deref(), reason);
+            assert!(!status.message().contains("10.0.0"), "no internals leak: {}", status.message());
+        }
+        let status = to_status(AppError::Invalid(vec![("eventId".into(), "is required".into())]));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = kem_proto::status::details(&status).expect("details");
+        let request = BadRequest::decode(details.details[0].value.as_slice()).expect("bad request");
+        assert_eq!(request.field_violations[0].field, "eventId");
+    }
+}

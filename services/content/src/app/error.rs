@@ -1,0 +1,89 @@
+//! What a read use case can fail with; the gRPC adapter maps each variant to a status.
+
+use super::ports::{BlobError, RepoError};
+
+/// A resource that can be missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// An event's images (another owner's).
+    Event,
+    /// An image (missing, or another owner's).
+    Image,
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Resource::Event => "event",
+            Resource::Image => "image",
+        })
+    }
+}
+
+/// A use case failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// Invalid fields (INVALID_ARGUMENT, BadRequest with camelCase fields).
+    #[error("invalid request: {}", .0.iter().map(|(f, d)| format!("{f} {d}")).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<(String, String)>),
+    /// Missing, or not the caller's (NOT_FOUND; never revealing another owner's resource).
+    #[error("{resource} {id:?} not found")]
+    NotFound {
+        /// What.
+        resource: Resource,
+        /// Which.
+        id: String,
+    },
+    /// The database is unavailable (UNAVAILABLE).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The blob store is unavailable (UNAVAILABLE).
+    #[error("{0}")]
+    BlobUnavailable(String),
+    /// The image's bytes are missing or do not match their checksum (DATA_LOSS).
+    #[error("the bytes of image {image_id} are {problem}")]
+    DataLoss {
+        /// The image.
+        image_id: String,
+        /// `missing from the blob store` or `corrupt`.
+        problem: &'static str,
+    },
+    /// A bug or corrupt data (INTERNAL; details only in logs).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<RepoError> for AppError {
+    fn from(error: RepoError) -> Self {
+        match error {
+            RepoError::Unavailable(_) => AppError::Unavailable(error.to_string()),
+            RepoError::Failed(_) => AppError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<BlobError> for AppError {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::Unavailable(_) => AppError::BlobUnavailable(error.to_string()),
+            BlobError::Failed(_) => AppError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// What the queue should do with a work message the use case could not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkError {
+    /// Transient (database, event service down): deliver again later.
+    #[error("retry later: {0}")]
+    Retry(String),
+    /// The message can never be worked (no job to report to): dead-letter it.
+    #[error("rejected: {0}")]
+    Reject(String),
+}
+
+impl From<RepoError> for WorkError {
+    fn from(error: RepoError) -> Self {
+        WorkError::Retry(error.to_string())
+    }
+}

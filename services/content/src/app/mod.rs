@@ -1,0 +1,122 @@
+//! The use cases: listing and serving an event's images (owner-scoped), the image metadata the
+//! event service checks, and working a `content-generation` request end to end.
+
+pub mod error;
+pub mod generation;
+pub mod metrics;
+pub mod ports;
+pub mod queries;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{AppError, Resource, WorkError};
+pub use generation::JobDisposition;
+pub use ports::{
+    BlobError, BlobStore, Claim, Clock, Generated, GeneratorLabel, ImageGenerator, ImageRepository, Imaging,
+    ImagingError, JobReporter, RenderIndex, RenderRequest, RepoError, ReportError,
+};
+
+/// Settings of the use cases.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// How long a render is reused for an identical request (24 h).
+    pub render_ttl: Duration,
+    /// Images of one job generated at once.
+    pub parallelism: usize,
+    /// Most time one image may take at the provider, retries included (the job's deadline
+    /// shortens it).
+    pub image_budget: Duration,
+    /// Inbox consumer name of the `content-generation` worker.
+    pub consumer: String,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        AppSettings {
+            render_ttl: Duration::from_secs(24 * 3_600),
+            parallelism: 3,
+            image_budget: Duration::from_secs(30),
+            consumer: "content".to_owned(),
+        }
+    }
+}
+
+/// The content service's use cases over its ports.
+#[derive(Clone)]
+pub struct ContentApp {
+    pub(crate) repository: Arc<dyn ImageRepository>,
+    pub(crate) renders: Arc<dyn RenderIndex>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) generator: Arc<dyn ImageGenerator>,
+    pub(crate) imaging: Arc<dyn Imaging>,
+    pub(crate) reporter: Arc<dyn JobReporter>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: AppSettings,
+    pub(crate) metrics: Arc<metrics::ContentMetrics>,
+}
+
+/// The adapters [`ContentApp`] runs on.
+pub struct Ports {
+    /// Images, states, progress.
+    pub repository: Arc<dyn ImageRepository>,
+    /// Cached renders.
+    pub renders: Arc<dyn RenderIndex>,
+    /// Image bytes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// The image provider.
+    pub generator: Arc<dyn ImageGenerator>,
+    /// Pixel work.
+    pub imaging: Arc<dyn Imaging>,
+    /// The event service.
+    pub reporter: Arc<dyn JobReporter>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ContentApp {
+    /// The use cases over `ports`.
+    pub fn new(ports: Ports, settings: AppSettings) -> ContentApp {
+        ContentApp {
+            repository: ports.repository,
+            renders: ports.renders,
+            blobs: ports.blobs,
+            generator: ports.generator,
+            imaging: ports.imaging,
+            reporter: ports.reporter,
+            clock: ports.clock,
+            settings,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AppSettings {
+        &self.settings
+    }
+
+    /// The use cases' counters.
+    pub fn metrics(&self) -> &Arc<metrics::ContentMetrics> {
+        &self.metrics
+    }
+
+    /// Who generates images.
+    pub fn generator(&self) -> GeneratorLabel {
+        self.generator.label()
+    }
+
+    /// Where bytes are stored.
+    pub fn blob_store(&self) -> &'static str {
+        self.blobs.kind()
+    }
+}
+
+impl std::fmt::Debug for ContentApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentApp")
+            .field("generator", &self.generator.label().name)
+            .field("blobs", &self.blobs.kind())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure rules of the content service, free of I/O: the sizes each channel needs, the prompt of
+//! each style and the content address of a render, the validation of a work request, and how the
+//! outcomes of a job's images become what the job reports.
+
+pub mod failure;
+pub mod image;
+pub mod outcome;
+pub mod prompt;
+pub mod request;
+pub mod sizes;
+pub mod values;

@@ -1,0 +1,211 @@
+//! Pixels: an RGB raster, PNG encoding and decoding (the `png` crate), and fitting an image to an
+//! exact size (scale to cover, centre-crop, bilinear sampling). CPU-bound work runs on the
+//! blocking pool so it never stalls the async workers.
+
+use std::io::Cursor;
+
+use bytes::Bytes;
+
+use crate::app::ports::{Imaging, ImagingError};
+
+/// Largest side accepted when decoding (a provider image is at most a few thousand pixels).
+pub const MAX_DECODE_SIDE: u32 = 8_192;
+
+/// An 8-bit RGB image, rows top to bottom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raster {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes.
+    pub pixels: Vec<u8>,
+}
+
+impl Raster {
+    /// A raster filled with `rgb`.
+    pub fn filled(width: u32, height: u32, rgb: [u8; 3]) -> Raster {
+        let count = width as usize * height as usize;
+        let mut pixels = Vec::with_capacity(count * 3);
+        for _ in 0..count {
+            pixels.extend_from_slice(&rgb);
+        }
+        Raster { width, height, pixels }
+    }
+
+    /// The pixel at `(x, y)` (clamped to the edges).
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let x = x.min(self.width.saturating_sub(1)) as usize;
+        let y = y.min(self.height.saturating_sub(1)) as usize;
+        let i = (y * self.width as usize + x) * 3;
+        [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+    }
+}
+
+/// Width and height from a PNG's header, without decoding it; `None` when it is not a PNG.
+pub fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
+    if bytes.len() < 24 || bytes[..8] != SIGNATURE || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let width = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+    let height = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+    (width > 0 && height > 0).then_some((width, height))
+}
+
+/// Encodes `raster` as an 8-bit RGB PNG (fast compression: generated images are flat colours and
+/// gradients, which compress well anyway).
+pub fn encode_png(raster: &Raster) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, raster.width, raster.height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fast);
+        let mut writer = encoder.write_header().map_err(|e| ImagingError(format!("PNG header: {e}")))?;
+        writer.write_image_data(&raster.pixels).map_err(|e| ImagingError(format!("PNG data: {e}")))?;
+        writer.finish().map_err(|e| ImagingError(format!("PNG end: {e}")))?;
+    }
+    Ok(out)
+}
+
+/// Decodes a PNG of any colour type and depth to RGB (transparency composited over white).
+pub fn decode_png(bytes: &[u8]) -> Result<Raster, ImagingError> {
+    let (width, height) = png_dimensions(bytes).ok_or_else(|| ImagingError("not a PNG image".to_owned()))?;
+    if width > MAX_DECODE_SIDE || height > MAX_DECODE_SIDE {
+        return Err(ImagingError(format!("a {width}x{height} image is larger than accepted")));
+    }
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| ImagingError(format!("PNG header: {e}")))?;
+    let size = reader.output_buffer_size().ok_or_else(|| ImagingError("PNG too large to decode".to_owned()))?;
+    let mut buffer = vec![0; size];
+    let info = reader.next_frame(&mut buffer).map_err(|e| ImagingError(format!("PNG data: {e}")))?;
+    let channels = match info.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => return Err(ImagingError("palette PNG was not expanded".to_owned())),
+    };
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut pixels = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        let row = &buffer[y * info.line_size..y * info.line_size + w * channels];
+        for px in row.chunks_exact(channels) {
+            let (rgb, alpha) = match channels {
+                1 => ([px[0]; 3], 255),
+                2 => ([px[0]; 3], px[1]),
+                3 => ([px[0], px[1], px[2]], 255),
+                _ => ([px[0], px[1], px[2]], px[3]),
+            };
+            for c in rgb {
+                // Over white: c·a + 255·(1 − a).
+                let v = (u32::from(c) * u32::from(alpha) + 255 * (255 - u32::from(alpha)) + 127) / 255;
+                pixels.push(v as u8);
+            }
+        }
+    }
+    Ok(Raster { width: info.width, height: info.height, pixels })
+}
+
+/// `source` scaled to cover `width`×`height` (aspect kept) and centre-cropped to it.
+pub fn fit(source: &Raster, width: u32, height: u32) -> Raster {
+    let (sw, sh) = (f64::from(source.width.max(1)), f64::from(source.height.max(1)));
+    let scale = (f64::from(width) / sw).max(f64::from(height) / sh);
+    let (scaled_w, scaled_h) = (sw * scale, sh * scale);
+    let (offset_x, offset_y) = ((scaled_w - f64::from(width)) / 2.0, (scaled_h - f64::from(height)) / 2.0);
+    // When shrinking a lot, average a small neighbourhood instead of sampling one point.
+    let reach = (1.0 / scale).floor().max(1.0) as i64;
+    let mut pixels = Vec::with_capacity(width as usize * height as usize * 3);
+    for y in 0..height {
+        let sy = ((f64::from(y) + 0.5 + offset_y) / scale - 0.5).max(0.0);
+        for x in 0..width {
+            let sx = ((f64::from(x) + 0.5 + offset_x) / scale - 0.5).max(0.0);
+            let rgb = if reach > 1 { area(source, sx, sy, reach) } else { bilinear(source, sx, sy) };
+            pixels.extend_from_slice(&rgb);
+        }
+    }
+    Raster { width, height, pixels }
+}
+
+fn bilinear(source: &Raster, x: f64, y: f64) -> [u8; 3] {
+    let (x0, y0) = (x.floor() as u32, y.floor() as u32);
+    let (fx, fy) = (x - x.floor(), y - y.floor());
+    let p = [source.pixel(x0, y0), source.pixel(x0 + 1, y0), source.pixel(x0, y0 + 1), source.pixel(x0 + 1, y0 + 1)];
+    let mut out = [0u8; 3];
+    for (c, slot) in out.iter_mut().enumerate() {
+        let top = f64::from(p[0][c]) * (1.0 - fx) + f64::from(p[1][c]) * fx;
+        let bottom = f64::from(p[2][c]) * (1.0 - fx) + f64::from(p[3][c]) * fx;
+        *slot = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+    }
+    out
+}
+
+fn area(source: &Raster, x: f64, y: f64, reach: i64) -> [u8; 3] {
+    let (cx, cy) = (x.round() as i64, y.round() as i64);
+    let half = reach / 2;
+    let mut sum = [0u64; 3];
+    let mut n = 0u64;
+    for dy in -half..=half {
+        for dx in -half..=half {
+            let p = source.pixel((cx + dx).max(0) as u32, (cy + dy).max(0) as u32);
+            for c in 0..3 {
+                sum[c] += u64::from(p[c]);
+            }
+            n += 1;
+        }
+    }
+    [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
+}
+
+/// The [`Imaging`] port over the functions above, on the blocking pool.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PngImaging;
+
+#[async_trait::async_trait]
+impl Imaging for PngImaging {
+    async fn fit(&self, bytes: Bytes, width: u32, height: u32) -> Result<Bytes, ImagingError> {
+        tokio::task::spawn_blocking(move || {
+            let source = decode_png(&bytes)?;
+            encode_png(&fit(&source, width, height)).map(Bytes::from)
+        })
+        .await
+        .map_err(|e| ImagingError(format!("image worker failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_round_trips_and_reports_its_size() {
+        let mut raster = Raster::filled(7, 5, [10, 20, 30]);
+        raster.pixels[0] = 255;
+        let png = encode_png(&raster).expect("encode");
+        assert_eq!(png_dimensions(&png), Some((7, 5)));
+        assert_eq!(decode_png(&png).expect("decode"), raster);
+        assert_eq!(png_dimensions(b"GIF89a........................"), None);
+        assert!(decode_png(b"not a png").is_err());
+    }
+
+    #[test]
+    fn fit_covers_and_crops_to_the_exact_size() {
+        // Left half red, right half blue, 40x20 → 10x10: the centre crop shows both halves.
+        let mut source = Raster::filled(40, 20, [255, 0, 0]);
+        for y in 0..20 {
+            for x in 20..40 {
+                let i = (y * 40 + x) * 3;
+                source.pixels[i..i + 3].copy_from_slice(&[0, 0, 255]);
+            }
+        }
+        let fitted = fit(&source, 10, 10);
+        assert_eq!((fitted.width, fitted.height, fitted.pixels.len()), (10, 10, 300));
+        assert_eq!(fitted.pixel(0, 5), [255, 0, 0]);
+        assert_eq!(fitted.pixel(9, 5), [0, 0, 255]);
+        let up = fit(&Raster::filled(4, 4, [9, 9, 9]), 30, 50);
+        assert_eq!((up.width, up.height), (30, 50));
+        assert!(up.pixels.iter().all(|&v| v == 9));
+    }
+}

@@ -1,0 +1,44 @@
+//! Periodic housekeeping: forget renders older than their lifetime (their bytes stay: images may
+//! share them) and inbox records older than any redelivery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kem_kit::outbox::Inbox;
+use kem_kit::store::Store;
+use kem_mesh::Shutdown;
+
+use crate::app::ports::{Clock, ImageRepository};
+
+/// How long finished-message records are kept (far beyond the queue's redelivery window).
+pub const INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 3_600);
+
+/// Runs every `interval` until `shutdown`.
+pub async fn run(
+    repository: Arc<dyn ImageRepository>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    render_ttl: Duration,
+    interval: Duration,
+    shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        let ttl_ms = i64::try_from(render_ttl.as_millis()).unwrap_or(i64::MAX);
+        match repository.purge_renders(clock.now().saturating_sub(ttl_ms)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(renders = n, "expired renders forgotten"),
+            Err(error) => tracing::warn!(%error, "render purge failed; retrying next round"),
+        }
+        match Inbox::purge(&store, INBOX_RETENTION).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(records = n, "old inbox records purged"),
+            Err(error) => tracing::warn!(%error, "inbox purge failed; retrying next round"),
+        }
+    }
+}
