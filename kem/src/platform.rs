@@ -46,6 +46,8 @@ pub struct ServiceConfigs {
     pub participation: Option<kem_participation::ParticipationConfig>,
     /// The content service.
     pub content: Option<kem_content::ContentConfig>,
+    /// The distribution service.
+    pub distribution: Option<kem_distribution::DistributionConfig>,
 }
 
 /// Shared by the roles of one process.

@@ -382,7 +382,13 @@ async fn mount_service(
             };
             server.add_service(kem_content::start(ctx, config).await.with_context(failed)?)
         }
-        ServiceName::Distribution => server.add_service(kem_distribution::grpc_service()),
+        ServiceName::Distribution => {
+            let config = match &configs.distribution {
+                Some(config) => config.clone(),
+                None => kem_distribution::DistributionConfig::from_env().with_context(failed)?,
+            };
+            server.add_service(kem_distribution::start(ctx, config).await.with_context(failed)?)
+        }
         ServiceName::Participation => {
             let config = match &configs.participation {
                 Some(config) => config.clone(),

@@ -74,7 +74,7 @@ impl FaultReport {
     pub fn line(&self) -> String {
         let c = &self.load.consistency;
         format!(
-            "fault={:?} accepted={} stored={} lost={} duplicate-effects={} duplicates-409={}/{} analytics={}/{} channels-final={}/{} error-budget={}/{} restarts={} fault-duration={:.1}s recovery={:.1}s",
+            "fault={:?} accepted={} stored={} lost={} duplicate-effects={} duplicates-409={}/{} (unanswered {}) analytics={}/{} channels-final={}/{} error-budget={}/{} restarts={} fault-duration={:.1}s recovery={:.1}s",
             self.fault,
             c.accepted,
             c.stored,
@@ -82,6 +82,7 @@ impl FaultReport {
             c.duplicate_effects,
             c.duplicates_409,
             c.duplicates_sent,
+            c.duplicates_unanswered,
             c.analytics_matching,
             c.events,
             c.channels_final,

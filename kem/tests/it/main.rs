@@ -3,4 +3,5 @@
 mod binary;
 mod config;
 mod deploy;
+mod faults;
 mod readme;

@@ -1,0 +1,224 @@
+//! The use cases: accept a publication from `distribution-jobs` (exactly once, through the
+//! inbox), report an event's deliveries, and re-queue failed ones — plus the scheduler that works
+//! the deliveries ([`dispatcher`]) and the owner profiles it needs ([`owners`]).
+
+pub mod dispatcher;
+pub mod error;
+pub mod messages;
+pub mod owners;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use kem_kit::outbox::{HandlerError, Inbox, Processed};
+use kem_kit::queue::ReceivedMessage;
+use kem_kit::store::millis;
+
+pub use dispatcher::{DispatchSettings, Dispatcher, Lane};
+pub use error::{DistributionError, FieldViolation};
+
+use crate::model::{Channel, Delivery, DeliveryState, OverallState, ProviderLabel, overall_state};
+use crate::repository::{EventRow, Repository};
+
+/// An event's distribution as the owner sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDistribution {
+    /// The event.
+    pub event_id: String,
+    /// Derived from the deliveries.
+    pub state: OverallState,
+    /// One per channel, in channel order.
+    pub deliveries: Vec<Delivery>,
+    /// Latest change (ms).
+    pub update_time: i64,
+}
+
+/// The service's use cases.
+#[derive(Debug)]
+pub struct DistributionCore {
+    repo: Repository,
+    dispatcher: Dispatcher,
+    providers: BTreeMap<Channel, ProviderLabel>,
+    consumer: String,
+}
+
+impl DistributionCore {
+    /// The use cases over `repo`, waking `dispatcher` when work arrives; `consumer` names the
+    /// inbox (the service name).
+    pub fn new(repo: Repository, dispatcher: Dispatcher, consumer: impl Into<String>) -> DistributionCore {
+        let providers = Channel::ALL
+            .into_iter()
+            .filter_map(|c| dispatcher.client(c).map(|client| (c, client.provider())))
+            .collect();
+        DistributionCore { repo, dispatcher, providers, consumer: consumer.into() }
+    }
+
+    /// The scheduler.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// Handles one `distribution-jobs` message: records the event and a PENDING delivery per
+    /// channel, exactly once per message id (the inbox), and never resetting a delivery that
+    /// exists already (so a re-sent job cannot publish twice). Malformed messages are rejected
+    /// (dead-lettered); storage trouble asks for a redelivery.
+    pub async fn accept_job(&self, message: &ReceivedMessage) -> Result<Processed<u64>, HandlerError> {
+        if message.content_type != messages::CONTENT_TYPE {
+            return Err(HandlerError::Reject(format!(
+                "content type {:?} is not {}",
+                message.content_type,
+                messages::CONTENT_TYPE
+            )));
+        }
+        match message.properties.get(messages::TYPE_PROPERTY) {
+            Some(t) if t == messages::DISTRIBUTION_JOB => {}
+            other => {
+                return Err(HandlerError::Reject(format!(
+                    "message type {other:?} is not {}",
+                    messages::DISTRIBUTION_JOB
+                )));
+            }
+        }
+        let job = messages::decode_job(&message.body).map_err(|e| HandlerError::Reject(e.to_string()))?;
+        let now = millis(SystemTime::now());
+        let event = EventRow {
+            event_id: job.event_id.clone(),
+            owner_id: job.owner_id.clone(),
+            job: message.body.clone(),
+            period_end_at: job.period_end_ms,
+            received_at: now,
+        };
+        let deliveries: Vec<Delivery> = messages::channels(&job)
+            .into_iter()
+            .map(|c| {
+                let provider = self.providers.get(&c).cloned().unwrap_or_default();
+                Delivery::new(&job.event_id, c, &job.owner_id, provider, now)
+            })
+            .collect();
+        let channels = deliveries.len();
+        let processed = Inbox::process(self.repo.store(), &self.consumer, &message.id, move |tx| {
+            Box::pin(async move { Repository::insert_job(tx, &event, &deliveries).await })
+        })
+        .await?;
+        match &processed {
+            Processed::Applied(created) => {
+                tracing::info!(event_id = %job.event_id, channels, created, "publication accepted");
+                self.dispatcher.wake();
+            }
+            Processed::Duplicate => {
+                tracing::info!(event_id = %job.event_id, message_id = %message.id, "duplicate publication ignored")
+            }
+        }
+        Ok(processed)
+    }
+
+    /// The deliveries of `owner_id`'s event.
+    pub async fn status(&self, owner_id: &str, event_id: &str) -> Result<EventDistribution, DistributionError> {
+        let event_id = required_event(event_id)?;
+        let deliveries = self.repo.deliveries(event_id, owner_id).await?;
+        distribution(event_id, deliveries)
+    }
+
+    /// Re-queues FAILED deliveries (all of them, or the `channels` named) of `owner_id`'s event.
+    pub async fn retry(
+        &self,
+        owner_id: &str,
+        event_id: &str,
+        channels: &[i32],
+    ) -> Result<EventDistribution, DistributionError> {
+        let event_id = required_event(event_id)?;
+        let named = requested_channels(channels)?;
+        let deliveries = self.repo.deliveries(event_id, owner_id).await?;
+        if deliveries.is_empty() {
+            return Err(DistributionError::EventNotFound(event_id.to_owned()));
+        }
+        for channel in &named {
+            if !deliveries.iter().any(|d| d.channel == *channel) {
+                return Err(DistributionError::ChannelNotPublished {
+                    event_id: event_id.to_owned(),
+                    channel: *channel,
+                });
+            }
+        }
+        let now = millis(SystemTime::now());
+        let event = self.repo.event(event_id, owner_id).await?;
+        if event.is_some_and(|e| e.period_end_at > 0 && now >= e.period_end_at) {
+            return Err(DistributionError::EventEnded(event_id.to_owned()));
+        }
+        for channel in &named {
+            if let Some(d) = deliveries.iter().find(|d| d.channel == *channel && d.state != DeliveryState::Failed) {
+                return Err(DistributionError::NotFailed { channel: *channel, state: d.state });
+            }
+        }
+        let not_failed = self.repo.requeue_failed(event_id, owner_id, &named, now).await?;
+        if let Some(channel) = not_failed.first() {
+            // Changed concurrently (e.g. another Retry re-queued it first).
+            let state = self
+                .repo
+                .deliveries(event_id, owner_id)
+                .await?
+                .into_iter()
+                .find(|d| d.channel == *channel)
+                .map_or(DeliveryState::Pending, |d| d.state);
+            return Err(DistributionError::NotFailed { channel: *channel, state });
+        }
+        tracing::info!(event_id, owner_id, channels = ?named, "failed deliveries re-queued");
+        self.dispatcher.wake();
+        let deliveries = self.repo.deliveries(event_id, owner_id).await?;
+        distribution(event_id, deliveries)
+    }
+}
+
+fn required_event(event_id: &str) -> Result<&str, DistributionError> {
+    let event_id = event_id.trim();
+    if event_id.is_empty() {
+        return Err(DistributionError::InvalidArgument(vec![FieldViolation::new("eventId", "event_id is required")]));
+    }
+    Ok(event_id)
+}
+
+/// The channels named in a Retry: unique, none UNSPECIFIED or unknown.
+fn requested_channels(numbers: &[i32]) -> Result<Vec<Channel>, DistributionError> {
+    let mut violations = Vec::new();
+    let mut channels = Vec::new();
+    for (i, number) in numbers.iter().enumerate() {
+        match Channel::from_number(*number) {
+            None if *number == 0 => {
+                violations.push(FieldViolation::new(format!("channels[{i}]"), "CHANNEL_UNSPECIFIED is not a channel"))
+            }
+            None => violations
+                .push(FieldViolation::new(format!("channels[{i}]"), format!("{number} is not a known channel"))),
+            Some(c) if channels.contains(&c) => violations
+                .push(FieldViolation::new(format!("channels[{i}]"), format!("CHANNEL_{} is listed twice", c.as_str()))),
+            Some(c) => channels.push(c),
+        }
+    }
+    if violations.is_empty() { Ok(channels) } else { Err(DistributionError::InvalidArgument(violations)) }
+}
+
+fn distribution(event_id: &str, deliveries: Vec<Delivery>) -> Result<EventDistribution, DistributionError> {
+    let state = overall_state(deliveries.iter().map(|d| d.state))
+        .ok_or_else(|| DistributionError::EventNotFound(event_id.to_owned()))?;
+    let update_time = deliveries.iter().map(|d| d.updated_at).max().unwrap_or(0);
+    Ok(EventDistribution { event_id: event_id.to_owned(), state, deliveries, update_time })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_channels_must_be_known_and_unique() {
+        assert_eq!(requested_channels(&[4, 6]).ok(), Some(vec![Channel::Instagram, Channel::KakaoChannel]));
+        assert!(requested_channels(&[]).is_ok_and(|c| c.is_empty()));
+        let Err(DistributionError::InvalidArgument(v)) = requested_channels(&[4, 0, 4, 9]) else { panic!("invalid") };
+        let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["channels[1]", "channels[2]", "channels[3]"]);
+    }
+
+    #[test]
+    fn an_event_id_is_required() {
+        assert!(matches!(required_event("  "), Err(DistributionError::InvalidArgument(v)) if v[0].field == "eventId"));
+        assert_eq!(required_event(" e ").ok(), Some("e"));
+    }
+}

@@ -1,0 +1,479 @@
+//! Shared fixtures: a started distribution service on a fresh PostgreSQL database and Redis
+//! prefix, reaching a fake user service over mesh mTLS; contract servers for every channel;
+//! job builders; status and queue readers.
+
+pub mod cafe;
+pub mod instagram;
+pub mod partner;
+pub mod sens;
+pub mod user;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kem_distribution::config::{CafeConfig, ChannelPolicy, DistributionConfig, PartnerConfig};
+use kem_distribution::model::{Channel, RetryPolicy};
+use kem_distribution::{DistributionApi, channels};
+use kem_kit::Secret;
+use kem_kit::cache::MemoryCache;
+use kem_kit::external::{Backoff, ProviderConfig, ProviderMode};
+use kem_kit::outbox::Outbox;
+use kem_kit::queue::store::{StoreQueue, StoreQueueOptions};
+use kem_kit::queue::{OutgoingMessage, names};
+use kem_kit::runtime::{Peers, ServiceContext, with_owner};
+use kem_kit::store::{self, Store, StoreConfig};
+use kem_mesh::authz::Policy;
+use kem_mesh::identity::WorkloadIdentity;
+use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
+use kem_mesh::{RoleServer, Shutdown, Transport};
+use kem_proto::kem::common::v1 as common;
+use kem_proto::kem::distribution::v1 as pb;
+use kem_proto::kem::distribution::v1::distribution_service_server::DistributionService;
+use kem_proto::kem::event::v1::ChannelCopy;
+use kem_proto::kem::messaging::v1 as msg;
+use kem_proto::kem::user::v1::user_service_server::UserServiceServer;
+use kem_testkit::service::TestService;
+use prost::Message;
+use tokio::net::TcpListener;
+use tonic::{Request, Status};
+
+pub use user::{FakeUsers, OTHER, OWNER};
+
+pub const HOUR: Duration = Duration::from_secs(3_600);
+const DAY_MS: i64 = 86_400_000;
+
+/// Client settings for a contract server: 1 s per request, quick retries, the default breaker.
+pub fn fast(mut config: ProviderConfig) -> ProviderConfig {
+    config.timeout = Duration::from_secs(1);
+    config.connect_timeout = Duration::from_millis(500);
+    config.deadline = Duration::from_secs(3);
+    config.backoff = Backoff { initial: Duration::from_millis(5), max: Duration::from_millis(20) };
+    config
+}
+
+/// Production rules at test speed: short deadlines, backoffs and poll intervals; Kakao's night
+/// restriction off (tests run at any hour). Every channel is still local until
+/// [`Providers::configure`] points it at a contract server.
+pub fn fast_config() -> DistributionConfig {
+    let mut config =
+        DistributionConfig { public_base_url: "https://kem.example".into(), ..DistributionConfig::default() };
+    for channel in Channel::ALL {
+        config.policies.insert(
+            channel,
+            ChannelPolicy {
+                deadline: Duration::from_secs(3),
+                retry: RetryPolicy {
+                    max_attempts: 3,
+                    backoff_initial: Duration::from_millis(100),
+                    backoff_max: Duration::from_millis(400),
+                    min_poll: Duration::from_millis(20),
+                    max_poll: Duration::from_millis(200),
+                },
+                concurrency: 4,
+            },
+        );
+    }
+    config.kakao.settings.quiet_hours = false;
+    config.instagram.settings.container_poll = Duration::from_millis(20);
+    config.instagram.settings.container_wait = Duration::from_millis(300);
+    config.instagram.settings.processing_poll = Duration::from_millis(50);
+    config.instagram.settings.quota_recheck = Duration::from_millis(300);
+    config.local_partner.review_step = Duration::from_millis(1);
+    config.local_partner.retry_after = Duration::ZERO;
+    config.scan_interval = Duration::from_millis(50);
+    config.lease_margin = Duration::from_secs(1);
+    config.owner_lookup_timeout = Duration::from_secs(2);
+    config.drain_timeout = Duration::from_secs(1);
+    config
+}
+
+/// A contract server per channel.
+pub struct Providers {
+    pub instagram: instagram::IgServer,
+    pub sens: sens::SensServer,
+    pub cafe: cafe::CafeServer,
+    pub partners: BTreeMap<Channel, partner::TestPartner>,
+}
+
+impl Providers {
+    pub async fn start() -> Providers {
+        let mut partners = BTreeMap::new();
+        for channel in [Channel::UridongneTv, Channel::RingoBiz, Channel::GenieTv] {
+            partners.insert(channel, partner::TestPartner::start(Duration::from_millis(1)).await);
+        }
+        Providers {
+            instagram: instagram::IgServer::start().await,
+            sens: sens::SensServer::start().await,
+            cafe: cafe::CafeServer::start().await,
+            partners,
+        }
+    }
+
+    pub fn partner(&self, channel: Channel) -> &partner::TestPartner {
+        &self.partners[&channel]
+    }
+
+    /// Requests each server has received, by channel.
+    pub fn calls(&self) -> BTreeMap<Channel, u64> {
+        let mut calls: BTreeMap<Channel, u64> = self.partners.iter().map(|(c, p)| (*c, p.calls())).collect();
+        calls.insert(Channel::Instagram, self.instagram.calls());
+        calls.insert(Channel::NaverBlog, self.cafe.calls());
+        calls.insert(Channel::KakaoChannel, self.sens.calls());
+        calls
+    }
+
+    /// Points every channel of `config` at these servers (the real clients, real credentials).
+    pub fn configure(&self, config: &mut DistributionConfig) {
+        let instagram = fast(channels::instagram::provider_config(self.instagram.base_url()));
+        config.instagram.mode = ProviderMode::Real { config: instagram, credentials: Secret::new(instagram::TOKEN) };
+        config.instagram.settings.user_id = instagram::IG_USER.into();
+        config.instagram.settings.api_version = instagram::VERSION.into();
+        let sens = fast(channels::kakao::provider_config(self.sens.base_url()));
+        config.kakao.mode = ProviderMode::Real { config: sens, credentials: Secret::new(sens::SECRET) };
+        config.kakao.settings.access_key = sens::ACCESS_KEY.into();
+        config.kakao.settings.service_id = sens::SERVICE_ID.into();
+        config.kakao.settings.plus_friend_id = sens::PLUS_FRIEND.into();
+        config.naver_cafe = Some(CafeConfig {
+            provider: fast(channels::naver::provider_config(self.cafe.base_url())),
+            access_token: Secret::new(cafe::TOKEN),
+            cafe: channels::naver::CafeSettings { club_id: cafe::CLUB.into(), menu_id: cafe::MENU.into() },
+        });
+        for (channel, server) in &self.partners {
+            let provider = fast(channels::partner::provider_config(*channel, server.base_url()));
+            config.partners.insert(
+                *channel,
+                PartnerConfig {
+                    mode: ProviderMode::Real { config: provider, credentials: Secret::new(partner::CLIENT_SECRET) },
+                    client_id: partner::CLIENT_ID.into(),
+                },
+            );
+        }
+    }
+}
+
+/// The distribution service and its surroundings.
+pub struct Harness {
+    pub ctx: ServiceContext,
+    /// The store-backed queue the context uses (depth checks).
+    pub queue: StoreQueue,
+    pub api: DistributionApi,
+    pub users: FakeUsers,
+    pub ca: TestCa,
+    pub identity: WorkloadIdentity,
+    pub servers: Shutdown,
+    backing: Backing,
+}
+
+/// What the context stands on; removed by [`Harness::cleanup`].
+enum Backing {
+    /// A fresh PostgreSQL database, Redis prefix and store-backed queue.
+    Postgres(Box<TestService>),
+    /// An embedded SQLite file with the in-process cache, as `kem up` runs.
+    Sqlite(tempfile::TempDir),
+}
+
+/// The fake user service over mesh mTLS, with the policy of the contracts.
+pub async fn user_service(ca: &TestCa, servers: &Shutdown) -> (FakeUsers, SocketAddr) {
+    let identity = ca.identity("user", HOUR).await;
+    let users = FakeUsers::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the user service");
+    let pool = kem_proto::descriptor_pool();
+    let server = RoleServer::new("user")
+        .transport(Transport::MutualTls(identity))
+        .policy(
+            Policy::from_contracts(pool, &["kem.user.v1.UserService"], TRUST_DOMAIN, NAMESPACE, "gateway"),
+            Some(TestCa::id("gateway")),
+        )
+        .drain_timeout(Duration::from_secs(1))
+        .add_service(UserServiceServer::new(users.clone()))
+        .serve(listener, servers.clone())
+        .await
+        .expect("serve the user service");
+    (users, server.addr)
+}
+
+impl Harness {
+    pub async fn start(config: DistributionConfig) -> Harness {
+        Harness::start_with_queue(config, None).await
+    }
+
+    /// Like [`start`](Self::start) with the store-backed queue tuned (e.g. a zero dedupe window,
+    /// so a re-sent message id is delivered again, as Service Bus does once its window passed).
+    pub async fn start_with_queue(config: DistributionConfig, queue: Option<StoreQueueOptions>) -> Harness {
+        let ca = TestCa::new();
+        let identity = ca.identity("distribution", HOUR).await;
+        let servers = Shutdown::new();
+        let (users, user_addr) = user_service(&ca, &servers).await;
+        let peers = Peers::new(identity.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("user", user_addr.to_string());
+        let mut svc = TestService::with_peers("distribution", peers).await;
+        if let Some(options) = queue {
+            let tuned = StoreQueue::with_options(svc.ctx.store.clone(), options);
+            svc.ctx.queue = Arc::new(tuned.clone());
+            svc.queue = tuned;
+        }
+        let (ctx, queue) = (svc.ctx.clone(), svc.queue.clone());
+        Harness::launch(ctx, queue, config, users, ca, identity, servers, Backing::Postgres(Box::new(svc))).await
+    }
+
+    /// The service on embedded SQLite with the in-process cache (`kem up`): the same migrations
+    /// and queries.
+    pub async fn sqlite(config: DistributionConfig) -> Harness {
+        let ca = TestCa::new();
+        let identity = ca.identity("distribution", HOUR).await;
+        let servers = Shutdown::new();
+        let (users, user_addr) = user_service(&ca, &servers).await;
+        let peers = Peers::new(identity.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("user", user_addr.to_string());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&StoreConfig::embedded(dir.path(), "distribution")).await.expect("open SQLite");
+        store.migrate_kit().await.expect("kit migrations on SQLite");
+        let queue = StoreQueue::new(store.clone());
+        let ctx = ServiceContext {
+            service: "distribution".into(),
+            store,
+            cache: Arc::new(MemoryCache::new(10_000)),
+            queue: Arc::new(queue.clone()),
+            peers,
+            data_dir: dir.path().to_path_buf(),
+            shutdown: Shutdown::new(),
+        };
+        Harness::launch(ctx, queue, config, users, ca, identity, servers, Backing::Sqlite(dir)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
+        ctx: ServiceContext,
+        queue: StoreQueue,
+        config: DistributionConfig,
+        users: FakeUsers,
+        ca: TestCa,
+        identity: WorkloadIdentity,
+        servers: Shutdown,
+        backing: Backing,
+    ) -> Harness {
+        let api = kem_distribution::start_api(ctx.clone(), config)
+            .await
+            .unwrap_or_else(|e| panic!("the distribution service does not start: {e}"));
+        Harness { ctx, queue, api, users, ca, identity, servers, backing }
+    }
+
+    pub async fn cleanup(self) {
+        self.servers.trigger();
+        match self.backing {
+            Backing::Postgres(svc) => svc.cleanup().await,
+            Backing::Sqlite(dir) => {
+                self.ctx.shutdown.trigger();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                self.ctx.store.close().await;
+                drop(dir);
+            }
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    /// Sends a publication of `event_id` to `channels` on `distribution-jobs`, as event's
+    /// PublishEvent does (message id `dist:<event_id>`).
+    pub async fn publish(&self, event_id: &str, channels: &[Channel]) -> msg::DistributionJob {
+        let job = job(event_id, OWNER, channels);
+        self.send(&job, &format!("dist:{event_id}")).await;
+        job
+    }
+
+    pub async fn send(&self, job: &msg::DistributionJob, id: &str) {
+        self.ctx.queue.send(job_message(job, id)).await.expect("send the distribution job");
+    }
+
+    pub async fn status(&self, owner: &str, event_id: &str) -> Result<pb::GetStatusResponse, Status> {
+        let request = pb::GetStatusRequest { event_id: event_id.to_owned() };
+        Ok(self.api.get_status(with_owner(Request::new(request), owner)).await?.into_inner())
+    }
+
+    pub async fn retry(&self, owner: &str, event_id: &str, channels: &[i32]) -> Result<pb::RetryResponse, Status> {
+        let request = pb::RetryRequest { event_id: event_id.to_owned(), channels: channels.to_vec() };
+        Ok(self.api.retry(with_owner(Request::new(request), owner)).await?.into_inner())
+    }
+
+    /// Polls GetStatus until `done` holds, or fails the test after `timeout`.
+    pub async fn wait_until(
+        &self,
+        event_id: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&pb::GetStatusResponse) -> bool,
+    ) -> pb::GetStatusResponse {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Ok(status) = self.status(OWNER, event_id).await {
+                if done(&status) {
+                    return status;
+                }
+                last = Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("timed out after {timeout:?} waiting for {what}; last status: {last:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until nothing is in progress any more.
+    pub async fn settled(&self, event_id: &str) -> pb::GetStatusResponse {
+        self.wait_until(event_id, Duration::from_secs(20), "the distribution to settle", |s| {
+            s.state != pb::DistributionState::InProgress as i32 && s.state != 0
+        })
+        .await
+    }
+
+    /// The analytics outcomes reported for `event_id` (after the outbox drained), by message id.
+    pub async fn outcomes(&self, event_id: &str) -> Vec<(String, msg::ChannelOutcome)> {
+        let store = self.store().clone();
+        eventually(Duration::from_secs(15), "the outbox to drain", || {
+            let store = store.clone();
+            async move { Outbox::pending(&store).await.map(|n| n == 0).unwrap_or(false) }
+        })
+        .await;
+        let rows = store::query(
+            "SELECT id, body, content_type, properties FROM kem_queue_messages WHERE queue = $1 ORDER BY seq",
+        )
+        .bind(names::ANALYTICS_AGGREGATION)
+        .fetch_all(store.primary())
+        .await
+        .expect("read the queue");
+        rows.iter()
+            .filter_map(|row| {
+                let properties: HashMap<String, String> =
+                    serde_json::from_str(&row.get::<String>("properties").expect("properties")).expect("json");
+                assert_eq!(row.get::<String>("content_type").expect("content type"), "application/protobuf");
+                assert_eq!(properties.get("type").map(String::as_str), Some("kem.messaging.v1.AnalyticsEvent"));
+                if properties.get("event_id").map(String::as_str) != Some(event_id) {
+                    return None;
+                }
+                let body =
+                    msg::AnalyticsEvent::decode(row.get::<Vec<u8>>("body").expect("body").as_slice()).expect("decodes");
+                assert_eq!((body.event_id.as_str(), body.owner_id.as_str()), (event_id, OWNER));
+                match body.fact {
+                    Some(msg::analytics_event::Fact::ChannelOutcome(outcome)) => {
+                        Some((row.get("id").expect("id"), outcome))
+                    }
+                    other => panic!("unexpected fact {other:?}"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A publication as the event service sends it: Instagram copy with hashtags, the others with
+/// their own text, the selected image, a 30-day period that started an hour ago, a prize.
+pub fn job(event_id: &str, owner: &str, channels: &[Channel]) -> msg::DistributionJob {
+    let start = now_ms() - 3_600_000;
+    msg::DistributionJob {
+        event_id: event_id.to_owned(),
+        owner_id: owner.to_owned(),
+        deliveries: channels
+            .iter()
+            .map(|c| msg::ChannelDelivery {
+                channel: c.number(),
+                copy: Some(ChannelCopy {
+                    channel: c.number(),
+                    text: format!("평일 점심 스탬프 이벤트 ({})", c.as_str()),
+                    hashtags: if *c == Channel::Instagram {
+                        vec!["점심".into(), "역삼카페".into()]
+                    } else {
+                        Vec::new()
+                    },
+                }),
+            })
+            .collect(),
+        image_id: format!("img-{event_id}"),
+        title: "평일 점심 스탬프 이벤트".into(),
+        description: "점심 시간에 방문하고 스탬프를 모으세요".into(),
+        period: Some(common::Period { start_time: Some(ts(start)), end_time: Some(ts(start + 30 * DAY_MS)) }),
+        prize: Some(common::Prize {
+            name: "아메리카노 1잔".into(),
+            description: String::new(),
+            winner_count: 10,
+            unit_value: Some(common::Money { amount_krw: 4_500 }),
+        }),
+        participation_method: common::ParticipationMethod::Draw as i32,
+        recommendation_id: "rec-1".into(),
+        publish_time: Some(ts(now_ms())),
+    }
+}
+
+/// The queue envelope of a job.
+pub fn job_message(job: &msg::DistributionJob, id: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        queue: names::DISTRIBUTION_JOBS.to_owned(),
+        id: id.to_owned(),
+        body: job.encode_to_vec(),
+        content_type: "application/protobuf".into(),
+        traceparent: None,
+        delay: None,
+        properties: [
+            ("type".to_owned(), "kem.messaging.v1.DistributionJob".to_owned()),
+            ("event_id".to_owned(), job.event_id.clone()),
+        ]
+        .into(),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)).unwrap_or(0)
+}
+
+pub fn ts(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+/// The delivery of `channel`.
+#[track_caller]
+pub fn delivery(status: &pb::GetStatusResponse, channel: Channel) -> pb::ChannelDelivery {
+    status
+        .deliveries
+        .iter()
+        .find(|d| d.channel == channel.number())
+        .cloned()
+        .unwrap_or_else(|| panic!("no {channel} delivery in {status:#?}"))
+}
+
+pub fn state_of(status: &pb::GetStatusResponse, channel: Channel) -> pb::DeliveryState {
+    pb::DeliveryState::try_from(delivery(status, channel).state).unwrap_or(pb::DeliveryState::Unspecified)
+}
+
+/// `ErrorInfo.reason` of a status.
+pub fn reason(status: &Status) -> String {
+    kem_proto::status::error_info_of(status).map(|i| i.reason).unwrap_or_default()
+}
+
+/// Asserts `result` failed with `code`, returning the status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: tonic::Code) -> Status {
+    match result {
+        Err(status) if status.code() == code => status,
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
+
+/// Polls `check` until it holds, or fails the test after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
