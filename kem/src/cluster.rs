@@ -102,18 +102,26 @@ pub fn upstreams(specs: &[ProcessSpec], settings: &Settings) -> String {
         .join(",")
 }
 
-/// A base port and an admin base port under which every replica's ports are free right now.
+/// A base port, an admin base port and an HTTP port under which every replica's ports are free
+/// right now. They are picked below the kernel's ephemeral range (32768+ on Linux), where no
+/// outgoing connection of another process can take one between this check and the bind.
 pub fn free_base_ports() -> anyhow::Result<(u16, u16)> {
+    free_ports().map(|(base, admin, _)| (base, admin))
+}
+
+/// [`free_base_ports`] plus a free port for the REST edge.
+pub fn free_ports() -> anyhow::Result<(u16, u16, u16)> {
     let span = REPLICA_PORT_STRIDE * MAX_REPLICAS;
     for _ in 0..200 {
-        let base = rand::random_range(20_000..40_000u16);
+        let base = rand::random_range(10_000..30_000u16);
         let admin = base + span;
-        let all_free = (base..admin + span).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        let http = admin + span;
+        let all_free = (base..=http).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
         if all_free {
-            return Ok((base, admin));
+            return Ok((base, admin, http));
         }
     }
-    anyhow::bail!("no free range of {} ports found on 127.0.0.1", 2 * span)
+    anyhow::bail!("no free range of {} ports found on 127.0.0.1", 2 * span + 1)
 }
 
 /// A running child and what it announced.
@@ -275,7 +283,11 @@ impl Cluster {
             match rx.recv_timeout(left) {
                 Ok(line) if line.starts_with("kem: ready") => break,
                 Ok(line) => announced.push(line),
-                Err(_) => {
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    anyhow::bail!("{} exited ({status}) before it was ready (see its log above)", spec.name());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     let _ = child.wait();
                     anyhow::bail!("{} did not get ready within {READY_TIMEOUT:?} (see its log above)", spec.name());

@@ -13,11 +13,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::time::Instant;
 
-use super::backing::{Databases, PrivatePostgres, PrivateRedis, free_port};
+use super::backing::{Databases, PrivatePostgres, PrivateRedis};
 use super::stats::Stats;
 use super::{LoadArgs, LoadReport};
 use crate::Settings;
-use crate::cluster::{Cluster, free_base_ports, plan};
+use crate::cluster::{Cluster, free_ports, plan};
 use crate::roles::{Role, ServiceName};
 
 /// What goes wrong during the run.
@@ -124,12 +124,12 @@ async fn run_on(
     databases: &Databases,
 ) -> anyhow::Result<FaultReport> {
     let data_dir = std::env::temp_dir().join(format!("kem-load-{run_id}"));
-    let (base, admin) = free_base_ports()?;
+    let (base, admin, http) = free_ports()?;
     let redis_url = redis.lock().unwrap_or_else(|p| p.into_inner()).url();
     let settings = Settings {
         base_port: base,
         admin_base_port: admin,
-        http_port: free_port()?,
+        http_port: http,
         identity_addr: format!("127.0.0.1:{base}"),
         ca_dir: data_dir.join("identity"),
         data_dir: data_dir.clone(),

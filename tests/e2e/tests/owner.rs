@@ -30,13 +30,19 @@ fn registration(email: &str, business_number: &str) -> Value {
     })
 }
 
+/// RFC 3339 for `offset_secs` from now (entries are only accepted inside the event's period).
+fn rfc3339_from_now(offset_secs: i64) -> String {
+    let now = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs);
+    now.format(&time::format_description::well_known::Rfc3339).expect("formattable time")
+}
+
 fn new_event() -> Value {
     json!({
         "title": "평일 점심 신규 고객 이벤트",
         "objective": "EVENT_OBJECTIVE_NEW_CUSTOMERS",
         "targetAudience": "근처 직장인",
         "budget": {"amountKrw": "300000"},
-        "period": {"startTime": "2026-12-01T00:00:00Z", "endTime": "2027-05-31T00:00:00Z"},
+        "period": {"startTime": rfc3339_from_now(-3600), "endTime": rfc3339_from_now(30 * 24 * 3600)},
         "prize": {"name": "아메리카노 1잔", "winnerCount": 10, "unitValue": {"amountKrw": "4500"}},
         "participationMethod": "PARTICIPATION_METHOD_DRAW",
     })
@@ -56,7 +62,18 @@ async fn platform(nts: &NtsServer) -> TestPlatform {
     for limit in limits.routes.values_mut() {
         limit.limit = kem_gateway::protect::RateLimit::new(1000, Duration::from_secs(1), 1000).expect("valid limit");
     }
-    let configs = ServiceConfigs { user: Some(user), edge_limits: Some(limits), ..ServiceConfigs::default() };
+    // Participation caches each event's state (15 s by default) between entries; the journey
+    // checks that an ended event refuses entries at once, so it keeps that cache short.
+    let participation = kem_participation::ParticipationConfig {
+        event_cache_ttl: Duration::from_millis(50),
+        ..kem_participation::ParticipationConfig::default()
+    };
+    let configs = ServiceConfigs {
+        user: Some(user),
+        participation: Some(participation),
+        edge_limits: Some(limits),
+        ..ServiceConfigs::default()
+    };
     TestPlatform::start_backed_with(&Role::all(), configs).await
 }
 
@@ -189,15 +206,71 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     let published = owner
         .post(
             &format!("/api/v1/events/{id}:publish"),
-            json!({"channels": ["CHANNEL_INSTAGRAM", "CHANNEL_KAKAO_CHANNEL"]}),
+            json!({"channels": ["CHANNEL_INSTAGRAM", "CHANNEL_URIDONGNE_TV"]}),
         )
         .await
         .expect(200);
     assert_eq!(published.str("/event/status"), "EVENT_STATUS_PUBLISHED");
     owner.patch(&format!("/api/v1/events/{id}?updateMask=title"), json!({"title": "늦은 수정"})).await.expect(400);
     owner.delete(&format!("/api/v1/events/{id}")).await.expect(400);
+
+    // Both channels are delivered independently (the local providers publish).
+    let delivered = owner
+        .poll(&format!("/api/v1/events/{id}/distribution"), |body| {
+            let deliveries = body.get("deliveries").and_then(Value::as_array).cloned().unwrap_or_default();
+            deliveries.len() == 2
+                && deliveries.iter().all(|d| d.get("state").and_then(Value::as_str) == Some("DELIVERY_STATE_PUBLISHED"))
+        })
+        .await;
+    assert!(delivered.body.to_string().contains("CHANNEL_INSTAGRAM"), "{}", delivered.body);
+    other.get(&format!("/api/v1/events/{id}/distribution")).await.expect(404);
+
+    // Participants enter through the public route: one entry per phone.
+    let entry = |phone: &str| {
+        json!({"name": "홍길동", "phone": phone, "sourceChannel": "CHANNEL_INSTAGRAM",
+               "privacyConsent": {"granted": true, "consentTextVersion": "2026-01"}})
+    };
+    let participants = format!("/api/v1/events/{id}/participants");
+    edge.post(&participants, entry("010-9876-5432")).await.expect(200);
+    edge.post(&participants, entry("01098765432")).await.expect(409);
+    for n in 0..4 {
+        edge.post(&participants, entry(&format!("010-5555-{n:04}"))).await.expect(200);
+    }
+    let no_consent = json!({"name": "김철수", "phone": "010-1111-2222", "privacyConsent": {"granted": false, "consentTextVersion": "2026-01"}});
+    edge.post(&participants, no_consent).await.expect(400);
+    let listed = owner.get(&participants).await.expect(200);
+    assert_eq!(listed.str("/totalSize"), "5", "{}", listed.body);
+    let masked = listed.body.to_string();
+    assert!(masked.contains("010-****-5432") && !masked.contains("9876"), "masked PII only: {masked}");
+    other.get(&participants).await.expect(404);
+
+    // Analytics count every entry (through the analytics-aggregation queue).
+    let analytics = owner
+        .poll(&format!("/api/v1/events/{id}/analytics"), |body| {
+            body.pointer("/analytics/totalParticipants").and_then(Value::as_str) == Some("5")
+        })
+        .await;
+    assert_eq!(analytics.str("/analytics/budget/amountKrw"), "300000", "{}", analytics.body);
+    let dashboard = owner.get("/api/v1/analytics/dashboard").await.expect(200);
+    assert_eq!(dashboard.str("/dashboard/totalParticipants"), "5", "{}", dashboard.body);
+    other.get(&format!("/api/v1/events/{id}/analytics")).await.expect(404);
+
+    // Drawing needs an ended event; the draw is recorded for anyone to verify, and not silently
+    // replaced.
+    owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 2})).await.expect(400);
     let ended = owner.post(&format!("/api/v1/events/{id}:end"), json!({})).await.expect(200);
     assert_eq!(ended.str("/event/status"), "EVENT_STATUS_ENDED");
+    // An ended event reaches participation's gate within moments (its short event cache and the
+    // event service's own read cache, invalidated after the commit).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    edge.post(&participants, entry("010-3333-4444")).await.expect(400);
+    let drawn = owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 2})).await.expect(200);
+    assert_eq!(drawn.body["winners"].as_array().map(Vec::len), Some(2), "{}", drawn.body);
+    assert!(!drawn.str("/audit/algorithm").is_empty() && !drawn.str("/audit/seed").is_empty(), "{}", drawn.body);
+    owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 2})).await.expect(409);
+    let winners = owner.get(&format!("/api/v1/events/{id}/winners")).await.expect(200);
+    assert_eq!(winners.str("/audit/drawId"), drawn.str("/audit/drawId"));
+    owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 9})).await.expect(409);
 
     // Logout revokes the session's refresh token.
     let fresh = edge

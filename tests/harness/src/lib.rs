@@ -4,7 +4,8 @@
 //! - [`redis::TestRedis`]: a Redis connection and a key prefix per test, keys deleted after;
 //! - [`net::free_port`]: a port nobody is listening on;
 //! - [`service::TestService`]: one service's platform context (database, Redis prefix, queue);
-//! - [`roles::TestPlatform`]: any set of kem roles started in-process on free ports.
+//! - [`roles::TestPlatform`]: any set of kem roles started in-process on free ports;
+//! - [`status`]: the code, `ErrorInfo` and `BadRequest` details of a failed call.
 //!
 //! Backing services are **required**: when PostgreSQL or Redis cannot be reached the harness
 //! panics with the address it tried and how to start it — a test never skips silently.
@@ -16,6 +17,7 @@ pub mod postgres;
 pub mod redis;
 pub mod roles;
 pub mod service;
+pub mod status;
 
 /// A directory under the system temp dir, removed on drop (kept tiny to avoid a dependency).
 pub struct TempDir(pub std::path::PathBuf);
