@@ -7,7 +7,8 @@
 //! - [`outbox`]: transactional outbox relay, idempotent inbox and the consumer runner;
 //! - [`jwt`]: ES256 access tokens (issue, verify, JWKS, rotation) and opaque refresh tokens;
 //! - [`runtime`]: the context a service role starts with (store, cache, queue, mesh peers);
-//! - [`external`]: the base of every client of an external HTTP API (timeouts, retries, breaker).
+//! - [`external`]: the base of every client of an external HTTP API (timeouts, retries, breaker);
+//! - [`status`]: the `ErrorInfo` / `BadRequest` details of the statuses services answer with.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod outbox;
 pub mod queue;
 pub mod runtime;
 pub mod secret;
+pub mod status;
 pub mod store;
 
 pub use secret::Secret;

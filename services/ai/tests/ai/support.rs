@@ -30,6 +30,8 @@ use kem_proto::kem::event::v1::report_job_result_request::Outcome;
 use kem_proto::kem::event::v1::{Job, JobState, ReportJobResultRequest, ReportJobResultResponse};
 use kem_proto::kem::messaging::v1::{GenerateRecommendations, StoreProfile};
 use kem_testkit::service::TestService;
+/// The `ErrorInfo` reason of a `google.rpc.Status` (`domain/reason`).
+pub use kem_testkit::status::rpc_domain_reason as reason;
 use prost::Message;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -377,17 +379,6 @@ pub async fn eventually(what: &str, within: Duration, mut condition: impl FnMut(
         assert!(started.elapsed() < within, "timed out after {within:?} waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The `ErrorInfo` reason of a `google.rpc.Status` (`domain/reason`).
-pub fn reason(status: &kem_proto::google::rpc::Status) -> String {
-    status
-        .details
-        .iter()
-        .find(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))
-        .and_then(|d| kem_proto::google::rpc::ErrorInfo::decode(d.value.as_slice()).ok())
-        .map(|i| format!("{}/{}", i.domain, i.reason))
-        .unwrap_or_default()
 }
 
 /// The error of a FAILED outcome.

@@ -7,7 +7,7 @@
 //! | database down | UNAVAILABLE | ErrorInfo `DATABASE_UNAVAILABLE`, RetryInfo |
 //! | bug / corrupt data | INTERNAL | ErrorInfo `INTERNAL` (the cause is logged, never sent) |
 
-use kem_proto::google::rpc::{BadRequest, ErrorInfo, RetryInfo, bad_request};
+use kem_proto::google::rpc::RetryInfo;
 use kem_proto::status::{any, error_info, with_details};
 use tonic::Code;
 
@@ -17,10 +17,7 @@ use crate::service::AnalyticsError;
 pub const DOMAIN: &str = "kem.analytics";
 
 fn info(reason: &str) -> prost_types::Any {
-    any(
-        "google.rpc.ErrorInfo",
-        &ErrorInfo { reason: reason.to_owned(), domain: DOMAIN.to_owned(), ..Default::default() },
-    )
+    kem_kit::status::error_info(DOMAIN, reason, &[])
 }
 
 /// The status of a use-case error.
@@ -28,21 +25,8 @@ pub fn to_status(error: AnalyticsError) -> tonic::Status {
     match error {
         AnalyticsError::Invalid(violations) => {
             let message = AnalyticsError::Invalid(violations.clone()).to_string();
-            let request = BadRequest {
-                field_violations: violations
-                    .into_iter()
-                    .map(|v| bad_request::FieldViolation {
-                        field: v.field,
-                        description: v.description,
-                        ..Default::default()
-                    })
-                    .collect(),
-            };
-            with_details(
-                Code::InvalidArgument,
-                &message,
-                vec![info("INVALID_ARGUMENT"), any("google.rpc.BadRequest", &request)],
-            )
+            let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
+            with_details(Code::InvalidArgument, &message, vec![info("INVALID_ARGUMENT"), request])
         }
         AnalyticsError::EventNotFound { event_id } => error_info(
             Code::NotFound,
@@ -69,6 +53,7 @@ pub fn to_status(error: AnalyticsError) -> tonic::Status {
 
 #[cfg(test)]
 mod tests {
+    use kem_proto::google::rpc::BadRequest;
     use prost::Message;
 
     use super::*;

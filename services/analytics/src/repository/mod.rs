@@ -16,30 +16,9 @@ mod maintenance;
 mod metrics;
 mod reads;
 
-use kem_kit::store::{Decodable, Row, Store, StoreError};
+use kem_kit::store::{Decodable, Row, Store};
 
-/// Why a repository call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RepositoryError {
-    /// The database failed (or the query and the schema disagree).
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A stored value is not what this version reads.
-    #[error("stored {what} is unreadable: {reason}")]
-    Corrupt {
-        /// Which value.
-        what: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl RepositoryError {
-    /// Whether retrying later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, RepositoryError::Store(e) if e.is_transient())
-    }
-}
+pub use kem_kit::store::RepositoryError;
 
 /// Result of a repository call.
 pub type Result<T, E = RepositoryError> = std::result::Result<T, E>;

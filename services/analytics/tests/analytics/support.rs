@@ -14,7 +14,6 @@ use kem_kit::queue::{OutgoingMessage, Queue, names};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
 use kem_kit::store::{Store, StoreConfig};
 use kem_mesh::Shutdown;
-use kem_proto::google::rpc::BadRequest;
 use kem_proto::kem::analytics::v1 as pb;
 use kem_proto::kem::analytics::v1::analytics_service_server::AnalyticsService;
 use kem_proto::kem::common::v1 as common;
@@ -22,8 +21,9 @@ use kem_proto::kem::event::v1::EventStatus;
 use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::messaging::v1::analytics_event::Fact;
 use kem_testkit::service::TestService;
+pub use kem_testkit::status::{expect_code, reason, violations};
 use prost::Message;
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
 pub const OWNER: &str = "owner-a";
 pub const OTHER: &str = "owner-b";
@@ -372,28 +372,6 @@ pub fn stats(channels: &[pb::ChannelStats]) -> Vec<Stats> {
 
 pub fn krw(money: &Option<common::Money>) -> Option<i64> {
     money.as_ref().map(|m| m.amount_krw)
-}
-
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Err(status) if status.code() == code => status,
-        other => panic!("expected {code:?}, got {other:?}"),
-    }
-}
-
-pub fn reason(status: &Status) -> String {
-    kem_proto::status::error_info_of(status).map(|i| i.reason).unwrap_or_default()
-}
-
-pub fn violations(status: &Status) -> Vec<String> {
-    kem_proto::status::details(status)
-        .into_iter()
-        .flat_map(|d| d.details)
-        .filter(|d| d.type_url.ends_with("google.rpc.BadRequest"))
-        .filter_map(|d| BadRequest::decode(d.value.as_slice()).ok())
-        .flat_map(|b| b.field_violations)
-        .map(|v| v.field)
-        .collect()
 }
 
 /// The single `n` column of `sql`.

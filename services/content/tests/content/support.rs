@@ -21,7 +21,7 @@ use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::server::{RoleServer, Transport};
 use kem_mesh::telemetry::Registry;
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
-use kem_proto::google::rpc::{ErrorInfo, Status as RpcStatus};
+use kem_proto::google::rpc::Status as RpcStatus;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::content::v1 as content;
 use kem_proto::kem::content::v1::content_service_client::ContentServiceClient;
@@ -30,6 +30,8 @@ use kem_proto::kem::event::v1 as event;
 use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
 use kem_proto::kem::messaging::v1 as msg;
 use kem_testkit::service::TestService;
+/// `domain/reason` of a job outcome's `google.rpc.Status` (`reason`) or of a tonic status.
+pub use kem_testkit::status::{domain_reason as status_reason, rpc_domain_reason as reason};
 use prost::Message;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -53,22 +55,6 @@ pub async fn eventually(what: &str, within: Duration, mut condition: impl FnMut(
         assert!(started.elapsed() < within, "timed out after {within:?} waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// `domain/reason` of a status's ErrorInfo.
-pub fn reason(status: &RpcStatus) -> String {
-    status
-        .details
-        .iter()
-        .find(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))
-        .and_then(|d| ErrorInfo::decode(d.value.as_slice()).ok())
-        .map(|i| format!("{}/{}", i.domain, i.reason))
-        .unwrap_or_default()
-}
-
-/// `domain/reason` of a tonic status.
-pub fn status_reason(status: &Status) -> String {
-    kem_proto::status::error_info_of(status).map(|i| format!("{}/{}", i.domain, i.reason)).unwrap_or_default()
 }
 
 // ---- messages -----------------------------------------------------------------------------------

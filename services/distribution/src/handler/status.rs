@@ -2,7 +2,7 @@
 //! `kem.distribution`, a stable reason), `BadRequest` field violations (camelCase, as REST clients
 //! see them), `RetryInfo` where waiting helps.
 
-use kem_proto::google::rpc::{BadRequest, ErrorInfo, RetryInfo, bad_request};
+use kem_proto::google::rpc::RetryInfo;
 use kem_proto::status::{any, with_details};
 use tonic::Code;
 
@@ -12,12 +12,7 @@ use crate::service::DistributionError;
 pub const DOMAIN: &str = "kem.distribution";
 
 fn info(reason: &str, metadata: &[(&str, String)]) -> prost_types::Any {
-    let info = ErrorInfo {
-        reason: reason.to_owned(),
-        domain: DOMAIN.to_owned(),
-        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
-    };
-    any("google.rpc.ErrorInfo", &info)
+    kem_kit::status::error_info(DOMAIN, reason, metadata)
 }
 
 /// The status a use-case error becomes. Infrastructure details are logged, never sent.
@@ -25,21 +20,8 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
     let message = error.to_string();
     match error {
         DistributionError::InvalidArgument(violations) => {
-            let request = BadRequest {
-                field_violations: violations
-                    .into_iter()
-                    .map(|v| bad_request::FieldViolation {
-                        field: v.field,
-                        description: v.description,
-                        ..Default::default()
-                    })
-                    .collect(),
-            };
-            with_details(
-                Code::InvalidArgument,
-                &message,
-                vec![info("INVALID_ARGUMENT", &[]), any("google.rpc.BadRequest", &request)],
-            )
+            let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
+            with_details(Code::InvalidArgument, &message, vec![info("INVALID_ARGUMENT", &[]), request])
         }
         DistributionError::EventNotFound(event_id) => with_details(
             Code::NotFound,
@@ -88,6 +70,7 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
 
 #[cfg(test)]
 mod tests {
+    use kem_proto::google::rpc::BadRequest;
     use prost::Message;
 
     use super::*;

@@ -3,26 +3,13 @@
 use std::time::Duration;
 
 use kem_distribution::model::Channel;
-use kem_proto::google::rpc::BadRequest;
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::distribution::v1::distribution_service_server::DistributionService;
 use kem_proto::kem::messaging::v1 as msg;
-use prost::Message;
 use tonic::Code;
 
 use crate::support::instagram::ContainerScript;
 use crate::support::*;
-
-fn violations(status: &tonic::Status) -> Vec<String> {
-    let Some(details) = kem_proto::status::details(status) else { return Vec::new() };
-    details
-        .details
-        .iter()
-        .filter(|d| d.type_url.ends_with("google.rpc.BadRequest"))
-        .filter_map(|d| BadRequest::decode(d.value.as_slice()).ok())
-        .flat_map(|b| b.field_violations.into_iter().map(|v| v.field))
-        .collect()
-}
 
 #[tokio::test]
 async fn retry_resends_only_the_failed_channel() {

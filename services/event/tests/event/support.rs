@@ -15,12 +15,12 @@ use kem_kit::queue::{Queue, ReceivedMessage};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
 use kem_kit::store::{self, Store, StoreConfig};
 use kem_mesh::Shutdown;
-use kem_proto::google::rpc::BadRequest;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1 as proto;
 use kem_proto::kem::event::v1::event_service_server::EventService;
 use kem_proto::kem::messaging::v1 as msg;
 use kem_testkit::service::TestService;
+pub use kem_testkit::status::{expect_code, metadata, reason, violations};
 use prost::Message;
 use prost_types::Timestamp;
 use tokio::sync::Mutex;
@@ -362,37 +362,6 @@ pub fn error_outcome(code: Code, message: &str) -> proto::report_job_result_requ
         message: message.to_owned(),
         details: Vec::new(),
     })
-}
-
-/// `ErrorInfo.reason` of a status.
-pub fn reason(status: &Status) -> String {
-    kem_proto::status::error_info_of(status).map(|i| i.reason).unwrap_or_default()
-}
-
-/// `ErrorInfo.metadata[key]` of a status.
-pub fn metadata(status: &Status, key: &str) -> String {
-    kem_proto::status::error_info_of(status).and_then(|i| i.metadata.get(key).cloned()).unwrap_or_default()
-}
-
-/// The BadRequest field paths of a status.
-pub fn violations(status: &Status) -> Vec<String> {
-    let Some(details) = kem_proto::status::details(status) else { return Vec::new() };
-    details
-        .details
-        .iter()
-        .filter(|d| d.type_url.ends_with("google.rpc.BadRequest"))
-        .filter_map(|d| BadRequest::decode(d.value.as_slice()).ok())
-        .flat_map(|b| b.field_violations.into_iter().map(|v| v.field))
-        .collect()
-}
-
-/// Asserts `result` failed with `code`, returning the status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Err(status) if status.code() == code => status,
-        other => panic!("expected {code:?}, got {other:?}"),
-    }
 }
 
 /// Polls `check` until it holds, or fails the test after `timeout`.

@@ -115,3 +115,28 @@ impl StoreError {
         }
     }
 }
+
+/// Why a service repository call failed: the store itself, or a stored value this version cannot
+/// read. Services map it onto their own use-case errors ([`is_transient`](Self::is_transient) →
+/// "unavailable, retry", anything else → internal).
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// The database failed (or the query and the schema disagree).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value is not what this version reads (e.g. unparsable JSON).
+    #[error("stored {what} is unreadable: {reason}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RepositoryError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RepositoryError::Store(e) if e.is_transient())
+    }
+}

@@ -60,7 +60,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite};
 
 pub use config::{ConnectRetry, StoreConfig};
-pub use error::StoreError;
+pub use error::{RepositoryError, StoreError};
 pub use migrate::{Migrations, kit_migrations};
 pub use query::{Conn, Decodable, Query, Row, Value, query};
 /// What [`query`] accepts: `&'static str`, or SQL built at run time wrapped in `AssertSqlSafe`

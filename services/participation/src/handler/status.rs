@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kem_proto::google::rpc::{BadRequest, ErrorInfo, RetryInfo, bad_request};
+use kem_proto::google::rpc::RetryInfo;
 use kem_proto::status::{any, with_details};
 use tonic::Code;
 
@@ -15,12 +15,7 @@ use crate::service::ParticipationError;
 pub const DOMAIN: &str = "kem.participation";
 
 fn info(reason: &str, metadata: &[(&str, String)]) -> prost_types::Any {
-    let info = ErrorInfo {
-        reason: reason.to_owned(),
-        domain: DOMAIN.to_owned(),
-        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
-    };
-    any("google.rpc.ErrorInfo", &info)
+    kem_kit::status::error_info(DOMAIN, reason, metadata)
 }
 
 fn status(code: Code, message: &str, reason: &str, metadata: &[(&str, String)]) -> tonic::Status {
@@ -69,21 +64,8 @@ pub fn to_status(error: ParticipationError) -> tonic::Status {
                 "invalid request: {}",
                 violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
             );
-            let request = BadRequest {
-                field_violations: violations
-                    .into_iter()
-                    .map(|v| bad_request::FieldViolation {
-                        field: v.field,
-                        description: v.description,
-                        ..Default::default()
-                    })
-                    .collect(),
-            };
-            with_details(
-                Code::InvalidArgument,
-                &message,
-                vec![info(reason, &[]), any("google.rpc.BadRequest", &request)],
-            )
+            let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
+            with_details(Code::InvalidArgument, &message, vec![info(reason, &[]), request])
         }
         ParticipationError::EventNotFound => {
             status(Code::NotFound, "이벤트를 찾을 수 없습니다. The event does not exist.", "EVENT_NOT_FOUND", &[])
@@ -157,6 +139,7 @@ pub fn to_status(error: ParticipationError) -> tonic::Status {
 
 #[cfg(test)]
 mod tests {
+    use kem_proto::google::rpc::BadRequest;
     use prost::Message as _;
 
     use super::*;

@@ -22,7 +22,6 @@ use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::server::{RoleServer, Transport};
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
 use kem_participation::{ParticipationApi, ParticipationConfig};
-use kem_proto::google::rpc::BadRequest;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
 use kem_proto::kem::event::v1::{EventStatus, GetEventForParticipationRequest, GetEventForParticipationResponse};
@@ -31,9 +30,10 @@ use kem_proto::kem::participation::v1 as pb;
 use kem_proto::kem::participation::v1::participation_service_client::ParticipationServiceClient;
 use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;
 use kem_testkit::service::TestService;
+pub use kem_testkit::status::{expect_code, metadata, reason, violations};
 use prost::Message;
 use tokio::net::TcpListener;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 pub const OWNER: &str = "owner-1";
 pub const OTHER: &str = "owner-2";
@@ -410,35 +410,4 @@ pub fn entry(event_id: &str, name: &str, phone: &str) -> pb::EnterRequest {
 
 pub fn draw_request(event_id: &str, count: i32) -> pb::DrawWinnersRequest {
     pb::DrawWinnersRequest { event_id: event_id.to_owned(), count, ..Default::default() }
-}
-
-/// `ErrorInfo.reason` of a status.
-pub fn reason(status: &Status) -> String {
-    kem_proto::status::error_info_of(status).map(|i| i.reason).unwrap_or_default()
-}
-
-/// `ErrorInfo.metadata[key]` of a status.
-pub fn metadata(status: &Status, key: &str) -> String {
-    kem_proto::status::error_info_of(status).and_then(|i| i.metadata.get(key).cloned()).unwrap_or_default()
-}
-
-/// The BadRequest field paths of a status.
-pub fn violations(status: &Status) -> Vec<String> {
-    let Some(details) = kem_proto::status::details(status) else { return Vec::new() };
-    details
-        .details
-        .iter()
-        .filter(|d| d.type_url.ends_with("google.rpc.BadRequest"))
-        .filter_map(|d| BadRequest::decode(d.value.as_slice()).ok())
-        .flat_map(|b| b.field_violations.into_iter().map(|v| v.field))
-        .collect()
-}
-
-/// Asserts `result` failed with `code`, returning the status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Err(status) if status.code() == code => status,
-        other => panic!("expected {code:?}, got {other:?}"),
-    }
 }

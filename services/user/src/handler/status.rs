@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use kem_proto::google::rpc::{self, BadRequest, ErrorInfo, RetryInfo, bad_request};
+use kem_proto::google::rpc::{self, RetryInfo};
+use kem_proto::status::any;
 use prost::Message;
 use tonic::Code;
 
@@ -13,10 +14,6 @@ use crate::service::UserError;
 /// `ErrorInfo.domain` of every user-service error.
 pub const DOMAIN: &str = "kem.user";
 
-fn any<M: Message>(type_name: &str, message: &M) -> prost_types::Any {
-    prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: message.encode_to_vec() }
-}
-
 /// A status with `ErrorInfo` and any further details.
 fn status(
     code: Code,
@@ -25,12 +22,7 @@ fn status(
     metadata: &[(&str, String)],
     more: Vec<prost_types::Any>,
 ) -> tonic::Status {
-    let info = ErrorInfo {
-        reason: reason.to_owned(),
-        domain: DOMAIN.to_owned(),
-        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
-    };
-    let mut details = vec![any("google.rpc.ErrorInfo", &info)];
+    let mut details = vec![kem_kit::status::error_info(DOMAIN, reason, metadata)];
     details.extend(more);
     let encoded = rpc::Status { code: code as i32, message: message.clone(), details };
     tonic::Status::with_details(code, message, encoded.encode_to_vec().into())
@@ -89,17 +81,8 @@ pub fn to_status(error: UserError) -> tonic::Status {
                 "invalid request: {}",
                 violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
             );
-            let request = BadRequest {
-                field_violations: violations
-                    .into_iter()
-                    .map(|v| bad_request::FieldViolation {
-                        field: v.field,
-                        description: v.description,
-                        ..Default::default()
-                    })
-                    .collect(),
-            };
-            status(Code::InvalidArgument, message, reason, &[], vec![any("google.rpc.BadRequest", &request)])
+            let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
+            status(Code::InvalidArgument, message, reason, &[], vec![request])
         }
         UserError::EmailTaken => status(
             Code::AlreadyExists,
@@ -187,6 +170,8 @@ pub fn to_status(error: UserError) -> tonic::Status {
 
 #[cfg(test)]
 mod tests {
+    use kem_proto::google::rpc::BadRequest;
+
     use super::*;
     use crate::model::FieldViolation;
 

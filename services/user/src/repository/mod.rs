@@ -12,30 +12,9 @@ mod verifications;
 pub use keys::{KeyRow, KeySet};
 pub use sessions::Rotation;
 
-use kem_kit::store::{Row, Store, StoreError};
+use kem_kit::store::{Row, Store};
 
-/// Why a repository call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RepositoryError {
-    /// The database failed (or the query and schema disagree).
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A stored value is not what this version reads (e.g. unparsable JSON).
-    #[error("stored {what} is unreadable: {reason}")]
-    Corrupt {
-        /// Which value.
-        what: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl RepositoryError {
-    /// Whether retrying later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, RepositoryError::Store(e) if e.is_transient())
-    }
-}
+pub use kem_kit::store::RepositoryError;
 
 /// Result of a repository call.
 pub type Result<T, E = RepositoryError> = std::result::Result<T, E>;

@@ -11,8 +11,8 @@ use kem_proto::kem::common::v1::BusinessCategory;
 use kem_proto::kem::user::v1 as pb;
 use kem_proto::kem::user::v1::user_service_server::UserService;
 use kem_testkit::service::TestService;
+use kem_testkit::status::detail;
 use kem_user::{UserApi, UserConfig};
-use prost::Message;
 use tonic::Request;
 
 /// A password the policy accepts.
@@ -137,14 +137,6 @@ pub fn reason(status: &tonic::Status) -> String {
     let info = error_info(status);
     assert_eq!(info.domain, "kem.user", "{status:?}");
     info.reason
-}
-
-fn detail<M: Message + Default>(status: &tonic::Status, type_name: &str) -> Option<M> {
-    kem_proto::status::details(status)?
-        .details
-        .iter()
-        .find(|d| d.type_url.ends_with(type_name))
-        .and_then(|d| M::decode(d.value.as_slice()).ok())
 }
 
 /// The `BadRequest` field names of a status.

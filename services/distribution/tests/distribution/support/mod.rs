@@ -36,6 +36,7 @@ use kem_proto::kem::event::v1::ChannelCopy;
 use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::user::v1::user_service_server::UserServiceServer;
 use kem_testkit::service::TestService;
+pub use kem_testkit::status::{expect_code, reason, violations};
 use prost::Message;
 use tokio::net::TcpListener;
 use tonic::{Request, Status};
@@ -444,20 +445,6 @@ pub fn delivery(status: &pb::GetStatusResponse, channel: Channel) -> pb::Channel
 
 pub fn state_of(status: &pb::GetStatusResponse, channel: Channel) -> pb::DeliveryState {
     pb::DeliveryState::try_from(delivery(status, channel).state).unwrap_or(pb::DeliveryState::Unspecified)
-}
-
-/// `ErrorInfo.reason` of a status.
-pub fn reason(status: &Status) -> String {
-    kem_proto::status::error_info_of(status).map(|i| i.reason).unwrap_or_default()
-}
-
-/// Asserts `result` failed with `code`, returning the status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: tonic::Code) -> Status {
-    match result {
-        Err(status) if status.code() == code => status,
-        other => panic!("expected {code:?}, got {other:?}"),
-    }
 }
 
 /// Polls `check` until it holds, or fails the test after `timeout`.
