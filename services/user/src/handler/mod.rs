@@ -103,6 +103,7 @@ impl UserService for UserApi {
             business_category: o.business_category,
             region: o.region,
             region_code: o.region_code,
+            email: o.email,
         };
         let updated = self.core.update_me(&owner, input, &mask).await;
         reply(updated.map(|o| pb::UpdateMeResponse { owner: Some(convert::owner(&o)) }))

@@ -58,6 +58,8 @@ pub struct ProfileChanges {
     pub region: Option<String>,
     /// New region code (empty clears it).
     pub region_code: Option<String>,
+    /// New (normalized) email.
+    pub email: Option<String>,
 }
 
 impl ProfileChanges {
@@ -71,6 +73,9 @@ impl ProfileChanges {
         let mut next = owner.clone();
         if let Some(v) = &self.name {
             next.name = v.clone();
+        }
+        if let Some(v) = &self.email {
+            next.email = v.clone();
         }
         if let Some(v) = &self.phone {
             next.phone = v.clone();
@@ -104,6 +109,7 @@ impl ProfileChanges {
         add(self.business_category.is_some(), ProfileField::BusinessCategory);
         add(self.region.is_some(), ProfileField::Region);
         add(self.region_code.is_some(), ProfileField::RegionCode);
+        add(self.email.is_some(), ProfileField::Email);
         fields
     }
 }

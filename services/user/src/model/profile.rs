@@ -75,6 +75,8 @@ pub enum ProfileField {
     Region,
     /// `region_code`.
     RegionCode,
+    /// `email` (re-checked for uniqueness).
+    Email,
 }
 
 impl ProfileField {
@@ -87,6 +89,7 @@ impl ProfileField {
             ProfileField::BusinessCategory => "businessCategory",
             ProfileField::Region => "region",
             ProfileField::RegionCode => "regionCode",
+            ProfileField::Email => "email",
         }
     }
 }
@@ -126,7 +129,8 @@ pub fn parse_mask(paths: &[String]) -> Result<Vec<ProfileField>, Vec<FieldViolat
             "business_category" => ProfileField::BusinessCategory,
             "region" => ProfileField::Region,
             "region_code" => ProfileField::RegionCode,
-            "email" | "business_number" => {
+            "email" => ProfileField::Email,
+            "business_number" => {
                 violations.push(FieldViolation::new(
                     "updateMask",
                     format!("{raw:?} cannot be changed: it is fixed at registration"),
@@ -145,8 +149,8 @@ pub fn parse_mask(paths: &[String]) -> Result<Vec<ProfileField>, Vec<FieldViolat
                 violations.push(FieldViolation::new(
                     "updateMask",
                     format!(
-                        "{raw:?} is not an owner field; updatable: name, phone, store_name, business_category, \
-                         region, region_code"
+                        "{raw:?} is not an owner field; updatable: email, name, phone, store_name, \
+                         business_category, region, region_code"
                     ),
                 ));
                 continue;
@@ -181,7 +185,6 @@ mod tests {
         assert_eq!(mask(&[]).expect_err("empty")[0].field, "updateMask");
         assert!(mask(&[" "]).is_err());
         for (path, reason) in [
-            ("email", "fixed at registration"),
             ("business_number", "fixed at registration"),
             ("businessNumber", "fixed at registration"),
             ("owner_id", "output only"),

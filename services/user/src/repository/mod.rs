@@ -10,6 +10,7 @@ mod throttle;
 mod verifications;
 
 pub use keys::{KeyRow, KeySet};
+pub use owners::ProfileUpdate;
 pub use sessions::Rotation;
 
 use kem_kit::store::{Row, Store};

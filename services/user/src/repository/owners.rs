@@ -75,11 +75,25 @@ impl Repository {
 
     /// Applies `changes` (only the fields set; the others keep their stored value, so concurrent
     /// updates of different fields do not undo each other); `false` when the owner is gone.
-    pub async fn update_profile(&self, id: &str, changes: &ProfileChanges, now_ms: i64) -> Result<bool> {
+    ///
+    /// A new email taken by another account (also by a concurrent change: the unique index
+    /// decides) is [`ProfileUpdate::EmailTaken`].
+    pub async fn update_profile(&self, id: &str, changes: &ProfileChanges, now_ms: i64) -> Result<ProfileUpdate> {
+        if let Some(email) = &changes.email {
+            let taken = query("SELECT 1 AS found FROM owners WHERE email = $1 AND id <> $2")
+                .bind(email.clone())
+                .bind(id.to_owned())
+                .fetch_optional(&self.store)
+                .await?;
+            if taken.is_some() {
+                return Ok(ProfileUpdate::EmailTaken);
+            }
+        }
         let updated = query(
             "UPDATE owners SET name = COALESCE($2, name), phone = COALESCE($3, phone), \
              store_name = COALESCE($4, store_name), business_category = COALESCE($5, business_category), \
-             region = COALESCE($6, region), region_code = COALESCE($7, region_code), updated_at = $8 WHERE id = $1",
+             region = COALESCE($6, region), region_code = COALESCE($7, region_code), updated_at = $8, \
+             email = COALESCE($9, email) WHERE id = $1",
         )
         .bind(id)
         .bind(changes.name.clone())
@@ -89,9 +103,19 @@ impl Repository {
         .bind(changes.region.clone())
         .bind(changes.region_code.clone())
         .bind(now_ms)
+        .bind(changes.email.clone())
         .execute(&self.store)
-        .await?;
-        Ok(updated == 1)
+        .await;
+        match updated {
+            Ok(1) => Ok(ProfileUpdate::Updated),
+            Ok(_) => Ok(ProfileUpdate::OwnerGone),
+            Err(kem_kit::store::StoreError::Database { source: sqlx::Error::Database(db), .. })
+                if db.is_unique_violation() =>
+            {
+                Ok(ProfileUpdate::EmailTaken)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -117,4 +141,15 @@ fn owner(row: &Row) -> Result<Owner> {
         created_at_ms: col(row, "created_at")?,
         updated_at_ms: col(row, "updated_at")?,
     })
+}
+
+/// How an UpdateMe write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileUpdate {
+    /// Written.
+    Updated,
+    /// The owner no longer exists.
+    OwnerGone,
+    /// The new email belongs to another account.
+    EmailTaken,
 }

@@ -7,6 +7,7 @@ use kem_kit::store::millis;
 use super::{UserCore, UserError};
 use crate::ids::is_uuid;
 use crate::model::{FieldViolation, Owner, ProfileChanges, ProfileField, phone, profile};
+use crate::repository::ProfileUpdate;
 
 /// How long "no such owner" is cached (protects the database from lookups of absent ids).
 const NOT_FOUND_TTL: Duration = Duration::from_secs(30);
@@ -33,6 +34,8 @@ pub struct ProfileInput {
     pub region: String,
     /// New region code.
     pub region_code: String,
+    /// New email.
+    pub email: String,
 }
 
 impl UserCore {
@@ -97,6 +100,10 @@ impl UserCore {
                     Ok(v) => changes.region_code = Some(v),
                     Err(e) => fail(e),
                 },
+                ProfileField::Email => match crate::model::email::normalize(&input.email) {
+                    Ok(v) => changes.email = Some(v),
+                    Err(e) => fail(e.to_string()),
+                },
             }
         }
         if !violations.is_empty() {
@@ -106,8 +113,10 @@ impl UserCore {
             return Err(UserError::OwnerNotFound);
         }
         let key = owner_key(owner_id);
-        if !self.repo.update_profile(owner_id, &changes, millis(SystemTime::now())).await? {
-            return Err(UserError::OwnerNotFound);
+        match self.repo.update_profile(owner_id, &changes, millis(SystemTime::now())).await? {
+            ProfileUpdate::Updated => {}
+            ProfileUpdate::OwnerGone => return Err(UserError::OwnerNotFound),
+            ProfileUpdate::EmailTaken => return Err(UserError::EmailTaken),
         }
         // Drop the old entry first: if the re-read below fails, readers load from the database.
         self.owners.invalidate(&key).await;

@@ -88,7 +88,7 @@ async fn update_me_rejects_bad_masks_immutable_fields_and_invalid_values() {
     let cases: [(pb::UpdateMeRequest, Vec<&str>); 7] = [
         (update(pb::Owner::default(), &[]), vec!["updateMask"]),
         (pb::UpdateMeRequest { owner: Some(pb::Owner::default()), update_mask: None }, vec!["updateMask"]),
-        (update(pb::Owner { email: "new@example.com".into(), ..Default::default() }, &["email"]), vec!["updateMask"]),
+        (update(pb::Owner { email: "not-an-email".into(), ..Default::default() }, &["email"]), vec!["owner.email"]),
         (update(pb::Owner::default(), &["business_number"]), vec!["updateMask"]),
         (update(pb::Owner::default(), &["favourite_colour", "create_time"]), vec!["updateMask", "updateMask"]),
         (
@@ -111,6 +111,30 @@ async fn update_me_rejects_bad_masks_immutable_fields_and_invalid_values() {
     let status = h.api.update_me(Request::new(update(pb::Owner::default(), &["name"]))).await.expect_err("anonymous");
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(me(&h, &id).await, registered, "nothing changed");
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_email_change_is_normalized_and_rechecks_uniqueness() {
+    let h = Harness::start(config()).await;
+    let first = register(&h.api, "first@example.com", ACTIVE).await;
+    let second = register(&h.api, "second@example.com", ACTIVE).await;
+    let change = |email: &str| update(pb::Owner { email: email.into(), ..Default::default() }, &["email"]);
+
+    // Taken by another account (in any spelling): 409-style ALREADY_EXISTS, nothing changes.
+    let status = h.api.update_me(as_owner(change(" Second@Example.com "), &first.owner_id)).await.expect_err("taken");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::AlreadyExists, "EMAIL_TAKEN"));
+    assert_eq!(me(&h, &first.owner_id).await.email, "first@example.com");
+
+    // A free address: normalized, visible at once (the cache follows), and the new login.
+    let updated = h.api.update_me(as_owner(change("New.Owner@Example.com"), &first.owner_id)).await.expect("changed");
+    assert_eq!(updated.into_inner().owner.map(|o| o.email).as_deref(), Some("new.owner@example.com"));
+    assert_eq!(me(&h, &first.owner_id).await.email, "new.owner@example.com");
+    assert!(login(&h.api, "new.owner@example.com", PASSWORD).await.is_ok(), "the new address signs in");
+    assert!(login(&h.api, "first@example.com", PASSWORD).await.is_err(), "the old one no longer does");
+    // Its own address again is not "taken".
+    h.api.update_me(as_owner(change("new.owner@example.com"), &first.owner_id)).await.expect("unchanged email");
+    assert_eq!(me(&h, &second.owner_id).await.email, "second@example.com");
     h.cleanup().await;
 }
 
