@@ -35,6 +35,10 @@ pub enum Fault {
     PostgresRestart,
     /// Workload certificates live a few seconds, so every process renews them during the load.
     LeafRotation,
+    /// The Instagram Graph API hangs for the whole run (a local server that accepts and never
+    /// answers): Instagram deliveries must fail on their own deadline while every other channel
+    /// and every entry goes on.
+    ProviderHang,
 }
 
 /// How a fault run goes.
@@ -74,7 +78,7 @@ impl FaultReport {
     pub fn line(&self) -> String {
         let c = &self.load.consistency;
         format!(
-            "fault={:?} accepted={} stored={} lost={} duplicate-effects={} duplicates-409={}/{} (unanswered {}) analytics={}/{} channels-final={}/{} error-budget={}/{} restarts={} fault-duration={:.1}s recovery={:.1}s",
+            "fault={:?} accepted={} stored={} lost={} duplicate-effects={} duplicates-409={}/{} (unanswered {}) analytics={}/{} channels-final={}/{} (failed {}) error-budget={}/{} restarts={} fault-duration={:.1}s recovery={:.1}s",
             self.fault,
             c.accepted,
             c.stored,
@@ -87,6 +91,7 @@ impl FaultReport {
             c.events,
             c.channels_final,
             c.channels,
+            c.channels_failed,
             self.load.budget.1,
             self.load.budget.0,
             self.restarts,
@@ -151,10 +156,26 @@ async fn run_on(
     let exe = options.exe.clone();
     let start_settings = settings.clone();
     // Debug builds hash passwords slowly; the load is about the platform, not argon2's cost.
-    let env = vec![
+    let mut env = vec![
         ("KEM_ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
         ("KEM_ARGON2_ITERATIONS".to_owned(), "1".to_owned()),
     ];
+    let _black_hole = if options.fault == Fault::ProviderHang {
+        let (addr, task) = black_hole().await?;
+        for (k, v) in [
+            ("KEM_INSTAGRAM_ACCESS_TOKEN", "load-test-token".to_owned()),
+            ("KEM_INSTAGRAM_USER_ID", "17841400000000000".to_owned()),
+            ("KEM_INSTAGRAM_BASE_URL", format!("http://{addr}")),
+            ("KEM_INSTAGRAM_TIMEOUT_MS", "1000".to_owned()),
+            ("KEM_DISTRIBUTION_INSTAGRAM_DEADLINE_MS", "2500".to_owned()),
+            ("KEM_DISTRIBUTION_MAX_ATTEMPTS", "1".to_owned()),
+        ] {
+            env.push((k.to_owned(), v));
+        }
+        Some(AbortOnDrop(task))
+    } else {
+        None
+    };
     let cluster = Arc::new(
         tokio::task::spawn_blocking(move || Cluster::start_with_env(exe, &start_settings, specs, env))
             .await?
@@ -222,7 +243,8 @@ async fn inject(
         }
     };
     match options.fault {
-        Fault::None | Fault::LeafRotation => {}
+        // These last the whole run: nothing to do mid-load.
+        Fault::None | Fault::LeafRotation | Fault::ProviderHang => {}
         Fault::KillReplicas => {
             kill(Role::Service(ServiceName::Event), 1)?;
             kill(Role::Service(ServiceName::Participation), 1)?;
@@ -244,4 +266,26 @@ async fn inject(
         }
     }
     Ok(())
+}
+
+/// A TCP server that accepts connections and never answers (a hung provider).
+async fn black_hole() -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot bind the hung provider")?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -112,6 +112,8 @@ pub struct Consistency {
     pub events: u64,
     /// Channels delivered (final state) over channels published.
     pub channels_final: u64,
+    /// Of the final ones, those that FAILED (with a reason).
+    pub channels_failed: u64,
     /// Channels published.
     pub channels: u64,
 }
@@ -134,7 +136,7 @@ impl LoadReport {
     pub fn summary(&self) -> String {
         let c = &self.consistency;
         format!(
-            "{}\nentries: accepted {} stored {} lost {} duplicate-effects {} | duplicates sent {} answered 409 {} unanswered {} | analytics matching {}/{} events | channels final {}/{} | error budget used {}/{} requests\n",
+            "{}\nentries: accepted {} stored {} lost {} duplicate-effects {} | duplicates sent {} answered 409 {} unanswered {} | analytics matching {}/{} events | channels final {}/{} ({} failed) | error budget used {}/{} requests\n",
             stats::table(&self.routes, self.entry_phase),
             c.accepted,
             c.stored,
@@ -147,6 +149,7 @@ impl LoadReport {
             c.events,
             c.channels_final,
             c.channels,
+            c.channels_failed,
             self.budget.1,
             self.budget.0
         )
@@ -552,6 +555,10 @@ async fn check(events: &[PublishedEvent], ledgers: &[EventLedger], deadline: Ins
             if finals == PUBLISH_CHANNELS.len() as u64 || Instant::now() > settle {
                 c.channels += PUBLISH_CHANNELS.len() as u64;
                 c.channels_final += finals;
+                c.channels_failed += deliveries
+                    .iter()
+                    .filter(|d| d.get("state").and_then(Value::as_str) == Some("DELIVERY_STATE_FAILED"))
+                    .count() as u64;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
