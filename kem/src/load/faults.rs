@@ -159,6 +159,10 @@ async fn run_on(
     let mut env = vec![
         ("KEM_ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
         ("KEM_ARGON2_ITERATIONS".to_owned(), "1".to_owned()),
+        // Eleven processes share one PostgreSQL server (and, in the test suite, other tests do
+        // too): small pools keep the run well inside its max_connections (11 × (4 + 2) at most).
+        ("DATABASE_MAX_CONNECTIONS".to_owned(), "4".to_owned()),
+        ("KEM_QUEUE_DATABASE_MAX_CONNECTIONS".to_owned(), "2".to_owned()),
     ];
     let _black_hole = if options.fault == Fault::ProviderHang {
         let (addr, task) = black_hole().await?;
