@@ -26,7 +26,7 @@ use kem_kit::cache::CacheAside;
 use kem_kit::external::{ProviderClient, ProviderConfigError, ProviderMode};
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
-use kem_proto::kem::ai::v1::ai_service_server::{AiService, AiServiceServer};
+use kem_proto::kem::ai::v1::ai_service_server::AiServiceServer;
 
 pub use api::AiApi;
 pub use config::{AiConfig, AiConfigError};
@@ -109,16 +109,4 @@ pub async fn start(ctx: ServiceContext, config: AiConfig) -> Result<AiServiceSer
     infra::consumer::spawn(ctx.queue.clone(), jobs, config.consumer.clone(), ctx.shutdown.clone());
     infra::ledger::spawn_purge(ctx.store.clone(), config.ledger_retention, ctx.shutdown.clone());
     Ok(AiServiceServer::new(AiApi::new(trends, recommendations, config.request_budget)))
-}
-
-/// The stub adapter the `kem` binary mounts until it switches to [`start`]: every RPC answers
-/// UNIMPLEMENTED.
-#[derive(Debug, Default, Clone)]
-pub struct AiServiceApi;
-
-impl AiService for AiServiceApi {}
-
-/// The stub service (see [`AiServiceApi`]); use [`start`] instead.
-pub fn grpc_service() -> AiServiceServer<AiServiceApi> {
-    AiServiceServer::new(AiServiceApi)
 }

@@ -39,7 +39,6 @@ use kem_kit::queue::names;
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
 use kem_mesh::Shutdown;
-use kem_proto::kem::analytics::v1::analytics_service_server::AnalyticsService;
 
 pub use config::{AnalyticsConfig, AnalyticsConfigError};
 pub use handler::{AggregationHandler, AnalyticsApi};
@@ -114,16 +113,4 @@ fn spawn_maintenance(core: Arc<AnalyticsCore>, interval: Duration, shutdown: Shu
             core.maintain().await;
         }
     });
-}
-
-/// Placeholder adapter kept until the binary switches to [`start`]: every RPC answers
-/// UNIMPLEMENTED.
-#[derive(Debug, Default, Clone)]
-pub struct AnalyticsServiceApi;
-
-impl AnalyticsService for AnalyticsServiceApi {}
-
-/// The placeholder service (UNIMPLEMENTED everywhere); use [`start`] instead.
-pub fn grpc_service() -> AnalyticsServiceServer<AnalyticsServiceApi> {
-    AnalyticsServiceServer::new(AnalyticsServiceApi)
 }

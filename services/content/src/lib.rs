@@ -30,7 +30,6 @@ use std::sync::{Arc, LazyLock};
 use kem_kit::external::{ProviderClient, ProviderConfigError, ProviderMode};
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
-use kem_proto::kem::content::v1::content_service_server::ContentService;
 
 pub use api::ContentApi;
 pub use config::{BlobConfig, ContentConfig, ContentConfigError};
@@ -154,16 +153,4 @@ pub async fn start_api(ctx: ServiceContext, config: ContentConfig) -> Result<Con
         "content service started"
     );
     Ok(ContentApi::new(app))
-}
-
-/// gRPC adapter kept until the binary switches to [`start`]: every RPC answers UNIMPLEMENTED.
-#[derive(Debug, Default, Clone)]
-pub struct ContentServiceApi;
-
-// Every method keeps the generated default (UNIMPLEMENTED).
-impl ContentService for ContentServiceApi {}
-
-/// The placeholder service (UNIMPLEMENTED everywhere); use [`start`] instead.
-pub fn grpc_service() -> ContentServiceServer<ContentServiceApi> {
-    ContentServiceServer::new(ContentServiceApi)
 }

@@ -40,7 +40,6 @@ use kem_kit::outbox::{Consumer, ConsumerOptions, Inbox};
 use kem_kit::queue::{ReceivedMessage, names};
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
-use kem_proto::kem::distribution::v1::distribution_service_server::DistributionService;
 
 pub use config::{ChannelPolicy, DistributionConfig, DistributionConfigError};
 pub use handler::DistributionApi;
@@ -225,16 +224,4 @@ async fn partner_clients(
         clients.push(Arc::new(client));
     }
     Ok(clients)
-}
-
-/// gRPC adapter answering UNIMPLEMENTED, kept until the `kem` binary calls [`start`].
-#[derive(Debug, Default, Clone)]
-pub struct DistributionServiceApi;
-
-// Every method keeps the generated default (UNIMPLEMENTED).
-impl DistributionService for DistributionServiceApi {}
-
-/// The UNIMPLEMENTED placeholder service (superseded by [`start`]).
-pub fn grpc_service() -> DistributionServiceServer<DistributionServiceApi> {
-    DistributionServiceServer::new(DistributionServiceApi)
 }

@@ -29,7 +29,6 @@ use std::sync::{Arc, LazyLock};
 
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
-use kem_proto::kem::event::v1::event_service_server::EventService;
 
 pub use api::EventApi;
 pub use config::{EventConfig, EventConfigError};
@@ -94,16 +93,4 @@ pub async fn start_api(ctx: ServiceContext, config: EventConfig) -> Result<Event
         "event service started"
     );
     Ok(EventApi::new(app))
-}
-
-/// Placeholder adapter kept until the binary switches to [`start`]: every RPC answers
-/// UNIMPLEMENTED.
-#[derive(Debug, Default, Clone)]
-pub struct EventServiceApi;
-
-impl EventService for EventServiceApi {}
-
-/// The placeholder service (UNIMPLEMENTED everywhere); use [`start`] instead.
-pub fn grpc_service() -> EventServiceServer<EventServiceApi> {
-    EventServiceServer::new(EventServiceApi)
 }

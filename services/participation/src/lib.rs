@@ -30,7 +30,6 @@ use std::sync::{Arc, LazyLock};
 
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
-use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;
 
 pub use config::{ParticipationConfig, ParticipationConfigError};
 pub use handler::ParticipationApi;
@@ -98,15 +97,4 @@ pub async fn start_api(
         "participation service started"
     );
     Ok(ParticipationApi::new(Arc::new(core)))
-}
-
-/// gRPC adapter answering UNIMPLEMENTED, kept until the `kem` binary calls [`start`].
-#[derive(Debug, Default, Clone)]
-pub struct ParticipationServiceApi;
-
-impl ParticipationService for ParticipationServiceApi {}
-
-/// The UNIMPLEMENTED placeholder service (superseded by [`start`]).
-pub fn grpc_service() -> ParticipationServiceServer<ParticipationServiceApi> {
-    ParticipationServiceServer::new(ParticipationServiceApi)
 }

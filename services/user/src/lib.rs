@@ -30,7 +30,7 @@ use kem_kit::cache::CacheAside;
 use kem_kit::external::ProviderConfigError;
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
-use kem_proto::kem::user::v1::user_service_server::{UserService, UserServiceServer};
+use kem_proto::kem::user::v1::user_service_server::UserServiceServer;
 
 pub use config::{LoginThrottle, PasswordSettings, TokenSettings, UserConfig, UserConfigError, VerificationTtl};
 pub use handler::UserApi;
@@ -101,15 +101,4 @@ fn spawn_maintenance(core: Arc<UserCore>, interval: std::time::Duration, shutdow
             core.maintain().await;
         }
     });
-}
-
-/// gRPC adapter answering UNIMPLEMENTED, kept until the `kem` binary calls [`start`].
-#[derive(Debug, Default, Clone)]
-pub struct UserServiceApi;
-
-impl UserService for UserServiceApi {}
-
-/// The UNIMPLEMENTED placeholder service (superseded by [`start`]).
-pub fn grpc_service() -> UserServiceServer<UserServiceApi> {
-    UserServiceServer::new(UserServiceApi)
 }
