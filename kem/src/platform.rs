@@ -99,7 +99,7 @@ async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
         tracing::info!(namespace = %config.namespace, "queues: Azure Service Bus");
         return Ok(Arc::new(ServiceBusQueue::new(config).context("cannot configure the Service Bus client")?));
     }
-    let mut config = match settings.database_urls.get("queue") {
+    let config = match settings.database_urls.get("queue") {
         Some(url) => StoreConfig::new(url.expose()),
         // Deliberately not `DATABASE_URL`: that is one service's own database in a pod, and a
         // queue only works when producers and consumers share it.
@@ -108,7 +108,7 @@ async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
             None => StoreConfig::embedded(&settings.data_dir, "queue"),
         },
     };
-    apply_pool_size(&mut config, "queue")?;
+    let config = config.with_pool_size_from_env("queue").context("invalid queue store settings")?;
     let store = Store::connect(&config)
         .await
         .with_context(|| format!("cannot open the queue store {}", config.url.redacted()))?;
@@ -121,27 +121,12 @@ async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
 pub fn store_config(service: ServiceName, settings: &Settings) -> anyhow::Result<StoreConfig> {
     let name = service.as_str();
     let mut config = match settings.database_urls.get(name) {
-        Some(url) => StoreConfig::new(url.expose()),
-        None => StoreConfig::from_env(name, &settings.data_dir)
-            .with_context(|| format!("invalid database settings of the {name} service"))?,
-    };
-    config.application_name = Some(format!("kem-{name}"));
-    apply_pool_size(&mut config, name)?;
-    Ok(config)
-}
-
-/// `KEM_<NAME>_DATABASE_MAX_CONNECTIONS` or `DATABASE_MAX_CONNECTIONS` caps a pool, whichever
-/// way its URL was given (many processes sharing one PostgreSQL server must share its
-/// `max_connections`).
-fn apply_pool_size(config: &mut StoreConfig, name: &str) -> anyhow::Result<()> {
-    let specific = format!("KEM_{}_DATABASE_MAX_CONNECTIONS", name.to_ascii_uppercase());
-    let value = std::env::var(&specific).ok().or_else(|| std::env::var("DATABASE_MAX_CONNECTIONS").ok());
-    if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
-        config.max_connections = value.trim().parse::<u32>().ok().filter(|n| *n > 0).with_context(|| {
-            format!("{specific} / DATABASE_MAX_CONNECTIONS must be a positive integer, got {value:?}")
-        })?;
+        Some(url) => StoreConfig::new(url.expose()).with_pool_size_from_env(name),
+        None => StoreConfig::from_env(name, &settings.data_dir),
     }
-    Ok(())
+    .with_context(|| format!("invalid database settings of the {name} service"))?;
+    config.application_name = Some(format!("kem-{name}"));
+    Ok(config)
 }
 
 /// The cache of `service`: Redis under its prefix, or in-process.

@@ -141,14 +141,29 @@ impl StoreConfig {
             None => StoreConfig::embedded(data_dir, service),
         };
         config.read_url = var("DATABASE_READ_URL").map(Secret::new);
-        if let Some(size) = var("DATABASE_MAX_CONNECTIONS") {
-            config.max_connections = size.parse().map_err(|_| {
-                StoreError::Config(format!("DATABASE_MAX_CONNECTIONS must be a positive integer, got {size:?}"))
-            })?;
-        }
+        let mut config = config.with_pool_size_from_env(service)?;
         config.application_name = Some(service.to_owned());
         config.validate()?;
         Ok(config)
+    }
+
+    /// Caps the pool at `KEM_<SERVICE>_DATABASE_MAX_CONNECTIONS`, else `DATABASE_MAX_CONNECTIONS`,
+    /// when set — also for a URL that did not come from the environment: many processes sharing
+    /// one PostgreSQL server must share its `max_connections`.
+    pub fn with_pool_size_from_env(mut self, service: &str) -> Result<StoreConfig, StoreError> {
+        let specific = format!("KEM_{}_DATABASE_MAX_CONNECTIONS", service.to_ascii_uppercase().replace('-', "_"));
+        let size = std::env::var(&specific)
+            .ok()
+            .or_else(|| std::env::var("DATABASE_MAX_CONNECTIONS").ok())
+            .filter(|v| !v.trim().is_empty());
+        if let Some(size) = size {
+            self.max_connections = size.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                StoreError::Config(format!(
+                    "{specific} / DATABASE_MAX_CONNECTIONS must be a positive integer, got {size:?}"
+                ))
+            })?;
+        }
+        Ok(self)
     }
 
     /// The engine the URL selects.
