@@ -4,6 +4,7 @@
 //! - [`redis::TestRedis`]: a Redis connection and a key prefix per test, keys deleted after;
 //! - [`net::free_port`]: a port nobody is listening on;
 //! - [`service::TestService`]: one service's platform context (database, Redis prefix, queue);
+//! - [`mesh::serve`]: a service (or a peer's fake) over mTLS with the contracts' policy;
 //! - [`roles::TestPlatform`]: any set of kem roles started in-process on free ports;
 //! - [`status`]: the code, `ErrorInfo` and `BadRequest` details of a failed call.
 //!
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contracts;
+pub mod mesh;
 pub mod net;
 pub mod postgres;
 pub mod redis;

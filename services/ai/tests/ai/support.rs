@@ -2,6 +2,7 @@
 //! prefix, the store-backed queue, mTLS mesh identities from a test CA — next to a small event
 //! service (only ReportJobResult) that records every report, served over the real mesh.
 
+use kem_testkit::mesh::serve_as;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,10 +17,8 @@ use kem_kit::queue::names::AI_EVENT_GENERATION;
 use kem_kit::runtime::{Peers, with_owner};
 use kem_kit::store;
 use kem_mesh::Shutdown;
-use kem_mesh::authz::Policy;
 use kem_mesh::client::MeshChannel;
 use kem_mesh::identity::WorkloadIdentity;
-use kem_mesh::server::{RoleServer, Transport};
 use kem_mesh::telemetry::Registry;
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
 use kem_proto::kem::ai::v1::ai_service_client::AiServiceClient;
@@ -33,7 +32,6 @@ use kem_testkit::service::TestService;
 /// The `ErrorInfo` reason of a `google.rpc.Status` (`domain/reason`).
 pub use kem_testkit::status::rpc_domain_reason as reason;
 use prost::Message;
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use crate::claude::{API_KEY, ClaudeServer};
@@ -239,36 +237,13 @@ impl Harness {
         let gateway = ca.identity("gateway", HOUR).await;
         let servers = Shutdown::new();
         let events = FakeEvents::default();
-        let pool = kem_proto::descriptor_pool();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the event service");
-        let event_server = RoleServer::new("event")
-            .transport(Transport::MutualTls(event.clone()))
-            .policy(
-                Policy::from_contracts(pool, &["kem.event.v1.EventService"], TRUST_DOMAIN, NAMESPACE, "gateway"),
-                Some(TestCa::id("gateway")),
-            )
-            .drain_timeout(Duration::from_secs(1))
-            .add_service(EventServiceServer::new(events.clone()))
-            .serve(listener, servers.clone())
-            .await
-            .expect("serve the event service");
-        let peers = Peers::new(ai.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("event", event_server.addr.to_string());
+        let event_addr = serve_as(event.clone(), EventServiceServer::new(events.clone()), &servers).await;
+        let peers = Peers::new(ai.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("event", event_addr.to_string());
         let svc = TestService::with_peers("ai", peers).await;
         let registry = config.metrics.clone();
         let service = kem_ai::start(svc.ctx.clone(), config).await.expect("the ai service starts");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the ai service");
-        let ai_server = RoleServer::new("ai")
-            .transport(Transport::MutualTls(ai))
-            .policy(
-                Policy::from_contracts(pool, &["kem.ai.v1.AiService"], TRUST_DOMAIN, NAMESPACE, "gateway"),
-                Some(TestCa::id("gateway")),
-            )
-            .drain_timeout(Duration::from_secs(1))
-            .add_service(service)
-            .serve(listener, servers.clone())
-            .await
-            .expect("serve the ai service");
-        Harness { svc, events, registry, ca, gateway, event, ai_addr: ai_server.addr, servers }
+        let ai_addr = serve_as(ai, service, &servers).await;
+        Harness { svc, events, registry, ca, gateway, event, ai_addr, servers }
     }
 
     /// A second ai service instance on the same database, cache and queue, with its own shutdown

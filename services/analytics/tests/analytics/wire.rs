@@ -6,13 +6,10 @@
 use std::time::Duration;
 
 use kem_kit::runtime::{Peers, with_owner};
-use kem_mesh::authz::Policy;
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
-use kem_mesh::{RoleServer, Transport};
 use kem_proto::kem::analytics::v1 as pb;
 use kem_proto::kem::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use kem_testkit::service::TestService;
-use tokio::net::TcpListener;
 use tonic::{Code, Request};
 
 use crate::support::*;
@@ -24,23 +21,9 @@ async fn start_serves_the_contract_over_the_mesh() {
     let svc = TestService::new("analytics").await;
     let service = kem_analytics::start(svc.ctx.clone(), test_config()).await.expect("start");
     let ca = TestCa::new();
-    let policy = Policy::from_contracts(
-        kem_proto::descriptor_pool(),
-        &["kem.analytics.v1.AnalyticsService"],
-        TRUST_DOMAIN,
-        NAMESPACE,
-        "gateway",
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let serving = RoleServer::new("analytics")
-        .transport(Transport::MutualTls(ca.identity("analytics", HOUR).await))
-        .policy(policy, Some(TestCa::id("gateway")))
-        .add_service(service)
-        .serve(listener, svc.ctx.shutdown.clone())
-        .await
-        .expect("serve");
+    let addr = kem_testkit::mesh::serve(&ca, "analytics", service, &svc.ctx.shutdown).await;
     let client = |identity| {
-        let peers = Peers::new(identity, TRUST_DOMAIN, NAMESPACE).with_addr("analytics", serving.addr.to_string());
+        let peers = Peers::new(identity, TRUST_DOMAIN, NAMESPACE).with_addr("analytics", addr.to_string());
         AnalyticsServiceClient::new(peers.channel("analytics").expect("channel"))
     };
     let mut distribution = client(ca.identity("distribution", HOUR).await);

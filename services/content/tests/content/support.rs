@@ -405,27 +405,9 @@ impl Harness {
 /// content workload's identity and the servers' shutdown.
 async fn event_service(ca: &TestCa) -> (FakeEvents, Peers, WorkloadIdentity, Shutdown) {
     let content = ca.identity("content", HOUR).await;
-    let event = ca.identity("event", HOUR).await;
     let servers = Shutdown::new();
     let events = FakeEvents::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind event");
-    let serving = RoleServer::new("event")
-        .transport(Transport::MutualTls(event))
-        .policy(
-            Policy::from_contracts(
-                kem_proto::descriptor_pool(),
-                &["kem.event.v1.EventService"],
-                TRUST_DOMAIN,
-                NAMESPACE,
-                "gateway",
-            ),
-            Some(TestCa::id("gateway")),
-        )
-        .drain_timeout(Duration::from_secs(1))
-        .add_service(EventServiceServer::new(events.clone()))
-        .serve(listener, servers.clone())
-        .await
-        .expect("serve event");
-    let peers = Peers::new(content.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("event", serving.addr.to_string());
+    let addr = kem_testkit::mesh::serve(ca, "event", EventServiceServer::new(events.clone()), &servers).await;
+    let peers = Peers::new(content.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("event", addr.to_string());
     (events, peers, content, servers)
 }

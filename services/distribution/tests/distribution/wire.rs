@@ -1,17 +1,12 @@
 //! The service served over mesh mTLS, as the role serves it: the gateway (with the owner's
 //! metadata) may call it; another workload may not.
 
-use std::time::Duration;
-
 use kem_distribution::model::Channel;
 use kem_kit::runtime::with_owner;
-use kem_mesh::authz::Policy;
 use kem_mesh::client::MeshChannel;
-use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
-use kem_mesh::{RoleServer, Transport};
+use kem_mesh::testing::TestCa;
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::distribution::v1::distribution_service_client::DistributionServiceClient;
-use tokio::net::TcpListener;
 use tonic::{Code, Request};
 
 use crate::support::*;
@@ -22,28 +17,10 @@ async fn the_gateway_reaches_the_service_over_mtls_and_others_are_denied() {
     h.publish("evt-wire", &[Channel::KakaoChannel]).await;
     h.settled("evt-wire").await;
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let pool = kem_proto::descriptor_pool();
-    let serving = RoleServer::new("distribution")
-        .transport(Transport::MutualTls(h.identity.clone()))
-        .policy(
-            Policy::from_contracts(
-                pool,
-                &["kem.distribution.v1.DistributionService"],
-                TRUST_DOMAIN,
-                NAMESPACE,
-                "gateway",
-            ),
-            Some(TestCa::id("gateway")),
-        )
-        .drain_timeout(Duration::from_secs(1))
-        .add_service(h.api.clone().into_service())
-        .serve(listener, h.servers.clone())
-        .await
-        .expect("serve");
+    let addr = kem_testkit::mesh::serve_as(h.identity.clone(), h.api.clone().into_service(), &h.servers).await;
 
     let gateway = h.ca.identity("gateway", HOUR).await;
-    let channel = MeshChannel::new(&gateway, &serving.addr.to_string(), &TestCa::id("distribution")).expect("channel");
+    let channel = MeshChannel::new(&gateway, &addr.to_string(), &TestCa::id("distribution")).expect("channel");
     let mut client = DistributionServiceClient::new(channel);
     let request = with_owner(Request::new(pb::GetStatusRequest { event_id: "evt-wire".into() }), OWNER);
     let status = client.get_status(request).await.expect("the gateway may call GetStatus").into_inner();
@@ -53,7 +30,7 @@ async fn the_gateway_reaches_the_service_over_mtls_and_others_are_denied() {
     assert_eq!((status.code(), reason(&status)), (Code::NotFound, "EVENT_NOT_FOUND".to_owned()));
 
     let event = h.ca.identity("event", HOUR).await;
-    let channel = MeshChannel::new(&event, &serving.addr.to_string(), &TestCa::id("distribution")).expect("channel");
+    let channel = MeshChannel::new(&event, &addr.to_string(), &TestCa::id("distribution")).expect("channel");
     let mut client = DistributionServiceClient::new(channel);
     let request = with_owner(Request::new(pb::GetStatusRequest { event_id: "evt-wire".into() }), OWNER);
     let denied = client.get_status(request).await.expect_err("only the gateway may call owner methods");

@@ -25,10 +25,9 @@ use kem_kit::queue::store::{StoreQueue, StoreQueueOptions};
 use kem_kit::queue::{OutgoingMessage, names};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
 use kem_kit::store::{self, Store, StoreConfig};
-use kem_mesh::authz::Policy;
+use kem_mesh::Shutdown;
 use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
-use kem_mesh::{RoleServer, Shutdown, Transport};
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::distribution::v1::distribution_service_server::DistributionService;
@@ -38,7 +37,6 @@ use kem_proto::kem::user::v1::user_service_server::UserServiceServer;
 use kem_testkit::service::TestService;
 pub use kem_testkit::status::{expect_code, reason, violations};
 use prost::Message;
-use tokio::net::TcpListener;
 use tonic::{Request, Status};
 
 pub use user::{FakeUsers, OTHER, OWNER};
@@ -178,22 +176,9 @@ enum Backing {
 
 /// The fake user service over mesh mTLS, with the policy of the contracts.
 pub async fn user_service(ca: &TestCa, servers: &Shutdown) -> (FakeUsers, SocketAddr) {
-    let identity = ca.identity("user", HOUR).await;
     let users = FakeUsers::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the user service");
-    let pool = kem_proto::descriptor_pool();
-    let server = RoleServer::new("user")
-        .transport(Transport::MutualTls(identity))
-        .policy(
-            Policy::from_contracts(pool, &["kem.user.v1.UserService"], TRUST_DOMAIN, NAMESPACE, "gateway"),
-            Some(TestCa::id("gateway")),
-        )
-        .drain_timeout(Duration::from_secs(1))
-        .add_service(UserServiceServer::new(users.clone()))
-        .serve(listener, servers.clone())
-        .await
-        .expect("serve the user service");
-    (users, server.addr)
+    let addr = kem_testkit::mesh::serve(ca, "user", UserServiceServer::new(users.clone()), servers).await;
+    (users, addr)
 }
 
 impl Harness {
