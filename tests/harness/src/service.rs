@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kem_kit::Secret;
-use kem_kit::cache::{Cache, RedisCache, RedisCacheConfig};
+use kem_kit::cache::{Cache, MemoryCache, RedisCache, RedisCacheConfig};
 use kem_kit::queue::Queue;
 use kem_kit::queue::store::StoreQueue;
 use kem_kit::runtime::{Peers, ServiceContext};
@@ -75,5 +75,23 @@ impl TestService {
         self.ctx.store.close().await;
         self.db.drop_now().await;
         self.redis.cleanup().await;
+    }
+}
+
+/// A context for `service` as `kem up` runs it: an embedded SQLite file under `dir` (kit tables
+/// migrated), the in-process cache, and a store-backed queue in the same file.
+pub async fn embedded_context(service: &str, peers: Peers, dir: &std::path::Path) -> ServiceContext {
+    let store = Store::connect(&StoreConfig::embedded(dir, service))
+        .await
+        .unwrap_or_else(|e| panic!("cannot open the SQLite store of {service} under {}: {e}", dir.display()));
+    store.migrate_kit().await.unwrap_or_else(|e| panic!("kit migrations on SQLite failed: {e}"));
+    ServiceContext {
+        service: service.to_owned(),
+        queue: Arc::new(StoreQueue::new(store.clone())),
+        store,
+        cache: Arc::new(MemoryCache::new(10_000)),
+        peers,
+        data_dir: dir.to_path_buf(),
+        shutdown: Shutdown::new(),
     }
 }

@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kem_analytics::{AnalyticsApi, AnalyticsConfig};
-use kem_kit::cache::MemoryCache;
 use kem_kit::queue::store::{StoreQueue, StoreQueueOptions};
 use kem_kit::queue::{OutgoingMessage, Queue, names};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
-use kem_kit::store::{Store, StoreConfig};
-use kem_mesh::Shutdown;
+use kem_kit::store::Store;
 use kem_proto::kem::analytics::v1 as pb;
 use kem_proto::kem::analytics::v1::analytics_service_server::AnalyticsService;
 use kem_proto::kem::common::v1 as common;
@@ -71,17 +69,7 @@ impl Harness {
     /// The service on embedded SQLite with the in-process cache, as `kem up` runs it.
     pub async fn sqlite() -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(&StoreConfig::embedded(dir.path(), "analytics")).await.expect("open SQLite");
-        store.migrate_kit().await.expect("kit migrations on SQLite");
-        let ctx = ServiceContext {
-            service: "analytics".into(),
-            queue: Arc::new(StoreQueue::new(store.clone())),
-            store,
-            cache: Arc::new(MemoryCache::new(10_000)),
-            peers: Peers::none(),
-            data_dir: dir.path().to_path_buf(),
-            shutdown: Shutdown::new(),
-        };
+        let ctx = kem_testkit::service::embedded_context("analytics", Peers::none(), dir.path()).await;
         Harness::start(ctx, Backing::Sqlite(dir)).await
     }
 

@@ -8,12 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kem_content::{ContentApi, ContentConfig, ContentServiceServer};
-use kem_kit::cache::MemoryCache;
 use kem_kit::queue::names::CONTENT_GENERATION;
-use kem_kit::queue::store::StoreQueue;
-use kem_kit::queue::{OutgoingMessage, Queue};
+use kem_kit::queue::OutgoingMessage;
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
-use kem_kit::store::{Store, StoreConfig};
 use kem_mesh::Shutdown;
 use kem_mesh::authz::Policy;
 use kem_mesh::client::MeshChannel;
@@ -264,18 +261,7 @@ impl Harness {
         let ca = TestCa::new();
         let (events, peers, content_identity, servers) = event_service(&ca).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(&StoreConfig::embedded(dir.path(), "content")).await.expect("open SQLite");
-        store.migrate_kit().await.expect("kit migrations on SQLite");
-        let queue: Arc<dyn Queue> = Arc::new(StoreQueue::new(store.clone()));
-        let ctx = ServiceContext {
-            service: "content".into(),
-            store,
-            cache: Arc::new(MemoryCache::new(10_000)),
-            queue,
-            peers,
-            data_dir: dir.path().to_path_buf(),
-            shutdown: Shutdown::new(),
-        };
+        let ctx = kem_testkit::service::embedded_context("content", peers, dir.path()).await;
         Harness::launch(ctx, config, events, Backing::Sqlite(dir), ca, content_identity, servers).await
     }
 

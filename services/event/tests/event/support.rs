@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kem_event::{EventApi, EventConfig};
-use kem_kit::cache::MemoryCache;
 use kem_kit::outbox::{Consumer, ConsumerOptions, ConsumerReport, HandlerError, Outbox};
-use kem_kit::queue::store::StoreQueue;
 use kem_kit::queue::{Queue, ReceivedMessage};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
-use kem_kit::store::{self, Store, StoreConfig};
+use kem_kit::store::{self, Store};
 use kem_mesh::Shutdown;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1 as proto;
@@ -65,18 +63,7 @@ impl Harness {
     /// The service on embedded SQLite (`kem up`): same migrations, same queries.
     pub async fn sqlite(config: EventConfig) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(&StoreConfig::embedded(dir.path(), "event")).await.expect("open SQLite");
-        store.migrate_kit().await.expect("kit migrations on SQLite");
-        let queue: Arc<dyn Queue> = Arc::new(StoreQueue::new(store.clone()));
-        let ctx = ServiceContext {
-            service: "event".into(),
-            store,
-            cache: Arc::new(MemoryCache::new(10_000)),
-            queue,
-            peers: Peers::none(),
-            data_dir: dir.path().to_path_buf(),
-            shutdown: Shutdown::new(),
-        };
+        let ctx = kem_testkit::service::embedded_context("event", Peers::none(), dir.path()).await;
         Harness::start(ctx.clone(), config, Backing::Sqlite(dir)).await
     }
 

@@ -9,12 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kem_kit::cache::MemoryCache;
 use kem_kit::outbox::Outbox;
-use kem_kit::queue::Queue;
-use kem_kit::queue::store::StoreQueue;
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
-use kem_kit::store::{self, Store, StoreConfig};
+use kem_kit::store::{self, Store};
 use kem_mesh::Shutdown;
 use kem_mesh::authz::Policy;
 use kem_mesh::client::MeshChannel;
@@ -172,18 +169,7 @@ impl Harness {
     pub async fn sqlite() -> Harness {
         let (ca, participation, events, servers, peers) = mesh().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(&StoreConfig::embedded(dir.path(), "participation")).await.expect("open SQLite");
-        store.migrate_kit().await.expect("kit migrations on SQLite");
-        let queue: Arc<dyn Queue> = Arc::new(StoreQueue::new(store.clone()));
-        let ctx = ServiceContext {
-            service: "participation".into(),
-            store,
-            cache: Arc::new(MemoryCache::new(10_000)),
-            queue,
-            peers,
-            data_dir: dir.path().to_path_buf(),
-            shutdown: Shutdown::new(),
-        };
+        let ctx = kem_testkit::service::embedded_context("participation", peers, dir.path()).await;
         Harness::start(ctx.clone(), test_config(), Backing::Sqlite(dir), ca, participation, events, servers).await
     }
 

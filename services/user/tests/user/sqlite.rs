@@ -1,12 +1,8 @@
 //! `kem up`'s embedded mode: the whole service on SQLite (the same migrations' SQLite set and the
 //! same queries) with the in-process cache.
 
-use std::sync::Arc;
-
-use kem_kit::cache::MemoryCache;
-use kem_kit::queue::store::StoreQueue;
-use kem_kit::runtime::{Peers, ServiceContext};
-use kem_kit::store::{Backend, Store, StoreConfig};
+use kem_kit::runtime::Peers;
+use kem_kit::store::Backend;
 use kem_proto::kem::user::v1 as pb;
 use kem_proto::kem::user::v1::user_service_server::UserService;
 use prost_types::FieldMask;
@@ -17,17 +13,9 @@ use crate::support::*;
 #[tokio::test]
 async fn the_service_runs_on_embedded_sqlite() {
     let dir = kem_testkit::TempDir::new("user-sqlite");
-    let store = Store::connect(&StoreConfig::embedded(&dir.0, "user")).await.expect("sqlite store");
+    let ctx = kem_testkit::service::embedded_context("user", Peers::none(), &dir.0).await;
+    let store = ctx.store.clone();
     assert_eq!(store.backend(), Backend::Sqlite);
-    let ctx = ServiceContext {
-        service: "user".to_owned(),
-        store: store.clone(),
-        cache: Arc::new(MemoryCache::new(1_000)),
-        queue: Arc::new(StoreQueue::new(store.clone())),
-        peers: Peers::none(),
-        data_dir: dir.0.clone(),
-        shutdown: kem_mesh::Shutdown::new(),
-    };
     let api = kem_user::start_api(ctx.clone(), config()).await.expect("starts on SQLite");
 
     // Register (local NTS stand-in), with the closed-business rule and a duplicate.

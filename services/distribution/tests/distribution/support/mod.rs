@@ -18,13 +18,12 @@ use kem_distribution::config::{CafeConfig, ChannelPolicy, DistributionConfig, Pa
 use kem_distribution::model::{Channel, RetryPolicy};
 use kem_distribution::{DistributionApi, channels};
 use kem_kit::Secret;
-use kem_kit::cache::MemoryCache;
 use kem_kit::external::{Backoff, ProviderConfig, ProviderMode};
 use kem_kit::outbox::Outbox;
 use kem_kit::queue::store::{StoreQueue, StoreQueueOptions};
 use kem_kit::queue::{OutgoingMessage, names};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
-use kem_kit::store::{self, Store, StoreConfig};
+use kem_kit::store::{self, Store};
 use kem_mesh::Shutdown;
 use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
@@ -213,18 +212,8 @@ impl Harness {
         let (users, user_addr) = user_service(&ca, &servers).await;
         let peers = Peers::new(identity.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("user", user_addr.to_string());
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(&StoreConfig::embedded(dir.path(), "distribution")).await.expect("open SQLite");
-        store.migrate_kit().await.expect("kit migrations on SQLite");
-        let queue = StoreQueue::new(store.clone());
-        let ctx = ServiceContext {
-            service: "distribution".into(),
-            store,
-            cache: Arc::new(MemoryCache::new(10_000)),
-            queue: Arc::new(queue.clone()),
-            peers,
-            data_dir: dir.path().to_path_buf(),
-            shutdown: Shutdown::new(),
-        };
+        let ctx = kem_testkit::service::embedded_context("distribution", peers, dir.path()).await;
+        let queue = StoreQueue::new(ctx.store.clone());
         Harness::launch(ctx, queue, config, users, ca, identity, servers, Backing::Sqlite(dir)).await
     }
 
