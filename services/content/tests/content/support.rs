@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kem_content::{ContentApi, ContentConfig, ContentServiceServer};
-use kem_kit::queue::names::CONTENT_GENERATION;
 use kem_kit::queue::OutgoingMessage;
+use kem_kit::queue::names::CONTENT_GENERATION;
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
 use kem_mesh::Shutdown;
 use kem_mesh::authz::Policy;
