@@ -55,9 +55,9 @@ pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_o
         .route("/docs/assets/{asset}", get(docs_asset))
         .route("/.well-known/jwks.json", get(jwks_json))
         .with_state(fixed);
-    let cors = if cors_origins.is_empty() {
-        tower_http::cors::CorsLayer::new()
-    } else {
+    // No origins configured means no cross-origin access: then there is no CORS layer at all
+    // (not one that only adds `Vary` headers to every response).
+    let cors = (!cors_origins.is_empty()).then(|| {
         let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
         tower_http::cors::CorsLayer::new()
             .allow_origin(origins)
@@ -70,12 +70,12 @@ pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_o
             ])
             .expose_headers(["x-request-id".parse().unwrap_or(header::ACCEPT), header::RETRY_AFTER])
             .max_age(Duration::from_secs(600))
-    };
+    });
     fixed_routes
         .fallback(edge::handle)
         .with_state(edge)
         .layer(tower_http::compression::CompressionLayer::new().gzip(true))
-        .layer(cors)
+        .layer(tower::util::option_layer(cors))
 }
 
 async fn readyz(State(fixed): State<Arc<Fixed>>) -> Response {

@@ -94,12 +94,15 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {}
     }
-    telemetry::init_logging(&settings)?;
+    let _logs = telemetry::init_logging(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(run(cli.command, settings))
+    let result = runtime.block_on(run(cli.command, settings));
+    // Let blocking workers go before the log guard writes out the last lines.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {

@@ -30,14 +30,21 @@ use kem_proto::kem::event::v1::event_service_server::{EventService, EventService
 use kem_proto::kem::event::v1::{Event, EventStatus, GetEventRequest, GetEventResponse};
 use tonic::{Request, Response, Status};
 
-use super::load::{RunResult, fixed_rate, ms, saturate};
+use super::load::{Plan, boxed, compare, ms, rounds_text};
 
 /// Options of `kem bench gateway`.
 #[derive(Args, Debug, Clone)]
 pub struct GatewayBenchArgs {
     /// Seconds of each measurement.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub seconds: u64,
+    /// Interleaved rounds (throughput is the median of the rounds; latency pools them).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Measure only this path (for profiling one of them): grpc-direct, rest-kem-gateway or
+    /// rest-static-bridge.
+    #[arg(long)]
+    pub only: Option<String>,
     /// Open-loop rate for the latency measurement (calls per second).
     #[arg(long, default_value_t = 1000)]
     pub rate: u32,
@@ -145,13 +152,9 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
 
     println!("kem bench gateway: GET one event, three ways, same mTLS backend, all on loopback in one process");
     println!(
-        "saturation: {} concurrent callers for {} s; latency: open loop at {}/s for {} s\n",
-        args.concurrency, args.seconds, args.rate, args.seconds
+        "{} interleaved rounds, each: saturation with {} concurrent callers for {} s, then open loop at {}/s for {} s\n",
+        args.rounds, args.concurrency, args.seconds, args.rate, args.seconds
     );
-    println!("{:<20} {:>14} {:>8} {:>12} {:>12} {:>12}", "path", "saturation/s", "errors", "p50", "p99", "max");
-    let duration = Duration::from_secs(args.seconds);
-    let mut results: Vec<(&str, RunResult, RunResult)> = Vec::new();
-
     let direct = {
         let client = EventServiceClient::new(channel.clone());
         move || {
@@ -182,50 +185,47 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let gateway_call = rest(format!("http://{edge_addr}/api/v1/events/ev-1"), Some(token));
-    let bridge_call = rest(format!("http://{bridge_addr}/api/v1/events/ev-1"), None);
-
-    for (name, warm) in [("grpc-direct", 0), ("rest-kem-gateway", 1), ("rest-static-bridge", 2)] {
-        let (sat, paced) = match warm {
-            0 => {
-                let _ = saturate(direct.clone(), args.concurrency, Duration::from_secs(1), u64::MAX).await;
-                (
-                    saturate(direct.clone(), args.concurrency, duration, 50_000_000).await,
-                    fixed_rate(direct.clone(), args.rate, duration).await,
-                )
-            }
-            1 => {
-                let _ = saturate(gateway_call.clone(), args.concurrency, Duration::from_secs(1), u64::MAX).await;
-                (
-                    saturate(gateway_call.clone(), args.concurrency, duration, 50_000_000).await,
-                    fixed_rate(gateway_call.clone(), args.rate, duration).await,
-                )
-            }
-            _ => {
-                let _ = saturate(bridge_call.clone(), args.concurrency, Duration::from_secs(1), u64::MAX).await;
-                (
-                    saturate(bridge_call.clone(), args.concurrency, duration, 50_000_000).await,
-                    fixed_rate(bridge_call.clone(), args.rate, duration).await,
-                )
-            }
-        };
-        println!(
-            "{:<20} {:>14.0} {:>8} {:>12} {:>12} {:>12}",
-            name,
-            sat.rps,
-            sat.failed + paced.failed,
-            ms(paced.latency.p50),
-            ms(paced.latency.p99),
-            ms(paced.latency.max)
-        );
-        results.push((name, sat, paced));
+    let mut contenders = vec![
+        ("grpc-direct", boxed(direct)),
+        ("rest-kem-gateway", boxed(rest(format!("http://{edge_addr}/api/v1/events/ev-1"), Some(token)))),
+        ("rest-static-bridge", boxed(rest(format!("http://{bridge_addr}/api/v1/events/ev-1"), None))),
+    ];
+    if let Some(only) = &args.only {
+        contenders.retain(|(name, _)| name == only);
+        anyhow::ensure!(!contenders.is_empty(), "--only {only}: no such path");
     }
-    let (gateway, bridge) = (&results[1], &results[2]);
+    let plan = Plan {
+        concurrency: args.concurrency,
+        rate: args.rate,
+        seconds: Duration::from_secs(args.seconds),
+        rounds: args.rounds,
+    };
+    let outcomes = compare(&contenders, plan).await;
+    println!(
+        "{:<20} {:>14} {:>22} {:>8} {:>12} {:>12} {:>12}",
+        "path", "saturation/s", "rounds", "errors", "p50", "p99", "max"
+    );
+    for outcome in &outcomes {
+        println!(
+            "{:<20} {:>14.0} {:>22} {:>8} {:>12} {:>12} {:>12}",
+            outcome.name,
+            outcome.rps(),
+            rounds_text(&outcome.rounds_rps),
+            outcome.failed,
+            ms(outcome.latency.p50),
+            ms(outcome.latency.p99),
+            ms(outcome.latency.max)
+        );
+    }
+    let [_, gateway, bridge] = &outcomes[..] else {
+        shutdown.trigger();
+        return Ok(());
+    };
     println!(
         "kem gateway vs static bridge: throughput {:.2}x, p99 at {}/s {:+.3} ms (targets: >= 0.85x, <= +0.5 ms)",
-        gateway.1.rps / bridge.1.rps,
+        gateway.rps() / bridge.rps(),
         args.rate,
-        (gateway.2.latency.p99.as_secs_f64() - bridge.2.latency.p99.as_secs_f64()) * 1000.0
+        (gateway.latency.p99.as_secs_f64() - bridge.latency.p99.as_secs_f64()) * 1000.0
     );
     shutdown.trigger();
     Ok(())

@@ -104,42 +104,168 @@ where
 
 /// Sends `rate` calls per second for `duration`, each at its scheduled time regardless of how
 /// earlier calls are doing, and measures latency from the scheduled time.
+///
+/// The schedule is kept by a dedicated OS thread sleeping to each send time (tens of
+/// microseconds late at worst), not by the async timer, whose one-millisecond granularity would
+/// add up to a millisecond of pacing error to every sample and drown the differences a
+/// benchmark is after.
 pub async fn fixed_rate<F, Fut>(call: F, rate: u32, duration: Duration) -> RunResult
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    fixed_rate_samples(call, rate, duration).await.0
+}
+
+/// [`fixed_rate`], also returning the raw latency samples (so rounds can be pooled).
+async fn fixed_rate_samples<F, Fut>(call: F, rate: u32, duration: Duration) -> (RunResult, Vec<Duration>)
 where
     F: Fn() -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     let total = (f64::from(rate) * duration.as_secs_f64()).round() as u64;
     let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let samples = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::with_capacity(total as usize)));
     let failed = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let intended = start + period.mul_f64(i as f64);
-        tokio::time::sleep_until(intended).await;
-        let (call, samples, failed) = (call.clone(), samples.clone(), failed.clone());
-        tasks.push(tokio::spawn(async move {
-            match call().await {
-                Ok(()) => samples.lock().await.push(intended.elapsed()),
-                Err(_) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
+    let runtime = tokio::runtime::Handle::current();
+    let start = std::time::Instant::now();
+    let pacer = {
+        let (samples, failed) = (samples.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let mut tasks = Vec::with_capacity(total as usize);
+            for i in 0..total {
+                let intended = start + period.mul_f64(i as f64);
+                if let Some(wait) = intended.checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(wait);
                 }
+                let (call, samples, failed) = (call.clone(), samples.clone(), failed.clone());
+                tasks.push(runtime.spawn(async move {
+                    match call().await {
+                        Ok(()) => {
+                            let latency = intended.elapsed();
+                            if let Ok(mut samples) = samples.lock() {
+                                samples.push(latency);
+                            }
+                        }
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }));
             }
-        }));
-    }
+            tasks
+        })
+    };
+    let tasks = tokio::task::spawn_blocking(move || pacer.join().unwrap_or_default()).await.unwrap_or_default();
     for task in tasks {
         let _ = task.await;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let mut samples = samples.lock().await;
+    let mut samples = samples.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
     let ok = samples.len() as u64;
-    RunResult {
+    let result = RunResult {
         rps: ok as f64 / elapsed,
         ok,
         failed: failed.load(Ordering::Relaxed),
         latency: Latency::of(&mut samples),
+    };
+    (result, samples)
+}
+
+/// A boxed call, so contenders of different types can be compared in one loop.
+pub type BoxedCall = Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Boxes `call` as a [`BoxedCall`].
+pub fn boxed<F, Fut>(call: F) -> BoxedCall
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(call()))
+}
+
+/// How a comparison is run.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Closed-loop callers for the saturation measurement.
+    pub concurrency: usize,
+    /// Open-loop rate for the latency measurement.
+    pub rate: u32,
+    /// Length of each measurement.
+    pub seconds: Duration,
+    /// Rounds: every contender is measured once per round, contenders interleaved, so a slow
+    /// spell of a noisy machine hits all of them instead of deciding the comparison.
+    pub rounds: usize,
+}
+
+/// One contender's results over all rounds.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Contender name.
+    pub name: String,
+    /// Saturation throughput of each round.
+    pub rounds_rps: Vec<f64>,
+    /// Failed calls, all measurements.
+    pub failed: u64,
+    /// Latency at the fixed rate, samples of all rounds together.
+    pub latency: Latency,
+}
+
+impl Outcome {
+    /// Median saturation throughput over the rounds.
+    pub fn rps(&self) -> f64 {
+        let mut rounds = self.rounds_rps.clone();
+        rounds.sort_by(f64::total_cmp);
+        match rounds.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => rounds[n / 2],
+            n => (rounds[n / 2 - 1] + rounds[n / 2]) / 2.0,
+        }
     }
+}
+
+/// Measures every contender `plan.rounds` times, interleaved: per round, each contender's
+/// saturation throughput, then each contender's latency at the fixed rate. Everything is
+/// warmed up once before the first round.
+pub async fn compare(contenders: &[(&str, BoxedCall)], plan: Plan) -> Vec<Outcome> {
+    let as_fn = |call: &BoxedCall| {
+        let call = call.clone();
+        move || call()
+    };
+    for (_, call) in contenders {
+        let _ = saturate(as_fn(call), plan.concurrency, Duration::from_secs(1), u64::MAX).await;
+    }
+    let mut outcomes: Vec<Outcome> = contenders
+        .iter()
+        .map(|(name, _)| Outcome {
+            name: (*name).to_owned(),
+            rounds_rps: Vec::new(),
+            failed: 0,
+            latency: Latency::default(),
+        })
+        .collect();
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); contenders.len()];
+    for _ in 0..plan.rounds.max(1) {
+        for ((_, call), outcome) in contenders.iter().zip(outcomes.iter_mut()) {
+            let result = saturate(as_fn(call), plan.concurrency, plan.seconds, 50_000_000).await;
+            outcome.rounds_rps.push(result.rps);
+            outcome.failed += result.failed;
+        }
+        for (((_, call), outcome), samples) in contenders.iter().zip(outcomes.iter_mut()).zip(samples.iter_mut()) {
+            let (result, mut latencies) = fixed_rate_samples(as_fn(call), plan.rate, plan.seconds).await;
+            outcome.failed += result.failed;
+            samples.append(&mut latencies);
+        }
+    }
+    for (outcome, samples) in outcomes.iter_mut().zip(samples.iter_mut()) {
+        outcome.latency = Latency::of(samples);
+    }
+    outcomes
+}
+
+/// Per-round throughputs, for the table: `41200/40100/39800`.
+pub fn rounds_text(rounds: &[f64]) -> String {
+    rounds.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join("/")
 }
 
 /// Milliseconds with two decimals.
@@ -162,7 +288,43 @@ mod tests {
         assert_eq!(Latency::of(&mut []).p99, Duration::ZERO);
     }
 
-    #[tokio::test]
+    #[test]
+    fn throughput_is_the_median_of_the_rounds() {
+        let outcome = |rounds: &[f64]| Outcome {
+            name: "x".into(),
+            rounds_rps: rounds.to_vec(),
+            failed: 0,
+            latency: Latency::default(),
+        };
+        assert_eq!(outcome(&[30.0, 10.0, 20.0]).rps(), 20.0);
+        assert_eq!(outcome(&[40.0, 10.0, 20.0, 30.0]).rps(), 25.0);
+        assert_eq!(outcome(&[]).rps(), 0.0);
+        assert_eq!(rounds_text(&[1.4, 2.6]), "1/3");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compare_measures_every_contender_in_every_round() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = {
+            let calls = calls.clone();
+            boxed(move || {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async { Ok(()) }
+            })
+        };
+        let failing = boxed(|| async { Err("no".to_owned()) });
+        let plan = Plan { concurrency: 2, rate: 100, seconds: Duration::from_millis(200), rounds: 2 };
+        let outcomes = compare(&[("ok", counted), ("failing", failing)], plan).await;
+        assert_eq!(outcomes.len(), 2);
+        assert_eq!(outcomes[0].rounds_rps.len(), 2);
+        assert!(outcomes[0].rps() > 0.0 && outcomes[0].failed == 0);
+        assert!(calls.load(Ordering::Relaxed) > 40, "{}", calls.load(Ordering::Relaxed));
+        assert_eq!(outcomes[1].rps(), 0.0);
+        // Open loop: 100/s for 0.2 s in each of 2 rounds, all failing.
+        assert!(outcomes[1].failed >= 40, "{}", outcomes[1].failed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fixed_rate_charges_stalls_to_latency() {
         // Every call takes 20 ms; at 200/s the open-loop generator keeps sending on schedule, so
         // the latency it reports is the service time, and throughput follows the schedule.

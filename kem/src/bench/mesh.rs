@@ -28,7 +28,7 @@ use kem_proto::contract::Idempotency;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::load::{RunResult, fixed_rate, ms, saturate};
+use super::load::{Plan, boxed, compare, ms, rounds_text};
 
 const TRUST_DOMAIN: &str = "kem.bench";
 const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -37,8 +37,11 @@ const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef012345678
 #[derive(Args, Debug, Clone)]
 pub struct MeshBenchArgs {
     /// Seconds of each measurement.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub seconds: u64,
+    /// Interleaved rounds (throughput is the median of the rounds; latency pools them).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Open-loop rate for the latency measurement (calls per second).
     #[arg(long, default_value_t = 1000)]
     pub rate: u32,
@@ -190,40 +193,6 @@ impl Client {
     }
 }
 
-async fn measure(
-    mode: Mode,
-    args: &MeshBenchArgs,
-    cert_dir: &Path,
-    shutdown: &Shutdown,
-) -> anyhow::Result<(RunResult, RunResult)> {
-    let mut server = spawn_server(mode, cert_dir).await?;
-    let client = match mode {
-        Mode::KemMtls => {
-            let identity = identity_from(cert_dir, "participation", shutdown).await?;
-            Client::Mesh(MeshChannel::new(&identity, &server.addr, &id("event")?)?)
-        }
-        Mode::KemMtlsStack => {
-            let identity = identity_from(cert_dir, "participation", shutdown).await?;
-            let config = ClientConfig::default().with_idempotency_override(echo::PATH, Idempotency::NoSideEffects);
-            let resolver = Resolver::fixed([server.addr.clone()]);
-            Client::Stack(BalancedChannel::new(&identity, echo::SERVICE, &id("event")?, resolver, config)?)
-        }
-        _ => Client::Plain(plaintext_channel(&server.addr, Duration::from_secs(1))?),
-    };
-    let call = {
-        let client = client.clone();
-        move || client.clone().call()
-    };
-    // Warm up connections, allocators and caches before measuring.
-    let _ = saturate(call.clone(), args.concurrency, Duration::from_secs(1), u64::MAX).await;
-    let duration = Duration::from_secs(args.seconds);
-    let saturation = saturate(call.clone(), args.concurrency, duration, 50_000_000).await;
-    let paced = fixed_rate(call, args.rate, duration).await;
-    drop(server.child.stdin.take());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server.child.wait()).await;
-    Ok((saturation, paced))
-}
-
 /// Runs the mesh benchmark and prints the table and ratios.
 pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
@@ -236,35 +205,53 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
         PAYLOAD.len()
     );
     println!(
-        "saturation: {} concurrent callers for {} s; latency: open loop at {}/s for {} s (from intended send time)\n",
-        args.concurrency, args.seconds, args.rate, args.seconds
+        "{} interleaved rounds, each: saturation with {} concurrent callers for {} s, then open loop at {}/s for {} s (latency from intended send time)\n",
+        args.rounds, args.concurrency, args.seconds, args.rate, args.seconds
     );
-    println!(
-        "{:<16} {:>14} {:>8} {:>12} {:>12} {:>12} {:>8}",
-        "mode", "saturation/s", "errors", "p50", "p99", "max", "errors"
-    );
-    let mut results = Vec::new();
-    for mode in [Mode::TonicPlaintext, Mode::KemPlaintext, Mode::KemMtls, Mode::KemMtlsStack] {
-        let (sat, paced) = measure(mode, &args, &dir, &shutdown).await?;
-        println!(
-            "{:<16} {:>14.0} {:>8} {:>12} {:>12} {:>12} {:>8}",
-            mode.name(),
-            sat.rps,
-            sat.failed,
-            ms(paced.latency.p50),
-            ms(paced.latency.p99),
-            ms(paced.latency.max),
-            paced.failed
-        );
-        results.push((mode, sat, paced));
+    let modes = [Mode::TonicPlaintext, Mode::KemPlaintext, Mode::KemMtls, Mode::KemMtlsStack];
+    let mut servers = Vec::new();
+    let mut contenders = Vec::new();
+    for mode in modes {
+        let server = spawn_server(mode, &dir).await?;
+        let client = client_for(mode, &server.addr, &dir, &shutdown).await?;
+        contenders.push((mode.name(), boxed(move || client.clone().call())));
+        servers.push(server);
     }
-    let base = &results[0];
-    for (mode, sat, paced) in &results[1..] {
-        let added = paced.latency.p99.as_secs_f64() - base.2.latency.p99.as_secs_f64();
+    let plan = Plan {
+        concurrency: args.concurrency,
+        rate: args.rate,
+        seconds: Duration::from_secs(args.seconds),
+        rounds: args.rounds,
+    };
+    let outcomes = compare(&contenders, plan).await;
+    for mut server in servers {
+        drop(server.child.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(5), server.child.wait()).await;
+    }
+
+    println!(
+        "{:<16} {:>14} {:>22} {:>8} {:>12} {:>12} {:>12}",
+        "mode", "saturation/s", "rounds", "errors", "p50", "p99", "max"
+    );
+    for outcome in &outcomes {
+        println!(
+            "{:<16} {:>14.0} {:>22} {:>8} {:>12} {:>12} {:>12}",
+            outcome.name,
+            outcome.rps(),
+            rounds_text(&outcome.rounds_rps),
+            outcome.failed,
+            ms(outcome.latency.p50),
+            ms(outcome.latency.p99),
+            ms(outcome.latency.max)
+        );
+    }
+    let base = &outcomes[0];
+    for outcome in &outcomes[1..] {
+        let added = outcome.latency.p99.as_secs_f64() - base.latency.p99.as_secs_f64();
         println!(
             "{} vs tonic-plaintext: throughput {:.2}x, p99 at {}/s {:+.3} ms",
-            mode.name(),
-            sat.rps / base.1.rps,
+            outcome.name,
+            outcome.rps() / base.rps(),
             args.rate,
             added * 1000.0
         );
@@ -275,6 +262,22 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
     shutdown.trigger();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+async fn client_for(mode: Mode, addr: &str, cert_dir: &Path, shutdown: &Shutdown) -> anyhow::Result<Client> {
+    Ok(match mode {
+        Mode::KemMtls => {
+            let identity = identity_from(cert_dir, "participation", shutdown).await?;
+            Client::Mesh(MeshChannel::new(&identity, addr, &id("event")?)?)
+        }
+        Mode::KemMtlsStack => {
+            let identity = identity_from(cert_dir, "participation", shutdown).await?;
+            let config = ClientConfig::default().with_idempotency_override(echo::PATH, Idempotency::NoSideEffects);
+            let resolver = Resolver::fixed([addr.to_owned()]);
+            Client::Stack(BalancedChannel::new(&identity, echo::SERVICE, &id("event")?, resolver, config)?)
+        }
+        Mode::TonicPlaintext | Mode::KemPlaintext => Client::Plain(plaintext_channel(addr, Duration::from_secs(1))?),
+    })
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -7,21 +7,39 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set; JSON log lines emitted while an RPC is handled carry
 //! that RPC's `trace_id` and `span_id` (fields of the current `rpc` span).
 
+pub mod log_writer;
+
+use kem_mesh::telemetry::Registry;
 use kem_mesh::telemetry::trace::{self, TraceExport};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, Settings};
+pub use log_writer::LogFlushGuard;
+use log_writer::NonBlockingWriter;
 
-/// Installs the global subscriber (text or JSON) with the configured filter.
-pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+/// Installs the global subscriber (text or JSON) with the configured filter, writing to stderr
+/// through the non-blocking [`log_writer`]. Keep the returned guard until the process ends: its
+/// drop writes out the lines still queued.
+pub fn init_logging(settings: &Settings) -> anyhow::Result<LogFlushGuard> {
     let filter = EnvFilter::try_new(&settings.log_level)
         .map_err(|e| anyhow::anyhow!("invalid log filter {:?} (KEM_LOG / --log-level): {e}", settings.log_level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (writer, guard) = NonBlockingWriter::start(std::io::stderr(), log_writer::BATCH_LIMIT)
+        .map_err(|e| anyhow::anyhow!("cannot start the log writer thread: {e}"))?;
+    Registry::global().register_counter(
+        "kem_log_lines_dropped_total",
+        "Log lines dropped because the log writer fell behind (stderr consumer too slow).",
+        Vec::new(),
+        writer.dropped(),
+    );
+    // Colours only for a person at a terminal; never escape codes in collected logs.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     let result = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
-    result.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+    result.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
+    Ok(guard)
 }
 
 /// The `service.name` of this process's traces: `OTEL_SERVICE_NAME` when set (the OpenTelemetry
