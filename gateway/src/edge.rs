@@ -240,13 +240,13 @@ pub async fn handle(
         request_id = %rid,
         method = %method,
         path = %path,
-        rpc = route_for_log.as_deref().unwrap_or("-"),
+        rpc = route_for_log.unwrap_or("-"),
         owner = owner_for_log.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
-    let route = route_for_log.as_deref().unwrap_or("unmatched");
+    let route = route_for_log.unwrap_or("unmatched");
     kem_mesh::telemetry::Registry::global().edge_request(route, response.status().as_u16(), started.elapsed());
     response
 }
@@ -275,8 +275,7 @@ async fn call(
     rid: &str,
     pretty: bool,
 ) -> EdgeResponse {
-    let service = route.service();
-    let Some(channel) = edge.upstreams.get(&service) else {
+    let Some(channel) = edge.upstreams.get(route.service()) else {
         return EdgeResponse(json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             Code::Unavailable,
@@ -285,18 +284,7 @@ async fn call(
             rid,
         ));
     };
-    let path = match http::uri::PathAndQuery::try_from(route.grpc_path()) {
-        Ok(path) => path,
-        Err(_) => {
-            return EdgeResponse(json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Code::Internal,
-                "bad route",
-                vec![],
-                rid,
-            ));
-        }
-    };
+    let path = route.grpc_path_and_query().clone();
     // One attempt here: retries of idempotent methods, with their budget and endpoint choice,
     // belong to the mesh client behind the upstream (`kem_mesh::client::BalancedChannel`).
     let mut request = tonic::Request::new(message);

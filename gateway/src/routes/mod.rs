@@ -3,6 +3,8 @@
 
 pub mod template;
 
+use std::collections::HashMap;
+
 use http::Method;
 use kem_proto::contract::{Access, Idempotency, access, http_bindings, idempotency};
 use prost_reflect::{DescriptorPool, MethodDescriptor};
@@ -28,17 +30,26 @@ pub struct Route {
     pub idempotency: Idempotency,
     /// The pattern name rate limits and idempotency keys use: `POST /api/v1/events/{id}/participants`.
     pub limit_name: String,
+    /// `/package.Service/Method`, computed once (every request needs it).
+    grpc_path: http::uri::PathAndQuery,
+    /// The service's full name, computed once.
+    service: String,
 }
 
 impl Route {
     /// `/package.Service/Method`, the gRPC path.
-    pub fn grpc_path(&self) -> String {
-        format!("/{}/{}", self.rpc.parent_service().full_name(), self.rpc.name())
+    pub fn grpc_path(&self) -> &str {
+        self.grpc_path.as_str()
+    }
+
+    /// The gRPC path as a URI path, ready for a request.
+    pub fn grpc_path_and_query(&self) -> &http::uri::PathAndQuery {
+        &self.grpc_path
     }
 
     /// The service's full name.
-    pub fn service(&self) -> String {
-        self.rpc.parent_service().full_name().to_owned()
+    pub fn service(&self) -> &str {
+        &self.service
     }
 }
 
@@ -65,6 +76,12 @@ pub enum RouteError {
         #[source]
         source: template::TemplateError,
     },
+    /// The RPC's name does not form a valid gRPC path.
+    #[error("{rpc}: not a valid gRPC path")]
+    GrpcPath {
+        /// The RPC.
+        rpc: String,
+    },
     /// A method name is not an HTTP method.
     #[error("{rpc}: unsupported HTTP method {method:?}")]
     Method {
@@ -76,9 +93,16 @@ pub enum RouteError {
 }
 
 /// All routes, looked up by method and path.
+///
+/// Lookup only tries the routes that can match at all: those with the request's segment count
+/// (templates ending in `**` match any count and are always tried), most specific first. With the API's ~40 routes that is a handful of candidates instead of all.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    /// Segment count → indexes into `routes`, in specificity order.
+    by_shape: HashMap<usize, Vec<usize>>,
+    /// Templates matching a variable number of segments (`**`), in specificity order.
+    open_ended: Vec<usize>,
 }
 
 impl RouteTable {
@@ -101,7 +125,12 @@ impl RouteTable {
                         "{method} {}",
                         kem_proto::contract::normalize_template(&binding.path).replace("{}", "{id}")
                     );
+                    let service = rpc.parent_service().full_name().to_owned();
+                    let grpc_path = http::uri::PathAndQuery::try_from(format!("/{service}/{}", rpc.name()))
+                        .map_err(|_| RouteError::GrpcPath { rpc: binding.rpc.clone() })?;
                     routes.push(Route {
+                        grpc_path,
+                        service,
                         limit_name,
                         method,
                         template,
@@ -116,7 +145,15 @@ impl RouteTable {
         }
         // Most specific first, so `/users/me` wins over a hypothetical `/users/{id}`.
         routes.sort_by_key(|r| std::cmp::Reverse(r.template.specificity()));
-        Ok(RouteTable { routes })
+        let mut by_shape: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut open_ended = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            match route.template.fixed_segments() {
+                Some(count) => by_shape.entry(count).or_default().push(i),
+                None => open_ended.push(i),
+            }
+        }
+        Ok(RouteTable { routes, by_shape, open_ended })
     }
 
     /// Every route.
@@ -127,8 +164,19 @@ impl RouteTable {
     /// Finds the route for `method` and `path`.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
         let Some((segments, verb)) = split_path(path) else { return Lookup::NotFound };
+        let shape = self.by_shape.get(&segments.len()).map(Vec::as_slice).unwrap_or_default();
+        let merged: Vec<usize>;
+        let candidates = if self.open_ended.is_empty() {
+            shape
+        } else {
+            // Keep the table's specificity order across both lists.
+            let mut both: Vec<usize> = shape.iter().chain(&self.open_ended).copied().collect();
+            both.sort_unstable();
+            merged = both;
+            &merged
+        };
         let mut allowed = Vec::new();
-        for route in &self.routes {
+        for route in candidates.iter().map(|&i| &self.routes[i]) {
             if let Some(captures) = route.template.matches(&segments, verb.as_deref()) {
                 // HEAD is served by GET routes.
                 if route.method == method || (method == Method::HEAD && route.method == Method::GET) {
@@ -191,5 +239,61 @@ mod tests {
         }
         assert!(matches!(table.lookup(&Method::GET, "/api/v1/nope"), Lookup::NotFound));
         assert!(matches!(table.lookup(&Method::GET, "/api/v1/events/e1:publish"), Lookup::MethodNotAllowed(_)));
+    }
+
+    #[test]
+    fn the_shape_index_finds_exactly_what_a_full_scan_finds() {
+        let table = table();
+        let paths = [
+            "/api/v1/events",
+            "/api/v1/events/e1",
+            "/api/v1/events/e1:publish",
+            "/api/v1/events/e1/participants",
+            "/api/v1/users/me",
+            "/api/v1/auth:login",
+            "/api/v1/events/e1/images/i1/content",
+            "/api/v1/nothing/here/at/all",
+            "/",
+            "/api/v1/events/",
+        ];
+        for method in [Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::HEAD, Method::PUT] {
+            for path in paths {
+                let scan = {
+                    let (segments, verb) = split_path(path).expect("path");
+                    table
+                        .routes()
+                        .iter()
+                        .find(|r| {
+                            (r.method == method || (method == Method::HEAD && r.method == Method::GET))
+                                && r.template.matches(&segments, verb.as_deref()).is_some()
+                        })
+                        .map(|r| r.rpc.full_name().to_owned())
+                };
+                let indexed = match table.lookup(&method, path) {
+                    Lookup::Found(route, _) => Some(route.rpc.full_name().to_owned()),
+                    _ => None,
+                };
+                assert_eq!(indexed, scan, "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn open_ended_templates_are_still_matched() {
+        let mut table = table();
+        let rpc = table.routes()[0].rpc.clone();
+        let mut files = table.routes()[0].clone();
+        files.template = PathTemplate::parse("/api/v1/files/{name=**}").expect("template");
+        files.method = Method::GET;
+        table.routes.push(files);
+        let last = table.routes.len() - 1;
+        table.open_ended.push(last);
+        match table.lookup(&Method::GET, "/api/v1/files/a/b/c.txt") {
+            Lookup::Found(route, captures) => {
+                assert_eq!(route.rpc.full_name(), rpc.full_name());
+                assert_eq!(captures, vec![("name".to_owned(), "a/b/c.txt".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

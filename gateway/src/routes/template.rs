@@ -10,6 +10,7 @@
 //! A variable without `=` matches one segment. `**` matches the rest of the path. The custom verb
 //! (`:publish`) is split off the last request segment before matching.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// One element of a parsed template.
@@ -143,6 +144,19 @@ impl PathTemplate {
             .collect()
     }
 
+    /// How many path segments the template matches, or `None` when it ends in `**` (any count).
+    pub fn fixed_segments(&self) -> Option<usize> {
+        let mut count = 0;
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(_) | Piece::Any => count += 1,
+                Piece::Rest => return None,
+                Piece::Start(_) | Piece::End => {}
+            }
+        }
+        Some(count)
+    }
+
     /// How specific the template is (literal segments count most), to prefer `/users/me` over
     /// `/users/{id}` when both match.
     pub fn specificity(&self) -> usize {
@@ -151,7 +165,7 @@ impl PathTemplate {
     }
 
     /// Matches already split, percent-decoded path `segments` with `verb`.
-    pub fn matches(&self, segments: &[String], verb: Option<&str>) -> Option<Captures> {
+    pub fn matches(&self, segments: &[Cow<'_, str>], verb: Option<&str>) -> Option<Captures> {
         if self.verb.as_deref() != verb {
             return None;
         }
@@ -161,7 +175,7 @@ impl PathTemplate {
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(lit) => {
-                    if segments.get(i)? != lit {
+                    if segments.get(i)?.as_ref() != lit.as_str() {
                         return None;
                     }
                     i += 1;
@@ -184,26 +198,24 @@ impl PathTemplate {
     }
 }
 
-/// Splits a request path into percent-decoded segments and the custom verb.
-pub fn split_path(path: &str) -> Option<(Vec<String>, Option<String>)> {
+/// A request path split for matching: percent-decoded segments and the custom verb.
+pub type SplitPath<'a> = (Vec<Cow<'a, str>>, Option<Cow<'a, str>>);
+
+/// Splits a request path into percent-decoded segments and the custom verb (`:publish` after
+/// the last segment). Borrows from `path` unless a segment needs decoding.
+pub fn split_path(path: &str) -> Option<SplitPath<'_>> {
     let path = path.strip_prefix('/')?;
-    let (path, verb) = match path.rsplit_once('/') {
-        Some((head, last)) => match last.split_once(':') {
-            Some((seg, verb)) => (format!("{head}/{seg}"), Some(verb.to_owned())),
-            None => (path.to_owned(), None),
-        },
-        None => match path.split_once(':') {
-            Some((seg, verb)) => (seg.to_owned(), Some(verb.to_owned())),
-            None => (path.to_owned(), None),
-        },
+    let last = path.rfind('/').map_or(0, |i| i + 1);
+    let (path, verb) = match path[last..].find(':') {
+        Some(i) => (&path[..last + i], Some(&path[last + i + 1..])),
+        None => (path, None),
     };
-    let mut segments = Vec::new();
-    for raw in path.split('/') {
-        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
-        segments.push(decoded.into_owned());
-    }
     // A trailing slash leaves an empty last segment; templates never match it.
-    Some((segments, verb.map(|v| percent_encoding::percent_decode_str(&v).decode_utf8_lossy().into_owned())))
+    let segments = path
+        .split('/')
+        .map(|raw| percent_encoding::percent_decode_str(raw).decode_utf8().ok())
+        .collect::<Option<_>>()?;
+    Some((segments, verb.map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy())))
 }
 
 #[cfg(test)]
@@ -246,6 +258,17 @@ mod tests {
     }
 
     #[test]
+    fn verbs_split_off_the_last_segment_only() {
+        let (segments, verb) = split_path("/api/v1/a:b/events/e-1:publish").expect("path");
+        assert_eq!(segments, ["api", "v1", "a:b", "events", "e-1"]);
+        assert_eq!(verb.as_deref(), Some("publish"));
+        let (segments, verb) = split_path("/users:register").expect("path");
+        assert_eq!((segments, verb.as_deref()), (vec![Cow::Borrowed("users")], Some("register")));
+        assert!(split_path("no-leading-slash").is_none());
+        assert!(split_path("/bad/%FF").is_none(), "not UTF-8 once decoded");
+    }
+
+    #[test]
     fn segments_are_percent_decoded() {
         assert_eq!(m("/v1/items/{id}", "/v1/items/a%20b"), Some(vec![("id".into(), "a b".into())]));
     }
@@ -255,6 +278,14 @@ mod tests {
         for bad in ["api/v1", "/v1/{id", "/v1/{id=**}/x", "/v1/{}", "/v1/x:", "/v1/}"] {
             assert!(PathTemplate::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn fixed_segment_counts() {
+        let count = |t: &str| PathTemplate::parse(t).expect("t").fixed_segments();
+        assert_eq!(count("/api/v1/events/{event_id}:publish"), Some(4));
+        assert_eq!(count("/v1/{name=shelves/*/books/*}"), Some(5));
+        assert_eq!(count("/v1/files/{path=**}"), None);
     }
 
     #[test]

@@ -100,10 +100,17 @@ pub fn build_request(
     body: &[u8],
 ) -> Result<DynamicMessage, FieldError> {
     let input = route.rpc.input();
+    let no_body = body.iter().all(u8::is_ascii_whitespace);
+    if no_body
+        && query.is_none_or(str::is_empty)
+        && let Some(message) = from_string_captures(&input, captures)
+    {
+        return Ok(message);
+    }
     let mut root = Map::new();
 
     // 1. Body.
-    let body_json: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+    let body_json: Option<Value> = if no_body {
         None
     } else {
         Some(serde_json::from_slice(body).map_err(|e| FieldError::new("body", format!("malformed JSON: {e}")))?)
@@ -140,6 +147,21 @@ pub fn build_request(
     }
 
     decode(&input, Value::Object(root))
+}
+
+/// The common case of a GET or DELETE: only path variables, each a top-level string field
+/// (`/events/{event_id}`). Their canonical JSON is the string itself, so the message is built
+/// directly instead of through a JSON document; anything else returns `None` (general path).
+fn from_string_captures(input: &MessageDescriptor, captures: &Captures) -> Option<DynamicMessage> {
+    let mut message = DynamicMessage::new(input.clone());
+    for (path, raw) in captures {
+        let field = input.get_field_by_name(path)?;
+        if field.kind() != Kind::String || field.is_list() || field.is_map() {
+            return None;
+        }
+        message.set_field(&field, prost_reflect::Value::String(raw.clone()));
+    }
+    Some(message)
 }
 
 fn leaf_field(message: &MessageDescriptor, path: &str) -> Option<FieldDescriptor> {

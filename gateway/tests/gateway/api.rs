@@ -309,6 +309,49 @@ async fn health_openapi_jwks_and_cors() {
     setup.shutdown.trigger();
 }
 
+#[tokio::test]
+async fn large_responses_are_gzipped_when_accepted_small_ones_are_not() {
+    let setup = start(EdgeConfig::default(), EdgeLimits::default()).await;
+    let spec = client().get(setup.url("/openapi.json")).header("accept-encoding", "gzip").send().await.expect("r");
+    assert_eq!(spec.headers().get("content-encoding").and_then(|v| v.to_str().ok()), Some("gzip"));
+    assert!(spec.headers().get_all("vary").iter().any(|v| v.to_str().is_ok_and(|v| v.contains("accept-encoding"))));
+    let bytes = spec.bytes().await.expect("body");
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
+    // Without Accept-Encoding: plain JSON.
+    let plain = client().get(setup.url("/openapi.json")).send().await.expect("r");
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert!(bytes.len() * 3 < plain.bytes().await.expect("body").len(), "the document compresses well");
+    // A small API answer is not worth compressing.
+    let event = client()
+        .get(setup.url("/api/v1/events/ev-7"))
+        .bearer_auth(setup.token("owner-1"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(event.status(), 200);
+    assert!(event.headers().get("content-encoding").is_none());
+    setup.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn without_configured_origins_there_is_no_cors() {
+    let edge = kem_gateway::router(std::sync::Arc::new(crate::support::edge_without_backends()), None, &[]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let shutdown = kem_mesh::Shutdown::new();
+    let (addr, _) = kem_gateway::serve(listener, edge, shutdown.clone()).expect("serve");
+    let response = client()
+        .get(format!("http://{addr}/healthz"))
+        .header("origin", "https://elsewhere.example")
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    assert!(response.headers().get("vary").is_none(), "{:?}", response.headers());
+    shutdown.trigger();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_get_survives_a_backend_instance_being_killed() {
     let mut limits = EdgeLimits::default();

@@ -200,3 +200,16 @@ pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().no_proxy().build().expect("client")
 }
+
+/// An edge with routes and auth but no backends (for tests of the HTTP layer around the API).
+pub fn edge_without_backends() -> Edge {
+    let issuer = Issuer::new(SigningKey::generate().expect("key"), ISSUER, AUDIENCE);
+    Edge {
+        routes: RouteTable::from_pool(kem_proto::descriptor_pool()).expect("routes"),
+        upstreams: Upstreams::new(),
+        auth: JwtAuthenticator::new(ISSUER, AUDIENCE, Arc::new(StaticKeys(issuer.jwks(std::time::SystemTime::now())))),
+        limiter: EdgeLimiter::new(&EdgeLimits::default()),
+        idempotency: IdempotencyStore::new(Arc::new(MemoryCache::new(100)), Duration::from_secs(60)),
+        config: EdgeConfig::default(),
+    }
+}

@@ -254,7 +254,8 @@ mod tests {
         let sink = Sink::default();
         // Room for eight lines while the destination is stuck.
         let line = vec![b'x'; 1000];
-        let (writer, guard) = NonBlockingWriter::start(Stuck(gate.clone(), sink.clone()), 8 * line.len()).expect("start");
+        let (writer, guard) =
+            NonBlockingWriter::start(Stuck(gate.clone(), sink.clone()), 8 * line.len()).expect("start");
         let started = std::time::Instant::now();
         for _ in 0..100 {
             writer.make_writer().write_all(&line).expect("write");
