@@ -42,6 +42,9 @@ pub struct MeshBenchArgs {
     /// Interleaved rounds (throughput is the median of the rounds; latency pools them).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Measure only this mode (for profiling one of them), e.g. kem-mtls.
+    #[arg(long)]
+    pub only: Option<String>,
     /// Open-loop rate for the latency measurement (calls per second).
     #[arg(long, default_value_t = 1000)]
     pub rate: u32,
@@ -111,7 +114,9 @@ pub async fn serve(mode: Mode, cert_dir: PathBuf) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     match mode {
         Mode::TonicPlaintext => {
-            let stream = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // TCP_NODELAY as tonic sets it when it binds the port itself (serve_with_incoming
+            // leaves it to the caller): the baseline must be tonic at its best, not with Nagle.
+            let stream = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let stop = shutdown.clone();
             tokio::spawn(async move {
                 let _ = tonic::transport::Server::builder()
@@ -208,7 +213,11 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
         "{} interleaved rounds, each: saturation with {} concurrent callers for {} s, then open loop at {}/s for {} s (latency from intended send time)\n",
         args.rounds, args.concurrency, args.seconds, args.rate, args.seconds
     );
-    let modes = [Mode::TonicPlaintext, Mode::KemPlaintext, Mode::KemMtls, Mode::KemMtlsStack];
+    let mut modes = vec![Mode::TonicPlaintext, Mode::KemPlaintext, Mode::KemMtls, Mode::KemMtlsStack];
+    if let Some(only) = &args.only {
+        modes.retain(|mode| mode.name() == only);
+        anyhow::ensure!(!modes.is_empty(), "--only {only}: no such mode");
+    }
     let mut servers = Vec::new();
     let mut contenders = Vec::new();
     for mode in modes {
@@ -246,6 +255,11 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
         );
     }
     let base = &outcomes[0];
+    if args.only.is_some() {
+        shutdown.trigger();
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     for outcome in &outcomes[1..] {
         let added = outcome.latency.p99.as_secs_f64() - base.latency.p99.as_secs_f64();
         println!(

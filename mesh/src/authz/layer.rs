@@ -63,8 +63,9 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let peer = request.extensions().get::<PeerInfo>().and_then(|p| p.identity.clone());
-        let path = request.uri().path().to_owned();
-        match self.policy.decide(&path, peer.as_ref()) {
+        let uri = request.uri().clone();
+        let path = uri.path();
+        match self.policy.decide(path, peer.as_ref()) {
             Decision::Allow => {}
             Decision::AuditOnly => {
                 tracing::warn!(method = %path, peer = ?peer.as_ref().map(|p| p.to_string()), "audit: policy would deny this call");
@@ -78,10 +79,12 @@ where
         }
         if peer.is_none() || peer != self.gateway {
             let headers = request.headers_mut();
-            let spoofed: Vec<_> =
-                headers.keys().filter(|k| k.as_str().starts_with(END_USER_METADATA_PREFIX)).cloned().collect();
-            for name in spoofed {
-                headers.remove(&name);
+            if headers.keys().any(|k| k.as_str().starts_with(END_USER_METADATA_PREFIX)) {
+                let spoofed: Vec<_> =
+                    headers.keys().filter(|k| k.as_str().starts_with(END_USER_METADATA_PREFIX)).cloned().collect();
+                for name in spoofed {
+                    headers.remove(&name);
+                }
             }
         }
         self.inner.call(request).boxed()

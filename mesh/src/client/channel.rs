@@ -136,10 +136,11 @@ impl tower::Service<http::Request<tonic::body::Body>> for MeshChannel {
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
         let channel = self.channel();
-        let route = request.uri().path().to_owned();
-        let metrics = self.metrics.outbound(&route, &self.target);
+        let uri = request.uri().clone();
+        let route = uri.path();
+        let metrics = self.metrics.outbound(route, &self.target);
         // The current context is the inbound call's server span when called from a handler.
-        let cx = trace::start_rpc_span(&opentelemetry::Context::current(), &route, SpanKind::Client, &self.target);
+        let cx = trace::start_rpc_span(&opentelemetry::Context::current(), route, SpanKind::Client, &self.target);
         trace::inject(&cx, request.headers_mut());
         let observation = RpcObservation::start(metrics, cx);
         Box::pin(async move {

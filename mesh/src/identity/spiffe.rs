@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Why a string is not a kem SPIFFE ID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,11 +16,26 @@ pub struct SpiffeIdError {
 }
 
 /// A workload identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpiffeId {
+///
+/// Cheap to clone (one shared allocation): every request carries its peer's identity, and
+/// metrics and policy read its URI form without formatting it again.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpiffeId(Arc<Parts>);
+
+#[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Parts {
     trust_domain: String,
     namespace: String,
     service: String,
+    /// `spiffe://<trust-domain>/ns/<namespace>/sa/<service>`, derived from the fields above
+    /// (so it never changes equality or order).
+    uri: String,
+}
+
+impl fmt::Debug for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SpiffeId").field(&self.0.uri).finish()
+    }
 }
 
 fn valid_segment(s: &str) -> bool {
@@ -40,43 +56,49 @@ impl SpiffeId {
         if !valid_segment(service) {
             return fail("the service account must be lower-case letters, digits, '-', '.' or '_'");
         }
-        Ok(SpiffeId {
+        Ok(SpiffeId(Arc::new(Parts {
             trust_domain: trust_domain.to_owned(),
             namespace: namespace.to_owned(),
             service: service.to_owned(),
-        })
+            uri: input,
+        })))
     }
 
     /// The trust domain.
     pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
+        &self.0.trust_domain
     }
 
     /// The namespace.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.0.namespace
     }
 
     /// The service account (workload name).
     pub fn service(&self) -> &str {
-        &self.service
+        &self.0.service
     }
 
     /// The URI form.
     pub fn uri(&self) -> String {
-        self.to_string()
+        self.0.uri.clone()
+    }
+
+    /// The URI form, borrowed.
+    pub fn as_str(&self) -> &str {
+        &self.0.uri
     }
 
     /// The DNS name also put in certificates, for TLS stacks that can only verify DNS names
     /// (e.g. gRPC clients in other languages): `<sa>.<ns>.serviceaccount.identity.<trust-domain>`.
     pub fn dns_name(&self) -> String {
-        format!("{}.{}.serviceaccount.identity.{}", self.service, self.namespace, self.trust_domain)
+        format!("{}.{}.serviceaccount.identity.{}", self.0.service, self.0.namespace, self.0.trust_domain)
     }
 }
 
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "spiffe://{}/ns/{}/sa/{}", self.trust_domain, self.namespace, self.service)
+        f.write_str(&self.0.uri)
     }
 }
 
@@ -106,6 +128,17 @@ mod tests {
         assert_eq!(id.to_string(), "spiffe://kem.local/ns/kem/sa/participation");
         assert_eq!(id.to_string().parse::<SpiffeId>().expect("parses"), id);
         assert_eq!(id.dns_name(), "participation.kem.serviceaccount.identity.kem.local");
+        assert_eq!(id.as_str(), id.uri());
+        assert_eq!(format!("{id:?}"), "SpiffeId(\"spiffe://kem.local/ns/kem/sa/participation\")");
+    }
+
+    #[test]
+    fn order_and_equality_follow_the_parts() {
+        let a = SpiffeId::new("kem.local", "kem", "analytics").expect("valid");
+        let b = SpiffeId::new("kem.local", "kem", "user").expect("valid");
+        let other_domain = SpiffeId::new("kem.prod", "kem", "analytics").expect("valid");
+        assert!(a < b && b < other_domain);
+        assert_eq!(a, SpiffeId::new("kem.local", "kem", "analytics").expect("valid"));
     }
 
     #[test]

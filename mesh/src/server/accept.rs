@@ -113,7 +113,7 @@ struct Connection {
 impl Connection {
     async fn run(self, tcp: TcpStream, remote: SocketAddr) {
         let Some(tls) = self.tls.clone() else {
-            let peer = PeerInfo { remote_addr: remote, identity: None, certificate_serial: Vec::new() };
+            let peer = PeerInfo { remote_addr: remote, identity: None, certificate_serial: Arc::from([]) };
             self.serve(tcp, peer, None).await;
             return;
         };
@@ -142,7 +142,7 @@ impl Connection {
         let own_expiry = self.identity.as_ref().map(|i| i.not_after());
         let peer_expiry = leaf.as_ref().and_then(not_after_of);
         let close_at = [own_expiry, peer_expiry].into_iter().flatten().min();
-        let peer = PeerInfo { remote_addr: remote, identity, certificate_serial: serial };
+        let peer = PeerInfo { remote_addr: remote, identity, certificate_serial: Arc::from(serial) };
         self.serve(stream, peer, close_at).await;
     }
 

@@ -38,7 +38,7 @@ pub struct PeerInfo {
     /// The peer's verified SPIFFE ID (`None` on plaintext or server-only TLS listeners).
     pub identity: Option<SpiffeId>,
     /// Serial number of the certificate the peer presented.
-    pub certificate_serial: Vec<u8>,
+    pub certificate_serial: Arc<[u8]>,
 }
 
 /// How a listener secures its connections.

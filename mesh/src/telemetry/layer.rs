@@ -165,15 +165,13 @@ where
             // Plain HTTP on the admin listener (`/metrics`) is not an RPC.
             return Box::pin(self.inner.call(request));
         }
-        let route = request.uri().path().to_owned();
-        let peer = request
-            .extensions()
-            .get::<PeerInfo>()
-            .and_then(|p| p.identity.as_ref())
-            .map_or_else(|| UNAUTHENTICATED_PEER.to_owned(), |id| id.to_string());
-        let metrics = self.registry.inbound(&self.server, &route, &peer);
+        let uri = request.uri().clone();
+        let route = uri.path();
+        let peer_id = request.extensions().get::<PeerInfo>().and_then(|p| p.identity.clone());
+        let peer = peer_id.as_ref().map_or(UNAUTHENTICATED_PEER, |id| id.as_str());
+        let metrics = self.registry.inbound(&self.server, route, peer);
         let parent = trace::extract(request.headers());
-        let cx = trace::start_rpc_span(&parent, &route, SpanKind::Server, &peer);
+        let cx = trace::start_rpc_span(&parent, route, SpanKind::Server, peer);
         // Ids are recorded only when there is a trace (export on, or an incoming `traceparent`).
         let span = tracing::info_span!(
             "rpc",

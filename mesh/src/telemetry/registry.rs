@@ -112,8 +112,60 @@ enum Registered {
     Gauge { name: String, help: String, labels: Labels, value: Arc<AtomicI64> },
 }
 
-type InboundKey = (Arc<str>, String, String);
-type OutboundKey = (String, String);
+/// The label values identifying one RPC series: `[server, route, peer]` inbound,
+/// `[route, target]` outbound.
+///
+/// Every call looks its series up, so lookups must not allocate: the map's owned keys borrow as
+/// `dyn LabelValues`, which a `[&str; N]` on the stack also is, and both hash the same way.
+#[derive(Clone, PartialEq, Eq)]
+struct SeriesKey<const N: usize>([Box<str>; N]);
+
+trait LabelValues<const N: usize> {
+    fn value(&self, i: usize) -> &str;
+}
+
+impl<const N: usize> LabelValues<N> for SeriesKey<N> {
+    fn value(&self, i: usize) -> &str {
+        &self.0[i]
+    }
+}
+
+impl<const N: usize> LabelValues<N> for [&str; N] {
+    fn value(&self, i: usize) -> &str {
+        self[i]
+    }
+}
+
+impl<const N: usize> std::hash::Hash for dyn LabelValues<N> + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for i in 0..N {
+            self.value(i).hash(state);
+        }
+    }
+}
+
+impl<const N: usize> PartialEq for dyn LabelValues<N> + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        (0..N).all(|i| self.value(i) == other.value(i))
+    }
+}
+
+impl<const N: usize> Eq for dyn LabelValues<N> + '_ {}
+
+impl<const N: usize> std::hash::Hash for SeriesKey<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self as &dyn LabelValues<N>).hash(state);
+    }
+}
+
+impl<'a, const N: usize> std::borrow::Borrow<dyn LabelValues<N> + 'a> for SeriesKey<N> {
+    fn borrow(&self) -> &(dyn LabelValues<N> + 'a) {
+        self
+    }
+}
+
+type InboundKey = SeriesKey<3>;
+type OutboundKey = SeriesKey<2>;
 
 /// Requests of one REST edge route: counts by HTTP status and a latency histogram.
 #[derive(Debug, Default)]
@@ -155,11 +207,11 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-fn series<K: std::hash::Hash + Eq + Clone>(map: &RwLock<HashMap<K, Arc<RpcMetrics>>>, key: K) -> Arc<RpcMetrics> {
-    if let Some(found) = map.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+fn series<const N: usize>(map: &RwLock<HashMap<SeriesKey<N>, Arc<RpcMetrics>>>, values: [&str; N]) -> Arc<RpcMetrics> {
+    if let Some(found) = map.read().unwrap_or_else(|e| e.into_inner()).get(&values as &dyn LabelValues<N>) {
         return found.clone();
     }
-    map.write().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone()
+    map.write().unwrap_or_else(|e| e.into_inner()).entry(SeriesKey(values.map(Box::from))).or_default().clone()
 }
 
 impl Registry {
@@ -176,12 +228,12 @@ impl Registry {
 
     /// The inbound series of `route` (`/pkg.Service/Method`) on `server` from `peer`.
     pub fn inbound(&self, server: &Arc<str>, route: &str, peer: &str) -> Arc<RpcMetrics> {
-        series(&self.inbound, (server.clone(), route.to_owned(), peer.to_owned()))
+        series(&self.inbound, [server.as_ref(), route, peer])
     }
 
     /// The outbound series of `route` towards `target` (the peer's identity or address).
     pub fn outbound(&self, route: &str, target: &str) -> Arc<RpcMetrics> {
-        series(&self.outbound, (route.to_owned(), target.to_owned()))
+        series(&self.outbound, [route, target])
     }
 
     /// Records one request of the REST edge on `route` (the RPC it maps to) with its HTTP status.
@@ -266,8 +318,8 @@ impl Registry {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for ((server, route, peer), metrics) in inbound {
-            let labels = [("server", &*server), ("route", route.as_str()), ("peer", peer.as_str())];
+        for (SeriesKey([server, route, peer]), metrics) in inbound {
+            let labels = [("server", &*server), ("route", &*route), ("peer", &*peer)];
             out.rpc("kem_inbound", "inbound gRPC requests", &labels, &metrics);
         }
         let outbound: Vec<_> = self
@@ -277,8 +329,8 @@ impl Registry {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for ((route, target), metrics) in outbound {
-            let labels = [("route", route.as_str()), ("target", target.as_str())];
+        for (SeriesKey([route, target]), metrics) in outbound {
+            let labels = [("route", &*route), ("target", &*target)];
             out.rpc("kem_outbound", "outbound gRPC requests", &labels, &metrics);
         }
         let failures = self.handshake_failures.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -430,6 +482,11 @@ mod tests {
         series.started();
         series.finished(tonic::Code::Unavailable, Duration::from_secs(20));
         registry.handshake_failure(&server, "not_tls");
+        // Looking a series up again finds the same one (owned and borrowed keys hash alike).
+        assert!(Arc::ptr_eq(&series, &registry.inbound(&server, "/kem.Echo/Say", "spiffe://kem/ns/a/sa/b")));
+        assert!(!Arc::ptr_eq(&series, &registry.inbound(&server, "/kem.Echo/Say", "spiffe://kem/ns/a/sa/c")));
+        assert!(Arc::ptr_eq(&registry.outbound("/r", "t"), &registry.outbound("/r", "t")));
+        assert!(!Arc::ptr_eq(&registry.outbound("/r", "t"), &registry.outbound("/rt", "")));
         registry.register_counter(
             "kem_retries_total",
             "retries",

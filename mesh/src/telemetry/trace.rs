@@ -18,6 +18,10 @@ pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Name of the instrumentation scope of mesh spans.
 const SCOPE: &str = "kem-mesh";
 
+/// Whether a real tracer provider is installed. Until then the global tracer is a no-op, and
+/// building spans for it (a name and four attribute strings per call, on every RPC) is pure cost.
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Why trace export could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the OTLP span exporter for {endpoint}: {source}")]
@@ -64,6 +68,7 @@ pub fn install_otlp(endpoint: &str, service_name: &str) -> Result<TraceExport, T
         .with_resource(Resource::builder_empty().with_service_name(service_name.to_owned()).build())
         .build();
     global::set_tracer_provider(provider.clone());
+    EXPORTING.store(true, std::sync::atomic::Ordering::Release);
     Ok(TraceExport { provider })
 }
 
@@ -111,6 +116,11 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
 
 /// Starts a span for one RPC on `route` as a child of `parent` and returns the context holding it.
 pub(crate) fn start_rpc_span(parent: &Context, route: &str, kind: SpanKind, peer: &str) -> Context {
+    if !EXPORTING.load(std::sync::atomic::Ordering::Acquire) {
+        // What the no-op tracer would give: the parent's (possibly remote) span context, so an
+        // incoming `traceparent` still propagates to outgoing calls.
+        return parent.clone();
+    }
     let tracer = global::tracer(SCOPE);
     let (service, method) = route.trim_start_matches('/').split_once('/').unwrap_or((route, ""));
     let span = tracer
