@@ -140,12 +140,13 @@ where
             return Box::pin(self.inner.call(request));
         };
         request.extensions_mut().insert(deadline);
-        let path = request.uri().path().to_owned();
+        // A URI clone shares its bytes; the path is only read if the deadline passes.
+        let uri = request.uri().clone();
         let inner = INBOUND.scope(deadline, self.inner.call(request));
         Box::pin(async move {
             match tokio::time::timeout_at(deadline.0, inner).await {
                 Ok(result) => result,
-                Err(_) => Ok(exceeded_response(&path)),
+                Err(_) => Ok(exceeded_response(uri.path())),
             }
         })
     }
@@ -204,9 +205,9 @@ where
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
         let deadline = outbound_deadline(&request, self.default);
-        let path = request.uri().path().to_owned();
+        let uri = request.uri().clone();
         if deadline.remaining().is_zero() {
-            return Box::pin(async move { Ok(exceeded_response(&path)) });
+            return Box::pin(async move { Ok(exceeded_response(uri.path())) });
         }
         request.headers_mut().insert(GRPC_TIMEOUT, encode_grpc_timeout(deadline.remaining()));
         request.extensions_mut().insert(deadline);
@@ -214,7 +215,7 @@ where
         Box::pin(async move {
             match tokio::time::timeout_at(deadline.0, call).await {
                 Ok(result) => result,
-                Err(_) => Ok(exceeded_response(&path)),
+                Err(_) => Ok(exceeded_response(uri.path())),
             }
         })
     }

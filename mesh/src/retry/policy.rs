@@ -10,6 +10,21 @@ pub struct RetryPolicy {
     overrides: HashMap<String, Idempotency>,
 }
 
+/// `/package.Service/Method` → declared idempotency, for every method of the embedded contracts.
+/// Built once: reading a method's options decodes them, far too slow for every call.
+fn descriptor_levels() -> &'static HashMap<String, Idempotency> {
+    static LEVELS: std::sync::OnceLock<HashMap<String, Idempotency>> = std::sync::OnceLock::new();
+    LEVELS.get_or_init(|| {
+        let mut levels = HashMap::new();
+        for service in kem_proto::descriptor_pool().services() {
+            for method in service.methods() {
+                levels.insert(format!("/{}/{}", service.full_name(), method.name()), idempotency(&method));
+            }
+        }
+        levels
+    })
+}
+
 impl RetryPolicy {
     /// The policy of kem's contracts: `kem_proto::descriptor_pool()` decides.
     pub fn from_descriptors() -> RetryPolicy {
@@ -28,13 +43,7 @@ impl RetryPolicy {
         if let Some(level) = self.overrides.get(path) {
             return *level;
         }
-        let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
-            return Idempotency::Unknown;
-        };
-        kem_proto::descriptor_pool()
-            .get_service_by_name(service)
-            .and_then(|s| s.methods().find(|m| m.name() == method))
-            .map_or(Idempotency::Unknown, |m| idempotency(&m))
+        descriptor_levels().get(path).copied().unwrap_or(Idempotency::Unknown)
     }
 
     /// Whether a failed call to `path` may be retried.
