@@ -54,6 +54,12 @@ async fn a_worker_killed_mid_job_is_finished_once_by_the_next_delivery() {
     let listed = h.list(OWNER, "event-kill").await.expect("list");
     assert_eq!(listed.images.len(), 3, "no duplicate image");
 
+    // The outcome is reported before the message is marked finished (a repeat report is harmless
+    // at the event service), so wait for the replica to finish its delivery: only then is the
+    // message "finished" for a redelivery.
+    let finished = || replica.app().metrics().jobs_succeeded.load(std::sync::atomic::Ordering::Relaxed) == 1;
+    eventually("the replica marked the delivery finished", WAIT, finished).await;
+
     // A redelivery of the finished message (a producer retry, a lost completion) changes nothing.
     let again = ReceivedMessage {
         queue: CONTENT_GENERATION.to_owned(),
