@@ -71,11 +71,33 @@ pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_o
             .expose_headers(["x-request-id".parse().unwrap_or(header::ACCEPT), header::RETRY_AFTER])
             .max_age(Duration::from_secs(600))
     });
-    fixed_routes
-        .fallback(edge::handle)
-        .with_state(edge)
-        .layer(tower_http::compression::CompressionLayer::new().gzip(true).compress_when(compress_when()))
-        .layer(tower::util::option_layer(cors))
+    let compression = || tower_http::compression::CompressionLayer::new().gzip(true).compress_when(compress_when());
+    // API requests that do not accept gzip at all (most API clients) skip the compression layer:
+    // it costs a few microseconds per request even when it ends up passing the body through.
+    let api_plain = axum::handler::Handler::with_state(edge::handle, edge);
+    let api_gzip = tower::Layer::layer(&compression(), api_plain.clone());
+    let api = tower::service_fn(move |request: axum::extract::Request| {
+        let accepts = accepts_gzip(request.headers());
+        let (plain, gzip) = (api_plain.clone(), api_gzip.clone());
+        async move {
+            use tower::ServiceExt as _;
+            if accepts {
+                gzip.oneshot(request).await.map(|response| response.map(axum::body::Body::new))
+            } else {
+                plain.oneshot(request).await
+            }
+        }
+    });
+    fixed_routes.route_layer(compression()).fallback_service(api).layer(tower::util::option_layer(cors))
+}
+
+/// Whether the request may accept a gzipped response at all: a quick filter only; the
+/// compression layer then negotiates properly (`gzip;q=0`, `*`, ...).
+fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().any(|value| {
+        let value = value.as_bytes();
+        value.windows(4).any(|w| w.eq_ignore_ascii_case(b"gzip")) || value.contains(&b'*')
+    })
 }
 
 /// Which responses are gzipped (when the client accepts it): bodies of at least 1 KiB — below

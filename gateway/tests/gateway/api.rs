@@ -331,6 +331,26 @@ async fn large_responses_are_gzipped_when_accepted_small_ones_are_not() {
         .expect("r");
     assert_eq!(event.status(), 200);
     assert!(event.headers().get("content-encoding").is_none());
+    // A large API answer (the backend echoes the 2 KB page token) is compressed when accepted,
+    // and not when the client does not say it accepts gzip.
+    let token = "t".repeat(2048);
+    let list = |accept: Option<&'static str>| {
+        let mut request =
+            client().get(setup.url(&format!("/api/v1/events?pageToken={token}"))).bearer_auth(setup.token("owner-1"));
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        request.send()
+    };
+    let gzipped = list(Some("br;q=1.0, GZIP;q=0.5")).await.expect("r");
+    assert_eq!(gzipped.status(), 200);
+    assert_eq!(gzipped.headers().get("content-encoding").and_then(|v| v.to_str().ok()), Some("gzip"));
+    let plain = list(None).await.expect("r");
+    assert!(plain.headers().get("content-encoding").is_none());
+    let body: Value = plain.json().await.expect("json");
+    assert!(body["nextPageToken"].as_str().is_some_and(|t| t.len() > 2048));
+    let refused = list(Some("gzip;q=0")).await.expect("r");
+    assert!(refused.headers().get("content-encoding").is_none(), "gzip;q=0 means no gzip");
     setup.shutdown.trigger();
 }
 
