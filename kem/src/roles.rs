@@ -236,7 +236,7 @@ async fn serve(
     identity: WorkloadIdentity,
     settings: &Settings,
     shutdown: &Shutdown,
-    edge: Option<axum::Router>,
+    edge: Option<kem_gateway::EdgeApp>,
 ) -> anyhow::Result<RunningRole> {
     let listener = bind(settings, role.grpc_port(settings), role, "gRPC").await?;
     let grpc = server.drain_timeout(settings.drain_timeout).serve(listener, shutdown.clone()).await?;
@@ -260,7 +260,7 @@ async fn edge_router(
     settings: &Settings,
     shared: &ProcessShared,
     shutdown: &Shutdown,
-) -> anyhow::Result<axum::Router> {
+) -> anyhow::Result<kem_gateway::EdgeApp> {
     let mut upstreams = Upstreams::new();
     let mut user = None;
     for service in ServiceName::ALL {
