@@ -30,7 +30,7 @@ use kem_proto::kem::event::v1::event_service_server::{EventService, EventService
 use kem_proto::kem::event::v1::{Event, EventStatus, GetEventRequest, GetEventResponse};
 use tonic::{Request, Response, Status};
 
-use super::load::{Plan, boxed, compare, ms, rounds_text};
+use super::load::{Plan, boxed, compare, print_table};
 
 /// Options of `kem bench gateway`.
 #[derive(Args, Debug, Clone)]
@@ -201,22 +201,7 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         rounds: args.rounds,
     };
     let outcomes = compare(&contenders, plan).await;
-    println!(
-        "{:<20} {:>14} {:>22} {:>8} {:>12} {:>12} {:>12}",
-        "path", "saturation/s", "rounds", "errors", "p50", "p99", "max"
-    );
-    for outcome in &outcomes {
-        println!(
-            "{:<20} {:>14.0} {:>22} {:>8} {:>12} {:>12} {:>12}",
-            outcome.name,
-            outcome.rps(),
-            rounds_text(&outcome.rounds_rps),
-            outcome.failed,
-            ms(outcome.latency.p50),
-            ms(outcome.latency.p99),
-            ms(outcome.latency.max)
-        );
-    }
+    print_table("path", &outcomes);
     let [_, gateway, bridge] = &outcomes[..] else {
         shutdown.trigger();
         return Ok(());

@@ -263,6 +263,27 @@ pub async fn compare(contenders: &[(&str, BoxedCall)], plan: Plan) -> Vec<Outcom
     outcomes
 }
 
+/// Prints one row per contender: median saturation throughput, each round's, errors, and the
+/// pooled fixed-rate latency; `first` names the first column.
+pub fn print_table(first: &str, outcomes: &[Outcome]) {
+    println!(
+        "{first:<20} {:>14} {:>30} {:>8} {:>12} {:>12} {:>12}",
+        "saturation/s", "rounds", "errors", "p50", "p99", "max"
+    );
+    for outcome in outcomes {
+        println!(
+            "{:<20} {:>14.0} {:>30} {:>8} {:>12} {:>12} {:>12}",
+            outcome.name,
+            outcome.rps(),
+            rounds_text(&outcome.rounds_rps),
+            outcome.failed,
+            ms(outcome.latency.p50),
+            ms(outcome.latency.p99),
+            ms(outcome.latency.max)
+        );
+    }
+}
+
 /// Per-round throughputs, for the table: `41200/40100/39800`.
 pub fn rounds_text(rounds: &[f64]) -> String {
     rounds.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join("/")

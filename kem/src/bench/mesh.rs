@@ -28,7 +28,7 @@ use kem_proto::contract::Idempotency;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::load::{Plan, boxed, compare, ms, rounds_text};
+use super::load::{Plan, boxed, compare, print_table};
 
 const TRUST_DOMAIN: &str = "kem.bench";
 const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -238,22 +238,7 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(5), server.child.wait()).await;
     }
 
-    println!(
-        "{:<16} {:>14} {:>22} {:>8} {:>12} {:>12} {:>12}",
-        "mode", "saturation/s", "rounds", "errors", "p50", "p99", "max"
-    );
-    for outcome in &outcomes {
-        println!(
-            "{:<16} {:>14.0} {:>22} {:>8} {:>12} {:>12} {:>12}",
-            outcome.name,
-            outcome.rps(),
-            rounds_text(&outcome.rounds_rps),
-            outcome.failed,
-            ms(outcome.latency.p50),
-            ms(outcome.latency.p99),
-            ms(outcome.latency.max)
-        );
-    }
+    print_table("mode", &outcomes);
     let base = &outcomes[0];
     if args.only.is_some() {
         shutdown.trigger();
