@@ -125,6 +125,11 @@ impl fmt::Display for Violation {
     }
 }
 
+/// The gRPC path of a method, `/package.Service/Method`: what a call's HTTP/2 `:path` carries.
+pub fn grpc_path(method: &MethodDescriptor) -> String {
+    format!("/{}/{}", method.parent_service().full_name(), method.name())
+}
+
 /// The idempotency level a method declares.
 pub fn idempotency(method: &MethodDescriptor) -> Idempotency {
     match method.options().get_field_by_name("idempotency_level").as_deref() {

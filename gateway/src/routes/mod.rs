@@ -6,7 +6,7 @@ pub mod template;
 use std::collections::HashMap;
 
 use http::Method;
-use kem_proto::contract::{Access, Idempotency, access, http_bindings, idempotency};
+use kem_proto::contract::{Access, Idempotency, access, grpc_path, http_bindings, idempotency};
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 pub use template::{Captures, PathTemplate, split_path};
@@ -32,8 +32,6 @@ pub struct Route {
     pub limit_name: String,
     /// `/package.Service/Method`, computed once (every request needs it).
     grpc_path: http::uri::PathAndQuery,
-    /// The service's full name, computed once.
-    service: String,
 }
 
 impl Route {
@@ -47,9 +45,10 @@ impl Route {
         &self.grpc_path
     }
 
-    /// The service's full name.
+    /// The service's full name (`package.Service`), read off the gRPC path.
     pub fn service(&self) -> &str {
-        &self.service
+        let path = self.grpc_path();
+        path[1..].rsplit_once('/').map_or(path, |(service, _)| service)
     }
 }
 
@@ -125,12 +124,10 @@ impl RouteTable {
                         "{method} {}",
                         kem_proto::contract::normalize_template(&binding.path).replace("{}", "{id}")
                     );
-                    let service = rpc.parent_service().full_name().to_owned();
-                    let grpc_path = http::uri::PathAndQuery::try_from(format!("/{service}/{}", rpc.name()))
+                    let grpc_path = http::uri::PathAndQuery::try_from(grpc_path(&rpc))
                         .map_err(|_| RouteError::GrpcPath { rpc: binding.rpc.clone() })?;
                     routes.push(Route {
                         grpc_path,
-                        service,
                         limit_name,
                         method,
                         template,
@@ -210,6 +207,7 @@ mod tests {
             match table.lookup(&method, &path) {
                 Lookup::Found(found, captures) => {
                     assert_eq!(found.rpc.full_name(), route.rpc, "{} {}", route.method, route.path);
+                    assert_eq!(found.service(), found.rpc.parent_service().full_name());
                     if route.path.contains("{id}") {
                         assert_eq!(captures.len(), 1);
                         assert_eq!(captures[0].1, "abc-123");

@@ -741,7 +741,7 @@ fn network_policy_peers_equal_the_mesh_authorization_callers() {
             let service = grpc_service_of(role).expect("identity service");
             let pool = kem_proto::descriptor_pool();
             for method in pool.get_service_by_name(&service).expect("identity service").methods() {
-                let path = format!("/{service}/{}", method.name());
+                let path = kem_proto::contract::grpc_path(&method);
                 assert_eq!(
                     policy.decide(&path, None),
                     Decision::Allow,

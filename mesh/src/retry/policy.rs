@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use kem_proto::contract::{Idempotency, idempotency};
+use kem_proto::contract::{Idempotency, grpc_path, idempotency};
 
 /// Retry eligibility by gRPC path (`/pkg.Service/Method`).
 #[derive(Debug, Clone, Default)]
@@ -18,7 +18,7 @@ fn descriptor_levels() -> &'static HashMap<String, Idempotency> {
         let mut levels = HashMap::new();
         for service in kem_proto::descriptor_pool().services() {
             for method in service.methods() {
-                levels.insert(format!("/{}/{}", service.full_name(), method.name()), idempotency(&method));
+                levels.insert(grpc_path(&method), idempotency(&method));
             }
         }
         levels
