@@ -56,13 +56,6 @@ pub struct EdgeApp {
 /// The type-erased service behind [`EdgeApp`].
 type EdgeService = tower::util::BoxCloneSyncService<axum::extract::Request, Response, std::convert::Infallible>;
 
-impl EdgeApp {
-    /// The whole edge as a tower service (for tests that drive it without a socket).
-    pub fn into_service(self) -> EdgeService {
-        self.service
-    }
-}
-
 /// Builds the edge: the API pipeline, the fixed endpoints, CORS for `cors_origins` (none: no CORS).
 pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_origins: &[String]) -> EdgeApp {
     let info = openapi::ApiInfo::default();

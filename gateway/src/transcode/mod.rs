@@ -140,13 +140,23 @@ pub fn build_request(
     }
 
     // 3. Path variables win over anything else.
-    for (path, raw) in captures {
-        let field = leaf_field(&input, path).ok_or_else(|| FieldError::new(path.clone(), "unknown path variable"))?;
-        let value = scalar_json(&field, raw, path)?;
-        set_path(&mut root, &input, path, value)?;
-    }
+    set_captures(&mut root, &input, captures)?;
 
     decode(&input, Value::Object(root))
+}
+
+/// Puts each path variable's canonical JSON at its field path in `root`.
+fn set_captures(
+    root: &mut Map<String, Value>,
+    input: &MessageDescriptor,
+    captures: &Captures,
+) -> Result<(), FieldError> {
+    for (path, raw) in captures {
+        let field = leaf_field(input, path).ok_or_else(|| FieldError::new(path.clone(), "unknown path variable"))?;
+        let value = scalar_json(&field, raw, path)?;
+        set_path(root, input, path, value)?;
+    }
+    Ok(())
 }
 
 /// The common case of a GET or DELETE: only path variables, each a top-level string field

@@ -48,11 +48,7 @@ fn the_path_only_shortcut_builds_what_the_json_path_builds() {
             let captures: Captures = variables.iter().map(|v| ((*v).to_owned(), raw.to_owned())).collect();
             let Some(fast) = from_string_captures(&route.rpc.input(), &captures) else { continue };
             let mut root = serde_json::Map::new();
-            for (path, raw) in &captures {
-                let field = leaf_field(&route.rpc.input(), path).expect("field");
-                set_path(&mut root, &route.rpc.input(), path, scalar_json(&field, raw, path).expect("scalar"))
-                    .expect("set");
-            }
+            set_captures(&mut root, &route.rpc.input(), &captures).expect("captures");
             let general = decode(&route.rpc.input(), serde_json::Value::Object(root)).expect("decode");
             assert_eq!(fast, general, "{} with {raw:?}", route.limit_name);
             checked += 1;
