@@ -16,8 +16,17 @@ use tokio::sync::Mutex;
 
 /// Verifies bearer tokens, returning the subject (owner id).
 pub trait Authenticate: Send + Sync {
-    /// The verified subject, or why the token is refused (safe to show the client).
-    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<String, String>>;
+    /// The verified subject, or why the token is refused (safe to show the client). Shared:
+    /// every request of a client carries the same subject, and the edge passes it to several
+    /// stages (rate limit, idempotency scope, backend metadata, access log).
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<str>, String>>;
+
+    /// The same verdict when it needs no I/O (a remembered token, or one the current keys
+    /// decide); `None` when keys must be fetched first. Lets the edge skip boxing a future on
+    /// nearly every request.
+    fn authenticate_now(&self, _token: &str) -> Option<Result<Arc<str>, String>> {
+        None
+    }
 }
 
 /// Where signing keys come from.
@@ -37,7 +46,7 @@ pub struct JwtAuthenticator {
     /// Tokens already verified → (subject, expiry): an ES256 verification costs far more than
     /// the rest of the edge, and a client sends the same access token for up to 15 minutes.
     /// Cleared whenever the key set changes, so a retired key's tokens stop working at once.
-    verified: std::sync::Mutex<std::collections::HashMap<String, (String, SystemTime)>>,
+    verified: std::sync::Mutex<std::collections::HashMap<String, (Arc<str>, SystemTime)>>,
 }
 
 /// Verified tokens remembered at most (the map is cleared when full: a cache, not a ledger).
@@ -104,7 +113,7 @@ impl JwtAuthenticator {
         self.jwks.load().keys.clone()
     }
 
-    fn verify_now(&self, token: &str) -> Result<String, VerifyOutcome> {
+    fn check_token(&self, token: &str) -> Result<Arc<str>, VerifyOutcome> {
         let now = SystemTime::now();
         if let Ok(verified) = self.verified.lock()
             && let Some((subject, expires)) = verified.get(token)
@@ -116,14 +125,15 @@ impl JwtAuthenticator {
         let Some(verifier) = guard.as_ref() else { return Err(VerifyOutcome::NoKeys) };
         match verifier.verify(token, now) {
             Ok(claims) => {
+                let subject: Arc<str> = claims.sub.into();
                 if let Ok(mut verified) = self.verified.lock() {
                     if verified.len() >= VERIFIED_CACHE_ENTRIES {
                         verified.clear();
                     }
                     let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(claims.exp);
-                    verified.insert(token.to_owned(), (claims.sub.clone(), expires));
+                    verified.insert(token.to_owned(), (subject.clone(), expires));
                 }
-                Ok(claims.sub)
+                Ok(subject)
             }
             Err(error @ kem_kit::jwt::JwtError::UnknownKid { .. }) => Err(VerifyOutcome::UnknownKid(error.to_string())),
             Err(error) => Err(VerifyOutcome::Invalid(error.to_string())),
@@ -138,9 +148,9 @@ enum VerifyOutcome {
 }
 
 impl Authenticate for JwtAuthenticator {
-    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<String, String>> {
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<str>, String>> {
         Box::pin(async move {
-            match self.verify_now(token) {
+            match self.check_token(token) {
                 Ok(subject) => return Ok(subject),
                 Err(VerifyOutcome::Invalid(reason)) => return Err(format!("invalid access token: {reason}")),
                 Err(VerifyOutcome::NoKeys | VerifyOutcome::UnknownKid(_)) => {}
@@ -149,7 +159,7 @@ impl Authenticate for JwtAuthenticator {
             if may_refresh && let Err(error) = self.refresh().await {
                 tracing::warn!(%error, "cannot fetch signing keys while verifying a token");
             }
-            match self.verify_now(token) {
+            match self.check_token(token) {
                 Ok(subject) => Ok(subject),
                 Err(VerifyOutcome::NoKeys) => Err("access tokens cannot be verified right now".to_owned()),
                 Err(VerifyOutcome::UnknownKid(reason) | VerifyOutcome::Invalid(reason)) => {
@@ -157,6 +167,14 @@ impl Authenticate for JwtAuthenticator {
                 }
             }
         })
+    }
+
+    fn authenticate_now(&self, token: &str) -> Option<Result<Arc<str>, String>> {
+        match self.check_token(token) {
+            Ok(subject) => Some(Ok(subject)),
+            Err(VerifyOutcome::Invalid(reason)) => Some(Err(format!("invalid access token: {reason}"))),
+            Err(VerifyOutcome::NoKeys | VerifyOutcome::UnknownKid(_)) => None,
+        }
     }
 }
 

@@ -11,12 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::HeaderName;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 use kem_proto::contract::Access;
 use tonic::Code;
+use tonic::metadata::{Ascii, MetadataValue};
 
 use crate::auth::Authenticate;
 use crate::deadline::DeadlinePolicy;
@@ -73,23 +76,57 @@ pub fn route_name(route: &Route) -> &str {
     &route.limit_name
 }
 
-fn request_id(headers: &http::HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            use rand::Rng;
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            let bytes: [u8; 16] = rand::rng().random();
-            let mut id = String::with_capacity(32);
-            for b in bytes {
-                id.push(char::from(HEX[usize::from(b >> 4)]));
-                id.push(char::from(HEX[usize::from(b & 0xf)]));
-            }
-            id
-        })
+/// `X-Request-Id`, in the response and in the metadata of the backend call.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request's id: the client's `X-Request-Id` when it is sane (1–128 visible ASCII characters),
+/// else 32 random hex digits. Held as shared bytes, so the response header and the backend
+/// metadata reuse one buffer.
+#[derive(Debug, Clone)]
+pub struct RequestId(Bytes);
+
+impl RequestId {
+    /// The client's id from `headers`, or a fresh one.
+    pub fn from_headers(headers: &http::HeaderMap) -> RequestId {
+        let given = headers
+            .get(&REQUEST_ID)
+            .map(HeaderValue::as_bytes)
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic));
+        match given {
+            Some(bytes) => RequestId(Bytes::copy_from_slice(bytes)),
+            None => RequestId::random(),
+        }
+    }
+
+    fn random() -> RequestId {
+        use rand::Rng;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let random: [u8; 16] = rand::rng().random();
+        let mut id = Vec::with_capacity(32);
+        for b in random {
+            id.extend([HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        }
+        RequestId(Bytes::from(id))
+    }
+
+    /// The id as text (always visible ASCII).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("-")
+    }
+
+    /// The id as a header value (no copy).
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_maybe_shared(self.0.clone()).unwrap_or(HeaderValue::from_static("-"))
+    }
+
+    /// The id as gRPC metadata, marked sensitive: HPACK then never indexes it, so a value that
+    /// is new on every call does not churn the connection's header table (evicting the headers
+    /// that do repeat) on both ends.
+    fn metadata_value(&self) -> Option<MetadataValue<Ascii>> {
+        let mut value = MetadataValue::try_from(self.0.clone()).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
 }
 
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {
@@ -98,22 +135,17 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
-/// The API handler (axum fallback for everything that is not a fixed edge endpoint).
-pub async fn handle(
-    State(edge): State<Arc<Edge>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-) -> Response {
+/// Runs one API request from `peer` through the pipeline.
+pub async fn handle(edge: &Edge, peer: SocketAddr, request: Request) -> Response {
     let started = tokio::time::Instant::now();
     let (parts, body) = request.into_parts();
-    let rid = request_id(&parts.headers);
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_owned();
-    let mut owner_for_log = None;
+    let rid = RequestId::from_headers(&parts.headers);
+    let path = parts.uri.path();
+    let mut owner: Option<Arc<str>> = None;
     let mut route_for_log = None;
     let mut limit_decision = None;
     let mut response = async {
-        let (route, captures) = match edge.routes.lookup(&parts.method, &path) {
+        let (route, captures) = match edge.routes.lookup(&parts.method, path) {
             Lookup::Found(route, captures) => (route, captures),
             Lookup::NotFound => {
                 return json_error(
@@ -121,16 +153,16 @@ pub async fn handle(
                     Code::NotFound,
                     &format!("no route for {path}"),
                     vec![],
-                    &rid,
+                    rid.as_str(),
                 );
             }
             Lookup::MethodNotAllowed(allowed) => {
                 let mut response = json_error(
                     StatusCode::METHOD_NOT_ALLOWED,
                     Code::Unimplemented,
-                    &format!("{method} is not allowed on {path}"),
+                    &format!("{} is not allowed on {path}", parts.method),
                     vec![],
-                    &rid,
+                    rid.as_str(),
                 );
                 let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
                 if let Ok(value) = HeaderValue::from_str(&allow) {
@@ -143,18 +175,19 @@ pub async fn handle(
         let client = client_ip(peer, &parts.headers, &edge.config.trusted_proxies);
 
         // Authentication before the per-route limit, so owners are counted per owner.
-        let owner = if route.access == Access::Owner {
+        if route.access == Access::Owner {
             let Some(token) = bearer(&parts.headers) else {
-                return unauthorized("an access token is required (Authorization: Bearer <token>)", &rid);
+                return unauthorized("an access token is required (Authorization: Bearer <token>)", rid.as_str());
             };
-            match edge.auth.authenticate(token).await {
-                Ok(subject) => Some(subject),
-                Err(reason) => return unauthorized(&reason, &rid),
+            let verdict = match edge.auth.authenticate_now(token) {
+                Some(verdict) => verdict,
+                None => edge.auth.authenticate(token).await,
+            };
+            match verdict {
+                Ok(subject) => owner = Some(subject),
+                Err(reason) => return unauthorized(&reason, rid.as_str()),
             }
-        } else {
-            None
-        };
-        owner_for_log = owner.clone();
+        }
 
         let decision = edge.limiter.check(route_name(route), client, owner.as_deref(), tokio::time::Instant::now());
         limit_decision = Some(decision);
@@ -163,9 +196,7 @@ pub async fn handle(
             // and the Retry-After / RateLimit-* headers.
             let (parts, text) = too_many_requests(&decision).into_parts();
             let mut response = Response::from_parts(parts, Body::from(text));
-            if let Ok(value) = HeaderValue::from_str(&rid) {
-                response.headers_mut().insert("x-request-id", value);
-            }
+            response.headers_mut().insert(REQUEST_ID, rid.header_value());
             return response;
         }
 
@@ -177,71 +208,70 @@ pub async fn handle(
                     Code::InvalidArgument,
                     &format!("the request body exceeds {} bytes", edge.config.body_limit),
                     vec![],
-                    &rid,
+                    rid.as_str(),
                 );
             }
         };
 
         // A replayed POST with the same Idempotency-Key gets the first answer.
         let idempotency_key = (parts.method == Method::POST)
-            .then(|| parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned))
+            .then(|| parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()))
             .flatten();
-        let scope = owner.clone().unwrap_or_else(|| client.to_string());
-        let claim = match &idempotency_key {
-            Some(key) => match edge.idempotency.begin(&scope, route_name(route), key, &body).await {
-                Replay::Stored(stored) => return stored.into_response(&rid),
-                Replay::InProgress => {
-                    return json_error(
-                        StatusCode::CONFLICT,
-                        Code::Aborted,
-                        "a request with this Idempotency-Key is still in progress; retry shortly",
-                        vec![],
-                        &rid,
-                    );
+        let claim = match idempotency_key {
+            Some(key) => {
+                let scope = owner.as_deref().map_or_else(|| client.to_string(), str::to_owned);
+                match edge.idempotency.begin(&scope, route_name(route), key, &body).await {
+                    Replay::Stored(stored) => return stored.into_response(rid.as_str()),
+                    Replay::InProgress => {
+                        return json_error(
+                            StatusCode::CONFLICT,
+                            Code::Aborted,
+                            "a request with this Idempotency-Key is still in progress; retry shortly",
+                            vec![],
+                            rid.as_str(),
+                        );
+                    }
+                    Replay::Mismatch => {
+                        return json_error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            Code::InvalidArgument,
+                            "this Idempotency-Key was used with a different request body",
+                            vec![],
+                            rid.as_str(),
+                        );
+                    }
+                    Replay::Proceed(claim) => Some(claim),
                 }
-                Replay::Mismatch => {
-                    return json_error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        Code::InvalidArgument,
-                        "this Idempotency-Key was used with a different request body",
-                        vec![],
-                        &rid,
-                    );
-                }
-                Replay::Proceed(claim) => Some(claim),
-            },
+            }
             None => None,
         };
 
         let query = parts.uri.query();
         let message = match build_request(route, &captures, query, &body) {
             Ok(message) => message,
-            Err(error) => return bad_request(&error.field, &error.description, &rid),
+            Err(error) => return bad_request(&error.field, &error.description, rid.as_str()),
         };
         let deadline = edge.config.deadlines.for_request(&parts.headers);
         let pretty = query.is_some_and(|q| q.split('&').any(|p| p == "pretty" || p == "pretty=true"));
-        let response = call(&edge, route, message, deadline, owner.as_deref(), &rid, pretty).await;
+        let response = call(edge, route, message, deadline, owner.as_deref(), &rid, pretty).await;
         if let Some(claim) = claim { edge.idempotency.finish(claim, response).await } else { response.into_response() }
     }
     .await;
 
-    response
-        .headers_mut()
-        .entry("x-request-id")
-        .or_insert_with(|| HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("-")));
+    response.headers_mut().entry(REQUEST_ID).or_insert_with(|| rid.header_value());
     if let Some(decision) = limit_decision.filter(|d| d.allowed) {
         rate_limit_headers(&decision, response.headers_mut());
     }
-    if method == Method::HEAD {
+    if parts.method == Method::HEAD {
         *response.body_mut() = Body::empty();
     }
     tracing::info!(
         target: "kem_gateway::access",
-        request_id = %rid,
-        method = %method,
+        request_id = %rid.as_str(),
+        method = %parts.method,
         path = %path,
         rpc = route_for_log.unwrap_or("-"),
-        owner = owner_for_log.as_deref().unwrap_or("-"),
+        owner = owner.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
@@ -272,7 +302,7 @@ async fn call(
     message: prost_reflect::DynamicMessage,
     deadline: Duration,
     owner: Option<&str>,
-    rid: &str,
+    rid: &RequestId,
     pretty: bool,
 ) -> EdgeResponse {
     let Some(channel) = edge.upstreams.get(route.service()) else {
@@ -281,7 +311,7 @@ async fn call(
             Code::Unavailable,
             "the service is not available",
             vec![],
-            rid,
+            rid.as_str(),
         ));
     };
     let path = route.grpc_path_and_query().clone();
@@ -292,7 +322,7 @@ async fn call(
     if let Some(owner) = owner.and_then(|o| o.parse().ok()) {
         request.metadata_mut().insert(OWNER_METADATA, owner);
     }
-    if let Ok(value) = rid.parse() {
+    if let Some(value) = rid.metadata_value() {
         request.metadata_mut().insert("x-request-id", value);
     }
     let mut grpc = tonic::client::Grpc::new(channel);
@@ -316,7 +346,7 @@ async fn call(
                     Code::Internal,
                     &format!("cannot encode the response: {e}"),
                     vec![],
-                    rid,
+                    rid.as_str(),
                 )),
             };
         }
@@ -324,7 +354,7 @@ async fn call(
         Err(_) => None,
     };
     let status = last.unwrap_or_else(|| tonic::Status::deadline_exceeded("the request deadline was exceeded"));
-    EdgeResponse(status_response(&status, rid))
+    EdgeResponse(status_response(&status, rid.as_str()))
 }
 
 fn json_ok(bytes: Vec<u8>) -> Response {

@@ -30,6 +30,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::FutureExt as _;
 use kem_mesh::Shutdown;
 use tokio::net::TcpListener;
 
@@ -46,21 +47,52 @@ struct Fixed {
 /// [`edge`] pipeline; health, readiness, OpenAPI, docs and JWKS are a small axum router (whose
 /// fallback is the same pipeline, so unknown paths get its JSON 404).
 ///
-/// API requests never pass through the router: matching them against the fixed routes first,
-/// then falling back, costs a few microseconds per request for nothing.
+/// API requests without `Accept-Encoding: gzip` (most API clients) take the shortest path: no
+/// router, no compression layer, no extractors, no boxed service — each of those costs
+/// microseconds per request for nothing. [`serve`] gives every connection its own `EdgeApp`
+/// knowing the peer address (client IP for rate limits and access logs); an `EdgeApp` used
+/// without `serve` reads it from the request's [`axum::extract::ConnectInfo`].
 #[derive(Clone)]
 pub struct EdgeApp {
-    service: EdgeService,
+    app: Arc<App>,
+    peer: Option<SocketAddr>,
 }
 
-/// The type-erased service behind [`EdgeApp`].
-type EdgeService = tower::util::BoxCloneSyncService<axum::extract::Request, Response, std::convert::Infallible>;
+/// What every connection shares.
+struct App {
+    edge: Arc<Edge>,
+    /// The API behind gzip, for clients that accept it (the peer travels in `ConnectInfo`).
+    api_gzip: BoxedService,
+    /// The fixed endpoints; their fallback is the API pipeline.
+    fixed: Router,
+    /// With CORS configured, everything goes through the CORS layer first.
+    cors: Option<BoxedService>,
+}
+
+/// A type-erased request → response service.
+type BoxedService = tower::util::BoxCloneSyncService<axum::extract::Request, Response, std::convert::Infallible>;
 
 /// Builds the edge: the API pipeline, the fixed endpoints, CORS for `cors_origins` (none: no CORS).
 pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_origins: &[String]) -> EdgeApp {
     let info = openapi::ApiInfo::default();
     let openapi = serde_json::to_vec(&openapi::document(kem_proto::descriptor_pool(), &info)).unwrap_or_default();
     let fixed = Arc::new(Fixed { edge: edge.clone(), openapi, jwks });
+    let compression = || tower_http::compression::CompressionLayer::new().gzip(true).compress_when(compress_when());
+    // The pipeline as a service, for the paths that need one (gzip, the router's fallback, CORS).
+    let pipeline = {
+        let edge = edge.clone();
+        tower::service_fn(move |request: axum::extract::Request| {
+            let edge = edge.clone();
+            async move {
+                let peer = peer_of(&request);
+                Ok::<_, std::convert::Infallible>(edge::handle(&edge, peer, request).await)
+            }
+        })
+    };
+    let api_gzip = tower::ServiceBuilder::new()
+        .map_response(|response: Response<_>| response.map(axum::body::Body::new))
+        .layer(compression())
+        .service(pipeline.clone());
     let fixed_routes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -68,54 +100,89 @@ pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_o
         .route("/docs", get(docs))
         .route("/docs/assets/{asset}", get(docs_asset))
         .route("/.well-known/jwks.json", get(jwks_json))
-        .with_state(fixed);
+        .with_state(fixed)
+        .route_layer(compression())
+        .fallback_service(pipeline);
     // No origins configured means no cross-origin access: then there is no CORS layer at all
     // (not one that only adds `Vary` headers to every response).
-    let cors = (!cors_origins.is_empty()).then(|| {
-        let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-        tower_http::cors::CorsLayer::new()
-            .allow_origin(origins)
-            .allow_methods(tower_http::cors::Any)
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                "idempotency-key".parse().unwrap_or(header::ACCEPT),
-                "x-request-id".parse().unwrap_or(header::ACCEPT),
-            ])
-            .expose_headers(["x-request-id".parse().unwrap_or(header::ACCEPT), header::RETRY_AFTER])
-            .max_age(Duration::from_secs(600))
-    });
-    let compression = || tower_http::compression::CompressionLayer::new().gzip(true).compress_when(compress_when());
-    // API requests that do not accept gzip at all (most API clients) skip the compression layer:
-    // it costs a few microseconds per request even when it ends up passing the body through.
-    let api_plain = axum::handler::Handler::with_state(edge::handle, edge);
-    let api_gzip = tower::Layer::layer(&compression(), api_plain.clone());
-    let api = tower::service_fn(move |request: axum::extract::Request| {
-        let accepts = accepts_gzip(request.headers());
-        let (plain, gzip) = (api_plain.clone(), api_gzip.clone());
-        async move {
-            use tower::ServiceExt as _;
-            if accepts {
-                gzip.oneshot(request).await.map(|response| response.map(axum::body::Body::new))
-            } else {
-                plain.oneshot(request).await
-            }
-        }
-    });
-    let fixed_routes = fixed_routes.route_layer(compression()).fallback_service(api.clone());
-    let dispatch = tower::service_fn(move |request: axum::extract::Request| {
+    let cors = (!cors_origins.is_empty()).then(|| cors_layer(cors_origins));
+    let mut app = App { edge, api_gzip: BoxedService::new(api_gzip), fixed: fixed_routes, cors: None };
+    if let Some(cors) = cors {
+        let inner = EdgeApp { app: Arc::new(app.clone_parts()), peer: None };
+        app.cors = Some(BoxedService::new(tower::Layer::layer(&cors, inner)));
+    }
+    EdgeApp { app: Arc::new(app), peer: None }
+}
+
+impl App {
+    /// The same routes without CORS (what the CORS layer wraps).
+    fn clone_parts(&self) -> App {
+        App { edge: self.edge.clone(), api_gzip: self.api_gzip.clone(), fixed: self.fixed.clone(), cors: None }
+    }
+}
+
+fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods(tower_http::cors::Any)
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, IDEMPOTENCY_KEY, edge::REQUEST_ID])
+        .expose_headers([edge::REQUEST_ID, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+const IDEMPOTENCY_KEY: header::HeaderName = header::HeaderName::from_static("idempotency-key");
+
+/// The peer a request came from: its `ConnectInfo`, else the unspecified address (an `EdgeApp`
+/// called directly, outside [`serve`]).
+fn peer_of(request: &axum::extract::Request) -> SocketAddr {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |info| info.0)
+}
+
+impl EdgeApp {
+    /// This app for one connection from `peer`.
+    fn for_peer(&self, peer: SocketAddr) -> EdgeApp {
+        EdgeApp { app: self.app.clone(), peer: Some(peer) }
+    }
+
+    async fn dispatch(self, mut request: axum::extract::Request) -> Response {
         use tower::ServiceExt as _;
-        let (api, fixed_routes) = (api.clone(), fixed_routes.clone());
-        async move {
-            if request.uri().path().starts_with("/api/") {
-                api.oneshot(request).await
-            } else {
-                fixed_routes.oneshot(request).await
-            }
+        let peer = match self.peer {
+            Some(peer) => peer,
+            None => peer_of(&request),
+        };
+        if let Some(cors) = &self.app.cors {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            return cors.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
         }
-    });
-    let service = tower::ServiceBuilder::new().layer(tower::util::option_layer(cors)).service(dispatch);
-    EdgeApp { service: EdgeService::new(service) }
+        if request.uri().path().starts_with("/api/") && !accepts_gzip(request.headers()) {
+            return edge::handle(&self.app.edge, peer, request).await;
+        }
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let outcome = if request.uri().path().starts_with("/api/") {
+            self.app.api_gzip.clone().oneshot(request).await
+        } else {
+            self.app.fixed.clone().oneshot(request).await
+        };
+        outcome.unwrap_or_else(|never| match never {})
+    }
+}
+
+impl tower::Service<axum::extract::Request> for EdgeApp {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        Box::pin(self.clone().dispatch(request).map(Ok))
+    }
 }
 
 /// Whether the request may accept a gzipped response at all: a quick filter only; the
@@ -172,21 +239,10 @@ pub fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "REST edge listening");
-    let service = app.service;
-    // Per connection: the edge service with the peer address put where `ConnectInfo` finds it
-    // (client IP for rate limits and access logs).
+    // Per connection: the app knowing its peer (client IP for rate limits and access logs).
     let per_connection = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, TcpListener>| {
-        let peer = *incoming.remote_addr();
-        let service = service.clone();
-        async move {
-            Ok::<_, std::convert::Infallible>(tower::util::MapRequest::new(
-                service,
-                move |mut request: axum::extract::Request| {
-                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                    request
-                },
-            ))
-        }
+        let app = app.for_peer(*incoming.remote_addr());
+        async move { Ok::<_, std::convert::Infallible>(app) }
     });
     let task = tokio::spawn(async move {
         axum::serve(listener, per_connection).with_graceful_shutdown(async move { shutdown.wait().await }).await

@@ -28,12 +28,36 @@ pub fn ceil_seconds(duration: Duration) -> u64 {
 /// Sets the `RateLimit-*` headers (and `Retry-After` when denied) for `decision` on `headers`;
 /// for every response of a rate-limited route.
 pub fn rate_limit_headers(decision: &Decision, headers: &mut HeaderMap) {
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(ceil_seconds(decision.reset_after)));
+    headers.insert(RATELIMIT_LIMIT, number(u64::from(decision.limit)));
+    headers.insert(RATELIMIT_REMAINING, number(u64::from(decision.remaining)));
+    headers.insert(RATELIMIT_RESET, number(ceil_seconds(decision.reset_after)));
     if let Some(retry_after) = decision.retry_after {
-        headers.insert(RETRY_AFTER, HeaderValue::from(ceil_seconds(retry_after).max(1)));
+        headers.insert(RETRY_AFTER, number(ceil_seconds(retry_after).max(1)));
     }
+}
+
+/// Numbers below this come from a table built once.
+const TABLED_NUMBERS: u64 = 1024;
+
+/// `n` as a header value. Every response of a limited route carries three numbers, nearly always
+/// small; a value from the table is a static string (cloned without allocating or counting
+/// references), where formatting one allocates.
+fn number(n: u64) -> HeaderValue {
+    static TABLE: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        // One process-lifetime string holding every tabled number, sliced per value.
+        let mut digits = String::new();
+        let spans: Vec<(usize, usize)> = (0..TABLED_NUMBERS)
+            .map(|n| {
+                let start = digits.len();
+                digits.push_str(&n.to_string());
+                (start, digits.len())
+            })
+            .collect();
+        let digits: &'static str = Box::leak(digits.into_boxed_str());
+        spans.into_iter().map(|(start, end)| HeaderValue::from_static(&digits[start..end])).collect()
+    });
+    usize::try_from(n).ok().and_then(|i| table.get(i)).cloned().unwrap_or_else(|| HeaderValue::from(n))
 }
 
 /// The `429 Too Many Requests` response for a denied `decision`: `Retry-After`, `RateLimit-*`
@@ -64,6 +88,13 @@ mod tests {
 
     fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         headers.get(name).map(|v| v.to_str().expect("ascii header"))
+    }
+
+    #[test]
+    fn numbers_from_the_table_and_beyond_it_read_the_same() {
+        for n in [0, 1, 9, 10, 199, TABLED_NUMBERS - 1, TABLED_NUMBERS, 1_000_000, u64::MAX] {
+            assert_eq!(number(n).to_str().expect("ascii"), n.to_string());
+        }
     }
 
     #[test]

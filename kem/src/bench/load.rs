@@ -214,14 +214,36 @@ pub struct Outcome {
 impl Outcome {
     /// Median saturation throughput over the rounds.
     pub fn rps(&self) -> f64 {
-        let mut rounds = self.rounds_rps.clone();
-        rounds.sort_by(f64::total_cmp);
-        match rounds.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => rounds[n / 2],
-            n => (rounds[n / 2 - 1] + rounds[n / 2]) / 2.0,
-        }
+        median(self.rounds_rps.clone())
     }
+
+    /// This contender's throughput relative to `base`'s, paired by round: the median of the
+    /// per-round ratios, and those ratios. Both ran back to back within each round, so a
+    /// minute-long slowdown of this shared VM hits both sides of one ratio; comparing the two
+    /// medians instead lets one slow round on one side move the result.
+    pub fn throughput_ratio(&self, base: &Outcome) -> (f64, Vec<f64>) {
+        let ratios: Vec<f64> = self
+            .rounds_rps
+            .iter()
+            .zip(&base.rounds_rps)
+            .map(|(own, base)| if *base > 0.0 { own / base } else { 0.0 })
+            .collect();
+        (median(ratios.clone()), ratios)
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Per-round ratios, for the summary line: `0.84/0.86/0.85`.
+pub fn ratios_text(ratios: &[f64]) -> String {
+    ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join("/")
 }
 
 /// Measures every contender `plan.rounds` times, interleaved: per round, each contender's
@@ -321,6 +343,23 @@ mod tests {
         assert_eq!(outcome(&[40.0, 10.0, 20.0, 30.0]).rps(), 25.0);
         assert_eq!(outcome(&[]).rps(), 0.0);
         assert_eq!(rounds_text(&[1.4, 2.6]), "1/3");
+    }
+
+    #[test]
+    fn throughput_ratio_pairs_the_rounds() {
+        let outcome = |rounds: &[f64]| Outcome {
+            name: "x".into(),
+            rounds_rps: rounds.to_vec(),
+            failed: 0,
+            latency: Latency::default(),
+        };
+        // One slow round on the base side: the paired median ignores it, the ratio of medians
+        // (20/15 = 1.33) would not.
+        let (ratio, rounds) = outcome(&[20.0, 18.0, 22.0]).throughput_ratio(&outcome(&[25.0, 10.0, 27.5]));
+        assert_eq!(rounds, vec![0.8, 1.8, 0.8]);
+        assert_eq!(ratio, 0.8);
+        assert_eq!(ratios_text(&rounds), "0.80/1.80/0.80");
+        assert_eq!(outcome(&[1.0]).throughput_ratio(&outcome(&[0.0])).0, 0.0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,7 +28,7 @@ use kem_proto::contract::Idempotency;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::load::{Plan, boxed, compare, print_table};
+use super::load::{Plan, boxed, compare, print_table, ratios_text};
 
 const TRUST_DOMAIN: &str = "kem.bench";
 const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -247,10 +247,11 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
     }
     for outcome in &outcomes[1..] {
         let added = outcome.latency.p99.as_secs_f64() - base.latency.p99.as_secs_f64();
+        let (ratio, rounds) = outcome.throughput_ratio(base);
         println!(
-            "{} vs tonic-plaintext: throughput {:.2}x, p99 at {}/s {:+.3} ms",
+            "{} vs tonic-plaintext: throughput {ratio:.2}x (rounds {}), p99 at {}/s {:+.3} ms",
             outcome.name,
-            outcome.rps() / base.rps(),
+            ratios_text(&rounds),
             args.rate,
             added * 1000.0
         );
