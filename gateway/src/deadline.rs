@@ -1,9 +1,11 @@
 //! Request deadlines: a default per route, shortened by the client's `Grpc-Timeout` or
 //! `X-Request-Timeout`, never beyond a cap; propagated to the backend as `grpc-timeout`.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::HeaderMap;
+use tonic::metadata::{Ascii, MetadataValue};
 
 /// Deadline policy of the edge.
 #[derive(Debug, Clone)]
@@ -12,12 +14,32 @@ pub struct DeadlinePolicy {
     pub default: Duration,
     /// Upper bound on what a client may ask for.
     pub max: Duration,
+    /// The `grpc-timeout` value of the last default seen: nearly every request uses it.
+    encoded_default: OnceLock<(Duration, MetadataValue<Ascii>)>,
 }
 
 impl Default for DeadlinePolicy {
     fn default() -> Self {
-        DeadlinePolicy { default: Duration::from_secs(10), max: Duration::from_secs(60) }
+        DeadlinePolicy::new(Duration::from_secs(10), Duration::from_secs(60))
     }
+}
+
+/// `deadline` as a `grpc-timeout` value: the most precise unit whose count fits in the 8 digits
+/// the gRPC spec allows (nanoseconds up to 0.1 s, then micro-, milliseconds, ...), as tonic
+/// writes it.
+pub fn grpc_timeout(deadline: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let secs = u128::from(deadline.as_secs());
+    let candidates = [
+        (deadline.as_nanos(), 'n'),
+        (deadline.as_micros(), 'u'),
+        (deadline.as_millis(), 'm'),
+        (secs, 'S'),
+        (secs / 60, 'M'),
+        (secs / 3600, 'H'),
+    ];
+    let (value, unit) = candidates.into_iter().find(|(value, _)| *value <= MAX).unwrap_or((MAX, 'H'));
+    format!("{value}{unit}")
 }
 
 /// Parses a gRPC timeout (`100m`, `5S`, `2H`: up to 8 digits and a unit).
@@ -54,6 +76,22 @@ pub fn parse_request_timeout(value: &str) -> Option<Duration> {
 }
 
 impl DeadlinePolicy {
+    /// Requests get `default` unless they ask for less (or for more, up to `max`).
+    pub fn new(default: Duration, max: Duration) -> DeadlinePolicy {
+        DeadlinePolicy { default, max, encoded_default: OnceLock::new() }
+    }
+
+    /// `deadline` as `grpc-timeout` metadata; the default's value is encoded once.
+    pub fn grpc_timeout_value(&self, deadline: Duration) -> MetadataValue<Ascii> {
+        let encode =
+            |deadline| MetadataValue::try_from(grpc_timeout(deadline)).unwrap_or(MetadataValue::from_static("1n"));
+        if deadline != self.default {
+            return encode(deadline);
+        }
+        let (for_deadline, value) = self.encoded_default.get_or_init(|| (self.default, encode(self.default)));
+        if *for_deadline == deadline { value.clone() } else { encode(deadline) }
+    }
+
     /// The deadline for a request with `headers`.
     pub fn for_request(&self, headers: &HeaderMap) -> Duration {
         let asked =
@@ -67,6 +105,38 @@ impl DeadlinePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_timeouts_use_the_most_precise_unit_that_fits() {
+        let cases = [
+            (Duration::from_millis(50), "50000000n"),
+            (Duration::from_millis(100), "100000u"),
+            (Duration::from_millis(500), "500000u"),
+            (Duration::from_secs(30), "30000000u"),
+            (Duration::from_secs(3600), "3600000m"),
+            (Duration::from_secs(100_000_000), "1666666M"),
+            (Duration::from_secs(99_999_999 * 3600), "99999999H"),
+            (Duration::MAX, "99999999H"),
+        ];
+        for (deadline, expected) in cases {
+            assert_eq!(grpc_timeout(deadline), expected, "{deadline:?}");
+        }
+        // What a backend reads back is the deadline (within the unit's precision).
+        for deadline in [Duration::from_millis(1), Duration::from_secs(10), Duration::from_secs(7200)] {
+            assert_eq!(parse_grpc_timeout(&grpc_timeout(deadline)), Some(deadline));
+        }
+    }
+
+    #[test]
+    fn the_default_deadline_is_encoded_once_and_others_on_demand() {
+        let mut policy = DeadlinePolicy::default();
+        assert_eq!(policy.grpc_timeout_value(Duration::from_secs(10)), "10000000u");
+        assert_eq!(policy.grpc_timeout_value(Duration::from_secs(10)), "10000000u");
+        assert_eq!(policy.grpc_timeout_value(Duration::from_millis(250)), "250000u");
+        // A changed default is not served from the old encoding.
+        policy.default = Duration::from_secs(20);
+        assert_eq!(policy.grpc_timeout_value(Duration::from_secs(20)), "20000000u");
+    }
 
     #[test]
     fn grpc_timeouts_parse_every_unit() {

@@ -265,19 +265,18 @@ pub async fn handle(edge: &Edge, peer: SocketAddr, request: Request) -> Response
     if parts.method == Method::HEAD {
         *response.body_mut() = Body::empty();
     }
-    tracing::info!(
-        target: "kem_gateway::access",
-        request_id = %rid.as_str(),
-        method = %parts.method,
-        path = %path,
-        rpc = route_for_log.unwrap_or("-"),
-        owner = owner.as_deref().unwrap_or("-"),
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    let duration = started.elapsed();
+    crate::access_log::record(&crate::access_log::AccessRecord {
+        request_id: rid.as_str(),
+        method: parts.method.as_str(),
+        path,
+        rpc: route_for_log,
+        owner: owner.as_deref(),
+        status: response.status().as_u16(),
+        duration,
+    });
     let route = route_for_log.unwrap_or("unmatched");
-    kem_mesh::telemetry::Registry::global().edge_request(route, response.status().as_u16(), started.elapsed());
+    kem_mesh::telemetry::Registry::global().edge_request(route, response.status().as_u16(), duration);
     response
 }
 
@@ -318,7 +317,7 @@ async fn call(
     // One attempt here: retries of idempotent methods, with their budget and endpoint choice,
     // belong to the mesh client behind the upstream (`kem_mesh::client::BalancedChannel`).
     let mut request = tonic::Request::new(message);
-    request.set_timeout(deadline);
+    request.metadata_mut().insert("grpc-timeout", edge.config.deadlines.grpc_timeout_value(deadline));
     if let Some(owner) = owner.and_then(|o| o.parse().ok()) {
         request.metadata_mut().insert(OWNER_METADATA, owner);
     }

@@ -4,12 +4,14 @@
 //! - [`routes`]: the route table built from the descriptors (path templates, custom verbs);
 //! - [`transcode`]: path/query/body → dynamic request message, response → canonical JSON;
 //! - [`edge`]: the request pipeline (auth, limits, idempotency, deadlines, retries, errors);
+//! - [`access_log`]: one record per request, through `tracing` or a process's own sink;
 //! - [`auth`], [`protect`], [`idempotency`], [`deadline`], [`errors`]: its stages;
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the same descriptors;
 //! - [`upstream`]: backend channels (mesh mTLS).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod auth;
 pub mod deadline;
 pub mod edge;

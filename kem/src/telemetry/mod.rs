@@ -7,6 +7,7 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set; JSON log lines emitted while an RPC is handled carry
 //! that RPC's `trace_id` and `span_id` (fields of the current `rpc` span).
 
+pub mod access_log;
 pub mod log_writer;
 
 use kem_mesh::telemetry::Registry;
@@ -33,6 +34,8 @@ pub fn init_logging(settings: &Settings) -> anyhow::Result<LogFlushGuard> {
     );
     // Colours only for a person at a terminal; never escape codes in collected logs.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // The gateway's access records skip the subscriber's generic formatting (same layout).
+    kem_gateway::access_log::install(Box::new(access_log::AccessLines::new(writer.clone(), settings.log_format)));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     let result = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
