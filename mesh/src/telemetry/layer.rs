@@ -180,25 +180,27 @@ where
             trace_id = tracing::field::Empty,
             span_id = tracing::field::Empty
         );
-        if let Some((trace_id, span_id)) = trace::ids(&cx) {
+        let traced = trace::ids(&cx).inspect(|(trace_id, span_id)| {
             span.record("trace_id", trace_id.as_str());
             span.record("span_id", span_id.as_str());
-        }
+        });
+        let traced = traced.is_some();
         let observation = RpcObservation::start(metrics, cx.clone());
         let response = self.inner.call(request);
-        Box::pin(
-            async move {
-                match response.await {
-                    Ok(response) => Ok(observation.observe(response)),
-                    Err(error) => {
-                        let mut observation = observation;
-                        observation.finish(tonic::Code::Unknown);
-                        Err(error)
-                    }
+        let call = async move {
+            match response.await {
+                Ok(response) => Ok(observation.observe(response)),
+                Err(error) => {
+                    let mut observation = observation;
+                    observation.finish(tonic::Code::Unknown);
+                    Err(error)
                 }
             }
-            .instrument(span)
-            .with_context(cx),
-        )
+        }
+        .instrument(span);
+        // The OpenTelemetry context is made current around every poll only when it holds a
+        // trace: that is what outgoing calls propagate. Without one there is nothing to carry,
+        // and attaching an empty context on each poll is pure cost.
+        if traced { Box::pin(call.with_context(cx)) } else { Box::pin(call) }
     }
 }
