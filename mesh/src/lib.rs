@@ -22,6 +22,7 @@ pub mod report;
 pub mod retry;
 pub mod server;
 pub mod shutdown;
+pub mod socket;
 pub mod telemetry;
 pub mod testing;
 pub mod tls;

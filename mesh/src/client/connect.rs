@@ -31,11 +31,7 @@ pub fn tls_channel_observed(
     connect_timeout: Duration,
     on_connect: Option<OnConnect>,
 ) -> Result<Channel, tonic::transport::Error> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.connect_timeout(connect_timeout).tcp_nodelay(true);
     let connector = tower::service_fn(move |uri: Uri| {
         let config = config.clone();
         let server_name = server_name.clone();
@@ -46,7 +42,8 @@ pub fn tls_channel_observed(
                 .map(|a| a.as_str().to_owned())
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "endpoint has no host:port"))?;
             let tcp = TcpStream::connect(&authority).await?;
-            tcp.set_nodelay(true)?;
+            // No HTTP/2 PING keepalive on the channel: dead servers are found by TCP keepalive.
+            crate::socket::tune(&tcp)?;
             let tls = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await?;
             if let Some(on_connect) = on_connect {
                 let expiry = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(not_after_of);

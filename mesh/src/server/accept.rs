@@ -71,7 +71,9 @@ pub(super) async fn run(this: AcceptLoop<Svc>) -> Result<(), ServerError> {
                 continue;
             }
         };
-        let _ = tcp.set_nodelay(true);
+        if let Err(error) = crate::socket::tune(&tcp) {
+            tracing::debug!(%remote, %error, "cannot set TCP options on an accepted connection");
+        }
         let conn = Connection {
             tls: this.tls.clone(),
             identity: this.identity.clone(),
@@ -162,7 +164,8 @@ impl Connection {
             .http2()
             .timer(hyper_util::rt::TokioTimer::new())
             .max_concurrent_streams(1024)
-            .keep_alive_interval(Some(Duration::from_secs(30)));
+            // Dead peers are found by TCP keepalive (see `crate::socket`), not HTTP/2 PINGs.
+            .keep_alive_interval(None);
         let builder = if self.http1 { builder } else { builder.http2_only() };
         let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(connection);
