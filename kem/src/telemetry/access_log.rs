@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use kem_gateway::access_log::{AccessRecord, Sink, TARGET};
 
@@ -36,21 +36,27 @@ impl Sink for AccessLines {
     }
 }
 
+/// The text fields of a record, in log order.
+fn text_fields<'a>(r: &AccessRecord<'a>) -> [(&'static str, &'a str); 5] {
+    [
+        ("request_id", r.request_id),
+        ("method", r.method),
+        ("path", r.path),
+        ("rpc", r.rpc.unwrap_or("-")),
+        ("owner", r.owner.unwrap_or("-")),
+    ]
+}
+
 /// `2026-11-26T06:23:51.495083Z  INFO kem_gateway::access: request request_id=… status=200 …`
 fn text_line(line: &mut String, now: SystemTime, r: &AccessRecord<'_>) {
     rfc3339_micros(line, now);
     line.push_str("  INFO ");
     line.push_str(TARGET);
-    line.push_str(": request request_id=");
-    text_value(line, r.request_id);
-    line.push_str(" method=");
-    text_value(line, r.method);
-    line.push_str(" path=");
-    text_value(line, r.path);
-    line.push_str(" rpc=");
-    text_value(line, r.rpc.unwrap_or("-"));
-    line.push_str(" owner=");
-    text_value(line, r.owner.unwrap_or("-"));
+    line.push_str(": request");
+    for (name, value) in text_fields(r) {
+        let _ = write!(line, " {name}=");
+        text_value(line, value);
+    }
     let _ = write!(line, " status={} duration_ms=", r.status);
     millis(line, r.duration.as_micros());
     line.push('\n');
@@ -60,16 +66,11 @@ fn text_line(line: &mut String, now: SystemTime, r: &AccessRecord<'_>) {
 fn json_line(line: &mut String, now: SystemTime, r: &AccessRecord<'_>) {
     line.push_str("{\"timestamp\":\"");
     rfc3339_micros(line, now);
-    line.push_str("\",\"level\":\"INFO\",\"message\":\"request\",\"request_id\":");
-    json_string(line, r.request_id);
-    line.push_str(",\"method\":");
-    json_string(line, r.method);
-    line.push_str(",\"path\":");
-    json_string(line, r.path);
-    line.push_str(",\"rpc\":");
-    json_string(line, r.rpc.unwrap_or("-"));
-    line.push_str(",\"owner\":");
-    json_string(line, r.owner.unwrap_or("-"));
+    line.push_str("\",\"level\":\"INFO\",\"message\":\"request\"");
+    for (name, value) in text_fields(r) {
+        let _ = write!(line, ",\"{name}\":");
+        json_string(line, value);
+    }
     let _ = write!(line, ",\"status\":{},\"duration_ms\":", r.status);
     millis(line, r.duration.as_micros());
     line.push_str(",\"target\":\"");
@@ -112,38 +113,23 @@ fn millis(line: &mut String, micros: u128) {
 
 /// `2026-11-26T06:23:51.495083Z`: UTC, microseconds, as the subscriber's default timer writes.
 fn rfc3339_micros(line: &mut String, now: SystemTime) {
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let of_day = secs % 86_400;
+    let at = time::OffsetDateTime::from(now);
     let _ = write!(
         line,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since.subsec_micros()
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.microsecond()
     );
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar (Howard
-/// Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 
@@ -160,23 +146,16 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_match_the_time_crate_across_the_calendar() {
-        for secs in [0_u64, 951_782_400, 1_709_164_800, 1_764_137_031, 4_107_542_399, 32_503_680_000] {
-            let at = UNIX_EPOCH + Duration::new(secs, 495_083_999);
-            let mut ours = String::new();
-            rfc3339_micros(&mut ours, at);
-            let expected = time::OffsetDateTime::from(at);
-            let expected = format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                expected.year(),
-                u8::from(expected.month()),
-                expected.day(),
-                expected.hour(),
-                expected.minute(),
-                expected.second(),
-                expected.microsecond()
-            );
-            assert_eq!(ours, expected, "{secs}");
+    fn timestamps_are_utc_with_microseconds() {
+        let cases = [
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (951_782_400, 999_999, "2000-02-29T00:00:00.000999Z"),
+            (1_764_137_031, 495_083_999, "2025-11-26T06:03:51.495083Z"),
+        ];
+        for (secs, nanos, expected) in cases {
+            let mut line = String::new();
+            rfc3339_micros(&mut line, UNIX_EPOCH + Duration::new(secs, nanos));
+            assert_eq!(line, expected);
         }
     }
 
