@@ -150,10 +150,8 @@ enum VerifyOutcome {
 impl Authenticate for JwtAuthenticator {
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<str>, String>> {
         Box::pin(async move {
-            match self.check_token(token) {
-                Ok(subject) => return Ok(subject),
-                Err(VerifyOutcome::Invalid(reason)) => return Err(format!("invalid access token: {reason}")),
-                Err(VerifyOutcome::NoKeys | VerifyOutcome::UnknownKid(_)) => {}
+            if let Some(verdict) = self.authenticate_now(token) {
+                return verdict;
             }
             let may_refresh = self.last_refresh.lock().await.is_none_or(|t| t.elapsed() >= REFRESH_COOLDOWN);
             if may_refresh && let Err(error) = self.refresh().await {

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::HeaderMap;
+use kem_mesh::deadline::encode_grpc_timeout;
 use tonic::metadata::{Ascii, MetadataValue};
 
 /// Deadline policy of the edge.
@@ -22,24 +23,6 @@ impl Default for DeadlinePolicy {
     fn default() -> Self {
         DeadlinePolicy::new(Duration::from_secs(10), Duration::from_secs(60))
     }
-}
-
-/// `deadline` as a `grpc-timeout` value: the most precise unit whose count fits in the 8 digits
-/// the gRPC spec allows (nanoseconds up to 0.1 s, then micro-, milliseconds, ...), as tonic
-/// writes it.
-pub fn grpc_timeout(deadline: Duration) -> String {
-    const MAX: u128 = 99_999_999;
-    let secs = u128::from(deadline.as_secs());
-    let candidates = [
-        (deadline.as_nanos(), 'n'),
-        (deadline.as_micros(), 'u'),
-        (deadline.as_millis(), 'm'),
-        (secs, 'S'),
-        (secs / 60, 'M'),
-        (secs / 3600, 'H'),
-    ];
-    let (value, unit) = candidates.into_iter().find(|(value, _)| *value <= MAX).unwrap_or((MAX, 'H'));
-    format!("{value}{unit}")
 }
 
 /// Parses a gRPC timeout (`100m`, `5S`, `2H`: up to 8 digits and a unit).
@@ -83,8 +66,11 @@ impl DeadlinePolicy {
 
     /// `deadline` as `grpc-timeout` metadata; the default's value is encoded once.
     pub fn grpc_timeout_value(&self, deadline: Duration) -> MetadataValue<Ascii> {
-        let encode =
-            |deadline| MetadataValue::try_from(grpc_timeout(deadline)).unwrap_or(MetadataValue::from_static("1n"));
+        // The mesh's encoding (finest unit that fits in 8 digits) is always a valid value.
+        let encode = |deadline| {
+            MetadataValue::try_from(encode_grpc_timeout(deadline).as_bytes())
+                .unwrap_or(MetadataValue::from_static("1n"))
+        };
         if deadline != self.default {
             return encode(deadline);
         }
@@ -105,27 +91,6 @@ impl DeadlinePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeouts_use_the_most_precise_unit_that_fits() {
-        let cases = [
-            (Duration::from_millis(50), "50000000n"),
-            (Duration::from_millis(100), "100000u"),
-            (Duration::from_millis(500), "500000u"),
-            (Duration::from_secs(30), "30000000u"),
-            (Duration::from_secs(3600), "3600000m"),
-            (Duration::from_secs(100_000_000), "1666666M"),
-            (Duration::from_secs(99_999_999 * 3600), "99999999H"),
-            (Duration::MAX, "99999999H"),
-        ];
-        for (deadline, expected) in cases {
-            assert_eq!(grpc_timeout(deadline), expected, "{deadline:?}");
-        }
-        // What a backend reads back is the deadline (within the unit's precision).
-        for deadline in [Duration::from_millis(1), Duration::from_secs(10), Duration::from_secs(7200)] {
-            assert_eq!(parse_grpc_timeout(&grpc_timeout(deadline)), Some(deadline));
-        }
-    }
 
     #[test]
     fn the_default_deadline_is_encoded_once_and_others_on_demand() {

@@ -194,10 +194,9 @@ pub async fn handle(edge: &Edge, peer: SocketAddr, request: Request) -> Response
         if !decision.allowed {
             // `too_many_requests` already carries the google.rpc.Status body (with RetryInfo)
             // and the Retry-After / RateLimit-* headers.
+            // (The request id is added below, as for every response.)
             let (parts, text) = too_many_requests(&decision).into_parts();
-            let mut response = Response::from_parts(parts, Body::from(text));
-            response.headers_mut().insert(REQUEST_ID, rid.header_value());
-            return response;
+            return Response::from_parts(parts, Body::from(text));
         }
 
         let body = match http_body_util::Limited::new(body, edge.config.body_limit).collect().await {

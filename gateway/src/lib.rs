@@ -61,6 +61,7 @@ pub struct EdgeApp {
 }
 
 /// What every connection shares.
+#[derive(Clone)]
 struct App {
     edge: Arc<Edge>,
     /// The API behind gzip, for clients that accept it (the peer travels in `ConnectInfo`).
@@ -110,17 +111,11 @@ pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_o
     let cors = (!cors_origins.is_empty()).then(|| cors_layer(cors_origins));
     let mut app = App { edge, api_gzip: BoxedService::new(api_gzip), fixed: fixed_routes, cors: None };
     if let Some(cors) = cors {
-        let inner = EdgeApp { app: Arc::new(app.clone_parts()), peer: None };
+        // The CORS layer wraps the same routes without CORS.
+        let inner = EdgeApp { app: Arc::new(app.clone()), peer: None };
         app.cors = Some(BoxedService::new(tower::Layer::layer(&cors, inner)));
     }
     EdgeApp { app: Arc::new(app), peer: None }
-}
-
-impl App {
-    /// The same routes without CORS (what the CORS layer wraps).
-    fn clone_parts(&self) -> App {
-        App { edge: self.edge.clone(), api_gzip: self.api_gzip.clone(), fixed: self.fixed.clone(), cors: None }
-    }
 }
 
 fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
@@ -160,11 +155,12 @@ impl EdgeApp {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             return cors.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
         }
-        if request.uri().path().starts_with("/api/") && !accepts_gzip(request.headers()) {
+        let api = request.uri().path().starts_with("/api/");
+        if api && !accepts_gzip(request.headers()) {
             return edge::handle(&self.app.edge, peer, request).await;
         }
         request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        let outcome = if request.uri().path().starts_with("/api/") {
+        let outcome = if api {
             self.app.api_gzip.clone().oneshot(request).await
         } else {
             self.app.fixed.clone().oneshot(request).await

@@ -94,13 +94,16 @@ pub enum RouteError {
 /// All routes, looked up by method and path.
 ///
 /// Lookup only tries the routes that can match at all: those with the request's segment count
-/// (templates ending in `**` match any count and are always tried), most specific first. With the API's ~40 routes that is a handful of candidates instead of all.
+/// (templates ending in `**` match any count and are always tried), most specific first. With
+/// the API's ~40 routes that is a handful of candidates instead of all.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
-    /// Segment count → indexes into `routes`, in specificity order.
+    /// Segment count → indexes into `routes` of the templates with that many segments and of the
+    /// open-ended ones, in specificity order (merged once here, not on every lookup).
     by_shape: HashMap<usize, Vec<usize>>,
-    /// Templates matching a variable number of segments (`**`), in specificity order.
+    /// Templates matching a variable number of segments (`**`), in specificity order: the
+    /// candidates for a segment count no fixed template has.
     open_ended: Vec<usize>,
 }
 
@@ -140,17 +143,26 @@ impl RouteTable {
                 }
             }
         }
+        Ok(RouteTable::indexed(routes))
+    }
+
+    /// The table of `routes`, ordered and indexed for lookup.
+    fn indexed(mut routes: Vec<Route>) -> RouteTable {
         // Most specific first, so `/users/me` wins over a hypothetical `/users/{id}`.
         routes.sort_by_key(|r| std::cmp::Reverse(r.template.specificity()));
+        let open_ended: Vec<usize> =
+            (0..routes.len()).filter(|&i| routes[i].template.fixed_segments().is_none()).collect();
         let mut by_shape: HashMap<usize, Vec<usize>> = HashMap::new();
-        let mut open_ended = Vec::new();
         for (i, route) in routes.iter().enumerate() {
-            match route.template.fixed_segments() {
-                Some(count) => by_shape.entry(count).or_default().push(i),
-                None => open_ended.push(i),
+            if let Some(count) = route.template.fixed_segments() {
+                by_shape.entry(count).or_insert_with(|| open_ended.clone()).push(i);
             }
         }
-        Ok(RouteTable { routes, by_shape, open_ended })
+        // Ascending indexes are the specificity order across fixed and open-ended templates.
+        for candidates in by_shape.values_mut() {
+            candidates.sort_unstable();
+        }
+        RouteTable { routes, by_shape, open_ended }
     }
 
     /// Every route.
@@ -161,17 +173,7 @@ impl RouteTable {
     /// Finds the route for `method` and `path`.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
         let Some((segments, verb)) = split_path(path) else { return Lookup::NotFound };
-        let shape = self.by_shape.get(&segments.len()).map(Vec::as_slice).unwrap_or_default();
-        let merged: Vec<usize>;
-        let candidates = if self.open_ended.is_empty() {
-            shape
-        } else {
-            // Keep the table's specificity order across both lists.
-            let mut both: Vec<usize> = shape.iter().chain(&self.open_ended).copied().collect();
-            both.sort_unstable();
-            merged = both;
-            &merged
-        };
+        let candidates = self.by_shape.get(&segments.len()).unwrap_or(&self.open_ended);
         let mut allowed = Vec::new();
         for route in candidates.iter().map(|&i| &self.routes[i]) {
             if let Some(captures) = route.template.matches(&segments, verb.as_deref()) {
@@ -278,18 +280,25 @@ mod tests {
 
     #[test]
     fn open_ended_templates_are_still_matched() {
-        let mut table = table();
-        let rpc = table.routes()[0].rpc.clone();
-        let mut files = table.routes()[0].clone();
+        let mut routes = table().routes;
+        let rpc = routes[0].rpc.clone();
+        let mut files = routes[0].clone();
         files.template = PathTemplate::parse("/api/v1/files/{name=**}").expect("template");
         files.method = Method::GET;
-        table.routes.push(files);
-        let last = table.routes.len() - 1;
-        table.open_ended.push(last);
+        routes.push(files);
+        let table = RouteTable::indexed(routes);
         match table.lookup(&Method::GET, "/api/v1/files/a/b/c.txt") {
             Lookup::Found(route, captures) => {
                 assert_eq!(route.rpc.full_name(), rpc.full_name());
                 assert_eq!(captures, vec![("name".to_owned(), "a/b/c.txt".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A segment count no fixed template has: only the open-ended one is a candidate.
+        match table.lookup(&Method::GET, "/api/v1/files/a/b/c/d/e/f/g.txt") {
+            Lookup::Found(route, captures) => {
+                assert_eq!(route.rpc.full_name(), rpc.full_name());
+                assert_eq!(captures, vec![("name".to_owned(), "a/b/c/d/e/f/g.txt".to_owned())]);
             }
             other => panic!("{other:?}"),
         }

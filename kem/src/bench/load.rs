@@ -242,8 +242,16 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Per-round ratios, for the summary line: `0.84/0.86/0.85`.
-pub fn ratios_text(ratios: &[f64]) -> String {
+fn ratios_text(ratios: &[f64]) -> String {
     ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join("/")
+}
+
+/// How `outcome` compares with `base`: `throughput 0.86x (rounds 0.84/0.86/0.88), p99 at
+/// 1000/s +0.041 ms`, the paired throughput ratio and the added p99 at `rate`.
+pub fn versus(outcome: &Outcome, base: &Outcome, rate: u32) -> String {
+    let (ratio, rounds) = outcome.throughput_ratio(base);
+    let added = outcome.latency.p99.as_secs_f64() - base.latency.p99.as_secs_f64();
+    format!("throughput {ratio:.2}x (rounds {}), p99 at {rate}/s {:+.3} ms", ratios_text(&rounds), added * 1000.0)
 }
 
 /// Measures every contender `plan.rounds` times, interleaved: per round, each contender's
@@ -359,6 +367,10 @@ mod tests {
         assert_eq!(rounds, vec![0.8, 1.8, 0.8]);
         assert_eq!(ratio, 0.8);
         assert_eq!(ratios_text(&rounds), "0.80/1.80/0.80");
+        assert_eq!(
+            versus(&outcome(&[20.0, 18.0, 22.0]), &outcome(&[25.0, 10.0, 27.5]), 1000),
+            "throughput 0.80x (rounds 0.80/1.80/0.80), p99 at 1000/s +0.000 ms"
+        );
         assert_eq!(outcome(&[1.0]).throughput_ratio(&outcome(&[0.0])).0, 0.0);
     }
 

@@ -28,7 +28,7 @@ use kem_proto::contract::Idempotency;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::load::{Plan, boxed, compare, print_table, ratios_text};
+use super::load::{Plan, boxed, compare, print_table, versus};
 
 const TRUST_DOMAIN: &str = "kem.bench";
 const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -246,15 +246,7 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     for outcome in &outcomes[1..] {
-        let added = outcome.latency.p99.as_secs_f64() - base.latency.p99.as_secs_f64();
-        let (ratio, rounds) = outcome.throughput_ratio(base);
-        println!(
-            "{} vs tonic-plaintext: throughput {ratio:.2}x (rounds {}), p99 at {}/s {:+.3} ms",
-            outcome.name,
-            ratios_text(&rounds),
-            args.rate,
-            added * 1000.0
-        );
+        println!("{} vs tonic-plaintext: {}", outcome.name, versus(outcome, base, args.rate));
     }
     println!(
         "targets (kem-mtls): throughput >= 0.85x, p99 added <= +0.200 ms (Istio ztunnel publishes +0.20 ms p99 at 1000 RPS)"

@@ -180,11 +180,12 @@ where
             trace_id = tracing::field::Empty,
             span_id = tracing::field::Empty
         );
-        let traced = trace::ids(&cx).inspect(|(trace_id, span_id)| {
-            span.record("trace_id", trace_id.as_str());
-            span.record("span_id", span_id.as_str());
-        });
-        let traced = traced.is_some();
+        let traced = trace::ids(&cx)
+            .inspect(|(trace_id, span_id)| {
+                span.record("trace_id", trace_id.as_str());
+                span.record("span_id", span_id.as_str());
+            })
+            .is_some();
         let observation = RpcObservation::start(metrics, cx.clone());
         let response = self.inner.call(request);
         let call = async move {
