@@ -150,11 +150,13 @@ pub mod echo {
         fn call(&mut self, request: Request<Any>) -> Self::Future {
             let delay = self.0;
             Box::pin(async move {
-                let serial = request
-                    .extensions()
-                    .get::<PeerInfo>()
-                    .map(|p| p.certificate_serial.iter().map(|b| format!("{b:02x}")).collect::<String>())
-                    .unwrap_or_default();
+                // The serial only when asked: a benchmark must see the same response bytes with
+                // and without TLS, so reporting the peer may not be a cost of the mTLS path.
+                let serial = match request.get_ref().value.as_slice() {
+                    ASK_PEER_SERIAL => request.extensions().get::<PeerInfo>().map(|p| hex(&p.certificate_serial)),
+                    _ => None,
+                }
+                .unwrap_or_default();
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
@@ -190,12 +192,26 @@ pub mod echo {
         }
     }
 
+    /// Request `value` asking the server to report the client certificate's serial.
+    const ASK_PEER_SERIAL: &[u8] = b"peer-serial";
+
+    fn hex(bytes: &[u8]) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(bytes.len() * 2);
+        for byte in bytes {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        }
+        out
+    }
+
     /// What the server saw.
     #[derive(Debug, Clone)]
     pub struct Echoed {
         /// The request text, followed by `|user=<x-kem-user-id metadata the server received>`.
         pub text: String,
-        /// Serial (hex) of the client certificate on the connection.
+        /// Serial (hex) of the client certificate on the connection; empty unless the call was
+        /// made with [`call_reporting_peer`] over mTLS.
         pub serial: String,
     }
 
@@ -210,8 +226,29 @@ pub mod echo {
         call_as(channel, text, None).await
     }
 
+    /// Calls Echo and asks the server for the serial of the client certificate it saw.
+    pub async fn call_reporting_peer<T>(channel: T, text: &str) -> Result<Echoed, Status>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<tonic::codegen::StdError>,
+        T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+        <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    {
+        send(channel, Any { type_url: text.to_owned(), value: ASK_PEER_SERIAL.to_vec() }, None).await
+    }
+
     /// Calls Echo, sending `user` as `x-kem-user-id` metadata.
     pub async fn call_as<T>(channel: T, text: &str, user: Option<&str>) -> Result<Echoed, Status>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<tonic::codegen::StdError>,
+        T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+        <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    {
+        send(channel, Any { type_url: text.to_owned(), value: Vec::new() }, user).await
+    }
+
+    async fn send<T>(channel: T, message: Any, user: Option<&str>) -> Result<Echoed, Status>
     where
         T: tonic::client::GrpcService<tonic::body::Body>,
         T::Error: Into<tonic::codegen::StdError>,
@@ -222,7 +259,7 @@ pub mod echo {
         grpc.ready().await.map_err(|e| Status::unavailable(format!("not ready: {}", e.into())))?;
         let codec = tonic_prost::ProstCodec::<Any, Any>::default();
         let path = http::uri::PathAndQuery::from_static(PATH);
-        let mut request = Request::new(Any { type_url: text.to_owned(), value: Vec::new() });
+        let mut request = Request::new(message);
         if let Some(user) = user.and_then(|u| u.parse().ok()) {
             request.metadata_mut().insert("x-kem-user-id", user);
         }

@@ -32,7 +32,7 @@ use kem_proto::kem::event::v1::event_service_server::{EventService, EventService
 use kem_proto::kem::event::v1::{Event, EventStatus, GetEventRequest, GetEventResponse};
 use tonic::{Request, Response, Status};
 
-use super::load::{Plan, boxed, compare, print_table, versus};
+use super::load::{Contender, Plan, boxed, compare, print_table, versus};
 
 /// Options of `kem bench gateway`.
 #[derive(Args, Debug, Clone)]
@@ -196,12 +196,12 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         }
     };
     let mut contenders = vec![
-        ("grpc-direct", boxed(direct)),
-        ("rest-kem-gateway", boxed(rest(format!("http://{edge_addr}/api/v1/events/ev-1")))),
-        ("rest-static-bridge", boxed(rest(format!("http://{bridge_addr}/api/v1/events/ev-1")))),
+        Contender::new("grpc-direct", boxed(direct)),
+        Contender::new("rest-kem-gateway", boxed(rest(format!("http://{edge_addr}/api/v1/events/ev-1")))),
+        Contender::new("rest-static-bridge", boxed(rest(format!("http://{bridge_addr}/api/v1/events/ev-1")))),
     ];
     if let Some(only) = &args.only {
-        contenders.retain(|(name, _)| name == only);
+        contenders.retain(|contender| &contender.name == only);
         anyhow::ensure!(!contenders.is_empty(), "--only {only}: no such path");
     }
     let plan = Plan {

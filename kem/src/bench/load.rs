@@ -184,6 +184,56 @@ where
     Arc::new(move || Box::pin(call()))
 }
 
+/// One side of a comparison: a name, the call to measure, and the other processes whose CPU
+/// time the call costs (servers it reaches; this process is always counted).
+#[derive(Clone)]
+pub struct Contender {
+    /// Name in the table.
+    pub name: String,
+    /// The call.
+    pub call: BoxedCall,
+    /// Process ids of the servers this call runs through.
+    pub processes: Vec<u32>,
+}
+
+impl Contender {
+    /// A contender served within this process.
+    pub fn new(name: &str, call: BoxedCall) -> Contender {
+        Contender { name: name.to_owned(), call, processes: Vec::new() }
+    }
+
+    /// Also counts the CPU time of process `pid` (a server the call reaches).
+    pub fn counting(mut self, pid: Option<u32>) -> Contender {
+        self.processes.extend(pid);
+        self
+    }
+
+    /// CPU time used so far by this process and the contender's servers (0 for a process that
+    /// cannot be read: gone, or not Linux).
+    fn cpu_time(&self) -> Duration {
+        let own = cpu_time_of("self");
+        self.processes.iter().fold(own, |sum, pid| sum + cpu_time_of(&pid.to_string()))
+    }
+}
+
+/// User + system CPU time of all threads of a process, from `/proc/<pid>/stat`.
+///
+/// The values are in clock ticks of `USER_HZ`, which the kernel ABI fixes at 100 per second on
+/// every architecture kem runs on; 10 ms resolution against the seconds a measurement burns.
+fn cpu_time_of(pid: &str) -> Duration {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|stat| parse_cpu_ticks(&stat)).unwrap_or_default()
+}
+
+fn parse_cpu_ticks(stat: &str) -> Duration {
+    // The command name (field 2) is parenthesised and may contain spaces: count fields from the
+    // last ')'. utime and stime are fields 14 and 15, i.e. the 12th and 13th after it.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return Duration::ZERO };
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let ticks = |field: Option<&str>| field.and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let (user, system) = (ticks(fields.next()), ticks(fields.next()));
+    Duration::from_millis((user + system) * 10)
+}
+
 /// How a comparison is run.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -205,6 +255,10 @@ pub struct Outcome {
     pub name: String,
     /// Saturation throughput of each round.
     pub rounds_rps: Vec<f64>,
+    /// CPU time (this process and the contender's servers) per successful call during each
+    /// round's saturation measurement: the cost of a call, which a slow spell of the machine
+    /// moves far less than it moves throughput.
+    pub rounds_cpu: Vec<Duration>,
     /// Failed calls, all measurements.
     pub failed: u64,
     /// Latency at the fixed rate, samples of all rounds together.
@@ -215,6 +269,24 @@ impl Outcome {
     /// Median saturation throughput over the rounds.
     pub fn rps(&self) -> f64 {
         median(self.rounds_rps.clone())
+    }
+
+    /// Median CPU time per call over the rounds.
+    pub fn cpu_per_call(&self) -> Duration {
+        Duration::from_secs_f64(median(self.rounds_cpu.iter().map(Duration::as_secs_f64).collect()))
+    }
+
+    /// `base`'s CPU time per call divided by this contender's, paired by round: like the
+    /// throughput ratio, above 1 means cheaper than the base.
+    pub fn cpu_ratio(&self, base: &Outcome) -> f64 {
+        let ratios = self
+            .rounds_cpu
+            .iter()
+            .zip(&base.rounds_cpu)
+            .filter(|(own, _)| !own.is_zero())
+            .map(|(own, base)| base.as_secs_f64() / own.as_secs_f64())
+            .collect();
+        median(ratios)
     }
 
     /// This contender's throughput relative to `base`'s, paired by round: the median of the
@@ -251,40 +323,57 @@ fn ratios_text(ratios: &[f64]) -> String {
 pub fn versus(outcome: &Outcome, base: &Outcome, rate: u32) -> String {
     let (ratio, rounds) = outcome.throughput_ratio(base);
     let added = outcome.latency.p99.as_secs_f64() - base.latency.p99.as_secs_f64();
-    format!("throughput {ratio:.2}x (rounds {}), p99 at {rate}/s {:+.3} ms", ratios_text(&rounds), added * 1000.0)
+    format!(
+        "throughput {ratio:.2}x (rounds {}), cpu per call {:.2}x, p99 at {rate}/s {:+.3} ms",
+        ratios_text(&rounds),
+        outcome.cpu_ratio(base),
+        added * 1000.0
+    )
 }
 
 /// Measures every contender `plan.rounds` times, interleaved: per round, each contender's
-/// saturation throughput, then each contender's latency at the fixed rate. Everything is
-/// warmed up once before the first round.
-pub async fn compare(contenders: &[(&str, BoxedCall)], plan: Plan) -> Vec<Outcome> {
+/// saturation throughput (and CPU per call), then each contender's latency at the fixed rate.
+/// Everything is warmed up once before the first round. Odd rounds run the contenders in
+/// reverse order, so that whatever drifts during a round (a neighbour's load, caches, the
+/// latency phase just before) falls on the first and the last contender alike.
+pub async fn compare(contenders: &[Contender], plan: Plan) -> Vec<Outcome> {
     let as_fn = |call: &BoxedCall| {
         let call = call.clone();
         move || call()
     };
-    for (_, call) in contenders {
-        let _ = saturate(as_fn(call), plan.concurrency, Duration::from_secs(1), u64::MAX).await;
+    for contender in contenders {
+        let _ = saturate(as_fn(&contender.call), plan.concurrency, Duration::from_secs(1), u64::MAX).await;
     }
     let mut outcomes: Vec<Outcome> = contenders
         .iter()
-        .map(|(name, _)| Outcome {
-            name: (*name).to_owned(),
+        .map(|contender| Outcome {
+            name: contender.name.clone(),
             rounds_rps: Vec::new(),
+            rounds_cpu: Vec::new(),
             failed: 0,
             latency: Latency::default(),
         })
         .collect();
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); contenders.len()];
-    for _ in 0..plan.rounds.max(1) {
-        for ((_, call), outcome) in contenders.iter().zip(outcomes.iter_mut()) {
-            let result = saturate(as_fn(call), plan.concurrency, plan.seconds, 50_000_000).await;
+    for round in 0..plan.rounds.max(1) {
+        for index in round_order(contenders.len(), round) {
+            let (contender, outcome) = (&contenders[index], &mut outcomes[index]);
+            let cpu_before = contender.cpu_time();
+            let result = saturate(as_fn(&contender.call), plan.concurrency, plan.seconds, 50_000_000).await;
+            let cpu = contender.cpu_time().saturating_sub(cpu_before);
             outcome.rounds_rps.push(result.rps);
+            outcome.rounds_cpu.push(if result.ok == 0 {
+                Duration::ZERO
+            } else {
+                cpu / result.ok.min(u32::MAX as u64) as u32
+            });
             outcome.failed += result.failed;
         }
-        for (((_, call), outcome), samples) in contenders.iter().zip(outcomes.iter_mut()).zip(samples.iter_mut()) {
-            let (result, mut latencies) = fixed_rate_samples(as_fn(call), plan.rate, plan.seconds).await;
-            outcome.failed += result.failed;
-            samples.append(&mut latencies);
+        for index in round_order(contenders.len(), round) {
+            let (result, mut latencies) =
+                fixed_rate_samples(as_fn(&contenders[index].call), plan.rate, plan.seconds).await;
+            outcomes[index].failed += result.failed;
+            samples[index].append(&mut latencies);
         }
     }
     for (outcome, samples) in outcomes.iter_mut().zip(samples.iter_mut()) {
@@ -293,19 +382,26 @@ pub async fn compare(contenders: &[(&str, BoxedCall)], plan: Plan) -> Vec<Outcom
     outcomes
 }
 
+/// The order of the contenders in `round`: as given in even rounds, reversed in odd ones.
+fn round_order(contenders: usize, round: usize) -> Vec<usize> {
+    let order = 0..contenders;
+    if round.is_multiple_of(2) { order.collect() } else { order.rev().collect() }
+}
+
 /// Prints one row per contender: median saturation throughput, each round's, errors, and the
 /// pooled fixed-rate latency; `first` names the first column.
 pub fn print_table(first: &str, outcomes: &[Outcome]) {
     println!(
-        "{first:<20} {:>14} {:>30} {:>8} {:>12} {:>12} {:>12}",
-        "saturation/s", "rounds", "errors", "p50", "p99", "max"
+        "{first:<20} {:>14} {:>30} {:>10} {:>8} {:>12} {:>12} {:>12}",
+        "saturation/s", "rounds", "cpu/call", "errors", "p50", "p99", "max"
     );
     for outcome in outcomes {
         println!(
-            "{:<20} {:>14.0} {:>30} {:>8} {:>12} {:>12} {:>12}",
+            "{:<20} {:>14.0} {:>30} {:>10} {:>8} {:>12} {:>12} {:>12}",
             outcome.name,
             outcome.rps(),
             rounds_text(&outcome.rounds_rps),
+            format!("{:.1} us", outcome.cpu_per_call().as_secs_f64() * 1e6),
             outcome.failed,
             ms(outcome.latency.p50),
             ms(outcome.latency.p99),
@@ -344,6 +440,7 @@ mod tests {
         let outcome = |rounds: &[f64]| Outcome {
             name: "x".into(),
             rounds_rps: rounds.to_vec(),
+            rounds_cpu: Vec::new(),
             failed: 0,
             latency: Latency::default(),
         };
@@ -358,6 +455,7 @@ mod tests {
         let outcome = |rounds: &[f64]| Outcome {
             name: "x".into(),
             rounds_rps: rounds.to_vec(),
+            rounds_cpu: Vec::new(),
             failed: 0,
             latency: Latency::default(),
         };
@@ -369,7 +467,7 @@ mod tests {
         assert_eq!(ratios_text(&rounds), "0.80/1.80/0.80");
         assert_eq!(
             versus(&outcome(&[20.0, 18.0, 22.0]), &outcome(&[25.0, 10.0, 27.5]), 1000),
-            "throughput 0.80x (rounds 0.80/1.80/0.80), p99 at 1000/s +0.000 ms"
+            "throughput 0.80x (rounds 0.80/1.80/0.80), cpu per call 0.00x, p99 at 1000/s +0.000 ms"
         );
         assert_eq!(outcome(&[1.0]).throughput_ratio(&outcome(&[0.0])).0, 0.0);
     }
@@ -386,14 +484,53 @@ mod tests {
         };
         let failing = boxed(|| async { Err("no".to_owned()) });
         let plan = Plan { concurrency: 2, rate: 100, seconds: Duration::from_millis(200), rounds: 2 };
-        let outcomes = compare(&[("ok", counted), ("failing", failing)], plan).await;
+        let outcomes = compare(&[Contender::new("ok", counted), Contender::new("failing", failing)], plan).await;
         assert_eq!(outcomes.len(), 2);
         assert_eq!(outcomes[0].rounds_rps.len(), 2);
+        assert_eq!(outcomes[0].rounds_cpu.len(), 2);
+        assert!(!outcomes[0].cpu_per_call().is_zero(), "calls cost CPU time");
+        assert_eq!(outcomes[1].cpu_per_call(), Duration::ZERO, "no successful call, no cost per call");
         assert!(outcomes[0].rps() > 0.0 && outcomes[0].failed == 0);
         assert!(calls.load(Ordering::Relaxed) > 40, "{}", calls.load(Ordering::Relaxed));
         assert_eq!(outcomes[1].rps(), 0.0);
         // Open loop: 100/s for 0.2 s in each of 2 rounds, all failing.
         assert!(outcomes[1].failed >= 40, "{}", outcomes[1].failed);
+    }
+
+    #[test]
+    fn rounds_alternate_the_order_of_the_contenders() {
+        assert_eq!(round_order(3, 0), vec![0, 1, 2]);
+        assert_eq!(round_order(3, 1), vec![2, 1, 0]);
+        assert_eq!(round_order(3, 2), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn cpu_time_comes_from_proc_stat() {
+        // A command name with spaces and parentheses, utime 250 and stime 50 ticks.
+        let stat = "4242 (kem (bench) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 3 0 100";
+        assert_eq!(parse_cpu_ticks(stat), Duration::from_secs(3));
+        assert_eq!(parse_cpu_ticks("garbage"), Duration::ZERO);
+        // This process, after burning at least a tick of CPU (bounded: two seconds at most).
+        let start = std::time::Instant::now();
+        let mut spin = 0u64;
+        while cpu_time_of("self") < Duration::from_millis(20) && start.elapsed() < Duration::from_secs(2) {
+            spin = std::hint::black_box(spin.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(cpu_time_of("self") >= Duration::from_millis(20), "/proc/self/stat reports CPU time");
+    }
+
+    #[test]
+    fn cpu_ratio_pairs_the_rounds() {
+        let outcome = |cpu: &[u64]| Outcome {
+            name: "x".into(),
+            rounds_rps: Vec::new(),
+            rounds_cpu: cpu.iter().map(|us| Duration::from_micros(*us)).collect(),
+            failed: 0,
+            latency: Latency::default(),
+        };
+        // Base 20 us per call; this one 25 us: it does 0.8 of the work per CPU second.
+        assert_eq!(outcome(&[25, 50, 25]).cpu_ratio(&outcome(&[20, 40, 20])), 0.8);
+        assert_eq!(outcome(&[25, 50, 25]).cpu_per_call(), Duration::from_micros(25));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,7 +28,7 @@ use kem_proto::contract::Idempotency;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::load::{Plan, boxed, compare, print_table, versus};
+use super::load::{Contender, Plan, boxed, compare, print_table, versus};
 
 const TRUST_DOMAIN: &str = "kem.bench";
 const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -223,7 +223,7 @@ pub async fn run(args: MeshBenchArgs) -> anyhow::Result<()> {
     for mode in modes {
         let server = spawn_server(mode, &dir).await?;
         let client = client_for(mode, &server.addr, &dir, &shutdown).await?;
-        contenders.push((mode.name(), boxed(move || client.clone().call())));
+        contenders.push(Contender::new(mode.name(), boxed(move || client.clone().call())).counting(server.child.id()));
         servers.push(server);
     }
     let plan = Plan {

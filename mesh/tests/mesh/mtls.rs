@@ -20,7 +20,8 @@ async fn a_valid_peer_gets_through_and_its_certificate_is_seen() {
     let server_id = ca.identity("event", HOUR).await;
     let client_id = ca.identity("participation", HOUR).await;
     let server = echo_server(&server_id, echo_policy(), &shutdown).await;
-    let echoed = echo::call(channel(&client_id, &server, &TestCa::id("event")), "hi").await.expect("echo");
+    let echoed =
+        echo::call_reporting_peer(channel(&client_id, &server, &TestCa::id("event")), "hi").await.expect("echo");
     let expected: String = client_id.serial().iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(echoed.serial, expected, "the server saw the client's current certificate");
     shutdown.trigger();

@@ -36,7 +36,7 @@ impl Load {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        match echo::call(ch.clone(), &format!("{i}")).await {
+                        match echo::call_reporting_peer(ch.clone(), &format!("{i}")).await {
                             Ok(echoed) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                                 serials.lock().await.insert(echoed.serial);
