@@ -11,12 +11,11 @@ use rustls::pki_types::ServerName;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use opentelemetry::trace::SpanKind;
-
 use super::connect::{OnConnect, tls_channel_observed};
 use crate::identity::{SpiffeId, WorkloadIdentity};
 use crate::telemetry::Registry;
 use crate::telemetry::layer::RpcObservation;
+use crate::telemetry::registry::RpcMetrics;
 use crate::telemetry::trace;
 use crate::tls;
 
@@ -54,7 +53,35 @@ pub enum ChannelError {
 pub struct MeshChannel {
     current: Arc<ArcSwap<Channel>>,
     metrics: Arc<Registry>,
+    routes: Arc<RouteSeries>,
     target: Arc<str>,
+}
+
+/// The outbound series of the routes this channel has called, so a call finds its series
+/// without the registry's lock and hash (a read lock is a write to a shared cache line, which
+/// every worker thread contends for on every call).
+#[derive(Default)]
+struct RouteSeries(ArcSwap<Vec<(Box<str>, Arc<RpcMetrics>)>>);
+
+impl RouteSeries {
+    /// Routes remembered per channel: a channel reaches one service, which has a handful of
+    /// methods; past this, calls simply go to the registry.
+    const LIMIT: usize = 64;
+
+    fn series(&self, registry: &Registry, route: &str, target: &str) -> Arc<RpcMetrics> {
+        if let Some((_, metrics)) = self.0.load().iter().find(|(known, _)| known.as_ref() == route) {
+            return metrics.clone();
+        }
+        let metrics = registry.outbound(route, target);
+        self.0.rcu(|routes| {
+            let mut routes = Vec::clone(routes);
+            if routes.len() < Self::LIMIT && !routes.iter().any(|(known, _)| known.as_ref() == route) {
+                routes.push((Box::from(route), metrics.clone()));
+            }
+            routes
+        });
+        metrics
+    }
 }
 
 impl MeshChannel {
@@ -110,12 +137,18 @@ impl MeshChannel {
                 }
             }
         });
-        Ok(MeshChannel { current, metrics: Registry::global(), target: Arc::from(peer.to_string()) })
+        Ok(MeshChannel {
+            current,
+            metrics: Registry::global(),
+            routes: Arc::default(),
+            target: Arc::from(peer.to_string()),
+        })
     }
 
     /// Records outbound metrics into `registry` instead of [`Registry::global`].
     pub fn with_metrics(mut self, registry: Arc<Registry>) -> MeshChannel {
         self.metrics = registry;
+        self.routes = Arc::default();
         self
     }
 
@@ -136,13 +169,13 @@ impl tower::Service<http::Request<tonic::body::Body>> for MeshChannel {
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
         let channel = self.channel();
-        let uri = request.uri().clone();
-        let route = uri.path();
-        let metrics = self.metrics.outbound(route, &self.target);
+        let metrics = self.routes.series(&self.metrics, request.uri().path(), &self.target);
         // The current context is the inbound call's server span when called from a handler.
-        let cx = trace::start_rpc_span(&opentelemetry::Context::current(), route, SpanKind::Client, &self.target);
-        trace::inject(&cx, request.headers_mut());
-        let observation = RpcObservation::start(metrics, cx);
+        let cx = trace::client_context(request.uri().path(), &self.target);
+        if let Some(cx) = &cx {
+            trace::inject(cx, request.headers_mut());
+        }
+        let observation = RpcObservation::start(metrics, cx.filter(|_| trace::exporting()));
         Box::pin(async move {
             match tower::ServiceExt::oneshot(channel, request).await {
                 Ok(response) => Ok(observation.observe(response)),
@@ -153,5 +186,25 @@ impl tower::Service<http::Request<tonic::body::Body>> for MeshChannel {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_series_are_the_registrys_remembered_per_channel_and_bounded() {
+        let registry = Registry::new();
+        let routes = RouteSeries::default();
+        let first = routes.series(&registry, "/s/A", "peer");
+        assert!(Arc::ptr_eq(&first, &routes.series(&registry, "/s/A", "peer")));
+        assert!(Arc::ptr_eq(&first, &registry.outbound("/s/A", "peer")), "the registry's own series");
+        for i in 0..100 {
+            routes.series(&registry, &format!("/s/M{i}"), "peer");
+        }
+        assert_eq!(routes.0.load().len(), RouteSeries::LIMIT);
+        let late = routes.series(&registry, "/s/M99", "peer");
+        assert!(Arc::ptr_eq(&late, &registry.outbound("/s/M99", "peer")), "past the limit: the registry");
     }
 }

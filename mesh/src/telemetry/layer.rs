@@ -29,12 +29,14 @@ pub const UNAUTHENTICATED_PEER: &str = "unauthenticated";
 pub(crate) struct RpcObservation {
     metrics: Arc<RpcMetrics>,
     started: Instant,
-    span: Context,
+    /// The span this call started, to end with the call; `None` when spans are not exported
+    /// (the context then holds at most a remote parent, which is not ours to end).
+    span: Option<Context>,
     done: bool,
 }
 
 impl RpcObservation {
-    pub(crate) fn start(metrics: Arc<RpcMetrics>, span: Context) -> RpcObservation {
+    pub(crate) fn start(metrics: Arc<RpcMetrics>, span: Option<Context>) -> RpcObservation {
         metrics.started();
         RpcObservation { metrics, started: Instant::now(), span, done: false }
     }
@@ -42,7 +44,9 @@ impl RpcObservation {
     pub(crate) fn finish(&mut self, code: tonic::Code) {
         if !std::mem::replace(&mut self.done, true) {
             self.metrics.finished(code, self.started.elapsed());
-            trace::end_rpc_span(&self.span, code);
+            if let Some(span) = &self.span {
+                trace::end_rpc_span(span, code);
+            }
         }
     }
 
@@ -165,8 +169,7 @@ where
             // Plain HTTP on the admin listener (`/metrics`) is not an RPC.
             return Box::pin(self.inner.call(request));
         }
-        let uri = request.uri().clone();
-        let route = uri.path();
+        let route = request.uri().path();
         let peer_id = request.extensions().get::<PeerInfo>().and_then(|p| p.identity.clone());
         let peer = peer_id.as_ref().map_or(UNAUTHENTICATED_PEER, |id| id.as_str());
         let metrics = self.registry.inbound(&self.server, route, peer);
@@ -186,7 +189,7 @@ where
                 span.record("span_id", span_id.as_str());
             })
             .is_some();
-        let observation = RpcObservation::start(metrics, cx.clone());
+        let observation = RpcObservation::start(metrics, trace::exporting().then(|| cx.clone()));
         let response = self.inner.call(request);
         let call = async move {
             match response.await {

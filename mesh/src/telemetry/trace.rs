@@ -106,6 +106,10 @@ impl Injector for HeaderInjector<'_> {
 
 /// The remote parent carried by `traceparent`/`tracestate` in `headers` (empty if none or invalid).
 pub fn extract(headers: &http::HeaderMap) -> Context {
+    if !headers.contains_key("traceparent") {
+        // Nothing to extract: skip the propagator, which starts by cloning the current context.
+        return Context::new();
+    }
     TraceContextPropagator::new().extract(&HeaderExtractor(headers))
 }
 
@@ -114,9 +118,27 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));
 }
 
+/// Whether spans are exported (a real tracer provider is installed), i.e. whether the spans
+/// [`start_rpc_span`] returns are real and must be ended.
+pub(crate) fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// The context an outbound call on `route` to `peer` carries: a new client span under the
+/// current context when exporting; else the current context itself if it holds a trace to
+/// propagate (an incoming `traceparent`); else `None`, and the call carries no trace headers.
+pub(crate) fn client_context(route: &str, peer: &str) -> Option<Context> {
+    if exporting() {
+        return Some(start_rpc_span(&Context::current(), route, SpanKind::Client, peer));
+    }
+    // Looked at in place: cloning the current context for every call only to find it empty
+    // would be the common case's whole cost.
+    Context::map_current(|cx| cx.span().span_context().is_valid().then(|| cx.clone()))
+}
+
 /// Starts a span for one RPC on `route` as a child of `parent` and returns the context holding it.
 pub(crate) fn start_rpc_span(parent: &Context, route: &str, kind: SpanKind, peer: &str) -> Context {
-    if !EXPORTING.load(std::sync::atomic::Ordering::Acquire) {
+    if !exporting() {
         // What the no-op tracer would give: the parent's (possibly remote) span context, so an
         // incoming `traceparent` still propagates to outgoing calls.
         return parent.clone();
@@ -172,5 +194,22 @@ mod tests {
         inject(&cx, &mut out);
         assert_eq!(out.get("traceparent"), headers.get("traceparent"));
         assert!(ids(&extract(&http::HeaderMap::new())).is_none());
+    }
+
+    #[test]
+    fn outbound_calls_carry_an_incoming_trace_and_nothing_without_one() {
+        // No exporter in this process: no client spans, only propagation.
+        assert!(!exporting());
+        assert!(client_context("/s/M", "peer").is_none(), "no trace, no trace headers");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let _attached = extract(&headers).attach();
+        let cx = client_context("/s/M", "peer").expect("the incoming trace travels on");
+        let mut out = http::HeaderMap::new();
+        inject(&cx, &mut out);
+        assert_eq!(out.get("traceparent"), headers.get("traceparent"));
     }
 }
