@@ -196,13 +196,11 @@ pub mod echo {
     const ASK_PEER_SERIAL: &[u8] = b"peer-serial";
 
     fn hex(bytes: &[u8]) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(bytes.len() * 2);
-        for byte in bytes {
-            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-        }
-        out
+        use std::fmt::Write as _;
+        bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
     }
 
     /// What the server saw.
