@@ -362,11 +362,7 @@ pub async fn compare(contenders: &[Contender], plan: Plan) -> Vec<Outcome> {
             let result = saturate(as_fn(&contender.call), plan.concurrency, plan.seconds, 50_000_000).await;
             let cpu = contender.cpu_time().saturating_sub(cpu_before);
             outcome.rounds_rps.push(result.rps);
-            outcome.rounds_cpu.push(if result.ok == 0 {
-                Duration::ZERO
-            } else {
-                cpu / result.ok.min(u32::MAX as u64) as u32
-            });
+            outcome.rounds_cpu.push(if result.ok == 0 { Duration::ZERO } else { cpu.div_f64(result.ok as f64) });
             outcome.failed += result.failed;
         }
         for index in round_order(contenders.len(), round) {
@@ -424,6 +420,17 @@ pub fn ms(d: Duration) -> String {
 mod tests {
     use super::*;
 
+    /// An outcome with these per-round throughputs and CPU times per call (microseconds).
+    fn outcome(rounds_rps: &[f64], cpu_us: &[u64]) -> Outcome {
+        Outcome {
+            name: "x".into(),
+            rounds_rps: rounds_rps.to_vec(),
+            rounds_cpu: cpu_us.iter().map(|us| Duration::from_micros(*us)).collect(),
+            failed: 0,
+            latency: Latency::default(),
+        }
+    }
+
     #[test]
     fn percentiles_use_nearest_rank() {
         let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
@@ -437,13 +444,7 @@ mod tests {
 
     #[test]
     fn throughput_is_the_median_of_the_rounds() {
-        let outcome = |rounds: &[f64]| Outcome {
-            name: "x".into(),
-            rounds_rps: rounds.to_vec(),
-            rounds_cpu: Vec::new(),
-            failed: 0,
-            latency: Latency::default(),
-        };
+        let outcome = |rounds: &[f64]| outcome(rounds, &[]);
         assert_eq!(outcome(&[30.0, 10.0, 20.0]).rps(), 20.0);
         assert_eq!(outcome(&[40.0, 10.0, 20.0, 30.0]).rps(), 25.0);
         assert_eq!(outcome(&[]).rps(), 0.0);
@@ -452,13 +453,7 @@ mod tests {
 
     #[test]
     fn throughput_ratio_pairs_the_rounds() {
-        let outcome = |rounds: &[f64]| Outcome {
-            name: "x".into(),
-            rounds_rps: rounds.to_vec(),
-            rounds_cpu: Vec::new(),
-            failed: 0,
-            latency: Latency::default(),
-        };
+        let outcome = |rounds: &[f64]| outcome(rounds, &[]);
         // One slow round on the base side: the paired median ignores it, the ratio of medians
         // (20/15 = 1.33) would not.
         let (ratio, rounds) = outcome(&[20.0, 18.0, 22.0]).throughput_ratio(&outcome(&[25.0, 10.0, 27.5]));
@@ -521,13 +516,7 @@ mod tests {
 
     #[test]
     fn cpu_ratio_pairs_the_rounds() {
-        let outcome = |cpu: &[u64]| Outcome {
-            name: "x".into(),
-            rounds_rps: Vec::new(),
-            rounds_cpu: cpu.iter().map(|us| Duration::from_micros(*us)).collect(),
-            failed: 0,
-            latency: Latency::default(),
-        };
+        let outcome = |cpu: &[u64]| outcome(&[], cpu);
         // Base 20 us per call; this one 25 us: it does 0.8 of the work per CPU second.
         assert_eq!(outcome(&[25, 50, 25]).cpu_ratio(&outcome(&[20, 40, 20])), 0.8);
         assert_eq!(outcome(&[25, 50, 25]).cpu_per_call(), Duration::from_micros(25));
