@@ -23,6 +23,13 @@ pub struct EndpointConfig {
     pub ewma_decay: Duration,
     /// Calls in flight per endpoint at most.
     pub concurrency_limit: usize,
+    /// The latency a failed call counts as in the endpoint's load (at least): a replica that fails
+    /// fast must not look like the fastest one and attract the traffic (Finagle and Linkerd
+    /// penalise errors the same way).
+    pub failure_penalty: Duration,
+    /// How often ejected endpoints are probed with a gRPC health check; one that answers SERVING
+    /// is back in rotation at once.
+    pub probe_interval: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -33,6 +40,8 @@ impl Default for EndpointConfig {
             max_ejection: Duration::from_secs(60),
             ewma_decay: Duration::from_secs(10),
             concurrency_limit: 256,
+            failure_penalty: Duration::from_secs(1),
+            probe_interval: Duration::from_millis(500),
         }
     }
 }
@@ -45,6 +54,21 @@ struct State {
     consecutive_failures: u32,
     ejected_until: Option<Instant>,
     backoff: Duration,
+    /// A connection to it broke: its health probe decides whether it is ejected (probe fails)
+    /// or forgiven (probe answers SERVING). Without this, the failure penalty alone would keep a
+    /// replica that died and came back idle for as long as the penalty takes to decay.
+    suspect: bool,
+}
+
+/// What an outcome did to the endpoint, for the balancer's log and the health prober.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing the balancer needs to act on.
+    Unchanged,
+    /// Needs a health probe now.
+    Suspect,
+    /// Taken out of rotation.
+    Ejected,
 }
 
 /// An endpoint of a balanced service.
@@ -58,11 +82,21 @@ pub(crate) struct Endpoint {
 }
 
 /// What a call told us about its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Outcome {
     /// An answer (any status but UNAVAILABLE), with its latency.
     Answered(Duration),
-    /// UNAVAILABLE or a transport error.
+    /// A failure that says the endpoint may be unhealthy (a lost connection, the mesh's own
+    /// UNAVAILABLE): counts towards failure accrual and is penalised in the load.
     Failed,
+    /// Nothing listens there (connect or TLS failed): ejected at once, since no call can succeed
+    /// until it comes back, which the health probe notices.
+    Unreachable,
+    /// The endpoint answered, but with a failure it owns up to without being broken (the
+    /// application's UNAVAILABLE, a refused stream): penalised in the load, not accrued.
+    Penalised,
+    /// A failure of this request alone (a stream error): says nothing about the endpoint.
+    Neutral,
 }
 
 impl Endpoint {
@@ -79,6 +113,7 @@ impl Endpoint {
                 consecutive_failures: 0,
                 ejected_until: None,
                 backoff: config.min_ejection,
+                suspect: false,
             }),
         }
     }
@@ -131,12 +166,72 @@ impl Endpoint {
         }
     }
 
-    /// Records an outcome; returns `true` when it ejected the endpoint.
-    pub(crate) fn finish(&self, outcome: Outcome) -> bool {
+    /// Whether the health prober should check the endpoint: ejected, or suspect.
+    pub(crate) fn needs_probe(&self) -> bool {
+        let state = self.state.lock();
+        state.ejected_until.is_some() || state.suspect
+    }
+
+    /// The result of a health probe. SERVING puts an ejected endpoint back in rotation and clears
+    /// a suspect one, with failures, backoff and penalty forgotten (its latency is borrowed from
+    /// its peers again). A failed probe ejects a suspect endpoint. Returns what changed.
+    pub(crate) fn probed(&self, serving: bool, now: Instant) -> Verdict {
+        let mut state = self.state.lock();
+        match (serving, state.ejected_until.is_some(), state.suspect) {
+            (true, ejected, suspect) if ejected || suspect => {
+                state.ejected_until = None;
+                state.suspect = false;
+                state.consecutive_failures = 0;
+                state.backoff = self.config.min_ejection;
+                state.cost_ns = None;
+                Verdict::Unchanged
+            }
+            (false, false, true) => {
+                self.eject(&mut state, now);
+                Verdict::Ejected
+            }
+            _ => Verdict::Unchanged,
+        }
+    }
+
+    fn eject(&self, state: &mut State, now: Instant) {
+        let backoff = state.backoff;
+        // Jitter in [½, 1] × backoff so ejected endpoints are not probed in lockstep.
+        let jittered = backoff / 2 + backoff.mul_f64(rand::random::<f64>() / 2.0);
+        state.ejected_until = Some(now + jittered);
+        state.backoff = (backoff * 2).min(self.config.max_ejection);
+        state.suspect = false;
+        // A revived endpoint starts from its peers' latency again.
+        state.cost_ns = None;
+    }
+
+    /// Raises the load estimate to at least the failure penalty. Not while ejected: an ejected
+    /// endpoint takes no traffic anyway, and it must come back level with its peers (a penalty
+    /// left over from calls that were in flight at the ejection would keep it idle for a minute).
+    fn penalise(&self, state: &mut State, now: Instant) {
+        if state.ejected_until.is_some() {
+            return;
+        }
+        let penalty = self.config.failure_penalty.as_nanos() as f64;
+        let decayed = state.cost_ns.map_or(0.0, |c| c * self.decay(now, state.stamp));
+        state.cost_ns = Some(decayed.max(penalty));
+        state.stamp = now;
+    }
+
+    /// Records an outcome.
+    pub(crate) fn finish(&self, outcome: Outcome) -> Verdict {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if outcome == Outcome::Neutral {
+            return Verdict::Unchanged;
+        }
         let now = Instant::now();
         let mut state = self.state.lock();
         match outcome {
+            Outcome::Neutral => Verdict::Unchanged,
+            Outcome::Penalised => {
+                self.penalise(&mut state, now);
+                Verdict::Unchanged
+            }
             Outcome::Answered(rtt) => {
                 let rtt = rtt.as_nanos() as f64;
                 let decayed = state.cost_ns.map(|c| c * self.decay(now, state.stamp));
@@ -151,24 +246,24 @@ impl Endpoint {
                 state.stamp = now;
                 state.consecutive_failures = 0;
                 state.ejected_until = None;
+                state.suspect = false;
                 state.backoff = self.config.min_ejection;
-                false
+                Verdict::Unchanged
             }
-            Outcome::Failed => {
+            Outcome::Failed | Outcome::Unreachable => {
+                self.penalise(&mut state, now);
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                 let probing = state.ejected_until.is_some_and(|until| until <= now);
                 let newly = state.ejected_until.is_none();
-                if state.consecutive_failures >= self.config.failure_accrual.max(1) && (newly || probing) {
-                    let backoff = state.backoff;
-                    // Jitter in [½, 1] × backoff so ejected endpoints are not probed in lockstep.
-                    let jittered = backoff / 2 + backoff.mul_f64(rand::random::<f64>() / 2.0);
-                    state.ejected_until = Some(now + jittered);
-                    state.backoff = (backoff * 2).min(self.config.max_ejection);
-                    // A revived endpoint starts from its peers' latency again.
-                    state.cost_ns = None;
-                    true
+                let threshold = if outcome == Outcome::Unreachable { 1 } else { self.config.failure_accrual.max(1) };
+                if state.consecutive_failures >= threshold && (newly || probing) {
+                    self.eject(&mut state, now);
+                    Verdict::Ejected
+                } else if newly && !state.suspect {
+                    state.suspect = true;
+                    Verdict::Suspect
                 } else {
-                    false
+                    Verdict::Unchanged
                 }
             }
         }
@@ -185,7 +280,7 @@ mod tests {
 
     fn fail(e: &Endpoint) -> bool {
         e.start();
-        e.finish(Outcome::Failed)
+        e.finish(Outcome::Failed) == Verdict::Ejected
     }
 
     #[tokio::test(start_paused = true)]
@@ -208,7 +303,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1002)).await;
         assert!(e.available(Instant::now()), "second backoff ≤ 2 s");
         e.start();
-        assert!(!e.finish(Outcome::Answered(Duration::from_millis(1))));
+        assert_eq!(e.finish(Outcome::Answered(Duration::from_millis(1))), Verdict::Unchanged);
         assert_eq!(e.state.lock().backoff, Duration::from_secs(1), "a success resets the backoff");
     }
 }

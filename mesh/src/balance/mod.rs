@@ -9,12 +9,19 @@
 //! Latency is measured to response headers; unobserved endpoints (new, or revived after
 //! ejection) borrow the best observed latency so they get traffic straight away.
 //!
-//! Failure accrual: UNAVAILABLE answers and transport errors count as failures, other statuses
-//! (application errors) do not. After `failure_accrual` consecutive failures an endpoint is
-//! ejected for a jittered backoff (1 s doubling to 60 s), then takes one probe call at a time
-//! until one succeeds. With every endpoint ejected, calls fail fast with UNAVAILABLE
-//! ("no healthy endpoints for <service>"). Endpoints in the request's [`Tried`] extension (set by
-//! the retry layer) are avoided when another one is available.
+//! Failure accrual counts what says something about the endpoint, never what says something
+//! about one request (see [`crate::client::failure`]): a refused connection ejects at once; a
+//! connection that broke mid-call, or an UNAVAILABLE the mesh itself produced (marked with
+//! [`MESH_ERROR_HEADER`]), counts towards `failure_accrual`
+//! consecutive failures and makes the endpoint a suspect whose health probe decides at once. An
+//! application's own UNAVAILABLE and a refused stream only raise the endpoint's load to the
+//! failure penalty, so a replica that fails fast never looks like the fastest; stream errors
+//! (an oversized response) and every other status count for nothing. Ejection lasts a jittered
+//! backoff (1 s doubling to 60 s), and a background prober health-checks ejected endpoints every
+//! `probe_interval` (500 ms): one that answers SERVING is back in rotation at once. With every
+//! endpoint ejected, calls fail fast with UNAVAILABLE ("no healthy endpoints for <service>").
+//! Endpoints in the request's [`Tried`] extension (set by the retry layer) are avoided when
+//! another one is available.
 
 mod endpoint;
 mod resolve;
@@ -34,12 +41,13 @@ use tokio::time::Instant;
 use tonic::Code;
 
 pub use endpoint::EndpointConfig;
-use endpoint::{Endpoint, Outcome};
+use endpoint::{Endpoint, Outcome, Verdict};
 pub use resolve::Resolver;
 
 use crate::client::MeshChannel;
 use crate::client::balanced::ClientCounters;
 use crate::client::channel::ChannelError;
+use crate::client::failure::{Failure, MESH_ERROR_HEADER, classify};
 use crate::identity::{SpiffeId, WorkloadIdentity};
 use crate::retry::header_code;
 
@@ -73,6 +81,8 @@ struct Shared {
     counters: Arc<ClientCounters>,
     endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
     resolve_now: Notify,
+    /// Wakes the health prober after an ejection (and when the balancer is dropped).
+    probe_now: Arc<Notify>,
     resolved: watch::Sender<bool>,
 }
 
@@ -96,6 +106,13 @@ impl Shared {
             self.endpoints.store(Arc::new(next));
         }
         self.resolved.send_replace(true);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Ends the health prober, which may be waiting for an ejection that will never come.
+        self.probe_now.notify_one();
     }
 }
 
@@ -125,8 +142,10 @@ impl Balancer {
             counters,
             endpoints: ArcSwap::from_pointee(Vec::new()),
             resolve_now: Notify::new(),
+            probe_now: Arc::new(Notify::new()),
             resolved: watch::Sender::new(false),
         });
+        tokio::spawn(probe_loop(Arc::downgrade(&shared)));
         match resolver {
             Resolver::Static(ref list) => {
                 let mut list = list.clone();
@@ -180,6 +199,43 @@ impl Balancer {
                 Some(if a_wins { ea.clone() } else { eb.clone() })
             }
         }
+    }
+}
+
+/// Health-checks ejected and suspect endpoints every `probe_interval` while there are any. One
+/// that answers SERVING is back in rotation at once; a suspect one that does not is ejected.
+/// Without probes an ejected endpoint would come back only through real calls, one at a time
+/// after each backoff, while callers bursting during the backoff get "no healthy endpoints".
+async fn probe_loop(shared: Weak<Shared>) {
+    loop {
+        let Some(strong) = shared.upgrade() else { return };
+        let due: Vec<Arc<Endpoint>> = strong.endpoints.load().iter().filter(|e| e.needs_probe()).cloned().collect();
+        let interval = strong.config.probe_interval;
+        if due.is_empty() {
+            // Sleep until an ejection, without keeping the balancer alive (dropping it wakes us).
+            let wake = strong.probe_now.clone();
+            drop(strong);
+            wake.notified().await;
+            continue;
+        }
+        // The server's overall health (""), which it reports NOT_SERVING while draining or
+        // while its certificate is expired.
+        let timeout = interval.max(Duration::from_millis(200));
+        let probes = due.iter().map(|endpoint| async move { (endpoint, endpoint.channel.probe("", timeout).await) });
+        for (endpoint, serving) in futures_util::future::join_all(probes).await {
+            match endpoint.probed(serving, Instant::now()) {
+                Verdict::Ejected => {
+                    strong.counters.ejections.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(service = %strong.service, addr = %endpoint.addr, "endpoint failed its health probe; ejected");
+                }
+                _ if serving => {
+                    tracing::debug!(service = %strong.service, addr = %endpoint.addr, "endpoint answered its health probe")
+                }
+                _ => {}
+            }
+        }
+        drop(strong);
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -247,14 +303,32 @@ impl tower::Service<http::Request<tonic::body::Body>> for Balancer {
             let mut channel = endpoint.channel.clone();
             let result = tower::Service::call(&mut channel, request).await;
             let outcome = match &result {
-                Err(_) => Outcome::Failed,
-                Ok(response) if header_code(response) == Some(Code::Unavailable) => Outcome::Failed,
+                Err(error) => match classify(error) {
+                    Failure::NotConnected => Outcome::Unreachable,
+                    Failure::ConnectionLost => Outcome::Failed,
+                    Failure::Refused => Outcome::Penalised,
+                    Failure::Stream => Outcome::Neutral,
+                },
+                // Only the mesh's own UNAVAILABLE (draining, shedding) is the endpoint's failure;
+                // the application's (its database is down) makes it less attractive, no more.
+                Ok(response) if header_code(response) == Some(Code::Unavailable) => {
+                    if response.headers().contains_key(MESH_ERROR_HEADER) {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Penalised
+                    }
+                }
                 Ok(_) => Outcome::Answered(started.elapsed()),
             };
-            if guard.finish(outcome) {
-                shared.counters.ejections.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(service = %shared.service, addr = %endpoint.addr, "endpoint ejected");
-                shared.resolve_now.notify_one();
+            match guard.finish(outcome) {
+                Verdict::Ejected => {
+                    shared.counters.ejections.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(service = %shared.service, addr = %endpoint.addr, ?outcome, "endpoint ejected");
+                    shared.resolve_now.notify_one();
+                    shared.probe_now.notify_one();
+                }
+                Verdict::Suspect => shared.probe_now.notify_one(),
+                Verdict::Unchanged => {}
             }
             result
         })
@@ -266,8 +340,8 @@ impl tower::Service<http::Request<tonic::body::Body>> for Balancer {
 struct FinishGuard(Option<Arc<Endpoint>>, Instant);
 
 impl FinishGuard {
-    fn finish(mut self, outcome: Outcome) -> bool {
-        self.0.take().is_some_and(|e| e.finish(outcome))
+    fn finish(mut self, outcome: Outcome) -> Verdict {
+        self.0.take().map_or(Verdict::Unchanged, |e| e.finish(outcome))
     }
 }
 

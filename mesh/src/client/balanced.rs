@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! BalancedChannel = Deadlines   (every call gets a deadline; inbound deadline propagated)
-//!                 → Retry       (idempotent methods, UNAVAILABLE, 64 KiB buffer, budget)
+//!                 → Retry       (idempotent methods, UNAVAILABLE, 64 KiB buffer, budget; any
+//!                                method when the attempt provably reached no server)
 //!                 → Balancer    (P2C over peak-EWMA, failure accrual, resolver)
 //!                 → MeshChannel (one per endpoint: mTLS, rotation, 1 s connect timeout)
 //! ```
@@ -33,7 +34,9 @@ use crate::retry::{Retry, RetryConfig, RetryLayer};
 /// - `retries`: extra attempts sent (so attempts = `requests + retries`);
 /// - `budget_exhausted`: calls that wanted a retry the [`RetryBudget`](crate::retry::RetryBudget)
 ///   refused (their last failure went back to the caller);
-/// - `ejections`: endpoints ejected by failure accrual (a failed probe ejects again and counts).
+/// - `ejections`: endpoints ejected by failure accrual (a failed probe ejects again and counts);
+/// - `transparent_retries`: attempts sent again because the previous one provably reached no
+///   server (any method, idempotent or not).
 #[derive(Debug, Default)]
 pub struct ClientCounters {
     /// Calls made by the application.
@@ -44,6 +47,8 @@ pub struct ClientCounters {
     pub budget_exhausted: AtomicU64,
     /// Endpoint ejections.
     pub ejections: AtomicU64,
+    /// Requests sent again because the previous attempt provably reached no server.
+    pub transparent_retries: AtomicU64,
 }
 
 /// A point-in-time copy of [`ClientCounters`].
@@ -57,6 +62,8 @@ pub struct CountersSnapshot {
     pub budget_exhausted: u64,
     /// Endpoint ejections.
     pub ejections: u64,
+    /// Requests sent again because the previous attempt provably reached no server.
+    pub transparent_retries: u64,
 }
 
 impl ClientCounters {
@@ -67,6 +74,7 @@ impl ClientCounters {
             retries: self.retries.load(Ordering::Relaxed),
             budget_exhausted: self.budget_exhausted.load(Ordering::Relaxed),
             ejections: self.ejections.load(Ordering::Relaxed),
+            transparent_retries: self.transparent_retries.load(Ordering::Relaxed),
         }
     }
 }

@@ -155,6 +155,18 @@ impl MeshChannel {
     fn channel(&self) -> Channel {
         Channel::clone(&self.current.load())
     }
+
+    /// Whether the peer answers a `grpc.health.v1` check for `service` with SERVING within
+    /// `timeout`. Not metered: probes are the balancer's, not the application's traffic.
+    pub(crate) async fn probe(&self, service: &str, timeout: Duration) -> bool {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        let mut client = tonic_health::pb::health_client::HealthClient::new(self.channel());
+        let request = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
+        match tokio::time::timeout(timeout, client.check(request)).await {
+            Ok(Ok(response)) => response.get_ref().status == ServingStatus::Serving as i32,
+            _ => false,
+        }
+    }
 }
 
 impl tower::Service<http::Request<tonic::body::Body>> for MeshChannel {

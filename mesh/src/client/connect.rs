@@ -31,7 +31,10 @@ pub fn tls_channel_observed(
     connect_timeout: Duration,
     on_connect: Option<OnConnect>,
 ) -> Result<Channel, tonic::transport::Error> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.connect_timeout(connect_timeout).tcp_nodelay(true);
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .http2_max_header_list_size(crate::server::bound::MAX_HEADER_LIST_SIZE);
     let connector = tower::service_fn(move |uri: Uri| {
         let config = config.clone();
         let server_name = server_name.clone();

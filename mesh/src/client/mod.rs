@@ -7,6 +7,8 @@
 pub mod balanced;
 pub mod channel;
 pub mod connect;
+pub mod failure;
 
 pub use balanced::{BalancedChannel, ClientConfig, ClientCounters};
 pub use channel::MeshChannel;
+pub use failure::{Failure, MESH_ERROR_HEADER, classify};

@@ -32,6 +32,7 @@ pub use policy::RetryPolicy;
 
 use crate::balance::{NoHealthyEndpoints, Tried};
 use crate::client::balanced::ClientCounters;
+use crate::client::failure::{Failure, classify};
 
 /// The metadata key telling the server how many attempts came before this one.
 pub const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
@@ -70,6 +71,41 @@ impl Default for RetryConfig {
 pub fn header_code<B>(response: &http::Response<B>) -> Option<Code> {
     let value = response.headers().get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
     Some(Code::from_i32(value))
+}
+
+/// What to do after an attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Return the result.
+    Done,
+    /// Send the same request to another endpoint now: it provably reached no server.
+    Resend,
+    /// Retry after a backoff, if the budget allows (idempotent methods only).
+    Retry,
+}
+
+fn next_step<E: std::error::Error + 'static>(
+    result: &Result<http::Response<tonic::body::Body>, E>,
+    retryable: bool,
+) -> Step {
+    match result {
+        Err(error) => {
+            let failure = classify(error);
+            if failure.never_processed() {
+                Step::Resend
+            } else if retryable && failure != Failure::Stream {
+                // A stream error (an oversized response, say) would fail the same way elsewhere.
+                Step::Retry
+            } else {
+                Step::Done
+            }
+        }
+        Ok(response) => {
+            let unavailable = header_code(response) == Some(Code::Unavailable)
+                && response.extensions().get::<NoHealthyEndpoints>().is_none();
+            if retryable && unavailable { Step::Retry } else { Step::Done }
+        }
+    }
 }
 
 /// Layer adding retries.
@@ -154,7 +190,7 @@ where
         + Send
         + 'static,
     S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S::Error: std::error::Error + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
@@ -171,9 +207,7 @@ where
         let counters = self.counters.clone();
         counters.requests.fetch_add(1, Relaxed);
         budget.deposit();
-        if !config.policy.is_retryable(request.uri().path()) {
-            return Box::pin(self.inner.call(request));
-        }
+        let retryable = config.policy.is_retryable(request.uri().path());
         // The ready service takes the first attempt; later attempts use clones.
         let template = self.inner.clone();
         let first = std::mem::replace(&mut self.inner, template.clone());
@@ -206,24 +240,25 @@ where
             };
             let mut backoff = config.backoff;
             for attempt in 1..config.max_attempts {
-                let failed = match &result {
-                    Err(_) => true,
-                    Ok(response) => {
-                        header_code(response) == Some(Code::Unavailable)
-                            && response.extensions().get::<NoHealthyEndpoints>().is_none()
+                match next_step(&result, retryable) {
+                    Step::Done => break,
+                    // The request never reached a server: another endpoint, at once, for any
+                    // method (gRPC's transparent retry). Bounded by the attempts and by `Tried`,
+                    // not by the budget: it adds no load to any server.
+                    Step::Resend => {
+                        counters.transparent_retries.fetch_add(1, Relaxed);
                     }
-                };
-                if !failed {
-                    break;
+                    Step::Retry => {
+                        if !budget.withdraw() {
+                            counters.budget_exhausted.fetch_add(1, Relaxed);
+                            break;
+                        }
+                        counters.retries.fetch_add(1, Relaxed);
+                        let jittered = backoff / 2 + backoff.mul_f64(rand::random::<f64>() / 2.0);
+                        tokio::time::sleep(jittered).await;
+                        backoff = (backoff * 2).min(config.max_backoff);
+                    }
                 }
-                if !budget.withdraw() {
-                    counters.budget_exhausted.fetch_add(1, Relaxed);
-                    break;
-                }
-                counters.retries.fetch_add(1, Relaxed);
-                let jittered = backoff / 2 + backoff.mul_f64(rand::random::<f64>() / 2.0);
-                tokio::time::sleep(jittered).await;
-                backoff = (backoff * 2).min(config.max_backoff);
                 result = tower::ServiceExt::oneshot(template.clone(), attempt_request(attempt)).await;
             }
             result

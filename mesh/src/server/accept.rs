@@ -47,9 +47,15 @@ pub(super) fn into_tonic_body(request: http::Request<hyper::body::Incoming>) -> 
 /// The type of [`into_tonic_body`] as a function pointer (nameable in [`Svc`]).
 pub(super) type BodyMap = fn(http::Request<hyper::body::Incoming>) -> http::Request<tonic::body::Body>;
 
+/// The type of [`super::bound::bound_status`] as a function pointer.
+pub(super) type BoundStatus = fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>;
+
 type Svc = crate::telemetry::Telemetry<
-    crate::authz::layer::Authz<
-        tower::util::MapRequest<crate::deadline::InboundDeadline<tonic::service::Routes>, BodyMap>,
+    tower::util::MapResponse<
+        crate::authz::layer::Authz<
+            tower::util::MapRequest<crate::deadline::InboundDeadline<tonic::service::Routes>, BodyMap>,
+        >,
+        BoundStatus,
     >,
 >;
 
@@ -164,6 +170,7 @@ impl Connection {
             .http2()
             .timer(hyper_util::rt::TokioTimer::new())
             .max_concurrent_streams(1024)
+            .max_header_list_size(super::bound::MAX_HEADER_LIST_SIZE)
             // Dead peers are found by TCP keepalive (see `crate::socket`), not HTTP/2 PINGs.
             .keep_alive_interval(None);
         let builder = if self.http1 { builder } else { builder.http2_only() };

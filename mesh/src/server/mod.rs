@@ -11,6 +11,7 @@
 //! every status is NOT_SERVING so balancers and probes stop sending work.
 
 mod accept;
+pub mod bound;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -309,11 +310,13 @@ impl RoleServer {
             );
             routes = tonic::service::Routes::from(router);
         }
-        // Outermost first: metrics see every call (denials included), authorization decides,
+        // Outermost first: metrics see every call (denials included), status metadata is bounded
+        // (see `bound`), authorization decides,
         // then the caller's deadline is enforced around the handler and inherited by its
         // outbound calls (see `crate::deadline`).
         let service = tower::ServiceBuilder::new()
             .layer(TelemetryLayer::new(metrics.clone(), &role))
+            .map_response(bound::bound_status as accept::BoundStatus)
             .layer(AuthzLayer::new(policy, gateway))
             .map_request(accept::into_tonic_body as accept::BodyMap)
             .layer(crate::deadline::InboundDeadlineLayer)
