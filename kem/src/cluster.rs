@@ -191,19 +191,28 @@ impl Cluster {
         self.settings.data_dir.join("tokens").join(format!("{role}.token"))
     }
 
-    /// Mints (once) the join token `spec`'s workload bootstraps with.
+    /// Mints the join token `spec`'s workload bootstraps with, fresh at every cluster start (a file
+    /// left by an earlier run may hold a token of a format the CA no longer accepts).
+    ///
+    /// Reusable, on purpose: every replica of a role, and every restart of a killed child, presents
+    /// this same file. Renewals do not (they authenticate with the current certificate).
     fn ensure_token(&self, spec: &ProcessSpec) -> anyhow::Result<()> {
         let path = self.token_file(spec.role);
-        if path.exists() {
-            return Ok(());
-        }
         let tokens = crate::mesh::existing_join_key(&self.settings)?;
         let id = crate::mesh::spiffe_id(&self.settings, spec.role.as_str())?;
-        let token = tokens.mint(&id, Duration::from_secs(30 * 24 * 3600))?;
+        let token = tokens.mint_reusable(&id, Duration::from_secs(30 * 24 * 3600))?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        std::fs::write(&path, token).with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(&path, token).with_context(|| format!("cannot write {}", path.display()))?;
+        // A reusable token is a bearer credential for the role's identity: owner-only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot restrict {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// Starts one child and waits for its `kem: ready` line.
@@ -431,6 +440,40 @@ mod tests {
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), specs.len(), "no two processes share a port");
+    }
+
+    #[test]
+    fn children_bootstrap_with_a_fresh_reusable_token_even_over_a_stale_file() {
+        use kem_mesh::identity::credential::Redemption;
+        use kem_mesh::identity::credential::join_token::PREFIX;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings =
+            Settings { data_dir: dir.path().to_owned(), ca_dir: dir.path().join("identity"), ..Settings::default() };
+        let tokens = crate::mesh::load_or_create_join_key(&settings.ca_dir, &settings.trust_domain).expect("key");
+        let specs = plan(&settings, &BTreeMap::new()).expect("plan");
+        let cluster = Cluster {
+            settings: settings.clone(),
+            specs: specs.clone(),
+            running: Arc::default(),
+            stopping: Arc::default(),
+            restarts: Arc::default(),
+            exe: PathBuf::new(),
+            upstreams: String::new(),
+            env: Vec::new(),
+        };
+        let spec = specs.iter().find(|s| s.role != Role::Identity).expect("a workload");
+        let path = cluster.token_file(spec.role);
+        std::fs::create_dir_all(path.parent().expect("tokens dir")).expect("mkdir");
+        std::fs::write(&path, "kemjt1.left.over").expect("stale token from an older kem");
+
+        cluster.ensure_token(spec).expect("mint");
+        let token = std::fs::read_to_string(&path).expect("read");
+        assert!(token.starts_with(PREFIX), "{token}");
+        // Every restart of a killed child presents this file again: it must be reusable.
+        let grant = tokens.verify(&token, std::time::SystemTime::now()).expect("a current token");
+        assert_eq!(grant.redemption, Redemption::Repeatable);
+        assert_eq!(grant.identity, crate::mesh::spiffe_id(&settings, spec.role.as_str()).expect("id"));
     }
 
     #[test]

@@ -58,13 +58,19 @@ enum Command {
         cert_dir: std::path::PathBuf,
     },
     /// Mint a join token for a workload from the CA's key (in --ca-dir) and print it: the
-    /// bootstrap credential of `kem serve`/`kem gateway` outside Kubernetes.
+    /// bootstrap credential of `kem serve`/`kem gateway` outside Kubernetes. The CA accepts it
+    /// once; the workload then renews with its certificate.
     JoinToken {
         /// Workload (service-account) name, e.g. `event` or `gateway`.
         workload: String,
-        /// Validity of the token in seconds; renewals re-present it, so it must outlive the process.
+        /// Validity of the token in seconds (until it is used; renewals do not present it).
         #[arg(long, default_value_t = 30 * 24 * 3600)]
         ttl_secs: u64,
+        /// Let the CA accept the token any number of times until it expires (for a workload that
+        /// must bootstrap again unattended, e.g. restarted by a supervisor). Whoever copies it can
+        /// obtain the identity until then: keep --ttl-secs short.
+        #[arg(long)]
+        reusable: bool,
     },
 }
 
@@ -86,10 +92,12 @@ fn main() -> anyhow::Result<()> {
             println!("{settings}");
             return Ok(());
         }
-        Command::JoinToken { workload, ttl_secs } => {
+        Command::JoinToken { workload, ttl_secs, reusable } => {
             let tokens = kem::mesh::existing_join_key(&settings)?;
             let id = kem::mesh::spiffe_id(&settings, workload)?;
-            println!("{}", tokens.mint(&id, std::time::Duration::from_secs(*ttl_secs))?);
+            let ttl = std::time::Duration::from_secs(*ttl_secs);
+            let token = if *reusable { tokens.mint_reusable(&id, ttl)? } else { tokens.mint(&id, ttl)? };
+            println!("{token}");
             return Ok(());
         }
         _ => {}

@@ -14,7 +14,9 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use kem_mesh::Shutdown;
 use kem_mesh::identity::ca::{CaPolicy, CertificateAuthority, certs_from_pem};
-use kem_mesh::identity::credential::{CredentialVerifier, JoinTokens, TokenReviewConfig, TokenReviewVerifier};
+use kem_mesh::identity::credential::{
+    CredentialVerifier, JoinTokens, ReplayLedger, TokenReviewConfig, TokenReviewVerifier,
+};
 use kem_mesh::identity::service::{RemoteSource, TokenSource};
 use kem_mesh::identity::workload::LocalSource;
 use kem_mesh::identity::{SpiffeId, WorkloadIdentity};
@@ -99,9 +101,12 @@ impl CaAccess {
         let ca_id = spiffe_id(settings, "identity")?;
         let (addr, anchors, token) = match self {
             CaAccess::InProcess { addr, anchors, tokens } => {
-                // A token for the process lifetime; renewals re-present it.
-                let token =
-                    tokens.mint(&id, Duration::from_secs(365 * 24 * 3600)).context("cannot mint a join token")?;
+                // Reusable, on purpose: renewals authenticate with the current certificate, but if
+                // it expires (a laptop asleep for a day) the workload must bootstrap again with this
+                // token, without an operator. It never leaves this process.
+                let token = tokens
+                    .mint_reusable(&id, Duration::from_secs(365 * 24 * 3600))
+                    .context("cannot mint a join token")?;
                 (addr.clone(), anchors.clone(), TokenSource::Static(token))
             }
             CaAccess::Remote { addr, anchors, token_file } => {
@@ -127,7 +132,8 @@ pub struct CaState {
 
 impl CaState {
     /// Loads the CA from `ca_dir` (generating a development anchor and issuer on first start),
-    /// the join-token key (generated on first start), and — inside Kubernetes — TokenReview.
+    /// the join-token key (generated on first start), the join-token replay ledger, and — inside
+    /// Kubernetes — TokenReview.
     pub fn load(settings: &Settings) -> anyhow::Result<CaState> {
         let policy = CaPolicy { leaf_lifetime: settings.leaf_lifetime, ..CaPolicy::default() };
         let ca = CertificateAuthority::load_or_generate(&settings.ca_dir, &settings.trust_domain, policy)
@@ -140,8 +146,25 @@ impl CaState {
         } else {
             None
         };
+        // Single-use join tokens need a ledger that outlives this process, next to the CA
+        // material. In Kubernetes that directory is a read-only secret mount shared by replicas:
+        // no ledger can be kept there, so join tokens are refused and workloads bootstrap with
+        // their ServiceAccount tokens. Anywhere else join tokens are the only credential, so a
+        // CA that cannot keep the ledger does not start.
+        let join = match ReplayLedger::open(&settings.ca_dir) {
+            Ok(ledger) => Some((JoinTokens::clone(&tokens), ledger)),
+            Err(error) if kubernetes.is_some() => {
+                tracing::warn!(%error, "join tokens are disabled: their replay ledger cannot be kept; workloads must bootstrap with ServiceAccount tokens");
+                None
+            }
+            Err(error) => {
+                return Err(
+                    anyhow::Error::new(error).context("the identity CA cannot keep its join-token replay ledger")
+                );
+            }
+        };
         let tokens = Arc::new(tokens);
-        let credentials = Arc::new(CredentialVerifier::new(Some(JoinTokens::clone(&tokens)), kubernetes));
+        let credentials = Arc::new(CredentialVerifier::new(join, kubernetes));
         Ok(CaState { ca: Arc::new(ArcSwap::from_pointee(ca)), tokens, credentials })
     }
 

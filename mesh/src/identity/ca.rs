@@ -21,6 +21,18 @@ pub enum CaError {
     /// The CSR is not a valid PKCS#10 request (or its signature does not verify).
     #[error("the certificate signing request is invalid: {0}")]
     InvalidCsr(String),
+    /// The CSR carries a public key of a type or curve the contract does not allow. Workload
+    /// certificates are ECDSA P-256 only (DESIGN.md, Mesh → Identity): every peer's TLS stack and
+    /// every renewal proof assume it, and a CA that signs whatever it is given would let one
+    /// workload pick a weaker or unexpected algorithm for the whole mesh.
+    #[error(
+        "the CSR's public key is {received}; this CA accepts only {ACCEPTED_KEY}: generate the workload key with \
+         P-256 (kem does this itself; other clients must too)"
+    )]
+    UnsupportedKey {
+        /// What the CSR's SubjectPublicKeyInfo carries, e.g. "RSA 2048-bit (rsaEncryption)".
+        received: String,
+    },
     /// The CSR asks for an identity other than the one the credential grants.
     #[error("the CSR asks for {requested} but the credential grants {granted}")]
     IdentityMismatch {
@@ -52,6 +64,72 @@ pub enum CaError {
     /// CA material is present but unusable.
     #[error("CA material is unusable: {0}")]
     Material(String),
+}
+
+/// The only key type workload certificates may carry, as named in refusals.
+pub const ACCEPTED_KEY: &str = "ECDSA P-256 keys (id-ecPublicKey on the named curve prime256v1 / secp256r1)";
+
+/// Checks that a CSR's SubjectPublicKeyInfo is an uncompressed ECDSA P-256 key.
+///
+/// This reads the algorithm OID and the curve parameter themselves rather than relying on what
+/// rcgen manages to parse: rcgen happily carries RSA, P-384 or Ed25519 keys into a certificate.
+/// The point is only checked for shape here; the CSR's signature, verified when rcgen parses it,
+/// proves the point is on the curve and that the requester holds its private key.
+fn check_public_key(csr_der: &[u8]) -> Result<(), CaError> {
+    use x509_parser::oid_registry::{
+        OID_EC_P256, OID_KEY_TYPE_DSA, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+        OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS, OID_SIG_ED448, OID_SIG_ED25519,
+    };
+    use x509_parser::prelude::FromDer as _;
+    use x509_parser::public_key::PublicKey;
+
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
+        .map_err(|e| CaError::InvalidCsr(format!("not a DER PKCS#10 request: {e}")))?;
+    let spki = &csr.certification_request_info.subject_pki;
+    let algorithm = &spki.algorithm.algorithm;
+    let unsupported = |received: String| Err(CaError::UnsupportedKey { received });
+    if *algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        let Some(curve) = curve else {
+            // Explicit curve parameters (or none) instead of a named curve: RFC 5480 forbids both.
+            return unsupported("an EC key without a named curve (explicit or missing curve parameters)".to_owned());
+        };
+        if curve == OID_EC_P256 {
+            let point = spki.subject_public_key.data.as_ref();
+            // SEC 1 uncompressed form: 0x04 || X (32 bytes) || Y (32 bytes).
+            if point.len() != 65 || point[0] != 0x04 {
+                return unsupported(format!(
+                    "a P-256 key whose point is not in uncompressed form ({} bytes{})",
+                    point.len(),
+                    point.first().map(|b| format!(", leading byte {b:#04x}")).unwrap_or_default()
+                ));
+            }
+            return Ok(());
+        }
+        let name = if curve == OID_NIST_EC_P384 {
+            "P-384 (secp384r1)".to_owned()
+        } else if curve == OID_NIST_EC_P521 {
+            "P-521 (secp521r1)".to_owned()
+        } else {
+            format!("the curve with OID {curve}")
+        };
+        return unsupported(format!("an ECDSA key on {name}"));
+    }
+    let received = if *algorithm == OID_PKCS1_RSAENCRYPTION || *algorithm == OID_PKCS1_RSASSAPSS {
+        match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => format!("an RSA {}-bit key", rsa.key_size()),
+            _ => "an RSA key".to_owned(),
+        }
+    } else if *algorithm == OID_SIG_ED25519 {
+        "an Ed25519 key".to_owned()
+    } else if *algorithm == OID_SIG_ED448 {
+        "an Ed448 key".to_owned()
+    } else if *algorithm == OID_KEY_TYPE_DSA {
+        "a DSA key".to_owned()
+    } else {
+        format!("a key of unknown algorithm (OID {algorithm})")
+    };
+    unsupported(received)
 }
 
 /// Lifetimes and tolerances of issued certificates.
@@ -392,6 +470,7 @@ impl CertificateAuthority {
         requested_lifetime: Option<Duration>,
     ) -> Result<IssuedCertificate, CaError> {
         self.check_domain(granted)?;
+        check_public_key(csr_der)?;
         let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
             .map_err(|e| CaError::InvalidCsr(e.to_string()))?;
         let requested: Vec<String> = csr
@@ -478,6 +557,91 @@ mod tests {
         let csr = certificate_request(&other, &key).expect("csr");
         assert!(matches!(ca.issue(&csr, &other, None), Err(CaError::ForeignTrustDomain { .. })));
         assert!(matches!(ca.issue(b"not a csr", &id("user"), None), Err(CaError::InvalidCsr(_))));
+    }
+
+    /// An RSA-2048 CSR for `participation` (correct SANs, valid signature), generated once with
+    /// `openssl req -new -newkey rsa:2048 -nodes -subj /CN=participation.kem.serviceaccount.identity.kem.test
+    /// -addext subjectAltName=URI:spiffe://kem.test/ns/kem/sa/participation,DNS:participation.kem.serviceaccount.identity.kem.test`.
+    /// Test data only: kem itself has no RSA or OpenSSL code.
+    const RSA_2048_CSR_PEM: &str = include_str!("testdata/rsa2048-participation.csr.pem");
+
+    fn csr_with(alg: &'static rcgen::SignatureAlgorithm, identity: &SpiffeId) -> Vec<u8> {
+        let key = KeyPair::generate_for(alg).expect("key");
+        certificate_request(identity, &key).expect("csr")
+    }
+
+    fn unsupported(ca: &CertificateAuthority, csr: &[u8]) -> String {
+        match ca.issue(csr, &id("participation"), None) {
+            Err(CaError::UnsupportedKey { received }) => received,
+            other => panic!("expected UnsupportedKey, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_p256_keys_are_signed() {
+        let (ca, _) = CertificateAuthority::generate("kem.test", CaPolicy::default()).expect("ca");
+        let participation = id("participation");
+
+        let p256 = csr_with(&PKCS_ECDSA_P256_SHA256, &participation);
+        ca.issue(&p256, &participation, None).expect("P-256 is the contract");
+
+        let received = unsupported(&ca, &csr_with(&rcgen::PKCS_ECDSA_P384_SHA384, &participation));
+        assert!(received.contains("P-384"), "{received}");
+        let received = unsupported(&ca, &csr_with(&rcgen::PKCS_ED25519, &participation));
+        assert!(received.contains("Ed25519"), "{received}");
+        let rsa = CertificateSigningRequestDer::from_pem_slice(RSA_2048_CSR_PEM.as_bytes()).expect("PEM CSR");
+        let received = unsupported(&ca, rsa.as_ref());
+        assert!(received.contains("RSA 2048-bit"), "{received}");
+
+        // The refusal names what was received and what is accepted.
+        let err = CaError::UnsupportedKey { received };
+        assert!(err.to_string().contains("RSA 2048-bit") && err.to_string().contains("P-256"), "{err}");
+    }
+
+    /// Replaces the first occurrence of `from` in `der` with `to` (same length, so every DER length
+    /// around it stays valid).
+    fn patched(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        assert_eq!(from.len(), to.len());
+        let at = der.windows(from.len()).position(|w| w == from).expect("pattern present");
+        let mut out = der.to_vec();
+        out[at..at + to.len()].copy_from_slice(to);
+        out
+    }
+
+    #[test]
+    fn garbage_public_key_infos_are_refused_before_anything_is_signed() {
+        let (ca, _) = CertificateAuthority::generate("kem.test", CaPolicy::default()).expect("ca");
+        let p256 = csr_with(&PKCS_ECDSA_P256_SHA256, &id("participation"));
+        // prime256v1 = 1.2.840.10045.3.1.7; .8 is no curve anyone knows.
+        let p256_oid = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        let mut unknown_oid = p256_oid;
+        unknown_oid[9] = 0x08;
+        let received = unsupported(&ca, &patched(&p256, &p256_oid, &unknown_oid));
+        assert!(received.contains("1.2.840.10045.3.1.8"), "{received}");
+
+        // id-ecPublicKey = 1.2.840.10045.2.1 turned into 1.2.840.10045.2.9: an unknown algorithm.
+        let ec_oid = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+        let mut other_alg = ec_oid;
+        other_alg[8] = 0x09;
+        let received = unsupported(&ca, &patched(&p256, &ec_oid, &other_alg));
+        assert!(received.contains("unknown algorithm") && received.contains("1.2.840.10045.2.9"), "{received}");
+
+        // A P-256 key in compressed form (0x02 leading byte) is refused by shape.
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
+        let point = key.public_key_raw().to_vec();
+        let mut compressed = point.clone();
+        compressed[0] = 0x02;
+        let received = unsupported(
+            &ca,
+            &patched(&certificate_request(&id("participation"), &key).expect("csr"), &point, &compressed),
+        );
+        assert!(received.contains("uncompressed"), "{received}");
+
+        // A point that is not on the curve is refused when the signature is checked.
+        let mut off_curve = point.clone();
+        off_curve[64] ^= 0x01;
+        let csr = patched(&certificate_request(&id("participation"), &key).expect("csr"), &point, &off_curve);
+        assert!(matches!(ca.issue(&csr, &id("participation"), None), Err(CaError::InvalidCsr(_))));
     }
 
     #[test]

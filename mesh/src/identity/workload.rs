@@ -243,7 +243,9 @@ impl WorkloadIdentity {
                                     identity = %self.inner.id, %error, ?not_after,
                                     "workload certificate EXPIRED and could not be renewed; this workload is NOT_SERVING \
                                      and peers will refuse it. Check that the identity CA (`kem identity`) is reachable \
-                                     and that this workload's bootstrap token is still valid."
+                                     and that this workload's bootstrap token is still valid: an expired certificate \
+                                     cannot renew itself, and a single-use join token is spent after the first \
+                                     bootstrap (mint a new one with `kem join-token`)."
                                 );
                             }
                         } else {

@@ -7,7 +7,7 @@ use kem_mesh::Shutdown;
 use kem_mesh::authz::Policy;
 use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::identity::ca::{certificate_request, generate_key};
-use kem_mesh::identity::credential::{CredentialVerifier, JoinTokens};
+use kem_mesh::identity::credential::{CredentialVerifier, JoinTokens, ReplayLedger};
 use kem_mesh::identity::service::{IdentityApi, RemoteSource, TokenSource};
 use kem_mesh::server::{RoleServer, Serving, Transport};
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
@@ -19,9 +19,15 @@ use tonic::Code;
 
 use crate::support::HOUR;
 
-async fn identity_ca(ca: &TestCa, tokens: JoinTokens, shutdown: &Shutdown) -> Serving {
+async fn identity_ca(ca: &TestCa, tokens: JoinTokens, ledger_dir: &std::path::Path, shutdown: &Shutdown) -> Serving {
+    let ledger = ReplayLedger::open(ledger_dir).expect("ledger");
+    identity_ca_with(ca, CredentialVerifier::new(Some((tokens, ledger)), None), shutdown).await
+}
+
+/// Serves the identity CA of `ca` accepting `credentials`, as `kem identity` does.
+pub async fn identity_ca_with(ca: &TestCa, credentials: CredentialVerifier, shutdown: &Shutdown) -> Serving {
     let own = ca.identity("identity", HOUR).await;
-    let api = IdentityApi::new(ca.ca.clone(), Arc::new(CredentialVerifier::new(Some(tokens), None)));
+    let api = IdentityApi::new(ca.ca.clone(), Arc::new(credentials));
     let policy = Policy::from_contracts(
         kem_proto::descriptor_pool(),
         &["kem.identity.v1.IdentityService"],
@@ -38,7 +44,7 @@ async fn identity_ca(ca: &TestCa, tokens: JoinTokens, shutdown: &Shutdown) -> Se
         .expect("serve identity")
 }
 
-fn ca_client(ca: &TestCa, serving: &Serving) -> IdentityServiceClient<tonic::transport::Channel> {
+pub fn ca_client(ca: &TestCa, serving: &Serving) -> IdentityServiceClient<tonic::transport::Channel> {
     let anchors = ca.ca.load().trust_anchors().to_vec();
     let config = kem_mesh::tls::bootstrap_client_config(&anchors, TRUST_DOMAIN, &TestCa::id("identity")).expect("tls");
     let name = ServerName::try_from(TestCa::id("identity").dns_name()).expect("name");
@@ -54,7 +60,8 @@ async fn a_workload_bootstraps_with_a_join_token_and_keeps_its_key() {
     let shutdown = Shutdown::new();
     let tokens = JoinTokens::generate(TRUST_DOMAIN).expect("tokens");
     let token = tokens.mint(&TestCa::id("participation"), HOUR).expect("mint");
-    let serving = identity_ca(&ca, tokens, &shutdown).await;
+    let ledger_dir = tempfile::tempdir().expect("tempdir");
+    let serving = identity_ca(&ca, tokens, ledger_dir.path(), &shutdown).await;
     let source = RemoteSource::new(
         serving.addr.to_string(),
         TestCa::id("identity"),
@@ -82,7 +89,8 @@ async fn a_csr_for_another_identity_than_the_token_grants_is_refused() {
     let shutdown = Shutdown::new();
     let tokens = JoinTokens::generate(TRUST_DOMAIN).expect("tokens");
     let gateway_token = tokens.mint(&TestCa::id("gateway"), HOUR).expect("mint");
-    let serving = identity_ca(&ca, tokens, &shutdown).await;
+    let ledger_dir = tempfile::tempdir().expect("tempdir");
+    let serving = identity_ca(&ca, tokens, ledger_dir.path(), &shutdown).await;
     let key = generate_key().expect("key");
     let csr = certificate_request(&TestCa::id("participation"), &key).expect("csr");
     let mut client = ca_client(&ca, &serving);

@@ -3,12 +3,22 @@
 //! Used where there is no Kubernetes to vouch for a workload (`kem up`, a laptop, CI). Format:
 //!
 //! ```text
-//! kemjt1.<base64url(JSON {"sub": SPIFFE ID, "exp": unix seconds, "jti": random hex})>.<base64url(HMAC-SHA256)>
+//! kemjt2.<base64url(JSON {"sub": SPIFFE ID, "exp": unix seconds, "jti": random hex, "reusable": bool})>.<base64url(HMAC-SHA256)>
 //! ```
 //!
-//! The HMAC covers `kemjt1.` plus the payload segment, under a key only the CA holds (persisted by
+//! The HMAC covers `kemjt2.` plus the payload segment, under a key only the CA holds (persisted by
 //! the CA through [`JoinTokens::key_bytes`]). The signature is checked, in constant time, before the
 //! payload is even decoded.
+//!
+//! A join token is **single-use** unless it was minted with [`JoinTokens::mint_reusable`]: the CA
+//! records the `jti` of every single-use token it redeems in its [replay ledger](super::replay) and
+//! refuses it afterwards. Reusability is a signed claim, so only whoever holds the CA's key decides
+//! it (`kem up` for its own roles, an operator with `kem join-token --reusable`); a holder of a
+//! single-use token cannot turn it into a reusable one.
+//!
+//! Version 1 tokens (`kemjt1.`) had no `reusable` claim and were accepted any number of times until
+//! they expired (up to a year). They are refused outright rather than grandfathered as single-use:
+//! one already used before the upgrade would otherwise be good for one more bootstrap.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,11 +29,18 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
-use super::{CredentialError, CredentialKind, Grant};
+use super::{CredentialError, CredentialKind, Grant, Redemption};
 use crate::identity::spiffe::SpiffeId;
 
-/// Every join token starts with this (format version 1).
-pub const PREFIX: &str = "kemjt1.";
+/// Every join token starts with this (format version 2).
+pub const PREFIX: &str = "kemjt2.";
+
+/// What every version of the join-token format starts with, so that tokens of another version are
+/// recognised as join tokens and refused with a message saying so.
+pub const FAMILY: &str = "kemjt";
+
+/// Version 1, refused since join tokens became single-use.
+const LEGACY_PREFIX: &str = "kemjt1.";
 
 /// Shortest HMAC key accepted: the SHA-256 output length.
 pub const MIN_KEY_LEN: usize = 32;
@@ -92,7 +109,11 @@ impl fmt::Debug for JoinTokens {
 struct Claims {
     sub: String,
     exp: u64,
+    /// Unique token id: the key of the replay ledger.
     jti: String,
+    /// Whether the token may bootstrap more than once. Always written; a version-2 payload
+    /// without it is refused as malformed rather than defaulted.
+    reusable: bool,
 }
 
 fn malformed(reason: impl Into<String>) -> CredentialError {
@@ -136,8 +157,22 @@ impl JoinTokens {
         &self.trust_domain
     }
 
-    /// Mints a token granting `identity`, valid for `ttl` from now.
+    /// Mints a **single-use** token granting `identity`, valid for `ttl` from now: the CA redeems it
+    /// once; the workload then renews with its certificate (see [`super::renewal`]).
     pub fn mint(&self, identity: &SpiffeId, ttl: Duration) -> Result<String, JoinTokenError> {
+        self.mint_claims(identity, ttl, false)
+    }
+
+    /// Mints a token granting `identity` that the CA accepts **any number of times** until it
+    /// expires. Only for workloads that must bootstrap again without an operator: `kem up`'s own
+    /// roles (a supervised child restarted after a crash presents the same token file) and
+    /// `kem join-token --reusable`. Whoever copies such a token can obtain the identity until it
+    /// expires, so keep its lifetime short and its file private.
+    pub fn mint_reusable(&self, identity: &SpiffeId, ttl: Duration) -> Result<String, JoinTokenError> {
+        self.mint_claims(identity, ttl, true)
+    }
+
+    fn mint_claims(&self, identity: &SpiffeId, ttl: Duration, reusable: bool) -> Result<String, JoinTokenError> {
         if identity.trust_domain() != self.trust_domain {
             return Err(JoinTokenError::ForeignIdentity {
                 identity: identity.clone(),
@@ -151,7 +186,8 @@ impl JoinTokens {
             .as_secs();
         let mut jti = [0u8; JTI_LEN];
         self.rng.fill(&mut jti).map_err(|_| JoinTokenError::Random { what: "mint a join token id" })?;
-        let claims = Claims { sub: identity.to_string(), exp, jti: jti.iter().map(|b| format!("{b:02x}")).collect() };
+        let claims =
+            Claims { sub: identity.to_string(), exp, jti: jti.iter().map(|b| format!("{b:02x}")).collect(), reusable };
         // Serializing a struct of strings and integers cannot fail; fall back to an empty payload
         // (which no verifier accepts) rather than panic if it ever did.
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
@@ -163,7 +199,18 @@ impl JoinTokens {
     }
 
     /// Verifies `token` as of `now` and returns the identity it grants.
+    ///
+    /// This checks the token only; a single-use token comes back with [`Redemption::Once`] and is
+    /// not spent until the CA records it in its replay ledger (after the CSR has been checked).
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Grant, CredentialError> {
+        if token.starts_with(LEGACY_PREFIX) {
+            return Err(CredentialError::Rejected {
+                reason: format!(
+                    "this is a version-1 join token ({LEGACY_PREFIX}…), minted before join tokens became single-use; \
+                     mint a new one with `kem join-token`"
+                ),
+            });
+        }
         let rest = token.strip_prefix(PREFIX).ok_or_else(|| malformed(format!("it does not start with {PREFIX:?}")))?;
         let (payload_segment, signature_segment) =
             rest.split_once('.').ok_or_else(|| malformed("the signature segment is missing"))?;
@@ -198,7 +245,15 @@ impl JoinTokens {
         if now >= expires_at {
             return Err(CredentialError::Expired { expired_at: expires_at });
         }
-        Ok(Grant { identity, method: CredentialKind::JoinToken, expires_at: Some(expires_at) })
+        if claims.jti.len() != 2 * JTI_LEN || !claims.jti.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(malformed(format!("its id {:?} is not {} hex digits", claims.jti, 2 * JTI_LEN)));
+        }
+        let redemption = if claims.reusable {
+            Redemption::Repeatable
+        } else {
+            Redemption::Once { token_id: claims.jti, expires_at }
+        };
+        Ok(Grant { identity, method: CredentialKind::JoinToken, expires_at: Some(expires_at), redemption })
     }
 }
 
@@ -286,10 +341,10 @@ mod tests {
         let token = join.mint(&participation(), TTL).expect("mint");
         for bad in [
             "",
-            "kemjt1.",
-            "kemjt1.abc",
-            "kemjt1.abc.!!!",
-            "kemjt2.abc.def",
+            "kemjt2.",
+            "kemjt2.abc",
+            "kemjt2.abc.!!!",
+            "kemjt9.abc.def",
             "eyJhbGciOiJIUzI1NiJ9.e30.c2ln",
             &format!("{token}.extra"),
         ] {
@@ -317,6 +372,66 @@ mod tests {
         let foreign = SpiffeId::new("elsewhere.test", "kem", "participation").expect("valid id");
         assert!(matches!(tokens().mint(&foreign, TTL), Err(JoinTokenError::ForeignIdentity { .. })));
         assert!(matches!(tokens().mint(&participation(), Duration::MAX), Err(JoinTokenError::TtlOutOfRange { .. })));
+    }
+
+    #[test]
+    fn tokens_are_single_use_unless_minted_reusable() {
+        let join = tokens();
+        let single = join.verify(&join.mint(&participation(), TTL).expect("mint"), SystemTime::now()).expect("valid");
+        let Redemption::Once { token_id, expires_at } = &single.redemption else {
+            panic!("a token from mint() must be single-use: {single:?}");
+        };
+        assert_eq!(token_id.len(), 2 * JTI_LEN);
+        assert_eq!(Some(*expires_at), single.expires_at, "the ledger keeps the entry until the token expires");
+
+        let other = join.verify(&join.mint(&participation(), TTL).expect("mint"), SystemTime::now()).expect("valid");
+        assert_ne!(single.redemption, other.redemption, "every token has its own id");
+
+        let reusable = join.mint_reusable(&participation(), TTL).expect("mint");
+        let grant = join.verify(&reusable, SystemTime::now()).expect("valid");
+        assert_eq!(grant.redemption, Redemption::Repeatable);
+        assert_eq!(grant.identity, participation());
+    }
+
+    /// Signs `claims` with `join`'s key under `prefix`, as a minting side of another version would.
+    fn signed(join: &JoinTokens, prefix: &str, claims: serde_json::Value) -> String {
+        let mut token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("json")));
+        let signature = hmac::sign(&join.key, token.as_bytes());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        token
+    }
+
+    #[test]
+    fn version_1_tokens_are_refused_with_what_to_do() {
+        let join = tokens();
+        let exp = SystemTime::now().duration_since(UNIX_EPOCH).expect("after epoch").as_secs() + 600;
+        let v1 = signed(
+            &join,
+            LEGACY_PREFIX,
+            serde_json::json!({"sub": participation().to_string(), "exp": exp, "jti": "00".repeat(JTI_LEN)}),
+        );
+        let err = join.verify(&v1, SystemTime::now()).expect_err("version 1 is refused");
+        assert!(
+            matches!(&err, CredentialError::Rejected { reason } if reason.contains("version-1") && reason.contains("kem join-token")),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn a_payload_without_the_reusable_claim_or_an_id_is_malformed() {
+        let join = tokens();
+        let exp = SystemTime::now().duration_since(UNIX_EPOCH).expect("after epoch").as_secs() + 600;
+        let sub = participation().to_string();
+        for claims in [
+            serde_json::json!({"sub": sub, "exp": exp, "jti": "00".repeat(JTI_LEN)}),
+            serde_json::json!({"sub": sub, "exp": exp, "jti": "", "reusable": false}),
+            serde_json::json!({"sub": sub, "exp": exp, "reusable": false}),
+        ] {
+            let err = join.verify(&signed(&join, PREFIX, claims.clone()), SystemTime::now()).expect_err("malformed");
+            assert!(matches!(err, CredentialError::Malformed { .. }), "{claims}: {err:?}");
+        }
     }
 
     #[test]

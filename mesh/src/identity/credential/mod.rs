@@ -3,21 +3,32 @@
 //! A workload that asks `kem identity` for its first certificate sends a CSR and a bootstrap
 //! credential. This module verifies that credential and says which [`SpiffeId`] it grants:
 //! - a [join token](join_token) minted by the CA itself (`kem up`, laptops, CI), an HMAC-signed
-//!   `kemjt1.` token naming one identity;
+//!   `kemjt2.` token naming one identity, single-use unless minted reusable; the CA's
+//!   [replay ledger](replay) remembers which single-use tokens it has redeemed;
 //! - a Kubernetes ServiceAccount token, checked by the cluster's API server through the
 //!   [TokenReview API](token_review), granting `spiffe://<trust-domain>/ns/<namespace>/sa/<name>`.
+//!
+//! Once it holds a certificate, a workload bootstrapped with a join token renews with a
+//! [renewal proof](renewal) made with that certificate instead of its join token, which a
+//! single-use token could not survive. ServiceAccount tokens keep being re-presented (and
+//! re-reviewed) at every renewal, as before.
 //!
 //! [`CredentialVerifier`] accepts whichever kinds the CA is configured for and tells them apart by
 //! their shape. Every failure is a [`CredentialError`] that knows its gRPC status code, so the CA's
 //! gRPC adapter does not have to interpret it.
 
 pub mod join_token;
+pub mod renewal;
+pub mod replay;
 pub mod token_review;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use join_token::{JoinTokenError, JoinTokens};
+pub use renewal::RenewalProofError;
+pub use replay::{LedgerError, ReplayLedger};
 pub use token_review::{TokenReviewConfig, TokenReviewConfigError, TokenReviewVerifier};
 
 use crate::identity::spiffe::SpiffeId;
@@ -37,6 +48,25 @@ pub struct Grant {
     /// read from the JWT without verifying it (the API server did the verifying), so it is
     /// informational only.
     pub expires_at: Option<SystemTime>,
+    /// Whether the CA must record the credential's use before it issues anything.
+    pub redemption: Redemption,
+}
+
+/// Whether a credential may be presented again after the CA issued a certificate for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// Presenting it again is fine: a Kubernetes ServiceAccount token (bound to a live pod and
+    /// re-reviewed by the API server every time), a join token minted reusable, or a renewal
+    /// proof (bound to the one CSR it signs).
+    Repeatable,
+    /// A single-use join token: the CA spends it in its [`ReplayLedger`] before it answers, and
+    /// refuses it from then on.
+    Once {
+        /// The token's unique id (`jti`).
+        token_id: String,
+        /// When the token expires; the ledger forgets it after that.
+        expires_at: SystemTime,
+    },
 }
 
 /// The kinds of bootstrap credential the identity CA understands.
@@ -46,6 +76,9 @@ pub enum CredentialKind {
     JoinToken,
     /// A Kubernetes ServiceAccount token (JWT), verified with a TokenReview.
     KubernetesServiceAccount,
+    /// A renewal proof: the workload's current certificate, and a signature over the new CSR made
+    /// with that certificate's key.
+    Certificate,
 }
 
 impl fmt::Display for CredentialKind {
@@ -53,6 +86,7 @@ impl fmt::Display for CredentialKind {
         f.write_str(match self {
             CredentialKind::JoinToken => "join token",
             CredentialKind::KubernetesServiceAccount => "Kubernetes ServiceAccount token",
+            CredentialKind::Certificate => "current workload certificate",
         })
     }
 }
@@ -134,15 +168,24 @@ impl CredentialError {
 /// Verifies bootstrap credentials of every kind the CA is configured for.
 #[derive(Debug, Clone)]
 pub struct CredentialVerifier {
-    join: Option<JoinTokens>,
+    join: Option<(JoinTokens, Arc<ReplayLedger>)>,
     kubernetes: Option<TokenReviewVerifier>,
 }
 
 impl CredentialVerifier {
     /// A verifier accepting join tokens signed with `join` (if any) and ServiceAccount tokens
     /// reviewed by `kubernetes` (if any).
-    pub fn new(join: Option<JoinTokens>, kubernetes: Option<TokenReviewVerifier>) -> Self {
-        CredentialVerifier { join, kubernetes }
+    ///
+    /// Join tokens come with the ledger their single-use ids are recorded in: a CA that cannot keep
+    /// one (a read-only CA directory) must not accept join tokens at all, so there is no way to
+    /// configure them without it.
+    pub fn new(join: Option<(JoinTokens, ReplayLedger)>, kubernetes: Option<TokenReviewVerifier>) -> Self {
+        CredentialVerifier { join: join.map(|(tokens, ledger)| (tokens, Arc::new(ledger))), kubernetes }
+    }
+
+    /// Whether join tokens are accepted.
+    pub fn accepts_join_tokens(&self) -> bool {
+        self.join.is_some()
     }
 
     /// Verifies `token` and returns the identity it grants.
@@ -154,14 +197,41 @@ impl CredentialVerifier {
         let token = token.trim();
         match classify(token)? {
             CredentialKind::JoinToken => match &self.join {
-                Some(join) => join.verify(token, SystemTime::now()),
+                Some((join, _)) => join.verify(token, SystemTime::now()),
                 None => Err(CredentialError::NotConfigured { kind: CredentialKind::JoinToken }),
             },
             CredentialKind::KubernetesServiceAccount => match &self.kubernetes {
                 Some(kubernetes) => kubernetes.verify(token).await,
                 None => Err(CredentialError::NotConfigured { kind: CredentialKind::KubernetesServiceAccount }),
             },
+            CredentialKind::Certificate => Err(CredentialError::Malformed {
+                reason: "a renewal proof is only valid together with the CSR it signs; the identity CA checks it \
+                         with renewal::verify"
+                    .to_owned(),
+            }),
         }
+    }
+
+    /// Spends `grant` if its credential is single-use: records it in the replay ledger, failing if
+    /// it was spent before (by this CA process or an earlier one using the same directory).
+    ///
+    /// Call it once the request has passed every other check and right before answering, so that
+    /// a request refused for another reason (a bad CSR) does not burn the token. Concurrent calls
+    /// for one token are serialised by the ledger: exactly one succeeds.
+    pub async fn redeem(&self, grant: &Grant) -> Result<(), LedgerError> {
+        let Redemption::Once { token_id, expires_at } = &grant.redemption else {
+            return Ok(());
+        };
+        let Some((_, ledger)) = &self.join else {
+            // Only a join-token verifier hands out single-use grants; fail closed regardless.
+            return Err(LedgerError::NotKept);
+        };
+        let ledger = ledger.clone();
+        let (token_id, expires_at, identity) = (token_id.clone(), *expires_at, grant.identity.clone());
+        // The ledger does blocking file I/O (lock, fsync, rename): keep it off the async workers.
+        tokio::task::spawn_blocking(move || ledger.redeem(&token_id, &identity, expires_at, SystemTime::now()))
+            .await
+            .map_err(|e| LedgerError::Worker(Arc::new(e)))?
     }
 }
 
@@ -175,8 +245,11 @@ fn classify(token: &str) -> Result<CredentialKind, CredentialError> {
             reason: format!("it is {} bytes long, more than the {MAX_TOKEN_LEN} bytes accepted", token.len()),
         });
     }
-    if token.starts_with(join_token::PREFIX) {
+    if token.starts_with(join_token::FAMILY) {
         return Ok(CredentialKind::JoinToken);
+    }
+    if token.starts_with(renewal::PREFIX) {
+        return Ok(CredentialKind::Certificate);
     }
     if looks_like_jwt(token) {
         return Ok(CredentialKind::KubernetesServiceAccount);
@@ -207,11 +280,18 @@ mod tests {
         SpiffeId::new("kem.test", "kem", "participation").expect("valid id")
     }
 
+    /// A verifier for join tokens of `join`, with its ledger in a fresh directory.
+    fn with_ledger(join: JoinTokens) -> (tempfile::TempDir, CredentialVerifier) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = ReplayLedger::open(dir.path()).expect("ledger");
+        (dir, CredentialVerifier::new(Some((join, ledger)), None))
+    }
+
     #[tokio::test]
     async fn join_tokens_are_dispatched_to_the_join_token_key() {
         let join = JoinTokens::generate("kem.test").expect("key");
         let token = join.mint(&participation(), Duration::from_secs(600)).expect("mint");
-        let verifier = CredentialVerifier::new(Some(join), None);
+        let (_dir, verifier) = with_ledger(join);
 
         let grant = verifier.verify(&format!("{token}\n")).await.expect("valid join token");
         assert_eq!(grant.identity, participation());
@@ -234,9 +314,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_single_use_token_is_spent_once_and_a_reusable_one_never() {
+        let join = JoinTokens::generate("kem.test").expect("key");
+        let single = join.mint(&participation(), Duration::from_secs(600)).expect("mint");
+        let reusable = join.mint_reusable(&participation(), Duration::from_secs(600)).expect("mint");
+        let (_dir, verifier) = with_ledger(join);
+
+        let grant = verifier.verify(&single).await.expect("valid");
+        verifier.redeem(&grant).await.expect("first redemption");
+        // Verifying again still succeeds (the token is authentic); spending it again does not.
+        let again = verifier.verify(&single).await.expect("still authentic");
+        let err = verifier.redeem(&again).await.expect_err("replay");
+        assert!(matches!(err, LedgerError::AlreadyUsed { .. }), "{err:?}");
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        assert!(err.to_string().contains("join token already used; mint a new one with `kem join-token`"), "{err}");
+
+        for _ in 0..3 {
+            let grant = verifier.verify(&reusable).await.expect("valid");
+            verifier.redeem(&grant).await.expect("a reusable token is never spent");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_single_use_grant_without_a_ledger_is_refused() {
+        let join = JoinTokens::generate("kem.test").expect("key");
+        let grant = join
+            .verify(&join.mint(&participation(), Duration::from_secs(600)).expect("mint"), SystemTime::now())
+            .expect("valid");
+        let err = CredentialVerifier::new(None, None).redeem(&grant).await.expect_err("fails closed");
+        assert!(matches!(err, LedgerError::NotKept), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn renewal_proofs_are_not_bootstrap_credentials() {
+        let (_dir, verifier) = with_ledger(JoinTokens::generate("kem.test").expect("key"));
+        let err = verifier.verify("kemrn1.abc.def").await.expect_err("needs the CSR");
+        assert!(matches!(err, CredentialError::Malformed { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn shapeless_credentials_are_malformed() {
         let join = JoinTokens::generate("kem.test").expect("key");
-        let verifier = CredentialVerifier::new(Some(join), None);
+        let (_dir, verifier) = with_ledger(join);
         let huge = "a".repeat(MAX_TOKEN_LEN + 1);
         for bad in ["", "   ", "hunter2", "a.b", "a.b.c.d", "a..c", "a.b c.d", "ey$.ey.sig", huge.as_str()] {
             let err = verifier.verify(bad).await.expect_err("malformed");

@@ -17,7 +17,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
-use super::{CredentialError, CredentialKind, Grant};
+use super::{CredentialError, CredentialKind, Grant, Redemption};
 use crate::identity::spiffe::SpiffeId;
 
 /// Where a pod finds the cluster CA bundle.
@@ -296,7 +296,14 @@ impl TokenReviewVerifier {
         let identity = SpiffeId::new(&self.trust_domain, namespace, name).map_err(|e| CredentialError::Rejected {
             reason: format!("ServiceAccount {namespace}/{name} cannot be named as a kem identity: {e}"),
         })?;
-        Ok(Grant { identity, method: CredentialKind::KubernetesServiceAccount, expires_at: unverified_expiry(token) })
+        Ok(Grant {
+            identity,
+            method: CredentialKind::KubernetesServiceAccount,
+            expires_at: unverified_expiry(token),
+            // Projected tokens are re-presented at every renewal and re-reviewed each time: the
+            // API server, not a ledger, decides whether one is still good (bound pod alive).
+            redemption: Redemption::Repeatable,
+        })
     }
 
     /// The CA's own ServiceAccount token, read afresh: the kubelet rotates projected tokens.
