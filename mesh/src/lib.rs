@@ -1,6 +1,7 @@
 //! kem's sidecarless service mesh, linked into every role.
 //!
 //! One module per concern, in the spirit of linkerd2-proxy and ztunnel:
+//! - [`admission`]: adaptive concurrency limits that shed excess load fast (servers and the edge);
 //! - [`server`]: how a role exposes its gRPC services (health, reflection, graceful drain);
 //! - [`shutdown`]: one shutdown signal shared by every server and background task of a process;
 //! - [`identity`]: SPIFFE IDs, the identity CA, bootstrap credentials, rotating workload identity;
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod authz;
 pub mod balance;
 pub mod breaker;

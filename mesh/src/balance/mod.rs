@@ -47,7 +47,7 @@ pub use resolve::Resolver;
 use crate::client::MeshChannel;
 use crate::client::balanced::ClientCounters;
 use crate::client::channel::ChannelError;
-use crate::client::failure::{Failure, MESH_ERROR_HEADER, classify};
+use crate::client::failure::{Failure, OVERLOADED, classify, mesh_error};
 use crate::identity::{SpiffeId, WorkloadIdentity};
 use crate::retry::header_code;
 
@@ -311,13 +311,11 @@ impl tower::Service<http::Request<tonic::body::Body>> for Balancer {
                 },
                 // Only the mesh's own UNAVAILABLE (draining, shedding) is the endpoint's failure;
                 // the application's (its database is down) makes it less attractive, no more.
-                Ok(response) if header_code(response) == Some(Code::Unavailable) => {
-                    if response.headers().contains_key(MESH_ERROR_HEADER) {
-                        Outcome::Failed
-                    } else {
-                        Outcome::Penalised
-                    }
-                }
+                Ok(response) if header_code(response) == Some(Code::Unavailable) => match mesh_error(response) {
+                    // Shed by admission control: busy, not broken.
+                    Some(OVERLOADED) | None => Outcome::Penalised,
+                    Some(_) => Outcome::Failed,
+                },
                 Ok(_) => Outcome::Answered(started.elapsed()),
             };
             match guard.finish(outcome) {

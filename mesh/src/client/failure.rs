@@ -22,6 +22,15 @@ use std::error::Error as StdError;
 /// UNAVAILABLE (its database is down) only lowers the endpoint's score.
 pub const MESH_ERROR_HEADER: &str = "kem-mesh-error";
 
+/// The [`MESH_ERROR_HEADER`] value of a call the server shed before running it (admission
+/// control): safe to send elsewhere, and a sign of load, not of failure.
+pub const OVERLOADED: &str = "overloaded";
+
+/// What the mesh said about a response it produced itself, if it did.
+pub fn mesh_error<B>(response: &http::Response<B>) -> Option<&str> {
+    response.headers().get(MESH_ERROR_HEADER).and_then(|v| v.to_str().ok())
+}
+
 /// What kind of failure a transport error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {

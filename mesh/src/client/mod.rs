@@ -11,4 +11,4 @@ pub mod failure;
 
 pub use balanced::{BalancedChannel, ClientConfig, ClientCounters};
 pub use channel::MeshChannel;
-pub use failure::{Failure, MESH_ERROR_HEADER, classify};
+pub use failure::{Failure, MESH_ERROR_HEADER, OVERLOADED, classify, mesh_error};

@@ -71,6 +71,13 @@ pub fn parse_grpc_timeout(value: &HeaderValue) -> Option<Duration> {
     })
 }
 
+/// `now + timeout`, saturating: the largest `grpc-timeout` (99,999,999 hours) must not overflow
+/// the clock, whatever a caller sends.
+fn after(now: Instant, timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(timeout.min(CENTURY)).unwrap_or(now)
+}
+
 /// Encodes `timeout` as a `grpc-timeout` value, in the finest unit that fits in 8 digits
 /// (rounded down, so the callee never believes it has more time than the caller).
 pub fn encode_grpc_timeout(timeout: Duration) -> HeaderValue {
@@ -135,7 +142,7 @@ where
             .headers()
             .get(GRPC_TIMEOUT)
             .and_then(parse_grpc_timeout)
-            .map(|timeout| Deadline(Instant::now() + timeout));
+            .map(|timeout| Deadline(after(Instant::now(), timeout)));
         let Some(deadline) = deadline else {
             return Box::pin(self.inner.call(request));
         };
@@ -182,12 +189,13 @@ pub struct Deadlines<S> {
 /// The deadline an outbound `request` must meet: the earliest of every source.
 pub fn outbound_deadline<B>(request: &http::Request<B>, default: Duration) -> Deadline {
     let now = Instant::now();
-    let own = request.headers().get(GRPC_TIMEOUT).and_then(parse_grpc_timeout).map(|t| Deadline(now + t));
-    [Some(Deadline(now + default)), own, request.extensions().get::<Deadline>().copied(), current()]
+    let own = request.headers().get(GRPC_TIMEOUT).and_then(parse_grpc_timeout).map(|t| Deadline(after(now, t)));
+    let default = Deadline(after(now, default));
+    [Some(default), own, request.extensions().get::<Deadline>().copied(), current()]
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(Deadline(now + default))
+        .unwrap_or(default)
 }
 
 impl<S> tower::Service<http::Request<tonic::body::Body>> for Deadlines<S>

@@ -32,7 +32,7 @@ pub use policy::RetryPolicy;
 
 use crate::balance::{NoHealthyEndpoints, Tried};
 use crate::client::balanced::ClientCounters;
-use crate::client::failure::{Failure, classify};
+use crate::client::failure::{Failure, OVERLOADED, classify, mesh_error};
 
 /// The metadata key telling the server how many attempts came before this one.
 pub const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
@@ -103,7 +103,14 @@ fn next_step<E: std::error::Error + 'static>(
         Ok(response) => {
             let unavailable = header_code(response) == Some(Code::Unavailable)
                 && response.extensions().get::<NoHealthyEndpoints>().is_none();
-            if retryable && unavailable { Step::Retry } else { Step::Done }
+            if unavailable && mesh_error(response) == Some(OVERLOADED) {
+                // Shed before it ran: another endpoint may have room.
+                Step::Resend
+            } else if retryable && unavailable {
+                Step::Retry
+            } else {
+                Step::Done
+            }
         }
     }
 }

@@ -50,13 +50,15 @@ pub(super) type BodyMap = fn(http::Request<hyper::body::Incoming>) -> http::Requ
 /// The type of [`super::bound::bound_status`] as a function pointer.
 pub(super) type BoundStatus = fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>;
 
-type Svc = crate::telemetry::Telemetry<
-    tower::util::MapResponse<
-        crate::authz::layer::Authz<
+type Svc = crate::telemetry::Telemetry<super::shed::Shed<Bounded>>;
+
+type Bounded = tower::util::MapResponse<
+    crate::authz::layer::Authz<
+        super::panic::CatchPanic<
             tower::util::MapRequest<crate::deadline::InboundDeadline<tonic::service::Routes>, BodyMap>,
         >,
-        BoundStatus,
     >,
+    BoundStatus,
 >;
 
 pub(super) async fn run(this: AcceptLoop<Svc>) -> Result<(), ServerError> {

@@ -12,6 +12,8 @@
 
 mod accept;
 pub mod bound;
+mod panic;
+pub mod shed;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -125,6 +127,7 @@ pub struct RoleServer {
     reflection: bool,
     metrics: Arc<Registry>,
     admin_http: bool,
+    admission: Option<crate::admission::Admission>,
 }
 
 /// A running role server.
@@ -161,7 +164,15 @@ impl RoleServer {
             reflection: true,
             metrics: Registry::global(),
             admin_http: false,
+            admission: None,
         }
+    }
+
+    /// Sheds calls beyond `admission`'s adaptive limit (see [`crate::admission`]); off unless
+    /// set. Health checks and reflection are never shed.
+    pub fn admission(mut self, admission: crate::admission::Admission) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     /// The registry inbound metrics and handshake failures are recorded into
@@ -245,6 +256,7 @@ impl RoleServer {
             reflection,
             metrics,
             admin_http,
+            admission,
         } = self;
         let addr = listener.local_addr().map_err(|source| ServerError::LocalAddr { role: role.clone(), source })?;
 
@@ -310,14 +322,17 @@ impl RoleServer {
             );
             routes = tonic::service::Routes::from(router);
         }
-        // Outermost first: metrics see every call (denials included), status metadata is bounded
-        // (see `bound`), authorization decides,
+        // Outermost first: metrics see every call (denials and shed calls included), admission
+        // control sheds what is over the limit, status metadata is bounded
+        // (see `bound`), authorization decides, a panicking handler answers INTERNAL,
         // then the caller's deadline is enforced around the handler and inherited by its
         // outbound calls (see `crate::deadline`).
         let service = tower::ServiceBuilder::new()
             .layer(TelemetryLayer::new(metrics.clone(), &role))
+            .layer(shed::ShedLayer::new(admission))
             .map_response(bound::bound_status as accept::BoundStatus)
             .layer(AuthzLayer::new(policy, gateway))
+            .layer(panic::CatchPanicLayer)
             .map_request(accept::into_tonic_body as accept::BodyMap)
             .layer(crate::deadline::InboundDeadlineLayer)
             .service(routes);
