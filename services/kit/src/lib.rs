@@ -8,7 +8,9 @@
 //! - [`jwt`]: ES256 access tokens (issue, verify, JWKS, rotation) and opaque refresh tokens;
 //! - [`runtime`]: the context a service role starts with (store, cache, queue, mesh peers);
 //! - [`external`]: the base of every client of an external HTTP API (timeouts, retries, breaker);
-//! - [`status`]: the `ErrorInfo` / `BadRequest` details of the statuses services answer with.
+//! - [`status`]: the `ErrorInfo` / `BadRequest` details of the statuses services answer with;
+//! - [`validate`]: the character, length and id-shape checks of caller input, and [`validate::excerpt`]
+//!   for quoting it.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -20,5 +22,6 @@ pub mod runtime;
 pub mod secret;
 pub mod status;
 pub mod store;
+pub mod validate;
 
 pub use secret::Secret;

@@ -91,8 +91,63 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    /// Through moka's entry API with an init future: concurrent initialisations of one key are
+    /// coalesced, so exactly one caller inserts (and sees `is_fresh`). An expired entry counts as
+    /// absent. (`or_insert` with a plain value is not coalesced: two callers can both see a fresh
+    /// entry, which the tests below catch.)
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool, CacheError> {
+        let entry =
+            self.entries.entry(key.to_owned()).or_insert_with(async { Entry { value, ttl: effective_ttl(ttl) } }).await;
+        Ok(entry.is_fresh())
+    }
+
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.entries.invalidate(key).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 50 concurrent claims of one key, 300 times; with `overwrite`, the winner at once replaces
+    /// its claim with its answer (what the idempotency store does), which must open no window
+    /// for a second claim to win.
+    async fn claims_have_one_winner(overwrite: bool) {
+        let cache = MemoryCache::new(1000);
+        for round in 0..300 {
+            let key = format!("claim-{round}");
+            let tasks: Vec<_> = (0..50)
+                .map(|_| {
+                    let (cache, key) = (cache.clone(), key.clone());
+                    tokio::spawn(async move {
+                        let won =
+                            cache.set_if_absent(&key, Bytes::from_static(b"claim"), Duration::from_secs(60)).await;
+                        if overwrite && matches!(won, Ok(true)) {
+                            let _ = cache.set(&key, Bytes::from_static(b"done"), Duration::from_secs(600)).await;
+                        }
+                        won
+                    })
+                })
+                .collect();
+            let mut winners = 0;
+            for task in tasks {
+                if matches!(task.await, Ok(Ok(true))) {
+                    winners += 1;
+                }
+            }
+            assert_eq!(winners, 1, "round {round}: {winners} winners");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_of_one_key_have_one_winner() {
+        claims_have_one_winner(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overwriting_a_claim_never_lets_a_second_claim_win() {
+        claims_have_one_winner(true).await;
     }
 }

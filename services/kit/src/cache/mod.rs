@@ -42,15 +42,10 @@ pub trait Cache: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
 
     /// Stores `value` only if `key` is absent; `true` when this call stored it. Used for claims
-    /// (idempotency keys) that every replica must agree on. Backends override this with an
-    /// atomic operation (Redis `SET NX PX`); this default is check-then-set.
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool, CacheError> {
-        if self.get(key).await?.is_some() {
-            return Ok(false);
-        }
-        self.set(key, value, ttl).await?;
-        Ok(true)
-    }
+    /// (idempotency keys) that every replica must agree on, so it must be atomic: of any number
+    /// of concurrent calls for one key, exactly one returns `true` (Redis `SET NX PX`, moka's
+    /// entry API). There is no default: a check-then-set would let two claims win.
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool, CacheError>;
 }
 
 /// Why a cache operation failed.

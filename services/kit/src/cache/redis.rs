@@ -10,8 +10,8 @@ use fred::prelude::{
     ClientLike, Config, ConnectionConfig, Expiration, KeysInterface, Options, PerformanceConfig, ReconnectPolicy,
     TlsConnector,
 };
-use fred::types::Builder;
 use fred::types::config::UnresponsiveConfig;
+use fred::types::{Builder, SetOptions};
 
 use super::{Cache, CacheError, effective_ttl};
 use crate::Secret;
@@ -182,6 +182,19 @@ impl Cache for RedisCache {
             .set::<(), _, _>(self.key(key), value, Some(Expiration::PX(millis)), None, false)
             .await
             .map_err(|e| self.error("SET", key, e))
+    }
+
+    /// `SET key value PX ttl NX`: one atomic command, so of any number of concurrent claims
+    /// (on any number of replicas) exactly one wins.
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool, CacheError> {
+        let millis = i64::try_from(effective_ttl(ttl).as_millis()).unwrap_or(i64::MAX);
+        let reply: Option<String> = self
+            .client
+            .with_options(&self.options)
+            .set(self.key(key), value, Some(Expiration::PX(millis)), Some(SetOptions::NX), false)
+            .await
+            .map_err(|e| self.error("SET NX", key, e))?;
+        Ok(reply.is_some())
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
