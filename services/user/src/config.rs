@@ -18,7 +18,7 @@ pub struct UserConfig {
     pub tokens: TokenSettings,
     /// argon2id cost.
     pub password: PasswordSettings,
-    /// Failed sign-in lockout.
+    /// Sign-in throttling: per (account, client address) lockout, per-account progressive delay.
     pub login: LoginThrottle,
     /// How long NTS answers are reused.
     pub verification_ttl: VerificationTtl,
@@ -72,16 +72,7 @@ impl PasswordSettings {
         PasswordSettings { memory_kib: 256, iterations: 1, parallelism: 1, max_concurrent: 4 };
 }
 
-/// Lockout after repeated failed sign-ins for one email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginThrottle {
-    /// Failures tolerated within `window`; the next attempt is refused.
-    pub max_failures: u32,
-    /// The window failures are counted in (from the first failure).
-    pub window: Duration,
-    /// How long the account is locked once `max_failures` is reached.
-    pub lockout: Duration,
-}
+pub use crate::model::login_throttle::LoginThrottle;
 
 /// How long NTS answers are reused, by status: a business status changes rarely, and an
 /// inactive or unknown number is worth re-asking sooner (the owner may have just fixed it).
@@ -112,11 +103,7 @@ impl Default for UserConfig {
                 jwks_cache_ttl: Duration::from_secs(300),
             },
             password: PasswordSettings::PRODUCTION,
-            login: LoginThrottle {
-                max_failures: 5,
-                window: Duration::from_secs(15 * 60),
-                lockout: Duration::from_secs(15 * 60),
-            },
+            login: LoginThrottle::default(),
             verification_ttl: VerificationTtl {
                 active: Duration::from_secs(6 * 3600),
                 inactive: Duration::from_secs(3600),
@@ -168,10 +155,15 @@ pub mod env {
     pub const ARGON2_MEMORY_KIB: &str = "KEM_ARGON2_MEMORY_KIB";
     /// argon2id passes (default 2).
     pub const ARGON2_ITERATIONS: &str = "KEM_ARGON2_ITERATIONS";
-    /// Failed sign-ins before lockout (default 5).
+    /// Failed sign-ins from one client address that lock that (account, address) pair (default 5).
     pub const LOGIN_MAX_FAILURES: &str = "KEM_LOGIN_MAX_FAILURES";
-    /// Lockout duration in seconds (default 900).
+    /// How long a locked (account, address) pair stays locked, in seconds (default 900).
     pub const LOGIN_LOCKOUT_SECS: &str = "KEM_LOGIN_LOCKOUT_SECS";
+    /// Failed sign-ins across all addresses before each further attempt on the account waits a
+    /// doubling delay (default 10; 0 disables the per-account delay).
+    pub const LOGIN_ACCOUNT_FREE_FAILURES: &str = "KEM_LOGIN_ACCOUNT_FREE_FAILURES";
+    /// The longest per-account delay in seconds (default 60).
+    pub const LOGIN_ACCOUNT_MAX_DELAY_SECS: &str = "KEM_LOGIN_ACCOUNT_MAX_DELAY_SECS";
 }
 
 impl UserConfig {
@@ -237,10 +229,17 @@ impl UserConfig {
             config.password.iterations = at_least(env::ARGON2_ITERATIONS, t, 1, "must be a positive integer")?;
         }
         if let Some(n) = number(env::LOGIN_MAX_FAILURES, "must be a positive integer, e.g. 5")? {
-            config.login.max_failures = at_least(env::LOGIN_MAX_FAILURES, n, 1, "must be a positive integer")?;
+            config.login.address_max_failures = at_least(env::LOGIN_MAX_FAILURES, n, 1, "must be a positive integer")?;
         }
         if let Some(secs) = number(env::LOGIN_LOCKOUT_SECS, "must be seconds, e.g. 900")? {
-            config.login.lockout = positive(env::LOGIN_LOCKOUT_SECS, secs)?;
+            config.login.address_lockout = positive(env::LOGIN_LOCKOUT_SECS, secs)?;
+        }
+        if let Some(n) = number(env::LOGIN_ACCOUNT_FREE_FAILURES, "must be a whole number, e.g. 10 (0 disables)")? {
+            config.login.account_free_failures =
+                at_least(env::LOGIN_ACCOUNT_FREE_FAILURES, n, 0, "must be a whole number below 2^32")?;
+        }
+        if let Some(secs) = number(env::LOGIN_ACCOUNT_MAX_DELAY_SECS, "must be seconds, e.g. 60")? {
+            config.login.account_max_delay = positive(env::LOGIN_ACCOUNT_MAX_DELAY_SECS, secs)?;
         }
         Ok(config)
     }

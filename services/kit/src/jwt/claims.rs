@@ -1,10 +1,17 @@
 //! The claims of a kem access token.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Claim names the issuer sets itself; an extra claim may not reuse them.
 pub const REGISTERED_CLAIMS: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+
+/// The latest `NumericDate` a verifier accepts: 9999-12-31T23:59:59Z. Anything later is not a
+/// time but an attack on whoever adds it to a clock (`SystemTime + Duration::from_secs(2^63)`
+/// panics), so [`Verifier`](super::Verifier) refuses it before any such arithmetic can happen.
+pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
 /// The payload of an access token: the registered claims plus service-defined extras (e.g. `sid`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +40,22 @@ impl Claims {
     pub fn sid(&self) -> Option<&str> {
         self.extra.get("sid").and_then(Value::as_str)
     }
+
+    /// `exp` as an instant; `None` when it does not fit the platform clock (never for claims a
+    /// [`Verifier`](super::Verifier) accepted: they are at most [`MAX_NUMERIC_DATE`]).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        numeric_date(self.exp)
+    }
+
+    /// `iat` as an instant; `None` when it does not fit the platform clock.
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        numeric_date(self.iat)
+    }
+}
+
+/// A `NumericDate` as an instant, with checked arithmetic.
+pub(crate) fn numeric_date(seconds: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
 /// The `aud` claim: RFC 7519 allows a single string or an array of strings.
@@ -77,5 +100,14 @@ mod tests {
         assert!(one.contains("a"));
         let back = serde_json::to_value(&claims).expect("json");
         assert_eq!(back["sid"], "fam-1");
+        assert_eq!(claims.expires_at(), Some(UNIX_EPOCH + Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn numeric_dates_convert_without_overflow() {
+        assert!(numeric_date(MAX_NUMERIC_DATE).is_some());
+        // Whether u64::MAX seconds fit depends on the platform's clock; it must not panic.
+        let _ = numeric_date(u64::MAX);
+        let _ = numeric_date(1 << 63);
     }
 }

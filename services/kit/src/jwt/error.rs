@@ -49,6 +49,26 @@ pub enum JwtError {
         /// The verifier's clock.
         now: u64,
     },
+    /// `iat - leeway > now`: the token claims to be minted in the future.
+    #[error("token issued at {iat}, after now ({now}, Unix seconds)")]
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: u64,
+        /// The verifier's clock.
+        now: u64,
+    },
+    /// A time claim is not a plausible `NumericDate`: later than year 9999
+    /// ([`MAX_NUMERIC_DATE`](super::MAX_NUMERIC_DATE)), or `exp` before `iat`. (Negative,
+    /// fractional and out-of-`u64` values never parse and are [`JwtError::Malformed`].)
+    #[error("token claim `{claim}` = {value} is out of range: {reason}")]
+    ClaimOutOfRange {
+        /// `exp`, `nbf` or `iat`.
+        claim: &'static str,
+        /// Its value.
+        value: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The `iss` is not the configured issuer.
     #[error("token issuer `{found}` is not the expected `{expected}`")]
     WrongIssuer {

@@ -122,7 +122,7 @@ impl Issuer {
     /// (`now + access_ttl + leeway`), after which every token it signed has expired.
     pub fn rotate(&mut self, new_key: SigningKey, now: SystemTime) -> Result<SystemTime, KeyError> {
         self.check_new_kid(new_key.kid())?;
-        let retire_after = now + self.access_ttl + DEFAULT_LEEWAY;
+        let retire_after = super::later(now, self.access_ttl.saturating_add(DEFAULT_LEEWAY));
         let old = std::mem::replace(&mut self.current, new_key);
         self.previous.push(PreviousKey { jwk: old.public_jwk(), retire_after });
         Ok(retire_after)

@@ -28,7 +28,7 @@ mod verifier;
 #[cfg(test)]
 mod tests;
 
-pub use claims::{Audience, Claims, REGISTERED_CLAIMS};
+pub use claims::{Audience, Claims, MAX_NUMERIC_DATE, REGISTERED_CLAIMS};
 pub use error::{IssueError, JwtError, KeyError};
 pub use issuer::{DEFAULT_ACCESS_TTL, Issuer, PreviousKey};
 pub use key::{Jwk, Jwks, SigningKey};
@@ -37,6 +37,13 @@ pub use verifier::{DEFAULT_LEEWAY, Verifier};
 
 /// The only JWS algorithm kem signs and accepts.
 pub const ALGORITHM: &str = "ES256";
+
+/// `now + wait` without the panic of `SystemTime + Duration` on overflow: a wait too long for the
+/// clock ends at the latest time a token may name ([`MAX_NUMERIC_DATE`]), which is "never" for
+/// every practical purpose.
+pub fn later(now: std::time::SystemTime, wait: std::time::Duration) -> std::time::SystemTime {
+    now.checked_add(wait).or_else(|| claims::numeric_date(MAX_NUMERIC_DATE)).unwrap_or(now)
+}
 
 /// Seconds since the Unix epoch (a JWT `NumericDate`); times before 1970 count as 0.
 pub(crate) fn unix_seconds(t: std::time::SystemTime) -> u64 {

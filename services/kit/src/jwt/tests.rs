@@ -313,3 +313,177 @@ fn extra_claims_cannot_override_registered_ones() {
         matches!(issuer.issue_at("owner-1", extra, t0()), Err(IssueError::ReservedClaim { name }) if name == "exp")
     );
 }
+
+/// Builds a token whose payload is `payload` verbatim (numbers serde_json would never print:
+/// `1e400`, `18446744073709551616`, `-0`), signed by `key`.
+fn forge_raw(key: &SigningKey, payload: &str) -> String {
+    let header = json!({ "alg": "ES256", "kid": key.kid() });
+    let input = format!("{}.{}", b64::encode(header.to_string()), b64::encode(payload));
+    let signature = key.sign(input.as_bytes()).expect("sign");
+    format!("{input}.{}", b64::encode(signature))
+}
+
+/// Valid claims with `name` replaced by the raw JSON `literal`.
+fn claims_with(name: &str, literal: &str) -> String {
+    let now = unix_seconds(t0());
+    let mut fields = vec![
+        format!(r#""iss":"{ISS}""#),
+        r#""sub":"owner-1""#.to_owned(),
+        format!(r#""aud":"{AUD}""#),
+        r#""jti":"j1""#.to_owned(),
+    ];
+    for (claim, default) in [("exp", now + 900), ("nbf", now), ("iat", now)] {
+        let value = if claim == name { literal.to_owned() } else { default.to_string() };
+        fields.push(format!(r#""{claim}":{value}"#));
+    }
+    format!("{{{}}}", fields.join(","))
+}
+
+#[test]
+fn hostile_time_claims_are_invalid_not_a_panic() {
+    let issuer = issuer();
+    let verifier = verifier_for(&issuer, t0());
+    let key = issuer.current_key();
+    let near_2_63 = (1u64 << 63).to_string();
+    let hostile = [
+        near_2_63.as_str(),
+        "9223372036854775807",
+        "18446744073709551615",
+        "18446744073709551616",
+        "340282366920938463463374607431768211456",
+        "-1",
+        "-9223372036854775808",
+        "1.5",
+        "1750000900.0",
+        "1e400",
+        "-0",
+        "1e3",
+        "\"1750000900\"",
+        "null",
+        "true",
+        "[1750000900]",
+        "{}",
+    ];
+    for claim in ["exp", "nbf", "iat"] {
+        for literal in hostile {
+            let token = forge_raw(key, &claims_with(claim, literal));
+            let verdict = verifier.verify(&token, t0());
+            assert!(verdict.is_err(), "{claim} = {literal} must be refused, got {verdict:?}");
+        }
+    }
+    // In range for u64 but not a plausible date: a typed reason, not "malformed".
+    let token = forge_raw(key, &claims_with("exp", &near_2_63));
+    assert!(matches!(verifier.verify(&token, t0()), Err(JwtError::ClaimOutOfRange { claim: "exp", .. })));
+    let at_limit = forge_raw(key, &claims_with("exp", &MAX_NUMERIC_DATE.to_string()));
+    let claims = verifier.verify(&at_limit, t0()).expect("year 9999 is still a date");
+    assert!(claims.expires_at().is_some());
+    let beyond = forge_raw(key, &claims_with("exp", &(MAX_NUMERIC_DATE + 1).to_string()));
+    assert!(matches!(verifier.verify(&beyond, t0()), Err(JwtError::ClaimOutOfRange { .. })));
+}
+
+#[test]
+fn tokens_issued_in_the_future_or_expiring_before_issue_are_refused() {
+    let issuer = issuer();
+    let verifier = verifier_for(&issuer, t0());
+    let key = issuer.current_key();
+    let now = unix_seconds(t0());
+    let mut claims = valid_claims(t0());
+    claims["iat"] = json!(now + 3600);
+    claims["exp"] = json!(now + 7200);
+    let future = forge(json!({ "alg": "ES256", "kid": key.kid() }), claims, es256(key));
+    assert_eq!(verifier.verify(&future, t0()), Err(JwtError::IssuedInFuture { iat: now + 3600, now }));
+    // exp before iat (both plausible and in the window) is nonsense no issuer of ours mints.
+    let mut claims = valid_claims(t0());
+    claims["iat"] = json!(now + 10);
+    claims["exp"] = json!(now + 5);
+    let backwards = forge(json!({ "alg": "ES256", "kid": key.kid() }), claims, es256(key));
+    assert!(matches!(verifier.verify(&backwards, t0()), Err(JwtError::ClaimOutOfRange { claim: "exp", .. })));
+}
+
+#[test]
+fn a_foreign_key_reusing_a_real_kid_is_a_bad_signature() {
+    // The attacker knows our kid (it is public in the JWKS) and signs with their own P-256 key.
+    let issuer = issuer();
+    let verifier = verifier_for(&issuer, t0());
+    let foreign = SigningKey::generate().expect("key").with_kid(issuer.current_key().kid());
+    let token = forge_raw(&foreign, &valid_claims(t0()).to_string());
+    assert!(matches!(verifier.verify(&token, t0()), Err(JwtError::BadSignature { .. })));
+}
+
+#[test]
+fn rotation_with_an_absurd_lifetime_does_not_overflow_the_clock() {
+    let mut issuer = issuer().with_access_ttl(Duration::from_secs(u64::MAX));
+    let retire_after = issuer.rotate(SigningKey::generate().expect("key"), t0()).expect("rotate");
+    assert!(retire_after > t0());
+    let (token, claims) = issuer.issue_at("owner-1", Map::new(), t0()).expect("issue saturates exp");
+    assert_eq!(claims.exp, u64::MAX);
+    let verifier = verifier_for(&issuer, t0());
+    assert!(matches!(verifier.verify(&token, t0()), Err(JwtError::ClaimOutOfRange { claim: "exp", .. })));
+}
+
+mod properties {
+    //! Whatever arrives in `Authorization: Bearer …` or in a correctly signed payload, the
+    //! verifier answers; it never panics, and what it accepts is in range.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// JSON text for a time claim: every numeric shape JSON allows plus the wrong types.
+    fn numeric_literal() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<i128>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_filter("JSON has no NaN/inf", |f| f.is_finite()).prop_map(|f| format!("{f:?}")),
+            (0u64..=MAX_NUMERIC_DATE + 10).prop_map(|n| n.to_string()),
+            ((1u64 << 62)..u64::MAX).prop_map(|n| n.to_string()),
+            "[0-9]{20,60}",
+            "-?[0-9]{1,5}(\\.[0-9]{1,5})?[eE][+-]?[0-9]{1,4}",
+            Just("null".to_owned()),
+            Just("\"1750000900\"".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_token_text_never_panics(token in ".{0,300}") {
+            let issuer = issuer();
+            let _ = verifier_for(&issuer, t0()).verify(&token, t0());
+        }
+
+        #[test]
+        fn arbitrary_base64_segments_never_panic(
+            header in proptest::collection::vec(any::<u8>(), 0..80),
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            signature in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let issuer = issuer();
+            let token = format!("{}.{}.{}", b64::encode(header), b64::encode(payload), b64::encode(signature));
+            let _ = verifier_for(&issuer, t0()).verify(&token, t0());
+        }
+
+        #[test]
+        fn signed_arbitrary_time_claims_never_panic_and_accepted_ones_are_in_range(
+            exp in numeric_literal(),
+            nbf in numeric_literal(),
+            iat in numeric_literal(),
+            now in 0u64..=MAX_NUMERIC_DATE,
+        ) {
+            let issuer = issuer();
+            let key = issuer.current_key();
+            let payload = format!(
+                r#"{{"iss":"{ISS}","sub":"owner-1","aud":"{AUD}","jti":"j","exp":{exp},"nbf":{nbf},"iat":{iat}}}"#
+            );
+            let token = forge_raw(key, &payload);
+            let at = UNIX_EPOCH + Duration::from_secs(now);
+            if let Ok(claims) = verifier_for(&issuer, at).verify(&token, at) {
+                prop_assert!(claims.exp <= MAX_NUMERIC_DATE && claims.nbf <= MAX_NUMERIC_DATE);
+                prop_assert!(claims.iat <= MAX_NUMERIC_DATE && claims.iat <= claims.exp);
+                prop_assert!(claims.expires_at().is_some() && claims.issued_at().is_some());
+            }
+        }
+    }
+}

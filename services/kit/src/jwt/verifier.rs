@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use serde::Deserialize;
 
-use super::{ALGORITHM, Claims, Jwks, JwtError, KeyError, b64, unix_seconds};
+use super::{ALGORITHM, Claims, Jwks, JwtError, KeyError, MAX_NUMERIC_DATE, b64, unix_seconds};
 
 /// Clock skew tolerated on `exp` and `nbf` unless configured otherwise.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -91,7 +91,12 @@ impl Verifier {
     /// Verifies `token` as of `now` and returns its claims.
     ///
     /// Checks, in order: JWS compact shape, `alg` is ES256, `kid` present and known, signature,
-    /// claims JSON, `exp`, `nbf`, `iss`, `aud`. The first failure is returned.
+    /// claims JSON, the range of `exp`/`nbf`/`iat`, `exp`, `nbf`, `iat`, `iss`, `aud`. The first
+    /// failure is returned.
+    ///
+    /// Total: any input, however hostile, ends in `Ok` or `Err`, never a panic. Accepted claims
+    /// have every time claim at most [`MAX_NUMERIC_DATE`], so callers may turn them into
+    /// instants ([`Claims::expires_at`]) without overflow.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Claims, JwtError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JwtError::malformed(format!("longer than {MAX_TOKEN_LEN} bytes")));
@@ -130,6 +135,7 @@ impl Verifier {
         let claims: Claims = serde_json::from_slice(&payload)
             .map_err(|e| JwtError::malformed(format!("payload is not kem access-token claims: {e}")))?;
 
+        check_time_claims(&claims)?;
         let now = unix_seconds(now);
         let leeway = self.leeway.as_secs();
         if claims.exp.saturating_add(leeway) < now {
@@ -137,6 +143,9 @@ impl Verifier {
         }
         if claims.nbf > now.saturating_add(leeway) {
             return Err(JwtError::NotYetValid { nbf: claims.nbf, now });
+        }
+        if claims.iat > now.saturating_add(leeway) {
+            return Err(JwtError::IssuedInFuture { iat: claims.iat, now });
         }
         if claims.iss != self.issuer {
             return Err(JwtError::WrongIssuer { expected: self.issuer.clone(), found: claims.iss });
@@ -146,6 +155,21 @@ impl Verifier {
         }
         Ok(claims)
     }
+}
+
+/// Refuses time claims no issuer of ours can have minted: beyond year 9999, or expiring before
+/// they were issued. (Types are settled by parsing: `exp`, `nbf` and `iat` are `u64`, so negative,
+/// fractional or larger-than-`u64` numbers are already [`JwtError::Malformed`].)
+fn check_time_claims(claims: &Claims) -> Result<(), JwtError> {
+    for (claim, value) in [("exp", claims.exp), ("nbf", claims.nbf), ("iat", claims.iat)] {
+        if value > MAX_NUMERIC_DATE {
+            return Err(JwtError::ClaimOutOfRange { claim, value, reason: "later than 9999-12-31T23:59:59Z" });
+        }
+    }
+    if claims.exp < claims.iat {
+        return Err(JwtError::ClaimOutOfRange { claim: "exp", value: claims.exp, reason: "before `iat`" });
+    }
+    Ok(())
 }
 
 fn key_map(jwks: &Jwks) -> Result<HashMap<String, Vec<u8>>, KeyError> {

@@ -12,7 +12,7 @@ mod peers;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use caller::{OWNER_METADATA, owner_id, with_owner};
+pub use caller::{CLIENT_IP_METADATA, OWNER_METADATA, client_ip, owner_id, with_client_ip, with_owner};
 pub use peers::{PeerDirectory, PeerError, Peers};
 
 use kem_mesh::Shutdown;

@@ -6,7 +6,7 @@ use kem_proto::kem::common::v1::{ProviderInfo, ProviderKind};
 use kem_proto::kem::user::v1 as pb;
 
 use crate::model::{BusinessStatus, Owner, Verification};
-use crate::service::TokenPair;
+use crate::service::{Revocation, TokenPair};
 use crate::tokens::PublishedKey;
 
 /// A protobuf timestamp from epoch milliseconds.
@@ -103,6 +103,24 @@ pub fn jwk(key: &PublishedKey) -> pb::JsonWebKey {
         alg: key.jwk.alg.clone().unwrap_or_else(|| kem_kit::jwt::ALGORITHM.to_owned()),
         r#use: key.jwk.use_.clone().unwrap_or_else(|| "sig".to_owned()),
         not_after: key.not_after.map(timestamp),
+    }
+}
+
+/// A revocation as the contract shows it.
+pub fn revocation(r: &Revocation) -> pb::AccessRevocation {
+    match r {
+        Revocation::Owner { owner_id, issued_before, expires_at } => pb::AccessRevocation {
+            owner_id: owner_id.clone(),
+            session_id: String::new(),
+            issued_before: Some(timestamp(*issued_before)),
+            expire_time: Some(timestamp(*expires_at)),
+        },
+        Revocation::Session { owner_id, session_id, expires_at } => pb::AccessRevocation {
+            owner_id: owner_id.clone(),
+            session_id: session_id.clone(),
+            issued_before: None,
+            expire_time: Some(timestamp(*expires_at)),
+        },
     }
 }
 

@@ -7,13 +7,19 @@ mod status;
 use std::sync::Arc;
 
 use kem_kit::runtime::owner_id;
+use kem_kit::validate::{IdShape, Text, Violations};
 use kem_proto::kem::user::v1 as pb;
 use kem_proto::kem::user::v1::user_service_server::{UserService, UserServiceServer};
 use tonic::{Request, Response, Status};
 
 pub use status::{DOMAIN, to_status};
 
+use crate::model::FieldViolation;
 use crate::service::{ProfileInput, Registration, UserCore, UserError};
+
+/// Characters only: the length of a sign-in email or a token is the use case's to judge (an
+/// over-long one is a failed sign-in, answered without touching the database).
+const CHARACTERS_ONLY: Text = Text::line(usize::MAX);
 
 /// The user service's gRPC API. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -48,6 +54,15 @@ fn reply<T>(result: Result<T, UserError>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(to_status)
 }
 
+/// The boundary checks' findings as the service's INVALID_ARGUMENT, before any use case runs.
+/// Fields the use cases validate themselves (registration, profile values) are checked there, by
+/// the same kit rules.
+fn checked(violations: Violations) -> Result<(), Status> {
+    violations.into_result().map_err(|found| {
+        to_status(UserError::invalid(found.into_iter().map(|v| FieldViolation::new(v.field, v.description)).collect()))
+    })
+}
+
 #[tonic::async_trait]
 impl UserService for UserApi {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
@@ -67,20 +82,46 @@ impl UserService for UserApi {
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        // The edge's view of the client; sign-in throttling counts failures per address.
+        let client = kem_kit::runtime::client_ip(&request);
         let r = request.into_inner();
-        let pair = self.core.login(&r.email, r.password).await;
+        checked(Violations::new().text("email", &r.email, CHARACTERS_ONLY).text(
+            "password",
+            &r.password,
+            CHARACTERS_ONLY,
+        ))?;
+        let pair = self.core.login(&r.email, r.password, client).await;
         reply(pair.map(|p| pb::LoginResponse { token_pair: Some(convert::token_pair(p)) }))
     }
 
     async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshResponse>, Status> {
-        let pair = self.core.refresh(&request.get_ref().refresh_token).await;
+        let token = &request.get_ref().refresh_token;
+        checked(Violations::new().text("refreshToken", token, CHARACTERS_ONLY))?;
+        let pair = self.core.refresh(token).await;
         reply(pair.map(|p| pb::RefreshResponse { token_pair: Some(convert::token_pair(p)) }))
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
         let owner = owner_id(&request)?;
         let r = request.into_inner();
+        checked(Violations::new().text("refreshToken", &r.refresh_token, CHARACTERS_ONLY))?;
         reply(self.core.logout(&owner, &r.refresh_token, r.all_sessions).await.map(|()| pb::LogoutResponse {}))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let owner = owner_id(&request)?;
+        let client = kem_kit::runtime::client_ip(&request);
+        let r = request.into_inner();
+        checked(Violations::new().text("currentPassword", &r.current_password, CHARACTERS_ONLY).text(
+            "newPassword",
+            &r.new_password,
+            CHARACTERS_ONLY,
+        ))?;
+        let pair = self.core.change_password(&owner, r.current_password, r.new_password, client).await;
+        reply(pair.map(|p| pb::ChangePasswordResponse { token_pair: Some(convert::token_pair(p)) }))
     }
 
     async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<Response<pb::GetMeResponse>, Status> {
@@ -94,6 +135,7 @@ impl UserService for UserApi {
         let Some(o) = r.owner else {
             return Err(to_status(UserError::field("owner", "owner is required: the new values of the masked fields")));
         };
+        checked(Violations::new().optional_id("owner.ownerId", &o.owner_id, IdShape::Uuid))?;
         let mask = r.update_mask.map(|m| m.paths).unwrap_or_default();
         let input = ProfileInput {
             owner_id: o.owner_id,
@@ -135,7 +177,21 @@ impl UserService for UserApi {
     }
 
     async fn get_owner(&self, request: Request<pb::GetOwnerRequest>) -> Result<Response<pb::GetOwnerResponse>, Status> {
-        let owner = self.core.get_owner(&request.get_ref().owner_id).await;
+        let owner_id = &request.get_ref().owner_id;
+        checked(Violations::new().id("ownerId", owner_id, IdShape::Uuid))?;
+        let owner = self.core.get_owner(owner_id).await;
         reply(owner.map(|o| pb::GetOwnerResponse { owner: Some(convert::owner(&o)) }))
+    }
+
+    async fn list_revocations(
+        &self,
+        request: Request<pb::ListRevocationsRequest>,
+    ) -> Result<Response<pb::ListRevocationsResponse>, Status> {
+        let page = self.core.list_revocations(&request.get_ref().cursor).await;
+        reply(page.map(|p| pb::ListRevocationsResponse {
+            revocations: p.revocations.iter().map(convert::revocation).collect(),
+            next_cursor: p.next_cursor,
+            more: p.more,
+        }))
     }
 }

@@ -1,11 +1,13 @@
 //! The user service's rules, free of I/O: what a valid email, password, phone, business number
-//! and profile are, the owner and verification records, and which profile paths may change.
+//! and profile are, the owner and verification records, which profile paths may change, and when
+//! sign-in attempts are throttled.
 //!
 //! Nothing here imports tonic, sqlx or a cache: the service layer applies these rules and the
 //! handler turns their violations into `google.rpc.BadRequest` details.
 
 pub mod business_number;
 pub mod email;
+pub mod login_throttle;
 pub mod owner;
 pub mod password;
 pub mod phone;

@@ -40,8 +40,8 @@ pub fn check(password: &str, email: &str) -> Result<(), &'static str> {
     if chars > MAX_CHARS {
         return Err("password must be at most 128 characters");
     }
-    if password.chars().any(char::is_control) {
-        return Err("password must not contain control characters");
+    if kem_kit::validate::check_text(password, kem_kit::validate::Text::line(MAX_CHARS)).is_err() {
+        return Err("password must not contain control or invisible formatting characters");
     }
     let letters = password.chars().any(char::is_alphabetic);
     let digits = password.chars().any(|c| c.is_ascii_digit());

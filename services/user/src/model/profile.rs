@@ -1,5 +1,6 @@
 //! Owner profile fields: their rules and which of them UpdateMe may change.
 
+use kem_kit::validate::{Text, check_text, excerpt};
 use kem_proto::kem::common::v1::BusinessCategory;
 
 use super::FieldViolation;
@@ -11,18 +12,14 @@ pub const STORE_NAME_MAX: usize = 100;
 /// Longest region text, in characters.
 pub const REGION_MAX: usize = 200;
 
-/// `value` trimmed, if it has `1..=max` characters and no control characters.
+/// `value` trimmed, if it has `1..=max` characters and passes the platform's single-line text
+/// rule (no control, separator or bidi formatting characters).
 fn text(value: &str, what: &str, max: usize) -> Result<String, String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(format!("{what} is required"));
     }
-    if trimmed.chars().count() > max {
-        return Err(format!("{what} must be at most {max} characters"));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(format!("{what} must not contain control characters"));
-    }
+    check_text(trimmed, Text::line(max)).map_err(|e| format!("{what} {e}"))?;
     Ok(trimmed.to_owned())
 }
 
@@ -122,6 +119,8 @@ pub fn parse_mask(paths: &[String]) -> Result<Vec<ProfileField>, Vec<FieldViolat
     let mut violations = Vec::new();
     for raw in paths.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
         let path = snake_case(raw);
+        // Quoted back in violations: a short excerpt only, never the whole (maybe huge) path.
+        let shown = excerpt(raw);
         let field = match path.as_str() {
             "name" => ProfileField::Name,
             "phone" => ProfileField::Phone,
@@ -133,23 +132,23 @@ pub fn parse_mask(paths: &[String]) -> Result<Vec<ProfileField>, Vec<FieldViolat
             "business_number" => {
                 violations.push(FieldViolation::new(
                     "updateMask",
-                    format!("{raw:?} cannot be changed: it is fixed at registration"),
+                    format!("\"{shown}\" cannot be changed: it is fixed at registration"),
                 ));
                 continue;
             }
             "owner_id" | "business_verification" | "create_time" | "update_time" => {
-                violations.push(FieldViolation::new("updateMask", format!("{raw:?} is output only")));
+                violations.push(FieldViolation::new("updateMask", format!("\"{shown}\" is output only")));
                 continue;
             }
             _ if path.starts_with("business_verification.") => {
-                violations.push(FieldViolation::new("updateMask", format!("{raw:?} is output only")));
+                violations.push(FieldViolation::new("updateMask", format!("\"{shown}\" is output only")));
                 continue;
             }
             _ => {
                 violations.push(FieldViolation::new(
                     "updateMask",
                     format!(
-                        "{raw:?} is not an owner field; updatable: email, name, phone, store_name, \
+                        "\"{shown}\" is not an owner field; updatable: email, name, phone, store_name, \
                          business_category, region, region_code"
                     ),
                 ));
@@ -197,6 +196,9 @@ mod tests {
             assert_eq!(violations.len(), 1, "{path}");
             assert!(violations[0].description.contains(reason), "{path}: {}", violations[0].description);
         }
+        let huge = "x".repeat(10_000);
+        let violations = mask(&[huge.as_str()]).expect_err("unknown");
+        assert!(violations[0].description.len() < 200, "the path is not echoed in full");
     }
 
     #[test]
@@ -207,6 +209,8 @@ mod tests {
         assert!(name(&"가".repeat(50)).is_ok());
         assert!(store_name(&"a".repeat(101)).is_err());
         assert!(region("서울\u{0}").is_err());
+        assert!(name("김\u{202E}사장").is_err(), "bidi override");
+        assert!(store_name("행복\n카페").is_err(), "single line");
         assert_eq!(region_code(""), Ok(String::new()));
         assert_eq!(region_code("1168010100"), Ok("1168010100".to_owned()));
         assert!(region_code("11680").is_err());

@@ -5,12 +5,14 @@
 
 mod keys;
 mod owners;
+mod revocations;
 mod sessions;
 mod throttle;
 mod verifications;
 
 pub use keys::{KeyRow, KeySet};
 pub use owners::ProfileUpdate;
+pub use revocations::{ListFrom, RevocationRow};
 pub use sessions::Rotation;
 
 use kem_kit::store::{Row, Store};

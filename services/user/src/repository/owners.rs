@@ -62,10 +62,20 @@ impl Repository {
         row.map(|row| Ok((col(&row, "id")?, col(&row, "password_hash")?))).transpose()
     }
 
-    /// Replaces a password hash (re-hash with new parameters).
-    pub async fn set_password_hash(&self, id: &str, hash: &str, now_ms: i64) -> Result<()> {
-        query("UPDATE owners SET password_hash = $2, updated_at = $3 WHERE id = $1")
+    /// The email and password hash of the owner with `id`.
+    pub async fn owner_credentials(&self, id: &str) -> Result<Option<(String, String)>> {
+        let row =
+            query("SELECT email, password_hash FROM owners WHERE id = $1").bind(id).fetch_optional(&self.store).await?;
+        row.map(|row| Ok((col(&row, "email")?, col(&row, "password_hash")?))).transpose()
+    }
+
+    /// Replaces the password hash `old` by `hash` (the same password re-hashed with new
+    /// parameters) — only if it is still `old`, so a re-hash racing a password change can never
+    /// bring the old password back.
+    pub async fn set_password_hash(&self, id: &str, old: &str, hash: &str, now_ms: i64) -> Result<()> {
+        query("UPDATE owners SET password_hash = $3, updated_at = $4 WHERE id = $1 AND password_hash = $2")
             .bind(id)
+            .bind(old)
             .bind(hash)
             .bind(now_ms)
             .execute(&self.store)

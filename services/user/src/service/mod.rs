@@ -5,6 +5,7 @@
 mod error;
 mod profile;
 mod registration;
+pub mod revocations;
 mod session;
 pub mod verification;
 
@@ -17,7 +18,8 @@ use kem_kit::store::millis;
 pub use error::{REASON_BUSINESS_NUMBER, REASON_INVALID_FIELDS, UserError};
 pub use profile::ProfileInput;
 pub use registration::Registration;
-pub use session::TokenPair;
+pub use revocations::{Revocation, RevocationPage};
+pub use session::{REASON_WRONG_PASSWORD, TokenPair};
 pub use verification::{BusinessVerifier, VerifyError};
 
 use crate::config::UserConfig;
@@ -94,8 +96,21 @@ impl UserCore {
         if let Err(error) = self.repo.purge_sessions(ago(Duration::from_secs(24 * 3600))).await {
             tracing::warn!(%error, "cannot purge expired refresh tokens");
         }
-        if let Err(error) = self.repo.purge_login_failures(ago(self.config.login.window)).await {
-            tracing::warn!(%error, "cannot purge old sign-in failure counters");
+        let login = &self.config.login;
+        let purged = self
+            .repo
+            .purge_login_throttle(
+                millis(now),
+                ago(login.account_quiet),
+                ago(login.address_window),
+                ago(login.known_address_ttl),
+            )
+            .await;
+        if let Err(error) = purged {
+            tracing::warn!(%error, "cannot purge old sign-in throttle counters");
+        }
+        if let Err(error) = self.repo.purge_revocations(millis(now)).await {
+            tracing::warn!(%error, "cannot purge expired access-token revocations");
         }
         if let Err(error) = self.repo.purge_verifications(millis(now)).await {
             tracing::warn!(%error, "cannot purge expired business verifications");

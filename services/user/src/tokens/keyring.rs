@@ -126,12 +126,18 @@ impl KeyRing {
         &self.settings
     }
 
-    /// A new access token for `owner_id` in session `session_id` (`sid` claim).
-    pub fn issue(&self, owner_id: &str, session_id: &str) -> Result<String, KeyRingError> {
+    /// A new access token for `owner_id` in session `session_id` (`sid` claim), issued at
+    /// `issued_at` (the instant its refresh token was recorded, so the token's `iat` matches what
+    /// the database knows about the session; see `repository::sessions`).
+    pub fn issue(&self, owner_id: &str, session_id: &str, issued_at: SystemTime) -> Result<String, KeyRingError> {
         let mut extra = Map::new();
         extra.insert("sid".to_owned(), Value::String(session_id.to_owned()));
         let signer = self.signer.load();
-        signer.issuer.issue(owner_id, extra).map(|(token, _)| token).map_err(|e| KeyRingError::Issue(e.to_string()))
+        signer
+            .issuer
+            .issue_at(owner_id, extra, issued_at)
+            .map(|(token, _)| token)
+            .map_err(|e| KeyRingError::Issue(e.to_string()))
     }
 
     /// The keys verifiers must accept now, current first. Read from the database so a key another
@@ -218,7 +224,7 @@ impl KeyRing {
 
 /// When a key rotated out at `now` may be dropped from the published set.
 fn retire_after(settings: &TokenSettings, reload_lag: Duration, now: SystemTime) -> SystemTime {
-    now + settings.access_ttl + DEFAULT_LEEWAY + reload_lag
+    kem_kit::jwt::later(now, settings.access_ttl.saturating_add(DEFAULT_LEEWAY).saturating_add(reload_lag))
 }
 
 async fn read_key_file(path: &PathBuf) -> Result<SigningKey, KeyRingError> {

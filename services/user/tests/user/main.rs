@@ -4,8 +4,12 @@
 
 mod keys;
 mod nts;
+mod password;
 mod profile;
 mod registration;
+mod revocations;
 mod sessions;
 mod sqlite;
 mod support;
+mod throttle;
+mod validation;

@@ -43,7 +43,7 @@ async fn a_wrong_password_and_an_unknown_email_are_the_same_unauthenticated() {
     assert_eq!(wrong.message(), unknown.message());
     let huge = format!("{}@example.com", "a".repeat(10_000));
     assert_eq!(reason(&login(&h.api, &huge, PASSWORD).await.expect_err("no such account")), "INVALID_CREDENTIALS");
-    assert_eq!(count(&h.svc.ctx.store, "SELECT COUNT(*) AS n FROM login_failures").await, 2, "not recorded");
+    assert_eq!(count(&h.svc.ctx.store, "SELECT COUNT(*) AS n FROM login_account_throttle").await, 2, "not recorded");
     let empty = login(&h.api, "", "").await.expect_err("empty");
     assert_eq!(empty.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&empty), ["email", "password"]);
@@ -52,7 +52,13 @@ async fn a_wrong_password_and_an_unknown_email_are_the_same_unauthenticated() {
 
 #[tokio::test]
 async fn repeated_failures_lock_sign_in_across_replicas_until_the_lockout_ends() {
-    let throttle = LoginThrottle { max_failures: 3, window: Duration::from_secs(60), lockout: Duration::from_secs(2) };
+    let throttle = LoginThrottle {
+        address_max_failures: 3,
+        address_window: Duration::from_secs(60),
+        address_lockout: Duration::from_secs(2),
+        account_free_failures: 1000,
+        ..LoginThrottle::default()
+    };
     let settings = UserConfig { login: throttle, ..config() };
     let (h, _) = signed_up(settings.clone()).await;
     for _ in 0..3 {

@@ -40,6 +40,19 @@ async fn the_service_runs_on_embedded_sqlite() {
     }
     assert_eq!(reason(&login(&api, "lite@example.com", PASSWORD).await.expect_err("locked")), "TOO_MANY_ATTEMPTS");
 
+    // Revocations (upserts keeping the larger cut-off, MAX over the session tokens) work on SQLite:
+    // the reused family above and now every session of the owner.
+    let everywhere = pb::LogoutRequest { refresh_token: String::new(), all_sessions: true };
+    api.logout(as_owner(everywhere, &owner.owner_id)).await.expect("logout everywhere");
+    let listed = api
+        .list_revocations(Request::new(pb::ListRevocationsRequest { cursor: String::new() }))
+        .await
+        .expect("list")
+        .into_inner();
+    let kinds: Vec<bool> = listed.revocations.iter().map(|r| r.session_id.is_empty()).collect();
+    assert_eq!(kinds.iter().filter(|owner_wide| **owner_wide).count(), 1, "{listed:?}");
+    assert_eq!(kinds.len(), 2, "{listed:?}");
+
     // Profile update (COALESCE update) and the verification cache table.
     let request = pb::UpdateMeRequest {
         owner: Some(pb::Owner { store_name: "작은빵집".into(), ..Default::default() }),
