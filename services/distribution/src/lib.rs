@@ -19,6 +19,10 @@
 //! PUBLISHED/FAILED transition (message id `dist:<event_id>:<channel>:<seq>`). Reach reported by a
 //! channel travels in that `ChannelOutcome` (no RecordChannelMetrics call).
 //!
+//! Mesh peers it calls: user (`GetOwner`: store profiles for the channels) and event
+//! (`GetEventForDistribution`: a publication whose job has not arrived yet, so GetStatus answers
+//! PENDING from the moment PublishEvent answers).
+//!
 //! A role starts it with [`start`]`(ctx, `[`DistributionConfig::from_env`]`()?)`.
 #![forbid(unsafe_code)]
 
@@ -53,6 +57,7 @@ use channels::partner::PartnerClient;
 use model::Channel;
 use partner_server::{PartnerServer, PartnerServerConfig};
 use repository::Repository;
+use service::events::MeshPublications;
 use service::owners::MeshOwners;
 use service::{DispatchSettings, Dispatcher, DistributionCore, Lane};
 
@@ -114,7 +119,8 @@ pub async fn start_api(
     };
     let dispatcher = Dispatcher::new(repo.clone(), lanes, owners, waker, settings);
     dispatcher.spawn(ctx.shutdown.clone(), config.drain_timeout);
-    let core = Arc::new(DistributionCore::new(repo, dispatcher, ctx.service.clone()));
+    let publications = MeshPublications::new(ctx.peers.clone());
+    let core = Arc::new(DistributionCore::new(repo, dispatcher, publications, ctx.service.clone()));
     spawn_consumer(&ctx, core.clone(), config.consumer_concurrency);
     spawn_inbox_purge(&ctx);
     for channel in Channel::ALL {

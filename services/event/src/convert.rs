@@ -4,6 +4,7 @@
 //! Domain → proto is total. Proto → domain keeps what a client sent as-is (unknown enum numbers,
 //! malformed timestamps) so that validation can report it as a field violation.
 
+use kem_kit::validate::{IdShape, Text, id};
 use kem_proto::google::rpc::Status as RpcStatus;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1 as proto;
@@ -378,13 +379,80 @@ fn recommendation_from_proto(r: &proto::Recommendation, at: &str, errors: &mut V
     }
 }
 
-/// A worker's report, as the domain sees it (enum values checked; the rest is checked by the job).
+/// Longest free text a worker may report (titles and concepts are bounded tighter by the job's
+/// own rules); reports are stored and shown to owners, so they get the same character rules as
+/// owner input.
+const REPORT_TEXT: Text = Text::prose(10_000);
+/// Provider labels and hashtags.
+const REPORT_LABEL: Text = Text::line(1_000);
+/// Recommendation ids (ai) and image ids (content), minted by the reporting peers.
+const REPORTED_ID: IdShape = IdShape::Key { max: 64 };
+
+/// A non-empty reported id of the shape peers mint (empty ones are the job rules' to report).
+fn check_id(field: String, value: &str, errors: &mut ValidationError) {
+    if value.is_empty() {
+        return;
+    }
+    if let Err(v) = id(&field, value, REPORTED_ID) {
+        errors.push(field, v.description);
+    }
+}
+
+fn check_provider(p: Option<&common::ProviderInfo>, at: &str, errors: &mut ValidationError) {
+    if let Some(p) = p {
+        errors.text(format!("{at}.provider.name"), &p.name, REPORT_LABEL);
+        errors.text(format!("{at}.provider.model"), &p.model, REPORT_LABEL);
+        errors.text(format!("{at}.provider.requestId"), &p.request_id, REPORT_LABEL);
+    }
+}
+
+/// The characters and ids of a reported recommendation (the job checks lengths and counts).
+fn check_recommendation(r: &proto::Recommendation, at: &str, errors: &mut ValidationError) {
+    check_id(format!("{at}.recommendationId"), r.recommendation_id.trim(), errors);
+    errors.text(format!("{at}.title"), &r.title, REPORT_TEXT);
+    errors.text(format!("{at}.concept"), &r.concept, REPORT_TEXT);
+    errors.text(format!("{at}.participationMechanic"), &r.participation_mechanic, REPORT_TEXT);
+    for (j, copy) in r.channel_copies.iter().enumerate() {
+        errors.text(format!("{at}.channelCopies[{j}].text"), &copy.text, REPORT_TEXT);
+        for (k, tag) in copy.hashtags.iter().enumerate() {
+            errors.text(format!("{at}.channelCopies[{j}].hashtags[{k}]"), tag, REPORT_LABEL);
+        }
+    }
+}
+
+/// A worker's report, as the domain sees it (enum values, ids and characters checked; the rest is
+/// checked by the job).
 pub fn report(outcome: Option<&proto::report_job_result_request::Outcome>) -> Result<Report, ValidationError> {
     use proto::report_job_result_request::Outcome;
     let Some(outcome) = outcome else {
         return Err(ValidationError::one("outcome", "set exactly one of started, recommendations, images or error"));
     };
     let mut errors = ValidationError::default();
+    match outcome {
+        Outcome::Started(_) => {}
+        Outcome::Recommendations(r) => {
+            for (i, rec) in r.recommendations.iter().enumerate() {
+                check_recommendation(rec, &format!("recommendations.recommendations[{i}]"), &mut errors);
+            }
+            errors.text("recommendations.trendSummary", &r.trend_summary, REPORT_TEXT);
+            check_provider(r.provider.as_ref(), "recommendations", &mut errors);
+        }
+        Outcome::Images(r) => {
+            for (i, image_id) in r.image_ids.iter().enumerate() {
+                check_id(format!("images.imageIds[{i}]"), image_id.trim(), &mut errors);
+            }
+            for (i, style) in r.style_results.iter().enumerate() {
+                for (j, image_id) in style.image_ids.iter().enumerate() {
+                    check_id(format!("images.styleResults[{i}].imageIds[{j}]"), image_id.trim(), &mut errors);
+                }
+                if let Some(error) = &style.error {
+                    errors.text(format!("images.styleResults[{i}].error.message"), &error.message, REPORT_TEXT);
+                }
+            }
+            check_provider(r.provider.as_ref(), "images", &mut errors);
+        }
+        Outcome::Error(status) => errors.text("error.message", &status.message, REPORT_TEXT),
+    }
     let report = match outcome {
         Outcome::Started(_) => Report::Started,
         Outcome::Recommendations(r) => {

@@ -16,6 +16,9 @@
 //! (`kem.messaging.v1.GenerateRecommendations`), `content-generation` (`GenerateImages`),
 //! `distribution-jobs` (`DistributionJob`) and `analytics-aggregation` (`AnalyticsEvent`, one per
 //! status change). Workers reply over the mesh with the internal `ReportJobResult` method.
+//!
+//! Mesh peers it calls: user (`GetOwner`, best effort) and participation (`CloseEntries`, which
+//! EndEvent needs before it answers).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -35,7 +38,7 @@ pub use config::{EventConfig, EventConfigError};
 pub use kem_proto::kem::event::v1::event_service_server::EventServiceServer;
 
 use crate::app::{AppSettings, EventApp};
-use crate::infra::{CachedEvents, MeshStoreDirectory, SqlEventRepository, SystemClock, sweeper};
+use crate::infra::{CachedEvents, MeshEntryGate, MeshStoreDirectory, SqlEventRepository, SystemClock, sweeper};
 
 static MIGRATIONS: LazyLock<Migrations> =
     LazyLock::new(|| Migrations::new(sqlx::migrate!("migrations/postgres"), sqlx::migrate!("migrations/sqlite")));
@@ -83,7 +86,8 @@ pub async fn start_api(ctx: ServiceContext, config: EventConfig) -> Result<Event
         max_page_size: config.max_page_size,
     };
     let stores = Arc::new(MeshStoreDirectory::new(ctx.peers.clone(), ctx.cache.clone()));
-    let app = Arc::new(EventApp::new(repository, cache, stores, Arc::new(SystemClock), settings));
+    let entries = Arc::new(MeshEntryGate::new(ctx.peers.clone()));
+    let app = Arc::new(EventApp::new(repository, cache, stores, entries, Arc::new(SystemClock), settings));
     tokio::spawn(sweeper::run(app.clone(), config.job_sweep_interval, ctx.shutdown.clone()));
     tracing::info!(
         service = %ctx.service,

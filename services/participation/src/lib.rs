@@ -4,10 +4,10 @@
 //!
 //! - [`handler`]: the gRPC adapter of `kem.participation.v1.ParticipationService` (statuses with
 //!   `google.rpc` details);
-//! - [`service`]: the use cases (Enter, ListParticipants, DrawWinners, ListWinners,
+//! - [`service`]: the use cases (Enter, CloseEntries, ListParticipants, DrawWinners, ListWinners,
 //!   CountEntries, AnonymizeEntries);
 //! - [`repository`]: the tables on PostgreSQL or embedded SQLite (same SQL), with the kit's
-//!   transactional outbox;
+//!   transactional outbox, and the per-event entry gate that makes EndEvent immediate;
 //! - [`model`]: the rules, free of I/O — phone and name validation and masking, when an event is
 //!   open, and the exact draw procedures with [`verify_draw`];
 //! - [`events`]: the event facts from the event service over the mesh, cached briefly;

@@ -2,6 +2,7 @@
 //! `kem.distribution`, a stable reason), `BadRequest` field violations (camelCase, as REST clients
 //! see them), `RetryInfo` where waiting helps.
 
+use kem_kit::validate::excerpt;
 use kem_proto::google::rpc::RetryInfo;
 use kem_proto::status::{any, with_details};
 use tonic::Code;
@@ -26,14 +27,14 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
         DistributionError::EventNotFound(event_id) => with_details(
             Code::NotFound,
             "no distribution for this event: it was never published, or it is not yours",
-            vec![info("EVENT_NOT_FOUND", &[("event_id", event_id)])],
+            vec![info("EVENT_NOT_FOUND", &[("event_id", excerpt(&event_id))])],
         ),
         DistributionError::ChannelNotPublished { event_id, channel } => with_details(
             Code::NotFound,
             &message,
             vec![info(
                 "DELIVERY_NOT_FOUND",
-                &[("event_id", event_id), ("channel", format!("CHANNEL_{}", channel.as_str()))],
+                &[("event_id", excerpt(&event_id)), ("channel", format!("CHANNEL_{}", channel.as_str()))],
             )],
         ),
         DistributionError::NotFailed { channel, state } => with_details(
@@ -50,8 +51,21 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
         DistributionError::EventEnded(event_id) => with_details(
             Code::FailedPrecondition,
             "the event has ended, so its deliveries can no longer be retried",
-            vec![info("EVENT_ENDED", &[("event_id", event_id)])],
+            vec![info("EVENT_ENDED", &[("event_id", excerpt(&event_id))])],
         ),
+        DistributionError::EventServiceUnavailable(cause) => {
+            tracing::warn!(cause = ?cause, "event service unavailable");
+            let retry = RetryInfo { retry_delay: Some(prost_types::Duration { seconds: 1, nanos: 0 }) };
+            with_details(
+                Code::Unavailable,
+                "the event service cannot be reached right now to tell whether the event was published; retry shortly",
+                vec![info("EVENT_SERVICE_UNAVAILABLE", &[]), any("google.rpc.RetryInfo", &retry)],
+            )
+        }
+        DistributionError::EventLookupFailed(cause) => {
+            tracing::error!(cause = ?cause, "event lookup failed");
+            with_details(Code::Internal, "internal error", vec![info("INTERNAL", &[])])
+        }
         DistributionError::Unavailable(cause) => {
             tracing::warn!(%cause, "distribution storage unavailable");
             let retry = RetryInfo { retry_delay: Some(prost_types::Duration { seconds: 1, nanos: 0 }) };
@@ -76,6 +90,7 @@ mod tests {
     use super::*;
     use crate::model::{Channel, DeliveryState};
     use crate::service::FieldViolation;
+    use crate::service::events::PublicationLookupError;
 
     #[test]
     fn each_error_has_its_code_reason_and_details() {
@@ -98,6 +113,20 @@ mod tests {
             ),
             (DistributionError::EventEnded("e".into()), Code::FailedPrecondition, "EVENT_ENDED"),
             (DistributionError::Unavailable("pool".into()), Code::Unavailable, "STORAGE_UNAVAILABLE"),
+            (
+                DistributionError::EventServiceUnavailable(PublicationLookupError::Unavailable(
+                    tonic::Status::unavailable("password=x"),
+                )),
+                Code::Unavailable,
+                "EVENT_SERVICE_UNAVAILABLE",
+            ),
+            (
+                DistributionError::EventLookupFailed(PublicationLookupError::Failed(tonic::Status::internal(
+                    "password=x",
+                ))),
+                Code::Internal,
+                "INTERNAL",
+            ),
             (DistributionError::Internal("password=x".into()), Code::Internal, "INTERNAL"),
         ];
         for (error, code, reason) in cases {

@@ -2,6 +2,7 @@
 
 use kem_kit::store::StoreError;
 
+use super::events::PublicationLookupError;
 use crate::model::{Channel, DeliveryState};
 
 /// One invalid field of a request (REST field name, camelCase, as clients see it).
@@ -48,6 +49,13 @@ pub enum DistributionError {
     /// The event's period is over.
     #[error("event {0} has ended")]
     EventEnded(String),
+    /// The event service, asked about a publication whose job has not arrived, cannot be
+    /// reached now.
+    #[error("event service unavailable")]
+    EventServiceUnavailable(#[source] PublicationLookupError),
+    /// The event service refused the lookup or failed (a defect or a deployment problem).
+    #[error("event lookup failed")]
+    EventLookupFailed(#[source] PublicationLookupError),
     /// The database cannot be reached now.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -1,9 +1,11 @@
 //! The use cases: accept a publication from `distribution-jobs` (exactly once, through the
 //! inbox), report an event's deliveries, and re-queue failed ones — plus the scheduler that works
-//! the deliveries ([`dispatcher`]) and the owner profiles it needs ([`owners`]).
+//! the deliveries ([`dispatcher`]), the owner profiles it needs ([`owners`]) and the publications
+//! the event service recorded before their job arrived ([`events`]).
 
 pub mod dispatcher;
 pub mod error;
+pub mod events;
 pub mod messages;
 pub mod owners;
 
@@ -19,6 +21,7 @@ pub use error::{DistributionError, FieldViolation};
 
 use crate::model::{Channel, Delivery, DeliveryState, OverallState, ProviderLabel, overall_state};
 use crate::repository::{EventRow, Repository};
+use events::{MeshPublications, PublicationLookupError};
 
 /// An event's distribution as the owner sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,19 +41,26 @@ pub struct EventDistribution {
 pub struct DistributionCore {
     repo: Repository,
     dispatcher: Dispatcher,
+    publications: MeshPublications,
     providers: BTreeMap<Channel, ProviderLabel>,
     consumer: String,
 }
 
 impl DistributionCore {
-    /// The use cases over `repo`, waking `dispatcher` when work arrives; `consumer` names the
+    /// The use cases over `repo`, waking `dispatcher` when work arrives and asking
+    /// `publications` about publications whose job has not arrived yet; `consumer` names the
     /// inbox (the service name).
-    pub fn new(repo: Repository, dispatcher: Dispatcher, consumer: impl Into<String>) -> DistributionCore {
+    pub fn new(
+        repo: Repository,
+        dispatcher: Dispatcher,
+        publications: MeshPublications,
+        consumer: impl Into<String>,
+    ) -> DistributionCore {
         let providers = Channel::ALL
             .into_iter()
             .filter_map(|c| dispatcher.client(c).map(|client| (c, client.provider())))
             .collect();
-        DistributionCore { repo, dispatcher, providers, consumer: consumer.into() }
+        DistributionCore { repo, dispatcher, publications, providers, consumer: consumer.into() }
     }
 
     /// The scheduler.
@@ -112,11 +122,55 @@ impl DistributionCore {
         Ok(processed)
     }
 
-    /// The deliveries of `owner_id`'s event.
+    /// The deliveries of `owner_id`'s event: PENDING for every published channel from the
+    /// moment PublishEvent answered, even before the job has arrived (the event service's record
+    /// of the publication stands in for it until then).
     pub async fn status(&self, owner_id: &str, event_id: &str) -> Result<EventDistribution, DistributionError> {
         let event_id = required_event(event_id)?;
-        let deliveries = self.repo.deliveries(event_id, owner_id).await?;
+        let deliveries = self.deliveries(event_id, owner_id).await?;
         distribution(event_id, deliveries)
+    }
+
+    /// The stored deliveries of `owner_id`'s event or, when none are stored, the deliveries its
+    /// publication will create: PENDING, never attempted, as of the publication. The event
+    /// service commits PUBLISHED and the `distribution-jobs` message together and answers before
+    /// the message is consumed here, so between the two only it knows; asking it (its primary,
+    /// never a cache) keeps the answer right on every replica. Empty when the event was never
+    /// published or is another owner's.
+    async fn deliveries(&self, event_id: &str, owner_id: &str) -> Result<Vec<Delivery>, DistributionError> {
+        let stored = self.repo.deliveries(event_id, owner_id).await?;
+        if !stored.is_empty() {
+            return Ok(stored);
+        }
+        self.announced(event_id, owner_id).await
+    }
+
+    /// The deliveries the recorded publication of `owner_id`'s event will create (PENDING), when
+    /// the event service has it published and none is stored; empty otherwise.
+    async fn announced(&self, event_id: &str, owner_id: &str) -> Result<Vec<Delivery>, DistributionError> {
+        let publication = self.publications.publication(event_id).await.map_err(|error| match error {
+            PublicationLookupError::InvalidId(_) => {
+                DistributionError::InvalidArgument(vec![FieldViolation::new("eventId", "is not a valid event id")])
+            }
+            PublicationLookupError::NoChannel(_) | PublicationLookupError::Unavailable(_) => {
+                DistributionError::EventServiceUnavailable(error)
+            }
+            PublicationLookupError::Failed(_) => DistributionError::EventLookupFailed(error),
+        })?;
+        let Some(publication) = publication.filter(|p| p.owner_id == owner_id) else { return Ok(Vec::new()) };
+        // The job may have been taken while the event service answered: stored rows win.
+        let stored = self.repo.deliveries(event_id, owner_id).await?;
+        if !stored.is_empty() {
+            return Ok(stored);
+        }
+        Ok(publication
+            .channels
+            .iter()
+            .map(|c| {
+                let provider = self.providers.get(c).cloned().unwrap_or_default();
+                Delivery::new(event_id, *c, owner_id, provider, publication.published_at_ms)
+            })
+            .collect())
     }
 
     /// Re-queues FAILED deliveries (all of them, or the `channels` named) of `owner_id`'s event.
@@ -128,7 +182,11 @@ impl DistributionCore {
     ) -> Result<EventDistribution, DistributionError> {
         let event_id = required_event(event_id)?;
         let named = requested_channels(channels)?;
-        let deliveries = self.repo.deliveries(event_id, owner_id).await?;
+        let mut deliveries = self.repo.deliveries(event_id, owner_id).await?;
+        let announced = deliveries.is_empty();
+        if announced {
+            deliveries = self.announced(event_id, owner_id).await?;
+        }
         if deliveries.is_empty() {
             return Err(DistributionError::EventNotFound(event_id.to_owned()));
         }
@@ -139,6 +197,13 @@ impl DistributionCore {
                     channel: *channel,
                 });
             }
+        }
+        if announced {
+            // The job is still on its way: nothing was attempted, so nothing failed.
+            if let Some(channel) = named.first() {
+                return Err(DistributionError::NotFailed { channel: *channel, state: DeliveryState::Pending });
+            }
+            return distribution(event_id, deliveries);
         }
         let now = millis(SystemTime::now());
         let event = self.repo.event(event_id, owner_id).await?;

@@ -7,9 +7,11 @@
 
 mod exactly_once;
 mod partner;
+mod pending;
 mod publish;
 mod quota;
 mod retry;
 mod sqlite;
 mod support;
+mod validation;
 mod wire;

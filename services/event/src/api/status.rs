@@ -12,13 +12,15 @@
 //! | incomplete event | INVALID_ARGUMENT | ErrorInfo `EVENT_INCOMPLETE`, BadRequest |
 //! | report of the wrong kind | INVALID_ARGUMENT | ErrorInfo `JOB_KIND_MISMATCH`, BadRequest |
 //! | database down | UNAVAILABLE | ErrorInfo `DATABASE_UNAVAILABLE` |
+//! | EndEvent: participation could not close the entries | UNAVAILABLE | ErrorInfo `PARTICIPATION_UNAVAILABLE`, RetryInfo |
 //! | bug / corrupt data | INTERNAL | none (details in the log only) |
 
+use kem_kit::validate::excerpt;
 use kem_proto::google::rpc::{BadRequest, ErrorInfo, PreconditionFailure, Status, bad_request, precondition_failure};
 use prost::Message;
 use tonic::Code;
 
-use crate::app::{AppError, Resource};
+use crate::app::{AppError, CloseEntriesError, Resource};
 use crate::convert;
 
 /// The `ErrorInfo.domain` of every event-service error.
@@ -88,7 +90,11 @@ pub fn to_status(error: AppError) -> tonic::Status {
         }
         AppError::NotFound { resource, id } => {
             let (reason, key) = not_found_reason(*resource);
-            status(Code::NotFound, &message, vec![info(reason, &[(key, id)])])
+            // Ids are shape-checked at the boundary; quote an excerpt all the same, so no path
+            // can put a caller's huge value into a message or a trailer.
+            let id = excerpt(id);
+            let message = format!("{resource} \"{id}\" not found");
+            status(Code::NotFound, &message, vec![info(reason, &[(key, &id)])])
         }
         AppError::Illegal { event_id, source } => {
             let current = convert::status_to_proto(source.current).as_str_name();
@@ -150,6 +156,21 @@ pub fn to_status(error: AppError) -> tonic::Status {
                 bad_request(&[("outcome".to_owned(), format!("a {kind} job takes no {reported} outcome"))]),
             ],
         ),
+        AppError::EntriesNotClosed { event_id, source: CloseEntriesError::Unavailable(cause) } => {
+            tracing::warn!(%event_id, error = %cause, "EndEvent refused: participation did not close the entries");
+            let retry =
+                kem_proto::google::rpc::RetryInfo { retry_delay: Some(prost_types::Duration { seconds: 1, nanos: 0 }) };
+            status(
+                Code::Unavailable,
+                "the event was not ended: the participation service could not confirm that entries are closed; \
+                 retry shortly",
+                vec![info("PARTICIPATION_UNAVAILABLE", &[("eventId", event_id)]), any("google.rpc.RetryInfo", &retry)],
+            )
+        }
+        AppError::EntriesNotClosed { event_id, source: CloseEntriesError::Refused(cause) } => {
+            tracing::error!(%event_id, error = %cause, "EndEvent failed: participation refused to close the entries");
+            tonic::Status::internal("internal error in the event service")
+        }
         AppError::Unavailable(detail) => {
             tracing::warn!(error = %detail, "event request failed: database unavailable");
             status(
@@ -211,6 +232,22 @@ mod tests {
             (AppError::Contended { event_id: "e".into() }, Code::Aborted, Some("CONCURRENT_MODIFICATION")),
             (AppError::PeriodOver { event_id: "e".into(), end: 1 }, Code::FailedPrecondition, Some("PERIOD_OVER")),
             (AppError::Unavailable("db down at 10.0.0.1".into()), Code::Unavailable, Some("DATABASE_UNAVAILABLE")),
+            (
+                AppError::EntriesNotClosed {
+                    event_id: "e".into(),
+                    source: CloseEntriesError::Unavailable(Box::new(tonic::Status::unavailable("10.0.0.1 refused"))),
+                },
+                Code::Unavailable,
+                Some("PARTICIPATION_UNAVAILABLE"),
+            ),
+            (
+                AppError::EntriesNotClosed {
+                    event_id: "e".into(),
+                    source: CloseEntriesError::Refused(Box::new(tonic::Status::permission_denied("10.0.0.1"))),
+                },
+                Code::Internal,
+                None,
+            ),
             (AppError::Internal("bad json".into()), Code::Internal, None),
         ];
         for (error, code, reason) in cases {

@@ -8,7 +8,7 @@ use crate::domain::lifecycle::IllegalTransition;
 use crate::domain::validation::ValidationError;
 use crate::domain::values::Millis;
 
-use super::ports::RepoError;
+use super::ports::{CloseEntriesError, RepoError};
 
 /// A resource that can be missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +109,15 @@ pub enum AppError {
         kind: JobKind,
         /// What was reported.
         reported: &'static str,
+    },
+    /// EndEvent could not have the participation service close the event's entries, so the
+    /// event was not ended (UNAVAILABLE when retrying helps, else INTERNAL).
+    #[error("the entries of event {event_id} could not be closed; the event was not ended")]
+    EntriesNotClosed {
+        /// The event.
+        event_id: String,
+        /// What participation answered.
+        source: CloseEntriesError,
     },
     /// The database is unavailable (UNAVAILABLE).
     #[error("{0}")]

@@ -8,6 +8,7 @@ pub mod service;
 
 pub use error::{AppError, Resource};
 pub use ports::{
-    Clock, EventCache, EventRepository, Inserted, ListQuery, NoStoreDirectory, RepoError, Saved, StoreDirectory,
+    Clock, CloseEntriesError, EntryGate, EventCache, EventRepository, Inserted, ListQuery, NoStoreDirectory, RepoError,
+    Saved, StoreDirectory,
 };
 pub use service::{AppSettings, Batch, EventApp, EventPage, UpdateCommand};

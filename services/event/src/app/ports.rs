@@ -134,6 +134,27 @@ impl StoreDirectory for NoStoreDirectory {
     }
 }
 
+/// Why the participation service did not confirm that an event's entries are closed. Either way
+/// nothing is known to be closed, so EndEvent does not end the event.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseEntriesError {
+    /// It could not be reached or answered with a transient error: retrying helps.
+    #[error("the participation service is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// It refused the call (a defect or a deployment problem, e.g. the mesh policy).
+    #[error("the participation service refused to close the entries")]
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The participation service's entry gate of an event (its `CloseEntries`).
+#[async_trait::async_trait]
+pub trait EntryGate: Send + Sync + 'static {
+    /// Closes `event_id`'s entries for good, the event having ended at `ended_at`. `Ok` means
+    /// every participation replica refuses entries from now on and a draw will consider only the
+    /// entries accepted before. Idempotent.
+    async fn close_entries(&self, event_id: &str, ended_at: Millis) -> Result<(), CloseEntriesError>;
+}
+
 /// The time, injectable so tests control it.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.

@@ -10,18 +10,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kem_kit::validate::Text;
+
 use crate::domain::event::{Change, Event, Modified, PublishError};
 use crate::domain::job::{INSTRUCTIONS_MAX, Job, JobChange, JobKind, JobRequest, Report, ReportError};
 use crate::domain::lifecycle::{Action, EventStatus};
 use crate::domain::mask::{merge, parse_mask};
 use crate::domain::message::Outgoing;
 use crate::domain::validation::{EnumInput, EventInput, ValidationError, validate_channels, validate_event};
-use crate::domain::values::{Channel, ImageStyle, char_len};
+use crate::domain::values::{Channel, ImageStyle, Millis};
 
 use super::error::{AppError, Resource};
 use super::ids::new_id;
 use super::page::{self, Cursor};
-use super::ports::{Clock, EventCache, EventRepository, Inserted, ListQuery, Saved, StoreDirectory};
+use super::ports::{Clock, EntryGate, EventCache, EventRepository, Inserted, ListQuery, Saved, StoreDirectory};
 
 /// How many times a write starts over after losing a race before answering ABORTED.
 const MAX_ATTEMPTS: usize = 5;
@@ -85,6 +87,7 @@ pub struct EventApp {
     repository: Arc<dyn EventRepository>,
     cache: Arc<dyn EventCache>,
     stores: Arc<dyn StoreDirectory>,
+    entries: Arc<dyn EntryGate>,
     clock: Arc<dyn Clock>,
     settings: AppSettings,
 }
@@ -109,10 +112,11 @@ impl EventApp {
         repository: Arc<dyn EventRepository>,
         cache: Arc<dyn EventCache>,
         stores: Arc<dyn StoreDirectory>,
+        entries: Arc<dyn EntryGate>,
         clock: Arc<dyn Clock>,
         settings: AppSettings,
     ) -> EventApp {
-        EventApp { repository, cache, stores, clock, settings }
+        EventApp { repository, cache, stores, entries, clock, settings }
     }
 
     /// The settings in force.
@@ -159,9 +163,7 @@ impl EventApp {
     pub async fn create_event(&self, owner: &str, input: &EventInput, request_id: &str) -> Result<Event, AppError> {
         let mut errors = ValidationError::default();
         let request_id = request_id.trim();
-        if char_len(request_id) > REQUEST_ID_MAX {
-            errors.push("requestId", format!("must be at most {REQUEST_ID_MAX} characters (a UUID is recommended)"));
-        }
+        errors.text("requestId", request_id, Text::line(REQUEST_ID_MAX));
         let spec = match validate_event(input, "event") {
             Ok(spec) if errors.is_empty() => spec,
             Ok(_) => return Err(errors.into()),
@@ -305,13 +307,9 @@ impl EventApp {
         event_id: &str,
         instructions: &str,
     ) -> Result<Job, AppError> {
-        if char_len(instructions) > INSTRUCTIONS_MAX {
-            return Err(ValidationError::one(
-                "additionalInstructions",
-                format!("must be at most {INSTRUCTIONS_MAX} characters"),
-            )
-            .into());
-        }
+        let mut errors = ValidationError::default();
+        errors.text("additionalInstructions", instructions, Text::prose(INSTRUCTIONS_MAX));
+        errors.into_result(())?;
         let request = JobRequest::Recommendations { additional_instructions: instructions.trim().to_owned() };
         self.start_job(owner, event_id, Action::RequestRecommendations, request).await
     }
@@ -512,18 +510,37 @@ impl EventApp {
     }
 
     /// EndEvent (ending an ended event returns it unchanged).
+    ///
+    /// The end is immediate: participation closes the event's entries (durably, for all its
+    /// replicas) *before* ENDED is committed and answered. If participation cannot confirm, the
+    /// event stays PUBLISHED and the owner is told to retry; entries may already be closed then,
+    /// which errs on the side the owner asked for. An ENDED event is closed again too (a no-op
+    /// for participation), so "ENDED" is never answered for entries still open, even for events
+    /// ended before participation had a gate.
     pub async fn end_event(&self, owner: &str, event_id: &str, etag: &str) -> Result<Event, AppError> {
         for _ in 0..MAX_ATTEMPTS {
             let event = self.load_owned(owner, event_id).await?;
-            let change = event.end(self.clock.now()).map_err(|e| AppError::illegal(&event.id, e))?;
-            let Change::Modified(modified) = change else { return Ok(event) };
+            let now = self.clock.now();
+            let change = event.end(now).map_err(|e| AppError::illegal(&event.id, e))?;
+            let Change::Modified(modified) = change else {
+                self.close_entries(&event.id, event.ended_at.unwrap_or(now)).await?;
+                return Ok(event);
+            };
             // A stale etag only matters when something would change: a retried no-op succeeds.
             Self::check_etag(&event, etag)?;
+            self.close_entries(&event.id, modified.event.ended_at.unwrap_or(now)).await?;
             if let Some(saved) = self.save(*modified, None, Vec::new()).await? {
                 return Ok(saved);
             }
         }
         Err(AppError::Contended { event_id: event_id.to_owned() })
+    }
+
+    async fn close_entries(&self, event_id: &str, ended_at: Millis) -> Result<(), AppError> {
+        self.entries
+            .close_entries(event_id, ended_at)
+            .await
+            .map_err(|source| AppError::EntriesNotClosed { event_id: event_id.to_owned(), source })
     }
 
     /// GetJob (owner-scoped).
@@ -544,6 +561,14 @@ impl EventApp {
             .event(self.repository.as_ref(), event_id)
             .await?
             .ok_or_else(|| AppError::not_found(Resource::Event, event_id))
+    }
+
+    /// GetEventForDistribution (not owner-scoped): read from the primary, never the cache, because
+    /// the answer must be current on every replica the moment PublishEvent has answered (the
+    /// cache is per process under `kem up --processes`).
+    pub async fn event_for_distribution(&self, event_id: &str) -> Result<Event, AppError> {
+        require_id("eventId", event_id)?;
+        self.repository.find_event(event_id).await?.ok_or_else(|| AppError::not_found(Resource::Event, event_id))
     }
 
     /// ReportJobResult: idempotent; the first terminal report wins.

@@ -1,6 +1,8 @@
 //! UpdateEvent's field mask: which paths exist, which an owner may change, and how a partial
 //! update is merged into the current fields before the whole result is validated again.
 
+use kem_kit::validate::excerpt;
+
 use super::validation::{EventInput, PeriodInput, PrizeInput, ValidationError};
 
 /// A field an owner may update.
@@ -127,9 +129,9 @@ pub fn parse_mask(paths: &[String]) -> Result<Vec<UpdatePath>, ValidationError> 
         match UpdatePath::parse(&path) {
             Some(p) => parsed.push(p),
             None if OUTPUT_ONLY.iter().any(|o| path == *o || path.starts_with(&format!("{o}."))) => {
-                errors.push("updateMask", format!("{raw:?} is output only and cannot be updated"));
+                errors.push("updateMask", format!("\"{}\" is output only and cannot be updated", excerpt(raw)));
             }
-            None => errors.push("updateMask", format!("{raw:?} is not an updatable field of Event")),
+            None => errors.push("updateMask", format!("\"{}\" is not an updatable field of Event", excerpt(raw))),
         }
     }
     let mut unique = Vec::with_capacity(parsed.len());

@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use super::values::{Channel, Millis, Money, Objective, ParticipationMethod, Period, Prize, char_len};
+use kem_kit::validate::{Text, check_text};
+
+use super::values::{Channel, Millis, Money, Objective, ParticipationMethod, Period, Prize};
 
 /// Longest title, in characters.
 pub const TITLE_MAX: usize = 100;
@@ -81,6 +83,15 @@ impl ValidationError {
     /// Whether nothing was pushed.
     pub fn is_empty(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// Checks a text field by the platform's character and length rules (`kem_kit::validate`):
+    /// NUL, other control characters (but line breaks and tabs in prose), line separators and
+    /// bidi controls are refused, so they never reach storage, logs or other services.
+    pub fn text(&mut self, field: impl Into<String>, value: &str, rule: Text) {
+        if let Err(e) = check_text(value, rule) {
+            self.push(field, e.to_string());
+        }
     }
 }
 
@@ -207,12 +218,10 @@ pub fn validate_event(input: &EventInput, prefix: &str) -> Result<EventSpec, Val
     let title = input.title.trim();
     if title.is_empty() {
         errors.push(at("title"), "is required");
-    } else if char_len(title) > TITLE_MAX {
-        errors.push(at("title"), format!("must be at most {TITLE_MAX} characters"));
+    } else {
+        errors.text(at("title"), title, Text::line(TITLE_MAX));
     }
-    if char_len(&input.description) > DESCRIPTION_MAX {
-        errors.push(at("description"), format!("must be at most {DESCRIPTION_MAX} characters"));
-    }
+    errors.text(at("description"), &input.description, Text::prose(DESCRIPTION_MAX));
     let objective = match input.objective {
         EnumInput::Known(o) => Some(o),
         EnumInput::Unset => {
@@ -224,9 +233,7 @@ pub fn validate_event(input: &EventInput, prefix: &str) -> Result<EventSpec, Val
             None
         }
     };
-    if char_len(&input.target_audience) > TARGET_AUDIENCE_MAX {
-        errors.push(at("targetAudience"), format!("must be at most {TARGET_AUDIENCE_MAX} characters"));
-    }
+    errors.text(at("targetAudience"), &input.target_audience, Text::line(TARGET_AUDIENCE_MAX));
     let budget = input.budget.and_then(|amount| check_money(amount, &at("budget.amountKrw"), &mut errors));
     let period = validate_period(input.period.as_ref(), &at("period"), &mut errors);
     let prize = input.prize.as_ref().and_then(|p| validate_prize(p, &at("prize"), &mut errors));
@@ -304,12 +311,10 @@ pub fn validate_prize(input: &PrizeInput, field: &str, errors: &mut ValidationEr
     let name = input.name.trim();
     if name.is_empty() {
         errors.push(format!("{field}.name"), "is required");
-    } else if char_len(name) > PRIZE_NAME_MAX {
-        errors.push(format!("{field}.name"), format!("must be at most {PRIZE_NAME_MAX} characters"));
+    } else {
+        errors.text(format!("{field}.name"), name, Text::line(PRIZE_NAME_MAX));
     }
-    if char_len(&input.description) > PRIZE_DESCRIPTION_MAX {
-        errors.push(format!("{field}.description"), format!("must be at most {PRIZE_DESCRIPTION_MAX} characters"));
-    }
+    errors.text(format!("{field}.description"), &input.description, Text::prose(PRIZE_DESCRIPTION_MAX));
     if !(1..=WINNER_COUNT_MAX).contains(&input.winner_count) {
         errors.push(format!("{field}.winnerCount"), format!("must be between 1 and {WINNER_COUNT_MAX}"));
     }
@@ -482,6 +487,20 @@ mod tests {
         let mut errors = ValidationError::default();
         assert_eq!(validate_channels(&all, "channels", true, &mut errors).len(), 6);
         assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_refused_line_breaks_only_in_prose() {
+        let mut input = valid_input();
+        input.title = "점심\u{0}이벤트".into();
+        input.description = "첫 줄\n둘째 줄\t끝".into();
+        input.target_audience = "직장인\u{202E}".into();
+        input.prize = Some(PrizeInput { name: "커피\n한 잔".into(), winner_count: 1, ..Default::default() });
+        let error = validate_event(&input, "event").expect_err("invalid");
+        assert_eq!(fields(&error), vec!["event.title", "event.targetAudience", "event.prize.name"]);
+        input.description = "설명\u{1b}[2J".into();
+        let error = validate_event(&input, "event").expect_err("invalid");
+        assert!(fields(&error).contains(&"event.description"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ async fn participation_reads_any_event_without_an_owner() {
     assert_eq!(facts.prize.map(|p| p.winner_count), Some(20), "the selected recommendation's prize");
     assert_eq!(facts.participation_method, common::ParticipationMethod::FirstCome as i32);
 
-    let missing = proto::GetEventForParticipationRequest { event_id: "nope".into() };
+    let missing = proto::GetEventForParticipationRequest { event_id: "3c5d2b1a-0000-4000-8000-000000000000".into() };
     expect_code(h.api.get_event_for_participation(Request::new(missing)).await, Code::NotFound);
     let empty = proto::GetEventForParticipationRequest::default();
     expect_code(h.api.get_event_for_participation(Request::new(empty)).await, Code::InvalidArgument);

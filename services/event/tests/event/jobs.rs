@@ -240,7 +240,7 @@ async fn reports_are_idempotent_and_checked() {
     assert_eq!(reason(&status), "JOB_KIND_MISMATCH");
     let status = expect_code(h.report(&job.job_id, error_outcome(Code::Ok, "fine")).await, Code::InvalidArgument);
     assert_eq!(violations(&status), vec!["error.code"]);
-    let status = expect_code(h.report("no-such-job", started.clone()).await, Code::NotFound);
+    let status = expect_code(h.report("3c5d2b1a-0000-4000-8000-00000000000f", started.clone()).await, Code::NotFound);
     assert_eq!(reason(&status), "JOB_NOT_FOUND");
     let empty = proto::ReportJobResultRequest { job_id: job.job_id.clone(), outcome: None };
     {

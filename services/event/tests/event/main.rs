@@ -3,8 +3,10 @@
 //! in `wire`, through the service `start` returns served over gRPC.
 
 mod crud;
+mod ending;
 mod internal;
 mod jobs;
 mod sqlite;
 mod support;
+mod validation;
 mod wire;

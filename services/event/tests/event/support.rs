@@ -1,6 +1,7 @@
 //! Shared fixtures: a started event service on a fresh PostgreSQL database and Redis prefix,
-//! request builders, status-detail readers, queue inspection and the test workers that stand in
-//! for the AI and content services.
+//! reaching a fake participation service (CloseEntries) over mesh mTLS; request builders,
+//! status-detail readers, queue inspection and the test workers that stand in for the AI and
+//! content services.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,15 +9,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kem_event::{EventApi, EventConfig};
+use kem_kit::cache::MemoryCache;
 use kem_kit::outbox::{Consumer, ConsumerOptions, ConsumerReport, HandlerError, Outbox};
 use kem_kit::queue::{Queue, ReceivedMessage};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
 use kem_kit::store::{self, Store};
 use kem_mesh::Shutdown;
+use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1 as proto;
 use kem_proto::kem::event::v1::event_service_server::EventService;
 use kem_proto::kem::messaging::v1 as msg;
+use kem_proto::kem::participation::v1 as participation_pb;
+use kem_proto::kem::participation::v1::participation_service_server::{
+    ParticipationService, ParticipationServiceServer,
+};
 use kem_testkit::service::TestService;
 pub use kem_testkit::status::{expect_code, metadata, reason, violations};
 use prost::Message;
@@ -38,6 +45,9 @@ pub struct Harness {
     pub ctx: ServiceContext,
     /// The gRPC adapter `start_api` returned.
     pub api: EventApi,
+    /// The participation service EndEvent closes entries at.
+    pub participation: FakeParticipation,
+    servers: Shutdown,
     backing: Backing,
 }
 
@@ -55,26 +65,45 @@ impl Harness {
     }
 
     pub async fn with_config(config: EventConfig) -> Harness {
-        let svc = TestService::new("event").await;
+        let (participation, servers, peers) = participation_mesh().await;
+        let svc = TestService::with_peers("event", peers).await;
         let ctx = svc.ctx.clone();
-        Harness::start(ctx, config, Backing::Postgres(Box::new(svc))).await
+        Harness::start(ctx, config, participation, servers, Backing::Postgres(Box::new(svc))).await
     }
 
     /// The service on embedded SQLite (`kem up`): same migrations, same queries.
     pub async fn sqlite(config: EventConfig) -> Harness {
+        let (participation, servers, peers) = participation_mesh().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = kem_testkit::service::embedded_context("event", Peers::none(), dir.path()).await;
-        Harness::start(ctx.clone(), config, Backing::Sqlite(dir)).await
+        let ctx = kem_testkit::service::embedded_context("event", peers, dir.path()).await;
+        Harness::start(ctx.clone(), config, participation, servers, Backing::Sqlite(dir)).await
     }
 
-    async fn start(ctx: ServiceContext, config: EventConfig, backing: Backing) -> Harness {
+    async fn start(
+        ctx: ServiceContext,
+        config: EventConfig,
+        participation: FakeParticipation,
+        servers: Shutdown,
+        backing: Backing,
+    ) -> Harness {
         let api = kem_event::start_api(ctx.clone(), config)
             .await
             .unwrap_or_else(|e| panic!("the event service does not start: {e}"));
-        Harness { ctx, api, backing }
+        participation.observe(ctx.store.clone());
+        Harness { ctx, api, participation, servers, backing }
+    }
+
+    /// Another event service instance on the same database with its own in-process cache, as
+    /// `kem up --processes` runs a second replica.
+    pub async fn replica(&self) -> EventApi {
+        let ctx = ServiceContext { cache: Arc::new(MemoryCache::new(10_000)), ..self.ctx.clone() };
+        kem_event::start_api(ctx, test_config())
+            .await
+            .unwrap_or_else(|e| panic!("the event replica does not start: {e}"))
     }
 
     pub async fn cleanup(self) {
+        self.servers.trigger();
         match self.backing {
             Backing::Postgres(svc) => svc.cleanup().await,
             Backing::Sqlite(dir) => {
@@ -475,4 +504,93 @@ pub fn spawn_content_worker(
     };
     let options = consumer_options("content-generation", "test-content");
     tokio::spawn(Consumer::run(queue, handler, options, shutdown))
+}
+
+// ---- the participation service side ----
+
+/// One CloseEntries call as the fake participation service received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// The event.
+    pub event_id: String,
+    /// The close time sent (ms).
+    pub close_time_ms: i64,
+    /// The event's status in the event database at that moment (the close must come first).
+    pub stored_status: String,
+}
+
+#[derive(Default)]
+struct ParticipationState {
+    closes: std::sync::Mutex<Vec<Close>>,
+    failures: std::sync::Mutex<Vec<Status>>,
+    store: std::sync::OnceLock<Store>,
+}
+
+/// CloseEntries from a scriptable fake; every other method is UNIMPLEMENTED.
+#[derive(Clone, Default)]
+pub struct FakeParticipation {
+    state: Arc<ParticipationState>,
+}
+
+impl FakeParticipation {
+    /// Lets the fake read the event database, to record what was committed when a close came.
+    fn observe(&self, store: Store) {
+        let _ = self.state.store.set(store);
+    }
+
+    /// The closes received so far, in order.
+    pub fn closes(&self) -> Vec<Close> {
+        self.state.closes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The next calls answer these statuses, one each, in order.
+    pub fn fail_with(&self, statuses: Vec<Status>) {
+        *self.state.failures.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
+    }
+}
+
+#[tonic::async_trait]
+impl ParticipationService for FakeParticipation {
+    async fn close_entries(
+        &self,
+        request: Request<participation_pb::CloseEntriesRequest>,
+    ) -> Result<tonic::Response<participation_pb::CloseEntriesResponse>, Status> {
+        let failure = {
+            let mut failures = self.state.failures.lock().unwrap_or_else(|p| p.into_inner());
+            (!failures.is_empty()).then(|| failures.remove(0))
+        };
+        if let Some(status) = failure {
+            return Err(status);
+        }
+        let r = request.into_inner();
+        let stored_status = match self.state.store.get() {
+            Some(store) => store::query("SELECT status FROM events WHERE id = $1")
+                .bind(r.event_id.clone())
+                .fetch_optional(store.primary())
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| row.get::<String>("status").ok())
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let close_time_ms = ts_ms(&r.close_time);
+        let mut closes = self.state.closes.lock().unwrap_or_else(|p| p.into_inner());
+        let first = closes.iter().find(|c| c.event_id == r.event_id).map_or(close_time_ms, |c| c.close_time_ms);
+        closes.push(Close { event_id: r.event_id, close_time_ms, stored_status });
+        Ok(tonic::Response::new(participation_pb::CloseEntriesResponse { close_time: Some(ts(first)) }))
+    }
+}
+
+/// The fake participation service over mTLS (the contracts' policy: CloseEntries for the event
+/// workload only), and the event workload's peers pointing at it.
+async fn participation_mesh() -> (FakeParticipation, Shutdown, Peers) {
+    let ca = TestCa::new();
+    let identity = ca.identity("event", Duration::from_secs(3_600)).await;
+    let servers = Shutdown::new();
+    let fake = FakeParticipation::default();
+    let service = ParticipationServiceServer::new(fake.clone());
+    let addr = kem_testkit::mesh::serve(&ca, "participation", service, &servers).await;
+    let peers = Peers::new(identity, TRUST_DOMAIN, NAMESPACE).with_addr("participation", addr.to_string());
+    (fake, servers, peers)
 }

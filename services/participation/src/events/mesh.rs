@@ -13,7 +13,7 @@ use kem_proto::kem::event::v1::{
 };
 use tonic::Code;
 
-use super::{EventDirectory, LookupError};
+use super::{EventDirectory, LookupError, PeerFailure};
 use crate::model::event::{EventFacts, EventStatus, Method};
 
 /// How long "no such event" is remembered (event ids are server-assigned UUIDs: an absent id
@@ -51,28 +51,28 @@ impl MeshEvents {
     }
 
     async fn load(&self, event_id: &str) -> Result<Option<EventFacts>, LookupError> {
-        let channel = self.peers.channel("event").map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        // An address not known yet (a peer still starting under `kem up`) passes.
+        let channel =
+            self.peers.channel("event").map_err(|e| LookupError::Unavailable(PeerFailure::NoChannel(Arc::new(e))))?;
         let request = GetEventForParticipationRequest { event_id: event_id.to_owned() };
         match EventServiceClient::new(channel).get_event_for_participation(request).await {
             Ok(response) => Ok(Some(facts(response.into_inner()))),
-            // An id the event service refuses outright (e.g. empty) names no event either.
-            Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
-            Err(status) => Err(classify(&status)),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(classify(status)),
         }
     }
 }
 
-fn classify(status: &tonic::Status) -> LookupError {
-    let described = format!("{:?}: {}", status.code(), status.message());
+/// What a failed GetEventForParticipation means for participation's caller. Only statuses that
+/// say "not now" are unavailability; the event service's INTERNAL (e.g. an id its database
+/// cannot even look up) is a failure, never a reason to report participation as unavailable.
+fn classify(status: tonic::Status) -> LookupError {
     match status.code() {
-        Code::Unavailable
-        | Code::DeadlineExceeded
-        | Code::ResourceExhausted
-        | Code::Aborted
-        | Code::Cancelled
-        | Code::Unknown
-        | Code::Internal => LookupError::Unavailable(described),
-        _ => LookupError::Failed(described),
+        Code::InvalidArgument => LookupError::InvalidId(PeerFailure::Status(status)),
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
+            LookupError::Unavailable(PeerFailure::Status(status))
+        }
+        _ => LookupError::Failed(PeerFailure::Status(status)),
     }
 }
 
@@ -162,9 +162,17 @@ mod tests {
     }
 
     #[test]
-    fn transient_statuses_are_unavailable_and_the_rest_failures() {
-        assert!(matches!(classify(&tonic::Status::unavailable("x")), LookupError::Unavailable(_)));
-        assert!(matches!(classify(&tonic::Status::deadline_exceeded("x")), LookupError::Unavailable(_)));
-        assert!(matches!(classify(&tonic::Status::permission_denied("x")), LookupError::Failed(_)));
+    fn peer_statuses_keep_their_meaning() {
+        for transient in [tonic::Status::unavailable("x"), tonic::Status::deadline_exceeded("x")] {
+            assert!(matches!(classify(transient), LookupError::Unavailable(_)));
+        }
+        assert!(matches!(classify(tonic::Status::invalid_argument("bad id")), LookupError::InvalidId(_)));
+        for failure in [
+            tonic::Status::internal("invalid byte sequence for encoding \"UTF8\": 0x00"),
+            tonic::Status::unknown("x"),
+            tonic::Status::permission_denied("x"),
+        ] {
+            assert!(matches!(classify(failure), LookupError::Failed(_)), "never UNAVAILABLE");
+        }
     }
 }

@@ -117,11 +117,15 @@ pub fn to_status(error: ParticipationError) -> tonic::Status {
             &[],
         ),
         ParticipationError::EventServiceUnavailable(cause) => {
-            tracing::warn!(%cause, "event service unavailable");
+            tracing::warn!(cause = ?cause, "event service unavailable");
             retry_later(
                 "EVENT_SERVICE_UNAVAILABLE",
                 "The event service cannot be reached right now and nothing was recorded; retry shortly.",
             )
+        }
+        ParticipationError::EventLookupFailed(cause) => {
+            tracing::error!(cause = ?cause, "event lookup failed");
+            status(Code::Internal, "internal error", "INTERNAL", &[])
         }
         ParticipationError::Unavailable(cause) => {
             tracing::warn!(%cause, "participation storage unavailable");
@@ -143,6 +147,7 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
+    use crate::events::{LookupError, PeerFailure};
     use crate::model::violation::{FieldViolation, Violations};
 
     fn bad_request_of(status: &tonic::Status) -> Option<BadRequest> {
@@ -179,7 +184,25 @@ mod tests {
             (ParticipationError::AlreadyDrawn { draw_id: "d".into() }, Code::AlreadyExists, "ALREADY_DRAWN"),
             (ParticipationError::EventActive, Code::FailedPrecondition, "EVENT_ACTIVE"),
             (ParticipationError::EventNotFound, Code::NotFound, "EVENT_NOT_FOUND"),
-            (ParticipationError::EventServiceUnavailable("x".into()), Code::Unavailable, "EVENT_SERVICE_UNAVAILABLE"),
+            (
+                ParticipationError::EventServiceUnavailable(LookupError::Unavailable(PeerFailure::Status(
+                    tonic::Status::unavailable("x"),
+                ))),
+                Code::Unavailable,
+                "EVENT_SERVICE_UNAVAILABLE",
+            ),
+            (
+                ParticipationError::from(LookupError::Failed(PeerFailure::Status(tonic::Status::internal("x")))),
+                Code::Internal,
+                "INTERNAL",
+            ),
+            (
+                ParticipationError::from(LookupError::InvalidId(PeerFailure::Status(tonic::Status::invalid_argument(
+                    "x",
+                )))),
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+            ),
         ] {
             let status = to_status(error);
             assert_eq!(status.code(), code);

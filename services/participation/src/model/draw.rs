@@ -23,8 +23,9 @@
 //!
 //! # `first-come`, version 1 (FIRST_COME events)
 //!
-//! The eligible entries in the order the service received them; the first `k` win, in that
-//! order. No seed.
+//! The eligible entries in arrival order — ascending `create_time` (milliseconds), entries of the
+//! same millisecond by ascending entry id, exactly as ListParticipants lists them — and the first
+//! `k` win, in that order. No seed.
 
 use std::fmt::Write as _;
 
@@ -223,8 +224,8 @@ impl DrawRecord {
 /// Re-runs the draw `record` describes over the event's entries and returns its winners in rank
 /// order.
 ///
-/// `entries` are the ids of **all** the event's entries in the order the service received them
-/// (oldest first, as ListParticipants lists them); the record's exclusions are applied here.
+/// `entries` are the ids of **all** the event's entries in arrival order (as ListParticipants
+/// lists them: `create_time`, then entry id); the record's exclusions are applied here.
 /// Fails when the eligible entries are not exactly the draw's snapshot (count and hash), or the
 /// record names an unknown procedure. Pure: no I/O, no clock, no randomness beyond the record's
 /// seed.

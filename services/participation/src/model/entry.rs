@@ -61,6 +61,63 @@ pub struct ValidEntry {
     pub source_channel: i32,
 }
 
+impl ValidEntry {
+    /// Whether `stored`, an entry of this submission's event, holds exactly this submission: the
+    /// same phone, name, consents and source channel. A repeated request id is trusted as "the
+    /// same request" only together with this, so an answer replayed to it contains nothing its
+    /// caller did not send (see [`RequestId`]).
+    pub fn is_stored_as(&self, stored: &Entry) -> bool {
+        let marketing = match (&stored.marketing, &self.marketing) {
+            (Some(stored), Some(sent)) => stored.granted == sent.granted && stored.text_version == sent.text_version,
+            (None, None) => true,
+            _ => false,
+        };
+        stored.phone_e164.as_deref() == Some(self.phone.e164().as_str())
+            && stored.name.as_deref() == Some(self.name.as_str())
+            && stored.privacy.granted
+            && stored.privacy.text_version == self.privacy_version
+            && marketing
+            && stored.source_channel == self.source_channel
+    }
+}
+
+/// Longest request id, in bytes: the edge's limit on `X-Request-Id`.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The id of the call that submits an entry: the `x-request-id` metadata the edge puts on every
+/// call (the client's `X-Request-Id`, else 32 random hex digits), which the mesh re-sends
+/// unchanged when it retries a call whose connection broke after the request was written.
+///
+/// It makes Enter idempotent: an entry stores the id of the request that created it, and a
+/// later submission of the same phone to the same event answers with that entry instead of
+/// DUPLICATE_ENTRY when it carries the same id **and** exactly the same data
+/// ([`ValidEntry::is_stored_as`]). Why that is safe with ids anyone can choose:
+///
+/// - The key is (request id, event, phone): an id is never looked up on its own, so it cannot
+///   reach another phone's or another event's entry.
+/// - The replayed entry (masked name and phone, consents, source channel) is derived from what
+///   the caller just sent, since anything else is refused; it adds only the entry id and receive
+///   time, which the first call returned to the same request. A guessed id with someone else's
+///   phone and the wrong name gets exactly the DUPLICATE_ENTRY anyone gets for that phone, so the
+///   answer does not even tell that the id was right.
+/// - Whether a phone entered an event is no secret from its submitter: DUPLICATE_ENTRY says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// An id of 1-128 visible ASCII characters, as the edge passes them on; anything else is no
+    /// id (such a call is simply not replayable).
+    pub fn parse(text: &str) -> Option<RequestId> {
+        let valid = !text.is_empty() && text.len() <= MAX_REQUEST_ID_LEN && text.bytes().all(|b| b.is_ascii_graphic());
+        valid.then(|| RequestId(text.to_owned()))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Whether `channel` is a channel number of the contract (0-6).
 fn known_channel(channel: i32) -> bool {
     kem_proto::kem::common::v1::Channel::try_from(channel).is_ok()
@@ -149,8 +206,6 @@ pub struct Entry {
     pub id: String,
     /// The event.
     pub event_id: String,
-    /// Receive order within the service (ascending = earlier).
-    pub seq: i64,
     /// Name; `None` after anonymization.
     pub name: Option<String>,
     /// Phone in E.164; `None` after anonymization.
@@ -161,7 +216,7 @@ pub struct Entry {
     pub marketing: Option<Consent>,
     /// Source channel.
     pub source_channel: i32,
-    /// When the entry was received.
+    /// When the entry was received; with the id, its arrival position.
     pub created_at_ms: Millis,
     /// When its personal data was erased.
     pub anonymized_at_ms: Option<Millis>,
@@ -185,7 +240,6 @@ impl std::fmt::Debug for Entry {
         f.debug_struct("Entry")
             .field("id", &self.id)
             .field("event_id", &self.event_id)
-            .field("seq", &self.seq)
             .field("name", &self.masked_name())
             .field("phone", &self.masked_phone())
             .field("source_channel", &self.source_channel)
@@ -255,13 +309,65 @@ mod tests {
         assert!(!phone_only.concerns_consent());
     }
 
+    fn stored(valid: &ValidEntry) -> Entry {
+        let consent =
+            |granted, text_version: &str| Consent { granted, text_version: text_version.into(), recorded_at_ms: 7 };
+        Entry {
+            id: "x".into(),
+            event_id: valid.event_id.clone(),
+            name: Some(valid.name.clone()),
+            phone_e164: Some(valid.phone.e164()),
+            privacy: consent(true, &valid.privacy_version),
+            marketing: valid.marketing.as_ref().map(|c| consent(c.granted, &c.text_version)),
+            source_channel: valid.source_channel,
+            created_at_ms: 7,
+            anonymized_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_submission_matches_only_the_entry_storing_exactly_its_data() {
+        let marketing = Some(ConsentInput { granted: false, text_version: "marketing-1".into() });
+        let valid = EntryInput { marketing, ..input() }.validate().expect("valid");
+        let entry = stored(&valid);
+        assert!(valid.is_stored_as(&entry));
+        // Another spelling of the same phone and name is the same submission once normalised.
+        let respelled = EntryInput { name: "김민수".into(), phone: "+821012345678".into(), ..input() };
+        let respelled = EntryInput { marketing: valid.marketing.clone(), ..respelled }.validate().expect("valid");
+        assert!(respelled.is_stored_as(&entry));
+
+        let differs: [fn(&mut Entry); 7] = [
+            |e| e.name = Some("김민호".into()),
+            |e| e.phone_e164 = Some("+821012345679".into()),
+            |e| e.privacy.text_version = "privacy-2024-12".into(),
+            |e| e.marketing = None,
+            |e| e.source_channel = 0,
+            |e| e.name = None,
+            |e| e.phone_e164 = None,
+        ];
+        for (i, change) in differs.iter().enumerate() {
+            let mut other = entry.clone();
+            change(&mut other);
+            assert!(!valid.is_stored_as(&other), "difference {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_visible_ascii_up_to_the_edge_limit() {
+        assert_eq!(RequestId::parse("0123abcd").map(|id| id.as_str().to_owned()).as_deref(), Some("0123abcd"));
+        assert!(RequestId::parse(&"r".repeat(MAX_REQUEST_ID_LEN)).is_some());
+        for bad in [String::new(), "r".repeat(MAX_REQUEST_ID_LEN + 1), "a b".into(), "요청".into(), "a\u{7f}".into()]
+        {
+            assert_eq!(RequestId::parse(&bad), None, "{bad:?}");
+        }
+    }
+
     #[test]
     fn anonymized_entries_mask_to_empty() {
         let consent = Consent { granted: true, text_version: "v".into(), recorded_at_ms: 1 };
         let mut entry = Entry {
             id: "x".into(),
             event_id: "e".into(),
-            seq: 1,
             name: Some("김민수".into()),
             phone_e164: Some("+821012345678".into()),
             privacy: consent,

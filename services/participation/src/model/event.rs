@@ -103,6 +103,12 @@ impl Closed {
             Closed::NotStarted | Closed::PeriodOver => false,
         }
     }
+
+    /// Whether the event was open before (ENDED, or its period is over), so that entries may
+    /// exist: only then can a refused call be the retry of one that was accepted.
+    pub fn after_opening(self) -> bool {
+        matches!(self, Closed::NotPublished(EventStatus::Ended) | Closed::PeriodOver)
+    }
 }
 
 impl EventFacts {
@@ -167,6 +173,8 @@ mod tests {
         assert!(Closed::NotPublished(EventStatus::ContentReady).may_open_later());
         assert!(!Closed::NotPublished(EventStatus::Ended).may_open_later());
         assert!(!Closed::PeriodOver.may_open_later());
+        assert!(Closed::PeriodOver.after_opening() && Closed::NotPublished(EventStatus::Ended).after_opening());
+        assert!(!Closed::NotStarted.after_opening() && !Closed::NotPublished(EventStatus::Draft).after_opening());
     }
 
     #[test]

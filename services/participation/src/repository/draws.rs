@@ -5,6 +5,7 @@ use kem_kit::queue::OutgoingMessage;
 use kem_kit::store::{AssertSqlSafe, Row, Tx, query};
 
 use super::entries::{ENTRY_COLUMNS, StoredEntry, stored_entry};
+use super::gate::{GateLock, lock_gate};
 use super::{Repository, RepositoryError, Result, col, placeholders};
 use crate::model::draw::DrawRecord;
 
@@ -42,9 +43,10 @@ fn draw_record(row: &Row) -> Result<DrawRecord> {
     })
 }
 
-/// One draw in progress: a transaction that closed the event's entries (holding its gate row, so
-/// concurrent draws of the event run one after the other and no entry joins meanwhile). Dropped
-/// without [`DrawSession::record`], it rolls back and the gate stays as it was.
+/// One draw in progress: a transaction that closed the event's entries, holding the event's gate
+/// lock exclusively (see [`gate`](super::gate)) so concurrent draws of the event run one after the
+/// other and no entry joins meanwhile. Dropped without [`DrawSession::record`], it rolls back and
+/// the gate stays as it was.
 #[derive(Debug)]
 pub struct DrawSession {
     tx: Tx,
@@ -52,10 +54,12 @@ pub struct DrawSession {
 }
 
 impl Repository {
-    /// Starts a draw of `event_id`: closes its entries (first draw: at `now_ms`) and takes the
-    /// gate lock for the rest of the transaction.
+    /// Starts a draw of `event_id`: takes the gate lock for the rest of the transaction (waiting
+    /// for entries in flight) and closes its entries (first draw: at `now_ms`; normally EndEvent
+    /// closed them already).
     pub async fn begin_draw(&self, event_id: &str, now_ms: i64) -> Result<DrawSession> {
         let mut tx = self.store.begin().await?;
+        lock_gate(&mut tx, event_id, GateLock::Exclusive).await?;
         query(
             "INSERT INTO event_gates (event_id, entries, closed_at) VALUES ($1, 0, $2) ON CONFLICT (event_id) \
              DO UPDATE SET closed_at = COALESCE(event_gates.closed_at, $2)",
@@ -102,9 +106,11 @@ impl DrawSession {
         row.as_ref().map(draw_record).transpose()
     }
 
-    /// Every entry id of the event in receive order (the draw's input before exclusions).
+    /// Every entry id of the event in arrival order, `(created_at, id)` as ListParticipants
+    /// lists them (the draw's input before exclusions). Under the gate lock: exactly the entries
+    /// accepted before the close.
     pub async fn entry_ids(&mut self) -> Result<Vec<String>> {
-        let rows = query("SELECT id FROM entries WHERE event_id = $1 ORDER BY seq")
+        let rows = query("SELECT id FROM entries WHERE event_id = $1 ORDER BY created_at, id")
             .bind(self.event_id.clone())
             .fetch_all(&mut self.tx)
             .await?;

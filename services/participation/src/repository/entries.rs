@@ -1,10 +1,11 @@
-//! Entries: admission (duplicate, capacity and gate checks in one transaction with the analytics
-//! message), pages, counts, anonymization.
+//! Entries: admission (duplicate, gate and capacity checks in one transaction with the analytics
+//! message), pages in arrival order, counts, anonymization.
 
 use kem_kit::outbox::Outbox;
 use kem_kit::queue::OutgoingMessage;
 use kem_kit::store::{AssertSqlSafe, Row, query};
 
+use super::gate::{GateLock, gate_state, lock_gate};
 use super::{Repository, Result, col, placeholders};
 
 /// An entry as it is inserted (personal data already sealed and hashed).
@@ -28,6 +29,9 @@ pub struct NewEntryRow {
     pub source_channel: i32,
     /// Receive time.
     pub created_at_ms: i64,
+    /// The `x-request-id` of the call that submits it (see
+    /// [`RequestId`](crate::model::entry::RequestId)); `None` when it carried none.
+    pub request_id: Option<String>,
 }
 
 /// What happened to an entry submission.
@@ -35,12 +39,24 @@ pub struct NewEntryRow {
 pub enum EntryAdmission {
     /// Stored (and its message queued).
     Admitted,
-    /// The phone already entered this event.
+    /// The phone already entered this event (perhaps through an earlier attempt of the same
+    /// request: [`Repository::entry_of_request`] tells).
     Duplicate,
     /// A first-come event already has its capacity of entries.
     Full,
-    /// Entries were closed by a draw.
+    /// Entries were closed by a draw (of an event ended before EndEvent closed entries).
     Closed,
+    /// Entries were closed because the event ended (CloseEntries).
+    Ended,
+}
+
+/// Where a page of entries starts: after this arrival position, `(created_at, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrivalCursor {
+    /// Receive time of the last entry of the previous page.
+    pub created_at_ms: i64,
+    /// Its id.
+    pub id: String,
 }
 
 /// An entry row as stored.
@@ -50,8 +66,6 @@ pub struct StoredEntry {
     pub id: String,
     /// The event.
     pub event_id: String,
-    /// Receive order.
-    pub seq: i64,
     /// Sealed name; `None` once anonymized.
     pub name_sealed: Option<Vec<u8>>,
     /// Sealed phone; `None` once anonymized.
@@ -83,7 +97,7 @@ pub struct ChannelCount {
     pub last_entry_ms: i64,
 }
 
-pub(super) const ENTRY_COLUMNS: &str = "e.id, e.event_id, e.seq, e.name_sealed, e.phone_sealed, \
+pub(super) const ENTRY_COLUMNS: &str = "e.id, e.event_id, e.name_sealed, e.phone_sealed, \
      e.privacy_consent_version, e.marketing_consent_granted, e.marketing_consent_version, e.source_channel, \
      e.created_at, e.anonymized_at";
 
@@ -91,7 +105,6 @@ pub(super) fn stored_entry(row: &Row) -> Result<StoredEntry> {
     Ok(StoredEntry {
         id: col(row, "id")?,
         event_id: col(row, "event_id")?,
-        seq: col(row, "seq")?,
         name_sealed: col(row, "name_sealed")?,
         phone_sealed: col(row, "phone_sealed")?,
         privacy_consent_version: col(row, "privacy_consent_version")?,
@@ -105,10 +118,16 @@ pub(super) fn stored_entry(row: &Row) -> Result<StoredEntry> {
 
 impl Repository {
     /// Stores `entry` with `message` (its analytics fact) unless the phone already entered, the
-    /// event holds `capacity` entries already, or a draw closed entries. Concurrent submissions of
-    /// one phone end in exactly one [`EntryAdmission::Admitted`].
+    /// event's entries were closed (EndEvent or a draw), or the event holds `capacity` entries
+    /// already. Concurrent submissions of one phone end in exactly one
+    /// [`EntryAdmission::Admitted`].
     ///
-    /// The gate row is updated last, so the per-event lock it takes is held only for the commit.
+    /// Race-free against a concurrent close without a per-entry write to a shared row: the
+    /// transaction first takes the event's gate lock in shared mode (entries never wait for each
+    /// other; a close takes it exclusively, see [`Repository::close_entries`]), then inserts only
+    /// if no close is recorded. The insert's snapshot is taken after the lock is granted, so on
+    /// READ COMMITTED it sees every close that committed before, and no close can commit until
+    /// this transaction ends: an entry is committed before a close or refused.
     pub async fn admit_entry(
         &self,
         entry: &NewEntryRow,
@@ -116,14 +135,19 @@ impl Repository {
         message: OutgoingMessage,
     ) -> Result<EntryAdmission> {
         let mut tx = self.store.begin().await?;
+        lock_gate(&mut tx, &entry.event_id, GateLock::Shared).await?;
         let (marketing_granted, marketing_version) = match &entry.marketing_consent {
             Some((granted, version)) => (Some(*granted), Some(version.clone())),
             None => (None, None),
         };
+        // SQLite needs a WHERE on an INSERT … SELECT followed by ON CONFLICT (parsing ambiguity);
+        // this one is the gate check itself.
         let inserted = query(
             "INSERT INTO entries (id, event_id, phone_hash, name_sealed, phone_sealed, privacy_consent_version, \
-             marketing_consent_granted, marketing_consent_version, source_channel, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id, phone_hash) DO NOTHING",
+             marketing_consent_granted, marketing_consent_version, source_channel, created_at, request_id) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE NOT EXISTS (SELECT 1 FROM event_gates g \
+             WHERE g.event_id = $2 AND (g.ended_at IS NOT NULL OR g.closed_at IS NOT NULL)) \
+             ON CONFLICT (event_id, phone_hash) DO NOTHING",
         )
         .bind(entry.id.clone())
         .bind(entry.event_id.clone())
@@ -135,47 +159,64 @@ impl Repository {
         .bind(marketing_version)
         .bind(entry.source_channel)
         .bind(entry.created_at_ms)
+        .bind(entry.request_id.clone())
         .execute(&mut tx)
         .await?;
         if inserted == 0 {
+            let gate = gate_state(&mut tx, &entry.event_id).await?;
             tx.rollback().await?;
-            return Ok(EntryAdmission::Duplicate);
+            return Ok(match gate {
+                Some(gate) if gate.ended_at_ms.is_some() => EntryAdmission::Ended,
+                Some(gate) if gate.closed_at_ms.is_some() => EntryAdmission::Closed,
+                _ => EntryAdmission::Duplicate,
+            });
         }
         Outbox::enqueue(&mut tx, message).await?;
-        let limit = capacity.map_or(i64::MAX, i64::from);
-        let counted = query(
-            "INSERT INTO event_gates (event_id, entries) VALUES ($1, 1) ON CONFLICT (event_id) DO UPDATE \
-             SET entries = event_gates.entries + 1 WHERE event_gates.closed_at IS NULL AND event_gates.entries < $2",
-        )
-        .bind(entry.event_id.clone())
-        .bind(limit)
-        .execute(&mut tx)
-        .await?;
-        if counted == 0 {
-            let gate = query("SELECT closed_at FROM event_gates WHERE event_id = $1")
-                .bind(entry.event_id.clone())
-                .fetch_optional(&mut tx)
-                .await?;
-            let closed = match gate {
-                Some(row) => col::<Option<i64>>(&row, "closed_at")?.is_some(),
-                None => false,
-            };
-            tx.rollback().await?;
-            return Ok(if closed { EntryAdmission::Closed } else { EntryAdmission::Full });
+        if let Some(capacity) = capacity {
+            // Only capacity-limited (first-come) events count on the gate row, last, so its row
+            // lock is held only for the commit; their capacity is the prize's winner count, so few
+            // entries ever queue on it.
+            let counted = query(
+                "INSERT INTO event_gates (event_id, entries) VALUES ($1, 1) ON CONFLICT (event_id) DO UPDATE \
+                 SET entries = event_gates.entries + 1 WHERE event_gates.entries < $2",
+            )
+            .bind(entry.event_id.clone())
+            .bind(i64::from(capacity))
+            .execute(&mut tx)
+            .await?;
+            if counted == 0 {
+                tx.rollback().await?;
+                return Ok(EntryAdmission::Full);
+            }
         }
         tx.commit().await?;
         self.wake_outbox();
         Ok(EntryAdmission::Admitted)
     }
 
-    /// Up to `limit` entries of `event_id` after receive position `after_seq`, oldest first.
-    pub async fn entries_page(&self, event_id: &str, after_seq: i64, limit: u32) -> Result<Vec<StoredEntry>> {
+    /// Up to `limit` entries of `event_id` in arrival order (`created_at`, then `id`), after
+    /// `after` (from the first entry when `None`).
+    pub async fn entries_page(
+        &self,
+        event_id: &str,
+        after: Option<&ArrivalCursor>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>> {
+        // Row-value comparison (PostgreSQL and SQLite): one index range scan on
+        // entries_event_arrival. Ids are UUIDs (fixed-width lower-case hex and hyphens), so every
+        // collation orders them as their bytes.
         let sql = AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.event_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
+            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.event_id = $1 AND (e.created_at, e.id) > ($2, $3) \
+             ORDER BY e.created_at, e.id LIMIT $4"
         ));
+        let (after_ms, after_id) = match after {
+            Some(cursor) => (cursor.created_at_ms, cursor.id.clone()),
+            None => (i64::MIN, String::new()),
+        };
         let rows = query(sql)
             .bind(event_id.to_owned())
-            .bind(after_seq)
+            .bind(after_ms)
+            .bind(after_id)
             .bind(i64::from(limit))
             .fetch_all(self.store.reader())
             .await?;
@@ -186,6 +227,31 @@ impl Repository {
     pub async fn entry(&self, event_id: &str, entry_id: &str) -> Result<Option<StoredEntry>> {
         let sql = AssertSqlSafe(format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.event_id = $1 AND e.id = $2"));
         let row = query(sql).bind(event_id.to_owned()).bind(entry_id.to_owned()).fetch_optional(&self.store).await?;
+        row.as_ref().map(stored_entry).transpose()
+    }
+
+    /// The entry of `phone_hash` in `event_id` if the request `request_id` stored it: what a
+    /// retry of that request answers with. Asked only after a refusal (the duplicate path, or an
+    /// event that closed since), never on the way of a new entry. Read from the primary, where
+    /// the conflicting entry has just committed.
+    ///
+    /// Goes through the unique (event, phone hash) index: one row at most, compared with the
+    /// stored id, so a request id alone never finds anything.
+    pub async fn entry_of_request(
+        &self,
+        event_id: &str,
+        phone_hash: &str,
+        request_id: &str,
+    ) -> Result<Option<StoredEntry>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.event_id = $1 AND e.phone_hash = $2 AND e.request_id = $3"
+        ));
+        let row = query(sql)
+            .bind(event_id.to_owned())
+            .bind(phone_hash.to_owned())
+            .bind(request_id.to_owned())
+            .fetch_optional(self.store.primary())
+            .await?;
         row.as_ref().map(stored_entry).transpose()
     }
 
@@ -224,12 +290,14 @@ impl Repository {
 
     /// Erases the personal data of the entries of `event_id` received before `before_ms`:
     /// ciphertexts are dropped and the phone hash is replaced by a value derived from the entry id
-    /// alone (unique, and unrelated to the number). Already anonymized entries are skipped.
+    /// alone (unique, and unrelated to the number); the request id goes too (a client chooses
+    /// it, so it may carry anything, and without the phone hash it can never be replayed).
+    /// Already anonymized entries are skipped.
     /// Returns how many entries were anonymized.
     pub async fn anonymize(&self, event_id: &str, before_ms: i64, now_ms: i64) -> Result<u64> {
         let erased = query(
             "UPDATE entries SET name_sealed = NULL, phone_sealed = NULL, phone_hash = 'anonymized:' || id, \
-             anonymized_at = $3 WHERE event_id = $1 AND created_at < $2 AND anonymized_at IS NULL",
+             request_id = NULL, anonymized_at = $3 WHERE event_id = $1 AND created_at < $2 AND anonymized_at IS NULL",
         )
         .bind(event_id.to_owned())
         .bind(before_ms)

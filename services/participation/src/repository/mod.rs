@@ -1,17 +1,22 @@
 //! Persistence of the participation service on the kit's [`Store`] (PostgreSQL in production and
 //! tests, SQLite for `kem up`): portable SQL with `$n` placeholders, times in epoch
 //! milliseconds, and every race settled by the database — the unique (event, phone hash)
-//! constraint for duplicate entries, the per-event gate row for first-come capacity and for
-//! closing entries when a draw takes its snapshot, the partial unique index for the current draw.
+//! constraint for duplicate entries (a retried request finds its own entry through it and the
+//! request id stored with the entry), the per-event gate lock ([`gate`]) that orders entries
+//! against the close of the event's entries (EndEvent's CloseEntries, or a draw taking its
+//! snapshot), the gate row's count for first-come capacity, the partial unique index for the
+//! current draw.
 //!
 //! Messages for other services are written to the kit's outbox in the same transaction as the
 //! state change they report.
 
 mod draws;
 mod entries;
+pub mod gate;
 
 pub use draws::{DrawSession, StoredWinner};
-pub use entries::{ChannelCount, EntryAdmission, NewEntryRow, StoredEntry};
+pub use entries::{ArrivalCursor, ChannelCount, EntryAdmission, NewEntryRow, StoredEntry};
+pub use gate::GateState;
 
 use kem_kit::outbox::OutboxWaker;
 use kem_kit::store::{Decodable, Row, Store};

@@ -96,12 +96,16 @@ fn check(request: &DrawRequest) -> Result<Checked, Violations> {
 
 impl ParticipationCore {
     /// DrawWinners: selects the winners of the owner's ENDED event and records the audit, in one
-    /// transaction that also closes the event's entries and queues the analytics fact.
+    /// transaction that also closes the event's entries and queues the analytics fact. The
+    /// candidates are exactly the entries accepted before the close: the transaction holds the
+    /// event's gate lock exclusively (see [`gate`](crate::repository::gate)).
     pub async fn draw_winners(&self, owner: &str, request: DrawRequest) -> Result<DrawOutcome> {
         let checked = check(&request)?;
         // The status must be current: the owner may have ended the event a moment ago.
         let event = self.owned_event(owner, &request.event_id, true).await?;
-        if event.status != EventStatus::Ended {
+        // EndEvent answers only after it closed the entries here, so that record is proof the
+        // event ended even when the event service's answer lags (its per-replica read cache).
+        if event.status != EventStatus::Ended && self.repo.gate(&event.id).await?.ended_at_ms.is_none() {
             return Err(ParticipationError::EventNotEnded(event.status));
         }
         let now = self.clock.now_ms();

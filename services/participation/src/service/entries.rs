@@ -1,13 +1,13 @@
-//! Enter, ListParticipants, CountEntries, AnonymizeEntries.
+//! Enter, CloseEntries, ListParticipants, CountEntries, AnonymizeEntries.
 
 use std::collections::HashMap;
 
 use super::{ParticipationCore, ParticipationError, Result, required_event_id};
 use crate::messages;
-use crate::model::entry::{Consent, Entry, EntryInput};
-use crate::model::event::{EventFacts, EventStatus, Millis};
+use crate::model::entry::{Consent, Entry, EntryInput, RequestId, ValidEntry};
+use crate::model::event::{Closed, EventFacts, EventStatus, Millis};
 use crate::pii::PiiField;
-use crate::repository::{EntryAdmission, NewEntryRow};
+use crate::repository::{ArrivalCursor, EntryAdmission, NewEntryRow};
 
 /// Entries per page when the caller gives no size.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -19,7 +19,7 @@ pub const MAX_COUNT_EVENTS: usize = 100;
 /// One page of an event's entries.
 #[derive(Debug, Clone)]
 pub struct ParticipantPage {
-    /// Entries, oldest first.
+    /// Entries in arrival order (`created_at`, then id).
     pub entries: Vec<Entry>,
     /// Token of the next page; empty at the end.
     pub next_page_token: String,
@@ -43,10 +43,25 @@ pub struct EventCount {
 impl ParticipationCore {
     /// Enter: validates the submission, checks that the event is open, and stores the entry
     /// (personal data sealed) with its analytics fact — once per phone and event.
-    pub async fn enter(&self, input: EntryInput) -> Result<Entry> {
+    ///
+    /// Idempotent per request: a submission refused because its phone already entered (or
+    /// because the event closed since) answers with the stored entry instead when the same
+    /// `request_id` stored it with exactly the same data — the mesh's retry of a call whose
+    /// answer was lost with its connection. That check runs on the refusal paths only, so a new
+    /// entry costs no extra round trip.
+    pub async fn enter(&self, input: EntryInput, request_id: Option<RequestId>) -> Result<Entry> {
         let valid = input.validate()?;
         let now = self.clock.now_ms();
-        let event = self.open_event(&valid.event_id, now).await?;
+        let event = match self.open_event(&valid.event_id, now).await {
+            Ok(event) => event,
+            // The retry of an entry accepted just before the event ended is still answered with
+            // that entry; only an event that was open can have one.
+            Err(ParticipationError::EventNotOpen(closed)) if closed.after_opening() => {
+                let refusal = ParticipationError::EventNotOpen(closed);
+                return self.replay(&valid, &valid.event_id, request_id.as_ref(), refusal).await;
+            }
+            Err(error) => return Err(error),
+        };
         if !event.accepts_source(valid.source_channel) {
             return Err(ParticipationError::field("sourceChannel", "the event was not published to this channel"));
         }
@@ -63,30 +78,74 @@ impl ParticipationCore {
             marketing_consent: marketing.clone(),
             source_channel: valid.source_channel,
             created_at_ms: now,
+            request_id: request_id.as_ref().map(|r| r.as_str().to_owned()),
         };
         let granted = marketing.as_ref().is_some_and(|(granted, _)| *granted);
         let message = messages::entry_recorded(&event, &id, valid.source_channel, granted, now);
-        match self.repo.admit_entry(&row, event.capacity(), message).await? {
-            EntryAdmission::Admitted => {}
-            EntryAdmission::Duplicate => return Err(ParticipationError::DuplicateEntry),
+        let refusal = match self.repo.admit_entry(&row, event.capacity(), message).await? {
+            EntryAdmission::Admitted => {
+                tracing::info!(
+                    event_id = %event.id, entry_id = %id, source_channel = valid.source_channel,
+                    request_id = request_id.as_ref().map(RequestId::as_str), "entry recorded"
+                );
+                return Ok(Entry {
+                    id,
+                    event_id: event.id,
+                    name: Some(valid.name),
+                    phone_e164: Some(phone),
+                    privacy: Consent { granted: true, text_version: valid.privacy_version, recorded_at_ms: now },
+                    marketing: marketing.map(|(granted, text_version)| Consent {
+                        granted,
+                        text_version,
+                        recorded_at_ms: now,
+                    }),
+                    source_channel: valid.source_channel,
+                    created_at_ms: now,
+                    anonymized_at_ms: None,
+                });
+            }
+            EntryAdmission::Duplicate => ParticipationError::DuplicateEntry,
+            // Capacity is counted after the insert, so this submission's phone had no entry: there
+            // is nothing to replay.
             EntryAdmission::Full => {
                 return Err(ParticipationError::EventFull { capacity: event.capacity().unwrap_or_default() });
             }
-            EntryAdmission::Closed => return Err(ParticipationError::EntriesClosed),
+            EntryAdmission::Closed => ParticipationError::EntriesClosed,
+            // The cached facts may still say PUBLISHED; the gate is what the event service closed
+            // before EndEvent answered, so the participant hears what an ended event answers.
+            EntryAdmission::Ended => ParticipationError::EventNotOpen(Closed::NotPublished(EventStatus::Ended)),
+        };
+        self.replay(&valid, &event.id, request_id.as_ref(), refusal).await
+    }
+
+    /// The entry an earlier attempt of this request stored in `event_id` — same request id, event
+    /// and phone, and exactly the same data ([`ValidEntry::is_stored_as`]) — or `refusal`.
+    /// Anything short of all of that answers `refusal` itself, as for any other submission of the
+    /// phone, so that a forged request id learns nothing (see [`RequestId`]).
+    async fn replay(
+        &self,
+        valid: &ValidEntry,
+        event_id: &str,
+        request_id: Option<&RequestId>,
+        refusal: ParticipationError,
+    ) -> Result<Entry> {
+        let Some(request_id) = request_id else { return Err(refusal) };
+        let phone_hash = self.keys.phones.hash(event_id, &valid.phone.e164());
+        let stored = self.repo.entry_of_request(event_id, &phone_hash, request_id.as_str()).await?;
+        let Some(entry) = stored.map(|stored| self.decrypt(stored)).transpose()? else { return Err(refusal) };
+        if !valid.is_stored_as(&entry) {
+            tracing::info!(
+                event_id,
+                request_id = request_id.as_str(),
+                "a repeated request id came with other data: answered as a duplicate"
+            );
+            return Err(refusal);
         }
-        tracing::info!(event_id = %event.id, entry_id = %id, source_channel = valid.source_channel, "entry recorded");
-        Ok(Entry {
-            id,
-            event_id: event.id,
-            seq: 0,
-            name: Some(valid.name),
-            phone_e164: Some(phone),
-            privacy: Consent { granted: true, text_version: valid.privacy_version, recorded_at_ms: now },
-            marketing: marketing.map(|(granted, text_version)| Consent { granted, text_version, recorded_at_ms: now }),
-            source_channel: valid.source_channel,
-            created_at_ms: now,
-            anonymized_at_ms: None,
-        })
+        tracing::info!(
+            event_id = %entry.event_id, entry_id = %entry.id, request_id = request_id.as_str(),
+            "entry request repeated: answered with the entry it stored"
+        );
+        Ok(entry)
     }
 
     /// The event if it accepts entries at `now`. A cached "not published yet" is re-checked with
@@ -104,8 +163,21 @@ impl ParticipationCore {
         }
     }
 
-    /// ListParticipants: a page of the owner's event's entries, oldest first, PII masked by the
-    /// caller of this method (the entries carry it decrypted).
+    /// CloseEntries: closes `event_id`'s entries for good because the event service is ending the
+    /// event at `ended_at` (now when `None`). Once this returns, every entry of the event is
+    /// committed (and in every draw) or will be refused, on every replica, whatever they cache.
+    /// Returns the recorded close time (the first one).
+    pub async fn close_entries(&self, event_id: &str, ended_at: Option<Millis>) -> Result<Millis> {
+        let event_id = required_event_id(event_id)?;
+        let requested = ended_at.unwrap_or_else(|| self.clock.now_ms());
+        let recorded = self.repo.close_entries(event_id, requested).await?;
+        tracing::info!(event_id, ended_at_ms = recorded, "entries closed: the event ended");
+        Ok(recorded)
+    }
+
+    /// ListParticipants: a page of the owner's event's entries in arrival order (`created_at`,
+    /// then id: the order of `create_time` and of first-come selection), PII masked by the caller
+    /// of this method (the entries carry it decrypted).
     pub async fn list_participants(
         &self,
         owner: &str,
@@ -120,15 +192,20 @@ impl ParticipationCore {
         };
         let event = self.owned_event(owner, event_id, false).await?;
         let after = match page_token.trim() {
-            "" => 0,
-            token => self.pages.open(&event.id, token).ok_or_else(|| {
+            "" => None,
+            token => Some(self.pages.open(&event.id, token).ok_or_else(|| {
                 ParticipationError::field("pageToken", "is not a page token ListParticipants returned for this event")
-            })?,
+            })?),
         };
-        let mut rows = self.repo.entries_page(&event.id, after, size + 1).await?;
+        let mut rows = self.repo.entries_page(&event.id, after.as_ref(), size + 1).await?;
         let next_page_token = if rows.len() > size as usize {
             rows.truncate(size as usize);
-            rows.last().map(|last| self.pages.issue(&event.id, last.seq)).unwrap_or_default()
+            rows.last()
+                .map(|last| {
+                    let cursor = ArrivalCursor { created_at_ms: last.created_at_ms, id: last.id.clone() };
+                    self.pages.issue(&event.id, &cursor)
+                })
+                .unwrap_or_default()
         } else {
             String::new()
         };

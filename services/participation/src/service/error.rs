@@ -46,9 +46,13 @@ pub enum ParticipationError {
     /// The event is still PUBLISHED (anonymization).
     #[error("the event is still published")]
     EventActive,
-    /// The event service cannot be reached.
-    #[error("event service unavailable: {0}")]
-    EventServiceUnavailable(String),
+    /// The event service cannot be reached (or answered with a transient error).
+    #[error("event service unavailable")]
+    EventServiceUnavailable(#[source] LookupError),
+    /// The event service refused us or failed: a defect or a deployment problem (INTERNAL, never
+    /// UNAVAILABLE).
+    #[error("event lookup failed")]
+    EventLookupFailed(#[source] LookupError),
     /// A dependency (the database) failed in a way that may pass.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
@@ -85,10 +89,12 @@ impl From<RepositoryError> for ParticipationError {
 }
 
 impl From<LookupError> for ParticipationError {
+    /// Faithful to what the event service said: its client errors stay the caller's.
     fn from(error: LookupError) -> Self {
         match error {
-            LookupError::Unavailable(cause) => ParticipationError::EventServiceUnavailable(cause),
-            LookupError::Failed(cause) => ParticipationError::Internal(format!("event lookup: {cause}")),
+            LookupError::Unavailable(_) => ParticipationError::EventServiceUnavailable(error),
+            LookupError::InvalidId(_) => ParticipationError::field("eventId", "is not a valid event id"),
+            LookupError::Failed(_) => ParticipationError::EventLookupFailed(error),
         }
     }
 }

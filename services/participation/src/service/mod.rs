@@ -1,5 +1,5 @@
-//! The participation use cases: Enter, ListParticipants, DrawWinners, ListWinners, CountEntries,
-//! AnonymizeEntries. They combine the rules ([`model`](crate::model)), the event facts
+//! The participation use cases: Enter, CloseEntries, ListParticipants, DrawWinners, ListWinners,
+//! CountEntries, AnonymizeEntries. They combine the rules ([`model`](crate::model)), the event facts
 //! ([`events`](crate::events)), personal-data protection ([`pii`](crate::pii)) and the tables
 //! ([`repository`](crate::repository)); they know nothing of gRPC.
 
@@ -93,7 +93,6 @@ impl ParticipationCore {
         Ok(Entry {
             id: stored.id,
             event_id: stored.event_id,
-            seq: stored.seq,
             name,
             phone_e164: phone,
             privacy: Consent { granted: true, text_version: stored.privacy_consent_version, recorded_at_ms },

@@ -81,3 +81,64 @@ async fn tokens_sizes_and_owners_are_checked() {
     expect_code(anonymous, Code::Unauthenticated);
     h.cleanup().await;
 }
+
+fn millis_of(e: &pb::Entry) -> i64 {
+    e.create_time.as_ref().map(|t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000)).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn listing_create_time_and_first_come_are_one_order() {
+    use futures_util::StreamExt as _;
+    use kem_proto::kem::common::v1 as common;
+
+    let h = Harness::new().await;
+    let other = h.replica(test_config()).await;
+    let mut e = event(EventStatus::Published);
+    e.participation_method = common::ParticipationMethod::FirstCome as i32;
+    if let Some(prize) = e.prize.as_mut() {
+        prize.winner_count = 1_000;
+    }
+    let id = h.add(e);
+    // Concurrent entries on two replicas: receive times are taken before the database insert, so
+    // insert order and receive order disagree here unless one order is used everywhere.
+    let replicas = [h.api.clone(), other];
+    let entered: Vec<pb::Entry> = futures_util::stream::iter(0..240usize)
+        .map(|i| {
+            let api = replicas[i % 2].clone();
+            let id = id.clone();
+            async move { enter_via(&api, entry(&id, &format!("참가자{i}"), &phone(i))).await.expect("enter") }
+        })
+        .buffer_unordered(48)
+        .collect()
+        .await;
+
+    // The listing (paged small, so the cursor is exercised) is in create_time order, ties by id.
+    let mut listed = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = h.list(OWNER, &id, 7, &token).await.expect("page");
+        listed.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(listed.len(), entered.len());
+    let keys: Vec<(i64, &str)> = listed.iter().map(|e| (millis_of(e), e.entry_id.as_str())).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "ListParticipants is ordered by (create_time, entry_id)");
+    // Each entry is listed with the create_time Enter returned.
+    for e in &entered {
+        let shown = listed.iter().find(|l| l.entry_id == e.entry_id).expect("listed");
+        assert_eq!(shown.create_time, e.create_time);
+    }
+
+    // First-come winners are the listing's first entries, in the same order.
+    h.events.set_status(&id, EventStatus::Ended);
+    let drawn = h.draw(OWNER, draw_request(&id, 100)).await.expect("draw");
+    let winners: Vec<&str> = drawn.winners.iter().map(|w| w.entry_id.as_str()).collect();
+    let earliest: Vec<&str> = listed.iter().take(100).map(|e| e.entry_id.as_str()).collect();
+    assert_eq!(winners, earliest);
+    h.cleanup().await;
+}

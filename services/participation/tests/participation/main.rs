@@ -6,9 +6,13 @@
 mod concurrency;
 mod counts;
 mod draws;
+mod ending;
 mod entries;
+mod failover;
+mod idempotency;
 mod listing;
 mod privacy;
 mod sqlite;
 mod support;
+mod validation;
 mod wire;

@@ -48,3 +48,23 @@ async fn the_whole_flow_runs_on_sqlite() {
     assert_eq!(h.analytics(&id).await.len(), 7 + 2, "seven entries and two draws reported");
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn ending_closes_entries_at_once_on_sqlite() {
+    let h = Harness::sqlite().await;
+    let id = h.add(event(EventStatus::Published));
+    let before = h.enter_many(&id, 3).await;
+    let closed_at = h.close(&id).await.expect("close entries");
+    let refused = expect_code(h.enter(entry(&id, "늦은이", &phone(20))).await, Code::FailedPrecondition);
+    assert_eq!(
+        (reason(&refused), metadata(&refused, "status")),
+        ("EVENT_NOT_OPEN".into(), "EVENT_STATUS_ENDED".into())
+    );
+    assert_eq!(h.close(&id).await.expect("close again"), closed_at);
+    // The gate's word is enough for the draw; its candidates are the three accepted entries.
+    let drawn = h.draw(OWNER, draw_request(&id, 1)).await.expect("draw");
+    let ids: Vec<&str> = before.iter().map(|e| e.entry_id.as_str()).collect();
+    let audit = drawn.audit.expect("audit");
+    assert_eq!(audit.entry_snapshot_sha256, kem_participation::model::draw::snapshot_sha256(&ids));
+    h.cleanup().await;
+}

@@ -4,17 +4,23 @@
 //! mesh with the contracts' authorization policy.
 
 use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kem_kit::cache::MemoryCache;
 use kem_kit::outbox::Outbox;
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
 use kem_kit::store::{self, Store};
 use kem_mesh::Shutdown;
 use kem_mesh::authz::Policy;
-use kem_mesh::client::MeshChannel;
+use kem_mesh::balance::Resolver;
+use kem_mesh::client::{BalancedChannel, ClientConfig, MeshChannel};
 use kem_mesh::identity::WorkloadIdentity;
 use kem_mesh::server::{RoleServer, Transport};
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
@@ -30,6 +36,8 @@ use kem_testkit::service::TestService;
 pub use kem_testkit::status::{expect_code, metadata, reason, violations};
 use prost::Message;
 use tokio::net::TcpListener;
+use tonic::codegen::{Service, http};
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 pub const OWNER: &str = "owner-1";
@@ -50,6 +58,7 @@ pub fn ts(ms: i64) -> prost_types::Timestamp {
 #[derive(Default)]
 struct EventsState {
     events: Mutex<HashMap<String, GetEventForParticipationResponse>>,
+    refusals: Mutex<HashMap<String, Status>>,
     calls: AtomicU32,
     unavailable: AtomicU32,
 }
@@ -84,6 +93,12 @@ impl FakeEvents {
     pub fn fail_next(&self, n: u32) {
         self.state.unavailable.store(n, Ordering::SeqCst);
     }
+
+    /// Every lookup of `event_id` answers `status` (e.g. what the event service says about an id
+    /// its database cannot even look up).
+    pub fn refuse(&self, event_id: &str, status: Status) {
+        self.state.refusals.lock().unwrap_or_else(|p| p.into_inner()).insert(event_id.to_owned(), status);
+    }
 }
 
 #[tonic::async_trait]
@@ -100,6 +115,9 @@ impl EventService for FakeEvents {
         let id = &request.get_ref().event_id;
         if id.is_empty() {
             return Err(Status::invalid_argument("event_id is required"));
+        }
+        if let Some(status) = self.state.refusals.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Err(status.clone());
         }
         let events = self.state.events.lock().unwrap_or_else(|p| p.into_inner());
         events.get(id).cloned().map(Response::new).ok_or_else(|| Status::not_found("event not found"))
@@ -192,6 +210,51 @@ impl Harness {
     /// address.
     pub async fn serve(&mut self) -> SocketAddr {
         let service = kem_participation::start(self.ctx.clone(), test_config()).await.expect("start");
+        let addr = self.role_server(service).await;
+        self.served = Some(addr);
+        addr
+    }
+
+    /// Another replica of the served service on the same database, as a role server runs it;
+    /// returns its address and how many calls it has answered (counted when the handler is done,
+    /// so an entry it counts is committed, whether or not its answer reaches the caller).
+    pub async fn serve_replica(&self) -> (SocketAddr, Arc<AtomicU64>) {
+        let service = kem_participation::start(self.ctx.clone(), test_config()).await.expect("start");
+        let answered = Arc::new(AtomicU64::new(0));
+        let addr = self.role_server(Answered { inner: service, answered: answered.clone() }).await;
+        (addr, answered)
+    }
+
+    /// A balanced, retrying mesh client (the one the gateway's upstreams use) of the replicas at
+    /// `addrs`, calling as the workload `who`.
+    pub async fn balanced_client(
+        &self,
+        who: &str,
+        addrs: &[SocketAddr],
+    ) -> (ParticipationServiceClient<BalancedChannel>, BalancedChannel) {
+        let identity = self.ca.identity(who, HOUR).await;
+        let resolver = Resolver::fixed(addrs.iter().map(ToString::to_string));
+        let channel = BalancedChannel::new(
+            &identity,
+            "participation",
+            &TestCa::id("participation"),
+            resolver,
+            ClientConfig::default(),
+        )
+        .expect("balanced channel");
+        (ParticipationServiceClient::new(channel.clone()), channel)
+    }
+
+    async fn role_server<S>(&self, service: S) -> SocketAddr
+    where
+        S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind participation");
         let pool = kem_proto::descriptor_pool();
         let serving = RoleServer::new("participation")
@@ -211,7 +274,6 @@ impl Harness {
             .serve(listener, self.servers.clone())
             .await
             .expect("serve participation");
-        self.served = Some(serving.addr);
         serving.addr
     }
 
@@ -249,7 +311,36 @@ impl Harness {
     }
 
     pub async fn enter(&self, request: pb::EnterRequest) -> Result<pb::Entry, Status> {
-        Ok(self.api.enter(Request::new(request)).await?.into_inner().entry.unwrap_or_default())
+        enter_via(&self.api, request).await
+    }
+
+    /// Enter as the gateway sends it: with the call's `x-request-id`.
+    pub async fn enter_as(&self, request_id: &str, request: pb::EnterRequest) -> Result<pb::Entry, Status> {
+        enter_as_via(&self.api, request_id, request).await
+    }
+
+    /// The stored entries of `event_id` as (entry id, request id), straight from the table.
+    pub async fn stored(&self, event_id: &str) -> Vec<(String, Option<String>)> {
+        let rows = store::query("SELECT id, request_id FROM entries WHERE event_id = $1 ORDER BY id")
+            .bind(event_id.to_owned())
+            .fetch_all(self.store().primary())
+            .await
+            .expect("read the entries");
+        rows.iter().map(|row| (row.get("id").expect("id"), row.get("request_id").expect("request_id"))).collect()
+    }
+
+    /// Another participation instance on the same database with its own in-process cache, as
+    /// `kem up --processes` runs a second replica (nothing per-process is shared).
+    pub async fn replica(&self, config: ParticipationConfig) -> ParticipationApi {
+        let ctx = ServiceContext { cache: Arc::new(MemoryCache::new(10_000)), ..self.ctx.clone() };
+        kem_participation::start_api(ctx, config)
+            .await
+            .unwrap_or_else(|e| panic!("the participation replica does not start: {e}"))
+    }
+
+    /// CloseEntries as the event service's EndEvent calls it; returns the recorded close time.
+    pub async fn close(&self, event_id: &str) -> Result<i64, Status> {
+        close_via(&self.api, event_id).await
     }
 
     pub async fn list(
@@ -348,6 +439,70 @@ async fn mesh() -> (TestCa, WorkloadIdentity, FakeEvents, Shutdown, Peers) {
     let addr = kem_testkit::mesh::serve(&ca, "event", EventServiceServer::new(events.clone()), &servers).await;
     let peers = Peers::new(participation.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("event", addr.to_string());
     (ca, participation, events, servers, peers)
+}
+
+/// Enter on a given instance.
+pub async fn enter_via(api: &ParticipationApi, request: pb::EnterRequest) -> Result<pb::Entry, Status> {
+    Ok(api.enter(Request::new(request)).await?.into_inner().entry.unwrap_or_default())
+}
+
+/// Enter on a given instance with the call's `x-request-id`, as the edge sends every call.
+pub async fn enter_as_via(
+    api: &ParticipationApi,
+    request_id: &str,
+    request: pb::EnterRequest,
+) -> Result<pb::Entry, Status> {
+    Ok(api.enter(with_request_id(request, request_id)).await?.into_inner().entry.unwrap_or_default())
+}
+
+/// A request carrying `request_id` as its `x-request-id` metadata (what the edge adds).
+pub fn with_request_id<T>(message: T, request_id: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("x-request-id", request_id.parse().expect("a request id is visible ASCII"));
+    request
+}
+
+/// A served service counting the calls it has answered: when the handler's response is ready,
+/// before it is written to the connection.
+#[derive(Clone)]
+struct Answered<S> {
+    inner: S,
+    answered: Arc<AtomicU64>,
+}
+
+impl<S: NamedService> NamedService for Answered<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<http::Request<tonic::body::Body>> for Answered<S>
+where
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let answer = self.inner.call(request);
+        let answered = self.answered.clone();
+        Box::pin(async move {
+            let response = answer.await;
+            answered.fetch_add(1, Ordering::SeqCst);
+            response
+        })
+    }
+}
+
+/// CloseEntries on a given instance; returns the recorded close time (ms).
+pub async fn close_via(api: &ParticipationApi, event_id: &str) -> Result<i64, Status> {
+    let request = pb::CloseEntriesRequest { event_id: event_id.to_owned(), close_time: Some(ts(now_ms())) };
+    let closed = api.close_entries(Request::new(request)).await?.into_inner().close_time.unwrap_or_default();
+    Ok(closed.seconds * 1000 + i64::from(closed.nanos / 1_000_000))
 }
 
 pub fn as_owner<T>(owner: &str, message: T) -> Request<T> {

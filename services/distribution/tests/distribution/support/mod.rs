@@ -3,6 +3,7 @@
 //! job builders; status and queue readers.
 
 pub mod cafe;
+pub mod events;
 pub mod instagram;
 pub mod partner;
 pub mod sens;
@@ -31,6 +32,7 @@ use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::distribution::v1::distribution_service_server::DistributionService;
 use kem_proto::kem::event::v1::ChannelCopy;
+use kem_proto::kem::event::v1::event_service_server::EventServiceServer;
 use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::user::v1::user_service_server::UserServiceServer;
 use kem_testkit::service::TestService;
@@ -38,6 +40,7 @@ pub use kem_testkit::status::{expect_code, reason, violations};
 use prost::Message;
 use tonic::{Request, Status};
 
+pub use events::FakeEvents;
 pub use user::{FakeUsers, OTHER, OWNER};
 
 pub const HOUR: Duration = Duration::from_secs(3_600);
@@ -159,6 +162,8 @@ pub struct Harness {
     pub queue: StoreQueue,
     pub api: DistributionApi,
     pub users: FakeUsers,
+    /// The event service GetStatus asks about publications whose job has not arrived.
+    pub events: FakeEvents,
     pub ca: TestCa,
     pub identity: WorkloadIdentity,
     pub servers: Shutdown,
@@ -180,6 +185,17 @@ pub async fn user_service(ca: &TestCa, servers: &Shutdown) -> (FakeUsers, Socket
     (users, addr)
 }
 
+/// The fake user and event services over mesh mTLS, and the distribution workload's peers.
+async fn peer_services(ca: &TestCa, identity: &WorkloadIdentity, servers: &Shutdown) -> (FakeUsers, FakeEvents, Peers) {
+    let (users, user_addr) = user_service(ca, servers).await;
+    let events = FakeEvents::default();
+    let event_addr = kem_testkit::mesh::serve(ca, "event", EventServiceServer::new(events.clone()), servers).await;
+    let peers = Peers::new(identity.clone(), TRUST_DOMAIN, NAMESPACE)
+        .with_addr("user", user_addr.to_string())
+        .with_addr("event", event_addr.to_string());
+    (users, events, peers)
+}
+
 impl Harness {
     pub async fn start(config: DistributionConfig) -> Harness {
         Harness::start_with_queue(config, None).await
@@ -191,8 +207,7 @@ impl Harness {
         let ca = TestCa::new();
         let identity = ca.identity("distribution", HOUR).await;
         let servers = Shutdown::new();
-        let (users, user_addr) = user_service(&ca, &servers).await;
-        let peers = Peers::new(identity.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("user", user_addr.to_string());
+        let (users, events, peers) = peer_services(&ca, &identity, &servers).await;
         let mut svc = TestService::with_peers("distribution", peers).await;
         if let Some(options) = queue {
             let tuned = StoreQueue::with_options(svc.ctx.store.clone(), options);
@@ -200,7 +215,8 @@ impl Harness {
             svc.queue = tuned;
         }
         let (ctx, queue) = (svc.ctx.clone(), svc.queue.clone());
-        Harness::launch(ctx, queue, config, users, ca, identity, servers, Backing::Postgres(Box::new(svc))).await
+        Harness::launch(ctx, queue, config, (users, events), ca, identity, servers, Backing::Postgres(Box::new(svc)))
+            .await
     }
 
     /// The service on embedded SQLite with the in-process cache (`kem up`): the same migrations
@@ -209,12 +225,11 @@ impl Harness {
         let ca = TestCa::new();
         let identity = ca.identity("distribution", HOUR).await;
         let servers = Shutdown::new();
-        let (users, user_addr) = user_service(&ca, &servers).await;
-        let peers = Peers::new(identity.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("user", user_addr.to_string());
+        let (users, events, peers) = peer_services(&ca, &identity, &servers).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let ctx = kem_testkit::service::embedded_context("distribution", peers, dir.path()).await;
         let queue = StoreQueue::new(ctx.store.clone());
-        Harness::launch(ctx, queue, config, users, ca, identity, servers, Backing::Sqlite(dir)).await
+        Harness::launch(ctx, queue, config, (users, events), ca, identity, servers, Backing::Sqlite(dir)).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -222,7 +237,7 @@ impl Harness {
         ctx: ServiceContext,
         queue: StoreQueue,
         config: DistributionConfig,
-        users: FakeUsers,
+        (users, events): (FakeUsers, FakeEvents),
         ca: TestCa,
         identity: WorkloadIdentity,
         servers: Shutdown,
@@ -231,7 +246,7 @@ impl Harness {
         let api = kem_distribution::start_api(ctx.clone(), config)
             .await
             .unwrap_or_else(|e| panic!("the distribution service does not start: {e}"));
-        Harness { ctx, queue, api, users, ca, identity, servers, backing }
+        Harness { ctx, queue, api, users, events, ca, identity, servers, backing }
     }
 
     pub async fn cleanup(self) {
@@ -251,10 +266,11 @@ impl Harness {
         &self.ctx.store
     }
 
-    /// Sends a publication of `event_id` to `channels` on `distribution-jobs`, as event's
-    /// PublishEvent does (message id `dist:<event_id>`).
+    /// Publishes `event_id` to `channels` as event's PublishEvent does: the event service
+    /// records it, and the job goes out on `distribution-jobs` (message id `dist:<event_id>`).
     pub async fn publish(&self, event_id: &str, channels: &[Channel]) -> msg::DistributionJob {
         let job = job(event_id, OWNER, channels);
+        self.events.publish(event_id, OWNER, channels, now_ms());
         self.send(&job, &format!("dist:{event_id}")).await;
         job
     }

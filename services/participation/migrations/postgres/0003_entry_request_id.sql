@@ -1,0 +1,11 @@
+-- Enter is idempotent per request: the edge gives every call an `x-request-id` (the client's
+-- `X-Request-Id`, else a random one) and the mesh re-sends it unchanged when it retries a call
+-- whose connection broke after the request was written. The id is stored with the entry it
+-- created, so that a retry of that request finds the entry instead of answering DUPLICATE_ENTRY
+-- for the participant's own, single entry.
+--
+-- NULL for entries stored before this migration and for calls that carried no request id: those
+-- are never replayed. No index: a replay is looked up through entries_event_phone_unique (event,
+-- phone hash) and only compared with the stored id, on the duplicate path alone. Anonymization
+-- clears it with the personal data (a client-chosen id may carry anything).
+ALTER TABLE entries ADD COLUMN request_id TEXT;
