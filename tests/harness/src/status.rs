@@ -61,3 +61,27 @@ pub fn violations(status: &Status) -> Vec<String> {
         .flat_map(|b| b.field_violations.into_iter().map(|v| v.field))
         .collect()
 }
+
+/// The longest status message a service may send back when it quotes caller input: services
+/// quote short excerpts ([`kem_kit::validate::excerpt`]), never the input itself.
+pub const MESSAGE_MAX: usize = 512;
+
+/// Asserts `status` does not echo caller input: a short message and short `ErrorInfo` metadata.
+#[track_caller]
+pub fn expect_no_echo(status: &Status) {
+    assert!(status.message().len() <= MESSAGE_MAX, "message of {} bytes", status.message().len());
+    if let Some(info) = kem_proto::status::error_info_of(status) {
+        assert!(info.metadata.values().all(|v| v.len() <= 64), "{:?}", info.metadata);
+    }
+}
+
+/// Asserts `result` failed with INVALID_ARGUMENT naming `field` among its `BadRequest`
+/// violations, without echoing the input; returns the status.
+#[track_caller]
+pub fn expect_invalid_field<T: std::fmt::Debug>(result: Result<T, Status>, field: &str) -> Status {
+    let status = expect_code(result, Code::InvalidArgument);
+    let fields = violations(&status);
+    assert!(fields.iter().any(|f| f == field), "{field} not in {fields:?}");
+    expect_no_echo(&status);
+    status
+}

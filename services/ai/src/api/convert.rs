@@ -171,6 +171,13 @@ pub fn brief_from_request(request: &ai::GenerateRecommendationsRequest) -> Resul
         problems.add("store.business_category", "a business category is required");
     }
     let channels = channels(&request.available_channels, "available_channels", &mut problems);
+    // Only for correlation and logs, but logged: it must look like an id the event service mints.
+    if !request.event_id.is_empty()
+        && let Err(v) =
+            kem_kit::validate::id("event_id", &request.event_id, kem_kit::validate::IdShape::Key { max: 64 })
+    {
+        problems.add(&v.field, v.description);
+    }
     let brief = EventBrief::new(BriefInput {
         objective: objective(request.objective),
         store_name: store.store_name,

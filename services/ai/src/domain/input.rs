@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use kem_kit::validate::{Text, check_text};
 use serde::Serialize;
 
 use super::values::{Category, Channel, Day, Method, Objective};
@@ -90,14 +91,22 @@ impl Problems {
         }
     }
 
-    /// Normalised `text`, recording a problem when it is longer than `max` characters.
-    fn text(&mut self, field: &str, text: &str, max: usize) -> String {
-        let text = normalize_text(text);
-        let len = text.chars().count();
-        if len > max {
-            self.add(field, format!("{len} characters; at most {max} are allowed"));
+    /// Normalised `text`, recording a problem when the text as sent breaks the platform's text
+    /// rule (`kem_kit::validate`: length in characters; NUL, control characters — but line
+    /// breaks and tabs in prose — line separators and bidi controls).
+    fn text(&mut self, field: &str, text: &str, rule: Text) -> String {
+        if let Err(e) = check_text(text, rule) {
+            self.add(field, e.to_string());
         }
-        text
+        normalize_text(text)
+    }
+
+    /// Records a problem when a region has characters the platform refuses (its length is judged
+    /// after normalisation, which spells provinces out).
+    fn region_characters(&mut self, field: &str, region: &str) {
+        if let Err(e) = check_text(region, Text::line(usize::MAX)) {
+            self.add(field, e.to_string());
+        }
     }
 }
 
@@ -180,6 +189,9 @@ pub struct TrendQuery {
 impl TrendQuery {
     /// Validates and normalises a GetTrends request: the region must be 1-100 characters.
     pub fn new(category: Category, region: &str) -> Result<TrendQuery, InvalidInput> {
+        let mut problems = Problems::default();
+        problems.region_characters("region", region);
+        problems.finish(())?;
         let normalized = normalize_text(region);
         let len = normalized.chars().count();
         if len == 0 {
@@ -341,18 +353,22 @@ impl EventBrief {
         {
             problems.add("budget.amount_krw", format!("{budget} is not in 0..={MAX_BUDGET_KRW}"));
         }
-        let store_name = problems.text("store.store_name", &input.store_name, MAX_STORE_NAME_CHARS);
+        let store_name = problems.text("store.store_name", &input.store_name, Text::line(MAX_STORE_NAME_CHARS));
+        problems.region_characters("store.region", &input.region);
         let region = normalize_region(&input.region);
         if region.chars().count() > MAX_REGION_CHARS {
             problems.add("store.region", format!("at most {MAX_REGION_CHARS} characters are allowed"));
         }
-        let target_audience = problems.text("target_audience", &input.target_audience, MAX_AUDIENCE_CHARS);
-        let additional_instructions =
-            problems.text("additional_instructions", &input.additional_instructions, MAX_INSTRUCTIONS_CHARS);
-        let title = problems.text("title", &input.title, MAX_TITLE_CHARS);
-        let description = problems.text("description", &input.description, MAX_DESCRIPTION_CHARS);
+        let target_audience = problems.text("target_audience", &input.target_audience, Text::line(MAX_AUDIENCE_CHARS));
+        let additional_instructions = problems.text(
+            "additional_instructions",
+            &input.additional_instructions,
+            Text::prose(MAX_INSTRUCTIONS_CHARS),
+        );
+        let title = problems.text("title", &input.title, Text::line(MAX_TITLE_CHARS));
+        let description = problems.text("description", &input.description, Text::prose(MAX_DESCRIPTION_CHARS));
         let prize = input.prize.map(|hint| {
-            let name = problems.text("prize.name", &hint.name, 100);
+            let name = problems.text("prize.name", &hint.name, Text::line(100));
             if name.is_empty() {
                 problems.add("prize.name", "must not be empty");
             }
@@ -364,7 +380,7 @@ impl EventBrief {
             }
             PrizeHint {
                 name,
-                description: problems.text("prize.description", &hint.description, 1_000),
+                description: problems.text("prize.description", &hint.description, Text::prose(1_000)),
                 winner_count: hint.winner_count,
                 unit_value_krw: hint.unit_value_krw,
             }
@@ -448,6 +464,9 @@ mod tests {
         assert_ne!(a.input_hash(), TrendQuery::new(Category::Bakery, "서울 강남구").expect("valid").input_hash());
         assert_eq!(TrendQuery::new(Category::Cafe, "  ").expect_err("empty").0[0].field, "region");
         assert!(TrendQuery::new(Category::Cafe, &"가".repeat(101)).is_err());
+        for hostile in ["서울\u{0}", "서울\n강남구", "서울\u{202E}"] {
+            assert_eq!(TrendQuery::new(Category::Cafe, hostile).expect_err(hostile).0[0].field, "region");
+        }
     }
 
     #[test]

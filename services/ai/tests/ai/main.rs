@@ -15,3 +15,4 @@ mod ledger;
 mod resilience;
 mod rpc;
 mod support;
+mod validation;

@@ -7,6 +7,7 @@
 //! | database down | UNAVAILABLE | ErrorInfo `DATABASE_UNAVAILABLE`, RetryInfo |
 //! | bug / corrupt data | INTERNAL | ErrorInfo `INTERNAL` (the cause is logged, never sent) |
 
+use kem_kit::validate::excerpt;
 use kem_proto::google::rpc::RetryInfo;
 use kem_proto::status::{any, error_info, with_details};
 use tonic::Code;
@@ -28,13 +29,18 @@ pub fn to_status(error: AnalyticsError) -> tonic::Status {
             let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
             with_details(Code::InvalidArgument, &message, vec![info("INVALID_ARGUMENT"), request])
         }
-        AnalyticsError::EventNotFound { event_id } => error_info(
-            Code::NotFound,
-            &format!("event {event_id} not found"),
-            DOMAIN,
-            "EVENT_NOT_FOUND",
-            &[("eventId", event_id.as_str())],
-        ),
+        AnalyticsError::EventNotFound { event_id } => {
+            // Event ids are shape-checked first; quote an excerpt all the same, so no path can
+            // put a caller's huge value into a message or a trailer.
+            let event_id = excerpt(&event_id);
+            error_info(
+                Code::NotFound,
+                &format!("event {event_id} not found"),
+                DOMAIN,
+                "EVENT_NOT_FOUND",
+                &[("eventId", event_id.as_str())],
+            )
+        }
         AnalyticsError::Unavailable(cause) => {
             tracing::warn!(%cause, "analytics storage unavailable");
             let retry = RetryInfo { retry_delay: Some(prost_types::Duration { seconds: 1, nanos: 0 }) };

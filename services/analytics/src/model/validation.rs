@@ -1,9 +1,12 @@
 //! Request checks. Field names are the camelCase paths REST clients see.
 
+use kem_kit::validate::{self, IdShape, Text};
+
 use super::fact::{MetricsReport, is_real_channel, provider_kind};
 
-/// Longest accepted event id (event ids are UUIDs; this only bounds garbage).
-pub const MAX_EVENT_ID_LEN: usize = 128;
+/// Longest accepted event id (event ids are the event service's UUIDs; checked for the shape
+/// every kem id shares, so garbage never reaches the database or a cache key).
+pub const MAX_EVENT_ID_LEN: usize = 64;
 /// Longest accepted report id (`<delivery id>:<observe time>` fits easily).
 pub const MAX_REPORT_ID_LEN: usize = 256;
 /// How far in the future an observation may claim to be (clock skew between services): a
@@ -26,15 +29,20 @@ impl FieldViolation {
     }
 }
 
+/// Longest accepted provider name.
+pub const MAX_SOURCE_NAME_CHARS: usize = 100;
+
 /// The checks of an event id in a request.
 pub fn check_event_id(event_id: &str) -> Result<(), FieldViolation> {
-    if event_id.trim().is_empty() {
-        return Err(FieldViolation::new("eventId", "eventId is required"));
+    validate::id("eventId", event_id, IdShape::Key { max: MAX_EVENT_ID_LEN })
+        .map_err(|v| FieldViolation { field: v.field, description: v.description })
+}
+
+/// A text check of the platform's rules (`kem_kit::validate`) as a violation of `field`.
+fn check_text(field: &str, value: &str, rule: Text, violations: &mut Vec<FieldViolation>) {
+    if let Err(e) = validate::check_text(value, rule) {
+        violations.push(FieldViolation::new(field, e.to_string()));
     }
-    if event_id.len() > MAX_EVENT_ID_LEN {
-        return Err(FieldViolation::new("eventId", format!("eventId must be at most {MAX_EVENT_ID_LEN} bytes")));
-    }
-    Ok(())
 }
 
 /// A RecordChannelMetrics request as received.
@@ -68,9 +76,10 @@ impl MetricsInput {
         let mut violations = Vec::new();
         if self.report_id.trim().is_empty() {
             violations.push(FieldViolation::new("reportId", "reportId is required"));
-        } else if self.report_id.len() > MAX_REPORT_ID_LEN {
-            violations
-                .push(FieldViolation::new("reportId", format!("reportId must be at most {MAX_REPORT_ID_LEN} bytes")));
+        } else {
+            // Idempotency keys come in several forms (UUIDs, `<delivery id>:<observe time>`):
+            // bounded and free of control characters rather than of one shape.
+            check_text("reportId", &self.report_id, Text::line(MAX_REPORT_ID_LEN), &mut violations);
         }
         if let Err(v) = check_event_id(&self.event_id) {
             violations.push(v);
@@ -92,6 +101,7 @@ impl MetricsInput {
                 violations.push(FieldViolation::new(field, format!("{field} must not be negative (got {value})")));
             }
         }
+        check_text("provider.name", &self.source_name, Text::line(MAX_SOURCE_NAME_CHARS), &mut violations);
         match self.observed_ms {
             None => violations.push(FieldViolation::new("observeTime", "observeTime is required")),
             Some(at) if at > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) => violations.push(FieldViolation::new(

@@ -9,4 +9,5 @@ mod messages;
 mod scenario;
 mod sqlite;
 mod support;
+mod validation;
 mod wire;

@@ -7,11 +7,12 @@ pub mod status;
 use std::sync::Arc;
 
 use kem_kit::runtime::owner_id;
+use kem_kit::validate::{IdShape, Violations};
 use kem_proto::kem::content::v1 as proto;
 use kem_proto::kem::content::v1::content_service_server::ContentService;
 use tonic::{Request, Response, Status};
 
-use crate::app::ContentApp;
+use crate::app::{AppError, ContentApp};
 use crate::convert;
 use crate::domain::request::EnumInput;
 
@@ -35,11 +36,24 @@ impl ContentApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Image ids are minted here as UUIDs (`app::generation::new_id`).
+const IMAGE_ID: IdShape = IdShape::Uuid;
+/// Event ids are the event service's: checked for the shape every kem id shares.
+const EVENT_ID: IdShape = IdShape::Key { max: 64 };
+
+/// The boundary checks' findings as INVALID_ARGUMENT, before the database or the blob store.
+fn checked(violations: Violations) -> Result<(), Status> {
+    violations.into_result().map_err(|found| {
+        status::to_status(AppError::Invalid(found.into_iter().map(|v| (v.field, v.description)).collect()))
+    })
+}
+
 #[tonic::async_trait]
 impl ContentService for ContentApi {
     async fn list_images(&self, request: Request<proto::ListImagesRequest>) -> Reply<proto::ListImagesResponse> {
         let owner = owner_id(&request)?;
         let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID))?;
         let style = match convert::style_from_proto(r.style) {
             EnumInput::Known(style) => Some(style),
             EnumInput::Unset => None,
@@ -62,6 +76,7 @@ impl ContentService for ContentApi {
         request: Request<proto::GetImageContentRequest>,
     ) -> Reply<proto::GetImageContentResponse> {
         let owner = owner_id(&request)?;
+        checked(Violations::new().id("imageId", &request.get_ref().image_id, IMAGE_ID))?;
         let content = self.app.image_content(&owner, &request.get_ref().image_id).await.map_err(status::to_status)?;
         Ok(Response::new(proto::GetImageContentResponse {
             content_type: content.content_type,
@@ -71,6 +86,7 @@ impl ContentService for ContentApi {
     }
 
     async fn get_image(&self, request: Request<proto::GetImageRequest>) -> Reply<proto::GetImageResponse> {
+        checked(Violations::new().id("imageId", &request.get_ref().image_id, IMAGE_ID))?;
         let image = self.app.image(&request.get_ref().image_id).await.map_err(status::to_status)?;
         Ok(Response::new(proto::GetImageResponse {
             owner_id: image.owner_id.clone(),

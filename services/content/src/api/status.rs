@@ -9,6 +9,7 @@
 //! | bytes missing or corrupt | DATA_LOSS | ErrorInfo `IMAGE_BYTES_LOST` |
 //! | bug / corrupt data | INTERNAL | none (details in the log only) |
 
+use kem_kit::validate::excerpt;
 use kem_proto::google::rpc::{ErrorInfo, RetryInfo};
 use kem_proto::status::{any, bad_request, with_details};
 use tonic::Code;
@@ -43,7 +44,11 @@ pub fn to_status(error: AppError) -> tonic::Status {
                 Resource::Event => ("EVENT_NOT_FOUND", "eventId"),
                 Resource::Image => ("IMAGE_NOT_FOUND", "imageId"),
             };
-            with_details(Code::NotFound, &message, vec![info(reason, &[(key, id)])])
+            // Ids are shape-checked at the boundary; quote an excerpt all the same, so no path
+            // can put a caller's huge value into a message or a trailer.
+            let id = excerpt(id);
+            let message = format!("{resource} \"{id}\" not found");
+            with_details(Code::NotFound, &message, vec![info(reason, &[(key, &id)])])
         }
         AppError::Unavailable(detail) => {
             tracing::warn!(error = %detail, "content request failed: database unavailable");

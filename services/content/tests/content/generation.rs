@@ -87,7 +87,7 @@ async fn reads_are_owner_scoped_and_validated() {
     assert_eq!((other.code(), status_reason(&other).as_str()), (Code::NotFound, "kem.content/IMAGE_NOT_FOUND"));
     let unknown = h.list(OWNER, "never-requested").await.expect("unknown events have no images");
     assert!(unknown.images.is_empty() && unknown.style_states.is_empty());
-    let missing = h.bytes(OWNER, "no-such-image").await.expect_err("missing");
+    let missing = h.bytes(OWNER, "3c5d2b1a-0000-4000-8000-000000000000").await.expect_err("missing");
     assert_eq!(missing.code(), Code::NotFound);
 
     let empty = h.list(OWNER, " ").await.expect_err("empty event id");

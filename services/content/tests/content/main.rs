@@ -10,4 +10,5 @@ mod redelivery;
 mod sqlite;
 mod stability;
 mod support;
+mod validation;
 mod wire;
