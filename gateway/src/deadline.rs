@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::HeaderMap;
-use kem_mesh::deadline::encode_grpc_timeout;
+use kem_mesh::deadline::{GRPC_TIMEOUT, encode_grpc_timeout, parse_grpc_timeout};
 use tonic::metadata::{Ascii, MetadataValue};
 
 /// Deadline policy of the edge.
@@ -25,26 +25,20 @@ impl Default for DeadlinePolicy {
     }
 }
 
-/// Parses a gRPC timeout (`100m`, `5S`, `2H`: up to 8 digits and a unit).
-pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.checked_mul(3600)?),
-        "M" => Duration::from_secs(n.checked_mul(60)?),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+/// A deadline header the edge cannot read: the client asked for something, and guessing what
+/// would either cut its request short or let it hold resources far longer than it meant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{header} must be {expected}")]
+pub struct DeadlineError {
+    /// The header, as clients spell it.
+    pub header: &'static str,
+    /// What a valid value looks like.
+    pub expected: &'static str,
 }
 
-/// Parses `X-Request-Timeout`: seconds (`1.5`) or with a unit (`250ms`, `2s`).
+/// Parses `X-Request-Timeout`: positive seconds (`1.5`) or with a unit (`250ms`, `2s`). Values
+/// beyond what a `Duration` holds are `Duration::MAX` (the policy caps them anyway); zero,
+/// negative, non-finite and malformed values are `None`.
 pub fn parse_request_timeout(value: &str) -> Option<Duration> {
     let value = value.trim();
     let (number, scale) = if let Some(ms) = value.strip_suffix("ms") {
@@ -54,8 +48,16 @@ pub fn parse_request_timeout(value: &str) -> Option<Duration> {
     } else {
         (value, 1.0)
     };
-    let seconds = number.trim().parse::<f64>().ok()? * scale;
-    (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
+    let number = number.trim();
+    // Plain decimal numbers only: `f64`'s parser also takes `inf`, `NaN` and exponents.
+    if number.is_empty() || number.len() > 32 || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let seconds = number.parse::<f64>().ok()? * scale;
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
 impl DeadlinePolicy {
@@ -78,13 +80,24 @@ impl DeadlinePolicy {
         if *for_deadline == deadline { value.clone() } else { encode(deadline) }
     }
 
-    /// The deadline for a request with `headers`.
-    pub fn for_request(&self, headers: &HeaderMap) -> Duration {
-        let asked =
-            headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout).or_else(|| {
-                headers.get("x-request-timeout").and_then(|v| v.to_str().ok()).and_then(parse_request_timeout)
-            });
-        asked.unwrap_or(self.default).min(self.max)
+    /// The deadline for a request with `headers`: `Grpc-Timeout` (gRPC's format) or
+    /// `X-Request-Timeout`, capped at `max`; the default without either. A header that is present
+    /// but unreadable is an error, not silently the default.
+    pub fn for_request(&self, headers: &HeaderMap) -> Result<Duration, DeadlineError> {
+        let asked = if let Some(value) = headers.get(GRPC_TIMEOUT) {
+            Some(parse_grpc_timeout(value).ok_or(DeadlineError {
+                header: "Grpc-Timeout",
+                expected: "1 to 8 digits and a unit (H, M, S, m, u, n), such as 500m",
+            })?)
+        } else if let Some(value) = headers.get("x-request-timeout") {
+            Some(value.to_str().ok().and_then(parse_request_timeout).ok_or(DeadlineError {
+                header: "X-Request-Timeout",
+                expected: "a positive number of seconds (1.5) or with a unit (250ms, 2s)",
+            })?)
+        } else {
+            None
+        };
+        Ok(asked.unwrap_or(self.default).min(self.max))
     }
 }
 
@@ -104,28 +117,51 @@ mod tests {
     }
 
     #[test]
-    fn grpc_timeouts_parse_every_unit() {
-        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
-        assert_eq!(parse_grpc_timeout("123456789m"), None, "at most 8 digits");
-        assert_eq!(parse_grpc_timeout("10x"), None);
-        assert_eq!(parse_grpc_timeout("m"), None);
-    }
-
-    #[test]
     fn request_timeouts_and_the_cap() {
         assert_eq!(parse_request_timeout("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_request_timeout("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_request_timeout("-1"), None);
+        assert_eq!(parse_request_timeout("2s"), Some(Duration::from_secs(2)));
+        for bad in ["-1", "0", "0ms", "", "ms", "NaN", "inf", "1e3", "abc", "1.5.5x", "+1"] {
+            assert_eq!(parse_request_timeout(bad), None, "{bad:?}");
+        }
         let policy = DeadlinePolicy::default();
         let mut headers = HeaderMap::new();
-        assert_eq!(policy.for_request(&headers), Duration::from_secs(10));
+        assert_eq!(policy.for_request(&headers), Ok(Duration::from_secs(10)));
         headers.insert("grpc-timeout", http::HeaderValue::from_static("1H"));
-        assert_eq!(policy.for_request(&headers), Duration::from_secs(60), "capped");
+        assert_eq!(policy.for_request(&headers), Ok(Duration::from_secs(60)), "capped");
         headers.insert("grpc-timeout", http::HeaderValue::from_static("100m"));
-        assert_eq!(policy.for_request(&headers), Duration::from_millis(100));
+        assert_eq!(policy.for_request(&headers), Ok(Duration::from_millis(100)));
+        headers.insert("grpc-timeout", http::HeaderValue::from_static("123456789m"));
+        assert_eq!(policy.for_request(&headers).map_err(|e| e.header), Err("Grpc-Timeout"));
+    }
+
+    /// What broke the edge: seconds beyond `Duration`'s range (`Duration::from_secs_f64` panics).
+    #[test]
+    fn enormous_timeouts_are_capped_not_a_panic() {
+        let policy = DeadlinePolicy::default();
+        for huge in ["1e20", "18446744073709551616", "1e23ms", "99999999999999999999999999999999"] {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-request-timeout", http::HeaderValue::from_static(huge));
+            let outcome = policy.for_request(&headers);
+            assert!(outcome == Ok(Duration::from_secs(60)) || outcome.is_err(), "{huge}: {outcome:?}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-timeout", http::HeaderValue::from_static("18446744073709551616"));
+        assert_eq!(policy.for_request(&headers), Ok(Duration::from_secs(60)));
+    }
+
+    proptest::proptest! {
+        /// Every header value is an answer: a deadline within the cap, or an error.
+        #[test]
+        fn any_timeout_header_is_total(value in "\\PC{0,40}", grpc in proptest::bool::ANY) {
+            let policy = DeadlinePolicy::default();
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                headers.insert(if grpc { "grpc-timeout" } else { "x-request-timeout" }, value);
+            }
+            if let Ok(deadline) = policy.for_request(&headers) {
+                proptest::prop_assert!(deadline <= policy.max && !deadline.is_zero() || deadline.is_zero());
+            }
+        }
     }
 }

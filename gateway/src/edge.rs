@@ -2,9 +2,11 @@
 //! readable place:
 //!
 //! request id → route lookup (404/405) → client IP and per-IP limit → authentication for owner
-//! routes (401) → per-route limit (429) → body limit (413) → idempotency replay → transcoding (400)
-//! → deadline → backend call over the mesh (whose client retries idempotent methods) →
-//! canonical JSON response (or the error as `google.rpc.Status`) → access log.
+//! routes (401) → per-route limit (429) → admission control per backend service (503) → deadline
+//! and idempotency-key headers (400) → body limit (413) → transcoding, path variables included
+//! (400) → idempotency claim or replay → backend call over the mesh (whose client retries
+//! idempotent methods) → canonical JSON response (or the error as `google.rpc.Status`, with
+//! `Retry-After` from `RetryInfo`) → access log. A panic anywhere is a 500 with the request id.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
+use kem_kit::validate::excerpt;
 use kem_proto::contract::Access;
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -24,8 +27,8 @@ use tonic::metadata::{Ascii, MetadataValue};
 use crate::auth::Authenticate;
 use crate::deadline::DeadlinePolicy;
 use crate::errors::{bad_request, json_error, status_response};
-use crate::idempotency::{IdempotencyStore, Replay};
-use crate::protect::{EdgeLimiter, TrustedProxies, client_ip, rate_limit_headers, too_many_requests};
+use crate::idempotency::{Fingerprint, IdempotencyStore, Replay, validate_key};
+use crate::protect::{EdgeAdmission, EdgeLimiter, TrustedProxies, client_ip, rate_limit_headers, too_many_requests};
 use crate::routes::{Lookup, Route, RouteTable};
 use crate::transcode::{DynamicCodec, ResponseBody, build_request, write_response};
 use crate::upstream::Upstreams;
@@ -43,6 +46,8 @@ pub struct EdgeConfig {
     pub body_limit: usize,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// Adaptive concurrency limits per backend service (their state included).
+    pub admission: EdgeAdmission,
 }
 
 impl Default for EdgeConfig {
@@ -51,6 +56,7 @@ impl Default for EdgeConfig {
             deadlines: DeadlinePolicy::default(),
             body_limit: 1024 * 1024,
             trusted_proxies: TrustedProxies::none(),
+            admission: EdgeAdmission::default(),
         }
     }
 }
@@ -135,130 +141,23 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
-/// Runs one API request from `peer` through the pipeline.
-pub async fn handle(edge: &Edge, peer: SocketAddr, request: Request) -> Response {
+/// Runs one API request from `peer` through the pipeline. A panic anywhere in it is caught:
+/// the client gets a 500 with the request id (and the panic is logged), never a dropped
+/// connection.
+pub async fn handle(edge: &Arc<Edge>, peer: SocketAddr, request: Request) -> Response {
     let started = tokio::time::Instant::now();
     let (parts, body) = request.into_parts();
     let rid = RequestId::from_headers(&parts.headers);
     let path = parts.uri.path();
-    let mut owner: Option<Arc<str>> = None;
-    let mut route_for_log = None;
-    let mut limit_decision = None;
-    let mut response = async {
-        let (route, captures) = match edge.routes.lookup(&parts.method, path) {
-            Lookup::Found(route, captures) => (route, captures),
-            Lookup::NotFound => {
-                return json_error(
-                    StatusCode::NOT_FOUND,
-                    Code::NotFound,
-                    &format!("no route for {path}"),
-                    vec![],
-                    rid.as_str(),
-                );
-            }
-            Lookup::MethodNotAllowed(allowed) => {
-                let mut response = json_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    Code::Unimplemented,
-                    &format!("{} is not allowed on {path}", parts.method),
-                    vec![],
-                    rid.as_str(),
-                );
-                let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-                if let Ok(value) = HeaderValue::from_str(&allow) {
-                    response.headers_mut().insert(header::ALLOW, value);
-                }
-                return response;
-            }
-        };
-        route_for_log = Some(route.grpc_path());
-        let client = client_ip(peer, &parts.headers, &edge.config.trusted_proxies);
-
-        // Authentication before the per-route limit, so owners are counted per owner.
-        if route.access == Access::Owner {
-            let Some(token) = bearer(&parts.headers) else {
-                return unauthorized("an access token is required (Authorization: Bearer <token>)", rid.as_str());
-            };
-            let verdict = match edge.auth.authenticate_now(token) {
-                Some(verdict) => verdict,
-                None => edge.auth.authenticate(token).await,
-            };
-            match verdict {
-                Ok(subject) => owner = Some(subject),
-                Err(reason) => return unauthorized(&reason, rid.as_str()),
-            }
-        }
-
-        let decision = edge.limiter.check(route_name(route), client, owner.as_deref(), tokio::time::Instant::now());
-        limit_decision = Some(decision);
-        if !decision.allowed {
-            // `too_many_requests` already carries the google.rpc.Status body (with RetryInfo)
-            // and the Retry-After / RateLimit-* headers.
-            // (The request id is added below, as for every response.)
-            let (parts, text) = too_many_requests(&decision).into_parts();
-            return Response::from_parts(parts, Body::from(text));
-        }
-
-        let body = match http_body_util::Limited::new(body, edge.config.body_limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => {
-                return json_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Code::InvalidArgument,
-                    &format!("the request body exceeds {} bytes", edge.config.body_limit),
-                    vec![],
-                    rid.as_str(),
-                );
-            }
-        };
-
-        // A replayed POST with the same Idempotency-Key gets the first answer.
-        let idempotency_key = (parts.method == Method::POST)
-            .then(|| parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()))
-            .flatten();
-        let claim = match idempotency_key {
-            Some(key) => {
-                let scope = owner.as_deref().map_or_else(|| client.to_string(), str::to_owned);
-                match edge.idempotency.begin(&scope, route_name(route), key, &body).await {
-                    Replay::Stored(stored) => return stored.into_response(rid.as_str()),
-                    Replay::InProgress => {
-                        return json_error(
-                            StatusCode::CONFLICT,
-                            Code::Aborted,
-                            "a request with this Idempotency-Key is still in progress; retry shortly",
-                            vec![],
-                            rid.as_str(),
-                        );
-                    }
-                    Replay::Mismatch => {
-                        return json_error(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            Code::InvalidArgument,
-                            "this Idempotency-Key was used with a different request body",
-                            vec![],
-                            rid.as_str(),
-                        );
-                    }
-                    Replay::Proceed(claim) => Some(claim),
-                }
-            }
-            None => None,
-        };
-
-        let query = parts.uri.query();
-        let message = match build_request(route, &captures, query, &body) {
-            Ok(message) => message,
-            Err(error) => return bad_request(&error.field, &error.description, rid.as_str()),
-        };
-        let deadline = edge.config.deadlines.for_request(&parts.headers);
-        let pretty = query.is_some_and(|q| q.split('&').any(|p| p == "pretty" || p == "pretty=true"));
-        let response = call(edge, route, message, deadline, owner.as_deref(), &rid, pretty).await;
-        if let Some(claim) = claim { edge.idempotency.finish(claim, response).await } else { response.into_response() }
-    }
-    .await;
+    let mut outcome = Outcome::default();
+    let pipeline = std::panic::AssertUnwindSafe(pipeline(edge, peer, &parts, body, &rid, &mut outcome));
+    let mut response = match futures_util::FutureExt::catch_unwind(pipeline).await {
+        Ok(response) => response,
+        Err(_) => internal_error(rid.as_str()),
+    };
 
     response.headers_mut().entry(REQUEST_ID).or_insert_with(|| rid.header_value());
-    if let Some(decision) = limit_decision.filter(|d| d.allowed) {
+    if let Some(decision) = outcome.limit.filter(|d| d.allowed) {
         rate_limit_headers(&decision, response.headers_mut());
     }
     if parts.method == Method::HEAD {
@@ -269,14 +168,182 @@ pub async fn handle(edge: &Edge, peer: SocketAddr, request: Request) -> Response
         request_id: rid.as_str(),
         method: parts.method.as_str(),
         path,
-        rpc: route_for_log,
-        owner: owner.as_deref(),
+        rpc: outcome.rpc,
+        owner: outcome.owner.as_deref(),
         status: response.status().as_u16(),
         duration,
     });
-    let route = route_for_log.unwrap_or("unmatched");
+    let route = outcome.rpc.unwrap_or("unmatched");
     kem_mesh::telemetry::Registry::global().edge_request(route, response.status().as_u16(), duration);
     response
+}
+
+/// What the pipeline learned about a request, for the access log and the response headers
+/// (kept outside the pipeline's future so that a panic inside it does not lose them).
+#[derive(Default)]
+struct Outcome<'a> {
+    rpc: Option<&'a str>,
+    owner: Option<Arc<str>>,
+    limit: Option<crate::protect::Decision>,
+}
+
+async fn pipeline<'a>(
+    edge: &'a Arc<Edge>,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    body: Body,
+    rid: &RequestId,
+    outcome: &mut Outcome<'a>,
+) -> Response {
+    let path = parts.uri.path();
+    let (route, captures) = match edge.routes.lookup(&parts.method, path) {
+        Lookup::Found(route, captures) => (route, captures),
+        Lookup::NotFound => {
+            let quoted = excerpt(path);
+            return json_error(
+                StatusCode::NOT_FOUND,
+                Code::NotFound,
+                &format!("no route for {quoted}"),
+                vec![],
+                rid.as_str(),
+            );
+        }
+        Lookup::MethodNotAllowed(allowed) => {
+            let quoted = excerpt(path);
+            let mut response = json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Code::Unimplemented,
+                &format!("{} is not allowed on {quoted}", parts.method),
+                vec![],
+                rid.as_str(),
+            );
+            let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            return response;
+        }
+    };
+    outcome.rpc = Some(route.grpc_path());
+    let client = client_ip(peer, &parts.headers, &edge.config.trusted_proxies);
+
+    // Authentication before the per-route limit, so owners are counted per owner.
+    if route.access == Access::Owner {
+        let Some(token) = bearer(&parts.headers) else {
+            return unauthorized("an access token is required (Authorization: Bearer <token>)", rid.as_str());
+        };
+        let verdict = match edge.auth.authenticate_now(token) {
+            Some(verdict) => verdict,
+            None => edge.auth.authenticate(token).await,
+        };
+        match verdict {
+            Ok(subject) => outcome.owner = Some(subject),
+            Err(reason) => return unauthorized(&reason, rid.as_str()),
+        }
+    }
+    let owner = outcome.owner.clone();
+
+    let decision = edge.limiter.check(route_name(route), client, owner.as_deref(), tokio::time::Instant::now());
+    outcome.limit = Some(decision);
+    if !decision.allowed {
+        // `too_many_requests` already carries the google.rpc.Status body (with RetryInfo)
+        // and the Retry-After / RateLimit-* headers.
+        // (The request id is added below, as for every response.)
+        let (parts, text) = too_many_requests(&decision).into_parts();
+        return Response::from_parts(parts, Body::from(text));
+    }
+
+    // Overload is refused before any work is spent on the request; the permit is held until
+    // the answer is ready (its latency is what the limit adapts to).
+    let _permit = match edge.config.admission.admit(route.service()).await {
+        Ok(permit) => permit,
+        Err(rejected) => return crate::protect::admission::overloaded(&rejected),
+    };
+
+    // Headers are checked before the body is read: a bad request costs no body transfer.
+    let deadline = match edge.config.deadlines.for_request(&parts.headers) {
+        Ok(deadline) => deadline,
+        Err(error) => return bad_request(error.header, &error.to_string(), rid.as_str()),
+    };
+    let idempotency_key = match parts.headers.get("idempotency-key").filter(|_| parts.method == Method::POST) {
+        Some(value) => match validate_key(value) {
+            Ok(key) => Some(key),
+            Err(error) => return bad_request("Idempotency-Key", &error.to_string(), rid.as_str()),
+        },
+        None => None,
+    };
+
+    let body = match http_body_util::Limited::new(body, edge.config.body_limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::InvalidArgument,
+                &format!("the request body exceeds {} bytes", edge.config.body_limit),
+                vec![],
+                rid.as_str(),
+            );
+        }
+    };
+
+    // Transcoding has no side effect, so it comes before an idempotency claim: a request that
+    // cannot even be read never holds its key.
+    let query = parts.uri.query();
+    let message = match build_request(route, &captures, query, &body) {
+        Ok(message) => message,
+        Err(error) => return bad_request(&error.field, &error.description, rid.as_str()),
+    };
+    let pretty = query.is_some_and(|q| q.split('&').any(|p| p == "pretty" || p == "pretty=true"));
+    let Some(key) = idempotency_key else {
+        let caller = Caller { owner: owner.as_deref(), client };
+        return call(edge, route, message, deadline, caller, rid, pretty).await.into_response();
+    };
+
+    // A replayed POST with the same Idempotency-Key gets the first answer.
+    let scope = owner.as_deref().map_or_else(|| client.to_string(), str::to_owned);
+    let fingerprint = Fingerprint::of(&parts.method, path, query, &body);
+    match edge.idempotency.begin(&scope, key, fingerprint).await {
+        Replay::Stored(stored) => stored.into_response(rid.as_str()),
+        Replay::InProgress => json_error(
+            StatusCode::CONFLICT,
+            Code::Aborted,
+            "a request with this Idempotency-Key is still in progress; retry shortly",
+            vec![],
+            rid.as_str(),
+        ),
+        Replay::Mismatch => json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidArgument,
+            "this Idempotency-Key was used with a different request (method, path, query or body)",
+            vec![],
+            rid.as_str(),
+        ),
+        Replay::Proceed(claim) => {
+            // Once claimed, the call runs to its end and its answer is stored even if the client
+            // goes away meanwhile: its retry then gets the answer instead of a second effect.
+            let (edge, route, detached_rid) = (edge.clone(), route.clone(), rid.clone());
+            let detached = tokio::spawn(async move {
+                let caller = Caller { owner: owner.as_deref(), client };
+                let response = call(&edge, &route, message, deadline, caller, &detached_rid, pretty).await;
+                edge.idempotency.finish(claim, response).await
+            });
+            // A panic in there drops the claim, which releases the key.
+            detached.await.unwrap_or_else(|_| internal_error(rid.as_str()))
+        }
+    }
+}
+
+/// The answer to a request the edge failed on itself (a bug): a 500 naming the request id, so
+/// the client can report it and the operator can find it in the logs.
+fn internal_error(rid: &str) -> Response {
+    tracing::error!(request_id = rid, "the edge failed while handling a request");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Internal,
+        &format!("internal error; quote request id {rid} when reporting it"),
+        vec![],
+        rid,
+    )
 }
 
 fn unauthorized(reason: &str, rid: &str) -> Response {
@@ -294,12 +361,20 @@ impl IntoResponse for EdgeResponse {
     }
 }
 
+/// Who a backend call is made for: the verified owner (owner routes) and the client's address,
+/// forwarded as `x-kem-user-*` metadata.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    owner: Option<&'a str>,
+    client: std::net::IpAddr,
+}
+
 async fn call(
     edge: &Edge,
     route: &Route,
     message: prost_reflect::DynamicMessage,
     deadline: Duration,
-    owner: Option<&str>,
+    caller: Caller<'_>,
     rid: &RequestId,
     pretty: bool,
 ) -> EdgeResponse {
@@ -317,8 +392,13 @@ async fn call(
     // belong to the mesh client behind the upstream (`kem_mesh::client::BalancedChannel`).
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("grpc-timeout", edge.config.deadlines.grpc_timeout_value(deadline));
-    if let Some(owner) = owner.and_then(|o| o.parse().ok()) {
+    if let Some(owner) = caller.owner.and_then(|o| o.parse().ok()) {
         request.metadata_mut().insert(OWNER_METADATA, owner);
+    }
+    // The client's address (after the trusted-proxy rules), e.g. for per-address sign-in
+    // throttling; like the owner id, services trust it only from the gateway's identity.
+    if let Ok(value) = caller.client.to_string().parse() {
+        request.metadata_mut().insert(kem_kit::runtime::CLIENT_IP_METADATA, value);
     }
     if let Some(value) = rid.metadata_value() {
         request.metadata_mut().insert("x-request-id", value);

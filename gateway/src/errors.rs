@@ -58,15 +58,60 @@ impl serde::Serialize for SerializeWrapper<'_> {
     }
 }
 
+/// At most `max` characters of caller input, for quoting it in a message: an error must never
+/// carry a client's megabyte back (or into a log line).
+pub fn quote(input: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match input.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(input),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &input[..cut])),
+    }
+}
+
 /// Whether a status came from the transport rather than from a backend handler.
 fn is_transport_failure(status: &tonic::Status) -> bool {
     // Handler statuses carry no source; transport errors (connect, TLS, h2) do.
     std::error::Error::source(status).is_some()
 }
 
-/// Renders a gRPC status as an HTTP error response.
+/// Renders a gRPC status as an HTTP error response. A `RetryInfo` detail becomes the
+/// `Retry-After` header (whole seconds, rounded up): the one place backend statuses get it, so
+/// every 429 and 503 that says when to come back says it in HTTP too.
 pub fn status_response(status: &tonic::Status, request_id: &str) -> Response {
+    let mut response = render_status(status, request_id);
+    if let Some(delay) = retry_delay(status) {
+        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
+    response
+}
+
+/// The `RetryInfo` delay of a status, if it carries one (and it is sane).
+fn retry_delay(status: &tonic::Status) -> Option<std::time::Duration> {
+    let decoded = kem_proto::status::details(status)?;
+    let any = decoded.details.iter().find(|d| d.type_url.ends_with("/google.rpc.RetryInfo"))?;
+    let info = kem_proto::google::rpc::RetryInfo::decode(any.value.as_slice()).ok()?;
+    let delay = info.retry_delay?;
+    let seconds = u64::try_from(delay.seconds).ok()?;
+    let nanos = u32::try_from(delay.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    // A day at most: a longer wait is a backend's mistake, not advice for a client.
+    Some(std::time::Duration::new(seconds.min(86_400), nanos))
+}
+
+fn render_status(status: &tonic::Status, request_id: &str) -> Response {
     let code = status.code();
+    // A response the edge could not read (its headers over the limit, a reset stream) fails
+    // that request only: the backend misbehaved, it is not unavailable.
+    if is_transport_failure(status)
+        && std::error::Error::source(status).map(kem_mesh::client::classify) == Some(kem_mesh::client::Failure::Stream)
+    {
+        return json_error(
+            StatusCode::BAD_GATEWAY,
+            Code::Internal,
+            "the service sent a response the edge could not read",
+            vec![],
+            request_id,
+        );
+    }
     let message = if is_transport_failure(status) {
         match code {
             Code::DeadlineExceeded => "the request deadline was exceeded".to_owned(),
@@ -97,8 +142,11 @@ pub fn json_error(http: StatusCode, code: Code, message: &str, details: Vec<Valu
     response
 }
 
-/// A 400 with one `BadRequest` field violation.
+/// A 400 with one `BadRequest` field violation. Parsers' descriptions may quote the input they
+/// choked on; both the field and the description are cut to a readable length.
 pub fn bad_request(field: &str, description: &str, request_id: &str) -> Response {
+    let (field, description) = (quote(field, 128), quote(description, 256));
+    let (field, description) = (field.as_ref(), description.as_ref());
     let detail = kem_proto::google::rpc::BadRequest {
         field_violations: vec![kem_proto::google::rpc::bad_request::FieldViolation {
             field: field.to_owned(),

@@ -12,13 +12,14 @@ use clap::ValueEnum;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kem_gateway::auth::{JwtAuthenticator, UserServiceKeys};
+use kem_gateway::auth::{JwtAuthenticator, RevocationList, UserServiceKeys, UserServiceRevocations};
 use kem_gateway::edge::{Edge, EdgeConfig};
 use kem_gateway::idempotency::IdempotencyStore;
 use kem_gateway::protect::{EdgeLimiter, TrustedProxies};
 use kem_gateway::routes::RouteTable;
 use kem_gateway::upstream::{Upstreams, upstream};
 use kem_kit::runtime::ServiceContext;
+use kem_mesh::admission::{Admission, AdmissionConfig};
 use kem_mesh::authz::{Policy, Rule};
 use kem_mesh::balance::Resolver;
 use kem_mesh::client::balanced::{BalancedChannel, ClientConfig};
@@ -284,7 +285,12 @@ async fn edge_router(
         }
     }
     let user = user.context("no user service upstream")?;
-    let auth = JwtAuthenticator::new(JWT_ISSUER, JWT_AUDIENCE, Arc::new(UserServiceKeys(user)));
+    // Revoked access tokens (logout) reach the edge by polling the user service; the list is
+    // loaded before any token is accepted and kept when the user service is unreachable.
+    let revocations = RevocationList::new(Arc::new(UserServiceRevocations(user.clone())));
+    revocations.spawn_sync(kem_gateway::auth::revocations::POLL_PERIOD, shutdown.clone());
+    let auth =
+        JwtAuthenticator::with_revocations(JWT_ISSUER, JWT_AUDIENCE, Arc::new(UserServiceKeys(user)), revocations);
     auth.spawn_refresh(Duration::from_secs(60), shutdown.clone());
     let cache = crate::platform::cache(Role::Gateway.as_str(), settings)?;
     let config = EdgeConfig {
@@ -325,6 +331,9 @@ pub async fn start(
         Role::Identity => anyhow::bail!("the identity CA is started with start_identity"),
         Role::Service(service) => {
             let ctx = crate::platform::service_context(service, settings, &identity, shared, shutdown).await?;
+            // Overload is shed fast (UNAVAILABLE marked overloaded, which the mesh client sends
+            // to another replica) instead of queueing until deadlines pass.
+            let server = server.admission(Admission::new(AdmissionConfig::default()));
             mount_service(service, server, ctx, &shared.configs).await?
         }
         // The edge exposes only health and reflection over gRPC; its API is REST.

@@ -12,6 +12,8 @@ mod query;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, SerializeOptions};
 use serde_json::{Map, Value};
 
+use kem_kit::validate::{Text, check_text};
+
 use crate::routes::{Captures, Route};
 
 pub use codec::DynamicCodec;
@@ -71,7 +73,7 @@ fn set_path(
 
 /// A path variable or query value as canonical JSON for `field`.
 pub(crate) fn scalar_json(field: &FieldDescriptor, raw: &str, name: &str) -> Result<Value, FieldError> {
-    let bad = |what: &str| FieldError::new(name, format!("{raw:?} is not {what}"));
+    let bad = |what: &str| FieldError::new(name, format!("{:?} is not {what}", crate::errors::quote(raw, 32)));
     Ok(match field.kind() {
         Kind::Bool => match raw {
             "true" | "1" => Value::Bool(true),
@@ -92,6 +94,50 @@ pub(crate) fn scalar_json(field: &FieldDescriptor, raw: &str, name: &str) -> Res
     })
 }
 
+/// Longest path variable accepted, in characters. Every id in kem's API is far shorter; a longer
+/// one is refused here, before any service spends work on it (or quotes it back).
+pub const MAX_PATH_VARIABLE: usize = 128;
+
+/// Path variables are ids: bounded, and free of control characters (which a percent-encoded
+/// path can smuggle in: `/events/%00`). Violations name the field as the services do, by its
+/// JSON name (`eventId`).
+fn check_captures(captures: &Captures) -> Result<(), FieldError> {
+    for (path, value) in captures {
+        // The services' own character rules (control, line-break and bidi characters), so the
+        // edge refuses exactly what they would, before spending a call.
+        let problem = if value.is_empty() {
+            Some("must not be empty".to_owned())
+        } else {
+            check_text(value, Text::line(MAX_PATH_VARIABLE)).err().map(|e| e.to_string())
+        };
+        if let Some(problem) = problem {
+            return Err(FieldError::new(json_path(path), problem));
+        }
+    }
+    Ok(())
+}
+
+/// A proto field path (`event.event_id`) in proto3 JSON names (`event.eventId`).
+fn json_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut upper = false;
+    for c in path.chars() {
+        match c {
+            '_' => upper = true,
+            '.' => {
+                upper = false;
+                out.push('.');
+            }
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Builds the request message for `route` from path captures, the query string and the body.
 pub fn build_request(
     route: &Route,
@@ -99,6 +145,7 @@ pub fn build_request(
     query: Option<&str>,
     body: &[u8],
 ) -> Result<DynamicMessage, FieldError> {
+    check_captures(captures)?;
     let input = route.rpc.input();
     let no_body = body.iter().all(u8::is_ascii_whitespace);
     if no_body

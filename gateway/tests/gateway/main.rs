@@ -2,4 +2,6 @@
 
 mod api;
 mod fuzz;
+mod hostile;
 mod support;
+mod tokens;

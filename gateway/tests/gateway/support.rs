@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use kem_gateway::auth::{JwtAuthenticator, StaticKeys};
+use kem_gateway::auth::{JwtAuthenticator, RevocationList, StaticKeys};
 use kem_gateway::edge::{Edge, EdgeConfig};
 use kem_gateway::idempotency::IdempotencyStore;
 use kem_gateway::protect::{EdgeLimiter, EdgeLimits};
@@ -35,6 +35,10 @@ fn owner_of<T>(request: &Request<T>) -> String {
     request.metadata().get("x-kem-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
 }
 
+fn client_of(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata.get(kem_kit::runtime::CLIENT_IP_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
 /// The service wrapper (the trait is foreign, so it is implemented on a local newtype).
 pub struct Events(pub Arc<ScriptedEvents>);
 
@@ -43,6 +47,7 @@ impl EventService for Events {
     async fn get_event(&self, request: Request<GetEventRequest>) -> Result<Response<GetEventResponse>, Status> {
         self.0.calls.fetch_add(1, Ordering::SeqCst);
         let owner = owner_of(&request);
+        let request_metadata = request.metadata().clone();
         let id = request.into_inner().event_id;
         // `code-N` answers with gRPC status N, `slow` sleeps, anything else is found.
         if let Some(code) = id.strip_prefix("code-").and_then(|c| c.parse::<i32>().ok()) {
@@ -58,10 +63,26 @@ impl EventService for Events {
         if id == "slow" {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
+        // `unavailable-N` answers UNAVAILABLE asking to come back in N seconds (RetryInfo).
+        if let Some(seconds) = id.strip_prefix("unavailable-").and_then(|n| n.parse::<i64>().ok()) {
+            let retry =
+                kem_proto::google::rpc::RetryInfo { retry_delay: Some(prost_types::Duration { seconds, nanos: 0 }) };
+            let details = vec![kem_proto::status::any("google.rpc.RetryInfo", &retry)];
+            return Err(kem_proto::status::with_details(tonic::Code::Unavailable, "scripted outage", details));
+        }
+        // `huge-header` answers with response metadata over every client's header-list limit.
+        if id == "huge-header" {
+            let mut response = Response::new(GetEventResponse::default());
+            let huge = "h".repeat(100 * 1024).parse().map_err(|_| Status::internal("header"))?;
+            response.metadata_mut().insert("x-huge", huge);
+            return Ok(response);
+        }
         Ok(Response::new(GetEventResponse {
             event: Some(Event {
                 event_id: id,
                 owner_id: owner,
+                // The client address the edge forwarded, so tests can see it.
+                description: client_of(&request_metadata),
                 title: "Weekday lunch".into(),
                 budget: Some(kem_proto::kem::common::v1::Money { amount_krw: 9_007_199_254_740_993 }),
                 status: EventStatus::Draft as i32,
@@ -114,6 +135,8 @@ pub struct Setup {
     pub http: SocketAddr,
     pub backend: Arc<ScriptedEvents>,
     pub issuer: Issuer,
+    /// The revocations the edge enforces (no source: tests apply them directly).
+    pub revocations: Arc<RevocationList>,
     pub shutdown: Shutdown,
     /// One per backend instance: trigger to kill that instance.
     pub replica_shutdowns: Vec<Shutdown>,
@@ -136,6 +159,16 @@ pub async fn start(config: EdgeConfig, limits: EdgeLimits) -> Setup {
 
 /// Like [`start`] with `replicas` backend instances behind one balanced mesh client.
 pub async fn start_replicated(config: EdgeConfig, limits: EdgeLimits, replicas: usize) -> Setup {
+    start_full(config, limits, replicas, Arc::new(MemoryCache::new(10_000))).await
+}
+
+/// Like [`start_replicated`], with the idempotency store in `cache`.
+pub async fn start_full(
+    config: EdgeConfig,
+    limits: EdgeLimits,
+    replicas: usize,
+    cache: Arc<dyn kem_kit::cache::Cache>,
+) -> Setup {
     let ca = TestCa::new();
     let shutdown = Shutdown::new();
     let backend = Arc::new(ScriptedEvents::default());
@@ -179,20 +212,22 @@ pub async fn start_replicated(config: EdgeConfig, limits: EdgeLimits, replicas: 
 
     let key = SigningKey::generate().expect("key");
     let issuer = Issuer::new(key, ISSUER, AUDIENCE);
-    let auth = JwtAuthenticator::new(ISSUER, AUDIENCE, Arc::new(StaticKeys(issuer.jwks(std::time::SystemTime::now()))));
+    let revocations = RevocationList::disabled();
+    let keys = Arc::new(StaticKeys(issuer.jwks(std::time::SystemTime::now())));
+    let auth = JwtAuthenticator::with_revocations(ISSUER, AUDIENCE, keys, revocations.clone());
     let edge = Arc::new(Edge {
         routes: RouteTable::from_pool(kem_proto::descriptor_pool()).expect("routes"),
         upstreams,
         auth: auth.clone(),
         limiter: EdgeLimiter::new(&limits),
-        idempotency: IdempotencyStore::new(Arc::new(MemoryCache::new(10_000)), Duration::from_secs(3600)),
+        idempotency: IdempotencyStore::new(cache, Duration::from_secs(3600)),
         config,
     });
     auth.refresh().await.expect("signing keys");
     let router = kem_gateway::router(edge, Some(auth), &["https://app.kem.example".to_owned()]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (http, _task) = kem_gateway::serve(listener, router, shutdown.clone()).expect("serve");
-    Setup { http, backend, issuer, shutdown, replica_shutdowns, _ca: ca }
+    Setup { http, backend, issuer, revocations, shutdown, replica_shutdowns, _ca: ca }
 }
 
 pub fn client() -> reqwest::Client {
