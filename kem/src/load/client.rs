@@ -15,6 +15,8 @@ pub struct Reply {
     pub status: u16,
     /// Parsed JSON body (`Null` when absent or not JSON).
     pub body: Value,
+    /// The `Retry-After` the edge asked for (whole seconds), if any.
+    pub retry_after: Option<Duration>,
 }
 
 impl Reply {
@@ -86,11 +88,17 @@ impl EdgeClient {
         let reply = match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
                 let body =
                     response.bytes().await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-                Reply { status, body }
+                Reply { status, body, retry_after }
             }
-            Err(_) => Reply { status: 0, body: Value::Null },
+            Err(_) => Reply { status: 0, body: Value::Null, retry_after: None },
         };
         self.stats.record(route, reply.status, intended.elapsed());
         reply

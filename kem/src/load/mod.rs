@@ -61,6 +61,13 @@ pub struct LoadArgs {
     /// PostgreSQL admin URL the `--fault` run creates its databases on.
     #[arg(long, env = "KEM_LOAD_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_admin_url: String,
+    /// After the `--entries`, the load drops to this rate (0: no second phase), to measure how
+    /// soon the platform is back to normal after an overload.
+    #[arg(long, default_value_t = 0)]
+    pub after_rate: u32,
+    /// Entries sent at `--after-rate`.
+    #[arg(long, default_value_t = 0)]
+    pub after_entries: usize,
 }
 
 impl Default for LoadArgs {
@@ -76,6 +83,8 @@ impl Default for LoadArgs {
             fault: None,
             outage_secs: 10,
             postgres_admin_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            after_rate: 0,
+            after_entries: 0,
         }
     }
 }
@@ -129,14 +138,21 @@ pub struct LoadReport {
     pub consistency: Consistency,
     /// Requests that spent the error budget (no answer, 429, 5xx) over all requests.
     pub budget: (u64, u64),
+    /// With `--after-rate`: from the moment the load dropped to the end of the last entry of the
+    /// second phase that was refused, unanswered or slower than 100 ms (zero: none was).
+    pub recovery: Option<Duration>,
 }
 
 impl LoadReport {
     /// The summary printed at the end of a run.
     pub fn summary(&self) -> String {
         let c = &self.consistency;
+        let recovery = match self.recovery {
+            Some(after) => format!(" | back to normal {:.2} s after the load dropped", after.as_secs_f64()),
+            None => String::new(),
+        };
         format!(
-            "{}\nentries: accepted {} stored {} lost {} duplicate-effects {} | duplicates sent {} answered 409 {} unanswered {} | analytics matching {}/{} events | channels final {}/{} ({} failed) | error budget used {}/{} requests\n",
+            "{}\nentries: accepted {} stored {} lost {} duplicate-effects {} | duplicates sent {} answered 409 {} unanswered {} | analytics matching {}/{} events | channels final {}/{} ({} failed) | error budget used {}/{} requests{}\n",
             stats::table(&self.routes, self.entry_phase),
             c.accepted,
             c.stored,
@@ -151,7 +167,8 @@ impl LoadReport {
             c.channels,
             c.channels_failed,
             self.budget.1,
-            self.budget.0
+            self.budget.0,
+            recovery
         )
     }
 }
@@ -321,6 +338,12 @@ struct EventLedger {
 /// The participant-entry route, as recorded.
 pub const ENTER_ROUTE: &str = "POST /api/v1/events/{id}/participants";
 
+/// The same route in the second phase (`--after-rate`), recorded apart.
+pub const ENTER_AFTER_ROUTE: &str = "POST /api/v1/events/{id}/participants (after)";
+
+/// A second-phase entry slower than this is not "back to normal".
+const NORMAL_LATENCY: Duration = Duration::from_millis(100);
+
 /// Runs the whole scenario against `args.target`.
 pub async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     run_with(args, Arc::new(Stats::default())).await
@@ -363,7 +386,13 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
         Arc::new(std::sync::Mutex::new(events.iter().map(|_| EventLedger::default()).collect()));
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(args.entries);
+    // The load drops (second phase) right after the last first-phase entry is due.
+    let dropped_at = start + period.mul_f64(args.entries as f64);
+    let after_period = Duration::from_secs_f64(1.0 / f64::from(args.after_rate.max(1)));
+    let after_entries = if args.after_rate > 0 { args.after_entries } else { 0 };
+    // Second phase: (start offset, end offset, normal?) of every entry.
+    let after: Arc<std::sync::Mutex<Vec<(Duration, bool)>>> = Arc::default();
+    let mut tasks = Vec::with_capacity(args.entries + after_entries);
     let mut issued_per_event = vec![0u64; events.len()];
     let progress = {
         let stats = stats.clone();
@@ -384,11 +413,17 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
             }
         })
     };
-    for i in 0..args.entries {
-        let intended = start + period.mul_f64(i as f64);
+    for i in 0..args.entries + after_entries {
+        let second = i >= args.entries;
+        let intended = if second {
+            dropped_at + after_period.mul_f64((i - args.entries) as f64)
+        } else {
+            start + period.mul_f64(i as f64)
+        };
         if intended > deadline {
             break;
         }
+        let after = after.clone();
         tokio::time::sleep_until(intended).await;
         let index = i % events.len();
         let seq = issued_per_event[index];
@@ -412,17 +447,25 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
                 "sourceChannel": "CHANNEL_INSTAGRAM",
             });
             let path = format!("/api/v1/events/{event_id}/participants");
-            let route = ENTER_ROUTE;
+            let route = if second { ENTER_AFTER_ROUTE } else { ENTER_ROUTE };
             let mut reply = client.send_at(route, reqwest::Method::POST, &path, Some(&body), intended).await;
+            if second {
+                let normal = reply.ok() || reply.status == 409 || reply.status == 400;
+                let ended = intended.elapsed();
+                let end = intended.saturating_duration_since(dropped_at) + ended;
+                after.lock().unwrap_or_else(|p| p.into_inner()).push((end, normal && ended <= NORMAL_LATENCY));
+            }
             let mut retried = false;
-            // An unanswered entry is retried (a real client would); a 409 on the retry means the
-            // first attempt was stored.
+            // An unanswered entry is retried (a real client would), after the `Retry-After` the
+            // edge asked for (bounded); a 409 on the retry means the first attempt was stored.
             for _ in 0..3 {
                 if !(reply.status == 0 || reply.status >= 500 || reply.status == 429) {
                     break;
                 }
                 retried = true;
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                let wait =
+                    reply.retry_after.unwrap_or_default().clamp(Duration::from_millis(300), Duration::from_secs(2));
+                tokio::time::sleep(wait).await;
                 reply = client.send_at(route, reqwest::Method::POST, &path, Some(&body), Instant::now()).await;
             }
             let mut ledgers = ledgers.lock().unwrap_or_else(|p| p.into_inner());
@@ -475,7 +518,11 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
     let consistency = check(&events, &ledgers, deadline).await?;
     let routes = stats.snapshot();
     let budget = stats.totals();
-    Ok(LoadReport { routes, entry_phase, consistency, budget })
+    let recovery = (after_entries > 0).then(|| {
+        let after = after.lock().unwrap_or_else(|p| p.into_inner());
+        after.iter().filter(|(_, normal)| !normal).map(|(end, _)| *end).max().unwrap_or_default()
+    });
+    Ok(LoadReport { routes, entry_phase, consistency, budget, recovery })
 }
 
 /// Reads back what was stored and compares it with what was accepted.

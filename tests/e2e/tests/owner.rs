@@ -62,18 +62,9 @@ async fn platform(nts: &NtsServer) -> TestPlatform {
     for limit in limits.routes.values_mut() {
         limit.limit = kem_gateway::protect::RateLimit::new(1000, Duration::from_secs(1), 1000).expect("valid limit");
     }
-    // Participation caches each event's state (15 s by default) between entries; the journey
-    // checks that an ended event refuses entries at once, so it keeps that cache short.
-    let participation = kem_participation::ParticipationConfig {
-        event_cache_ttl: Duration::from_millis(50),
-        ..kem_participation::ParticipationConfig::default()
-    };
-    let configs = ServiceConfigs {
-        user: Some(user),
-        participation: Some(participation),
-        edge_limits: Some(limits),
-        ..ServiceConfigs::default()
-    };
+    // Participation keeps its default event cache (15 s): ending is immediate without a short
+    // cache, because EndEvent closes participation's entry gate before it answers.
+    let configs = ServiceConfigs { user: Some(user), edge_limits: Some(limits), ..ServiceConfigs::default() };
     TestPlatform::start_backed_with(&Role::all(), configs).await
 }
 
@@ -129,13 +120,19 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     assert_eq!(me.str("/owner/phone"), "+821012345678");
     assert_eq!(me.str("/owner/businessVerification/status"), "BUSINESS_STATUS_ACTIVE");
 
-    // Refresh rotates; replaying a rotated token revokes the whole family.
+    // Refresh rotates; replaying a rotated token revokes the whole family (and, at the edge, that
+    // session's access tokens: so the rest of the journey signs in again).
     let first = login.str("/tokenPair/refreshToken");
     let rotated = edge.post("/api/v1/auth:refresh", json!({"refreshToken": first})).await.expect(200);
     let second = rotated.str("/tokenPair/refreshToken");
     assert_ne!(first, second);
     edge.post("/api/v1/auth:refresh", json!({"refreshToken": first})).await.expect(401);
     edge.post("/api/v1/auth:refresh", json!({"refreshToken": second})).await.expect(401);
+    let relogin = edge
+        .post("/api/v1/auth:login", json!({"email": "kim@example.com", "password": "Correct-Horse-9-Battery"}))
+        .await
+        .expect(200);
+    let owner = edge.signed_in(&relogin.str("/tokenPair/accessToken"));
 
     // The event lifecycle.
     let created = owner.post("/api/v1/events?requestId=create-1", new_event()).await.expect(200);
@@ -211,6 +208,14 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
         .await
         .expect(200);
     assert_eq!(published.str("/event/status"), "EVENT_STATUS_PUBLISHED");
+    // The distribution status exists from the moment :publish answers (PENDING at first), even
+    // before distribution has taken the job from its queue.
+    let right_after = owner.get(&format!("/api/v1/events/{id}/distribution")).await.expect(200);
+    let states: Vec<&str> = right_after.body["deliveries"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|d| d.get("state").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    assert_eq!(states.len(), 2, "{}", right_after.body);
     owner.patch(&format!("/api/v1/events/{id}?updateMask=title"), json!({"title": "늦은 수정"})).await.expect(400);
     owner.delete(&format!("/api/v1/events/{id}")).await.expect(400);
 
@@ -260,12 +265,13 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 2})).await.expect(400);
     let ended = owner.post(&format!("/api/v1/events/{id}:end"), json!({})).await.expect(200);
     assert_eq!(ended.str("/event/status"), "EVENT_STATUS_ENDED");
-    // An ended event reaches participation's gate within moments (its short event cache and the
-    // event service's own read cache, invalidated after the commit).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    edge.post(&participants, entry("010-3333-4444")).await.expect(400);
+    // Ending is immediate: the very next entry is refused although participation cached the
+    // event as PUBLISHED moments ago, and the draw considers exactly the five accepted entries.
+    let late = edge.post(&participants, entry("010-3333-4444")).await.expect(400);
+    assert!(late.body.to_string().contains("EVENT_STATUS_ENDED"), "refused as ended: {}", late.body);
     let drawn = owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 2})).await.expect(200);
     assert_eq!(drawn.body["winners"].as_array().map(Vec::len), Some(2), "{}", drawn.body);
+    assert_eq!(drawn.str("/audit/entryCount"), "5", "{}", drawn.body);
     assert!(!drawn.str("/audit/algorithm").is_empty() && !drawn.str("/audit/seed").is_empty(), "{}", drawn.body);
     owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 2})).await.expect(409);
     let winners = owner.get(&format!("/api/v1/events/{id}/winners")).await.expect(200);

@@ -45,6 +45,11 @@ impl Rest {
         Rest { base: format!("http://{addr}"), client, token: None }
     }
 
+    /// The bearer token this client sends, if signed in.
+    pub fn token(&self) -> Option<String> {
+        self.token.clone()
+    }
+
     /// The same client sending `Authorization: Bearer <token>`.
     pub fn signed_in(&self, token: &str) -> Rest {
         Rest { token: Some(token.to_owned()), ..self.clone() }

@@ -1,0 +1,417 @@
+//! The hostile suite: an attacker at the REST edge of the whole platform (real gateway, mesh
+//! mTLS, services, PostgreSQL, Redis), while well-behaved clients use it at the same time.
+//!
+//! Every case asserts its exact status, and the well-behaved clients — an owner reading and
+//! listing, participants entering — must see zero failures during the attacks. The test also
+//! fails if anything panicked anywhere in the platform (every role runs in this process, so one
+//! panic hook sees them all, caught panics included).
+//!
+//! Route classes: owner reads and writes by id, custom verbs, jobs, images, public entries.
+//! Attacks: over-long, control-character and garbage ids; traversal; another owner's ids;
+//! control characters in string fields; oversized, malformed and deeply nested bodies;
+//! oversized and malformed headers and timeouts; forged tokens; one idempotency key reused across
+//! events and raced by concurrent requests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use kem::Role;
+use kem::platform::ServiceConfigs;
+use kem_testkit::roles::TestPlatform;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::support::{Reply, Rest};
+
+const PASSWORD: &str = "Correct-Horse-9-Battery";
+
+/// Counts panics in this process (the platform's roles run here), keeping the default report.
+fn count_panics() -> Arc<AtomicU64> {
+    let count = Arc::new(AtomicU64::new(0));
+    let seen = count.clone();
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        default(info);
+    }));
+    count
+}
+
+async fn platform() -> TestPlatform {
+    // The edge's per-route limits stay out of the way: the attacker and the victims share one
+    // address here (those limits have their own tests).
+    let mut limits = kem_gateway::protect::EdgeLimits::default();
+    let generous = kem_gateway::protect::RateLimit::new(100_000, Duration::from_secs(1), 100_000).expect("limit");
+    limits.per_ip = generous;
+    limits.default_route.limit = generous;
+    for limit in limits.routes.values_mut() {
+        limit.limit = generous;
+    }
+    let configs = ServiceConfigs {
+        user: Some(kem_user::UserConfig::for_tests()),
+        edge_limits: Some(limits),
+        ..ServiceConfigs::default()
+    };
+    TestPlatform::start_backed_with(&Role::all(), configs).await
+}
+
+async fn sign_up(edge: &Rest, email: &str) -> Rest {
+    let registration = json!({
+        "email": email, "password": PASSWORD, "name": "김사장", "phone": "010-1234-5678",
+        "storeName": "동네 카페", "businessCategory": "BUSINESS_CATEGORY_CAFE", "region": "서울 마포구",
+        "businessNumber": "1248100998",
+    });
+    edge.post("/api/v1/users:register", registration).await.expect(200);
+    let login = edge.post("/api/v1/auth:login", json!({"email": email, "password": PASSWORD})).await.expect(200);
+    edge.signed_in(&login.str("/tokenPair/accessToken"))
+}
+
+fn new_event(title: &str) -> Value {
+    let now = time::OffsetDateTime::now_utc();
+    let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).expect("time");
+    json!({
+        "title": title,
+        "objective": "EVENT_OBJECTIVE_NEW_CUSTOMERS",
+        "targetAudience": "근처 직장인",
+        "budget": {"amountKrw": "300000"},
+        "period": {"startTime": rfc3339(now - time::Duration::hours(1)), "endTime": rfc3339(now + time::Duration::days(30))},
+        "prize": {"name": "아메리카노 1잔", "winnerCount": 3, "unitValue": {"amountKrw": "4500"}},
+        "participationMethod": "PARTICIPATION_METHOD_DRAW",
+    })
+}
+
+fn job_done(body: &Value) -> bool {
+    matches!(body.pointer("/job/state").and_then(Value::as_str), Some("JOB_STATE_SUCCEEDED" | "JOB_STATE_FAILED"))
+}
+
+/// Takes a new event of `owner` all the way to PUBLISHED; returns its id.
+async fn published_event(owner: &Rest) -> String {
+    let id = owner.post("/api/v1/events", new_event("공개 이벤트")).await.expect(200).str("/event/eventId");
+    let job = owner.post(&format!("/api/v1/events/{id}:recommend"), json!({})).await.expect(200);
+    let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
+    let chosen = done.str("/job/recommendations/recommendations/0/recommendationId");
+    owner
+        .post(&format!("/api/v1/events/{id}:selectRecommendation"), json!({"recommendationId": chosen}))
+        .await
+        .expect(200);
+    let job = owner
+        .post(&format!("/api/v1/events/{id}:generateImages"), json!({"channels": ["CHANNEL_INSTAGRAM"]}))
+        .await
+        .expect(200);
+    let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
+    let image = done.str("/job/images/imageIds/0");
+    owner.post(&format!("/api/v1/events/{id}:selectImage"), json!({"imageId": image})).await.expect(200);
+    owner.post(&format!("/api/v1/events/{id}:publish"), json!({"channels": ["CHANNEL_INSTAGRAM"]})).await.expect(200);
+    id
+}
+
+/// Well-behaved traffic during the attacks; every answer must be the expected one.
+struct Victims {
+    stop: Arc<AtomicBool>,
+    tasks: JoinSet<(u64, Vec<String>)>,
+}
+
+impl Victims {
+    fn new() -> Victims {
+        Victims { stop: Arc::new(AtomicBool::new(false)), tasks: JoinSet::new() }
+    }
+
+    /// An owner reading one of their events and listing them, in a loop.
+    fn owner_reading(&mut self, owner: &Rest, event: &str) {
+        let (owner, path, stop) = (owner.clone(), format!("/api/v1/events/{event}"), self.stop.clone());
+        self.tasks.spawn(async move {
+            let (mut ok, mut failures) = (0, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                for reply in [owner.get(&path).await, owner.get("/api/v1/events?pageSize=5").await] {
+                    if reply.status == 200 {
+                        ok += 1
+                    } else {
+                        failures.push(format!("{} {}", reply.status, reply.body))
+                    }
+                }
+            }
+            (ok, failures)
+        });
+    }
+
+    /// Participants entering `event`, each with a new phone number.
+    fn participants_entering(&mut self, edge: &Rest, event: &str, first_phone: u32) {
+        let (edge, path, stop) = (edge.clone(), format!("/api/v1/events/{event}/participants"), self.stop.clone());
+        self.tasks.spawn(async move {
+            let (mut ok, mut failures) = (0, Vec::new());
+            let mut phone = first_phone;
+            while !stop.load(Ordering::Relaxed) {
+                let entry = json!({"name": "홍길동", "phone": format!("010-{:04}-{:04}", phone / 10_000, phone % 10_000),
+                    "sourceChannel": "CHANNEL_INSTAGRAM",
+                    "privacyConsent": {"granted": true, "consentTextVersion": "2026-01"}});
+                phone += 1;
+                let reply = edge.post(&path, entry).await;
+                if reply.status == 200 { ok += 1 } else { failures.push(format!("{} {}", reply.status, reply.body)) }
+            }
+            (ok, failures)
+        });
+    }
+
+    async fn assert_unharmed(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        while let Some(joined) = self.tasks.join_next().await {
+            let (ok, failures) = joined.expect("victim task");
+            assert!(failures.is_empty(), "a well-behaved client saw {} failures: {:?}", failures.len(), &failures[..1]);
+            assert!(ok > 0, "a well-behaved client made no successful call");
+        }
+    }
+}
+
+/// A raw request, for headers and bodies the JSON client does not send.
+async fn raw(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("an answer, not a dropped connection");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Reply { status, body }
+}
+
+#[track_caller]
+fn assert_field(reply: &Reply, status: u16, field: &str) {
+    assert_eq!(reply.status, status, "{field}: {}", reply.body);
+    let violations = reply.body.pointer("/details").and_then(Value::as_array).cloned().unwrap_or_default();
+    let named = violations.iter().flat_map(|d| d["fieldViolations"].as_array().cloned().unwrap_or_default()).any(|v| {
+        v["field"].as_str().is_some_and(|f| f.eq_ignore_ascii_case(field) || f.ends_with(&format!(".{field}")))
+    });
+    assert!(named, "the answer names {field}: {}", reply.body);
+    assert!(reply.body.to_string().len() < 2048, "the answer quotes the input: {} bytes", reply.body.to_string().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_input_gets_exact_answers_and_hurts_nobody_else() {
+    let panics = count_panics();
+    let platform = platform().await;
+    let addr = platform.http_addr();
+    let edge = Rest::new(addr);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    let alice = sign_up(&edge, "alice@example.com").await;
+    let mallory = sign_up(&edge, "mallory@example.com").await;
+    let draft = alice.post("/api/v1/events", new_event("앨리스의 이벤트")).await.expect(200).str("/event/eventId");
+    let job = alice.post(&format!("/api/v1/events/{draft}:recommend"), json!({})).await.expect(200).str("/job/jobId");
+    alice.poll(&format!("/api/v1/jobs/{job}"), job_done).await;
+    let mut victims = Victims::new();
+    victims.owner_reading(&alice, &draft);
+
+    // 1. Ids: over-long, control characters and garbage → 400 naming the id; a well-formed unknown
+    //    id and another owner's id → 404. Every owner route class.
+    let unknown = "0b6f3a52-7c1e-4d8e-9a4f-2f1d5c6b7a80";
+    let long = "e".repeat(9_000);
+    let id_routes: [(&str, &str, &str); 9] = [
+        ("GET", "/api/v1/events/{}", "eventId"),
+        ("DELETE", "/api/v1/events/{}", "eventId"),
+        ("POST", "/api/v1/events/{}:recommend", "eventId"),
+        ("POST", "/api/v1/events/{}:end", "eventId"),
+        ("GET", "/api/v1/events/{}/images", "eventId"),
+        ("GET", "/api/v1/events/{}/participants", "eventId"),
+        ("GET", "/api/v1/events/{}/analytics", "eventId"),
+        ("GET", "/api/v1/jobs/{}", "jobId"),
+        ("GET", "/api/v1/images/{}/content", "imageId"),
+    ];
+    for (method, template, field) in id_routes {
+        let call = |id: &str| {
+            let path = template.replace("{}", id);
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let mut request = http.request(method, url(&path)).bearer_auth(token_of(&mallory));
+            if template.contains(':') {
+                request = request.json(&json!({}));
+            }
+            request
+        };
+        for hostile in [long.as_str(), "%00", "a%0Ab", "..%2F..%2Fusers%2Fme", "x'%20OR%201=1--"] {
+            let reply = raw(call(hostile)).await;
+            assert_field(&reply, 400, field);
+        }
+        let reply = raw(call(unknown)).await;
+        if template.ends_with("/images") {
+            // Content knows events by their images: an event it has none of lists nothing,
+            // whoever asks (indistinguishable from one that does not exist).
+            assert_eq!((reply.status, reply.body.get("images")), (200, None), "{template}: {}", reply.body);
+        } else {
+            assert_eq!(reply.status, 404, "{method} {template} unknown id: {}", reply.body);
+        }
+    }
+    // Another owner's resources are not found, whatever the route.
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/events/{draft}"), None),
+        ("PATCH", format!("/api/v1/events/{draft}?updateMask=title"), Some(json!({"title": "mine now"}))),
+        ("DELETE", format!("/api/v1/events/{draft}"), None),
+        ("POST", format!("/api/v1/events/{draft}:recommend"), Some(json!({}))),
+        ("POST", format!("/api/v1/events/{draft}:end"), Some(json!({}))),
+        ("POST", format!("/api/v1/events/{draft}:publish"), Some(json!({"channels": ["CHANNEL_INSTAGRAM"]}))),
+        ("GET", format!("/api/v1/events/{draft}/images"), None),
+        ("GET", format!("/api/v1/events/{draft}/distribution"), None),
+        ("GET", format!("/api/v1/events/{draft}/participants"), None),
+        ("POST", format!("/api/v1/events/{draft}:drawWinners"), Some(json!({"count": 1}))),
+        ("GET", format!("/api/v1/events/{draft}/winners"), None),
+        ("GET", format!("/api/v1/events/{draft}/analytics"), None),
+        ("GET", format!("/api/v1/jobs/{job}"), None),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = http.request(method.clone(), url(&path)).bearer_auth(token_of(&mallory));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply = raw(request).await;
+        if path.ends_with("/images") {
+            assert!(reply.status == 404 || reply.body.get("images").is_none(), "{path}: {}", reply.body);
+        } else {
+            assert_eq!(reply.status, 404, "{method} {path} as another owner: {}", reply.body);
+        }
+    }
+
+    // 2. Control characters in string fields → 400 naming the field; nothing stored.
+    for (field, value) in [
+        ("title", "점심\u{0}이벤트"),
+        ("description", "설명\u{1b}[31m"),
+        ("targetAudience", "직장인\u{0}"),
+        ("title", "줄\n바꿈"),
+        ("title", "bidi\u{202e}override"),
+    ] {
+        let mut event = new_event("x");
+        event[field] = json!(value);
+        let reply = alice.post("/api/v1/events", event).await;
+        assert_field(&reply, 400, field);
+    }
+    let reply = edge.post("/api/v1/auth:login", json!({"email": "alice@example.com\u{0}", "password": PASSWORD})).await;
+    assert!(reply.status == 400 || reply.status == 401, "NUL in the login email: {}", reply.body);
+    assert_ne!(reply.status, 500);
+
+    // 3. Bodies: oversized 413, malformed and deeply nested 400.
+    let huge = format!("{{\"title\": \"{}\"}}", "가".repeat(600_000));
+    let reply = raw(http
+        .post(url("/api/v1/events"))
+        .bearer_auth(token_of(&alice))
+        .header("content-type", "application/json")
+        .body(huge))
+    .await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    for body in ["{", "{\"title\": }", "\u{0}\u{1}\u{2}", nested.as_str()] {
+        let reply = raw(http
+            .post(url("/api/v1/events"))
+            .bearer_auth(token_of(&alice))
+            .header("content-type", "application/json")
+            .body(body.to_owned()))
+        .await;
+        assert_eq!(reply.status, 400, "{:?}: {}", &body[..body.len().min(20)], reply.body);
+    }
+
+    // 4. Headers: timeouts beyond any clock or malformed, enormous and countless headers,
+    //    forged tokens.
+    for (value, status) in [("1e20", 400), ("18446744073709551616", 200), ("1e23ms", 400), ("-5", 400)] {
+        let reply = raw(http
+            .get(url(&format!("/api/v1/events/{draft}")))
+            .bearer_auth(token_of(&alice))
+            .header("x-request-timeout", value))
+        .await;
+        assert_eq!(reply.status, status, "X-Request-Timeout {value}: {}", reply.body);
+    }
+    let reply = raw(http
+        .post(url(&format!("/api/v1/events/{unknown}/participants")))
+        .header("x-request-timeout", "1e20")
+        .json(&json!({})))
+    .await;
+    assert_eq!(reply.status, 400, "no token needed to be refused: {}", reply.body);
+    let mut many = reqwest::header::HeaderMap::new();
+    for i in 0..200 {
+        many.insert(
+            reqwest::header::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).expect("name"),
+            "v".parse().expect("value"),
+        );
+    }
+    let response = http.get(url("/healthz")).headers(many).send().await;
+    assert!(response.is_err() || response.as_ref().is_ok_and(|r| r.status() == 431), "200 headers: {response:?}");
+    let response = http.get(url(&format!("/api/v1/events/{draft}"))).bearer_auth("x".repeat(500_000)).send().await;
+    assert!(
+        response.is_err() || response.as_ref().is_ok_and(|r| r.status() == 431 || r.status() == 401),
+        "a 500 KB header: {response:?}"
+    );
+    for forged in [
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSJ9.".to_owned(),
+        "not.a.jwt".to_owned(),
+        format!("{}.{}.{}", "e".repeat(4000), "e".repeat(4000), "e".repeat(4000)),
+    ] {
+        let reply = raw(http.get(url(&format!("/api/v1/events/{draft}"))).bearer_auth(forged)).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+
+    // 5. One idempotency key, two events: the second is 422, never the first event's job.
+    let second = alice.post("/api/v1/events", new_event("두 번째")).await.expect(200).str("/event/eventId");
+    let recommend = |event: &str, key: &str| {
+        http.post(url(&format!("/api/v1/events/{event}:recommend")))
+            .bearer_auth(token_of(&alice))
+            .header("idempotency-key", key)
+            .json(&json!({}))
+    };
+    let first = raw(recommend(&draft, "same-key")).await;
+    assert!(first.status == 200 || first.status == 400, "{}", first.body);
+    let reused = raw(recommend(&second, "same-key")).await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    let own = raw(recommend(&second, "its-own-key")).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_ne!(own.str("/job/jobId"), first.str("/job/jobId"));
+
+    // 6. Concurrent creates with one key, through the edge on Redis: one event per key.
+    for round in 0..5 {
+        // One body per round: a retry sends the same bytes (the period holds "now").
+        let body = new_event(&format!("race {round}"));
+        let mut set = JoinSet::new();
+        for _ in 0..20 {
+            let request = http
+                .post(url("/api/v1/events"))
+                .bearer_auth(token_of(&alice))
+                .header("idempotency-key", format!("race-{round}"))
+                .json(&body);
+            set.spawn(async move { request.send().await.map(|r| r.status().as_u16()) });
+        }
+        let mut statuses = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            statuses.push(joined.expect("task").expect("answer"));
+        }
+        assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "round {round}: {statuses:?}");
+    }
+    let listed = alice.get("/api/v1/events?pageSize=100").await.expect(200);
+    for round in 0..5 {
+        let title = format!("race {round}");
+        let count = listed.body["events"].as_array().map_or(0, |e| e.iter().filter(|e| e["title"] == title).count());
+        assert_eq!(count, 1, "round {round}: {count} events created");
+    }
+
+    // 7. The public entry route, without a token, while participants enter.
+    let public = published_event(&alice).await;
+    victims.participants_entering(&edge, &public, 1_000);
+    let entry = json!({"name": "홍길동", "phone": "010-2222-3333", "privacyConsent": {"granted": true, "consentTextVersion": "2026-01"}});
+    for _ in 0..8 {
+        let reply = edge.post(&format!("/api/v1/events/{}/participants", "p".repeat(16_000)), entry.clone()).await;
+        assert_field(&reply, 400, "eventId");
+    }
+    for hostile in ["%00", "a%00b", "not-an-event-id", "..%2F..%2Fadmin"] {
+        let reply = edge.post(&format!("/api/v1/events/{hostile}/participants"), entry.clone()).await;
+        assert_field(&reply, 400, "eventId");
+    }
+    edge.post(&format!("/api/v1/events/{unknown}/participants"), entry.clone()).await.expect(404);
+    let mut bad_name = entry.clone();
+    bad_name["name"] = json!("홍\u{0}길동");
+    assert_field(&edge.post(&format!("/api/v1/events/{public}/participants"), bad_name).await, 400, "name");
+    let mut bad_phone = entry.clone();
+    bad_phone["phone"] = json!("010\u{0}1234\u{7}5678");
+    assert_field(&edge.post(&format!("/api/v1/events/{public}/participants"), bad_phone).await, 400, "phone");
+    // The draft is not open for entries.
+    let reply = edge.post(&format!("/api/v1/events/{draft}/participants"), entry.clone()).await;
+    assert!(reply.status == 400 || reply.status == 404, "{}", reply.body);
+
+    victims.assert_unharmed().await;
+    platform.stop().await;
+    assert_eq!(panics.load(Ordering::SeqCst), 0, "something panicked during the hostile suite (see the log above)");
+}
+
+fn token_of(rest: &Rest) -> String {
+    rest.token().unwrap_or_default()
+}
