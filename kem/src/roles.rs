@@ -297,6 +297,7 @@ async fn edge_router(
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).context("invalid --trusted-proxies")?,
         ..EdgeConfig::default()
     };
+    config.admission.register_metrics(&kem_mesh::telemetry::Registry::global());
     let edge = Arc::new(Edge {
         routes: RouteTable::from_pool(kem_proto::descriptor_pool())?,
         upstreams,

@@ -61,6 +61,18 @@ impl EdgeAdmission {
         admission.admit().await.map(Some)
     }
 
+    /// Exposes every service's controller on `registry` (`edge_service` label).
+    pub fn register_metrics(&self, registry: &kem_mesh::telemetry::Registry) {
+        let services = self.services.clone();
+        registry.register_collector(std::sync::Arc::new(move |out: &mut kem_mesh::telemetry::MetricWriter| {
+            let all: Vec<(String, Admission)> =
+                services.read().iter().map(|(name, admission)| (name.clone(), admission.clone())).collect();
+            for (name, admission) in all {
+                admission.write_metrics(out, &[("edge_service", &name)]);
+            }
+        }));
+    }
+
     /// Limits and counters per service, for metrics and tests.
     pub fn snapshot(&self) -> Vec<(String, kem_mesh::admission::AdmissionSnapshot)> {
         let mut all: Vec<_> = self.services.read().iter().map(|(name, a)| (name.clone(), a.snapshot())).collect();

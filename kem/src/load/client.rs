@@ -48,7 +48,7 @@ impl EdgeClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(1024)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
         Ok(EdgeClient { base: base.trim_end_matches('/').to_owned(), http, stats, token: None, client_ip: None })

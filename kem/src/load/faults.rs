@@ -194,6 +194,8 @@ async fn run_on(
     let mut load = options.load.clone();
     load.target = format!("http://127.0.0.1:{}", settings.http_port);
     load.forwarded_for = true;
+    // The gateway's admin port (one gateway; its port offset is fixed).
+    load.edge_metrics = Some(format!("http://127.0.0.1:{}/metrics", admin + Role::Gateway.port_offset()));
     let load_task = {
         let stats = stats.clone();
         tokio::spawn(async move { super::run_with(&load, stats).await })

@@ -13,6 +13,7 @@
 
 pub mod backing;
 pub mod client;
+pub mod edge_metrics;
 pub mod faults;
 pub mod stats;
 
@@ -68,6 +69,10 @@ pub struct LoadArgs {
     /// Entries sent at `--after-rate`.
     #[arg(long, default_value_t = 0)]
     pub after_entries: usize,
+    /// The gateway's Prometheus endpoint (`http://<admin>/metrics`): when given, the report adds
+    /// the edge's own latency of accepted entries per phase (free of the driver's queueing).
+    #[arg(long)]
+    pub edge_metrics: Option<String>,
 }
 
 impl Default for LoadArgs {
@@ -85,8 +90,24 @@ impl Default for LoadArgs {
             postgres_admin_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             after_rate: 0,
             after_entries: 0,
+            edge_metrics: None,
         }
     }
+}
+
+/// What the edge itself measured of accepted entries in one phase of a run.
+#[derive(Debug, Clone)]
+pub struct EdgePhase {
+    /// `load` (the `--rate` phase) or `after` (the `--after-rate` phase).
+    pub phase: &'static str,
+    /// Entries answered 2xx.
+    pub accepted: u64,
+    /// The phase's length, from its first scheduled entry to the next scrape.
+    pub length: Duration,
+    /// Median latency of the accepted entries.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
 }
 
 /// One owner's published event.
@@ -141,16 +162,29 @@ pub struct LoadReport {
     /// With `--after-rate`: from the moment the load dropped to the end of the last entry of the
     /// second phase that was refused, unanswered or slower than 100 ms (zero: none was).
     pub recovery: Option<Duration>,
+    /// With `--edge-metrics`: per phase, the edge's count of accepted (2xx) entries, the phase's
+    /// length, and their p50 and p99 latency.
+    pub edge_latency: Vec<EdgePhase>,
 }
 
 impl LoadReport {
     /// The summary printed at the end of a run.
     pub fn summary(&self) -> String {
         let c = &self.consistency;
-        let recovery = match self.recovery {
+        let mut recovery = match self.recovery {
             Some(after) => format!(" | back to normal {:.2} s after the load dropped", after.as_secs_f64()),
             None => String::new(),
         };
+        for phase in &self.edge_latency {
+            recovery.push_str(&format!(
+                " | edge-side, {}: {} accepted ({:.0}/s) p50 {:.1} ms p99 {:.1} ms",
+                phase.phase,
+                phase.accepted,
+                phase.accepted as f64 / phase.length.as_secs_f64().max(0.001),
+                phase.p50.as_secs_f64() * 1000.0,
+                phase.p99.as_secs_f64() * 1000.0
+            ));
+        }
         format!(
             "{}\nentries: accepted {} stored {} lost {} duplicate-effects {} | duplicates sent {} answered 409 {} unanswered {} | analytics matching {}/{} events | channels final {}/{} ({} failed) | error budget used {}/{} requests{}\n",
             stats::table(&self.routes, self.entry_phase),
@@ -338,6 +372,9 @@ struct EventLedger {
 /// The participant-entry route, as recorded.
 pub const ENTER_ROUTE: &str = "POST /api/v1/events/{id}/participants";
 
+/// The RPC behind [`ENTER_ROUTE`], as the edge's metrics name it.
+pub const ENTER_RPC: &str = "/kem.participation.v1.ParticipationService/Enter";
+
 /// The same route in the second phase (`--after-rate`), recorded apart.
 pub const ENTER_AFTER_ROUTE: &str = "POST /api/v1/events/{id}/participants (after)";
 
@@ -384,6 +421,19 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
     // Entries, open loop.
     let ledgers: Arc<std::sync::Mutex<Vec<EventLedger>>> =
         Arc::new(std::sync::Mutex::new(events.iter().map(|_| EventLedger::default()).collect()));
+    let scrape = |url: Option<String>| async move {
+        match url {
+            Some(url) => match edge_metrics::scrape(&url).await {
+                Ok(text) => Some((edge_metrics::Buckets::parse(&text, ENTER_RPC), Instant::now())),
+                Err(error) => {
+                    eprintln!("load: cannot read the edge's metrics at {url}: {error:#}");
+                    None
+                }
+            },
+            None => None,
+        }
+    };
+    let before = scrape(args.edge_metrics.clone()).await;
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let start = Instant::now();
     // The load drops (second phase) right after the last first-phase entry is due.
@@ -413,8 +463,15 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
             }
         })
     };
+    let mut at_drop = None;
     for i in 0..args.entries + after_entries {
         let second = i >= args.entries;
+        if second && at_drop.is_none() && args.edge_metrics.is_some() {
+            // The first-phase entries still in flight finish within a few hundred milliseconds
+            // and are counted in the second phase's figures: a small, conservative overlap.
+            tokio::time::sleep_until(dropped_at).await;
+            at_drop = Some(scrape(args.edge_metrics.clone()).await);
+        }
         let intended = if second {
             dropped_at + after_period.mul_f64((i - args.entries) as f64)
         } else {
@@ -460,6 +517,11 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
             // edge asked for (bounded); a 409 on the retry means the first attempt was stored.
             for _ in 0..3 {
                 if !(reply.status == 0 || reply.status >= 500 || reply.status == 429) {
+                    break;
+                }
+                // When the load drops, it drops: first-phase clients stop retrying, so the second
+                // phase measures the platform's recovery, not a backlog of retries.
+                if !second && after_entries > 0 && Instant::now() >= dropped_at {
                     break;
                 }
                 retried = true;
@@ -508,6 +570,7 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
         let _ = task.await;
     }
     let entry_phase = start.elapsed();
+    let at_end = scrape(args.edge_metrics.clone()).await;
     polling.store(false, std::sync::atomic::Ordering::Relaxed);
     for poller in pollers {
         let _ = poller.await;
@@ -522,7 +585,24 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
         let after = after.lock().unwrap_or_else(|p| p.into_inner());
         after.iter().filter(|(_, normal)| !normal).map(|(end, _)| *end).max().unwrap_or_default()
     });
-    Ok(LoadReport { routes, entry_phase, consistency, budget, recovery })
+    let mut edge_latency = Vec::new();
+    let (drop_scraped, end_scraped) = (at_drop.flatten(), at_end);
+    let phases = match (before, drop_scraped, end_scraped) {
+        (Some(before), Some((drop, dropped)), Some((end, ended))) => vec![
+            ("load", drop.since(&before.0), dropped.saturating_duration_since(start)),
+            ("after", end.since(&drop), ended.saturating_duration_since(dropped)),
+        ],
+        (Some(before), None, Some((end, ended))) => {
+            vec![("load", end.since(&before.0), ended.saturating_duration_since(start))]
+        }
+        _ => Vec::new(),
+    };
+    for (phase, buckets, length) in phases {
+        if let (Some(p50), Some(p99)) = (buckets.quantile(0.5), buckets.quantile(0.99)) {
+            edge_latency.push(EdgePhase { phase, accepted: buckets.count(), length, p50, p99 });
+        }
+    }
+    Ok(LoadReport { routes, entry_phase, consistency, budget, recovery, edge_latency })
 }
 
 /// Reads back what was stored and compares it with what was accepted.

@@ -301,6 +301,12 @@ impl RoleServer {
             watch_identity(identity.clone(), health.clone(), services.clone(), shutdown.clone());
         }
 
+        if let Some(admission) = admission.clone() {
+            let server = role.clone();
+            metrics.register_collector(Arc::new(move |out: &mut crate::telemetry::MetricWriter| {
+                admission.write_metrics(out, &[("server", &server)]);
+            }));
+        }
         let stats = policy.stats();
         let server = role.clone();
         metrics.register_collector(Arc::new(move |out: &mut crate::telemetry::MetricWriter| {
