@@ -129,12 +129,21 @@ pub fn store_config(service: ServiceName, settings: &Settings) -> anyhow::Result
     Ok(config)
 }
 
+/// How long a starting process waits for its first Redis connection. Commands fail fast while
+/// the client is not connected (so a dead Redis costs requests nothing), which would otherwise
+/// make the very first cache calls of a freshly (re)started process miss for no reason.
+const FIRST_REDIS_CONNECTION: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The cache of `service`: Redis under its prefix, or in-process.
-pub fn cache(service: &str, settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
+pub async fn cache(service: &str, settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
     Ok(match &settings.redis_url {
         Some(url) => {
             let config = RedisCacheConfig::new(url.clone(), format!("{}{service}:", settings.cache_prefix));
-            Arc::new(RedisCache::connect(config).context("cannot configure the Redis cache (--redis-url)")?)
+            let redis = RedisCache::connect(config).context("cannot configure the Redis cache (--redis-url)")?;
+            if !redis.wait_connected(FIRST_REDIS_CONNECTION).await {
+                tracing::warn!(%service, "Redis is not reachable yet; starting with the cache degraded to the database");
+            }
+            Arc::new(redis)
         }
         None => Arc::new(MemoryCache::new(MEMORY_CACHE_ENTRIES)),
     })
@@ -159,7 +168,7 @@ pub async fn service_context(
     Ok(ServiceContext {
         service: name.to_owned(),
         store,
-        cache: cache(name, settings)?,
+        cache: cache(name, settings).await?,
         queue: shared.queue(settings).await?,
         peers,
         data_dir: settings.data_dir.clone(),

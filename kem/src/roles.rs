@@ -292,7 +292,7 @@ async fn edge_router(
     let auth =
         JwtAuthenticator::with_revocations(JWT_ISSUER, JWT_AUDIENCE, Arc::new(UserServiceKeys(user)), revocations);
     auth.spawn_refresh(Duration::from_secs(60), shutdown.clone());
-    let cache = crate::platform::cache(Role::Gateway.as_str(), settings)?;
+    let cache = crate::platform::cache(Role::Gateway.as_str(), settings).await?;
     let config = EdgeConfig {
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).context("invalid --trusted-proxies")?,
         ..EdgeConfig::default()
