@@ -146,3 +146,40 @@ fn responses_select_response_body_and_raw_bytes() {
         other => panic!("{other:?}"),
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+    /// Any path, query string and body: route lookup and transcoding answer (a message or a
+    /// field error), never panic — whatever an attacker puts in the URL or the body.
+    #[test]
+    fn any_request_is_routed_and_transcoded_without_panicking(
+        segments in proptest::collection::vec("[a-z0-9%:.{}*_ -]{0,12}|\\PC{0,6}", 0..6),
+        query in proptest::option::of("[a-zA-Z0-9=&%._\\[\\]-]{0,40}|\\PC{0,20}"),
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        json_body in proptest::option::of("\\{(\"[a-zA-Z]{1,8}\": ?(\"\\PC{0,8}\"|-?[0-9]{1,25}|true|null|\\[\\]|\\{\\}),? ?){0,3}\\}"),
+        method in proptest::sample::select(vec![Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::PUT]),
+    ) {
+        let table = table();
+        let path = format!("/api/v1/{}", segments.join("/"));
+        let body = json_body.map(String::into_bytes).unwrap_or(body);
+        if let Lookup::Found(route, captures) = table.lookup(&method, &path) {
+            let _ = build_request(route, &captures, query.as_deref(), &body);
+        }
+    }
+
+    /// Every route with arbitrary path variables and query: an answer, never a panic.
+    #[test]
+    fn every_route_takes_arbitrary_variables_and_queries(
+        value in "\\PC{0,40}|[0-9a-f-]{36}",
+        query in "[a-zA-Z0-9=&%._-]{0,60}",
+    ) {
+        let table = table();
+        for method in [Method::GET, Method::POST, Method::PATCH, Method::DELETE] {
+            let path = format!("/api/v1/events/{}", value.replace(['/', '?', '#'], "x"));
+            if let Lookup::Found(route, captures) = table.lookup(&method, &path) {
+                let _ = build_request(route, &captures, Some(&query), b"{}");
+            }
+        }
+    }
+}

@@ -151,4 +151,12 @@ mod tests {
         let truncated = &token[..token.len() - 3];
         assert_eq!(decode("owner-1", None, truncated), Err(PageTokenError::Malformed));
     }
+
+    proptest::proptest! {
+        /// Any string a caller sends as a page token decodes or is refused, never a panic.
+        #[test]
+        fn any_token_decodes_or_is_refused(token in "\\PC{0,300}|[A-Za-z0-9_-]{0,120}") {
+            let _ = decode("owner-1", None, &token);
+        }
+    }
 }

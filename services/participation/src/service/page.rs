@@ -134,4 +134,12 @@ mod tests {
         let long = ArrivalCursor { created_at_ms: 1, id: "x".repeat(300) };
         assert_eq!(t.open("event-1", &t.issue("event-1", &long)), None, "an id that cannot be encoded fails loudly");
     }
+
+    proptest::proptest! {
+        /// Any string a caller sends as a page token opens to a cursor or to nothing, never a panic.
+        #[test]
+        fn any_token_opens_or_is_refused(token in "\\PC{0,300}|[A-Za-z0-9_-]{0,120}") {
+            let _ = tokens(7).open("event-1", &token);
+        }
+    }
 }
