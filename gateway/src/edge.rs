@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
+use kem_kit::runtime::{with_client_ip, with_owner};
 use kem_kit::validate::excerpt;
 use kem_proto::contract::Access;
 use tonic::Code;
@@ -32,10 +33,6 @@ use crate::protect::{EdgeAdmission, EdgeLimiter, TrustedProxies, client_ip, rate
 use crate::routes::{Lookup, Route, RouteTable};
 use crate::transcode::{DynamicCodec, ResponseBody, build_request, write_response};
 use crate::upstream::Upstreams;
-
-/// Metadata carrying the verified end-user (owner) id to services; services trust it only from
-/// the gateway's mesh identity (see `kem_mesh::authz`).
-pub const OWNER_METADATA: &str = "x-kem-user-id";
 
 /// Edge settings.
 #[derive(Debug, Clone)]
@@ -106,13 +103,8 @@ impl RequestId {
 
     fn random() -> RequestId {
         use rand::Rng;
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let random: [u8; 16] = rand::rng().random();
-        let mut id = Vec::with_capacity(32);
-        for b in random {
-            id.extend([HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
-        }
-        RequestId(Bytes::from(id))
+        RequestId(Bytes::from(kem_kit::hex::encode(random)))
     }
 
     /// The id as text (always visible ASCII).
@@ -392,14 +384,12 @@ async fn call(
     // belong to the mesh client behind the upstream (`kem_mesh::client::BalancedChannel`).
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("grpc-timeout", edge.config.deadlines.grpc_timeout_value(deadline));
-    if let Some(owner) = caller.owner.and_then(|o| o.parse().ok()) {
-        request.metadata_mut().insert(OWNER_METADATA, owner);
+    // The owner id and the client's address (after the trusted-proxy rules, e.g. for per-address
+    // sign-in throttling); services trust both only from the gateway's mesh identity.
+    if let Some(owner) = caller.owner {
+        request = with_owner(request, owner);
     }
-    // The client's address (after the trusted-proxy rules), e.g. for per-address sign-in
-    // throttling; like the owner id, services trust it only from the gateway's identity.
-    if let Ok(value) = caller.client.to_string().parse() {
-        request.metadata_mut().insert(kem_kit::runtime::CLIENT_IP_METADATA, value);
-    }
+    let mut request = with_client_ip(request, caller.client);
     if let Some(value) = rid.metadata_value() {
         request.metadata_mut().insert("x-request-id", value);
     }

@@ -7,7 +7,6 @@
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
-use prost::Message;
 use prost_reflect::{DynamicMessage, SerializeOptions};
 use serde_json::{Value, json};
 use tonic::Code;
@@ -87,14 +86,15 @@ pub fn status_response(status: &tonic::Status, request_id: &str) -> Response {
 
 /// The `RetryInfo` delay of a status, if it carries one (and it is sane).
 fn retry_delay(status: &tonic::Status) -> Option<std::time::Duration> {
-    let decoded = kem_proto::status::details(status)?;
-    let any = decoded.details.iter().find(|d| d.type_url.ends_with("/google.rpc.RetryInfo"))?;
-    let info = kem_proto::google::rpc::RetryInfo::decode(any.value.as_slice()).ok()?;
-    let delay = info.retry_delay?;
-    let seconds = u64::try_from(delay.seconds).ok()?;
-    let nanos = u32::try_from(delay.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    let delay = kem_kit::status::retry_delay(status)?;
     // A day at most: a longer wait is a backend's mistake, not advice for a client.
-    Some(std::time::Duration::new(seconds.min(86_400), nanos))
+    Some(std::time::Duration::new(delay.as_secs().min(86_400), delay.subsec_nanos()))
+}
+
+/// The JSON `RetryInfo` detail of a `google.rpc.Status` body the edge writes itself (rate limits,
+/// load shedding), asking to come back in `seconds`.
+pub fn retry_info_json(seconds: u64) -> Value {
+    json!({ "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{seconds}s") })
 }
 
 fn render_status(status: &tonic::Status, request_id: &str) -> Response {
@@ -147,23 +147,8 @@ pub fn json_error(http: StatusCode, code: Code, message: &str, details: Vec<Valu
 pub fn bad_request(field: &str, description: &str, request_id: &str) -> Response {
     let (field, description) = (quote(field, 128), quote(description, 256));
     let (field, description) = (field.as_ref(), description.as_ref());
-    let detail = kem_proto::google::rpc::BadRequest {
-        field_violations: vec![kem_proto::google::rpc::bad_request::FieldViolation {
-            field: field.to_owned(),
-            description: description.to_owned(),
-            ..Default::default()
-        }],
-    };
-    let status = kem_proto::google::rpc::Status {
-        code: Code::InvalidArgument as i32,
-        message: format!("invalid request: {field}: {description}"),
-        details: vec![prost_types::Any {
-            type_url: "type.googleapis.com/google.rpc.BadRequest".into(),
-            value: detail.encode_to_vec(),
-        }],
-    };
-    let tonic_status =
-        tonic::Status::with_details(Code::InvalidArgument, status.message.clone(), status.encode_to_vec().into());
+    let message = format!("invalid request: {field}: {description}");
+    let tonic_status = kem_proto::status::bad_request(&message, &[(field, description)]);
     status_response(&tonic_status, request_id)
 }
 

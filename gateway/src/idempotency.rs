@@ -71,16 +71,8 @@ impl Fingerprint {
             context.update(&(part.len() as u64).to_be_bytes());
             context.update(part);
         }
-        Fingerprint(hex(context.finish().as_ref()))
+        Fingerprint(kem_kit::hex::encode(context.finish()))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 /// A stored response.
@@ -175,7 +167,7 @@ impl IdempotencyStore {
         // Hashed, so the cache key's size does not depend on the caller's input.
         let scoped = format!("{scope}\n{key}");
         let cache_key =
-            format!("idem:v2:{}", hex(ring::digest::digest(&ring::digest::SHA256, scoped.as_bytes()).as_ref()));
+            format!("idem:v2:{}", kem_kit::hex::encode(ring::digest::digest(&ring::digest::SHA256, scoped.as_bytes())));
         let unprotected = |fingerprint| Replay::Proceed(Claim { key: None, fingerprint, cache: self.cache.clone() });
         let claim = Entry::InProgress { fingerprint: fingerprint.0.clone() };
         let Ok(encoded) = serde_json::to_vec(&claim) else { return unprotected(fingerprint) };

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kem_kit::cache::{Cache, MemoryCache, RedisCache, RedisCacheConfig};
+use kem_kit::clock::SystemClock;
 use kem_kit::queue::Queue;
 use kem_kit::queue::servicebus::{ServiceBusConfig, ServiceBusQueue};
 use kem_kit::queue::store::StoreQueue;
@@ -172,6 +173,7 @@ pub async fn service_context(
         queue: shared.queue(settings).await?,
         peers,
         data_dir: settings.data_dir.clone(),
+        clock: Arc::new(SystemClock),
         shutdown: shutdown.clone(),
     })
 }

@@ -9,9 +9,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 /// Arguments of `kem top`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TopArgs {
@@ -198,22 +195,7 @@ pub fn render(before: &Snapshot, now: &Snapshot, elapsed: Duration) -> String {
 }
 
 async fn get_metrics(addr: SocketAddr) -> anyhow::Result<String> {
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(2), fetch)
-        .await
-        .with_context(|| format!("{addr}: /metrics timed out"))?
-        .with_context(|| format!("{addr}: cannot scrape /metrics"))?;
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").with_context(|| format!("{addr}: not an HTTP response"))?;
-    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{addr}: {}", head.lines().next().unwrap_or_default());
-    Ok(body.to_owned())
+    crate::telemetry::scrape::metrics_text(&format!("http://{addr}/metrics")).await
 }
 
 /// Scrapes every address once; unreachable roles are skipped (and reported on stderr).

@@ -9,6 +9,7 @@
 //! - [`authz`]: default-deny per-method authorization derived from the contracts;
 //! - [`client`]: outbound mTLS channels that follow certificate rotation.
 //! - [`breaker`]: the one circuit breaker for calls to external APIs, configured per dependency.
+//! - [`hex`]: the lower-case hex encoding of digests, random ids and serials.
 //! - [`telemetry`]: golden metrics on `/metrics`, W3C trace propagation and OTLP export.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod balance;
 pub mod breaker;
 pub mod client;
 pub mod deadline;
+pub mod hex;
 pub mod identity;
 pub mod report;
 pub mod retry;

@@ -153,15 +153,21 @@ pub mod echo {
                 // The serial only when asked: a benchmark must see the same response bytes with
                 // and without TLS, so reporting the peer may not be a cost of the mTLS path.
                 let serial = match request.get_ref().value.as_slice() {
-                    ASK_PEER_SERIAL => request.extensions().get::<PeerInfo>().map(|p| hex(&p.certificate_serial)),
+                    ASK_PEER_SERIAL => {
+                        request.extensions().get::<PeerInfo>().map(|p| crate::hex::encode(&p.certificate_serial))
+                    }
                     _ => None,
                 }
                 .unwrap_or_default();
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                let user =
-                    request.metadata().get("x-kem-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let user = request
+                    .metadata()
+                    .get(crate::authz::END_USER_ID_METADATA)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
                 let inner = request.into_inner();
                 Ok(Response::new(Any {
                     type_url: format!("{}|user={user}", inner.type_url),
@@ -194,14 +200,6 @@ pub mod echo {
 
     /// Request `value` asking the server to report the client certificate's serial.
     const ASK_PEER_SERIAL: &[u8] = b"peer-serial";
-
-    fn hex(bytes: &[u8]) -> String {
-        use std::fmt::Write as _;
-        bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
-    }
 
     /// What the server saw.
     #[derive(Debug, Clone)]
@@ -259,7 +257,7 @@ pub mod echo {
         let path = http::uri::PathAndQuery::from_static(PATH);
         let mut request = Request::new(message);
         if let Some(user) = user.and_then(|u| u.parse().ok()) {
-            request.metadata_mut().insert("x-kem-user-id", user);
+            request.metadata_mut().insert(crate::authz::END_USER_ID_METADATA, user);
         }
         let response = grpc.unary(request, path, codec).await?.into_inner();
         Ok(Echoed { text: response.type_url, serial: String::from_utf8_lossy(&response.value).into_owned() })

@@ -86,10 +86,7 @@ pub fn overloaded(rejected: &Rejected) -> Response {
     let body = serde_json::json!({
         "code": tonic::Code::Unavailable as i32,
         "message": format!("the service is {rejected}"),
-        "details": [{
-            "@type": "type.googleapis.com/google.rpc.RetryInfo",
-            "retryDelay": "1s",
-        }],
+        "details": [crate::errors::retry_info_json(1)],
     });
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

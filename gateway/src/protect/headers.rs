@@ -68,10 +68,7 @@ pub fn too_many_requests(decision: &Decision) -> Response<String> {
     let body = serde_json::json!({
         "code": RESOURCE_EXHAUSTED,
         "message": format!("too many requests; retry after {retry_secs} s"),
-        "details": [{
-            "@type": "type.googleapis.com/google.rpc.RetryInfo",
-            "retryDelay": format!("{retry_secs}s"),
-        }],
+        "details": [crate::errors::retry_info_json(retry_secs)],
     });
     let mut response = Response::new(body.to_string());
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;

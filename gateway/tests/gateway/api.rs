@@ -202,7 +202,7 @@ async fn bad_tokens_are_401_and_spoofed_user_headers_never_arrive() {
     let body: Value = client()
         .get(&url)
         .bearer_auth(&good)
-        .header("x-kem-user-id", "owner-evil")
+        .header(kem_kit::runtime::OWNER_METADATA, "owner-evil")
         .send()
         .await
         .expect("r")

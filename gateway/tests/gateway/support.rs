@@ -32,7 +32,7 @@ pub struct ScriptedEvents {
 }
 
 fn owner_of<T>(request: &Request<T>) -> String {
-    request.metadata().get("x-kem-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    request.metadata().get(kem_kit::runtime::OWNER_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
 }
 
 fn client_of(metadata: &tonic::metadata::MetadataMap) -> String {
@@ -64,10 +64,8 @@ impl EventService for Events {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
         // `unavailable-N` answers UNAVAILABLE asking to come back in N seconds (RetryInfo).
-        if let Some(seconds) = id.strip_prefix("unavailable-").and_then(|n| n.parse::<i64>().ok()) {
-            let retry =
-                kem_proto::google::rpc::RetryInfo { retry_delay: Some(prost_types::Duration { seconds, nanos: 0 }) };
-            let details = vec![kem_proto::status::any("google.rpc.RetryInfo", &retry)];
+        if let Some(seconds) = id.strip_prefix("unavailable-").and_then(|n| n.parse::<u64>().ok()) {
+            let details = vec![kem_kit::status::retry_info(Duration::from_secs(seconds))];
             return Err(kem_proto::status::with_details(tonic::Code::Unavailable, "scripted outage", details));
         }
         // `huge-header` answers with response metadata over every client's header-list limit.

@@ -176,7 +176,7 @@ async fn the_edge_forwards_the_client_address_and_ignores_a_spoofed_one() {
     let body: Value = client()
         .get(setup.url("/api/v1/events/ev-1"))
         .bearer_auth(setup.token("owner-1"))
-        .header("x-kem-user-client-ip", "6.6.6.6")
+        .header(kem_kit::runtime::CLIENT_IP_METADATA, "6.6.6.6")
         .send()
         .await
         .expect("response")

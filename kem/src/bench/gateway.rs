@@ -60,7 +60,12 @@ struct Events;
 #[tonic::async_trait]
 impl EventService for Events {
     async fn get_event(&self, request: Request<GetEventRequest>) -> Result<Response<GetEventResponse>, Status> {
-        let owner = request.metadata().get("x-kem-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let owner = request
+            .metadata()
+            .get(kem_kit::runtime::OWNER_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         Ok(Response::new(GetEventResponse {
             event: Some(Event {
                 event_id: request.into_inner().event_id,

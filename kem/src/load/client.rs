@@ -29,6 +29,13 @@ impl Reply {
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// Asserts the status (tests), showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self
+    }
 }
 
 /// A client of the edge at `base`, recording into `stats`.
@@ -102,6 +109,29 @@ impl EdgeClient {
         };
         self.stats.record(route, reply.status, intended.elapsed());
         reply
+    }
+
+    /// The bearer token this client sends, if signed in.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// GET returning the raw body (images), recorded under `route`.
+    pub async fn get_bytes(&self, route: &'static str, path: &str) -> (u16, Vec<u8>) {
+        let started = Instant::now();
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let (status, bytes) = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+            }
+            Err(_) => (0, Vec::new()),
+        };
+        self.stats.record(route, status, started.elapsed());
+        (status, bytes)
     }
 
     /// GET now.

@@ -62,13 +62,6 @@ impl Buckets {
     }
 }
 
-/// Fetches an exposition (bounded: 5 s).
-pub async fn scrape(url: &str) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
-    let response = client.get(url).send().await?.error_for_status()?;
-    Ok(response.text().await?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -423,7 +423,7 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
         Arc::new(std::sync::Mutex::new(events.iter().map(|_| EventLedger::default()).collect()));
     let scrape = |url: Option<String>| async move {
         match url {
-            Some(url) => match edge_metrics::scrape(&url).await {
+            Some(url) => match crate::telemetry::scrape::metrics_text(&url).await {
                 Ok(text) => Some((edge_metrics::Buckets::parse(&text, ENTER_RPC), Instant::now())),
                 Err(error) => {
                     eprintln!("load: cannot read the edge's metrics at {url}: {error:#}");

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod log_writer;
+pub mod scrape;
 
 use kem_mesh::telemetry::Registry;
 use kem_mesh::telemetry::trace::{self, TraceExport};

@@ -26,6 +26,35 @@ pub use layer::AuthzLayer;
 /// Metadata prefix of end-user claims forwarded by the gateway.
 pub const END_USER_METADATA_PREFIX: &str = "x-kem-user-";
 
+/// Metadata carrying the verified end-user (owner) id, the access token's subject. The gateway
+/// sets it; the [`layer`] strips it from every other caller, so services can trust it.
+pub const END_USER_ID_METADATA: &str = "x-kem-user-id";
+
+/// Metadata carrying the end user's IP address as the edge determined it (the peer, or the
+/// `X-Forwarded-For` entry of a trusted proxy); trusted like [`END_USER_ID_METADATA`].
+pub const END_USER_CLIENT_IP_METADATA: &str = "x-kem-user-client-ip";
+
+// The layer strips by prefix: a key outside it would reach services from any caller.
+const _: () = {
+    assert!(starts_with(END_USER_ID_METADATA, END_USER_METADATA_PREFIX));
+    assert!(starts_with(END_USER_CLIENT_IP_METADATA, END_USER_METADATA_PREFIX));
+};
+
+const fn starts_with(text: &str, prefix: &str) -> bool {
+    let (text, prefix) = (text.as_bytes(), prefix.as_bytes());
+    if text.len() < prefix.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < prefix.len() {
+        if text[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// What happens to a call no rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultPolicy {

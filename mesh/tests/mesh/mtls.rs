@@ -22,7 +22,7 @@ async fn a_valid_peer_gets_through_and_its_certificate_is_seen() {
     let server = echo_server(&server_id, echo_policy(), &shutdown).await;
     let echoed =
         echo::call_reporting_peer(channel(&client_id, &server, &TestCa::id("event")), "hi").await.expect("echo");
-    let expected: String = client_id.serial().iter().map(|b| format!("{b:02x}")).collect();
+    let expected = kem_mesh::hex::encode(client_id.serial());
     assert_eq!(echoed.serial, expected, "the server saw the client's current certificate");
     shutdown.trigger();
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kem_kit::Secret;
+use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
 use kem_kit::external::{ProviderConfig, ProviderMode};
 use kem_kit::outbox::ConsumerOptions;
 use kem_kit::queue::names::AI_EVENT_GENERATION;
@@ -22,9 +23,9 @@ pub mod env {
     pub const CLAUDE_BASE_URL: &str = "KEM_CLAUDE_BASE_URL";
     /// Model (default `claude-haiku-4-5`).
     pub const CLAUDE_MODEL: &str = "KEM_CLAUDE_MODEL";
-    /// Per-attempt timeout in milliseconds (default 10000).
+    /// Per-attempt timeout in milliseconds, 100 to 600000 (default 10000).
     pub const CLAUDE_TIMEOUT_MS: &str = "KEM_CLAUDE_TIMEOUT_MS";
-    /// Jobs handled at once by one replica (default 4).
+    /// Jobs handled at once by one replica, 1 to 256 (default 4).
     pub const CONSUMER_CONCURRENCY: &str = "KEM_AI_CONSUMER_CONCURRENCY";
 }
 
@@ -85,69 +86,44 @@ impl AiConfig {
         self
     }
 
-    /// Defaults, overridden by the environment (see [`mod@env`]).
+    /// Defaults, overridden by the environment (see [`mod@env`]); every variable may come from a
+    /// file named by `<NAME>_FILE`.
     pub fn from_env() -> Result<AiConfig, AiConfigError> {
-        AiConfig::from_lookup(|name| std::env::var(name).ok())
+        config::read_from(&ProcessEnv, AiConfig::read)
     }
 
     /// Defaults, overridden by what `lookup` returns for the [`mod@env`] variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<AiConfig, AiConfigError> {
+        config::read_from(&lookup, AiConfig::read)
+    }
+
+    /// Reads the [`mod@env`] variables from `vars`, recording every bad one there and keeping the
+    /// default in its place, so a process can read several services' settings and report all
+    /// their problems together.
+    pub fn read(vars: &mut Reader<'_>) -> AiConfig {
         let mut config = AiConfig::default();
-        let base_url = lookup(env::CLAUDE_BASE_URL)
-            .map(|v| v.trim().trim_end_matches('/').to_owned())
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| claude::DEFAULT_BASE_URL.to_owned());
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(AiConfigError::Invalid {
-                var: env::CLAUDE_BASE_URL,
-                value: base_url,
-                reason: "must be an http(s) URL such as https://api.anthropic.com",
-            });
-        }
+        let url = parse::http_url().example("https://api.anthropic.com").without_trailing_slash();
+        let base_url = vars.get(env::CLAUDE_BASE_URL, url).unwrap_or_else(|| claude::DEFAULT_BASE_URL.to_owned());
         let mut provider = claude::provider_config(base_url);
-        if let Some(timeout) = number(&lookup, env::CLAUDE_TIMEOUT_MS, 100, 600_000)? {
-            provider.timeout = Duration::from_millis(timeout);
+        let timeout = parse::millis().within(Duration::from_millis(100), Duration::from_secs(600));
+        if let Some(timeout) = vars.get(env::CLAUDE_TIMEOUT_MS, timeout) {
+            provider.timeout = timeout;
             provider.deadline = provider.deadline.max(provider.timeout * 3);
         }
-        if let Some(model) = lookup(env::CLAUDE_MODEL).map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()) {
+        if let Some(model) = vars.get(env::CLAUDE_MODEL, parse::text()) {
             config.model = model;
         }
-        if let Some(concurrency) = number(&lookup, env::CONSUMER_CONCURRENCY, 1, 256)? {
-            config.consumer.concurrency = usize::try_from(concurrency).unwrap_or(1);
+        if let Some(concurrency) = vars.get(env::CONSUMER_CONCURRENCY, parse::number::<usize>().within(1, 256)) {
+            config.consumer.concurrency = concurrency;
         }
-        let api_key = kem_kit::secret::value_or_file(env::CLAUDE_API_KEY, &lookup).map(Secret::new);
-        config.claude = ProviderMode::select(provider, api_key);
-        Ok(config)
+        config.claude = ProviderMode::select(provider, vars.secret(env::CLAUDE_API_KEY));
+        config
     }
 }
 
-fn number(
-    lookup: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, AiConfigError> {
-    let Some(value) = lookup(var).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
-    match value.trim().parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(AiConfigError::Invalid { var, value, reason: "must be a whole number in the allowed range" }),
-    }
-}
-
-/// A setting in the environment that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AiConfigError {
-    /// A variable has a value of the wrong form.
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What it holds (never the API key: it is not parsed).
-        value: String,
-        /// What is expected.
-        reason: &'static str,
-    },
-}
+/// Every variable in the environment that cannot be used, each with its value (never the API
+/// key's) and what is expected (the kit's reader; see [`kem_kit::config`]).
+pub type AiConfigError = ConfigError;
 
 #[cfg(test)]
 mod tests {

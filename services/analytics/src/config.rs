@@ -12,11 +12,12 @@
 //!
 //! Durations are a whole number with a unit: `500ms`, `30s`, `5m`, `1h`, `7d` (a bare number is
 //! seconds). Categories are the `kem.common.v1.BusinessCategory` names without the prefix, in any
-//! case (`cafe`, `LOCAL_SERVICE`).
+//! case (`cafe`, `LOCAL_SERVICE`). Every variable may come from a file named by `<NAME>_FILE`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
 use kem_proto::kem::common::v1::BusinessCategory;
 
 use crate::model::ValueTable;
@@ -68,138 +69,134 @@ impl Default for AnalyticsConfig {
 }
 
 /// A setting that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AnalyticsConfigError {
-    /// An environment variable has a value that does not parse.
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What it holds.
-        value: String,
-        /// What is expected.
-        reason: String,
-    },
-    /// Values parse but are out of range.
+    /// Variables in the environment that cannot be used, each with its value and what is
+    /// expected, listed together with any rule the values break.
+    #[error(transparent)]
+    Invalid(ConfigError),
+    /// Every value parses, but some are out of range (each broken rule listed).
     #[error("invalid analytics service configuration: {0}")]
     Inconsistent(String),
 }
 
+impl From<ConfigError> for AnalyticsConfigError {
+    /// [`Inconsistent`](AnalyticsConfigError::Inconsistent) when every variable parsed and only
+    /// rules are broken, [`Invalid`](AnalyticsConfigError::Invalid) otherwise.
+    fn from(error: ConfigError) -> Self {
+        if error.only_rules_broken() {
+            AnalyticsConfigError::Inconsistent(error.to_string())
+        } else {
+            AnalyticsConfigError::Invalid(error)
+        }
+    }
+}
+
 impl AnalyticsConfig {
-    /// From the `KEM_ANALYTICS_*` environment variables (see [`env`]), defaults for the unset ones.
+    /// From the `KEM_ANALYTICS_*` environment variables (see [`env`]), defaults for the unset ones;
+    /// every variable may come from a file named by `<NAME>_FILE`.
     pub fn from_env() -> Result<AnalyticsConfig, AnalyticsConfigError> {
-        AnalyticsConfig::from_lookup(kem_kit::secret::env_or_file)
+        Ok(config::read_from(&ProcessEnv, AnalyticsConfig::read)?)
     }
 
     /// From any variable lookup (tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<AnalyticsConfig, AnalyticsConfigError> {
-        let get = |var: &'static str| lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let mut config = AnalyticsConfig::default();
-        if let Some(value) = get(env::CACHE_TTL) {
-            config.cache_ttl = duration(env::CACHE_TTL, &value)?;
-        }
-        if let Some(value) = get(env::VALUE_PER_PARTICIPANT_KRW) {
-            config.values.default_krw = krw(env::VALUE_PER_PARTICIPANT_KRW, &value, &value)?;
-        }
-        if let Some(value) = get(env::VALUE_PER_CATEGORY) {
-            config.values.per_category = categories(&value)?;
-        }
-        if let Some(value) = get(env::CONSUMER_CONCURRENCY) {
-            config.consumer_concurrency = value.parse().map_err(|_| AnalyticsConfigError::Invalid {
-                var: env::CONSUMER_CONCURRENCY,
-                value: value.clone(),
-                reason: "expected a positive whole number".to_owned(),
-            })?;
-        }
-        if let Some(value) = get(env::DEDUPE_RETENTION) {
-            config.dedupe_retention = duration(env::DEDUPE_RETENTION, &value)?;
-        }
-        if let Some(value) = get(env::MAINTENANCE_INTERVAL) {
-            config.maintenance_interval = duration(env::MAINTENANCE_INTERVAL, &value)?;
-        }
-        config.validate()?;
-        Ok(config)
+        Ok(config::read_from(&lookup, AnalyticsConfig::read)?)
     }
 
-    /// Checks ranges.
+    /// Reads the [`env`] variables from `vars`, recording there every bad one (keeping its
+    /// default) and every rule the result breaks, so a process can read several services'
+    /// settings and report all their problems together.
+    pub fn read(vars: &mut Reader<'_>) -> AnalyticsConfig {
+        let mut config = AnalyticsConfig::default();
+        if let Some(ttl) = vars.get(env::CACHE_TTL, parse::duration()) {
+            config.cache_ttl = ttl;
+        }
+        if let Some(krw) = vars.get(env::VALUE_PER_PARTICIPANT_KRW, krw()) {
+            config.values.default_krw = krw;
+        }
+        if let Some(table) = vars.get(env::VALUE_PER_CATEGORY, categories()) {
+            config.values.per_category = table;
+        }
+        if let Some(concurrency) = vars.get(env::CONSUMER_CONCURRENCY, parse::number::<usize>()) {
+            config.consumer_concurrency = concurrency;
+        }
+        if let Some(retention) = vars.get(env::DEDUPE_RETENTION, parse::duration()) {
+            config.dedupe_retention = retention;
+        }
+        if let Some(interval) = vars.get(env::MAINTENANCE_INTERVAL, parse::duration()) {
+            config.maintenance_interval = interval;
+        }
+        for (var, rule) in config.broken_rules() {
+            vars.broken(var, rule);
+        }
+        config
+    }
+
+    /// Checks ranges, reporting every broken rule.
     pub fn validate(&self) -> Result<(), AnalyticsConfigError> {
-        let fail = |why: String| Err(AnalyticsConfigError::Inconsistent(why));
+        let broken: Vec<String> = self.broken_rules().into_iter().map(|(_, rule)| rule).collect();
+        if broken.is_empty() { Ok(()) } else { Err(AnalyticsConfigError::Inconsistent(broken.join("; "))) }
+    }
+
+    /// Each broken rule, with the variable that sets the offending field.
+    fn broken_rules(&self) -> Vec<(&'static str, String)> {
+        let mut broken = Vec::new();
         if self.cache_ttl < Duration::from_secs(1) {
-            return fail(format!("cache_ttl must be at least 1s, got {:?}", self.cache_ttl));
+            broken.push((env::CACHE_TTL, format!("cache_ttl must be at least 1s, got {:?}", self.cache_ttl)));
         }
         if self.consumer_concurrency == 0 || self.consumer_concurrency > 256 {
-            return fail(format!("consumer_concurrency must be between 1 and 256, got {}", self.consumer_concurrency));
+            let rule = format!("consumer_concurrency must be between 1 and 256, got {}", self.consumer_concurrency);
+            broken.push((env::CONSUMER_CONCURRENCY, rule));
         }
         if self.dedupe_retention < Duration::from_secs(3600) {
-            return fail(format!(
+            let rule = format!(
                 "dedupe_retention must be at least 1h (longer than any redelivery), got {:?}",
                 self.dedupe_retention
-            ));
+            );
+            broken.push((env::DEDUPE_RETENTION, rule));
         }
         if self.maintenance_interval < Duration::from_secs(1) {
-            return fail(format!("maintenance_interval must be at least 1s, got {:?}", self.maintenance_interval));
+            let rule = format!("maintenance_interval must be at least 1s, got {:?}", self.maintenance_interval);
+            broken.push((env::MAINTENANCE_INTERVAL, rule));
         }
         if self.values.default_krw < 0 || self.values.per_category.values().any(|v| *v < 0) {
-            return fail("values per participant must not be negative".to_owned());
+            let rule = "values per participant must not be negative".to_owned();
+            broken.push((env::VALUE_PER_PARTICIPANT_KRW, rule));
         }
-        Ok(())
+        broken
     }
 }
 
-fn duration(var: &'static str, value: &str) -> Result<Duration, AnalyticsConfigError> {
-    let invalid = || AnalyticsConfigError::Invalid {
-        var,
-        value: value.to_owned(),
-        reason: "expected a whole number with a unit: 500ms, 30s, 5m, 1h or 7d".to_owned(),
-    };
-    let digits = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
-    let (number, unit) = value.split_at(digits);
-    let n: u64 = number.parse().map_err(|_| invalid())?;
-    let unit_ms: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(invalid()),
-    };
-    n.checked_mul(unit_ms).map(Duration::from_millis).ok_or_else(invalid)
-}
-
-fn krw(var: &'static str, whole: &str, amount: &str) -> Result<i64, AnalyticsConfigError> {
-    amount.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| AnalyticsConfigError::Invalid {
-        var,
-        value: whole.to_owned(),
-        reason: format!("{amount:?} is not a whole, non-negative number of won"),
+/// A whole, non-negative number of won.
+fn krw() -> impl Parse<Output = i64> {
+    parse::custom("a whole, non-negative number of won", |amount: &str| {
+        amount
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| "expected a whole, non-negative number of won".to_owned())
     })
 }
 
-/// `cafe=7000,restaurant=15000` → category number → KRW.
-fn categories(value: &str) -> Result<BTreeMap<i32, i64>, AnalyticsConfigError> {
-    let var = env::VALUE_PER_CATEGORY;
-    let mut table = BTreeMap::new();
-    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((name, amount)) = pair.split_once('=') else {
-            return Err(AnalyticsConfigError::Invalid {
-                var,
-                value: value.to_owned(),
-                reason: format!("{pair:?} is not category=krw (e.g. cafe=7000)"),
-            });
-        };
-        let full = format!("BUSINESS_CATEGORY_{}", name.trim().to_ascii_uppercase());
-        let category = BusinessCategory::from_str_name(&full)
-            .filter(|c| *c != BusinessCategory::Unspecified)
-            .ok_or_else(|| AnalyticsConfigError::Invalid {
-                var,
-                value: value.to_owned(),
-                reason: format!(
-                    "unknown business category {name:?}; use restaurant, cafe, bakery, bar, beauty, retail, fitness, \
-                     education, healthcare, local_service or other"
-                ),
-            })?;
-        table.insert(category as i32, krw(var, value, amount)?);
-    }
-    Ok(table)
+/// `cafe=7000,restaurant=15000` → category number → KRW; names in any case.
+fn categories() -> impl Parse<Output = BTreeMap<i32, i64>> {
+    parse::custom("category=krw pairs, e.g. cafe=7000,restaurant=15000", |value: &str| {
+        let mut table = BTreeMap::new();
+        for (name, amount) in parse::pairs(krw()).parse(value)? {
+            let full = format!("BUSINESS_CATEGORY_{}", name.to_ascii_uppercase());
+            let category = BusinessCategory::from_str_name(&full)
+                .filter(|c| *c != BusinessCategory::Unspecified)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown business category {name:?}; use restaurant, cafe, bakery, bar, beauty, retail, \
+                         fitness, education, healthcare, local_service or other"
+                    )
+                })?;
+            table.insert(category as i32, amount);
+        }
+        Ok(table)
+    })
 }
 
 #[cfg(test)]

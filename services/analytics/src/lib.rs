@@ -89,7 +89,7 @@ pub async fn start_api(ctx: ServiceContext, config: AnalyticsConfig) -> Result<A
     let mut options = ConsumerOptions::new(names::ANALYTICS_AGGREGATION);
     options.name = ctx.service.clone();
     options.concurrency = config.consumer_concurrency;
-    tokio::spawn(Consumer::run(ctx.queue.clone(), api.aggregation_handler(), options, ctx.shutdown.clone()));
+    ctx.shutdown.spawn(Consumer::run(ctx.queue.clone(), api.aggregation_handler(), options, ctx.shutdown.clone()));
     spawn_maintenance(core, config.maintenance_interval, ctx.shutdown.clone());
 
     tracing::info!(
@@ -104,7 +104,7 @@ pub async fn start_api(ctx: ServiceContext, config: AnalyticsConfig) -> Result<A
 }
 
 fn spawn_maintenance(core: Arc<AnalyticsCore>, interval: Duration, shutdown: Shutdown) {
-    tokio::spawn(async move {
+    shutdown.clone().spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}

@@ -15,12 +15,14 @@
 //! | `KEM_CONTENT_IMAGE_CACHE_TTL_SECS` | reuse of identical generations | `86400` |
 //! | `KEM_CONTENT_CONSUMER_CONCURRENCY` | jobs at once per replica | `2` |
 //! | `KEM_CONTENT_JOB_PARALLELISM` | images of one job generated at once | `3` |
+//!
+//! Every variable, not only the keys, may instead come from a file named by `<NAME>_FILE`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kem_kit::Secret;
+use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
 use kem_kit::external::ProviderMode;
 use kem_kit::outbox::ConsumerOptions;
 use kem_kit::queue::names::CONTENT_GENERATION;
@@ -118,116 +120,80 @@ impl Default for ContentConfig {
     }
 }
 
-/// A setting in the environment that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContentConfigError {
-    /// A variable has a value of the wrong form.
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What it holds (never a secret: secrets are not echoed).
-        value: String,
-        /// What is expected.
-        reason: &'static str,
-    },
-    /// Variables that only work together are set partly.
-    #[error("{0}")]
-    Incomplete(String),
-}
+/// Every variable in the environment that cannot be used, each with its value (secrets redacted)
+/// and what is expected (the kit's reader; see [`kem_kit::config`]).
+pub type ContentConfigError = ConfigError;
 
 impl ContentConfig {
-    /// Defaults, overridden by the environment (see [`env`]); secrets may come from `<VAR>_FILE`.
+    /// Defaults, overridden by the environment (see [`env`]); every variable may come from a file
+    /// named by `<NAME>_FILE`.
     pub fn from_env() -> Result<ContentConfig, ContentConfigError> {
-        ContentConfig::from_lookup(kem_kit::secret::env_or_file)
+        config::read_from(&ProcessEnv, ContentConfig::read)
     }
 
     /// Defaults, overridden by what `lookup` returns for the [`env`] variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ContentConfig, ContentConfigError> {
-        let var = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        config::read_from(&lookup, ContentConfig::read)
+    }
+
+    /// Reads the [`env`] variables from `vars`, recording every bad or missing one there and
+    /// keeping the default in its place, so a process can read several services' settings and
+    /// report all their problems together.
+    pub fn read(vars: &mut Reader<'_>) -> ContentConfig {
         let mut config = ContentConfig::default();
 
-        let base_url = var(env::STABILITY_BASE_URL)
-            .map(|v| v.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| stability::DEFAULT_BASE_URL.to_owned());
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(ContentConfigError::Invalid {
-                var: env::STABILITY_BASE_URL,
-                value: base_url,
-                reason: "must be an http(s) URL such as https://api.stability.ai",
-            });
-        }
+        let url = parse::http_url().example("https://api.stability.ai").without_trailing_slash();
+        let base_url = vars.get(env::STABILITY_BASE_URL, url).unwrap_or_else(|| stability::DEFAULT_BASE_URL.to_owned());
         let mut provider = stability::provider_config(base_url);
-        if let Some(ms) = number(&var, env::STABILITY_TIMEOUT_MS, 100, 600_000)? {
-            provider.timeout = Duration::from_millis(ms);
+        let timeout = parse::millis().within(Duration::from_millis(100), Duration::from_secs(600));
+        if let Some(timeout) = vars.get(env::STABILITY_TIMEOUT_MS, timeout) {
+            provider.timeout = timeout;
             provider.deadline = provider.deadline.max(provider.timeout * 3);
             config.image_budget = config.image_budget.max(provider.deadline);
         }
-        config.stability = ProviderMode::select(provider, var(env::STABILITY_API_KEY).map(Secret::new));
+        config.stability = ProviderMode::select(provider, vars.secret(env::STABILITY_API_KEY));
 
-        let account = var(env::AZURE_STORAGE_ACCOUNT);
-        let key = var(env::AZURE_STORAGE_KEY);
+        let account = vars.get(env::AZURE_STORAGE_ACCOUNT, parse::text());
+        let key = vars.secret(env::AZURE_STORAGE_KEY);
+        let both = "Azure Blob Storage needs both (unset both for the local directory)";
         config.blob = match (account, key) {
             (Some(account), Some(key)) => {
-                let endpoint =
-                    var(env::AZURE_BLOB_ENDPOINT).unwrap_or_else(|| AzureBlobConfig::default_endpoint(&account));
-                if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-                    return Err(ContentConfigError::Invalid {
-                        var: env::AZURE_BLOB_ENDPOINT,
-                        value: endpoint,
-                        reason: "must be an http(s) URL such as https://<account>.blob.core.windows.net",
-                    });
-                }
+                let url = parse::http_url().example("https://<account>.blob.core.windows.net");
+                let endpoint = vars
+                    .get(env::AZURE_BLOB_ENDPOINT, url)
+                    .unwrap_or_else(|| AzureBlobConfig::default_endpoint(&account));
                 BlobConfig::Azure(AzureBlobConfig {
                     account,
-                    key: Secret::new(key),
-                    container: var(env::AZURE_STORAGE_CONTAINER).unwrap_or_else(|| DEFAULT_CONTAINER.to_owned()),
+                    key,
+                    container: vars
+                        .get(env::AZURE_STORAGE_CONTAINER, parse::text())
+                        .unwrap_or_else(|| DEFAULT_CONTAINER.to_owned()),
                     endpoint,
                     timeout: Duration::from_secs(10),
                     root_ca_pem: None,
                 })
             }
             (Some(_), None) => {
-                return Err(ContentConfigError::Incomplete(format!(
-                    "{} is set but {} is not: set both for Azure Blob Storage, or neither for the local directory",
-                    env::AZURE_STORAGE_ACCOUNT,
-                    env::AZURE_STORAGE_KEY
-                )));
+                vars.missing(env::AZURE_STORAGE_KEY, format!("{} is set, and {both}", env::AZURE_STORAGE_ACCOUNT));
+                BlobConfig::Local { dir: None }
             }
             (None, Some(_)) => {
-                return Err(ContentConfigError::Incomplete(format!(
-                    "{} is set but {} is not",
-                    env::AZURE_STORAGE_KEY,
-                    env::AZURE_STORAGE_ACCOUNT
-                )));
+                vars.missing(env::AZURE_STORAGE_ACCOUNT, format!("{} is set, and {both}", env::AZURE_STORAGE_KEY));
+                BlobConfig::Local { dir: None }
             }
-            (None, None) => BlobConfig::Local { dir: var(env::BLOB_DIR).map(PathBuf::from) },
+            (None, None) => BlobConfig::Local { dir: vars.get(env::BLOB_DIR, parse::path()) },
         };
-        if let Some(secs) = number(&var, env::IMAGE_CACHE_TTL_SECS, 1, 30 * 24 * 3_600)? {
-            config.render_ttl = Duration::from_secs(secs);
+        let ttl = parse::seconds().within(Duration::from_secs(1), Duration::from_secs(30 * 24 * 3_600));
+        if let Some(ttl) = vars.get(env::IMAGE_CACHE_TTL_SECS, ttl) {
+            config.render_ttl = ttl;
         }
-        if let Some(n) = number(&var, env::CONSUMER_CONCURRENCY, 1, 64)? {
-            config.consumer.concurrency = usize::try_from(n).unwrap_or(1);
+        if let Some(n) = vars.get(env::CONSUMER_CONCURRENCY, parse::number::<usize>().within(1, 64)) {
+            config.consumer.concurrency = n;
         }
-        if let Some(n) = number(&var, env::JOB_PARALLELISM, 1, 16)? {
-            config.parallelism = usize::try_from(n).unwrap_or(1);
+        if let Some(n) = vars.get(env::JOB_PARALLELISM, parse::number::<usize>().within(1, 16)) {
+            config.parallelism = n;
         }
-        Ok(config)
-    }
-}
-
-fn number(
-    var: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, ContentConfigError> {
-    let Some(value) = var(name) else { return Ok(None) };
-    match value.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => {
-            Err(ContentConfigError::Invalid { var: name, value, reason: "must be a whole number in the allowed range" })
-        }
+        config
     }
 }
 

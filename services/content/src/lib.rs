@@ -135,7 +135,7 @@ pub async fn start_api(ctx: ServiceContext, config: ContentConfig) -> Result<Con
         },
     );
     consumer::spawn(app.clone(), ctx.queue.clone(), config.consumer.clone(), ctx.shutdown.clone());
-    tokio::spawn(maintenance::run(
+    ctx.shutdown.spawn(maintenance::run(
         repository,
         ctx.store.clone(),
         clock,

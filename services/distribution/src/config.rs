@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kem_kit::Secret;
+use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
 use kem_kit::external::{ProviderConfig, ProviderMode};
 
 use crate::channels::{instagram, kakao, naver, partner};
@@ -174,28 +175,9 @@ pub fn local_client_id(channel: Channel) -> String {
     format!("kem-local-{}", channel.slug().replace('_', "-"))
 }
 
-/// A setting in the environment that cannot be used.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum DistributionConfigError {
-    /// A variable has a value of the wrong form.
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: String,
-        /// What it holds (never a secret).
-        value: String,
-        /// What is expected.
-        reason: &'static str,
-    },
-    /// Credentials are configured without the settings they need.
-    #[error("{var} is set, so {missing} must be set too")]
-    Incomplete {
-        /// The credential that selects the real provider.
-        var: String,
-        /// What is missing.
-        missing: String,
-    },
-}
+/// Every variable in the environment that cannot be used or is missing, each with its value
+/// (secrets redacted) and what is expected (the kit's reader; see [`kem_kit::config`]).
+pub type DistributionConfigError = ConfigError;
 
 /// Environment variables [`DistributionConfig::from_env`] reads.
 pub mod env {
@@ -209,7 +191,7 @@ pub mod env {
     pub const INSTAGRAM_BASE_URL: &str = "KEM_INSTAGRAM_BASE_URL";
     /// Graph API version (default `v21.0`).
     pub const INSTAGRAM_API_VERSION: &str = "KEM_INSTAGRAM_API_VERSION";
-    /// Per-request timeout in ms (default 20000).
+    /// Per-request timeout in ms, positive (default 20000).
     pub const INSTAGRAM_TIMEOUT_MS: &str = "KEM_INSTAGRAM_TIMEOUT_MS";
     /// Seconds before an exhausted 24 h publishing quota is checked again (default 3600).
     pub const INSTAGRAM_QUOTA_RECHECK_SECS: &str = "KEM_INSTAGRAM_QUOTA_RECHECK_SECS";
@@ -258,124 +240,106 @@ impl DistributionConfig {
     /// channel uses its real provider exactly when its credential is set:
     /// `KEM_INSTAGRAM_ACCESS_TOKEN`, `KEM_SENS_SECRET_KEY`, `KEM_NAVER_CAFE_ACCESS_TOKEN`,
     /// `KEM_PARTNER_<CHANNEL>_API_KEY` (the partner client secret, with
-    /// `KEM_PARTNER_<CHANNEL>_CLIENT_ID` and `_BASE_URL`). Secrets may come from `<NAME>_FILE`.
+    /// `KEM_PARTNER_<CHANNEL>_CLIENT_ID` and `_BASE_URL`). Every variable may come from a file
+    /// named by `<NAME>_FILE`.
     pub fn from_env() -> Result<DistributionConfig, DistributionConfigError> {
-        DistributionConfig::from_lookup(kem_kit::secret::env_or_file)
+        config::read_from(&ProcessEnv, DistributionConfig::read)
     }
 
     /// Like [`from_env`](Self::from_env) with variables from `lookup` (tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<DistributionConfig, DistributionConfigError> {
-        let var = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let invalid = |name: &str, value: String, reason: &'static str| DistributionConfigError::Invalid {
-            var: name.to_owned(),
-            value,
-            reason,
-        };
-        let millis = |name: &str| -> Result<Option<Duration>, DistributionConfigError> {
-            match var(name) {
-                None => Ok(None),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
-                    _ => Err(invalid(name, v, "must be a positive number of milliseconds")),
-                },
-            }
-        };
-        let url = |name: &str, default: &str| -> Result<String, DistributionConfigError> {
-            let value = var(name).unwrap_or_else(|| default.to_owned());
-            if value.starts_with("https://") || value.starts_with("http://") {
-                Ok(value.trim_end_matches('/').to_owned())
-            } else {
-                Err(invalid(name, value, "must be an http(s) URL"))
-            }
-        };
-        let require = |credential: &str, name: &str| -> Result<String, DistributionConfigError> {
-            var(name).ok_or_else(|| DistributionConfigError::Incomplete {
-                var: credential.to_owned(),
-                missing: name.to_owned(),
-            })
-        };
-        let timed = |mut config: ProviderConfig, name: &str| -> Result<ProviderConfig, DistributionConfigError> {
-            if let Some(timeout) = millis(name)? {
-                config.timeout = timeout;
-                config.deadline = config.deadline.max(timeout);
-            }
-            Ok(config)
-        };
+        config::read_from(&lookup, DistributionConfig::read)
+    }
+
+    /// Reads the [`env`] variables from `vars`, recording every bad or missing one there and
+    /// keeping the default in its place, so a process can read several services' settings and
+    /// report all their problems together. A channel's provider settings are read whether or not
+    /// its credential is set, except Naver Cafe's and the partners', which only matter with one.
+    pub fn read(vars: &mut Reader<'_>) -> DistributionConfig {
+        let url = || parse::http_url().without_trailing_slash();
+        let needs = |credential: &str| format!("{credential} is set, so it must be set too");
         let mut config = DistributionConfig::default();
-        config.public_base_url = url(env::PUBLIC_BASE_URL, &config.public_base_url)?;
+        if let Some(base) = vars.get(env::PUBLIC_BASE_URL, url()) {
+            config.public_base_url = base;
+        }
 
         // Instagram
-        let token = var(env::INSTAGRAM_ACCESS_TOKEN).map(Secret::new);
-        let provider = timed(
-            instagram::provider_config(url(env::INSTAGRAM_BASE_URL, instagram::DEFAULT_BASE_URL)?),
-            env::INSTAGRAM_TIMEOUT_MS,
-        )?;
-        if token.is_some() {
-            config.instagram.settings.user_id = require(env::INSTAGRAM_ACCESS_TOKEN, env::INSTAGRAM_USER_ID)?;
+        let token = vars.secret(env::INSTAGRAM_ACCESS_TOKEN);
+        let base = vars.get(env::INSTAGRAM_BASE_URL, url()).unwrap_or_else(|| instagram::DEFAULT_BASE_URL.to_owned());
+        let provider = timed(vars, instagram::provider_config(base), env::INSTAGRAM_TIMEOUT_MS);
+        if token.is_some()
+            && let Some(user_id) =
+                vars.require(env::INSTAGRAM_USER_ID, parse::text(), &needs(env::INSTAGRAM_ACCESS_TOKEN))
+        {
+            config.instagram.settings.user_id = user_id;
         }
-        if let Some(version) = var(env::INSTAGRAM_API_VERSION) {
-            if !version.starts_with('v') || version.contains('/') {
-                return Err(invalid(env::INSTAGRAM_API_VERSION, version, "must look like v21.0"));
+        let version = parse::custom("a Graph API version such as v21.0", |v: &str| {
+            if v.starts_with('v') && !v.contains('/') {
+                Ok(v.to_owned())
+            } else {
+                Err("must look like v21.0".to_owned())
             }
+        });
+        if let Some(version) = vars.get(env::INSTAGRAM_API_VERSION, version) {
             config.instagram.settings.api_version = version;
         }
-        if let Some(secs) = var(env::INSTAGRAM_QUOTA_RECHECK_SECS) {
-            let parsed = secs.parse::<u64>().ok().filter(|s| *s > 0);
-            let secs =
-                parsed.ok_or_else(|| invalid(env::INSTAGRAM_QUOTA_RECHECK_SECS, secs, "must be positive seconds"))?;
-            config.instagram.settings.quota_recheck = Duration::from_secs(secs);
+        let recheck = parse::seconds().at_least(Duration::from_secs(1));
+        if let Some(recheck) = vars.get(env::INSTAGRAM_QUOTA_RECHECK_SECS, recheck) {
+            config.instagram.settings.quota_recheck = recheck;
         }
         config.instagram.mode = ProviderMode::select(provider, token);
 
         // Kakao through SENS
-        let secret = var(env::SENS_SECRET_KEY).map(Secret::new);
-        let provider =
-            timed(kakao::provider_config(url(env::SENS_BASE_URL, kakao::DEFAULT_BASE_URL)?), env::SENS_TIMEOUT_MS)?;
+        let secret = vars.secret(env::SENS_SECRET_KEY);
+        let base = vars.get(env::SENS_BASE_URL, url()).unwrap_or_else(|| kakao::DEFAULT_BASE_URL.to_owned());
+        let provider = timed(vars, kakao::provider_config(base), env::SENS_TIMEOUT_MS);
         if secret.is_some() {
-            config.kakao.settings.access_key = require(env::SENS_SECRET_KEY, env::SENS_ACCESS_KEY)?;
-            config.kakao.settings.service_id = require(env::SENS_SECRET_KEY, env::SENS_SERVICE_ID)?;
-            config.kakao.settings.plus_friend_id = require(env::SENS_SECRET_KEY, env::SENS_PLUS_FRIEND_ID)?;
-        }
-        if let Some(flag) = var(env::SENS_QUIET_HOURS) {
-            config.kakao.settings.quiet_hours = match flag.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => return Err(invalid(env::SENS_QUIET_HOURS, flag, "must be true or false")),
+            let because = needs(env::SENS_SECRET_KEY);
+            let settings = &mut config.kakao.settings;
+            let mut required = |name: &str, field: &mut String| {
+                if let Some(value) = vars.require(name, parse::text(), &because) {
+                    *field = value;
+                }
             };
+            required(env::SENS_ACCESS_KEY, &mut settings.access_key);
+            required(env::SENS_SERVICE_ID, &mut settings.service_id);
+            required(env::SENS_PLUS_FRIEND_ID, &mut settings.plus_friend_id);
+        }
+        if let Some(quiet) = vars.get(env::SENS_QUIET_HOURS, parse::flag()) {
+            config.kakao.settings.quiet_hours = quiet;
         }
         config.kakao.mode = ProviderMode::select(provider, secret);
 
         // Naver Cafe
-        if let Some(token) = var(env::NAVER_CAFE_ACCESS_TOKEN) {
-            let provider = timed(
-                naver::provider_config(url(env::NAVER_CAFE_BASE_URL, naver::DEFAULT_BASE_URL)?),
-                env::NAVER_CAFE_TIMEOUT_MS,
-            )?;
-            config.naver_cafe = Some(CafeConfig {
-                provider,
-                access_token: Secret::new(token),
-                cafe: naver::CafeSettings {
-                    club_id: require(env::NAVER_CAFE_ACCESS_TOKEN, env::NAVER_CAFE_CLUB_ID)?,
-                    menu_id: require(env::NAVER_CAFE_ACCESS_TOKEN, env::NAVER_CAFE_MENU_ID)?,
-                },
-            });
+        if let Some(access_token) = vars.secret(env::NAVER_CAFE_ACCESS_TOKEN) {
+            let base = vars.get(env::NAVER_CAFE_BASE_URL, url()).unwrap_or_else(|| naver::DEFAULT_BASE_URL.to_owned());
+            let provider = timed(vars, naver::provider_config(base), env::NAVER_CAFE_TIMEOUT_MS);
+            let because = needs(env::NAVER_CAFE_ACCESS_TOKEN);
+            let club_id = vars.require(env::NAVER_CAFE_CLUB_ID, parse::text(), &because);
+            let menu_id = vars.require(env::NAVER_CAFE_MENU_ID, parse::text(), &because);
+            if let (Some(club_id), Some(menu_id)) = (club_id, menu_id) {
+                let cafe = naver::CafeSettings { club_id, menu_id };
+                config.naver_cafe = Some(CafeConfig { provider, access_token, cafe });
+            }
         }
 
         // KT partner channels
         for channel in [Channel::UridongneTv, Channel::RingoBiz, Channel::GenieTv] {
             let key_var = env::partner(channel, "API_KEY");
-            let secret = var(&key_var).map(Secret::new);
-            let client_id = var(&env::partner(channel, "CLIENT_ID"));
+            let secret = vars.secret(&key_var);
+            let client_id = vars.get(&env::partner(channel, "CLIENT_ID"), parse::text());
+            let local = || ProviderMode::Local { provider: partner::PROVIDER.to_owned() };
             let mode = match secret {
-                Some(secret) => {
-                    let base_var = env::partner(channel, "BASE_URL");
-                    let base = require(&key_var, &base_var)?;
-                    let base = url(&base_var, &base)?;
-                    let provider =
-                        timed(partner::provider_config(channel, base), &env::partner(channel, "TIMEOUT_MS"))?;
-                    ProviderMode::select(provider, Some(secret))
-                }
-                None => ProviderMode::Local { provider: partner::PROVIDER.to_owned() },
+                Some(secret) => match vars.require(&env::partner(channel, "BASE_URL"), url(), &needs(&key_var)) {
+                    Some(base) => {
+                        let timeout = env::partner(channel, "TIMEOUT_MS");
+                        let provider = timed(vars, partner::provider_config(channel, base), &timeout);
+                        ProviderMode::select(provider, Some(secret))
+                    }
+                    // Reported as missing; the local partner stands in until it is fixed.
+                    None => local(),
+                },
+                None => local(),
             };
             let client_id = match (&mode, client_id) {
                 (ProviderMode::Real { .. }, Some(id)) => id,
@@ -386,24 +350,37 @@ impl DistributionConfig {
         }
 
         // Scheduling
-        if let Some(v) = var(env::MAX_ATTEMPTS) {
-            let attempts = v.parse::<u32>().ok().filter(|n| (1..=100).contains(n));
-            let attempts = attempts.ok_or_else(|| invalid(env::MAX_ATTEMPTS, v, "must be 1 to 100"))?;
+        if let Some(attempts) = vars.get(env::MAX_ATTEMPTS, parse::number::<u32>().within(1, 100)) {
             for policy in config.policies.values_mut() {
                 policy.retry.max_attempts = attempts;
             }
         }
-        if let Some(interval) = millis(env::SCAN_INTERVAL_MS)? {
+        if let Some(interval) = vars.get(env::SCAN_INTERVAL_MS, positive_millis()) {
             config.scan_interval = interval;
         }
         for channel in Channel::ALL {
-            if let Some(deadline) = millis(&env::deadline(channel))? {
+            if let Some(deadline) = vars.get(&env::deadline(channel), positive_millis()) {
                 config.policies.entry(channel).or_insert_with(|| ChannelPolicy::default_for(channel)).deadline =
                     deadline;
             }
         }
-        Ok(config)
+        config
     }
+}
+
+/// A positive whole number of milliseconds.
+fn positive_millis() -> impl Parse<Output = Duration> {
+    parse::millis().at_least(Duration::from_millis(1))
+}
+
+/// `provider` with its per-request timeout from `name`, when set (the overall deadline never
+/// shorter than one request).
+fn timed(vars: &mut Reader<'_>, mut provider: ProviderConfig, name: &str) -> ProviderConfig {
+    if let Some(timeout) = vars.get(name, positive_millis()) {
+        provider.timeout = timeout;
+        provider.deadline = provider.deadline.max(timeout);
+    }
+    provider
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ fn spawn_consumer(ctx: &ServiceContext, core: Arc<DistributionCore>, concurrency
     let mut options = ConsumerOptions::new(names::DISTRIBUTION_JOBS);
     options.name = ctx.service.clone();
     options.concurrency = concurrency.max(1);
-    tokio::spawn(Consumer::run(ctx.queue.clone(), handler, options, ctx.shutdown.clone()));
+    ctx.shutdown.spawn(Consumer::run(ctx.queue.clone(), handler, options, ctx.shutdown.clone()));
 }
 
 /// How long processed job ids are remembered: far beyond any redelivery (Service Bus dedupe
@@ -150,7 +150,7 @@ const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3_600);
 /// Forgets old inbox records once an hour.
 fn spawn_inbox_purge(ctx: &ServiceContext) {
     let (store, shutdown) = (ctx.store.clone(), ctx.shutdown.clone());
-    tokio::spawn(async move {
+    ctx.shutdown.spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(3_600)) => {}

@@ -10,10 +10,29 @@
 //! | `max_page_size` | `KEM_EVENT_MAX_PAGE_SIZE` | `100` |
 //! | `cache_ttl` | `KEM_EVENT_CACHE_TTL` | `5m` |
 //!
-//! Durations are a whole number with a unit: `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
-//! The page sizes default to what the ListEvents contract documents (20, coerced to at most 100).
+//! Durations are a whole number with a unit: `500ms`, `30s`, `5m`, `1h`, `7d` (a bare number is
+//! seconds). The page sizes default to what the ListEvents contract documents (20, coerced to at
+//! most 100). Every variable may come from a file named by `<NAME>_FILE`.
 
 use std::time::Duration;
+
+use kem_kit::config::{self, ConfigError, ProcessEnv, Reader, parse};
+
+/// Environment variables [`EventConfig::from_env`] reads.
+pub mod env {
+    /// `job_timeout` (`5m`).
+    pub const JOB_TIMEOUT: &str = "KEM_EVENT_JOB_TIMEOUT";
+    /// `job_sweep_interval` (`15s`).
+    pub const JOB_SWEEP_INTERVAL: &str = "KEM_EVENT_JOB_SWEEP_INTERVAL";
+    /// `job_poll_interval` (`2s`).
+    pub const JOB_POLL_INTERVAL: &str = "KEM_EVENT_JOB_POLL_INTERVAL";
+    /// `default_page_size` (`20`).
+    pub const DEFAULT_PAGE_SIZE: &str = "KEM_EVENT_DEFAULT_PAGE_SIZE";
+    /// `max_page_size` (`100`).
+    pub const MAX_PAGE_SIZE: &str = "KEM_EVENT_MAX_PAGE_SIZE";
+    /// `cache_ttl` (`5m`).
+    pub const CACHE_TTL: &str = "KEM_EVENT_CACHE_TTL";
+}
 
 /// Settings of the event service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,109 +66,104 @@ impl Default for EventConfig {
 }
 
 /// A setting that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EventConfigError {
-    /// An environment variable has a value that does not parse.
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What it holds.
-        value: String,
-        /// What is expected.
-        reason: &'static str,
-    },
-    /// Values parse but do not fit together or are out of range.
+    /// Variables in the environment that cannot be used, each with its value and what is
+    /// expected, listed together with any rule the values break.
+    #[error(transparent)]
+    Invalid(ConfigError),
+    /// Every value parses, but together they break the service's rules (each broken rule listed).
     #[error("invalid event service configuration: {0}")]
     Inconsistent(String),
 }
 
+impl From<ConfigError> for EventConfigError {
+    /// [`Inconsistent`](EventConfigError::Inconsistent) when every variable parsed and only rules
+    /// are broken, [`Invalid`](EventConfigError::Invalid) otherwise.
+    fn from(error: ConfigError) -> Self {
+        if error.only_rules_broken() {
+            EventConfigError::Inconsistent(error.to_string())
+        } else {
+            EventConfigError::Invalid(error)
+        }
+    }
+}
+
 impl EventConfig {
-    /// From the `KEM_EVENT_*` environment variables, defaults for the unset ones.
+    /// From the `KEM_EVENT_*` environment variables (see [`env`]), defaults for the unset ones.
     pub fn from_env() -> Result<EventConfig, EventConfigError> {
-        EventConfig::from_lookup(kem_kit::secret::env_or_file)
+        Ok(config::read_from(&ProcessEnv, EventConfig::read)?)
     }
 
     /// From any variable lookup (tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<EventConfig, EventConfigError> {
-        let mut config = EventConfig::default();
-        let get =
-            |var: &'static str| lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).map(|v| (var, v));
-        if let Some((var, value)) = get("KEM_EVENT_JOB_TIMEOUT") {
-            config.job_timeout = duration(var, &value)?;
-        }
-        if let Some((var, value)) = get("KEM_EVENT_JOB_SWEEP_INTERVAL") {
-            config.job_sweep_interval = duration(var, &value)?;
-        }
-        if let Some((var, value)) = get("KEM_EVENT_JOB_POLL_INTERVAL") {
-            config.job_poll_interval = duration(var, &value)?;
-        }
-        if let Some((var, value)) = get("KEM_EVENT_DEFAULT_PAGE_SIZE") {
-            config.default_page_size = count(var, &value)?;
-        }
-        if let Some((var, value)) = get("KEM_EVENT_MAX_PAGE_SIZE") {
-            config.max_page_size = count(var, &value)?;
-        }
-        if let Some((var, value)) = get("KEM_EVENT_CACHE_TTL") {
-            config.cache_ttl = duration(var, &value)?;
-        }
-        config.validate()?;
-        Ok(config)
+        Ok(config::read_from(&lookup, EventConfig::read)?)
     }
 
-    /// Checks ranges and consistency.
+    /// Reads the [`env`] variables from `vars`, recording there every bad one (keeping its
+    /// default) and every rule the result breaks, so a process can read several services'
+    /// settings and report all their problems together.
+    pub fn read(vars: &mut Reader<'_>) -> EventConfig {
+        let mut config = EventConfig::default();
+        if let Some(timeout) = vars.get(env::JOB_TIMEOUT, parse::duration()) {
+            config.job_timeout = timeout;
+        }
+        if let Some(interval) = vars.get(env::JOB_SWEEP_INTERVAL, parse::duration()) {
+            config.job_sweep_interval = interval;
+        }
+        if let Some(interval) = vars.get(env::JOB_POLL_INTERVAL, parse::duration()) {
+            config.job_poll_interval = interval;
+        }
+        if let Some(size) = vars.get(env::DEFAULT_PAGE_SIZE, parse::number::<usize>()) {
+            config.default_page_size = size;
+        }
+        if let Some(size) = vars.get(env::MAX_PAGE_SIZE, parse::number::<usize>()) {
+            config.max_page_size = size;
+        }
+        if let Some(ttl) = vars.get(env::CACHE_TTL, parse::duration()) {
+            config.cache_ttl = ttl;
+        }
+        for (var, rule) in config.broken_rules() {
+            vars.broken(var, rule);
+        }
+        config
+    }
+
+    /// Checks ranges and consistency, reporting every broken rule.
     pub fn validate(&self) -> Result<(), EventConfigError> {
-        let fail = |why: String| Err(EventConfigError::Inconsistent(why));
+        let broken: Vec<String> = self.broken_rules().into_iter().map(|(_, rule)| rule).collect();
+        if broken.is_empty() { Ok(()) } else { Err(EventConfigError::Inconsistent(broken.join("; "))) }
+    }
+
+    /// Each broken rule, with the variable that sets the offending field.
+    fn broken_rules(&self) -> Vec<(&'static str, String)> {
+        let mut broken = Vec::new();
         if self.job_timeout < Duration::from_secs(1) {
-            return fail(format!("job_timeout must be at least 1s, got {:?}", self.job_timeout));
+            broken.push((env::JOB_TIMEOUT, format!("job_timeout must be at least 1s, got {:?}", self.job_timeout)));
         }
         if self.job_sweep_interval < Duration::from_millis(50) {
-            return fail(format!("job_sweep_interval must be at least 50ms, got {:?}", self.job_sweep_interval));
+            let rule = format!("job_sweep_interval must be at least 50ms, got {:?}", self.job_sweep_interval);
+            broken.push((env::JOB_SWEEP_INTERVAL, rule));
         }
         if self.job_poll_interval.is_zero() {
-            return fail("job_poll_interval must be positive".to_owned());
+            broken.push((env::JOB_POLL_INTERVAL, "job_poll_interval must be positive".to_owned()));
         }
         if self.cache_ttl < Duration::from_millis(1) {
-            return fail("cache_ttl must be positive".to_owned());
+            broken.push((env::CACHE_TTL, "cache_ttl must be positive".to_owned()));
         }
         if self.max_page_size == 0 || self.max_page_size > 1_000 {
-            return fail(format!("max_page_size must be between 1 and 1000, got {}", self.max_page_size));
+            let rule = format!("max_page_size must be between 1 and 1000, got {}", self.max_page_size);
+            broken.push((env::MAX_PAGE_SIZE, rule));
         }
         if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
-            return fail(format!(
+            let rule = format!(
                 "default_page_size must be between 1 and max_page_size ({}), got {}",
                 self.max_page_size, self.default_page_size
-            ));
+            );
+            broken.push((env::DEFAULT_PAGE_SIZE, rule));
         }
-        Ok(())
+        broken
     }
-}
-
-fn duration(var: &'static str, value: &str) -> Result<Duration, EventConfigError> {
-    let invalid = || EventConfigError::Invalid {
-        var,
-        value: value.to_owned(),
-        reason: "expected a whole number with a unit: 500ms, 30s, 5m or 1h",
-    };
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let n: u64 = number.parse().map_err(|_| invalid())?;
-    let millis = match unit.trim() {
-        "ms" => Some(n),
-        "" | "s" => n.checked_mul(1_000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => None,
-    };
-    millis.map(Duration::from_millis).ok_or_else(invalid)
-}
-
-fn count(var: &'static str, value: &str) -> Result<usize, EventConfigError> {
-    value.parse().map_err(|_| EventConfigError::Invalid {
-        var,
-        value: value.to_owned(),
-        reason: "expected a positive whole number",
-    })
 }
 
 #[cfg(test)]

@@ -51,10 +51,6 @@ enum_map!(objective_to_proto, objective_from_proto, Objective, common::EventObje
 enum_map!(method_to_proto, method_from_proto, ParticipationMethod, common::ParticipationMethod, {
     Draw <=> Draw, FirstCome <=> FirstCome,
 });
-enum_map!(channel_to_proto, channel_from_proto, Channel, common::Channel, {
-    UridongneTv <=> UridongneTv, RingoBiz <=> RingoBiz, GenieTv <=> GenieTv, Instagram <=> Instagram,
-    NaverBlog <=> NaverBlog, KakaoChannel <=> KakaoChannel,
-});
 enum_map!(style_to_proto, style_from_proto, ImageStyle, common::ImageStyle, {
     Simple <=> Simple, Fancy <=> Fancy, Trendy <=> Trendy,
 });
@@ -67,6 +63,20 @@ enum_map!(status_to_proto, status_from_proto, EventStatus, proto::EventStatus, {
     Draft <=> Draft, Recommended <=> Recommended, ContentReady <=> ContentReady, Published <=> Published,
     Ended <=> Ended,
 });
+
+/// The proto value of a channel.
+pub fn channel_to_proto(channel: Channel) -> common::Channel {
+    channel.to_proto()
+}
+
+/// The channel of a proto number: unset for 0, unknown for numbers outside the enum.
+pub fn channel_from_proto(number: i32) -> EnumInput<Channel> {
+    match Channel::from_number(number) {
+        Some(channel) => EnumInput::Known(channel),
+        None if number == 0 => EnumInput::Unset,
+        None => EnumInput::Unknown(number),
+    }
+}
 
 fn provider_kind_to_proto(kind: ProviderKind) -> common::ProviderKind {
     match kind {
@@ -541,7 +551,7 @@ mod tests {
 
     #[test]
     fn enums_map_both_ways_and_keep_unknown_numbers() {
-        for c in Channel::ALL {
+        for c in &Channel::ALL {
             assert_eq!(channel_from_proto(channel_to_proto(*c) as i32), EnumInput::Known(*c));
         }
         for s in EventStatus::ALL {

@@ -38,7 +38,7 @@ pub use config::{EventConfig, EventConfigError};
 pub use kem_proto::kem::event::v1::event_service_server::EventServiceServer;
 
 use crate::app::{AppSettings, EventApp};
-use crate::infra::{CachedEvents, MeshEntryGate, MeshStoreDirectory, SqlEventRepository, SystemClock, sweeper};
+use crate::infra::{CachedEvents, MeshEntryGate, MeshStoreDirectory, SqlEventRepository, sweeper};
 
 static MIGRATIONS: LazyLock<Migrations> =
     LazyLock::new(|| Migrations::new(sqlx::migrate!("migrations/postgres"), sqlx::migrate!("migrations/sqlite")));
@@ -87,8 +87,8 @@ pub async fn start_api(ctx: ServiceContext, config: EventConfig) -> Result<Event
     };
     let stores = Arc::new(MeshStoreDirectory::new(ctx.peers.clone(), ctx.cache.clone()));
     let entries = Arc::new(MeshEntryGate::new(ctx.peers.clone()));
-    let app = Arc::new(EventApp::new(repository, cache, stores, entries, Arc::new(SystemClock), settings));
-    tokio::spawn(sweeper::run(app.clone(), config.job_sweep_interval, ctx.shutdown.clone()));
+    let app = Arc::new(EventApp::new(repository, cache, stores, entries, ctx.clock.clone(), settings));
+    ctx.shutdown.spawn(sweeper::run(app.clone(), config.job_sweep_interval, ctx.shutdown.clone()));
     tracing::info!(
         service = %ctx.service,
         database = ctx.store.target(),

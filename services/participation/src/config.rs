@@ -1,10 +1,10 @@
 //! The participation service's settings: its personal-data keys and how long event facts are
 //! cached.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kem_kit::Secret;
+use kem_kit::config::{self, ConfigError, GivenFile, Parse, ProcessEnv, Reader, parse};
 
 use crate::pii::keys::{self, PiiKeyError, PiiKeySettings};
 
@@ -25,18 +25,9 @@ impl Default for ParticipationConfig {
     }
 }
 
-/// A setting in the environment that cannot be used.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ParticipationConfigError {
-    /// A variable has a value of the wrong form (secret values are never repeated).
-    #[error("{var} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What is expected.
-        reason: String,
-    },
-}
+/// Every variable in the environment that cannot be used, each with what is expected (key values
+/// are never repeated: the kit's reader redacts secrets; see [`kem_kit::config`]).
+pub type ParticipationConfigError = ConfigError;
 
 /// Environment variables [`ParticipationConfig::from_env`] reads.
 pub mod env {
@@ -55,10 +46,6 @@ pub mod env {
     pub const EVENT_CACHE_TTL_MS: &str = "KEM_PARTICIPATION_EVENT_CACHE_TTL_MS";
 }
 
-fn invalid(var: &'static str, reason: impl Into<String>) -> ParticipationConfigError {
-    ParticipationConfigError::Invalid { var, reason: reason.into() }
-}
-
 /// The reason a key was refused, without repeating the variable (or the value).
 fn key_reason(error: PiiKeyError) -> String {
     match error {
@@ -67,60 +54,72 @@ fn key_reason(error: PiiKeyError) -> String {
     }
 }
 
+/// A base64 AES-256 key, kept as text (the [`PiiKeys`](crate::pii::keys::PiiKeys) decode it).
+fn aes_key(var: &'static str) -> impl Parse<Output = String> {
+    parse::custom("base64 of exactly 32 bytes", move |key: &str| {
+        keys::decode_aes_key(key, var).map(|_| key.to_owned()).map_err(key_reason)
+    })
+}
+
 impl ParticipationConfig {
-    /// Settings from the environment (see [`env`](mod@env)); anything unset keeps its [`Default`]. Every
-    /// variable may instead name a file with `<VAR>_FILE` (Key Vault CSI mounts), the kit's
-    /// [`env_or_file`](kem_kit::secret::env_or_file). A key file that cannot be read does not
-    /// silently fall back to a development key: `KEM_PARTICIPATION_PII_KEY_FILE` stays set and
+    /// Settings from the environment (see [`env`](mod@env)); anything unset keeps its [`Default`].
+    /// Every variable may instead come from a file named by `<NAME>_FILE` (Key Vault CSI mounts).
+    /// The AES key is the exception the module documents: `KEM_PARTICIPATION_PII_KEY_FILE` is a
+    /// setting of its own, used when `KEM_PARTICIPATION_PII_KEY` is unset, and a key file that
+    /// cannot be read does not silently fall back to a development key: it stays set and
     /// [`start`](crate::start) fails naming it.
     pub fn from_env() -> Result<ParticipationConfig, ParticipationConfigError> {
-        ParticipationConfig::from_lookup(kem_kit::secret::env_or_file)
+        config::read_from(&ProcessEnv, ParticipationConfig::read)
     }
 
     /// Like [`from_env`](Self::from_env) with variables from `lookup` (tests).
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<ParticipationConfig, ParticipationConfigError> {
-        let var = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        config::read_from(&lookup, ParticipationConfig::read)
+    }
+
+    /// Reads the [`env`](mod@env) variables from `vars`, recording every bad one there and keeping
+    /// the default in its place, so a process can read several services' settings and report all
+    /// their problems together.
+    pub fn read(vars: &mut Reader<'_>) -> ParticipationConfig {
         let mut config = ParticipationConfig::default();
 
-        if let Some(key) = var(env::PII_KEY) {
-            keys::decode_aes_key(&key, env::PII_KEY).map_err(|e| invalid(env::PII_KEY, key_reason(e)))?;
-            config.pii.key = Some(Secret::new(key));
+        // The key wins over its file; a readable file is checked now, an unreadable one is left
+        // to `PiiKeys::load`, which reads `key_file` again and fails naming it.
+        let given = vars.given(env::PII_KEY);
+        config.pii.key_file = given.file.as_ref().map(|file| file.path.clone());
+        let key = match (given.value, given.file) {
+            (Some(key), _) => Some((key, None)),
+            (None, Some(GivenFile { path, contents: Ok(key) })) if !key.is_empty() => Some((key, Some(path))),
+            (None, _) => None,
+        };
+        if let Some((key, file)) = key {
+            config.pii.key = vars.check_secret(env::PII_KEY, &key, file, aes_key(env::PII_KEY)).map(Secret::new);
         }
-        config.pii.key_file = var(env::PII_KEY_FILE).map(PathBuf::from);
-        if let Some(list) = var(env::PII_PREVIOUS_KEYS) {
-            for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-                keys::decode_aes_key(key, env::PII_PREVIOUS_KEYS)
-                    .map_err(|e| invalid(env::PII_PREVIOUS_KEYS, key_reason(e)))?;
-                config.pii.previous_keys.push(Secret::new(key));
-            }
+        let previous = parse::list(aes_key(env::PII_PREVIOUS_KEYS));
+        if let Some(previous) = vars.get_secret(env::PII_PREVIOUS_KEYS, previous) {
+            config.pii.previous_keys = previous.into_iter().map(Secret::new).collect();
         }
-        if let Some(key) = var(env::PHONE_HASH_KEY) {
-            keys::decode_hash_key(&key, env::PHONE_HASH_KEY)
-                .map_err(|e| invalid(env::PHONE_HASH_KEY, key_reason(e)))?;
-            config.pii.phone_hash_key = Some(Secret::new(key));
+        let hash_key = parse::custom("base64 of at least 32 bytes", |key: &str| {
+            keys::decode_hash_key(key, env::PHONE_HASH_KEY).map(|_| key.to_owned()).map_err(key_reason)
+        });
+        config.pii.phone_hash_key = vars.get_secret(env::PHONE_HASH_KEY, hash_key).map(Secret::new);
+        if let Some(required) = vars.get(env::REQUIRE_PII_KEY, parse::flag()) {
+            config.pii.require_configured_key = required;
         }
-        if let Some(flag) = var(env::REQUIRE_PII_KEY) {
-            config.pii.require_configured_key = match flag.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => return Err(invalid(env::REQUIRE_PII_KEY, format!("{flag:?} is not true or false"))),
-            };
+        let ttl = parse::millis().within(Duration::from_millis(1), Duration::from_secs(60));
+        if let Some(ttl) = vars.get(env::EVENT_CACHE_TTL_MS, ttl) {
+            config.event_cache_ttl = ttl;
         }
-        if let Some(ms) = var(env::EVENT_CACHE_TTL_MS) {
-            let ms = ms.parse::<u64>().ok().filter(|ms| (1..=60_000).contains(ms)).ok_or_else(|| {
-                invalid(env::EVENT_CACHE_TTL_MS, format!("{ms:?} is not milliseconds between 1 and 60000"))
-            })?;
-            config.event_cache_ttl = Duration::from_millis(ms);
-        }
-        Ok(config)
+        config
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::path::PathBuf;
 
     use super::*;
 
@@ -162,12 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("pii-key");
         std::fs::write(&path, format!("{KEY}\n")).expect("write key");
-        let mounted = |file: String| {
-            move |name: &str| {
-                let lookup = |var: &str| (var == "KEM_PARTICIPATION_PII_KEY_FILE").then(|| file.clone());
-                kem_kit::secret::value_or_file(name, lookup)
-            }
-        };
+        let mounted = |file: String| move |name: &str| (name == "KEM_PARTICIPATION_PII_KEY_FILE").then(|| file.clone());
         let c = ParticipationConfig::from_lookup(mounted(path.display().to_string())).expect("valid");
         assert_eq!(c.pii.key.as_ref().map(Secret::expose), Some(KEY));
         let missing = dir.path().join("absent").display().to_string();

@@ -40,7 +40,7 @@ pub use model::draw::{DrawRecord, VerifyError, verify_draw};
 use crate::events::MeshEvents;
 use crate::pii::keys::{KeySource, PiiKeyError, PiiKeys};
 use crate::repository::Repository;
-use crate::service::{ParticipationCore, SystemClock};
+use crate::service::ParticipationCore;
 
 /// The participation service's migrations (PostgreSQL and SQLite sets).
 pub static MIGRATIONS: LazyLock<Migrations> =
@@ -90,7 +90,7 @@ pub async fn start_api(
     let waker = ctx.spawn_outbox_relay();
     let repo = Repository::new(ctx.store.clone(), Some(waker));
     let events = Arc::new(MeshEvents::new(ctx.peers.clone(), ctx.cache.clone(), config.event_cache_ttl));
-    let core = ParticipationCore::new(repo, events, Arc::new(keys), Arc::new(SystemClock));
+    let core = ParticipationCore::new(repo, events, Arc::new(keys), ctx.clock.clone());
     tracing::info!(
         service = %ctx.service, store = %ctx.store.target(), cache = ctx.cache.backend(),
         pii_key_id = %key_id, event_cache_ttl = ?config.event_cache_ttl,

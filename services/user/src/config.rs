@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kem_kit::Secret;
+use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
 use kem_kit::external::ProviderMode;
 
 use crate::nts;
@@ -116,20 +116,9 @@ impl Default for UserConfig {
     }
 }
 
-/// A setting in the environment that cannot be used.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum UserConfigError {
-    /// A variable has a value of the wrong form.
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What it holds (never a secret: secrets are not parsed).
-        value: String,
-        /// What is expected.
-        reason: &'static str,
-    },
-}
+/// Every variable in the environment that cannot be used, each with its value and what is
+/// expected (the kit's reader; see [`kem_kit::config`]).
+pub type UserConfigError = ConfigError;
 
 /// Environment variables [`UserConfig::from_env`] reads.
 pub mod env {
@@ -168,102 +157,75 @@ pub mod env {
 
 impl UserConfig {
     /// Settings from the environment (see [`env`]); anything unset keeps its [`Default`]. The
-    /// real NTS API is used exactly when `KEM_NTS_SERVICE_KEY` is set.
+    /// real NTS API is used exactly when `KEM_NTS_SERVICE_KEY` is set. Every variable may come
+    /// from a file named by `<NAME>_FILE`.
     pub fn from_env() -> Result<UserConfig, UserConfigError> {
-        UserConfig::from_lookup(kem_kit::secret::env_or_file)
+        config::read_from(&ProcessEnv, UserConfig::read)
     }
 
     /// Like [`from_env`](Self::from_env) with variables from `lookup` (tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<UserConfig, UserConfigError> {
-        let var = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let number = |name: &'static str, reason: &'static str| -> Result<Option<u64>, UserConfigError> {
-            var(name)
-                .map(|v| v.parse::<u64>().map_err(|_| UserConfigError::Invalid { var: name, value: v.clone(), reason }))
-                .transpose()
-        };
-        let mut config = UserConfig::default();
+        config::read_from(&lookup, UserConfig::read)
+    }
 
-        let base_url = var(env::NTS_BASE_URL).unwrap_or_else(|| nts::DEFAULT_BASE_URL.to_owned());
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(UserConfigError::Invalid {
-                var: env::NTS_BASE_URL,
-                value: base_url,
-                reason: "must be an http(s) URL such as https://api.odcloud.kr/api",
-            });
-        }
+    /// Reads the [`env`] variables from `vars`, recording every bad one there and keeping the
+    /// default in its place, so a process can read several services' settings and report all
+    /// their problems together.
+    pub fn read(vars: &mut Reader<'_>) -> UserConfig {
+        let mut config = UserConfig::default();
+        let positive = Duration::from_secs(1);
+
+        let base_url = vars
+            .get(env::NTS_BASE_URL, parse::http_url().example("https://api.odcloud.kr/api"))
+            .unwrap_or_else(|| nts::DEFAULT_BASE_URL.to_owned());
         let mut provider = nts::provider_config(base_url);
-        if let Some(ms) = number(env::NTS_TIMEOUT_MS, "must be milliseconds, e.g. 5000")? {
-            if ms == 0 {
-                return Err(UserConfigError::Invalid {
-                    var: env::NTS_TIMEOUT_MS,
-                    value: ms.to_string(),
-                    reason: "must be positive",
-                });
-            }
-            provider.timeout = Duration::from_millis(ms);
+        if let Some(timeout) = vars.get(env::NTS_TIMEOUT_MS, parse::millis().at_least(Duration::from_millis(1))) {
+            provider.timeout = timeout;
             provider.deadline = provider.deadline.max(provider.timeout);
         }
-        config.nts = ProviderMode::select(provider, lookup(env::NTS_SERVICE_KEY).map(Secret::new));
+        config.nts = ProviderMode::select(provider, vars.secret(env::NTS_SERVICE_KEY));
 
-        if let Some(issuer) = var(env::JWT_ISSUER) {
+        if let Some(issuer) = vars.get(env::JWT_ISSUER, parse::text()) {
             config.tokens.issuer = issuer;
         }
-        if let Some(audience) = var(env::JWT_AUDIENCE) {
+        if let Some(audience) = vars.get(env::JWT_AUDIENCE, parse::text()) {
             config.tokens.audience = audience;
         }
-        if let Some(secs) = number(env::JWT_ACCESS_TTL_SECS, "must be seconds, e.g. 900")? {
-            config.tokens.access_ttl = positive(env::JWT_ACCESS_TTL_SECS, secs)?;
+        if let Some(ttl) = vars.get(env::JWT_ACCESS_TTL_SECS, parse::seconds().at_least(positive)) {
+            config.tokens.access_ttl = ttl;
         }
-        if let Some(secs) = number(env::JWT_REFRESH_TTL_SECS, "must be seconds, e.g. 1209600")? {
-            config.tokens.refresh_ttl = positive(env::JWT_REFRESH_TTL_SECS, secs)?;
+        if let Some(ttl) = vars.get(env::JWT_REFRESH_TTL_SECS, parse::seconds().at_least(positive)) {
+            config.tokens.refresh_ttl = ttl;
         }
-        config.tokens.signing_key_file = var(env::JWT_SIGNING_KEY_FILE).map(PathBuf::from);
-        if let Some(days) = number(env::JWT_KEY_ROTATION_DAYS, "must be whole days (0 disables rotation)")? {
+        config.tokens.signing_key_file = vars.get(env::JWT_SIGNING_KEY_FILE, parse::path());
+        if let Some(days) = vars.get(env::JWT_KEY_ROTATION_DAYS, parse::number::<u64>()) {
             config.tokens.rotation_interval = (days > 0).then(|| Duration::from_secs(days.saturating_mul(24 * 3600)));
         }
-        if let Some(kib) = number(env::ARGON2_MEMORY_KIB, "must be KiB, e.g. 19456")? {
-            config.password.memory_kib =
-                at_least(env::ARGON2_MEMORY_KIB, kib, 8, "must be between 8 and 4294967295 KiB")?;
+        if let Some(kib) = vars.get(env::ARGON2_MEMORY_KIB, parse::number::<u32>().at_least(8)) {
+            config.password.memory_kib = kib;
         }
-        if let Some(t) = number(env::ARGON2_ITERATIONS, "must be a positive integer, e.g. 2")? {
-            config.password.iterations = at_least(env::ARGON2_ITERATIONS, t, 1, "must be a positive integer")?;
+        if let Some(t) = vars.get(env::ARGON2_ITERATIONS, parse::number::<u32>().at_least(1)) {
+            config.password.iterations = t;
         }
-        if let Some(n) = number(env::LOGIN_MAX_FAILURES, "must be a positive integer, e.g. 5")? {
-            config.login.address_max_failures = at_least(env::LOGIN_MAX_FAILURES, n, 1, "must be a positive integer")?;
+        if let Some(n) = vars.get(env::LOGIN_MAX_FAILURES, parse::number::<u32>().at_least(1)) {
+            config.login.address_max_failures = n;
         }
-        if let Some(secs) = number(env::LOGIN_LOCKOUT_SECS, "must be seconds, e.g. 900")? {
-            config.login.address_lockout = positive(env::LOGIN_LOCKOUT_SECS, secs)?;
+        if let Some(lockout) = vars.get(env::LOGIN_LOCKOUT_SECS, parse::seconds().at_least(positive)) {
+            config.login.address_lockout = lockout;
         }
-        if let Some(n) = number(env::LOGIN_ACCOUNT_FREE_FAILURES, "must be a whole number, e.g. 10 (0 disables)")? {
-            config.login.account_free_failures =
-                at_least(env::LOGIN_ACCOUNT_FREE_FAILURES, n, 0, "must be a whole number below 2^32")?;
+        if let Some(n) = vars.get(env::LOGIN_ACCOUNT_FREE_FAILURES, parse::number::<u32>()) {
+            config.login.account_free_failures = n;
         }
-        if let Some(secs) = number(env::LOGIN_ACCOUNT_MAX_DELAY_SECS, "must be seconds, e.g. 60")? {
-            config.login.account_max_delay = positive(env::LOGIN_ACCOUNT_MAX_DELAY_SECS, secs)?;
+        if let Some(delay) = vars.get(env::LOGIN_ACCOUNT_MAX_DELAY_SECS, parse::seconds().at_least(positive)) {
+            config.login.account_max_delay = delay;
         }
-        Ok(config)
+        config
     }
 
     /// The default settings with a cheap password hash, for tests.
     pub fn for_tests() -> UserConfig {
         UserConfig { password: PasswordSettings::TESTING, ..UserConfig::default() }
     }
-}
-
-/// `value` as a `u32` of at least `min`.
-fn at_least(var: &'static str, value: u64, min: u32, reason: &'static str) -> Result<u32, UserConfigError> {
-    u32::try_from(value).ok().filter(|v| *v >= min).ok_or(UserConfigError::Invalid {
-        var,
-        value: value.to_string(),
-        reason,
-    })
-}
-
-fn positive(var: &'static str, secs: u64) -> Result<Duration, UserConfigError> {
-    if secs == 0 {
-        return Err(UserConfigError::Invalid { var, value: secs.to_string(), reason: "must be positive" });
-    }
-    Ok(Duration::from_secs(secs))
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ pub async fn start_api(ctx: ServiceContext, config: UserConfig) -> Result<UserAp
 }
 
 fn spawn_maintenance(core: Arc<UserCore>, interval: std::time::Duration, shutdown: kem_mesh::Shutdown) {
-    tokio::spawn(async move {
+    shutdown.clone().spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}

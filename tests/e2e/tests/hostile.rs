@@ -168,7 +168,7 @@ async fn raw(request: reqwest::RequestBuilder) -> Reply {
     let response = request.send().await.expect("an answer, not a dropped connection");
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);
-    Reply { status, body }
+    Reply { status, body, retry_after: None }
 }
 
 #[track_caller]

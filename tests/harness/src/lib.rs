@@ -6,7 +6,8 @@
 //! - [`service::TestService`]: one service's platform context (database, Redis prefix, queue);
 //! - [`mesh::serve`]: a service (or a peer's fake) over mTLS with the contracts' policy;
 //! - [`roles::TestPlatform`]: any set of kem roles started in-process on free ports;
-//! - [`status`]: the code, `ErrorInfo` and `BadRequest` details of a failed call.
+//! - [`status`]: the code, `ErrorInfo` and `BadRequest` details of a failed call;
+//! - [`wait`]: [`eventually`], a bounded poll instead of a guessed sleep.
 //!
 //! Backing services are **required**: when PostgreSQL or Redis cannot be reached the harness
 //! panics with the address it tried and how to start it — a test never skips silently.
@@ -20,6 +21,9 @@ pub mod redis;
 pub mod roles;
 pub mod service;
 pub mod status;
+pub mod wait;
+
+pub use wait::{eventually, eventually_holds};
 
 /// A directory under the system temp dir, removed on drop (kept tiny to avoid a dependency).
 pub struct TempDir(pub std::path::PathBuf);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kem_kit::Secret;
 use kem_kit::cache::{Cache, MemoryCache, RedisCache, RedisCacheConfig};
+use kem_kit::clock::SystemClock;
 use kem_kit::queue::Queue;
 use kem_kit::queue::store::StoreQueue;
 use kem_kit::runtime::{Peers, ServiceContext};
@@ -62,6 +63,7 @@ impl TestService {
             queue: shared,
             peers,
             data_dir: data_dir.0.clone(),
+            clock: Arc::new(SystemClock),
             shutdown: Shutdown::new(),
         };
         TestService { ctx, db, redis, queue, _data_dir: data_dir }
@@ -69,9 +71,9 @@ impl TestService {
 
     /// Stops the service's workers, then drops its database and Redis keys.
     pub async fn cleanup(self) {
-        self.ctx.shutdown.trigger();
-        // Let background workers observe the shutdown before their database disappears.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Background workers return before their database disappears.
+        let drained = self.ctx.shutdown.drained(std::time::Duration::from_secs(10)).await;
+        assert!(drained, "the {} service's background workers did not stop within 10 s", self.ctx.service);
         self.ctx.store.close().await;
         self.db.drop_now().await;
         self.redis.cleanup().await;
@@ -92,6 +94,53 @@ pub async fn embedded_context(service: &str, peers: Peers, dir: &std::path::Path
         cache: Arc::new(MemoryCache::new(10_000)),
         peers,
         data_dir: dir.to_path_buf(),
+        clock: Arc::new(SystemClock),
         shutdown: Shutdown::new(),
+    }
+}
+
+/// What a service under test stands on: a fresh PostgreSQL database with its Redis prefix and
+/// store-backed queue, or an embedded SQLite directory with the in-process cache, as `kem up`
+/// runs it. [`Backing::cleanup`] stops the context's workers, then removes the data.
+pub enum Backing {
+    /// The production layout.
+    Postgres(Box<TestService>),
+    /// `kem up`'s layout, in a directory removed on cleanup.
+    Sqlite(tempfile::TempDir),
+}
+
+impl Backing {
+    /// `service`'s context on a fresh PostgreSQL database, and its backing.
+    pub async fn postgres(service: &str, peers: Peers) -> (ServiceContext, Backing) {
+        let svc = TestService::with_peers(service, peers).await;
+        (svc.ctx.clone(), Backing::Postgres(Box::new(svc)))
+    }
+
+    /// `service`'s context on embedded SQLite in a fresh directory, and its backing.
+    pub async fn sqlite(service: &str, peers: Peers) -> (ServiceContext, Backing) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        let ctx = embedded_context(service, peers, dir.path()).await;
+        (ctx, Backing::Sqlite(dir))
+    }
+
+    /// The test's Redis keys (none on SQLite).
+    pub async fn redis_keys(&self) -> Vec<String> {
+        match self {
+            Backing::Postgres(svc) => svc.redis.keys().await,
+            Backing::Sqlite(_) => Vec::new(),
+        }
+    }
+
+    /// Stops `ctx`'s background workers (waiting for them) and removes the data behind it.
+    pub async fn cleanup(self, ctx: &ServiceContext) {
+        match self {
+            Backing::Postgres(svc) => svc.cleanup().await,
+            Backing::Sqlite(dir) => {
+                let drained = ctx.shutdown.drained(std::time::Duration::from_secs(10)).await;
+                assert!(drained, "the {} service's background workers did not stop within 10 s", ctx.service);
+                ctx.store.close().await;
+                drop(dir);
+            }
+        }
     }
 }

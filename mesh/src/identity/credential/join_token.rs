@@ -186,8 +186,7 @@ impl JoinTokens {
             .as_secs();
         let mut jti = [0u8; JTI_LEN];
         self.rng.fill(&mut jti).map_err(|_| JoinTokenError::Random { what: "mint a join token id" })?;
-        let claims =
-            Claims { sub: identity.to_string(), exp, jti: jti.iter().map(|b| format!("{b:02x}")).collect(), reusable };
+        let claims = Claims { sub: identity.to_string(), exp, jti: crate::hex::encode(jti), reusable };
         // Serializing a struct of strings and integers cannot fail; fall back to an empty payload
         // (which no verifier accepts) rather than panic if it ever did.
         let payload = serde_json::to_vec(&claims).unwrap_or_default();

@@ -77,7 +77,7 @@ pub fn spawn(
         let jobs = jobs.clone();
         async move { handle(&jobs, &message).await }
     };
-    tokio::spawn(Consumer::run(queue, handler, options, shutdown))
+    shutdown.clone().spawn(Consumer::run(queue, handler, options, shutdown))
 }
 
 async fn handle(jobs: &JobService, message: &ReceivedMessage) -> Result<(), HandlerError> {

@@ -154,7 +154,7 @@ impl JobLedger for StoreJobLedger {
 /// `retention` must exceed how long a message can still be redelivered (the queue's dedupe
 /// window and a job's deadline), so a purged record is never needed again.
 pub fn spawn_purge(store: Store, retention: Duration, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    shutdown.clone().spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3_600));
         loop {
             tokio::select! {

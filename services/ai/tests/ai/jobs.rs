@@ -13,8 +13,10 @@ use kem_proto::kem::event::v1::report_job_result_request::Outcome;
 use prost::Message;
 use serde_json::json;
 
+use kem_testkit::eventually_holds;
+
 use crate::claude::{ClaudeServer, Kind, Reply};
-use crate::support::{Harness, claude_config, eventually, failure, job, reason, test_config};
+use crate::support::{Harness, claude_config, failure, job, reason, test_config};
 
 const WITHIN: Duration = Duration::from_secs(30);
 
@@ -143,13 +145,13 @@ async fn a_redelivered_message_changes_nothing() {
         .expect("forget the delivery");
     h.send(&job("job-dup")).await;
     let registry = h.registry.clone();
-    eventually("the redelivery is skipped", WITHIN, || {
+    eventually_holds("the redelivery is skipped", WITHIN, || {
         registry.render().contains("kem_ai_jobs_total{outcome=\"duplicate\"} 1")
     })
     .await;
     // The producer sends the job again under another message id.
     h.send_raw("job:job-dup:retry", job("job-dup").encode_to_vec(), "application/protobuf", true).await;
-    eventually("the second copy is skipped", WITHIN, || {
+    eventually_holds("the second copy is skipped", WITHIN, || {
         registry.render().contains("kem_ai_jobs_total{outcome=\"duplicate\"} 2")
     })
     .await;
@@ -177,7 +179,7 @@ async fn a_consumer_killed_mid_job_still_completes_it_exactly_once() {
     let h = Harness::start(idle).await;
     let a = h.start_replica(replica(&claude)).await;
     h.send(&job("job-crash")).await;
-    eventually("replica A is waiting on the model", WITHIN, || claude.count(Kind::Recommendations) == 1).await;
+    eventually_holds("replica A is waiting on the model", WITHIN, || claude.count(Kind::Recommendations) == 1).await;
     a.trigger();
     tokio::time::sleep(Duration::from_millis(1_500)).await; // A drains, then cancels its handler
     assert!(h.events.outcome("job-crash").is_none(), "A reported nothing");

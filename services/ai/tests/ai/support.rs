@@ -34,6 +34,8 @@ pub use kem_testkit::status::rpc_domain_reason as reason;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use kem_testkit::eventually_holds;
+
 use crate::claude::{API_KEY, ClaudeServer};
 
 /// 2025-11-01T00:00:00+09:00.
@@ -303,7 +305,7 @@ impl Harness {
     /// Waits for the job's outcome (the first terminal report).
     pub async fn outcome(&self, job_id: &str, within: Duration) -> Outcome {
         let events = self.events.clone();
-        eventually(&format!("job {job_id} is reported"), within, || events.outcome(job_id).is_some()).await;
+        eventually_holds(&format!("job {job_id} is reported"), within, || events.outcome(job_id).is_some()).await;
         self.events.outcome(job_id).expect("reported")
     }
 
@@ -344,15 +346,6 @@ impl Harness {
         self.servers.trigger();
         self.ca.shutdown.trigger();
         self.svc.cleanup().await;
-    }
-}
-
-/// Waits until `condition` holds, panicking with `what` after `within`.
-pub async fn eventually(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < within, "timed out after {within:?} waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -18,7 +18,7 @@ use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1::EventStatus;
 use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::messaging::v1::analytics_event::Fact;
-use kem_testkit::service::TestService;
+use kem_testkit::service::{Backing, TestService};
 pub use kem_testkit::status::{expect_code, reason, violations};
 use prost::Message;
 use tonic::{Request, Status};
@@ -54,11 +54,6 @@ pub struct Harness {
     backing: Backing,
 }
 
-enum Backing {
-    Postgres(Box<TestService>),
-    Sqlite(tempfile::TempDir),
-}
-
 impl Harness {
     pub async fn new() -> Harness {
         let svc = TestService::new("analytics").await;
@@ -89,22 +84,11 @@ impl Harness {
 
     /// The test's Redis keys (PostgreSQL backing only).
     pub async fn redis_keys(&self) -> Vec<String> {
-        match &self.backing {
-            Backing::Postgres(svc) => svc.redis.keys().await,
-            Backing::Sqlite(_) => Vec::new(),
-        }
+        self.backing.redis_keys().await
     }
 
     pub async fn cleanup(self) {
-        match self.backing {
-            Backing::Postgres(svc) => svc.cleanup().await,
-            Backing::Sqlite(dir) => {
-                self.ctx.shutdown.trigger();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.ctx.store.close().await;
-                drop(dir);
-            }
-        }
+        self.backing.cleanup(&self.ctx).await;
     }
 
     /// Sends `body` as a producer's outbox relay would.

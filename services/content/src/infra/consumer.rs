@@ -61,7 +61,7 @@ pub fn spawn(
     options: ConsumerOptions,
     shutdown: Shutdown,
 ) -> JoinHandle<ConsumerReport> {
-    tokio::spawn(Consumer::run(
+    shutdown.clone().spawn(Consumer::run(
         queue,
         move |message: ReceivedMessage| {
             let app = app.clone();

@@ -9,6 +9,8 @@ use kem_kit::queue::names::CONTENT_GENERATION;
 use kem_proto::kem::common::v1 as common;
 use prost::Message;
 
+use kem_testkit::eventually_holds;
+
 use crate::contracts::{API_KEY, Reply, StabilityServer};
 use crate::stability::stability_config;
 use crate::support::*;
@@ -35,7 +37,7 @@ async fn a_worker_killed_mid_job_is_finished_once_by_the_next_delivery() {
     h.send(&job).await;
 
     let probe = server.clone();
-    eventually("the worker is stuck on the third image", WAIT, || probe.count() == 3).await;
+    eventually_holds("the worker is stuck on the third image", WAIT, || probe.count() == 3).await;
     assert!(h.events.outcome("job-kill").is_none());
     // Kill the worker: its consumer drains for 50 ms, then cancels the handler mid-call.
     h.ctx.shutdown.trigger();
@@ -58,7 +60,7 @@ async fn a_worker_killed_mid_job_is_finished_once_by_the_next_delivery() {
     // at the event service), so wait for the replica to finish its delivery: only then is the
     // message "finished" for a redelivery.
     let finished = || replica.app().metrics().jobs_succeeded.load(std::sync::atomic::Ordering::Relaxed) == 1;
-    eventually("the replica marked the delivery finished", WAIT, finished).await;
+    eventually_holds("the replica marked the delivery finished", WAIT, finished).await;
 
     // A redelivery of the finished message (a producer retry, a lost completion) changes nothing.
     let again = ReceivedMessage {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kem_content::{ContentApi, ContentConfig, ContentServiceServer};
 use kem_kit::queue::OutgoingMessage;
@@ -26,7 +26,8 @@ use kem_proto::kem::content::v1::content_service_server::ContentService;
 use kem_proto::kem::event::v1 as event;
 use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
 use kem_proto::kem::messaging::v1 as msg;
-use kem_testkit::service::TestService;
+use kem_testkit::eventually_holds;
+use kem_testkit::service::{Backing, TestService};
 /// `domain/reason` of a job outcome's `google.rpc.Status` (`reason`) or of a tonic status.
 pub use kem_testkit::status::{domain_reason as status_reason, rpc_domain_reason as reason};
 use prost::Message;
@@ -43,15 +44,6 @@ pub fn now_ms() -> i64 {
 
 pub fn ts(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
-}
-
-/// Waits until `condition` holds, failing the test after `within`.
-pub async fn eventually(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < within, "timed out after {within:?} waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // ---- messages -----------------------------------------------------------------------------------
@@ -230,11 +222,6 @@ pub fn test_config() -> ContentConfig {
     config
 }
 
-enum Backing {
-    Postgres(Box<TestService>),
-    Sqlite(tempfile::TempDir),
-}
-
 /// The content service, the in-test event service, and the mesh between them.
 pub struct Harness {
     pub ctx: ServiceContext,
@@ -353,7 +340,7 @@ impl Harness {
     /// Waits for the job's applied outcome.
     pub async fn outcome(&self, job_id: &str, within: Duration) -> Outcome {
         let events = self.events.clone();
-        eventually(&format!("job {job_id} is reported"), within, || events.outcome(job_id).is_some()).await;
+        eventually_holds(&format!("job {job_id} is reported"), within, || events.outcome(job_id).is_some()).await;
         self.events.outcome(job_id).expect("reported")
     }
 
@@ -375,15 +362,7 @@ impl Harness {
 
     pub async fn cleanup(self) {
         self.servers.trigger();
-        match self.backing {
-            Backing::Postgres(svc) => svc.cleanup().await,
-            Backing::Sqlite(dir) => {
-                self.ctx.shutdown.trigger();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.ctx.store.close().await;
-                drop(dir);
-            }
-        }
+        self.backing.cleanup(&self.ctx).await;
     }
 }
 

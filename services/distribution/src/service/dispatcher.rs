@@ -122,7 +122,7 @@ impl Dispatcher {
     /// taken over later through their leases).
     pub fn spawn(&self, shutdown: Shutdown, drain: Duration) -> tokio::task::JoinHandle<()> {
         let inner = self.inner.clone();
-        tokio::spawn(async move { run(inner, shutdown, drain).await })
+        shutdown.clone().spawn(async move { run(inner, shutdown, drain).await })
     }
 }
 

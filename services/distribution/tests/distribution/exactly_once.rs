@@ -10,6 +10,8 @@ use kem_kit::queue::names;
 use kem_kit::queue::store::StoreQueueOptions;
 use kem_proto::kem::distribution::v1 as pb;
 
+use kem_testkit::eventually;
+
 use crate::support::*;
 
 fn received(job: &kem_proto::kem::messaging::v1::DistributionJob, id: &str) -> ReceivedMessage {
@@ -50,13 +52,13 @@ async fn a_redelivered_or_resent_job_never_publishes_twice() {
     h.send(&job, "dist:evt-dup").await;
     h.send(&job, "dist:evt-dup:resent").await;
     let store = h.store().clone();
-    eventually(Duration::from_secs(10), "both copies to be consumed", || {
+    eventually("both copies to be consumed", Duration::from_secs(10), || {
         let store = store.clone();
         async move { Inbox::seen(&store, "distribution", "dist:evt-dup:resent").await.unwrap_or(false) }
     })
     .await;
     let queue = h.queue.clone();
-    eventually(Duration::from_secs(10), "the job queue to empty", || {
+    eventually("the job queue to empty", Duration::from_secs(10), || {
         let queue = queue.clone();
         async move {
             queue.depth(names::DISTRIBUTION_JOBS).await.map(|d| d.ready + d.locked + d.scheduled == 0).unwrap_or(false)

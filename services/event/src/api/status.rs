@@ -15,9 +15,12 @@
 //! | EndEvent: participation could not close the entries | UNAVAILABLE | ErrorInfo `PARTICIPATION_UNAVAILABLE`, RetryInfo |
 //! | bug / corrupt data | INTERNAL | none (details in the log only) |
 
+use std::time::Duration;
+
+use kem_kit::status::{bad_request, error_info, retry_info};
 use kem_kit::validate::excerpt;
-use kem_proto::google::rpc::{BadRequest, ErrorInfo, PreconditionFailure, Status, bad_request, precondition_failure};
-use prost::Message;
+use kem_proto::google::rpc::{PreconditionFailure, precondition_failure};
+use kem_proto::status::{any, with_details as status};
 use tonic::Code;
 
 use crate::app::{AppError, CloseEntriesError, Resource};
@@ -26,17 +29,9 @@ use crate::convert;
 /// The `ErrorInfo.domain` of every event-service error.
 pub const DOMAIN: &str = "kem.event";
 
-fn any<M: Message>(type_name: &str, message: &M) -> prost_types::Any {
-    prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: message.encode_to_vec() }
-}
-
 fn info(reason: &str, metadata: &[(&str, &str)]) -> prost_types::Any {
-    let info = ErrorInfo {
-        reason: reason.to_owned(),
-        domain: DOMAIN.to_owned(),
-        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-    };
-    any("google.rpc.ErrorInfo", &info)
+    let metadata: Vec<(&str, String)> = metadata.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    error_info(DOMAIN, reason, &metadata)
 }
 
 fn precondition(kind: &str, event_id: &str, description: &str) -> prost_types::Any {
@@ -48,26 +43,6 @@ fn precondition(kind: &str, event_id: &str, description: &str) -> prost_types::A
         }],
     };
     any("google.rpc.PreconditionFailure", &failure)
-}
-
-fn bad_request(violations: &[(String, String)]) -> prost_types::Any {
-    let request = BadRequest {
-        field_violations: violations
-            .iter()
-            .map(|(field, description)| bad_request::FieldViolation {
-                field: field.clone(),
-                description: description.clone(),
-                ..Default::default()
-            })
-            .collect(),
-    };
-    any("google.rpc.BadRequest", &request)
-}
-
-/// A status carrying several details (kem_proto::status builds one detail per status).
-fn status(code: Code, message: &str, details: Vec<prost_types::Any>) -> tonic::Status {
-    let body = Status { code: code as i32, message: message.to_owned(), details };
-    tonic::Status::with_details(code, message.to_owned(), body.encode_to_vec().into())
 }
 
 fn not_found_reason(resource: Resource) -> (&'static str, &'static str) {
@@ -84,9 +59,8 @@ pub fn to_status(error: AppError) -> tonic::Status {
     let message = error.to_string();
     match &error {
         AppError::Invalid(invalid) => {
-            let violations: Vec<(String, String)> =
-                invalid.violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect();
-            status(Code::InvalidArgument, &message, vec![bad_request(&violations)])
+            let violations = invalid.violations.iter().map(|v| (v.field.clone(), v.description.clone()));
+            status(Code::InvalidArgument, &message, vec![bad_request(violations)])
         }
         AppError::NotFound { resource, id } => {
             let (reason, key) = not_found_reason(*resource);
@@ -140,12 +114,12 @@ pub fn to_status(error: AppError) -> tonic::Status {
             status(Code::Aborted, &message, vec![info("CONCURRENT_MODIFICATION", &[("eventId", event_id)])])
         }
         AppError::EventIncomplete { event_id, missing } => {
-            let violations: Vec<(String, String)> =
-                missing.iter().map(|m| (format!("event.{m}"), "is required for recommendations".to_owned())).collect();
+            let violations =
+                missing.iter().map(|m| (format!("event.{m}"), "is required for recommendations".to_owned()));
             status(
                 Code::InvalidArgument,
                 &message,
-                vec![info("EVENT_INCOMPLETE", &[("eventId", event_id)]), bad_request(&violations)],
+                vec![info("EVENT_INCOMPLETE", &[("eventId", event_id)]), bad_request(violations)],
             )
         }
         AppError::WrongJobKind { job_id, kind, reported } => status(
@@ -153,18 +127,16 @@ pub fn to_status(error: AppError) -> tonic::Status {
             &message,
             vec![
                 info("JOB_KIND_MISMATCH", &[("jobId", job_id), ("kind", kind.as_str()), ("reported", reported)]),
-                bad_request(&[("outcome".to_owned(), format!("a {kind} job takes no {reported} outcome"))]),
+                bad_request([("outcome".to_owned(), format!("a {kind} job takes no {reported} outcome"))]),
             ],
         ),
         AppError::EntriesNotClosed { event_id, source: CloseEntriesError::Unavailable(cause) } => {
             tracing::warn!(%event_id, error = %cause, "EndEvent refused: participation did not close the entries");
-            let retry =
-                kem_proto::google::rpc::RetryInfo { retry_delay: Some(prost_types::Duration { seconds: 1, nanos: 0 }) };
             status(
                 Code::Unavailable,
                 "the event was not ended: the participation service could not confirm that entries are closed; \
                  retry shortly",
-                vec![info("PARTICIPATION_UNAVAILABLE", &[("eventId", event_id)]), any("google.rpc.RetryInfo", &retry)],
+                vec![info("PARTICIPATION_UNAVAILABLE", &[("eventId", event_id)]), retry_info(Duration::from_secs(1))],
             )
         }
         AppError::EntriesNotClosed { event_id, source: CloseEntriesError::Refused(cause) } => {
@@ -188,6 +160,9 @@ pub fn to_status(error: AppError) -> tonic::Status {
 
 #[cfg(test)]
 mod tests {
+    use kem_proto::google::rpc::BadRequest;
+    use prost::Message;
+
     use super::*;
     use crate::domain::lifecycle::{Action, EventStatus, IllegalTransition};
     use crate::domain::validation::ValidationError;

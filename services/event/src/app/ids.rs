@@ -2,11 +2,7 @@
 
 /// A new random UUID, e.g. `0b6f3a52-7c1e-4d8e-9a4f-2f1d5c6b7a80`.
 pub fn new_id() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    kem_kit::ids::random_uuid()
 }
 
 #[cfg(test)]

@@ -155,8 +155,5 @@ pub trait EntryGate: Send + Sync + 'static {
     async fn close_entries(&self, event_id: &str, ended_at: Millis) -> Result<(), CloseEntriesError>;
 }
 
-/// The time, injectable so tests control it.
-pub trait Clock: Send + Sync + 'static {
-    /// Milliseconds since the Unix epoch.
-    fn now(&self) -> Millis;
-}
+/// The time: the kit's injected clock (a `ManualClock` in tests about time).
+pub use kem_kit::clock::Clock;

@@ -172,7 +172,7 @@ impl EventApp {
                 return Err(invalid.into());
             }
         };
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         let event = Event::create(new_id(), owner.to_owned(), spec, now);
         let outgoing = [Outgoing::StateChanged { from: None, event: event.clone() }];
         let key = (!request_id.is_empty()).then_some(request_id);
@@ -262,7 +262,7 @@ impl EventApp {
             event.allows(Action::Update).map_err(|e| AppError::illegal(&event.id, e))?;
             let merged = merge(&event.spec.to_input(), &command.input, &paths);
             let spec = validate_event(&merged, "event")?;
-            let change = event.update(spec, self.clock.now()).map_err(|e| AppError::illegal(&event.id, e))?;
+            let change = event.update(spec, self.clock.now_ms()).map_err(|e| AppError::illegal(&event.id, e))?;
             let Change::Modified(modified) = change else { return Ok(event) };
             // A stale etag only matters when something would change: a retried no-op succeeds.
             Self::check_etag(&event, &command.etag)?;
@@ -288,7 +288,7 @@ impl EventApp {
             };
             Self::check_etag(&event, etag)?;
             event.delete().map_err(|e| AppError::illegal(&event.id, e))?;
-            let outgoing = [Outgoing::Deleted { event: event.clone(), at: self.clock.now() }];
+            let outgoing = [Outgoing::Deleted { event: event.clone(), at: self.clock.now_ms() }];
             match self.repository.delete_event(&event, &outgoing).await? {
                 Saved::Done => {
                     self.cache.invalidate(&event.id).await;
@@ -393,7 +393,7 @@ impl EventApp {
                 store = self.stores.store_profile(owner).await;
                 looked_up = true;
             }
-            let now = self.clock.now();
+            let now = self.clock.now_ms();
             let job = Job::new(
                 new_id(),
                 event.id.clone(),
@@ -439,7 +439,7 @@ impl EventApp {
                 return Err(AppError::not_found(Resource::Recommendation, recommendation_id));
             };
             let change = event
-                .select_recommendation(recommendation, self.clock.now())
+                .select_recommendation(recommendation, self.clock.now_ms())
                 .map_err(|e| AppError::illegal(&event.id, e))?;
             let Change::Modified(modified) = change else { return Ok(event) };
             // A stale etag only matters when something would change: a retried no-op succeeds.
@@ -470,7 +470,8 @@ impl EventApp {
                     return Err(AppError::not_found(Resource::Image, image_id));
                 }
             }
-            let change = event.select_image(image_id, self.clock.now()).map_err(|e| AppError::illegal(&event.id, e))?;
+            let change =
+                event.select_image(image_id, self.clock.now_ms()).map_err(|e| AppError::illegal(&event.id, e))?;
             let Change::Modified(modified) = change else { return Ok(event) };
             // A stale etag only matters when something would change: a retried no-op succeeds.
             Self::check_etag(&event, etag)?;
@@ -496,7 +497,7 @@ impl EventApp {
         for _ in 0..MAX_ATTEMPTS {
             let event = self.load_owned(owner, event_id).await?;
             Self::check_etag(&event, etag)?;
-            let change = event.publish(channels.clone(), self.clock.now()).map_err(|e| match e {
+            let change = event.publish(channels.clone(), self.clock.now_ms()).map_err(|e| match e {
                 PublishError::Illegal(source) => AppError::illegal(&event.id, source),
                 PublishError::PeriodOver { end } => AppError::PeriodOver { event_id: event.id.clone(), end },
             })?;
@@ -520,7 +521,7 @@ impl EventApp {
     pub async fn end_event(&self, owner: &str, event_id: &str, etag: &str) -> Result<Event, AppError> {
         for _ in 0..MAX_ATTEMPTS {
             let event = self.load_owned(owner, event_id).await?;
-            let now = self.clock.now();
+            let now = self.clock.now_ms();
             let change = event.end(now).map_err(|e| AppError::illegal(&event.id, e))?;
             let Change::Modified(modified) = change else {
                 self.close_entries(&event.id, event.ended_at.unwrap_or(now)).await?;
@@ -578,7 +579,7 @@ impl EventApp {
             let Some(job) = self.repository.find_job(job_id).await? else {
                 return Err(AppError::not_found(Resource::Job, job_id));
             };
-            let change = job.apply(report.clone(), self.clock.now()).map_err(|e| match e {
+            let change = job.apply(report.clone(), self.clock.now_ms()).map_err(|e| match e {
                 ReportError::WrongKind { job_id, kind, reported } => AppError::WrongJobKind { job_id, kind, reported },
                 ReportError::Invalid(invalid) => AppError::Invalid(invalid),
             })?;
@@ -624,6 +625,6 @@ impl EventApp {
 
     /// Fails jobs past their deadline; returns how many.
     pub async fn fail_expired_jobs(&self) -> Result<u64, AppError> {
-        Ok(self.repository.fail_expired_jobs(self.clock.now()).await?)
+        Ok(self.repository.fail_expired_jobs(self.clock.now_ms()).await?)
     }
 }

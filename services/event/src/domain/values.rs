@@ -72,23 +72,8 @@ named_enum!(
     }
 );
 
-named_enum!(
-    /// A distribution channel.
-    Channel {
-        /// 우리동네TV.
-        UridongneTv => "URIDONGNE_TV",
-        /// 링고비즈.
-        RingoBiz => "RINGO_BIZ",
-        /// 지니TV.
-        GenieTv => "GENIE_TV",
-        /// Instagram.
-        Instagram => "INSTAGRAM",
-        /// Naver Blog.
-        NaverBlog => "NAVER_BLOG",
-        /// Kakao Channel.
-        KakaoChannel => "KAKAO_CHANNEL",
-    }
-);
+/// A distribution channel: the platform's one vocabulary (stable names, serde, proto numbers).
+pub use kem_kit::channel::Channel;
 
 named_enum!(
     /// Visual style of a generated image.
@@ -265,7 +250,7 @@ mod tests {
         for v in ParticipationMethod::ALL {
             assert_eq!(ParticipationMethod::parse(v.as_str()), Some(*v));
         }
-        for v in Channel::ALL {
+        for v in &Channel::ALL {
             assert_eq!(Channel::parse(v.as_str()), Some(*v));
             let json = serde_json::to_string(v).expect("json");
             assert_eq!(json, format!("\"{}\"", v.as_str()));

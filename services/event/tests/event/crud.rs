@@ -8,6 +8,8 @@ use kem_proto::kem::event::v1 as proto;
 use kem_proto::kem::event::v1::event_service_server::EventService;
 use tonic::{Code, Request};
 
+use kem_testkit::eventually;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -329,7 +331,7 @@ async fn reads_are_cached_and_changes_invalidate_the_cache() {
     // The Redis client connects in the background (commands fail fast, and the service degrades
     // to the database, until it is up): wait for it so the first read does fill the cache.
     let cache = h.ctx.cache.clone();
-    eventually(std::time::Duration::from_secs(10), "Redis to connect", || {
+    eventually("Redis to connect", std::time::Duration::from_secs(10), || {
         let cache = cache.clone();
         async move { cache.get("probe").await.is_ok() }
     })

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kem_event::EventConfig;
+use kem_kit::clock::ManualClock;
 use kem_mesh::Shutdown;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1 as proto;
@@ -326,10 +327,12 @@ async fn unfinished_jobs_fail_at_their_deadline() {
         job_sweep_interval: Duration::from_millis(100),
         ..EventConfig::default()
     };
-    let h = Harness::with_config(config).await;
+    let clock = ManualClock::starting_now();
+    let h = Harness::with_clock(config, clock.clone()).await;
     let event = h.create(OWNER, sample_event("시간 초과")).await;
-    // Nobody consumes ai-event-generation.
+    // Nobody consumes ai-event-generation; its deadline passes.
     let job = h.request_recommendations(OWNER, &event.event_id).await.expect("recommend");
+    clock.advance(Duration::from_secs(1));
     let failed = finished_job(&h, OWNER, &job.job_id).await;
     assert_eq!(state(&failed), proto::JobState::Failed);
     assert_eq!(failed.error.as_ref().map(|e| e.code), Some(Code::DeadlineExceeded as i32), "{failed:?}");

@@ -4,12 +4,12 @@
 //! content services.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kem_event::{EventApi, EventConfig};
 use kem_kit::cache::MemoryCache;
+use kem_kit::clock::{Clock as _, ManualClock, SystemClock};
 use kem_kit::outbox::{Consumer, ConsumerOptions, ConsumerReport, HandlerError, Outbox};
 use kem_kit::queue::{Queue, ReceivedMessage};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
@@ -24,7 +24,8 @@ use kem_proto::kem::participation::v1 as participation_pb;
 use kem_proto::kem::participation::v1::participation_service_server::{
     ParticipationService, ParticipationServiceServer,
 };
-use kem_testkit::service::TestService;
+use kem_testkit::eventually;
+use kem_testkit::service::{Backing, TestService};
 pub use kem_testkit::status::{expect_code, metadata, reason, violations};
 use prost::Message;
 use prost_types::Timestamp;
@@ -51,14 +52,6 @@ pub struct Harness {
     backing: Backing,
 }
 
-/// What the context stands on; removed by [`Harness::cleanup`].
-enum Backing {
-    /// A fresh PostgreSQL database, Redis prefix and store-backed queue.
-    Postgres(Box<TestService>),
-    /// An embedded SQLite file (with the in-process cache), as `kem up` runs.
-    Sqlite(tempfile::TempDir),
-}
-
 impl Harness {
     pub async fn new() -> Harness {
         Harness::with_config(test_config()).await
@@ -68,6 +61,14 @@ impl Harness {
         let (participation, servers, peers) = participation_mesh().await;
         let svc = TestService::with_peers("event", peers).await;
         let ctx = svc.ctx.clone();
+        Harness::start(ctx, config, participation, servers, Backing::Postgres(Box::new(svc))).await
+    }
+
+    /// The service reading time from `clock`: a test about time moves it instead of sleeping.
+    pub async fn with_clock(config: EventConfig, clock: ManualClock) -> Harness {
+        let (participation, servers, peers) = participation_mesh().await;
+        let svc = TestService::with_peers("event", peers).await;
+        let ctx = ServiceContext { clock: Arc::new(clock), ..svc.ctx.clone() };
         Harness::start(ctx, config, participation, servers, Backing::Postgres(Box::new(svc))).await
     }
 
@@ -104,15 +105,7 @@ impl Harness {
 
     pub async fn cleanup(self) {
         self.servers.trigger();
-        match self.backing {
-            Backing::Postgres(svc) => svc.cleanup().await,
-            Backing::Sqlite(dir) => {
-                self.ctx.shutdown.trigger();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.ctx.store.close().await;
-                drop(dir);
-            }
-        }
+        self.backing.cleanup(&self.ctx).await;
     }
 
     pub fn store(&self) -> &Store {
@@ -219,7 +212,7 @@ impl Harness {
     /// Waits until the outbox relay has published everything committed so far.
     pub async fn settle(&self) {
         let store = self.store().clone();
-        eventually(Duration::from_secs(15), "the outbox to drain", || {
+        eventually("the outbox to drain", Duration::from_secs(15), || {
             let store = store.clone();
             async move { Outbox::pending(&store).await.map(|n| n == 0).unwrap_or(false) }
         })
@@ -286,7 +279,7 @@ pub fn created(result: Result<tonic::Response<proto::CreateEventResponse>, Statu
 }
 
 pub fn now_ms() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)).unwrap_or(0)
+    SystemClock.now_ms()
 }
 
 pub fn ts(ms: i64) -> Timestamp {
@@ -378,24 +371,6 @@ pub fn error_outcome(code: Code, message: &str) -> proto::report_job_result_requ
         message: message.to_owned(),
         details: Vec::new(),
     })
-}
-
-/// Polls `check` until it holds, or fails the test after `timeout`.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Polls GetJob until the job is SUCCEEDED or FAILED.

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kem_proto::google::rpc::{ErrorInfo, RetryInfo, Status};
-use prost::Message;
+use crate::status::{error_info, retry_info};
 
 /// `ErrorInfo.domain` of every status produced from a [`ProviderError`].
 pub const ERROR_DOMAIN: &str = "kem.external";
@@ -233,21 +232,9 @@ impl ProviderError {
                 (tonic::Code::Internal, format!("the request to {provider} could not be built"), None)
             }
         };
-        let info = ErrorInfo {
-            reason: self.reason().to_owned(),
-            domain: ERROR_DOMAIN.to_owned(),
-            metadata: [("provider".to_owned(), provider.to_owned())].into(),
-        };
-        let mut details = vec![any("google.rpc.ErrorInfo", &info)];
-        if let Some(delay) = retry {
-            let retry_delay = prost_types::Duration {
-                seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
-                nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
-            };
-            details.push(any("google.rpc.RetryInfo", &RetryInfo { retry_delay: Some(retry_delay) }));
-        }
-        let status = Status { code: code as i32, message: message.clone(), details };
-        tonic::Status::with_details(code, message, status.encode_to_vec().into())
+        let mut details = vec![error_info(ERROR_DOMAIN, self.reason(), &[("provider", provider.to_owned())])];
+        details.extend(retry.map(retry_info));
+        kem_proto::status::with_details(code, &message, details)
     }
 }
 
@@ -255,10 +242,6 @@ impl From<ProviderError> for tonic::Status {
     fn from(error: ProviderError) -> Self {
         error.to_status()
     }
-}
-
-fn any<M: Message>(type_name: &str, message: &M) -> prost_types::Any {
-    prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: message.encode_to_vec() }
 }
 
 /// Whole seconds, rounded up, for messages ("retry in 3 s").
@@ -273,12 +256,6 @@ mod tests {
 
     fn provider() -> Arc<str> {
         Arc::from("nts")
-    }
-
-    fn retry_delay(status: &tonic::Status) -> Option<prost_types::Duration> {
-        let details = kem_proto::status::details(status)?;
-        let any = details.details.iter().find(|d| d.type_url.ends_with("google.rpc.RetryInfo"))?;
-        RetryInfo::decode(any.value.as_slice()).ok()?.retry_delay
     }
 
     #[test]
@@ -342,7 +319,7 @@ mod tests {
             let info = kem_proto::status::error_info_of(&status).expect("ErrorInfo attached");
             assert_eq!((info.domain.as_str(), info.reason.as_str()), (ERROR_DOMAIN, error.reason()));
             assert_eq!(info.metadata.get("provider").map(String::as_str), Some("nts"));
-            assert_eq!(retry_delay(&status).map(|d| d.seconds), retry_seconds, "{error}");
+            assert_eq!(crate::status::retry_delay(&status).map(|d| d.as_secs()), retry_seconds, "{error}");
             assert!(crate::external::OUTCOMES.contains(&error.outcome()), "{} is exported", error.outcome());
         }
     }

@@ -1,7 +1,5 @@
 //! Opaque refresh tokens: random, stored only as a hash, rotated on every use.
 
-use std::fmt::Write as _;
-
 use rand::RngCore as _;
 
 use super::b64;
@@ -25,10 +23,7 @@ pub fn refresh_token() -> (String, String) {
 /// guessed from the hash, and a deterministic hash is what makes the lookup an index hit.
 pub fn refresh_token_hash(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    digest.as_ref().iter().fold(String::with_capacity(64), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
+    crate::hex::encode(digest)
 }
 
 #[cfg(test)]

@@ -2,15 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use kem_mesh::Shutdown;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use crate::clock::{Clock, SystemClock};
 use crate::queue::{OutgoingMessage, Queue};
-use crate::store::{self, Pool, Row, Store, StoreError, duration_millis, millis};
+use crate::store::{self, Pool, Row, Store, StoreError, duration_millis};
 
 /// Tuning of an [`OutboxRelay`].
 #[derive(Debug, Clone)]
@@ -61,6 +62,7 @@ pub struct OutboxRelay {
     store: Store,
     queue: Arc<dyn Queue>,
     options: RelayOptions,
+    clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
 }
 
@@ -100,7 +102,14 @@ RETURNING seq, queue, id, body, content_type, traceparent, properties, delay_ms,
 impl OutboxRelay {
     /// A relay from `store`'s outbox to `queue`.
     pub fn new(store: Store, queue: Arc<dyn Queue>, options: RelayOptions) -> OutboxRelay {
-        OutboxRelay { store, queue, options, wake: Arc::new(Notify::new()) }
+        OutboxRelay { store, queue, options, clock: Arc::new(SystemClock), wake: Arc::new(Notify::new()) }
+    }
+
+    /// The same relay reading time from `clock`: leases, retry backoff and message delays are
+    /// judged by it (tests move a `ManualClock` instead of waiting out a backoff).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> OutboxRelay {
+        self.clock = clock;
+        self
     }
 
     /// A handle that wakes this relay (and its clones) when idle.
@@ -154,12 +163,12 @@ impl OutboxRelay {
 
     /// Starts [`OutboxRelay::run`] on the runtime.
     pub fn spawn(self, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run(shutdown))
+        shutdown.clone().spawn(self.run(shutdown))
     }
 
     /// Claims, publishes and deletes one batch.
     pub async fn relay_once(&self) -> Result<RelayBatch, StoreError> {
-        let now = millis(SystemTime::now());
+        let now = self.clock.now_ms();
         let token = format!("{:032x}", rand::random::<u128>());
         let claim = match self.store.primary() {
             Pool::Postgres(_) => PG_CLAIM,
@@ -204,7 +213,7 @@ impl OutboxRelay {
                     )
                     .bind(*seq)
                     .bind(token.as_str())
-                    .bind(millis(SystemTime::now()).saturating_add(duration_millis(delay)))
+                    .bind(self.clock.now_ms().saturating_add(duration_millis(delay)))
                     .bind(error.as_str())
                     .execute(self.store.primary())
                     .await?;

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::future::Future;
 
+use kem_mesh::hex::{decode_lower, encode};
+
 tokio::task_local! {
     static CURRENT: TraceParent;
 }
@@ -39,16 +41,16 @@ impl TraceParent {
         if bytes.len() < 55 || (bytes.len() > 55 && bytes[55] != b'-') {
             return None;
         }
-        let version = decode_hex::<1>(&value[0..2])?[0];
+        let version = decode_lower::<1>(&value[0..2])?[0];
         if version == 0xff || (version == 0 && bytes.len() != 55) {
             return None;
         }
         if bytes[2] != b'-' || bytes[35] != b'-' || bytes[52] != b'-' {
             return None;
         }
-        let trace_id = decode_hex::<16>(&value[3..35])?;
-        let span_id = decode_hex::<8>(&value[36..52])?;
-        let flags = decode_hex::<1>(&value[53..55])?[0];
+        let trace_id = decode_lower::<16>(&value[3..35])?;
+        let span_id = decode_lower::<8>(&value[36..52])?;
+        let flags = decode_lower::<1>(&value[53..55])?[0];
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
@@ -57,12 +59,12 @@ impl TraceParent {
 
     /// The trace id as 32 lower-case hex digits.
     pub fn trace_id(&self) -> String {
-        hex(&self.trace_id)
+        encode(self.trace_id)
     }
 
     /// The (parent) span id as 16 lower-case hex digits.
     pub fn span_id(&self) -> String {
-        hex(&self.span_id)
+        encode(self.span_id)
     }
 
     /// Whether the producer sampled this trace.
@@ -88,7 +90,7 @@ impl TraceParent {
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "00-{}-{}-{:02x}", hex(&self.trace_id), hex(&self.span_id), self.flags)
+        write!(f, "00-{}-{}-{:02x}", encode(self.trace_id), encode(self.span_id), self.flags)
     }
 }
 
@@ -104,34 +106,6 @@ fn nonzero<const N: usize>(mut bytes: [u8; N]) -> [u8; N] {
         bytes[N - 1] = 1;
     }
     bytes
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-/// Lower-case hex only, as the specification requires.
-fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let bytes = s.as_bytes();
-    if bytes.len() != N * 2 {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

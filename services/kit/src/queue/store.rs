@@ -20,9 +20,10 @@
 //! - **receive with `wait`** polls every [`StoreQueueOptions::poll_interval`], and wakes at once
 //!   when a clone of the same `StoreQueue` sends (other processes are seen at the next poll).
 //!
-//! Times come from this process's clock (milliseconds since the Unix epoch); replicas of a
-//! service must have synchronized clocks (NTP), which Kubernetes nodes do. Lock durations are
-//! seconds long, far above clock skew.
+//! Times come from this process's clock (milliseconds since the Unix epoch; the [`Clock`] given to
+//! [`StoreQueue::with_clock`], the system clock by default); replicas of a service must have
+//! synchronized clocks (NTP), which Kubernetes nodes do. Lock durations are seconds long, far
+//! above clock skew.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,8 +32,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
+use crate::clock::{Clock, SystemClock};
+
 use super::{DeadLetter, OutgoingMessage, Queue, QueueError, ReceivedMessage};
-use crate::store::{self, Pool, Row, Store, StoreError, duration_millis, from_millis, millis};
+use crate::store::{self, Pool, Row, Store, StoreError, duration_millis, from_millis};
 
 /// Tuning of a [`StoreQueue`].
 #[derive(Debug, Clone)]
@@ -72,6 +75,7 @@ const PURGE_BATCH: i64 = 1000;
 pub struct StoreQueue {
     store: Store,
     options: StoreQueueOptions,
+    clock: Arc<dyn Clock>,
     shared: Arc<Shared>,
 }
 
@@ -106,7 +110,14 @@ impl StoreQueue {
 
     /// A queue on `store` with `options`.
     pub fn with_options(store: Store, options: StoreQueueOptions) -> StoreQueue {
-        StoreQueue { store, options, shared: Arc::default() }
+        StoreQueue { store, options, clock: Arc::new(SystemClock), shared: Arc::default() }
+    }
+
+    /// The same queue reading time from `clock`: delays, lock expiry and the dedupe window are
+    /// all judged by it (tests move a `ManualClock` instead of waiting).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> StoreQueue {
+        self.clock = clock;
+        self
     }
 
     /// The options in force.
@@ -121,7 +132,7 @@ impl StoreQueue {
 
     /// Counts messages of `queue` by state.
     pub async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let row = store::query(
             "SELECT \
                COALESCE(SUM(CASE WHEN visible_at <= $2 THEN 1 ELSE 0 END), 0) AS ready, \
@@ -149,7 +160,7 @@ impl StoreQueue {
     /// Deletes tombstones of completed and dead-lettered messages older than the dedupe window
     /// (done automatically, at most every quarter window, by `receive`). Returns how many.
     pub async fn purge_completed(&self) -> Result<u64, QueueError> {
-        let cutoff = now_ms().saturating_sub(duration_millis(self.options.dedupe_window));
+        let cutoff = self.clock.now_ms().saturating_sub(duration_millis(self.options.dedupe_window));
         let mut total = 0;
         // Bounded batches keep each statement (and its locks) short.
         for _ in 0..100 {
@@ -180,7 +191,7 @@ impl StoreQueue {
     }
 
     fn maybe_purge(&self) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let every = duration_millis(self.options.dedupe_window / 4).max(1000);
         let last = self.shared.last_purge.load(Ordering::Relaxed);
         if now.saturating_sub(last) < every || self.shared.purging.swap(true, Ordering::AcqRel) {
@@ -205,7 +216,7 @@ impl StoreQueue {
         max: usize,
         lock_for: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let locked_until = now.saturating_add(duration_millis(lock_for));
         let token_prefix = format!("{:032x}", rand::random::<u128>());
         let max_deliveries = i64::from(self.options.max_deliveries);
@@ -298,7 +309,7 @@ impl StoreQueue {
 
     /// Moves a locked message to the dead letters (shared by `dead_letter` and `abandon`).
     async fn bury(&self, message: &ReceivedMessage, reason: &str) -> Result<(), QueueError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut tx = self.store.begin().await.map_err(unavailable)?;
         let moved = store::query(
             "INSERT INTO kem_queue_dead_letters (queue, id, body, content_type, traceparent, properties, enqueued_at, \
@@ -388,7 +399,7 @@ RETURNING m.seq, m.queue, m.id, m.body, m.content_type, m.traceparent, m.propert
 impl Queue for StoreQueue {
     async fn send(&self, message: OutgoingMessage) -> Result<(), QueueError> {
         self.validate(&message)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let visible_at = now.saturating_add(message.delay.map(duration_millis).unwrap_or(0));
         let properties = serde_json::to_string(&message.properties)
             .map_err(|e| QueueError::Invalid(format!("properties of {} do not serialize: {e}", message.id)))?;
@@ -450,7 +461,7 @@ impl Queue for StoreQueue {
     }
 
     async fn complete(&self, message: &ReceivedMessage) -> Result<(), QueueError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         // Without a dedupe window there is nothing to remember: delete at once.
         let sql = if self.options.dedupe_window.is_zero() {
             "DELETE FROM kem_queue_messages WHERE queue = $1 AND id = $2 AND lock_token = $3 AND visible_at > $4"
@@ -477,7 +488,7 @@ impl Queue for StoreQueue {
             );
             return self.bury(message, &reason).await;
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let released = store::query(
             "UPDATE kem_queue_messages SET visible_at = $5, lock_token = NULL \
              WHERE queue = $1 AND id = $2 AND lock_token = $3 AND visible_at > $4",
@@ -504,7 +515,7 @@ impl Queue for StoreQueue {
     }
 
     async fn renew_lock(&self, message: &ReceivedMessage, lock_for: Duration) -> Result<SystemTime, QueueError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let until = now.saturating_add(duration_millis(lock_for));
         let renewed = store::query(
             "UPDATE kem_queue_messages SET visible_at = $5 \
@@ -571,10 +582,6 @@ fn to_message(row: &Row, locked_until_column: &str) -> Result<ReceivedMessage, Q
         enqueued_at: from_millis(row.get("enqueued_at").map_err(unavailable)?),
         id,
     })
-}
-
-fn now_ms() -> i64 {
-    millis(SystemTime::now())
 }
 
 fn unavailable(error: StoreError) -> QueueError {

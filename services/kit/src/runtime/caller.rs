@@ -9,12 +9,13 @@ use std::net::IpAddr;
 
 use tonic::{Request, Status};
 
-/// Metadata carrying the verified end-user id (set by the gateway only).
-pub const OWNER_METADATA: &str = "x-kem-user-id";
+/// Metadata carrying the verified end-user id (set by the gateway only); the key is the mesh's,
+/// whose authorization layer is what makes it trustworthy.
+pub use kem_mesh::authz::END_USER_ID_METADATA as OWNER_METADATA;
 
 /// Metadata carrying the end user's IP address as the edge determined it (the peer, or the
 /// `X-Forwarded-For` entry of a trusted proxy). Set by the gateway only, on every call.
-pub const CLIENT_IP_METADATA: &str = "x-kem-user-client-ip";
+pub use kem_mesh::authz::END_USER_CLIENT_IP_METADATA as CLIENT_IP_METADATA;
 
 /// The end user's address of `request`, when the gateway sent one.
 pub fn client_ip<T>(request: &Request<T>) -> Option<IpAddr> {

@@ -1,5 +1,5 @@
 //! What a service is given when its role starts: its store, cache, the shared queue, its mesh
-//! peers and the process shutdown signal.
+//! peers, the clock and the process shutdown signal.
 //!
 //! The `kem` binary builds one [`ServiceContext`] per service role (from configuration), and tests
 //! build one directly; a service crate never reads the process configuration itself except for
@@ -18,6 +18,7 @@ pub use peers::{PeerDirectory, PeerError, Peers};
 use kem_mesh::Shutdown;
 
 use crate::cache::Cache;
+use crate::clock::Clock;
 use crate::outbox::{OutboxRelay, OutboxWaker, RelayOptions};
 use crate::queue::Queue;
 use crate::store::Store;
@@ -38,6 +39,9 @@ pub struct ServiceContext {
     pub peers: Peers,
     /// Directory for embedded state (blobs, local files).
     pub data_dir: PathBuf,
+    /// Where the service's rules read "now" from: the system clock in a process, a
+    /// `ManualClock` in tests about time.
+    pub clock: Arc<dyn Clock>,
     /// Triggered when the process stops: background workers finish and return.
     pub shutdown: Shutdown,
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use fred::prelude::KeysInterface;
 use kem_kit::Secret;
 use kem_kit::cache::{Cache, CacheAside, CacheError, CacheExt, MemoryCache, RedisCache, RedisCacheConfig};
+use kem_testkit::eventually;
 use kem_testkit::redis::{TestRedis, redis_url};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,15 +37,6 @@ async fn redis_cache(redis: &TestRedis) -> RedisCache {
     cache
 }
 
-/// Polls `check` every 20 ms until it holds, panicking after [`PATIENCE`].
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 // ---- the suite both backends run ----
 
 async fn get_set_ttl_delete(cache: Arc<dyn Cache>) {
@@ -61,7 +53,8 @@ async fn get_set_ttl_delete(cache: Arc<dyn Cache>) {
     cache.set("short", "x".into(), Duration::from_millis(300)).await.expect("set");
     assert!(cache.get("short").await.expect("get").is_some());
     let set_at = Instant::now();
-    eventually("the 300 ms entry expires", || async { cache.get("short").await.expect("get").is_none() }).await;
+    eventually("the 300 ms entry expires", PATIENCE, || async { cache.get("short").await.expect("get").is_none() })
+        .await;
     assert!(set_at.elapsed() >= Duration::from_millis(200), "expired too early: {:?}", set_at.elapsed());
 
     // Overwriting an entry gives it the new TTL.
@@ -130,7 +123,7 @@ async fn negative_caching(cache: Arc<dyn Cache>) {
     assert_eq!(lookup("absent", Some(Duration::from_millis(300))).await, None);
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the second lookup was a negative hit");
     assert_eq!(aside.counters().snapshot().negative_hits, 1);
-    eventually("the negative entry expires", || async {
+    eventually("the negative entry expires", PATIENCE, || async {
         lookup("absent", Some(Duration::from_millis(300))).await;
         calls.load(Ordering::SeqCst) == 2
     })

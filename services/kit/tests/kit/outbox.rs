@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use kem_kit::clock::ManualClock;
 use kem_kit::outbox::{
     Consumer, ConsumerOptions, ConsumerReport, HandlerError, Inbox, InboxError, Outbox, OutboxRelay, Processed,
     RelayOptions, TraceParent,
@@ -16,8 +17,10 @@ use kem_kit::store::{self, Backend, Store, StoreError};
 use kem_mesh::Shutdown;
 use tokio::sync::{Mutex, Notify};
 
+use kem_testkit::eventually;
+
 use crate::queue::message;
-use crate::store::{Fixture, ddl, eventually, on_both_backends};
+use crate::store::{Fixture, ddl, on_both_backends};
 
 const Q: &str = "analytics-aggregation";
 
@@ -217,7 +220,9 @@ async fn enqueue_commits_and_rolls_back_with_the_business_transaction(f: &Fixtur
 async fn a_failed_publication_is_retried_with_backoff(f: &Fixture) {
     let test_queue = Arc::new(TestQueue::new(fast_queue(&f.store, |_| {})));
     test_queue.fail_first.store(1, Ordering::SeqCst);
-    let relay = OutboxRelay::new(f.store.clone(), test_queue.clone(), RelayOptions::default());
+    let clock = ManualClock::starting_now();
+    let relay = OutboxRelay::new(f.store.clone(), test_queue.clone(), RelayOptions::default())
+        .with_clock(Arc::new(clock.clone()));
     let mut tx = f.store.begin().await.expect("begin");
     Outbox::enqueue(&mut tx, message(Q, "flaky")).await.expect("enqueue");
     tx.commit().await.expect("commit");
@@ -229,7 +234,7 @@ async fn a_failed_publication_is_retried_with_backoff(f: &Fixture) {
     let row = store::query("SELECT attempts, last_error FROM kem_outbox").fetch_one(&f.store).await.expect("row");
     assert_eq!(row.get::<i32>("attempts").expect("attempts"), 1);
     assert!(row.get::<String>("last_error").expect("last_error").contains("injected failure"));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     let batch = relay.relay_once().await.expect("relay");
     assert_eq!((batch.published, batch.failed), (1, 0));
     assert_eq!(Outbox::pending(&f.store).await.expect("pending"), 0);
@@ -346,7 +351,7 @@ async fn the_consumer_continues_the_producers_trace(f: &Fixture) {
     };
     let consumer =
         tokio::spawn(Consumer::run(queue, handler, consumer_options(Duration::from_secs(10)), shutdown.clone()));
-    eventually(Duration::from_secs(10), "the message to be handled", || async { seen.lock().await.is_some() }).await;
+    eventually("the message to be handled", Duration::from_secs(10), || async { seen.lock().await.is_some() }).await;
     shutdown.trigger();
     assert_eq!(consumer.await.expect("consumer").completed, 1);
     let (carried, current) = seen.lock().await.clone().expect("handled");
@@ -373,7 +378,7 @@ async fn long_handlers_keep_their_lock(f: &Fixture) {
     let mut options = consumer_options(Duration::from_millis(600));
     options.concurrency = 2;
     let consumer = tokio::spawn(Consumer::run(queue.clone(), handler, options, shutdown.clone()));
-    eventually(Duration::from_secs(10), "the long handler to finish", || async {
+    eventually("the long handler to finish", Duration::from_secs(10), || async {
         queue.depth(Q).await.expect("depth") == Default::default()
     })
     .await;
@@ -402,7 +407,7 @@ async fn rejected_and_panicking_handlers(f: &Fixture) {
         consumer_options(Duration::from_secs(10)),
         shutdown.clone(),
     ));
-    eventually(Duration::from_secs(10), "all three to settle", || async {
+    eventually("all three to settle", Duration::from_secs(10), || async {
         let depth = queue.depth(Q).await.expect("depth");
         depth.ready + depth.locked + depth.scheduled == 0
     })
@@ -438,7 +443,7 @@ async fn shutdown_drains_in_flight_messages(f: &Fixture) {
         consumer_options(Duration::from_secs(10)),
         shutdown.clone(),
     ));
-    eventually(Duration::from_secs(10), "4 handlers in flight", || async { started.load(Ordering::SeqCst) == 4 }).await;
+    eventually("4 handlers in flight", Duration::from_secs(10), || async { started.load(Ordering::SeqCst) == 4 }).await;
     let stopping = Instant::now();
     shutdown.trigger();
     let report = consumer.await.expect("consumer");
@@ -456,7 +461,7 @@ async fn shutdown_drains_in_flight_messages(f: &Fixture) {
     let mut options = consumer_options(Duration::from_millis(500));
     options.drain_timeout = Duration::from_millis(300);
     let consumer = tokio::spawn(Consumer::run(queue.clone(), handler, options, shutdown.clone()));
-    eventually(Duration::from_secs(10), "the stuck handler to start", || async {
+    eventually("the stuck handler to start", Duration::from_secs(10), || async {
         queue.depth(Q).await.expect("depth").locked == 1
     })
     .await;
@@ -490,7 +495,7 @@ async fn consumer_crash_mid_message_is_redelivered_and_applied_once(f: &Fixture)
     };
     let lock_for = Duration::from_millis(1000);
     let a = tokio::spawn(Consumer::run(queue.clone(), doomed, consumer_options(lock_for), Shutdown::new()));
-    eventually(Duration::from_secs(10), "consumer A to hold both", || async { started.load(Ordering::SeqCst) == 2 })
+    eventually("consumer A to hold both", Duration::from_secs(10), || async { started.load(Ordering::SeqCst) == 2 })
         .await;
     a.abort();
     assert!(a.await.expect_err("aborted").is_cancelled());
@@ -500,7 +505,7 @@ async fn consumer_crash_mid_message_is_redelivered_and_applied_once(f: &Fixture)
     let shutdown = Shutdown::new();
     let deliveries = Arc::default();
     let b = spawn_applying_consumer(&f.store, queue.clone(), consumer_options(lock_for), &shutdown, &deliveries);
-    eventually(Duration::from_secs(10), "both messages to be settled by B", || async {
+    eventually("both messages to be settled by B", Duration::from_secs(10), || async {
         deliveries.lock().await.len() == 2 && queue.depth(Q).await.expect("depth") == Default::default()
     })
     .await;
@@ -540,7 +545,7 @@ async fn a_poison_message_is_dead_lettered_while_others_flow(f: &Fixture) {
     let mut options = consumer_options(Duration::from_secs(10));
     options.concurrency = 4;
     let consumer = tokio::spawn(Consumer::run(queue.clone(), handler, options, shutdown.clone()));
-    eventually(Duration::from_secs(20), "good messages applied and the poison dead-lettered", || async {
+    eventually("good messages applied and the poison dead-lettered", Duration::from_secs(20), || async {
         effects(&f.store).await == 40 && !queue.dead_letters(Q, 10).await.expect("dead letters").is_empty()
     })
     .await;
@@ -644,7 +649,7 @@ async fn outbox_survives_relay_crashes(f: &Fixture) {
     let produced_in = started.elapsed();
 
     let deadline = Duration::from_secs(90);
-    eventually(deadline, "every effect to be applied", || async {
+    eventually("every effect to be applied", deadline, || async {
         effects(&f.store).await >= n as i64
             && Outbox::pending(&f.store).await.expect("pending") == 0
             && queue.depth(Q).await.expect("depth") == Default::default()

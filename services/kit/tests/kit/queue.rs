@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kem_kit::clock::{Clock as _, ManualClock};
 use kem_kit::queue::store::{QueueDepth, StoreQueue, StoreQueueOptions};
 use kem_kit::queue::{OutgoingMessage, Queue, QueueError};
 
@@ -104,8 +105,9 @@ async fn a_duplicate_id_is_enqueued_once(f: &Fixture) {
     assert!(q.receive(Q, 10, LOCK, NO_WAIT).await.expect("receive").is_empty());
 
     // Past the window (zero here) and once purged, the id may be used again.
-    let forgetful = queue_with(f, |o| o.dedupe_window = Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(5)).await; // completed strictly before the cutoff
+    let clock = ManualClock::starting_now();
+    let forgetful = queue_with(f, |o| o.dedupe_window = Duration::ZERO).with_clock(Arc::new(clock.clone()));
+    clock.advance(Duration::from_millis(5)); // completed strictly before the cutoff
     assert_eq!(forgetful.purge_completed().await.expect("purge"), 1);
     forgetful.send(message(Q, "dup")).await.expect("send");
     assert_eq!(forgetful.receive(Q, 10, LOCK, NO_WAIT).await.expect("receive").len(), 1);
@@ -150,10 +152,11 @@ async fn abandon_redelivers_after_the_backoff(f: &Fixture) {
 }
 
 async fn an_expired_lock_redelivers_and_the_old_lock_is_lost(f: &Fixture) {
-    let q = queue(f);
+    let clock = ManualClock::starting_now();
+    let q = queue(f).with_clock(Arc::new(clock.clone()));
     q.send(message(Q, "slow")).await.expect("send");
     let first = q.receive(Q, 1, Duration::from_millis(400), NO_WAIT).await.expect("receive").remove(0);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(600));
     // Expired but not yet taken: the lock is gone all the same.
     assert!(matches!(q.renew_lock(&first, LOCK).await, Err(QueueError::LockLost { .. })));
     assert!(matches!(q.complete(&first).await, Err(QueueError::LockLost { .. })));
@@ -175,13 +178,14 @@ async fn an_expired_lock_redelivers_and_the_old_lock_is_lost(f: &Fixture) {
 }
 
 async fn renewing_keeps_the_lock(f: &Fixture) {
-    let q = queue(f);
+    let clock = ManualClock::starting_now();
+    let q = queue(f).with_clock(Arc::new(clock.clone()));
     q.send(message(Q, "long")).await.expect("send");
     let m = q.receive(Q, 1, Duration::from_millis(500), NO_WAIT).await.expect("receive").remove(0);
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(Duration::from_millis(250));
         let until = q.renew_lock(&m, Duration::from_millis(500)).await.expect("renew");
-        assert!(until > std::time::SystemTime::now());
+        assert!(until > clock.now());
     }
     // A second after the first lock would have expired, nobody else got it.
     assert!(q.receive(Q, 1, LOCK, NO_WAIT).await.expect("receive").is_empty());

@@ -105,19 +105,6 @@ pub async fn ddl(store: &Store, postgres: &'static str, sqlite: &'static str) {
     store::query(sql).execute(store).await.unwrap_or_else(|e| panic!("DDL failed: {e}\n{sql}"));
 }
 
-/// Polls `check` every 20 ms until it returns true, failing the test after `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 on_both_backends!(
     health_and_migrations_are_idempotent,
     portable_queries_round_trip_every_type,

@@ -17,7 +17,7 @@ pub use page::PageTokens;
 
 use crate::events::EventDirectory;
 use crate::model::entry::{Consent, Entry};
-use crate::model::event::{EventFacts, Millis};
+use crate::model::event::EventFacts;
 use crate::pii::PiiField;
 use crate::pii::keys::PiiKeys;
 use crate::repository::{Repository, StoredEntry};
@@ -25,21 +25,8 @@ use crate::repository::{Repository, StoredEntry};
 /// Result of a use case.
 pub type Result<T, E = ParticipationError> = std::result::Result<T, E>;
 
-/// Where "now" comes from (tests control it).
-pub trait Clock: Send + Sync + 'static {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> Millis;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> Millis {
-        kem_kit::store::millis(std::time::SystemTime::now())
-    }
-}
+/// Where "now" comes from: the kit's injected clock (a `ManualClock` in tests about time).
+pub use kem_kit::clock::Clock;
 
 /// The use cases and what they run on. Shared by every request.
 pub struct ParticipationCore {

@@ -14,7 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+
+use kem_testkit::eventually_holds;
 
 use crate::support::*;
 
@@ -78,15 +79,6 @@ async fn forward(inbound: TcpStream, backend: SocketAddr, mut held: watch::Recei
     tokio::join!(requests, answers);
 }
 
-/// Polls `done` every 5 ms until it holds, failing after `within`.
-async fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_burst_fails_no_entry_and_stores_none_twice() {
     let h = Harness::new().await;
@@ -123,7 +115,7 @@ async fn a_replica_killed_mid_burst_fails_no_entry_and_stores_none_twice() {
     };
 
     let calls = |n: &AtomicU64| n.load(Ordering::SeqCst);
-    eventually("both replicas take entries", Duration::from_secs(10), || {
+    eventually_holds("both replicas take entries", Duration::from_secs(10), || {
         calls(&answered_a) >= 3 && calls(&answered_b) >= 3
     })
     .await;
@@ -134,7 +126,7 @@ async fn a_replica_killed_mid_burst_fails_no_entry_and_stores_none_twice() {
     a.hold_answers(true);
     b.hold_answers(true);
     let (before_a, before_b) = (calls(&answered_a), calls(&answered_b));
-    eventually("A stores entries whose answers it holds", Duration::from_secs(10), || {
+    eventually_holds("A stores entries whose answers it holds", Duration::from_secs(10), || {
         calls(&answered_a) >= before_a + 2
     })
     .await;
@@ -144,7 +136,8 @@ async fn a_replica_killed_mid_burst_fails_no_entry_and_stores_none_twice() {
     let killed_at = sent.load(Ordering::SeqCst);
 
     // The burst goes on against the survivor (new calls to the dead address are sent on).
-    eventually("the burst goes on", Duration::from_secs(10), || sent.load(Ordering::SeqCst) >= killed_at + 30).await;
+    eventually_holds("the burst goes on", Duration::from_secs(10), || sent.load(Ordering::SeqCst) >= killed_at + 30)
+        .await;
     stop.store(true, Ordering::SeqCst);
     let results = tokio::time::timeout(Duration::from_secs(30), burst).await.expect("the burst ends").expect("burst");
 

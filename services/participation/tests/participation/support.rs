@@ -32,7 +32,7 @@ use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::participation::v1 as pb;
 use kem_proto::kem::participation::v1::participation_service_client::ParticipationServiceClient;
 use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;
-use kem_testkit::service::TestService;
+use kem_testkit::service::{Backing, TestService};
 pub use kem_testkit::status::{expect_code, metadata, reason, violations};
 use prost::Message;
 use tokio::net::TcpListener;
@@ -146,12 +146,6 @@ pub fn event(status: EventStatus) -> GetEventForParticipationResponse {
 }
 
 // ---- the harness ----
-
-/// What the context stands on.
-enum Backing {
-    Postgres(Box<TestService>),
-    Sqlite(tempfile::TempDir),
-}
 
 /// The participation service, its fake event service, and clients for each mesh identity.
 pub struct Harness {
@@ -288,15 +282,7 @@ impl Harness {
 
     pub async fn cleanup(self) {
         self.servers.trigger();
-        match self.backing {
-            Backing::Postgres(svc) => svc.cleanup().await,
-            Backing::Sqlite(dir) => {
-                self.ctx.shutdown.trigger();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.ctx.store.close().await;
-                drop(dir);
-            }
-        }
+        self.backing.cleanup(&self.ctx).await;
     }
 
     pub fn store(&self) -> &Store {

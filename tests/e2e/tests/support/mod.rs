@@ -1,85 +1,46 @@
-//! What the journeys share: a small REST client of the edge and polling.
+//! What the journeys share: the REST client of `kem load` (one client for the edge in this tree),
+//! with assertions on its replies, and polling.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use kem::load::client::EdgeClient;
+pub use kem::load::client::Reply;
+use kem::load::stats::Stats;
 use serde_json::Value;
+
+/// The route label the journeys' requests are recorded under (the numbers are not read).
+const ROUTE: &str = "e2e";
 
 /// A JSON client of the REST edge, optionally signed in.
 #[derive(Clone)]
-pub struct Rest {
-    base: String,
-    client: reqwest::Client,
-    token: Option<String>,
-}
-
-/// A response: HTTP status and JSON body (`Value::Null` when the body is empty or not JSON).
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Reply {
-    /// `body[pointer]` as a string, or "" — e.g. `reply.str("/owner/ownerId")`.
-    pub fn str(&self, pointer: &str) -> String {
-        self.body.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned()
-    }
-
-    /// Asserts the status, showing the body when it differs.
-    #[track_caller]
-    pub fn expect(self, status: u16) -> Reply {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
-        self
-    }
-}
+pub struct Rest(EdgeClient);
 
 impl Rest {
     /// A client of the edge at `addr`.
     pub fn new(addr: std::net::SocketAddr) -> Rest {
-        // reqwest is built without a default crypto provider (ring only in this tree).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"));
-        Rest { base: format!("http://{addr}"), client, token: None }
-    }
-
-    /// The bearer token this client sends, if signed in.
-    pub fn token(&self) -> Option<String> {
-        self.token.clone()
+        let client = EdgeClient::new(&format!("http://{addr}"), Arc::new(Stats::default()))
+            .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e:#}"));
+        Rest(client)
     }
 
     /// The same client sending `Authorization: Bearer <token>`.
     pub fn signed_in(&self, token: &str) -> Rest {
-        Rest { token: Some(token.to_owned()), ..self.clone() }
+        Rest(self.0.signed_in(token))
+    }
+
+    /// The bearer token this client sends, if signed in.
+    pub fn token(&self) -> Option<String> {
+        self.0.token().map(str::to_owned)
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
-        let mut request = self.client.request(method.clone(), format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"));
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body }
+        self.0.send_at(ROUTE, method, path, body.as_ref(), tokio::time::Instant::now()).await
     }
 
     /// GET returning the raw body (images).
     pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.unwrap_or_else(|e| panic!("GET {path}: reading the body: {e}"));
-        (status, bytes.to_vec())
+        self.0.get_bytes(ROUTE, path).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -10,7 +10,6 @@ pub mod sens;
 pub mod user;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,7 +34,8 @@ use kem_proto::kem::event::v1::ChannelCopy;
 use kem_proto::kem::event::v1::event_service_server::EventServiceServer;
 use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::user::v1::user_service_server::UserServiceServer;
-use kem_testkit::service::TestService;
+use kem_testkit::eventually;
+use kem_testkit::service::{Backing, TestService};
 pub use kem_testkit::status::{expect_code, reason, violations};
 use prost::Message;
 use tonic::{Request, Status};
@@ -170,14 +170,6 @@ pub struct Harness {
     backing: Backing,
 }
 
-/// What the context stands on; removed by [`Harness::cleanup`].
-enum Backing {
-    /// A fresh PostgreSQL database, Redis prefix and store-backed queue.
-    Postgres(Box<TestService>),
-    /// An embedded SQLite file with the in-process cache, as `kem up` runs.
-    Sqlite(tempfile::TempDir),
-}
-
 /// The fake user service over mesh mTLS, with the policy of the contracts.
 pub async fn user_service(ca: &TestCa, servers: &Shutdown) -> (FakeUsers, SocketAddr) {
     let users = FakeUsers::new();
@@ -251,15 +243,7 @@ impl Harness {
 
     pub async fn cleanup(self) {
         self.servers.trigger();
-        match self.backing {
-            Backing::Postgres(svc) => svc.cleanup().await,
-            Backing::Sqlite(dir) => {
-                self.ctx.shutdown.trigger();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.ctx.store.close().await;
-                drop(dir);
-            }
-        }
+        self.backing.cleanup(&self.ctx).await;
     }
 
     pub fn store(&self) -> &Store {
@@ -324,7 +308,7 @@ impl Harness {
     /// The analytics outcomes reported for `event_id` (after the outbox drained), by message id.
     pub async fn outcomes(&self, event_id: &str) -> Vec<(String, msg::ChannelOutcome)> {
         let store = self.store().clone();
-        eventually(Duration::from_secs(15), "the outbox to drain", || {
+        eventually("the outbox to drain", Duration::from_secs(15), || {
             let store = store.clone();
             async move { Outbox::pending(&store).await.map(|n| n == 0).unwrap_or(false) }
         })
@@ -435,22 +419,4 @@ pub fn delivery(status: &pb::GetStatusResponse, channel: Channel) -> pb::Channel
 
 pub fn state_of(status: &pb::GetStatusResponse, channel: Channel) -> pb::DeliveryState {
     pb::DeliveryState::try_from(delivery(status, channel).state).unwrap_or(pb::DeliveryState::Unspecified)
-}
-
-/// Polls `check` until it holds, or fails the test after `timeout`.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
