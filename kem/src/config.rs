@@ -1,9 +1,10 @@
 //! Configuration: command-line flags, then `KEM_*` environment variables, then an optional TOML
 //! file, then built-in defaults — the first that sets a value wins.
 //!
-//! clap resolves flag-over-environment for every option; this module layers the file and the
-//! defaults underneath and produces one typed [`Settings`] that is printed (secrets redacted) at
-//! start, so an operator always sees the configuration a process actually runs with.
+//! Every option is declared once ([`ConfigArgs`]): clap reads the flags, the kit's configuration
+//! reader the variables (any of them may be given as `NAME_FILE`, and every bad one is reported at
+//! once), serde the file. The layers are merged into one typed [`Settings`] that is printed
+//! (secrets redacted) at start, so an operator always sees the configuration a process runs with.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use kem_kit::config::{ProcessEnv, Reader, Source, parse};
 use serde::Deserialize;
 
 /// Log output format.
@@ -24,119 +26,106 @@ pub enum LogFormat {
     Json,
 }
 
-/// Options shared by every subcommand. Each can be given as a flag or a `KEM_*` variable.
-#[derive(Args, Debug, Default, Clone)]
-pub struct ConfigArgs {
-    /// TOML configuration file; values in it are overridden by environment variables and flags.
-    #[arg(long, env = "KEM_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
+/// Declares the process options once: each becomes a command-line flag (`--base-port`), a
+/// `KEM_*` variable read through the kit's configuration reader (with the `_FILE` convention and
+/// every bad variable reported at once) and a key of the TOML file, all of the same type.
+macro_rules! options {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident: $ty:ty = $var:literal, $read:ident($parser:expr);
+    )*) => {
+        /// Options shared by every subcommand. Each can be given as a flag, a `KEM_*` variable
+        /// (or `KEM_*_FILE`) or a key of the `--config` TOML file, in that order of precedence.
+        #[derive(Args, Deserialize, Debug, Default, Clone)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct ConfigArgs {
+            /// TOML configuration file; values in it are overridden by environment variables and
+            /// flags. Env: `KEM_CONFIG`.
+            #[arg(long, global = true)]
+            #[serde(skip)]
+            pub config: Option<PathBuf>,
+            $(
+                $(#[doc = $doc])*
+                #[doc = concat!("Env: `", $var, "`.")]
+                #[arg(long, global = true)]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl ConfigArgs {
+            /// The options set in the environment; bad values are recorded in `env`.
+            fn read_env(env: &mut Reader<'_>) -> ConfigArgs {
+                ConfigArgs {
+                    config: env.get("KEM_CONFIG", parse::path()),
+                    $($field: env.$read($var, $parser),)*
+                }
+            }
+
+            /// Each option from `self`, else from `lower`.
+            fn or(self, lower: ConfigArgs) -> ConfigArgs {
+                ConfigArgs { config: self.config.or(lower.config), $($field: self.$field.or(lower.$field),)* }
+            }
+        }
+    };
+}
+
+options! {
     /// Address every listener binds to [default: 127.0.0.1].
-    #[arg(long, env = "KEM_LISTEN_HOST", global = true)]
-    pub listen_host: Option<IpAddr>,
+    listen_host: IpAddr = "KEM_LISTEN_HOST", get(parse::from_str::<IpAddr>("an IP address, e.g. 0.0.0.0"));
     /// First gRPC port; roles use base+0 identity, +1 user, +2 event, +3 ai, +4 content,
     /// +5 distribution, +6 participation, +7 analytics, +8 gateway. 0 picks free ports [default: 7100].
-    #[arg(long, env = "KEM_BASE_PORT", global = true)]
-    pub base_port: Option<u16>,
+    base_port: u16 = "KEM_BASE_PORT", get(parse::number::<u16>());
     /// Port of the REST edge (gateway). 0 picks a free port [default: 8080].
-    #[arg(long, env = "KEM_HTTP_PORT", global = true)]
-    pub http_port: Option<u16>,
+    http_port: u16 = "KEM_HTTP_PORT", get(parse::number::<u16>());
     /// Directory for embedded state (dev CA, local databases, blobs) [default: .kem].
-    #[arg(long, env = "KEM_DATA_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
+    data_dir: PathBuf = "KEM_DATA_DIR", get(parse::path());
     /// Log format [default: text].
-    #[arg(long, env = "KEM_LOG_FORMAT", global = true)]
-    pub log_format: Option<LogFormat>,
+    log_format: LogFormat = "KEM_LOG_FORMAT", get(parse::one_of([("text", LogFormat::Text), ("json", LogFormat::Json)]));
     /// Log filter in `tracing` syntax, e.g. `info,kem_mesh=debug` [default: info].
-    #[arg(long, env = "KEM_LOG", global = true)]
-    pub log_level: Option<String>,
+    log_level: String = "KEM_LOG", get(parse::text());
     /// Seconds in-flight requests may take to finish after SIGTERM [default: 10].
-    #[arg(long, env = "KEM_DRAIN_TIMEOUT_SECS", global = true)]
-    pub drain_timeout_secs: Option<u64>,
+    drain_timeout_secs: u64 = "KEM_DRAIN_TIMEOUT_SECS", get(parse::number::<u64>());
     /// SPIFFE trust domain of workload identities [default: kem.local].
-    #[arg(long, env = "KEM_TRUST_DOMAIN", global = true)]
-    pub trust_domain: Option<String>,
+    trust_domain: String = "KEM_TRUST_DOMAIN", get(parse::text());
     /// Namespace part of workload identities [default: kem].
-    #[arg(long, env = "KEM_NAMESPACE", global = true)]
-    pub namespace: Option<String>,
+    namespace: String = "KEM_NAMESPACE", get(parse::text());
     /// Address (host:port) of the identity CA [default: 127.0.0.1:<base-port>].
-    #[arg(long, env = "KEM_IDENTITY_ADDR", global = true)]
-    pub identity_addr: Option<String>,
+    identity_addr: String = "KEM_IDENTITY_ADDR", get(parse::text());
     /// PEM trust bundle used to verify the identity CA before the first certificate arrives
     /// [default: <ca-dir>/trust-bundle.pem].
-    #[arg(long, env = "KEM_TRUST_ANCHORS", global = true)]
-    pub trust_anchors: Option<PathBuf>,
+    trust_anchors: PathBuf = "KEM_TRUST_ANCHORS", get(parse::path());
     /// File holding this workload's bootstrap token: a join token from `kem join-token`, or a
     /// Kubernetes projected ServiceAccount token (re-read on every renewal).
-    #[arg(long, env = "KEM_IDENTITY_TOKEN_FILE", global = true)]
-    pub identity_token_file: Option<PathBuf>,
+    identity_token_file: PathBuf = "KEM_IDENTITY_TOKEN_FILE", get(parse::path());
     /// Directory of the identity CA's material (issuer, trust bundle, join-token key)
     /// [default: <data-dir>/identity].
-    #[arg(long, env = "KEM_CA_DIR", global = true)]
-    pub ca_dir: Option<PathBuf>,
+    ca_dir: PathBuf = "KEM_CA_DIR", get(parse::path());
     /// Lifetime of workload certificates in seconds [default: 86400].
-    #[arg(long, env = "KEM_LEAF_LIFETIME_SECS", global = true)]
-    pub leaf_lifetime_secs: Option<u64>,
+    leaf_lifetime_secs: u64 = "KEM_LEAF_LIFETIME_SECS", get(parse::number::<u64>());
     /// First admin (plaintext health-probe) port; roles add the same offsets as gRPC ports
     /// [default: base-port + 100; 0 when base-port is 0].
-    #[arg(long, env = "KEM_ADMIN_BASE_PORT", global = true)]
-    pub admin_base_port: Option<u16>,
+    admin_base_port: u16 = "KEM_ADMIN_BASE_PORT", get(parse::number::<u16>());
     /// Backend addresses for the gateway, `service=host:port` comma-separated (e.g.
     /// `user=kem-user:7101,event=kem-event:7102`) [default: listen host with the role ports].
-    #[arg(long, env = "KEM_UPSTREAMS", global = true)]
-    pub upstreams: Option<String>,
+    upstreams: String = "KEM_UPSTREAMS", get(parse::text());
     /// Redis URL for shared caches (gateway idempotency keys, service caches); without it each
     /// process uses an in-process cache.
-    #[arg(long, env = "KEM_REDIS_URL", global = true)]
-    pub redis_url: Option<String>,
+    redis_url: String = "KEM_REDIS_URL", get_secret(parse::text());
     /// Prefix of every Redis key this deployment writes (`<prefix><service>:…`) [default: kem:].
-    #[arg(long, env = "KEM_CACHE_PREFIX", global = true)]
-    pub cache_prefix: Option<String>,
+    cache_prefix: String = "KEM_CACHE_PREFIX", get(parse::text());
     /// Databases by service, `service=url` comma-separated, e.g.
     /// `user=postgres://…/kem_user,queue=postgres://…/kem_queue`. A service missing here uses
     /// `KEM_<SERVICE>_DATABASE_URL`, then `DATABASE_URL` (one service per pod), then an embedded
     /// SQLite file under the data dir. `queue` is the store-backed queue every service shares
     /// (only `KEM_QUEUE_DATABASE_URL`, never `DATABASE_URL`, can set it otherwise).
-    #[arg(long, env = "KEM_DATABASE_URLS", global = true)]
-    pub database_urls: Option<String>,
+    database_urls: String = "KEM_DATABASE_URLS", get_secret(parse::text());
     /// Azure Service Bus connection string (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…`);
     /// when set, the queues are Service Bus queues instead of the store-backed queue.
-    #[arg(long, env = "KEM_SERVICEBUS_CONNECTION_STRING", global = true)]
-    pub servicebus_connection_string: Option<String>,
+    servicebus_connection_string: String = "KEM_SERVICEBUS_CONNECTION_STRING", get_secret(parse::text());
     /// Origins allowed by CORS at the edge, comma-separated [default: none].
-    #[arg(long, env = "KEM_CORS_ORIGINS", global = true)]
-    pub cors_origins: Option<String>,
+    cors_origins: String = "KEM_CORS_ORIGINS", get(parse::text());
     /// Proxies (CIDRs) whose X-Forwarded-For the edge believes, e.g. the Application Gateway subnet.
-    #[arg(long, env = "KEM_TRUSTED_PROXIES", global = true)]
-    pub trusted_proxies: Option<String>,
-}
-
-/// The same options as read from a TOML file. Unknown keys are rejected so a typo is an error,
-/// not a silently ignored setting.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen_host: Option<IpAddr>,
-    base_port: Option<u16>,
-    http_port: Option<u16>,
-    data_dir: Option<PathBuf>,
-    log_format: Option<LogFormat>,
-    log_level: Option<String>,
-    drain_timeout_secs: Option<u64>,
-    trust_domain: Option<String>,
-    namespace: Option<String>,
-    identity_addr: Option<String>,
-    trust_anchors: Option<PathBuf>,
-    identity_token_file: Option<PathBuf>,
-    ca_dir: Option<PathBuf>,
-    leaf_lifetime_secs: Option<u64>,
-    admin_base_port: Option<u16>,
-    upstreams: Option<String>,
-    redis_url: Option<String>,
-    cache_prefix: Option<String>,
-    database_urls: Option<String>,
-    servicebus_connection_string: Option<String>,
-    cors_origins: Option<String>,
-    trusted_proxies: Option<String>,
+    trusted_proxies: String = "KEM_TRUSTED_PROXIES", get(parse::text());
 }
 
 /// The resolved configuration of one process.
@@ -221,16 +210,24 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Resolves flags/environment (already merged by clap) over the optional file over defaults.
+    /// Resolves flags over the process environment over the optional file over defaults.
     pub fn resolve(args: &ConfigArgs) -> anyhow::Result<Settings> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        Self::layer(args, file)
+        Self::resolve_from(args, &ProcessEnv)
     }
 
-    fn layer(args: &ConfigArgs, file: FileConfig) -> anyhow::Result<Settings> {
+    /// [`Settings::resolve`] with the environment read from `source`. Every bad variable is
+    /// reported at once, before the file is read.
+    pub fn resolve_from(args: &ConfigArgs, source: &impl Source) -> anyhow::Result<Settings> {
+        let env = kem_kit::config::read_from(source, ConfigArgs::read_env)?;
+        let args = args.clone().or(env);
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => ConfigArgs::default(),
+        };
+        Self::layer(&args, file)
+    }
+
+    fn layer(args: &ConfigArgs, file: ConfigArgs) -> anyhow::Result<Settings> {
         let d = Settings::default();
         let listen_host = args.listen_host.or(file.listen_host).unwrap_or(d.listen_host);
         let base_port = args.base_port.or(file.base_port).unwrap_or(d.base_port);
@@ -339,7 +336,7 @@ pub fn loopback_for(host: IpAddr) -> IpAddr {
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+fn read_file(path: &Path) -> anyhow::Result<ConfigArgs> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {} (set by --config / KEM_CONFIG)", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is not valid kem TOML", path.display()))
@@ -393,13 +390,13 @@ impl fmt::Display for Settings {
 mod tests {
     use super::*;
 
-    fn file(text: &str) -> FileConfig {
+    fn file(text: &str) -> ConfigArgs {
         toml::from_str(text).expect("valid toml")
     }
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {
-        let s = Settings::layer(&ConfigArgs::default(), FileConfig::default()).expect("valid");
+        let s = Settings::layer(&ConfigArgs::default(), ConfigArgs::default()).expect("valid");
         assert_eq!(s, Settings::default());
     }
 
@@ -416,7 +413,7 @@ mod tests {
     fn secrets_are_redacted_when_printed() {
         let args =
             ConfigArgs { redis_url: Some("redis://:hunter2@cache.internal:6380/0".into()), ..Default::default() };
-        let printed = Settings::layer(&args, FileConfig::default()).expect("valid").to_string();
+        let printed = Settings::layer(&args, ConfigArgs::default()).expect("valid").to_string();
         assert!(printed.contains("redis://***@cache.internal:6380/0"), "{printed}");
         assert!(!printed.contains("hunter2"), "{printed}");
     }
@@ -425,24 +422,66 @@ mod tests {
     fn upstream_overrides_parse() {
         let args =
             ConfigArgs { upstreams: Some("user=kem-user:7101, event=kem-event:7102".into()), ..Default::default() };
-        let s = Settings::layer(&args, FileConfig::default()).expect("valid");
+        let s = Settings::layer(&args, ConfigArgs::default()).expect("valid");
         assert_eq!(s.upstreams.get("event").map(String::as_str), Some("kem-event:7102"));
         let bad = ConfigArgs { upstreams: Some("user".into()), ..Default::default() };
-        assert!(Settings::layer(&bad, FileConfig::default()).is_err());
+        assert!(Settings::layer(&bad, ConfigArgs::default()).is_err());
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("kem.toml");
+        std::fs::write(&path, "base_port = 8000\nhttp_port = 8181\nnamespace = \"from-file\"\n").expect("write");
+        let env = [
+            ("KEM_CONFIG", path.display().to_string()),
+            ("KEM_BASE_PORT", "9000".into()),
+            ("KEM_HTTP_PORT", "9191".into()),
+        ];
+        let args = ConfigArgs { http_port: Some(9292), ..Default::default() };
+        let s = Settings::resolve_from(&args, &env).expect("valid");
+        assert_eq!((s.base_port, s.http_port, s.namespace.as_str()), (9000, 9292, "from-file"));
+        assert_eq!(s.config_file.as_deref(), Some(path.as_path()));
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_at_once_and_secrets_stay_hidden() {
+        let env = [
+            ("KEM_BASE_PORT", "seventy"),
+            ("KEM_LOG_FORMAT", "xml"),
+            ("KEM_LISTEN_HOST", "localhost:1"),
+            ("KEM_REDIS_URL_FILE", "/nonexistent/kem-redis-url"),
+        ];
+        let error = Settings::resolve_from(&ConfigArgs::default(), &env).expect_err("four bad variables");
+        let text = format!("{error:#}");
+        for var in ["KEM_BASE_PORT", "KEM_LOG_FORMAT", "KEM_LISTEN_HOST", "KEM_REDIS_URL_FILE"] {
+            assert!(text.contains(var), "{var} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn a_secret_can_come_from_a_mounted_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("redis-url");
+        std::fs::write(&path, "redis://:hunter2@cache.internal:6380/0\n").expect("write");
+        let env = [("KEM_REDIS_URL_FILE", path.display().to_string())];
+        let s = Settings::resolve_from(&ConfigArgs::default(), &env).expect("valid");
+        assert_eq!(s.redis_url.as_ref().map(kem_kit::Secret::expose), Some("redis://:hunter2@cache.internal:6380/0"));
+        assert!(!s.to_string().contains("hunter2"));
     }
 
     #[test]
     fn unknown_file_keys_are_rejected() {
-        let err = toml::from_str::<FileConfig>("base_prot = 1").expect_err("typo must fail");
+        let err = toml::from_str::<ConfigArgs>("base_prot = 1").expect_err("typo must fail");
         assert!(err.to_string().contains("base_prot"), "{err}");
     }
 
     #[test]
     fn invalid_values_explain_themselves() {
         let args = ConfigArgs { base_port: Some(65530), ..Default::default() };
-        let err = Settings::layer(&args, FileConfig::default()).expect_err("no room");
+        let err = Settings::layer(&args, ConfigArgs::default()).expect_err("no room");
         assert!(err.to_string().contains("65527"), "{err}");
         let args = ConfigArgs { trust_domain: Some("spiffe://x".into()), ..Default::default() };
-        assert!(Settings::layer(&args, FileConfig::default()).is_err());
+        assert!(Settings::layer(&args, ConfigArgs::default()).is_err());
     }
 }

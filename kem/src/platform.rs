@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use kem_kit::cache::{Cache, MemoryCache, RedisCache, RedisCacheConfig};
 use kem_kit::clock::SystemClock;
+use kem_kit::config::ProcessEnv;
 use kem_kit::queue::Queue;
 use kem_kit::queue::servicebus::{ServiceBusConfig, ServiceBusQueue};
 use kem_kit::queue::store::StoreQueue;
@@ -100,16 +101,19 @@ async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
         tracing::info!(namespace = %config.namespace, "queues: Azure Service Bus");
         return Ok(Arc::new(ServiceBusQueue::new(config).context("cannot configure the Service Bus client")?));
     }
-    let config = match settings.database_urls.get("queue") {
-        Some(url) => StoreConfig::new(url.expose()),
-        // Deliberately not `DATABASE_URL`: that is one service's own database in a pod, and a
-        // queue only works when producers and consumers share it.
-        None => match std::env::var("KEM_QUEUE_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
-            Some(url) => StoreConfig::new(url),
-            None => StoreConfig::embedded(&settings.data_dir, "queue"),
-        },
-    };
-    let config = config.with_pool_size_from_env("queue").context("invalid queue store settings")?;
+    let config = kem_kit::config::read_from(&ProcessEnv, |env| {
+        let config = match settings.database_urls.get("queue") {
+            Some(url) => StoreConfig::new(url.expose()),
+            // Deliberately not `DATABASE_URL`: that is one service's own database in a pod, and a
+            // queue only works when producers and consumers share it.
+            None => match env.secret("KEM_QUEUE_DATABASE_URL") {
+                Some(url) => StoreConfig::new(url.expose()),
+                None => StoreConfig::embedded(&settings.data_dir, "queue"),
+            },
+        };
+        config.read_pool_size(env, "queue")
+    })
+    .context("invalid queue store settings")?;
     let store = Store::connect(&config)
         .await
         .with_context(|| format!("cannot open the queue store {}", config.url.redacted()))?;

@@ -18,7 +18,7 @@ use kem_gateway::idempotency::IdempotencyStore;
 use kem_gateway::protect::{EdgeLimiter, TrustedProxies};
 use kem_gateway::routes::RouteTable;
 use kem_gateway::upstream::{Upstreams, upstream};
-use kem_kit::runtime::ServiceContext;
+use kem_kit::runtime::{KemService, ServiceContext};
 use kem_mesh::admission::{Admission, AdmissionConfig};
 use kem_mesh::authz::{Policy, Rule};
 use kem_mesh::balance::Resolver;
@@ -354,66 +354,54 @@ async fn mount_service(
     ctx: ServiceContext,
     configs: &ServiceConfigs,
 ) -> anyhow::Result<RoleServer> {
-    let name = service.as_str();
-    let failed = || format!("the {name} service failed to start");
-    Ok(match service {
-        ServiceName::User => {
-            let config = match &configs.user {
-                Some(config) => config.clone(),
-                None => kem_user::UserConfig::from_env().with_context(failed)?,
-            };
-            // The gateway verifies access tokens against these two names.
-            anyhow::ensure!(
-                config.tokens.issuer == JWT_ISSUER && config.tokens.audience == JWT_AUDIENCE,
-                "the user service signs tokens for issuer {:?} / audience {:?}, but the gateway expects {JWT_ISSUER:?} / {JWT_AUDIENCE:?}; unset KEM_JWT_ISSUER / KEM_JWT_AUDIENCE",
-                config.tokens.issuer,
-                config.tokens.audience
-            );
-            server.add_service(kem_user::start(ctx, config).await.with_context(failed)?)
-        }
-        ServiceName::Event => {
-            let config = match &configs.event {
-                Some(config) => config.clone(),
-                None => kem_event::EventConfig::from_env().with_context(failed)?,
-            };
-            server.add_service(kem_event::start(ctx, config).await.with_context(failed)?)
-        }
-        ServiceName::Ai => {
-            let config = match &configs.ai {
-                Some(config) => config.clone(),
-                None => kem_ai::AiConfig::from_env().with_context(failed)?,
-            };
-            server.add_service(kem_ai::start(ctx, config).await.with_context(failed)?)
-        }
-        ServiceName::Content => {
-            let config = match &configs.content {
-                Some(config) => config.clone(),
-                None => kem_content::ContentConfig::from_env().with_context(failed)?,
-            };
-            server.add_service(kem_content::start(ctx, config).await.with_context(failed)?)
-        }
+    match service {
+        ServiceName::User => mount::<kem_user::User>(server, ctx, configs.user.as_ref(), check_token_names).await,
+        ServiceName::Event => mount::<kem_event::Event>(server, ctx, configs.event.as_ref(), no_check).await,
+        ServiceName::Ai => mount::<kem_ai::Ai>(server, ctx, configs.ai.as_ref(), no_check).await,
+        ServiceName::Content => mount::<kem_content::Content>(server, ctx, configs.content.as_ref(), no_check).await,
         ServiceName::Distribution => {
-            let config = match &configs.distribution {
-                Some(config) => config.clone(),
-                None => kem_distribution::DistributionConfig::from_env().with_context(failed)?,
-            };
-            server.add_service(kem_distribution::start(ctx, config).await.with_context(failed)?)
+            mount::<kem_distribution::Distribution>(server, ctx, configs.distribution.as_ref(), no_check).await
         }
         ServiceName::Participation => {
-            let config = match &configs.participation {
-                Some(config) => config.clone(),
-                None => kem_participation::ParticipationConfig::from_env().with_context(failed)?,
-            };
-            server.add_service(kem_participation::start(ctx, config).await.with_context(failed)?)
+            mount::<kem_participation::Participation>(server, ctx, configs.participation.as_ref(), no_check).await
         }
         ServiceName::Analytics => {
-            let config = match &configs.analytics {
-                Some(config) => config.clone(),
-                None => kem_analytics::AnalyticsConfig::from_env().with_context(failed)?,
-            };
-            server.add_service(kem_analytics::start(ctx, config).await.with_context(failed)?)
+            mount::<kem_analytics::Analytics>(server, ctx, configs.analytics.as_ref(), no_check).await
         }
-    })
+    }
+}
+
+/// The one way a role starts a service: the settings the embedding program gave, else the
+/// service's environment; `check` refuses settings the rest of this process cannot work with.
+async fn mount<S: KemService>(
+    server: RoleServer,
+    ctx: ServiceContext,
+    given: Option<&S::Config>,
+    check: fn(&S::Config) -> anyhow::Result<()>,
+) -> anyhow::Result<RoleServer> {
+    let failed = || format!("the {} service failed to start", S::NAME);
+    let config = match given {
+        Some(config) => config.clone(),
+        None => S::config_from_env().with_context(failed)?,
+    };
+    check(&config).with_context(failed)?;
+    Ok(server.add_service(S::start(ctx, config).await.with_context(failed)?))
+}
+
+fn no_check<T>(_: &T) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// The gateway verifies access tokens against [`JWT_ISSUER`] and [`JWT_AUDIENCE`]; a user
+/// service signing for other names would issue tokens no request could use.
+fn check_token_names(config: &kem_user::UserConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.tokens.issuer == JWT_ISSUER && config.tokens.audience == JWT_AUDIENCE,
+        "the user service signs tokens for issuer {:?} / audience {:?}, but the gateway expects {JWT_ISSUER:?} / {JWT_AUDIENCE:?}; unset KEM_JWT_ISSUER / KEM_JWT_AUDIENCE",
+        config.tokens.issuer,
+        config.tokens.audience
+    );
+    Ok(())
 }
 
 /// Starts several roles. With the identity CA among them, it starts first and the others get

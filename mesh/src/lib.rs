@@ -28,6 +28,7 @@ pub mod server;
 pub mod shutdown;
 pub mod socket;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
 

@@ -11,6 +11,19 @@
 //!   with `EventService/ReportJobResult`; a job ledger and the kit's inbox give at-least-once
 //!   delivery an exactly-once effect.
 //!
+//! The crate reads top-down:
+//! - [`api`]: the tonic adapter of `kem.ai.v1.AiService` — [`api::convert`] maps protobuf ↔
+//!   domain (also for `infra`'s consumer and reporter), [`api::status`] maps errors to statuses;
+//! - [`app`]: the use cases and their ports (the language model, the job reporter, the job
+//!   ledger: each with two implementations really used);
+//! - [`domain`]: pure rules — vocabularies (channels are the kit's), input validation and
+//!   hashing, per-channel copy limits, prompts, the strict parser;
+//! - [`infra`]: the adapters — the Claude client, the built-in local stand-in
+//!   ([`infra::local`]: its data tables, generator and copy writing), the mesh reporter, the
+//!   ledger, the consumer, the metrics.
+//!
+//! Only [`config`] and this file sit at the crate root.
+//!
 //! Start it with [`start`]; configure it with [`AiConfig`] (see [`config::env`]).
 #![forbid(unsafe_code)]
 
@@ -60,6 +73,28 @@ pub enum AiStartError {
     /// The Claude client settings are unusable.
     #[error("ai service: {0}")]
     Provider(#[from] ProviderConfigError),
+}
+
+/// The ai service as a role mounts it (`kem serve ai`, `kem up`).
+pub struct Ai;
+
+impl kem_kit::runtime::KemService for Ai {
+    const NAME: &'static str = "ai";
+    type Config = AiConfig;
+    type ConfigError = AiConfigError;
+    type StartError = AiStartError;
+    type Server = AiServiceServer<AiApi>;
+
+    fn config_from_env() -> Result<AiConfig, AiConfigError> {
+        AiConfig::from_env()
+    }
+
+    fn start(
+        ctx: ServiceContext,
+        config: AiConfig,
+    ) -> impl std::future::Future<Output = Result<AiServiceServer<AiApi>, AiStartError>> + Send {
+        start(ctx, config)
+    }
 }
 
 /// Starts the ai service on `ctx`: runs its migrations, spawns the `ai-event-generation`

@@ -20,7 +20,7 @@ use std::time::Duration;
 use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
 use kem_proto::kem::common::v1::BusinessCategory;
 
-use crate::model::ValueTable;
+use crate::domain::ValueTable;
 
 /// Environment variables [`AnalyticsConfig::from_env`] reads.
 pub mod env {

@@ -1,14 +1,17 @@
-//! The analytics service (layered: handler → service → repository): aggregates per event,
-//! channel and hour — participants, delivery outcomes, views and reach, cost per entry and ROI —
-//! and the owner dashboard.
+//! The analytics service (clean/hexagonal): aggregates per event, channel and hour —
+//! participants, delivery outcomes, views and reach, cost per entry and ROI — and the owner
+//! dashboard.
 //!
-//! - [`handler`]: the gRPC adapter of `kem.analytics.v1.AnalyticsService` and the queue adapter of
-//!   `analytics-aggregation` (`kem.messaging.v1.AnalyticsEvent`);
-//! - [`service`]: the use cases: facts applied exactly once through the kit's idempotent inbox,
+//! The crate reads top-down:
+//! - [`api`]: the tonic adapter of `kem.analytics.v1.AnalyticsService` (proto ↔ domain, errors →
+//!   `google.rpc` statuses);
+//! - [`app`]: the use cases — facts applied exactly once through the kit's idempotent inbox,
 //!   RecordChannelMetrics (idempotent by report id, latest observation wins), and owner-facing
 //!   answers cached for 5 minutes with generation-based invalidation on new data;
-//! - [`repository`]: the aggregate tables, on PostgreSQL or embedded SQLite (same SQL);
-//! - [`model`]: the rules, free of I/O (facts, validation, cost per entry, ROI, views).
+//! - [`domain`]: pure rules — facts, validation, cost per entry, ROI, views;
+//! - [`infra`]: the kit-backed adapters — the aggregate tables on PostgreSQL or embedded SQLite
+//!   (same SQL), the answer cache, the `analytics-aggregation` consumer
+//!   (`kem.messaging.v1.AnalyticsEvent`) and the maintenance task.
 //!
 //! # Where the numbers come from
 //!
@@ -20,32 +23,32 @@
 //! an entry (for ROI) comes from [`AnalyticsConfig::values`]: the facts carry no business
 //! category, so the default value applies until they do.
 //!
-//! Start it with [`start`]`(ctx, `[`AnalyticsConfig::from_env`]`()?)`: it migrates its tables,
-//! spawns the `analytics-aggregation` consumer and the purge of old idempotency records on
-//! `ctx.shutdown`, and returns the tonic service.
+//! Only [`config`] and this file sit at the crate root.
+//!
+//! A role mounts it as [`Analytics`] (a [`KemService`](kem_kit::runtime::KemService)), which is
+//! [`start`]`(ctx, `[`AnalyticsConfig::from_env`]`()?)`: it migrates its tables, spawns the
+//! `analytics-aggregation` consumer and the purge of old idempotency records on `ctx.shutdown`,
+//! and returns the tonic service.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
 pub mod config;
-pub mod handler;
-pub mod model;
-pub mod repository;
-pub mod service;
+pub mod domain;
+pub mod infra;
 
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
-use kem_kit::outbox::{Consumer, ConsumerOptions};
-use kem_kit::queue::names;
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
-use kem_mesh::Shutdown;
 
+pub use api::AnalyticsApi;
 pub use config::{AnalyticsConfig, AnalyticsConfigError};
-pub use handler::{AggregationHandler, AnalyticsApi};
+pub use infra::AggregationHandler;
 pub use kem_proto::kem::analytics::v1::analytics_service_server::AnalyticsServiceServer;
 
-use repository::Repository;
-use service::{AnalyticsCore, ViewCache};
+use app::AnalyticsCore;
+use infra::{Repository, ViewCache, consumer, maintenance};
 
 static MIGRATIONS: LazyLock<Migrations> =
     LazyLock::new(|| Migrations::new(sqlx::migrate!("migrations/postgres"), sqlx::migrate!("migrations/sqlite")));
@@ -64,6 +67,29 @@ pub enum AnalyticsStartError {
     /// The schema could not be brought up to date.
     #[error("analytics service migrations failed: {0}")]
     Migrate(#[source] StoreError),
+}
+
+/// The analytics service as a role mounts it (`kem serve analytics`, `kem up`).
+pub struct Analytics;
+
+impl kem_kit::runtime::KemService for Analytics {
+    const NAME: &'static str = "analytics";
+    type Config = AnalyticsConfig;
+    type ConfigError = AnalyticsConfigError;
+    type StartError = AnalyticsStartError;
+    type Server = AnalyticsServiceServer<AnalyticsApi>;
+
+    fn config_from_env() -> Result<AnalyticsConfig, AnalyticsConfigError> {
+        AnalyticsConfig::from_env()
+    }
+
+    fn start(
+        ctx: ServiceContext,
+        config: AnalyticsConfig,
+    ) -> impl std::future::Future<Output = Result<AnalyticsServiceServer<AnalyticsApi>, AnalyticsStartError>> + Send
+    {
+        start(ctx, config)
+    }
 }
 
 /// Starts the analytics service on `ctx`: migrates its database, spawns the
@@ -85,12 +111,8 @@ pub async fn start_api(ctx: ServiceContext, config: AnalyticsConfig) -> Result<A
     let core =
         Arc::new(AnalyticsCore::new(Repository::new(ctx.store.clone()), cache, config.clone(), ctx.service.clone()));
     let api = AnalyticsApi::new(core.clone());
-
-    let mut options = ConsumerOptions::new(names::ANALYTICS_AGGREGATION);
-    options.name = ctx.service.clone();
-    options.concurrency = config.consumer_concurrency;
-    ctx.shutdown.spawn(Consumer::run(ctx.queue.clone(), api.aggregation_handler(), options, ctx.shutdown.clone()));
-    spawn_maintenance(core, config.maintenance_interval, ctx.shutdown.clone());
+    consumer::spawn(&ctx, core.clone(), config.consumer_concurrency);
+    maintenance::spawn(core, config.maintenance_interval, ctx.shutdown.clone());
 
     tracing::info!(
         service = %ctx.service,
@@ -101,16 +123,4 @@ pub async fn start_api(ctx: ServiceContext, config: AnalyticsConfig) -> Result<A
         "analytics service started"
     );
     Ok(api)
-}
-
-fn spawn_maintenance(core: Arc<AnalyticsCore>, interval: Duration, shutdown: Shutdown) {
-    shutdown.clone().spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.wait() => return,
-            }
-            core.maintain().await;
-        }
-    });
 }

@@ -5,13 +5,18 @@
 //!
 //! The crate reads top-down:
 //! - [`api`]: the tonic adapter of `kem.content.v1.ContentService` (ListImages, GetImageContent,
-//!   and the internal GetImage);
-//! - [`app`]: the use cases and the ports they need;
-//! - [`domain`]: pure rules — channel sizes, prompts and render keys, request validation, how
-//!   image outcomes become a job's result;
+//!   and the internal GetImage) — [`api::convert`] maps protobuf ↔ domain (also for `infra`'s
+//!   consumer and reporter), [`api::status`] maps errors to statuses;
+//! - [`app`]: the use cases (queries, generation); they call the single-implementation adapters
+//!   directly and hold ports only where two implementations are really used (blob stores, image
+//!   generators), reading "now" from the kit's injected clock;
+//! - [`domain`]: pure rules — channel sizes (channels are the kit's vocabulary), prompts and
+//!   render keys, request validation, how image outcomes become a job's result;
 //! - [`infra`]: the adapters — SQL (PostgreSQL/SQLite) with the inbox, the render cache, the blob
 //!   stores, the Stability AI client and the local renderer, PNG processing, the event-service
 //!   reporter, the `content-generation` consumer.
+//!
+//! Only [`config`] and this file sit at the crate root.
 //!
 //! Messaging: consumes `content-generation` (`kem.messaging.v1.GenerateImages`, message id
 //! `job:<job_id>`), and reports to the event service with `ReportJobResult` over the mesh
@@ -21,7 +26,6 @@
 pub mod api;
 pub mod app;
 pub mod config;
-pub mod convert;
 pub mod domain;
 pub mod infra;
 
@@ -35,11 +39,11 @@ pub use api::ContentApi;
 pub use config::{BlobConfig, ContentConfig, ContentConfigError};
 pub use kem_proto::kem::content::v1::content_service_server::ContentServiceServer;
 
-use crate::app::{AppSettings, BlobStore, ContentApp, ImageGenerator, ImageRepository, Ports};
+use crate::app::{AppSettings, BlobStore, ContentApp, ImageGenerator, Ports};
 use crate::infra::blob::{AzureBlobConfigError, AzureBlobStore, LocalBlobStore};
 use crate::infra::{
-    CachedRenders, LocalGenerator, MeshJobReporter, PngImaging, SqlImageRepository, StabilityClient, SystemClock,
-    consumer, maintenance, telemetry,
+    CachedRenders, LocalGenerator, MeshJobReporter, PngImaging, SqlImageRepository, StabilityClient, consumer,
+    maintenance, telemetry,
 };
 
 static MIGRATIONS: LazyLock<Migrations> =
@@ -73,6 +77,28 @@ pub enum ContentStartError {
     Migrate(#[source] StoreError),
 }
 
+/// The content service as a role mounts it (`kem serve content`, `kem up`).
+pub struct Content;
+
+impl kem_kit::runtime::KemService for Content {
+    const NAME: &'static str = "content";
+    type Config = ContentConfig;
+    type ConfigError = ContentConfigError;
+    type StartError = ContentStartError;
+    type Server = ContentServiceServer<ContentApi>;
+
+    fn config_from_env() -> Result<ContentConfig, ContentConfigError> {
+        ContentConfig::from_env()
+    }
+
+    fn start(
+        ctx: ServiceContext,
+        config: ContentConfig,
+    ) -> impl std::future::Future<Output = Result<ContentServiceServer<ContentApi>, ContentStartError>> + Send {
+        start(ctx, config)
+    }
+}
+
 /// Starts the content service on `ctx`: migrates its database, spawns the `content-generation`
 /// consumer and the housekeeping (both stop on `ctx.shutdown`), and returns the gRPC service.
 pub async fn start(
@@ -86,8 +112,8 @@ pub async fn start(
 /// callers and tests that call the trait methods directly.
 pub async fn start_api(ctx: ServiceContext, config: ContentConfig) -> Result<ContentApi, ContentStartError> {
     ctx.store.migrate(migrations()).await.map_err(ContentStartError::Migrate)?;
-    let repository: Arc<dyn ImageRepository> = Arc::new(SqlImageRepository::new(ctx.store.clone()));
-    let renders = Arc::new(CachedRenders::new(ctx.cache.clone(), repository.clone(), config.render_ttl));
+    let repository = Arc::new(SqlImageRepository::new(ctx.store.clone()));
+    let renders = CachedRenders::new(ctx.cache.clone(), repository.clone(), config.render_ttl);
 
     let (generator, stability_client): (Arc<dyn ImageGenerator>, Option<ProviderClient>) = match &config.stability {
         ProviderMode::Real { config: provider, credentials } => {
@@ -107,7 +133,7 @@ pub async fn start_api(ctx: ServiceContext, config: ContentConfig) -> Result<Con
             (Arc::new(store), Some(client))
         }
     };
-    let clock = Arc::new(SystemClock);
+    let clock = ctx.clock.clone();
     let settings = AppSettings {
         render_ttl: config.render_ttl,
         parallelism: config.parallelism.max(1),
@@ -120,8 +146,8 @@ pub async fn start_api(ctx: ServiceContext, config: ContentConfig) -> Result<Con
             renders: renders.clone(),
             blobs,
             generator,
-            imaging: Arc::new(PngImaging),
-            reporter: Arc::new(MeshJobReporter::new(ctx.peers.clone(), config.report_timeout)),
+            imaging: PngImaging,
+            reporter: MeshJobReporter::new(ctx.peers.clone(), config.report_timeout),
             clock: clock.clone(),
         },
         settings,

@@ -13,9 +13,9 @@ use kem_kit::Secret;
 use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
 use kem_kit::external::{ProviderConfig, ProviderMode};
 
-use crate::channels::{instagram, kakao, naver, partner};
-use crate::model::{Channel, RetryPolicy};
-use crate::partner_server::PartnerServerConfig;
+use crate::domain::{Channel, RetryPolicy};
+use crate::infra::channels::{instagram, kakao, naver, partner};
+use crate::infra::local::partner_server::PartnerServerConfig;
 
 /// How one channel is worked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,12 +225,12 @@ pub mod env {
     pub const SCAN_INTERVAL_MS: &str = "KEM_DISTRIBUTION_SCAN_INTERVAL_MS";
 
     /// `KEM_PARTNER_<CHANNEL>_<SUFFIX>`, e.g. `KEM_PARTNER_GENIE_TV_BASE_URL`.
-    pub fn partner(channel: crate::model::Channel, suffix: &str) -> String {
+    pub fn partner(channel: crate::domain::Channel, suffix: &str) -> String {
         format!("KEM_PARTNER_{}_{suffix}", channel.as_str())
     }
 
     /// `KEM_DISTRIBUTION_<CHANNEL>_DEADLINE_MS`: the step deadline of a channel.
-    pub fn deadline(channel: crate::model::Channel) -> String {
+    pub fn deadline(channel: crate::domain::Channel) -> String {
         format!("KEM_DISTRIBUTION_{}_DEADLINE_MS", channel.as_str())
     }
 }

@@ -1,17 +1,19 @@
-//! The distribution service (layered: handler → service → repository, with `channels/` holding
-//! one client per provider): delivers a published event to each of its channels — 우리동네TV,
-//! 링고비즈 and 지니TV through the KT partner contract, Instagram through the Graph API content
-//! publishing flow, Naver as a ready-to-post article (or a Naver Cafe post), Kakao Channel through
-//! NAVER Cloud SENS — and reports each outcome to analytics.
+//! The distribution service (clean/hexagonal): delivers a published event to each of its
+//! channels — 우리동네TV, 링고비즈 and 지니TV through the KT partner contract, Instagram through the
+//! Graph API content publishing flow, Naver as a ready-to-post article (or a Naver Cafe post),
+//! Kakao Channel through NAVER Cloud SENS — and reports each outcome to analytics.
 //!
-//! - [`handler`]: the gRPC adapter of `kem.distribution.v1.DistributionService` (GetStatus, Retry);
-//! - [`service`]: the use cases, the `distribution-jobs` consumer (idempotent inbox), the per-channel
-//!   scheduler, owner profiles over the mesh, and the queue messages;
-//! - [`repository`]: the tables on PostgreSQL or embedded SQLite (same SQL), every state change
-//!   guarded so a PUBLISHED delivery is never sent again;
-//! - [`model`]: the rules, free of I/O (state machine, retries, keys, text per channel);
-//! - [`channels`]: the provider clients and their built-in local stand-ins;
-//! - [`partner_server`]: the partner side of `partner/v1`, run in-process by `kem up`.
+//! The crate reads top-down:
+//! - [`api`]: the tonic adapter of `kem.distribution.v1.DistributionService` (GetStatus, Retry):
+//!   proto ↔ domain, errors → `google.rpc` statuses;
+//! - [`app`]: the use cases — accept a job exactly once (the inbox), report and re-queue
+//!   deliveries, and advance one held delivery by a step;
+//! - [`domain`]: pure rules — channels (the kit's vocabulary, [`kem_kit::channel`]), the delivery
+//!   state machine, retries, keys, text per channel;
+//! - [`infra`]: every adapter — the tables on PostgreSQL or embedded SQLite (same SQL), the
+//!   provider clients, the per-channel scheduler, the `distribution-jobs` consumer, the queue
+//!   messages, the mesh clients of user and event, and the local stand-ins under
+//!   [`infra::local`] (among them the partner side of `partner/v1`, run in-process by `kem up`).
 //!
 //! Messaging: consumes `distribution-jobs` (`kem.messaging.v1.DistributionJob`, message id
 //! `dist:<event_id>`); produces `kem.messaging.v1.AnalyticsEvent` with a `ChannelOutcome` on
@@ -23,43 +25,40 @@
 //! (`GetEventForDistribution`: a publication whose job has not arrived yet, so GetStatus answers
 //! PENDING from the moment PublishEvent answers).
 //!
-//! A role starts it with [`start`]`(ctx, `[`DistributionConfig::from_env`]`()?)`.
+//! Only [`config`] and this file sit at the crate root.
+//!
+//! A role mounts it as [`Distribution`] (a [`KemService`](kem_kit::runtime::KemService)), which
+//! is [`start`]`(ctx, `[`DistributionConfig::from_env`]`()?)`.
 #![forbid(unsafe_code)]
 
-pub mod channels;
+pub mod api;
+pub mod app;
 pub mod config;
-pub mod handler;
-pub mod model;
-pub mod partner_server;
-pub mod repository;
-pub mod service;
+pub mod domain;
+pub mod infra;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use kem_kit::Secret;
 use kem_kit::external::{ProviderConfigError, ProviderMode};
-use kem_kit::outbox::{Consumer, ConsumerOptions, Inbox};
-use kem_kit::queue::{ReceivedMessage, names};
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
 
+pub use api::DistributionApi;
 pub use config::{ChannelPolicy, DistributionConfig, DistributionConfigError};
-pub use handler::DistributionApi;
+pub use domain::Channel;
+pub use infra::local::PartnerServerConfig;
 pub use kem_proto::kem::distribution::v1::distribution_service_server::DistributionServiceServer;
 
-use channels::ChannelClient;
-use channels::instagram::{GraphInstagram, LocalInstagram};
-use channels::kakao::{LocalKakao, SensKakao};
-use channels::naver::{AssistedNaver, CafeNaver};
-use channels::partner::PartnerClient;
-use model::Channel;
-use partner_server::{PartnerServer, PartnerServerConfig};
-use repository::Repository;
-use service::events::MeshPublications;
-use service::owners::MeshOwners;
-use service::{DispatchSettings, Dispatcher, DistributionCore, Lane};
+use app::{DeliveryWorker, DistributionCore};
+use infra::channels::instagram::GraphInstagram;
+use infra::channels::kakao::SensKakao;
+use infra::channels::naver::{AssistedNaver, CafeNaver};
+use infra::channels::partner::PartnerClient;
+use infra::channels::{self, ChannelClient};
+use infra::local::{LocalInstagram, LocalKakao, PartnerServer};
+use infra::{DispatchSettings, Dispatcher, Lane, MeshOwners, MeshPublications, Repository, consumer};
 
 /// The service's migrations (PostgreSQL and SQLite sets).
 pub static MIGRATIONS: LazyLock<Migrations> =
@@ -77,6 +76,29 @@ pub enum DistributionStartError {
     /// The local partner server could not start.
     #[error("distribution service: cannot start the local partner server: {0}")]
     LocalPartner(#[from] std::io::Error),
+}
+
+/// The distribution service as a role mounts it (`kem serve distribution`, `kem up`).
+pub struct Distribution;
+
+impl kem_kit::runtime::KemService for Distribution {
+    const NAME: &'static str = "distribution";
+    type Config = DistributionConfig;
+    type ConfigError = DistributionConfigError;
+    type StartError = DistributionStartError;
+    type Server = DistributionServiceServer<DistributionApi>;
+
+    fn config_from_env() -> Result<DistributionConfig, DistributionConfigError> {
+        DistributionConfig::from_env()
+    }
+
+    fn start(
+        ctx: ServiceContext,
+        config: DistributionConfig,
+    ) -> impl std::future::Future<Output = Result<DistributionServiceServer<DistributionApi>, DistributionStartError>> + Send
+    {
+        start(ctx, config)
+    }
 }
 
 /// Starts the distribution service: migrates its tables, starts the outbox relay, the
@@ -106,23 +128,16 @@ pub async fn start_api(
             Lane::new(client, policy)
         })
         .collect();
-    let owners = Arc::new(MeshOwners::new(
-        ctx.peers.clone(),
-        ctx.cache.clone(),
-        config.owner_cache_ttl,
-        config.owner_lookup_timeout,
-    ));
-    let settings = DispatchSettings {
-        public_base_url: config.public_base_url.clone(),
-        scan_interval: config.scan_interval,
-        lease_margin: config.lease_margin,
-    };
-    let dispatcher = Dispatcher::new(repo.clone(), lanes, owners, waker, settings);
+    let owners =
+        MeshOwners::new(ctx.peers.clone(), ctx.cache.clone(), config.owner_cache_ttl, config.owner_lookup_timeout);
+    let worker = DeliveryWorker::new(repo.clone(), owners, waker, config.public_base_url.clone());
+    let settings = DispatchSettings { scan_interval: config.scan_interval, lease_margin: config.lease_margin };
+    let dispatcher = Dispatcher::new(repo.clone(), lanes, worker, settings);
     dispatcher.spawn(ctx.shutdown.clone(), config.drain_timeout);
     let publications = MeshPublications::new(ctx.peers.clone());
     let core = Arc::new(DistributionCore::new(repo, dispatcher, publications, ctx.service.clone()));
-    spawn_consumer(&ctx, core.clone(), config.consumer_concurrency);
-    spawn_inbox_purge(&ctx);
+    consumer::spawn(&ctx, core.clone(), config.consumer_concurrency);
+    consumer::spawn_inbox_purge(&ctx);
     for channel in Channel::ALL {
         if let Some(client) = core.dispatcher().client(channel) {
             tracing::info!(channel = %channel, provider = %client.provider().name, "distribution channel ready");
@@ -130,39 +145,6 @@ pub async fn start_api(
     }
     tracing::info!(service = %ctx.service, store = %ctx.store.target(), cache = ctx.cache.backend(), "distribution service started");
     Ok(DistributionApi::new(core))
-}
-
-fn spawn_consumer(ctx: &ServiceContext, core: Arc<DistributionCore>, concurrency: usize) {
-    let handler = move |message: ReceivedMessage| {
-        let core = core.clone();
-        async move { core.accept_job(&message).await.map(drop) }
-    };
-    let mut options = ConsumerOptions::new(names::DISTRIBUTION_JOBS);
-    options.name = ctx.service.clone();
-    options.concurrency = concurrency.max(1);
-    ctx.shutdown.spawn(Consumer::run(ctx.queue.clone(), handler, options, ctx.shutdown.clone()));
-}
-
-/// How long processed job ids are remembered: far beyond any redelivery (Service Bus dedupe
-/// window, outbox lease, consumer retries), short enough to keep the inbox small.
-const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3_600);
-
-/// Forgets old inbox records once an hour.
-fn spawn_inbox_purge(ctx: &ServiceContext) {
-    let (store, shutdown) = (ctx.store.clone(), ctx.shutdown.clone());
-    ctx.shutdown.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(3_600)) => {}
-                _ = shutdown.wait() => return,
-            }
-            match Inbox::purge(&store, INBOX_RETENTION).await {
-                Ok(0) => {}
-                Ok(purged) => tracing::debug!(purged, "old inbox records purged"),
-                Err(error) => tracing::warn!(%error, "cannot purge old inbox records; trying again in an hour"),
-            }
-        }
-    });
 }
 
 /// One client per channel, real or local as configured. Partner channels without credentials

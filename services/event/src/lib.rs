@@ -3,11 +3,16 @@
 //! recommendations, image generation) started for them.
 //!
 //! The crate reads top-down:
-//! - [`api`]: the tonic adapter of `kem.event.v1.EventService` (proto ↔ domain, errors → statuses);
-//! - [`app`]: the use cases and the ports they need (repository, cache, clock);
+//! - [`api`]: the tonic adapter of `kem.event.v1.EventService` — [`api::convert`] maps protobuf
+//!   ↔ domain (also for `infra`'s queue messages), [`api::status`] maps errors to statuses;
+//! - [`app`]: the use cases, one file per group (edit, lifecycle, jobs, queries), calling the
+//!   adapters directly and reading "now" from the kit's injected clock;
 //! - [`domain`]: pure rules — lifecycle table, validation, jobs, the facts sent on queues;
 //! - [`infra`]: the kit-backed adapters — SQL on PostgreSQL or SQLite with the transactional
-//!   outbox, Redis/in-process cache, `kem.messaging.v1` encoding, the job-timeout sweeper.
+//!   outbox, Redis/in-process cache, `kem.messaging.v1` encoding, store profiles from the user
+//!   service, participation's entry gate, the job-timeout sweeper.
+//!
+//! Only [`config`] and this file sit at the crate root.
 //!
 //! Start it with [`start`]: it applies the migrations, starts the outbox relay and the sweeper on
 //! the context's shutdown signal, and returns the service to mount.
@@ -24,7 +29,6 @@
 pub mod api;
 pub mod app;
 pub mod config;
-pub mod convert;
 pub mod domain;
 pub mod infra;
 
@@ -65,6 +69,28 @@ pub enum EventStartError {
     Migrate(#[source] StoreError),
 }
 
+/// The event service as a role mounts it (`kem serve event`, `kem up`).
+pub struct Event;
+
+impl kem_kit::runtime::KemService for Event {
+    const NAME: &'static str = "event";
+    type Config = EventConfig;
+    type ConfigError = EventConfigError;
+    type StartError = EventStartError;
+    type Server = EventServiceServer<EventApi>;
+
+    fn config_from_env() -> Result<EventConfig, EventConfigError> {
+        EventConfig::from_env()
+    }
+
+    fn start(
+        ctx: ServiceContext,
+        config: EventConfig,
+    ) -> impl std::future::Future<Output = Result<EventServiceServer<EventApi>, EventStartError>> + Send {
+        start(ctx, config)
+    }
+}
+
 /// Starts the event service on `ctx`: migrates its database, spawns the outbox relay and the
 /// job-timeout sweeper (both stop on `ctx.shutdown`), and returns the gRPC service to mount.
 pub async fn start(ctx: ServiceContext, config: EventConfig) -> Result<EventServiceServer<EventApi>, EventStartError> {
@@ -77,16 +103,16 @@ pub async fn start_api(ctx: ServiceContext, config: EventConfig) -> Result<Event
     config.validate()?;
     ctx.store.migrate(migrations()).await.map_err(EventStartError::Migrate)?;
     let waker = ctx.spawn_outbox_relay();
-    let repository = Arc::new(SqlEventRepository::new(ctx.store.clone(), waker));
-    let cache = Arc::new(CachedEvents::new(ctx.cache.clone(), config.cache_ttl));
+    let repository = SqlEventRepository::new(ctx.store.clone(), waker);
+    let cache = CachedEvents::new(ctx.cache.clone(), config.cache_ttl);
     let settings = AppSettings {
         job_timeout: config.job_timeout,
         job_poll_interval: config.job_poll_interval,
         default_page_size: config.default_page_size,
         max_page_size: config.max_page_size,
     };
-    let stores = Arc::new(MeshStoreDirectory::new(ctx.peers.clone(), ctx.cache.clone()));
-    let entries = Arc::new(MeshEntryGate::new(ctx.peers.clone()));
+    let stores = MeshStoreDirectory::new(ctx.peers.clone(), ctx.cache.clone());
+    let entries = MeshEntryGate::new(ctx.peers.clone());
     let app = Arc::new(EventApp::new(repository, cache, stores, entries, ctx.clock.clone(), settings));
     ctx.shutdown.spawn(sweeper::run(app.clone(), config.job_sweep_interval, ctx.shutdown.clone()));
     tracing::info!(

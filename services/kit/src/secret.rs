@@ -64,30 +64,6 @@ impl From<String> for Secret {
     }
 }
 
-/// The value of the environment variable `name`, or else the contents (trimmed) of the file named
-/// by `<name>_FILE` — how Kubernetes hands over secrets mounted from Key Vault by the CSI driver,
-/// so a key never has to sit in a pod's environment. An unreadable `_FILE` is reported on stderr
-/// and treated as unset, which makes the service fall back to its documented default (usually
-/// the built-in local provider, which says so loudly in its own log line).
-pub fn env_or_file(name: &str) -> Option<String> {
-    value_or_file(name, |var| std::env::var(var).ok())
-}
-
-/// [`env_or_file`] over any variable lookup.
-pub fn value_or_file(name: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
-    if let Some(value) = lookup(name).filter(|v| !v.is_empty()) {
-        return Some(value);
-    }
-    let path = lookup(&format!("{name}_FILE")).filter(|v| !v.is_empty())?;
-    match std::fs::read_to_string(&path) {
-        Ok(contents) => Some(contents.trim().to_owned()).filter(|v| !v.is_empty()),
-        Err(error) => {
-            tracing::error!(variable = name, %path, %error, "cannot read the <variable>_FILE secret file; treating the variable as unset");
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,25 +88,5 @@ mod tests {
     fn deserializes_from_a_plain_string() {
         let s: Secret = serde_json::from_str("\"p@ss\"").expect("json string");
         assert_eq!(s.expose(), "p@ss");
-    }
-
-    #[test]
-    fn a_variable_can_come_from_a_mounted_file() {
-        let dir = std::env::temp_dir().join(format!("kem-secret-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("nts-key");
-        std::fs::write(&file, "from-file\n").expect("write");
-        let path = file.display().to_string();
-        let env = |vars: Vec<(&'static str, String)>| {
-            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-        };
-        assert_eq!(
-            value_or_file("KEY", env(vec![("KEY", "direct".into()), ("KEY_FILE", path.clone())])).as_deref(),
-            Some("direct")
-        );
-        assert_eq!(value_or_file("KEY", env(vec![("KEY_FILE", path.clone())])).as_deref(), Some("from-file"));
-        assert_eq!(value_or_file("KEY", env(vec![("KEY_FILE", "/nonexistent/kem".into())])), None);
-        assert_eq!(value_or_file("KEY", env(vec![])), None);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 use kem_kit::Secret;
 use kem_kit::config::{self, ConfigError, GivenFile, Parse, ProcessEnv, Reader, parse};
 
-use crate::pii::keys::{self, PiiKeyError, PiiKeySettings};
+use crate::infra::pii::keys::{self, PiiKeyError, PiiKeySettings};
 
 /// Everything [`start`](crate::start) needs besides the platform context.
 #[derive(Debug, Clone)]
 pub struct ParticipationConfig {
-    /// Personal-data keys (see [`pii::keys`](crate::pii::keys)).
+    /// Personal-data keys (see [`pii::keys`](crate::infra::pii::keys)).
     pub pii: PiiKeySettings,
     /// How long GetEventForParticipation answers are reused for entries and owner listings.
     pub event_cache_ttl: Duration,
@@ -54,7 +54,8 @@ fn key_reason(error: PiiKeyError) -> String {
     }
 }
 
-/// A base64 AES-256 key, kept as text (the [`PiiKeys`](crate::pii::keys::PiiKeys) decode it).
+/// A base64 AES-256 key, kept as text (the [`PiiKeys`](crate::infra::pii::keys::PiiKeys) decode
+/// it).
 fn aes_key(var: &'static str) -> impl Parse<Output = String> {
     parse::custom("base64 of exactly 32 bytes", move |key: &str| {
         keys::decode_aes_key(key, var).map(|_| key.to_owned()).map_err(key_reason)
@@ -168,7 +169,7 @@ mod tests {
         let c = ParticipationConfig::from_lookup(mounted(missing.clone())).expect("parsed");
         assert!(c.pii.key.is_none());
         assert_eq!(c.pii.key_file, Some(PathBuf::from(&missing)));
-        let error = crate::pii::keys::PiiKeys::load(&c.pii, dir.path()).expect_err("no silent development key");
+        let error = crate::infra::pii::keys::PiiKeys::load(&c.pii, dir.path()).expect_err("no silent development key");
         assert!(error.to_string().contains("absent"), "{error}");
     }
 

@@ -1,46 +1,43 @@
-//! The participation service (layered: handler → service → repository): participants' entries
-//! to published events (one per phone and event), their consents, encrypted personal data, and
-//! fair, reproducible winner draws with a public audit.
+//! The participation service: participants' entries to published events (one per phone and
+//! event), their consents, encrypted personal data, and fair, reproducible winner draws with a
+//! public audit.
 //!
-//! - [`handler`]: the gRPC adapter of `kem.participation.v1.ParticipationService` (statuses with
-//!   `google.rpc` details);
-//! - [`service`]: the use cases (Enter, CloseEntries, ListParticipants, DrawWinners, ListWinners,
-//!   CountEntries, AnonymizeEntries);
-//! - [`repository`]: the tables on PostgreSQL or embedded SQLite (same SQL), with the kit's
-//!   transactional outbox, and the per-event entry gate that makes EndEvent immediate;
-//! - [`model`]: the rules, free of I/O — phone and name validation and masking, when an event is
+//! The crate reads top-down:
+//! - [`api`]: the tonic adapter of `kem.participation.v1.ParticipationService` (proto ↔ domain,
+//!   errors → statuses with `google.rpc` details, a published audit → [`DrawRecord`]);
+//! - [`app`]: the use cases (Enter, CloseEntries, ListParticipants, DrawWinners, ListWinners,
+//!   CountEntries, AnonymizeEntries), page tokens, and the
+//!   [`ParticipationError`](app::ParticipationError) they fail with;
+//! - [`domain`]: pure rules, free of I/O — phone and name validation and masking, when an event is
 //!   open, and the exact draw procedures with [`verify_draw`];
-//! - [`events`]: the event facts from the event service over the mesh, cached briefly;
-//! - [`pii`]: AES-256-GCM of names and phones, keyed phone hashes, key loading;
-//! - [`messages`]: the `analytics-aggregation` facts (`EntryRecorded`, `DrawCompleted`).
+//! - [`infra`]: the adapters — the tables on PostgreSQL or embedded SQLite (same SQL) with the
+//!   kit's transactional outbox and the per-event entry gate that makes EndEvent immediate; the
+//!   event facts from the event service over the mesh, cached briefly; AES-256-GCM of names and
+//!   phones, keyed phone hashes and key loading; the `analytics-aggregation` facts
+//!   (`EntryRecorded`, `DrawCompleted`).
 //!
 //! A role starts it with [`start`]`(ctx, `[`ParticipationConfig::from_env`]`()?)`.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
 pub mod config;
-pub mod events;
-pub mod handler;
-pub mod messages;
-pub mod model;
-pub mod pii;
-pub mod repository;
-pub mod service;
+pub mod domain;
+pub mod infra;
 
 use std::sync::{Arc, LazyLock};
 
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
 
+pub use api::ParticipationApi;
+pub use api::convert::record_from_audit;
 pub use config::{ParticipationConfig, ParticipationConfigError};
-pub use handler::ParticipationApi;
-pub use handler::convert::record_from_audit;
+pub use domain::draw::{DrawRecord, VerifyError, verify_draw};
 pub use kem_proto::kem::participation::v1::participation_service_server::ParticipationServiceServer;
-pub use model::draw::{DrawRecord, VerifyError, verify_draw};
 
-use crate::events::MeshEvents;
-use crate::pii::keys::{KeySource, PiiKeyError, PiiKeys};
-use crate::repository::Repository;
-use crate::service::ParticipationCore;
+use crate::app::ParticipationCore;
+use crate::infra::{KeySource, MeshEvents, PiiKeyError, PiiKeys, Repository};
 
 /// The participation service's migrations (PostgreSQL and SQLite sets).
 pub static MIGRATIONS: LazyLock<Migrations> =
@@ -55,6 +52,29 @@ pub enum ParticipationStartError {
     /// The personal-data keys could not be loaded or created.
     #[error("participation service personal-data keys: {0}")]
     Keys(#[from] PiiKeyError),
+}
+
+/// The participation service as a role mounts it (`kem serve participation`, `kem up`).
+pub struct Participation;
+
+impl kem_kit::runtime::KemService for Participation {
+    const NAME: &'static str = "participation";
+    type Config = ParticipationConfig;
+    type ConfigError = ParticipationConfigError;
+    type StartError = ParticipationStartError;
+    type Server = ParticipationServiceServer<ParticipationApi>;
+
+    fn config_from_env() -> Result<ParticipationConfig, ParticipationConfigError> {
+        ParticipationConfig::from_env()
+    }
+
+    fn start(
+        ctx: ServiceContext,
+        config: ParticipationConfig,
+    ) -> impl std::future::Future<Output = Result<ParticipationServiceServer<ParticipationApi>, ParticipationStartError>>
+    + Send {
+        start(ctx, config)
+    }
 }
 
 /// Starts the participation service: migrates its tables, loads the personal-data keys (or
@@ -89,7 +109,7 @@ pub async fn start_api(
     ctx.store.migrate(&MIGRATIONS).await?;
     let waker = ctx.spawn_outbox_relay();
     let repo = Repository::new(ctx.store.clone(), Some(waker));
-    let events = Arc::new(MeshEvents::new(ctx.peers.clone(), ctx.cache.clone(), config.event_cache_ttl));
+    let events = MeshEvents::new(ctx.peers.clone(), ctx.cache.clone(), config.event_cache_ttl);
     let core = ParticipationCore::new(repo, events, Arc::new(keys), ctx.clock.clone());
     tracing::info!(
         service = %ctx.service, store = %ctx.store.target(), cache = ctx.cache.backend(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
 use kem_kit::external::ProviderMode;
 
-use crate::nts;
+use crate::infra::nts;
 
 /// Everything [`start`](crate::start) needs besides the platform context.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ impl PasswordSettings {
         PasswordSettings { memory_kib: 256, iterations: 1, parallelism: 1, max_concurrent: 4 };
 }
 
-pub use crate::model::login_throttle::LoginThrottle;
+pub use crate::domain::login_throttle::LoginThrottle;
 
 /// How long NTS answers are reused, by status: a business status changes rarely, and an
 /// inactive or unknown number is worth re-asking sooner (the owner may have just fixed it).
@@ -156,7 +156,7 @@ pub mod env {
 }
 
 impl UserConfig {
-    /// Settings from the environment (see [`env`]); anything unset keeps its [`Default`]. The
+    /// Settings from the environment (see [`env`](mod@env)); anything unset keeps its [`Default`]. The
     /// real NTS API is used exactly when `KEM_NTS_SERVICE_KEY` is set. Every variable may come
     /// from a file named by `<NAME>_FILE`.
     pub fn from_env() -> Result<UserConfig, UserConfigError> {
@@ -168,7 +168,7 @@ impl UserConfig {
         config::read_from(&lookup, UserConfig::read)
     }
 
-    /// Reads the [`env`] variables from `vars`, recording every bad one there and keeping the
+    /// Reads the [`env`](mod@env) variables from `vars`, recording every bad one there and keeping the
     /// default in its place, so a process can read several services' settings and report all
     /// their problems together.
     pub fn read(vars: &mut Reader<'_>) -> UserConfig {

@@ -1,28 +1,27 @@
-//! The user service (layered: handler → service → repository): small-business owners, their
-//! credentials and sign-in sessions, access-token signing keys, and business registration number
-//! verification at the National Tax Service (NTS).
+//! The user service: small-business owners, their credentials and sign-in sessions,
+//! access-token signing keys, and business registration number verification at the National Tax
+//! Service (NTS).
 //!
-//! - [`handler`]: the gRPC adapter of `kem.user.v1.UserService` (statuses with `google.rpc`
-//!   details);
-//! - [`service`]: the use cases (Register, Login/Refresh/Logout, profiles, verification);
-//! - [`repository`]: the tables, on PostgreSQL or embedded SQLite (same SQL);
-//! - [`model`]: the rules, free of I/O (email, password policy, phone, business number checksum,
-//!   update masks);
-//! - [`nts`]: the NTS status API client and its local stand-in; [`tokens`]: signing keys;
-//!   [`credentials`]: argon2id.
+//! The crate reads top-down:
+//! - [`api`]: the tonic adapter of `kem.user.v1.UserService` (proto ↔ domain, errors → statuses
+//!   with `google.rpc` details);
+//! - [`app`]: the use cases (Register, Login/Refresh/Logout, profiles, business verification
+//!   through its two-tier cache, revocations, signing keys) and the [`UserError`](app::UserError)
+//!   they fail with;
+//! - [`domain`]: pure rules, free of I/O — email, password policy, phone, business number
+//!   checksum, profiles and update masks, sign-in throttling;
+//! - [`infra`]: the adapters — the tables on PostgreSQL or embedded SQLite (same SQL), the NTS
+//!   status API client and its local stand-in (`infra::local`), the signing key ring, argon2id
+//!   password hashing.
 //!
 //! A role starts it with [`start`]`(ctx, `[`UserConfig::from_env`]`()?)`.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
 pub mod config;
-pub mod credentials;
-pub mod handler;
-pub mod ids;
-pub mod model;
-pub mod nts;
-pub mod repository;
-pub mod service;
-pub mod tokens;
+pub mod domain;
+pub mod infra;
 
 use std::sync::{Arc, LazyLock};
 
@@ -32,14 +31,12 @@ use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
 use kem_proto::kem::user::v1::user_service_server::UserServiceServer;
 
+pub use api::UserApi;
 pub use config::{LoginThrottle, PasswordSettings, TokenSettings, UserConfig, UserConfigError, VerificationTtl};
-pub use handler::UserApi;
 
-use credentials::{HashError, PasswordHasher};
-use nts::NtsProvider;
-use repository::Repository;
-use service::{BusinessVerifier, UserCore};
-use tokens::{KeyRing, KeyRingError};
+use crate::app::{BusinessVerifier, UserCore};
+use crate::infra::nts::{self, NtsProvider};
+use crate::infra::{HashError, KeyRing, KeyRingError, PasswordHasher, Repository};
 
 /// The user service's migrations (PostgreSQL and SQLite sets).
 pub static MIGRATIONS: LazyLock<Migrations> =
@@ -60,6 +57,28 @@ pub enum UserStartError {
     /// The password hashing parameters are invalid.
     #[error("user service password hashing: {0}")]
     Password(#[from] HashError),
+}
+
+/// The user service as a role mounts it (`kem serve user`, `kem up`).
+pub struct User;
+
+impl kem_kit::runtime::KemService for User {
+    const NAME: &'static str = "user";
+    type Config = UserConfig;
+    type ConfigError = UserConfigError;
+    type StartError = UserStartError;
+    type Server = UserServiceServer<UserApi>;
+
+    fn config_from_env() -> Result<UserConfig, UserConfigError> {
+        UserConfig::from_env()
+    }
+
+    fn start(
+        ctx: ServiceContext,
+        config: UserConfig,
+    ) -> impl std::future::Future<Output = Result<UserServiceServer<UserApi>, UserStartError>> + Send {
+        start(ctx, config)
+    }
 }
 
 /// Starts the user service: migrates its tables, loads (or creates) the signing keys, spawns the

@@ -52,7 +52,7 @@ fn new_event() -> Value {
 /// hashing (debug builds), every service on its own PostgreSQL database.
 async fn platform(nts: &NtsServer) -> TestPlatform {
     let mut user = kem_user::UserConfig::for_tests();
-    let mut nts_config = kem_user::nts::provider_config(nts.base_url());
+    let mut nts_config = kem_user::infra::nts::provider_config(nts.base_url());
     nts_config.timeout = Duration::from_millis(500);
     nts_config.deadline = Duration::from_secs(2);
     user.nts = kem_kit::external::ProviderMode::Real { config: nts_config, credentials: kem_kit::Secret::new(NTS_KEY) };

@@ -79,31 +79,15 @@ pub fn method_value(method: Method) -> i32 {
     }) as i32
 }
 
-/// The domain channel of a wire value.
+/// The domain channel of a wire value (`None` for UNSPECIFIED or unknown numbers): the kit's
+/// vocabulary.
 pub fn channel(value: i32) -> Option<Channel> {
-    use common::Channel as C;
-    Some(match C::try_from(value).ok()? {
-        C::Unspecified => return None,
-        C::UridongneTv => Channel::UridongneTv,
-        C::RingoBiz => Channel::RingoBiz,
-        C::GenieTv => Channel::GenieTv,
-        C::Instagram => Channel::Instagram,
-        C::NaverBlog => Channel::NaverBlog,
-        C::KakaoChannel => Channel::KakaoChannel,
-    })
+    Channel::from_number(value)
 }
 
 /// The wire value of a channel.
 pub fn channel_value(channel: Channel) -> i32 {
-    use common::Channel as C;
-    (match channel {
-        Channel::UridongneTv => C::UridongneTv,
-        Channel::RingoBiz => C::RingoBiz,
-        Channel::GenieTv => C::GenieTv,
-        Channel::Instagram => C::Instagram,
-        Channel::NaverBlog => C::NaverBlog,
-        Channel::KakaoChannel => C::KakaoChannel,
-    }) as i32
+    channel.number()
 }
 
 fn weekday_value(day: Weekday) -> i32 {
@@ -339,7 +323,7 @@ mod tests {
             assert_eq!(category(category_value(*c)), Some(*c));
         }
         for c in Channel::ALL {
-            assert_eq!(channel(channel_value(*c)), Some(*c));
+            assert_eq!(channel(channel_value(c)), Some(c));
         }
         for m in Method::ALL {
             assert_eq!(method(method_value(*m)), Some(*m));

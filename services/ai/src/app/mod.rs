@@ -4,7 +4,8 @@
 //! - [`recommendations`]: three recommendations on top of the trends, cached 24 h;
 //! - [`jobs`]: the `ai-event-generation` job, reported to the event service exactly once in effect;
 //! - [`generation`]: the one model path (prompt → model → strict parser → one repair);
-//! - [`ports`]: `LanguageModel`, `JobReporter`, `JobLedger`;
+//! - [`ports`]: `LanguageModel` (Claude or the local stand-in), `JobReporter`, `JobLedger` (with
+//!   in-memory doubles in the jobs tests);
 //! - [`cache`]: results cached by input hash;
 //! - [`error`], [`metrics`].
 

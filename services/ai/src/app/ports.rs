@@ -1,8 +1,15 @@
 //! The ports the use cases depend on, implemented in `infra`: the language model (Claude or the
 //! local stand-in), the reporter of job outcomes (the event service over the mesh) and the job
 //! ledger (the service's database).
+//!
+//! Each has two implementations really used: the model is Claude or the local stand-in `kem up`
+//! runs without an API key; the reporter and the ledger have in-memory doubles the job use
+//! case's tests ([`super::jobs`]) run on.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use kem_kit::store::StoreError;
 
 use crate::domain::input::{EventBrief, TrendQuery};
 use crate::domain::output::{Generated, ProviderStamp, TrendAnalysis};
@@ -291,9 +298,15 @@ pub struct JobRef {
 }
 
 /// Why the ledger could not be read or written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("job ledger: {0}")]
-pub struct LedgerError(pub String);
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LedgerError {
+    /// The database failed (shared, so the error stays `Clone`).
+    #[error("job ledger: {0}")]
+    Store(#[source] Arc<StoreError>),
+    /// A stored value this version cannot read, or a value it cannot store.
+    #[error("job ledger: {0}")]
+    Corrupt(String),
+}
 
 /// What the service remembers about the jobs it worked, so that at-least-once delivery has
 /// exactly-once effects: the idempotent inbox of queue messages, each job's final state and its

@@ -1,11 +1,13 @@
 //! What copy each channel takes: the per-channel limits the prompt states and the parser
-//! enforces (one table, so the model is told exactly what is checked).
+//! enforces (one table, so the model is told exactly what is checked). The platforms' own limits
+//! come from the kit's channel vocabulary ([`kem_kit::channel`]); the article length and the
+//! speech lengths are ai's choices.
 //!
 //! | channel | text | hashtags | why |
 //! |---|---|---|---|
 //! | Instagram | caption ≤ 2,200 characters *including* the rendered ` #tag`s | ≤ 30 | Instagram's caption and hashtag limits |
 //! | Kakao Channel | ≤ 1,000 characters | none | 친구톡/브랜드메시지 text limit of the dealer APIs |
-//! | Naver Blog | ≤ 3,000 characters | ≤ 30 | a ready-to-post short article; Naver allows 30 tags |
+//! | Naver Blog | ≤ [`NAVER_BLOG_MAX_CHARS`] (3,000) characters | ≤ 30 | a ready-to-post short article; Naver allows 30 tags |
 //! | 링고비즈 | ≤ 15 s of speech (90 spoken characters) | none | a ring-back greeting callers hear before the owner answers |
 //! | 우리동네TV | ≤ 15 s of speech (90 spoken characters) | none | a short neighbourhood spot |
 //! | 지니TV | ≤ 30 s of speech (180 spoken characters) | none | a standard 30-second TV spot |
@@ -14,10 +16,15 @@
 //! digits; Korean syllables count one each) per second, the pace of a calm Korean TTS voice.
 //! A hashtag is written without `#`, 1-50 characters of letters, digits or `_`, unique per copy.
 
+use kem_kit::channel::{
+    INSTAGRAM_CAPTION_MAX_CHARS, INSTAGRAM_MAX_HASHTAGS, KAKAO_TEXT_MAX_CHARS, NAVER_BLOG_MAX_TAGS,
+};
 use serde::{Deserialize, Serialize};
 
 use super::values::Channel;
 
+/// Longest Naver Blog copy: a ready-to-post short article (Naver itself sets no such limit).
+pub const NAVER_BLOG_MAX_CHARS: usize = 3_000;
 /// Korean speech pace used to turn seconds into characters (about 360 syllables a minute).
 pub const SPOKEN_CHARS_PER_SECOND: usize = 6;
 /// Longest hashtag accepted.
@@ -77,29 +84,28 @@ pub struct ChannelCopy {
     pub hashtags: Vec<String>,
 }
 
-impl Channel {
-    /// The limits of this channel's copy (see the module table).
-    pub fn copy_limits(self) -> CopyLimits {
-        let text = |max_chars, max_hashtags, hashtags_in_text| CopyLimits {
-            max_chars,
-            max_hashtags,
-            max_speech_seconds: None,
-            hashtags_in_text,
-        };
-        let spoken = |seconds: usize| CopyLimits {
-            // Room for spaces and punctuation around the spoken characters.
-            max_chars: seconds * SPOKEN_CHARS_PER_SECOND * 2,
-            max_hashtags: 0,
-            max_speech_seconds: Some(seconds),
-            hashtags_in_text: false,
-        };
-        match self {
-            Channel::Instagram => text(2_200, 30, true),
-            Channel::KakaoChannel => text(1_000, 0, false),
-            Channel::NaverBlog => text(3_000, 30, false),
-            Channel::RingoBiz | Channel::UridongneTv => spoken(15),
-            Channel::GenieTv => spoken(30),
-        }
+/// The limits of `channel`'s copy (see the module table).
+pub fn copy_limits(channel: Channel) -> CopyLimits {
+    let text = |max_chars, max_hashtags, hashtags_in_text| CopyLimits {
+        max_chars,
+        max_hashtags,
+        max_speech_seconds: None,
+        hashtags_in_text,
+    };
+    let spoken = |seconds: usize| CopyLimits {
+        // Room for spaces and punctuation around the spoken characters.
+        max_chars: seconds * SPOKEN_CHARS_PER_SECOND * 2,
+        max_hashtags: 0,
+        max_speech_seconds: Some(seconds),
+        hashtags_in_text: false,
+    };
+    match channel {
+        // The caption limit counts the hashtags appended to it.
+        Channel::Instagram => text(INSTAGRAM_CAPTION_MAX_CHARS, INSTAGRAM_MAX_HASHTAGS, true),
+        Channel::KakaoChannel => text(KAKAO_TEXT_MAX_CHARS, 0, false),
+        Channel::NaverBlog => text(NAVER_BLOG_MAX_CHARS, NAVER_BLOG_MAX_TAGS, false),
+        Channel::RingoBiz | Channel::UridongneTv => spoken(15),
+        Channel::GenieTv => spoken(30),
     }
 }
 
@@ -137,8 +143,8 @@ pub fn hashtag_from(text: &str) -> Option<String> {
 
 /// Everything wrong with `copy` against its channel's limits, each problem prefixed with `path`.
 pub fn copy_problems(path: &str, copy: &ChannelCopy) -> Vec<String> {
-    let limits = copy.channel.copy_limits();
-    let channel = copy.channel.wire();
+    let limits = copy_limits(copy.channel);
+    let channel = copy.channel.as_str();
     let mut problems = Vec::new();
     if copy.text.trim().is_empty() {
         problems.push(format!("{path}.text: must not be empty"));
@@ -227,7 +233,7 @@ mod tests {
         assert!(problems.iter().any(|p| p.contains("92 spoken characters take about 16 s")), "{problems:?}");
         // 지니TV allows twice as long.
         assert!(copy_problems("c", &copy(Channel::GenieTv, &longer, &[])).is_empty());
-        assert_eq!(Channel::GenieTv.copy_limits().max_spoken_chars(), Some(180));
+        assert_eq!(copy_limits(Channel::GenieTv).max_spoken_chars(), Some(180));
     }
 
     #[test]
@@ -244,7 +250,7 @@ mod tests {
     #[test]
     fn every_channel_has_a_described_limit() {
         for channel in Channel::ALL {
-            let limits = channel.copy_limits();
+            let limits = copy_limits(channel);
             assert!(limits.max_chars > 0);
             assert!(!limits.describe().is_empty());
         }

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use kem_kit::hex;
 use kem_kit::validate::{Text, check_text};
 use serde::Serialize;
 
@@ -165,16 +166,7 @@ fn input_hash<T: Serialize>(tag: &str, value: &T) -> String {
     // Serializing plain structs of strings and numbers cannot fail; an empty body still hashes
     // the tag, so the key stays well-formed.
     context.update(&serde_json::to_vec(value).unwrap_or_default());
-    hex(context.finish().as_ref())
-}
-
-/// Lower-case hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    hex::encode(context.finish())
 }
 
 /// A trend analysis request.

@@ -5,12 +5,10 @@
 //! - [`channel`]: per-channel copy limits;
 //! - [`output`]: trend analyses and recommendations as the model writes them;
 //! - [`prompt`]: the prompts and the repair message;
-//! - [`parse`]: the strict reader of model output;
-//! - [`local`]: the deterministic local stand-in for the model.
+//! - [`parse`]: the strict reader of model output.
 
 pub mod channel;
 pub mod input;
-pub mod local;
 pub mod output;
 pub mod parse;
 pub mod prompt;

@@ -199,7 +199,7 @@ pub fn recommendation_problems(recommendations: &[Recommendation], brief: &Event
         for channel in channels.iter().filter(|c| !available.contains(c)) {
             problems.push(format!(
                 "{path}.recommended_channels: {channel} is not among the owner's channels ({})",
-                available.iter().map(|c| c.wire()).collect::<Vec<_>>().join(", ")
+                available.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
             ));
         }
         let copied: Vec<_> = rec.channel_copies.iter().map(|c| c.channel).collect();

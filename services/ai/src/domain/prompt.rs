@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use super::channel::MAX_HASHTAG_CHARS;
+use super::channel::{MAX_HASHTAG_CHARS, copy_limits};
 use super::input::{EventBrief, TrendQuery};
 use super::output::{RECOMMENDATIONS, TrendAnalysis};
 use super::parse::{MAX_EXPECTED_PARTICIPANTS, MAX_PRIZE_VALUE_KRW, MAX_RECOMMENDED_CHANNELS, OutputError};
@@ -77,7 +77,7 @@ Schema:
 pub fn recommendations(brief: &EventBrief, trend: &TrendAnalysis) -> Prompt {
     let limits: Vec<String> = Channel::ALL
         .iter()
-        .map(|c| format!("  - {} ({}): {}", c.wire(), c.korean(), c.copy_limits().describe()))
+        .map(|c| format!("  - {} ({}): {}", c.as_str(), c.korean(), copy_limits(*c).describe()))
         .collect();
     let budget_rule = match brief.budget_krw {
         Some(budget) => format!(
@@ -120,7 +120,7 @@ Rules:
 KAKAO_CHANNEL and about 800 on NAVER_BLOG.",
         task = RECOMMENDATIONS_TASK,
         methods = names(Method::ALL, Method::wire),
-        channels = names(Channel::ALL, Channel::wire),
+        channels = names(&Channel::ALL, Channel::as_str),
         limits = limits.join("\n"),
     );
     let mut inputs = json!({
@@ -136,7 +136,7 @@ KAKAO_CHANNEL and about 800 on NAVER_BLOG.",
             "days": brief.period.days(),
             "korean": brief.period.korean(),
         },
-        "available_channels": brief.available_channels().iter().map(|c| c.wire()).collect::<Vec<_>>(),
+        "available_channels": brief.available_channels().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         "trends": trend,
     });
     let optional = [

@@ -4,7 +4,8 @@
 //!
 //! Each enum has one wire name (`SCREAMING_SNAKE_CASE`, the same spelling as the proto enum value
 //! without its prefix): the model is asked to answer with exactly these names, so serde rejects
-//! anything else.
+//! anything else. Channels are the platform's vocabulary ([`kem_kit::channel`]), whose stable
+//! names are those wire names.
 
 use std::fmt;
 
@@ -99,23 +100,9 @@ vocabulary!(
     }
 );
 
-vocabulary!(
-    /// A distribution channel (see [`super::channel`] for what copy each one takes).
-    Channel {
-        /// 우리동네TV: a short neighbourhood video spot.
-        UridongneTv = "URIDONGNE_TV", "우리동네TV";
-        /// 링고비즈: the business ring-back tone callers hear.
-        RingoBiz = "RINGO_BIZ", "링고비즈";
-        /// 지니TV: an IPTV spot.
-        GenieTv = "GENIE_TV", "지니TV";
-        /// Instagram feed post.
-        Instagram = "INSTAGRAM", "인스타그램";
-        /// Naver Blog article (owner-assisted publishing).
-        NaverBlog = "NAVER_BLOG", "네이버 블로그";
-        /// Kakao Channel business message.
-        KakaoChannel = "KAKAO_CHANNEL", "카카오톡 채널";
-    }
-);
+/// A distribution channel: the platform's one vocabulary (stable names = wire names, Korean
+/// names, proto numbers). See [`super::channel`] for what copy each one takes.
+pub use kem_kit::channel::Channel;
 
 vocabulary!(
     /// A day of the week (Korea time).
@@ -253,9 +240,9 @@ mod tests {
     #[test]
     fn wire_names_round_trip_through_serde() {
         for channel in Channel::ALL {
-            let json = serde_json::to_string(channel).expect("serialize");
-            assert_eq!(json, format!("\"{}\"", channel.wire()));
-            assert_eq!(serde_json::from_str::<Channel>(&json).expect("deserialize"), *channel);
+            let json = serde_json::to_string(&channel).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", channel.as_str()));
+            assert_eq!(serde_json::from_str::<Channel>(&json).expect("deserialize"), channel);
         }
         assert!(serde_json::from_str::<Channel>("\"TIKTOK\"").is_err());
         assert!(serde_json::from_str::<Weekday>("\"monday\"").is_err());

@@ -1,6 +1,7 @@
 //! The job ledger in the service's database (`ai_jobs`, see `migrations/`), with the kit's
 //! idempotent inbox: a job's final state and the message id commit in one transaction.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kem_kit::outbox::{Inbox, InboxError};
@@ -29,7 +30,7 @@ impl StoreJobLedger {
 }
 
 fn ledger_error(error: StoreError) -> LedgerError {
-    LedgerError(error.to_string())
+    LedgerError::Store(Arc::new(error))
 }
 
 fn clip(text: &str) -> String {
@@ -61,7 +62,7 @@ impl JobLedger for StoreJobLedger {
         let Some(row) = row else { return Ok(None) };
         let state_text: String = row.get("state").map_err(ledger_error)?;
         let state = JobState::parse(&state_text)
-            .ok_or_else(|| LedgerError(format!("job {job_id} has the unknown state {state_text:?}")))?;
+            .ok_or_else(|| LedgerError::Corrupt(format!("job {job_id} has the unknown state {state_text:?}")))?;
         let result = match row.get::<Option<String>>("result").map_err(ledger_error)? {
             // A stored result that no longer decodes (an older format) is regenerated.
             Some(json) => serde_json::from_str::<Generated>(&json)
@@ -93,7 +94,8 @@ impl JobLedger for StoreJobLedger {
     }
 
     async fn save_result(&self, job: &JobRef, result: &Generated) -> Result<(), LedgerError> {
-        let json = serde_json::to_string(result).map_err(|e| LedgerError(format!("encoding the result: {e}")))?;
+        let json =
+            serde_json::to_string(result).map_err(|e| LedgerError::Corrupt(format!("encoding the result: {e}")))?;
         let now = millis(SystemTime::now());
         store::query(upsert!(
             "VALUES ($1, $2, $3, $4, $5, NULL, 0, $6, $6) \

@@ -2,10 +2,10 @@
 
 use kem_ai::app::ports::{JobLedger, JobRef, JobState};
 use kem_ai::domain::input::{BriefInput, EventBrief};
-use kem_ai::domain::local;
 use kem_ai::domain::output::{Generated, ProviderStamp, TrendRecord};
 use kem_ai::domain::values::{Category, Objective};
 use kem_ai::infra::ledger::StoreJobLedger;
+use kem_ai::infra::local;
 use kem_kit::store::{Store, StoreConfig};
 use kem_testkit::TempDir;
 use kem_testkit::postgres::TestDatabase;

@@ -1,7 +1,9 @@
 //! The gRPC adapter: `kem.content.v1.ContentService` over the use cases. Owner methods take the
 //! gateway-verified end user; the internal `GetImage` is reached only by mesh peers the policy
-//! admits (the event service). No business rule lives here.
+//! admits (the event service). [`convert`] maps protobuf ↔ domain (shared with the consumer and
+//! the reporter in `infra`), [`status`] maps errors to statuses. No business rule lives here.
 
+pub mod convert;
 pub mod status;
 
 use std::sync::Arc;
@@ -13,7 +15,6 @@ use kem_proto::kem::content::v1::content_service_server::ContentService;
 use tonic::{Request, Response, Status};
 
 use crate::app::{AppError, ContentApp};
-use crate::convert;
 use crate::domain::request::EnumInput;
 
 /// The gRPC service of the content service (mount it with `ContentServiceServer::new`).

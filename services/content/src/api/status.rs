@@ -14,8 +14,8 @@ use kem_proto::google::rpc::{ErrorInfo, RetryInfo};
 use kem_proto::status::{any, bad_request, with_details};
 use tonic::Code;
 
-use crate::app::{AppError, Resource};
-use crate::convert::DOMAIN;
+use super::convert::DOMAIN;
+use crate::app::{AppError, BlobError, RepoError, Resource};
 
 fn info(reason: &str, metadata: &[(&str, &str)]) -> prost_types::Any {
     let info = ErrorInfo {
@@ -50,7 +50,7 @@ pub fn to_status(error: AppError) -> tonic::Status {
             let message = format!("{resource} \"{id}\" not found");
             with_details(Code::NotFound, &message, vec![info(reason, &[(key, &id)])])
         }
-        AppError::Unavailable(detail) => {
+        AppError::Storage(detail @ RepoError::Unavailable(_)) => {
             tracing::warn!(error = %detail, "content request failed: database unavailable");
             with_details(
                 Code::Unavailable,
@@ -58,7 +58,7 @@ pub fn to_status(error: AppError) -> tonic::Status {
                 vec![info("DATABASE_UNAVAILABLE", &[]), retry(1)],
             )
         }
-        AppError::BlobUnavailable(detail) => {
+        AppError::Blob(detail @ BlobError::Unavailable(_)) => {
             tracing::warn!(error = %detail, "content request failed: blob store unavailable");
             with_details(
                 Code::Unavailable,
@@ -71,7 +71,11 @@ pub fn to_status(error: AppError) -> tonic::Status {
             &format!("the bytes of image {image_id} are lost; generate the images again"),
             vec![info("IMAGE_BYTES_LOST", &[("imageId", image_id)])],
         ),
-        AppError::Internal(detail) => {
+        AppError::Storage(detail) => {
+            tracing::error!(error = %detail, "content request failed: internal error");
+            tonic::Status::internal("internal error in the content service")
+        }
+        AppError::Blob(detail) => {
             tracing::error!(error = %detail, "content request failed: internal error");
             tonic::Status::internal("internal error in the content service")
         }
@@ -80,8 +84,12 @@ pub fn to_status(error: AppError) -> tonic::Status {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+
+    use kem_kit::store::StoreError;
     use kem_proto::google::rpc::BadRequest;
+
+    use super::*;
     use prost::Message;
 
     #[test]
@@ -89,10 +97,23 @@ mod tests {
         let cases = [
             (AppError::NotFound { resource: Resource::Image, id: "i".into() }, Code::NotFound, Some("IMAGE_NOT_FOUND")),
             (AppError::NotFound { resource: Resource::Event, id: "e".into() }, Code::NotFound, Some("EVENT_NOT_FOUND")),
-            (AppError::Unavailable("db at 10.0.0.1 down".into()), Code::Unavailable, Some("DATABASE_UNAVAILABLE")),
-            (AppError::BlobUnavailable("10.0.0.2".into()), Code::Unavailable, Some("BLOB_STORE_UNAVAILABLE")),
+            (
+                AppError::Storage(RepoError::Unavailable(Arc::new(StoreError::Unhealthy {
+                    target: "db at 10.0.0.1 down".into(),
+                    role: "primary",
+                    reason: "timeout".into(),
+                }))),
+                Code::Unavailable,
+                Some("DATABASE_UNAVAILABLE"),
+            ),
+            (
+                AppError::Blob(BlobError::Unavailable("10.0.0.2".into())),
+                Code::Unavailable,
+                Some("BLOB_STORE_UNAVAILABLE"),
+            ),
             (AppError::DataLoss { image_id: "i".into(), problem: "corrupt" }, Code::DataLoss, Some("IMAGE_BYTES_LOST")),
-            (AppError::Internal("bad json at 10.0.0.3".into()), Code::Internal, None),
+            (AppError::Storage(RepoError::Corrupt("bad json at 10.0.0.3".into())), Code::Internal, None),
+            (AppError::Blob(BlobError::Failed("refused at 10.0.0.3".into())), Code::Internal, None),
         ];
         for (error, code, reason) in cases {
             let status = to_status(error);

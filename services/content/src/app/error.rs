@@ -21,7 +21,7 @@ impl std::fmt::Display for Resource {
 }
 
 /// A use case failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// Invalid fields (INVALID_ARGUMENT, BadRequest with camelCase fields).
     #[error("invalid request: {}", .0.iter().map(|(f, d)| format!("{f} {d}")).collect::<Vec<_>>().join("; "))]
@@ -34,12 +34,6 @@ pub enum AppError {
         /// Which.
         id: String,
     },
-    /// The database is unavailable (UNAVAILABLE).
-    #[error("{0}")]
-    Unavailable(String),
-    /// The blob store is unavailable (UNAVAILABLE).
-    #[error("{0}")]
-    BlobUnavailable(String),
     /// The image's bytes are missing or do not match their checksum (DATA_LOSS).
     #[error("the bytes of image {image_id} are {problem}")]
     DataLoss {
@@ -48,42 +42,26 @@ pub enum AppError {
         /// `missing from the blob store` or `corrupt`.
         problem: &'static str,
     },
-    /// A bug or corrupt data (INTERNAL; details only in logs).
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<RepoError> for AppError {
-    fn from(error: RepoError) -> Self {
-        match error {
-            RepoError::Unavailable(_) => AppError::Unavailable(error.to_string()),
-            RepoError::Failed(_) => AppError::Internal(error.to_string()),
-        }
-    }
-}
-
-impl From<BlobError> for AppError {
-    fn from(error: BlobError) -> Self {
-        match error {
-            BlobError::Unavailable(_) => AppError::BlobUnavailable(error.to_string()),
-            BlobError::Failed(_) => AppError::Internal(error.to_string()),
-        }
-    }
+    /// The database failed: UNAVAILABLE when it is unavailable (retry), else INTERNAL (a bug or
+    /// corrupt data; details only in logs).
+    #[error(transparent)]
+    Storage(#[from] RepoError),
+    /// The blob store failed: UNAVAILABLE when it is unavailable (retry), else INTERNAL (details
+    /// only in logs).
+    #[error(transparent)]
+    Blob(#[from] BlobError),
 }
 
 /// What the queue should do with a work message the use case could not finish.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WorkError {
-    /// Transient (database, event service down): deliver again later.
+    /// Transient (event service down): deliver again later.
     #[error("retry later: {0}")]
     Retry(String),
+    /// The database failed (unavailable, or a defect that may be passing): deliver again later.
+    #[error("retry later: {0}")]
+    Storage(#[from] RepoError),
     /// The message can never be worked (no job to report to): dead-letter it.
     #[error("rejected: {0}")]
     Reject(String),
-}
-
-impl From<RepoError> for WorkError {
-    fn from(error: RepoError) -> Self {
-        WorkError::Retry(error.to_string())
-    }
 }

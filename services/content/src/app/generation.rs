@@ -116,7 +116,7 @@ impl ContentApp {
             self.finish(message_id, &request, &[]).await?;
             return Ok(JobDisposition::Expired);
         }
-        match self.reporter.started(&job_id, self.clock.now()).await {
+        match self.reporter.started(&job_id, self.clock.now_ms()).await {
             Ok(()) => {}
             Err(ReportError::JobGone(why)) => {
                 tracing::info!(job_id, event_id = %request.event_id, %why, "job is gone; generation dropped");
@@ -127,7 +127,7 @@ impl ContentApp {
             Err(ReportError::Rejected(why)) => tracing::warn!(job_id, %why, "started report refused; continuing"),
             Err(ReportError::Unavailable(why)) => return Err(WorkError::Retry(why)),
         }
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         if let Claim::OwnedByOther(owner) =
             self.repository.claim_event(&request.event_id, &request.owner_id, now).await?
         {
@@ -172,14 +172,14 @@ impl ContentApp {
         if self.expired(&request) {
             // The event service fails the job at its deadline; a late report would be ignored.
             tracing::warn!(job_id, event_id = %request.event_id, "job deadline passed during generation; not reporting");
-            let states = outcome::failed_states(&job_id, &request.styles, &Failure::deadline(), self.clock.now());
+            let states = outcome::failed_states(&job_id, &request.styles, &Failure::deadline(), self.clock.now_ms());
             self.finish(message_id, &request, &states).await?;
             return Ok(JobDisposition::Expired);
         }
         let outcome = outcome::summarize(&request.styles, &outcomes);
         // The final states land before the report, so whoever sees the job finished also sees
         // them in ListImages; a crash before the report recomputes the same states.
-        let states = outcome::final_states(&job_id, &outcome, self.clock.now());
+        let states = outcome::final_states(&job_id, &outcome, self.clock.now_ms());
         self.repository.save_style_states(&request.event_id, &states).await?;
         match self.reporter.finished(&job_id, &outcome).await {
             Ok(()) => {}
@@ -205,7 +205,7 @@ impl ContentApp {
     }
 
     fn expired(&self, request: &GenerationRequest) -> bool {
-        request.deadline.is_some_and(|deadline| self.clock.now() + DEADLINE_MARGIN_MS >= deadline)
+        request.deadline.is_some_and(|deadline| self.clock.now_ms() + DEADLINE_MARGIN_MS >= deadline)
     }
 
     /// What is left of the job's time for one image.
@@ -214,7 +214,7 @@ impl ContentApp {
         match request.deadline {
             None => Some(budget),
             Some(deadline) => {
-                let left = deadline - self.clock.now() - DEADLINE_MARGIN_MS;
+                let left = deadline - self.clock.now_ms() - DEADLINE_MARGIN_MS;
                 (left > 0).then(|| budget.min(Duration::from_millis(u64::try_from(left).unwrap_or(0))))
             }
         }
@@ -289,7 +289,7 @@ impl ContentApp {
         }
 
         // A fresh render of the same request (any event) saves the provider call.
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         let ttl_ms = i64::try_from(self.settings.render_ttl.as_millis()).unwrap_or(i64::MAX);
         let mut cached: Option<(Render, Bytes)> = None;
         if let Some(render) = self.renders.find(&render_key).await?.filter(|r| r.is_fresh(now, ttl_ms)) {
@@ -347,7 +347,7 @@ impl ContentApp {
                         model: label.model.clone(),
                         request_id: generated.request_id.clone(),
                     },
-                    created_at: self.clock.now(),
+                    created_at: self.clock.now_ms(),
                 };
                 self.renders.save(&render).await?;
                 (render, generated.bytes)
@@ -393,7 +393,7 @@ impl ContentApp {
             seed: render.seed,
             provenance: render.provenance.clone(),
             cached: from_cache,
-            created_at: self.clock.now(),
+            created_at: self.clock.now_ms(),
         };
         let image = self.repository.record_image(&request.job_id, &slot_key, &image, true).await?;
         bump(if from_cache { &self.metrics.images_cached } else { &self.metrics.images_generated });
@@ -403,11 +403,7 @@ impl ContentApp {
 
 /// A new random (version 4) UUID in canonical text form.
 pub fn new_id() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    kem_kit::ids::random_uuid()
 }
 
 #[cfg(test)]

@@ -1,5 +1,11 @@
-//! The use cases: listing and serving an event's images (owner-scoped), the image metadata the
-//! event service checks, and working a `content-generation` request end to end.
+//! The use cases, one method of [`ContentApp`] per RPC or message, grouped by what they do:
+//!
+//! - [`queries`]: listing and serving an event's images (owner-scoped), and the image metadata
+//!   the event service checks;
+//! - [`generation`]: working a `content-generation` request end to end;
+//! - [`ports`]: what they exchange with the adapters (and the two ports with more than one
+//!   implementation: blob stores and image generators), [`error`]: how they fail,
+//!   [`metrics`]: their counters.
 
 pub mod error;
 pub mod generation;
@@ -13,9 +19,11 @@ use std::time::Duration;
 pub use error::{AppError, Resource, WorkError};
 pub use generation::JobDisposition;
 pub use ports::{
-    BlobError, BlobStore, Claim, Clock, Generated, GeneratorLabel, ImageGenerator, ImageRepository, Imaging,
-    ImagingError, JobReporter, RenderIndex, RenderRequest, RepoError, ReportError,
+    BlobError, BlobStore, Claim, Clock, Generated, GeneratorLabel, ImageGenerator, ImagingError, RenderRequest,
+    RepoError, ReportError,
 };
+
+use crate::infra::{CachedRenders, MeshJobReporter, PngImaging, SqlImageRepository};
 
 /// Settings of the use cases.
 #[derive(Debug, Clone)]
@@ -45,12 +53,12 @@ impl Default for AppSettings {
 /// The content service's use cases over its ports.
 #[derive(Clone)]
 pub struct ContentApp {
-    pub(crate) repository: Arc<dyn ImageRepository>,
-    pub(crate) renders: Arc<dyn RenderIndex>,
+    pub(crate) repository: Arc<SqlImageRepository>,
+    pub(crate) renders: CachedRenders,
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) generator: Arc<dyn ImageGenerator>,
-    pub(crate) imaging: Arc<dyn Imaging>,
-    pub(crate) reporter: Arc<dyn JobReporter>,
+    pub(crate) imaging: PngImaging,
+    pub(crate) reporter: MeshJobReporter,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: AppSettings,
     pub(crate) metrics: Arc<metrics::ContentMetrics>,
@@ -59,17 +67,17 @@ pub struct ContentApp {
 /// The adapters [`ContentApp`] runs on.
 pub struct Ports {
     /// Images, states, progress.
-    pub repository: Arc<dyn ImageRepository>,
+    pub repository: Arc<SqlImageRepository>,
     /// Cached renders.
-    pub renders: Arc<dyn RenderIndex>,
+    pub renders: CachedRenders,
     /// Image bytes.
     pub blobs: Arc<dyn BlobStore>,
     /// The image provider.
     pub generator: Arc<dyn ImageGenerator>,
     /// Pixel work.
-    pub imaging: Arc<dyn Imaging>,
+    pub imaging: PngImaging,
     /// The event service.
-    pub reporter: Arc<dyn JobReporter>,
+    pub reporter: MeshJobReporter,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }

@@ -1,5 +1,5 @@
 //! Why an image (a style, a job) could not be made, in the terms of the contracts: each kind maps
-//! to one gRPC code and `ErrorInfo` reason (see `convert::failure_status`).
+//! to one gRPC code and `ErrorInfo` reason (see `api::convert::failure_status`).
 
 use serde::{Deserialize, Serialize};
 

@@ -7,6 +7,7 @@
 //! "Americano", "1+1"); the Korean title itself is drawn by the local renderer and left out of
 //! provider images ("no text" — image models garble Hangul).
 
+use kem_kit::hex;
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
@@ -297,16 +298,12 @@ pub fn render_key(inputs: &RenderInputs<'_>) -> String {
         inputs.aspect_ratio,
         inputs.seed,
     );
-    hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+    hex::encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, bytes).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest::digest(&digest::SHA256, bytes))
 }
 
 #[cfg(test)]

@@ -1,55 +1,14 @@
-//! The vocabulary of the content service: channels, styles, sizes, provenance, time.
+//! The vocabulary of the content service: channels (the platform's, from the kit), styles, sizes,
+//! provenance, time.
 
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
-/// A distribution channel an image is sized for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Channel {
-    /// 우리동네TV (KT neighbourhood video spot).
-    UridongneTv,
-    /// 링고비즈 (KT business ring-back tone; audio).
-    RingoBiz,
-    /// 지니TV (KT IPTV ad).
-    GenieTv,
-    /// Instagram feed post.
-    Instagram,
-    /// Naver Blog article (owner-assisted).
-    NaverBlog,
-    /// Kakao Channel business message.
-    KakaoChannel,
-}
-
-impl Channel {
-    /// Every channel, in proto order.
-    pub const ALL: [Channel; 6] = [
-        Channel::UridongneTv,
-        Channel::RingoBiz,
-        Channel::GenieTv,
-        Channel::Instagram,
-        Channel::NaverBlog,
-        Channel::KakaoChannel,
-    ];
-
-    /// Stable upper-case name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::UridongneTv => "URIDONGNE_TV",
-            Channel::RingoBiz => "RINGO_BIZ",
-            Channel::GenieTv => "GENIE_TV",
-            Channel::Instagram => "INSTAGRAM",
-            Channel::NaverBlog => "NAVER_BLOG",
-            Channel::KakaoChannel => "KAKAO_CHANNEL",
-        }
-    }
-
-    /// The channel stored as `name`.
-    pub fn parse(name: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-}
+/// A distribution channel an image is sized for: the platform's one vocabulary (stable names as
+/// stored, serde, proto numbers). Its image sizes are content's own ([`super::sizes`]).
+pub use kem_kit::channel::Channel;
 
 /// Visual style of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

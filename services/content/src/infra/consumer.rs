@@ -11,9 +11,9 @@ use kem_proto::kem::messaging::v1 as msg;
 use prost::Message;
 use tokio::task::JoinHandle;
 
+use crate::api::convert;
 use crate::app::generation::InvalidRequest;
 use crate::app::{ContentApp, WorkError};
-use crate::convert;
 use crate::domain::request;
 
 /// Full name of the body message (the `type` application property).
@@ -50,6 +50,7 @@ pub async fn handle(app: &ContentApp, message: ReceivedMessage) -> Result<(), Ha
             Ok(())
         }
         Err(WorkError::Retry(reason)) => Err(HandlerError::Retry(reason)),
+        Err(WorkError::Storage(error)) => Err(HandlerError::Retry(error.to_string())),
         Err(WorkError::Reject(reason)) => Err(HandlerError::Reject(reason)),
     }
 }

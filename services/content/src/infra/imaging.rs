@@ -6,7 +6,7 @@ use std::io::Cursor;
 
 use bytes::Bytes;
 
-use crate::app::ports::{Imaging, ImagingError};
+use crate::app::ports::ImagingError;
 
 /// Largest side accepted when decoding (a provider image is at most a few thousand pixels).
 pub const MAX_DECODE_SIDE: u32 = 8_192;
@@ -159,13 +159,14 @@ fn area(source: &Raster, x: f64, y: f64, reach: i64) -> [u8; 3] {
     [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
 }
 
-/// The [`Imaging`] port over the functions above, on the blocking pool.
+/// Fitting a provider image to a channel's exact size with the functions above, on the blocking
+/// pool.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PngImaging;
 
-#[async_trait::async_trait]
-impl Imaging for PngImaging {
-    async fn fit(&self, bytes: Bytes, width: u32, height: u32) -> Result<Bytes, ImagingError> {
+impl PngImaging {
+    /// `bytes` (PNG) scaled to cover `width`×`height` and centre-cropped, as PNG.
+    pub async fn fit(&self, bytes: Bytes, width: u32, height: u32) -> Result<Bytes, ImagingError> {
         tokio::task::spawn_blocking(move || {
             let source = decode_png(&bytes)?;
             encode_png(&fit(&source, width, height)).map(Bytes::from)

@@ -8,14 +8,16 @@ use kem_kit::outbox::Inbox;
 use kem_kit::store::Store;
 use kem_mesh::Shutdown;
 
-use crate::app::ports::{Clock, ImageRepository};
+use crate::app::ports::Clock;
+
+use super::repository::SqlImageRepository;
 
 /// How long finished-message records are kept (far beyond the queue's redelivery window).
 pub const INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 3_600);
 
 /// Runs every `interval` until `shutdown`.
 pub async fn run(
-    repository: Arc<dyn ImageRepository>,
+    repository: Arc<SqlImageRepository>,
     store: Store,
     clock: Arc<dyn Clock>,
     render_ttl: Duration,
@@ -30,7 +32,7 @@ pub async fn run(
             _ = shutdown.wait() => return,
         }
         let ttl_ms = i64::try_from(render_ttl.as_millis()).unwrap_or(i64::MAX);
-        match repository.purge_renders(clock.now().saturating_sub(ttl_ms)).await {
+        match repository.purge_renders(clock.now_ms().saturating_sub(ttl_ms)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(renders = n, "expired renders forgotten"),
             Err(error) => tracing::warn!(%error, "render purge failed; retrying next round"),

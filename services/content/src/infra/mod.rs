@@ -1,7 +1,9 @@
-//! Adapters of the ports to the platform kit and the outside world: the SQL repository with the
-//! inbox, the render cache, the blob stores (local directory, Azure Blob Storage), the image
-//! providers (Stability AI, the local PNG renderer), PNG processing, the job reporter (event
-//! service over the mesh), the `content-generation` consumer, the clock and the maintenance task.
+//! The adapters the use cases run on, built on the platform kit and the outside world: the SQL
+//! repository with the inbox, the render cache, the blob stores (local directory, Azure Blob
+//! Storage), the image providers (Stability AI, the local PNG renderer), PNG processing, the job
+//! reporter (event service over the mesh), the `content-generation` consumer and the maintenance
+//! task. Only the blob stores and the image providers implement ports (two real implementations
+//! each); the rest are used as concrete types.
 
 pub mod blob;
 pub mod consumer;
@@ -20,16 +22,3 @@ pub use renders::CachedRenders;
 pub use reporter::MeshJobReporter;
 pub use repository::SqlImageRepository;
 pub use stability::StabilityClient;
-
-use crate::app::ports::Clock;
-use crate::domain::values::Millis;
-
-/// The system's real time.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Millis {
-        kem_kit::store::millis(std::time::SystemTime::now())
-    }
-}

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use kem_kit::cache::{Cache, CacheAside, CacheStats};
 
-use crate::app::ports::{ImageRepository, RenderIndex, RepoError};
+use crate::app::ports::RepoError;
 use crate::domain::image::Render;
+
+use super::repository::SqlImageRepository;
 
 /// How long a "no render under this key" answer is cached: short, since a render appears as soon
 /// as the first request for it finishes.
@@ -17,7 +19,7 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct CachedRenders {
     aside: CacheAside,
-    repository: Arc<dyn ImageRepository>,
+    repository: Arc<SqlImageRepository>,
     ttl: Duration,
 }
 
@@ -30,7 +32,7 @@ impl std::fmt::Debug for CachedRenders {
 impl CachedRenders {
     /// Over `cache` (prefixed per service) and `repository`; entries live `ttl` (the render
     /// lifetime: freshness is checked by the caller on the render's own creation time).
-    pub fn new(cache: Arc<dyn Cache>, repository: Arc<dyn ImageRepository>, ttl: Duration) -> CachedRenders {
+    pub fn new(cache: Arc<dyn Cache>, repository: Arc<SqlImageRepository>, ttl: Duration) -> CachedRenders {
         CachedRenders { aside: CacheAside::new(cache), repository, ttl }
     }
 
@@ -47,11 +49,9 @@ impl CachedRenders {
     fn key(render_key: &str) -> String {
         format!("render:v1:{render_key}")
     }
-}
 
-#[async_trait::async_trait]
-impl RenderIndex for CachedRenders {
-    async fn find(&self, key: &str) -> Result<Option<Render>, RepoError> {
+    /// The render under `key`, if stored (fresh or not).
+    pub async fn find(&self, key: &str) -> Result<Option<Render>, RepoError> {
         let repository = self.repository.clone();
         self.aside
             .get_or_load_optional(&Self::key(key), self.ttl, Some(NEGATIVE_TTL), || async move {
@@ -60,7 +60,8 @@ impl RenderIndex for CachedRenders {
             .await
     }
 
-    async fn save(&self, render: &Render) -> Result<(), RepoError> {
+    /// Stores a render and caches it.
+    pub async fn save(&self, render: &Render) -> Result<(), RepoError> {
         self.repository.save_render(render).await?;
         self.aside.put(&Self::key(&render.render_key), render, self.ttl).await;
         Ok(())

@@ -10,8 +10,8 @@ use kem_proto::kem::event::v1 as event;
 use kem_proto::kem::event::v1::event_service_client::EventServiceClient;
 use tonic::Code;
 
-use crate::app::ports::{JobReporter, ReportError};
-use crate::convert;
+use crate::api::convert;
+use crate::app::ports::ReportError;
 use crate::domain::failure::Failure;
 use crate::domain::outcome::JobOutcome;
 use crate::domain::values::Millis;
@@ -66,18 +66,20 @@ fn classify(status: &tonic::Status) -> ReportError {
     }
 }
 
-#[async_trait::async_trait]
-impl JobReporter for MeshJobReporter {
-    async fn started(&self, job_id: &str, now: Millis) -> Result<(), ReportError> {
+impl MeshJobReporter {
+    /// The worker started the job.
+    pub async fn started(&self, job_id: &str, now: Millis) -> Result<(), ReportError> {
         let started = event::JobStarted { start_time: Some(convert::timestamp(now)) };
         self.report(job_id, event::report_job_result_request::Outcome::Started(started)).await
     }
 
-    async fn finished(&self, job_id: &str, outcome: &JobOutcome) -> Result<(), ReportError> {
+    /// The job's outcome (images, or a failure).
+    pub async fn finished(&self, job_id: &str, outcome: &JobOutcome) -> Result<(), ReportError> {
         self.report(job_id, convert::report_outcome(outcome)).await
     }
 
-    async fn failed(&self, job_id: &str, failure: &Failure) -> Result<(), ReportError> {
+    /// The job failed before any image was attempted (an invalid request).
+    pub async fn failed(&self, job_id: &str, failure: &Failure) -> Result<(), ReportError> {
         self.report(job_id, event::report_job_result_request::Outcome::Error(convert::failure_status(failure))).await
     }
 }

@@ -2,12 +2,13 @@
 //! placeholders, millisecond `BIGINT` times, JSON text for failures), and the idempotent inbox
 //! for finished work messages.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kem_kit::outbox::{Inbox, InboxError, Processed};
 use kem_kit::store::{self, AssertSqlSafe, Row, Store, StoreError};
 
-use crate::app::ports::{Claim, ImageRepository, RepoError};
+use crate::app::ports::{Claim, RepoError};
 use crate::domain::failure::Failure;
 use crate::domain::image::{GenerationState, Image, Render, StyleState};
 use crate::domain::values::{Channel, ImageSize, ImageStyle, Millis, Provenance, ProviderKind};
@@ -49,7 +50,7 @@ impl std::fmt::Debug for SqlImageRepository {
 }
 
 fn failed(what: &str, reason: impl std::fmt::Display) -> RepoError {
-    RepoError::Failed(format!("{what}: {reason}"))
+    RepoError::Corrupt(format!("{what}: {reason}"))
 }
 
 fn get<T: store::Decodable>(row: &Row, column: &str) -> Result<T, RepoError> {
@@ -144,10 +145,10 @@ impl SqlImageRepository {
             if !self.degraded.swap(true, Ordering::Relaxed) {
                 tracing::warn!(%error, database = self.store.target(), "content database unavailable");
             }
-            RepoError::Unavailable(error.to_string())
+            RepoError::Unavailable(Arc::new(error))
         } else {
             tracing::error!(%error, database = self.store.target(), "content database failure");
-            RepoError::Failed(error.to_string())
+            RepoError::Failed(Arc::new(error))
         }
     }
 
@@ -217,9 +218,9 @@ impl From<StoreError> for RecordError {
     }
 }
 
-#[async_trait::async_trait]
-impl ImageRepository for SqlImageRepository {
-    async fn claim_event(&self, event_id: &str, owner_id: &str, now: Millis) -> Result<Claim, RepoError> {
+impl SqlImageRepository {
+    /// Records that `event_id` belongs to `owner_id` (first request), or tells who owns it.
+    pub async fn claim_event(&self, event_id: &str, owner_id: &str, now: Millis) -> Result<Claim, RepoError> {
         let inserted = store::query(
             "INSERT INTO content_events (event_id, owner_id, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (event_id) DO NOTHING",
@@ -237,7 +238,8 @@ impl ImageRepository for SqlImageRepository {
         }
     }
 
-    async fn event_owner(&self, event_id: &str) -> Result<Option<String>, RepoError> {
+    /// The owner of `event_id`, if content has heard of the event.
+    pub async fn event_owner(&self, event_id: &str) -> Result<Option<String>, RepoError> {
         let row = store::query("SELECT owner_id FROM content_events WHERE event_id = $1")
             .bind(event_id.to_owned())
             .fetch_optional(self.store.primary())
@@ -245,7 +247,8 @@ impl ImageRepository for SqlImageRepository {
         self.ok(row)?.map(|row| get(&row, "owner_id")).transpose()
     }
 
-    async fn save_style_states(&self, event_id: &str, states: &[StyleState]) -> Result<(), RepoError> {
+    /// Upserts the generation state of some styles of an event.
+    pub async fn save_style_states(&self, event_id: &str, states: &[StyleState]) -> Result<(), RepoError> {
         if states.is_empty() {
             return Ok(());
         }
@@ -261,7 +264,8 @@ impl ImageRepository for SqlImageRepository {
         self.ok(result)
     }
 
-    async fn style_states(&self, event_id: &str) -> Result<Vec<StyleState>, RepoError> {
+    /// The generation state of each style of an event that has one, in style order.
+    pub async fn style_states(&self, event_id: &str) -> Result<Vec<StyleState>, RepoError> {
         let rows = store::query("SELECT style, state, job_id, error, updated_at FROM style_states WHERE event_id = $1")
             .bind(event_id.to_owned())
             .fetch_all(self.store.primary())
@@ -271,7 +275,8 @@ impl ImageRepository for SqlImageRepository {
         Ok(states)
     }
 
-    async fn job_images(&self, job_id: &str) -> Result<Vec<(String, Image)>, RepoError> {
+    /// The images already recorded for `job_id`, by slot key (progress of an earlier delivery).
+    pub async fn job_images(&self, job_id: &str) -> Result<Vec<(String, Image)>, RepoError> {
         let sql = format!(
             "SELECT j.slot, {IMAGE_COLUMNS} FROM job_images j JOIN images i ON i.id = j.image_id WHERE j.job_id = $1"
         );
@@ -279,7 +284,8 @@ impl ImageRepository for SqlImageRepository {
         self.ok(rows)?.iter().map(|row| Ok((get::<String>(row, "slot")?, image_from_row(row)?))).collect()
     }
 
-    async fn reusable_image(
+    /// An image of `event_id` made for the same style, size and render (a re-request reuses it).
+    pub async fn reusable_image(
         &self,
         event_id: &str,
         style: ImageStyle,
@@ -302,7 +308,10 @@ impl ImageRepository for SqlImageRepository {
         self.ok(row)?.as_ref().map(image_from_row).transpose()
     }
 
-    async fn record_image(&self, job_id: &str, slot: &str, image: &Image, new: bool) -> Result<Image, RepoError> {
+    /// Records `image` as the result of `slot` of `job_id`, inserting it when `new`. Exactly one
+    /// image per job and slot: when another delivery recorded the slot first, nothing is inserted
+    /// and that image is returned.
+    pub async fn record_image(&self, job_id: &str, slot: &str, image: &Image, new: bool) -> Result<Image, RepoError> {
         let result: Result<(), RecordError> = async {
             let mut tx = self.store.begin().await?;
             if new {
@@ -338,7 +347,8 @@ impl ImageRepository for SqlImageRepository {
         }
     }
 
-    async fn list_images(&self, event_id: &str, style: Option<ImageStyle>) -> Result<Vec<Image>, RepoError> {
+    /// The images of an event, newest first, optionally of one style.
+    pub async fn list_images(&self, event_id: &str, style: Option<ImageStyle>) -> Result<Vec<Image>, RepoError> {
         let rows = match style {
             Some(style) => {
                 let sql = format!(
@@ -361,13 +371,15 @@ impl ImageRepository for SqlImageRepository {
         self.ok(rows)?.iter().map(image_from_row).collect()
     }
 
-    async fn find_image(&self, image_id: &str) -> Result<Option<Image>, RepoError> {
+    /// One image.
+    pub async fn find_image(&self, image_id: &str) -> Result<Option<Image>, RepoError> {
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images i WHERE i.id = $1");
         let row = store::query(AssertSqlSafe(sql)).bind(image_id.to_owned()).fetch_optional(self.store.reader()).await;
         self.ok(row)?.as_ref().map(image_from_row).transpose()
     }
 
-    async fn find_render(&self, render_key: &str) -> Result<Option<Render>, RepoError> {
+    /// The render stored under `render_key`, fresh or not.
+    pub async fn find_render(&self, render_key: &str) -> Result<Option<Render>, RepoError> {
         let row = store::query(
             "SELECT render_key, blob_key, content_type, width, height, size_bytes, sha256, seed, provider_kind, \
              provider_name, provider_model, provider_request_id, created_at FROM renders WHERE render_key = $1",
@@ -378,7 +390,8 @@ impl ImageRepository for SqlImageRepository {
         self.ok(row)?.as_ref().map(render_from_row).transpose()
     }
 
-    async fn save_render(&self, render: &Render) -> Result<(), RepoError> {
+    /// Stores (or replaces) a render.
+    pub async fn save_render(&self, render: &Render) -> Result<(), RepoError> {
         let result = store::query(UPSERT_RENDER)
             .bind(render.render_key.clone())
             .bind(render.blob_key.clone())
@@ -398,17 +411,21 @@ impl ImageRepository for SqlImageRepository {
         self.ok(result).map(drop)
     }
 
-    async fn purge_renders(&self, before: Millis) -> Result<u64, RepoError> {
+    /// Forgets renders made before `before`. Returns how many.
+    pub async fn purge_renders(&self, before: Millis) -> Result<u64, RepoError> {
         let result = store::query("DELETE FROM renders WHERE created_at < $1").bind(before).execute(&self.store).await;
         self.ok(result)
     }
 
-    async fn job_finished(&self, consumer: &str, message_id: &str) -> Result<bool, RepoError> {
+    /// Whether the work message `message_id` was finished by `consumer`.
+    pub async fn job_finished(&self, consumer: &str, message_id: &str) -> Result<bool, RepoError> {
         let seen = Inbox::seen(&self.store, consumer, message_id).await;
         self.ok(seen)
     }
 
-    async fn finish_job(
+    /// Marks the work message finished (inbox) and stores the final style states, atomically.
+    /// `false` when it was already finished (nothing stored).
+    pub async fn finish_job(
         &self,
         consumer: &str,
         message_id: &str,

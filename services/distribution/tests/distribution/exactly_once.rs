@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use kem_distribution::model::Channel;
+use kem_distribution::domain::Channel;
 use kem_kit::outbox::{Inbox, Processed};
 use kem_kit::queue::ReceivedMessage;
 use kem_kit::queue::names;

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use kem_distribution::channels::form_body;
-use kem_distribution::model::Channel;
-use kem_distribution::partner_server::PartnerServerConfig;
+use kem_distribution::domain::Channel;
+use kem_distribution::infra::channels::form_body;
+use kem_distribution::infra::local::partner_server::PartnerServerConfig;
 use kem_kit::Secret;
 use kem_kit::external::{ProviderClient, ProviderConfig, ProviderResponse, Verdict};
 use kem_proto::kem::distribution::v1 as pb;
@@ -218,7 +218,8 @@ async fn partner_review_rejection_and_maintenance() {
         ..PartnerServerConfig::default()
     })
     .await;
-    let provider = fast(kem_distribution::channels::partner::provider_config(Channel::RingoBiz, ringo.base_url()));
+    let provider =
+        fast(kem_distribution::infra::channels::partner::provider_config(Channel::RingoBiz, ringo.base_url()));
     config.partners.get_mut(&Channel::RingoBiz).expect("ringo").mode =
         kem_kit::external::ProviderMode::Real { config: provider, credentials: Secret::new(CLIENT_SECRET) };
     let h = Harness::start(config).await;

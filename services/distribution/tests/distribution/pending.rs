@@ -2,7 +2,7 @@
 //! `distribution-jobs` message is consumed, the event service's record of the publication
 //! (GetEventForDistribution) answers for it. The event service's statuses keep their meaning.
 
-use kem_distribution::model::Channel;
+use kem_distribution::domain::Channel;
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::event::v1::EventStatus;
 use tonic::{Code, Status};

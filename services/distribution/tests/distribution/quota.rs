@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kem_distribution::model::Channel;
+use kem_distribution::domain::Channel;
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::messaging::v1 as msg;
 

@@ -1,7 +1,7 @@
 //! `kem up`'s mode: embedded SQLite, the in-process cache, and every channel on its built-in
 //! local provider — partner channels through the in-process local partner server.
 
-use kem_distribution::model::Channel;
+use kem_distribution::domain::Channel;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::distribution::v1 as pb;
 

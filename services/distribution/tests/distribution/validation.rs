@@ -2,7 +2,7 @@
 //! Retry is INVALID_ARGUMENT naming `eventId` before the database or the event service is asked,
 //! and no status quotes more than a short excerpt of it.
 
-use kem_distribution::model::Channel;
+use kem_distribution::domain::Channel;
 use tonic::{Code, Status};
 
 use kem_testkit::status::{MESSAGE_MAX, expect_invalid_field};

@@ -1,7 +1,7 @@
 //! The service served over mesh mTLS, as the role serves it: the gateway (with the owner's
 //! metadata) may call it; another workload may not.
 
-use kem_distribution::model::Channel;
+use kem_distribution::domain::Channel;
 use kem_kit::runtime::with_owner;
 use kem_mesh::client::MeshChannel;
 use kem_mesh::testing::TestCa;

@@ -1,7 +1,9 @@
 //! The gRPC adapter: `kem.event.v1.EventService` over the use cases. It reads the caller (owner
-//! methods need the gateway-verified end user), maps protobuf to domain inputs and back, and
-//! errors to statuses ([`status`]). No business rule lives here.
+//! methods need the gateway-verified end user), maps protobuf to domain inputs and back
+//! ([`convert`], shared with the queue-message encoder in `infra`), and errors to statuses
+//! ([`status`]). No business rule lives here.
 
+pub mod convert;
 pub mod status;
 
 use std::sync::Arc;
@@ -13,7 +15,6 @@ use kem_proto::kem::event::v1::event_service_server::EventService;
 use tonic::{Request, Response, Status};
 
 use crate::app::{EventApp, UpdateCommand};
-use crate::convert;
 use crate::domain::validation::ValidationError;
 
 /// Events and jobs are minted here as UUIDs (`app::ids`).

@@ -23,8 +23,8 @@ use kem_proto::google::rpc::{PreconditionFailure, precondition_failure};
 use kem_proto::status::{any, with_details as status};
 use tonic::Code;
 
-use crate::app::{AppError, CloseEntriesError, Resource};
-use crate::convert;
+use super::convert;
+use crate::app::{AppError, CloseEntriesError, RepoError, Resource};
 
 /// The `ErrorInfo.domain` of every event-service error.
 pub const DOMAIN: &str = "kem.event";
@@ -143,7 +143,7 @@ pub fn to_status(error: AppError) -> tonic::Status {
             tracing::error!(%event_id, error = %cause, "EndEvent failed: participation refused to close the entries");
             tonic::Status::internal("internal error in the event service")
         }
-        AppError::Unavailable(detail) => {
+        AppError::Storage(detail @ RepoError::Unavailable(_)) => {
             tracing::warn!(error = %detail, "event request failed: database unavailable");
             status(
                 Code::Unavailable,
@@ -151,7 +151,7 @@ pub fn to_status(error: AppError) -> tonic::Status {
                 vec![info("DATABASE_UNAVAILABLE", &[])],
             )
         }
-        AppError::Internal(detail) => {
+        AppError::Storage(detail) => {
             tracing::error!(error = %detail, "event request failed: internal error");
             tonic::Status::internal("internal error in the event service")
         }
@@ -162,6 +162,10 @@ pub fn to_status(error: AppError) -> tonic::Status {
 mod tests {
     use kem_proto::google::rpc::BadRequest;
     use prost::Message;
+
+    use std::sync::Arc;
+
+    use kem_kit::store::StoreError;
 
     use super::*;
     use crate::domain::lifecycle::{Action, EventStatus, IllegalTransition};
@@ -206,7 +210,15 @@ mod tests {
             (AppError::not_found(Resource::Job, "j"), Code::NotFound, Some("JOB_NOT_FOUND")),
             (AppError::Contended { event_id: "e".into() }, Code::Aborted, Some("CONCURRENT_MODIFICATION")),
             (AppError::PeriodOver { event_id: "e".into(), end: 1 }, Code::FailedPrecondition, Some("PERIOD_OVER")),
-            (AppError::Unavailable("db down at 10.0.0.1".into()), Code::Unavailable, Some("DATABASE_UNAVAILABLE")),
+            (
+                AppError::Storage(RepoError::Unavailable(Arc::new(StoreError::Unhealthy {
+                    target: "db down at 10.0.0.1".into(),
+                    role: "primary",
+                    reason: "timeout".into(),
+                }))),
+                Code::Unavailable,
+                Some("DATABASE_UNAVAILABLE"),
+            ),
             (
                 AppError::EntriesNotClosed {
                     event_id: "e".into(),
@@ -223,7 +235,7 @@ mod tests {
                 Code::Internal,
                 None,
             ),
-            (AppError::Internal("bad json".into()), Code::Internal, None),
+            (AppError::Storage(RepoError::Corrupt("bad json".into())), Code::Internal, None),
         ];
         for (error, code, reason) in cases {
             let status = to_status(error);

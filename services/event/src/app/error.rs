@@ -119,21 +119,10 @@ pub enum AppError {
         /// What participation answered.
         source: CloseEntriesError,
     },
-    /// The database is unavailable (UNAVAILABLE).
-    #[error("{0}")]
-    Unavailable(String),
-    /// A bug or corrupt data (INTERNAL; details only in logs).
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<RepoError> for AppError {
-    fn from(error: RepoError) -> Self {
-        match error {
-            RepoError::Unavailable(_) => AppError::Unavailable(error.to_string()),
-            RepoError::Failed(_) => AppError::Internal(error.to_string()),
-        }
-    }
+    /// The database failed: UNAVAILABLE when it is unavailable (retry), else INTERNAL (a bug or
+    /// corrupt data; details only in logs).
+    #[error(transparent)]
+    Storage(#[from] RepoError),
 }
 
 impl AppError {

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use kem_kit::cache::{Cache, CacheAside, CacheStats};
 
-use crate::app::ports::{EventCache, EventRepository, RepoError};
+use crate::app::ports::RepoError;
 use crate::domain::event::Event;
+
+use super::repository::SqlEventRepository;
 
 /// Delay of the second invalidation.
 const REINVALIDATE_AFTER: Duration = Duration::from_millis(500);
@@ -42,17 +44,16 @@ impl CachedEvents {
         // The version in the key changes whenever the cached type does.
         format!("event:v1:{id}")
     }
-}
 
-#[async_trait::async_trait]
-impl EventCache for CachedEvents {
-    async fn event(&self, repository: &dyn EventRepository, id: &str) -> Result<Option<Event>, RepoError> {
+    /// The event, from the cache or else from `repository` (then cached).
+    pub async fn event(&self, repository: &SqlEventRepository, id: &str) -> Result<Option<Event>, RepoError> {
         self.aside
             .get_or_load_optional(&Self::key(id), self.ttl, Some(NEGATIVE_TTL), || repository.find_event(id))
             .await
     }
 
-    async fn invalidate(&self, id: &str) {
+    /// Forgets the event after it changed.
+    pub async fn invalidate(&self, id: &str) {
         let key = Self::key(id);
         self.aside.invalidate(&key).await;
         let aside = self.aside.clone();

@@ -13,7 +13,7 @@ use kem_kit::queue::names;
 use kem_proto::kem::messaging::v1 as msg;
 use prost::Message;
 
-use crate::convert;
+use crate::api::convert;
 use crate::domain::event::Event;
 use crate::domain::job::{Job, JobRequest};
 use crate::domain::lifecycle::EventStatus;

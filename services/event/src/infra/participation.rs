@@ -10,7 +10,7 @@ use kem_proto::kem::participation::v1::CloseEntriesRequest;
 use kem_proto::kem::participation::v1::participation_service_client::ParticipationServiceClient;
 use tonic::Code;
 
-use crate::app::{CloseEntriesError, EntryGate};
+use crate::app::CloseEntriesError;
 use crate::domain::values::Millis;
 
 /// Longest wait for participation. Closing waits only for the entries in flight at that moment,
@@ -27,13 +27,6 @@ pub struct MeshEntryGate {
 impl std::fmt::Debug for MeshEntryGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeshEntryGate").finish_non_exhaustive()
-    }
-}
-
-impl MeshEntryGate {
-    /// Reaches participation through `peers`.
-    pub fn new(peers: Peers) -> MeshEntryGate {
-        MeshEntryGate { peers }
     }
 }
 
@@ -54,9 +47,16 @@ fn classify(status: tonic::Status) -> CloseEntriesError {
     }
 }
 
-#[async_trait::async_trait]
-impl EntryGate for MeshEntryGate {
-    async fn close_entries(&self, event_id: &str, ended_at: Millis) -> Result<(), CloseEntriesError> {
+impl MeshEntryGate {
+    /// Reaches participation through `peers`.
+    pub fn new(peers: Peers) -> MeshEntryGate {
+        MeshEntryGate { peers }
+    }
+
+    /// Closes `event_id`'s entries for good, the event having ended at `ended_at`. `Ok` means
+    /// every participation replica refuses entries from now on and a draw will consider only the
+    /// entries accepted before. Idempotent.
+    pub async fn close_entries(&self, event_id: &str, ended_at: Millis) -> Result<(), CloseEntriesError> {
         // No address yet (a peer still starting under `kem up`) passes like any unavailability.
         let channel = self.peers.channel("participation").map_err(|e| CloseEntriesError::Unavailable(Box::new(e)))?;
         let mut request = tonic::Request::new(CloseEntriesRequest {

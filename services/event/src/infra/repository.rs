@@ -2,6 +2,7 @@
 //! placeholders, millisecond `BIGINT` times, JSON text for structured values), every write in one
 //! transaction with its outbox messages.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kem_kit::outbox::{Outbox, OutboxWaker};
@@ -10,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::page::Cursor;
-use crate::app::ports::{EventRepository, Inserted, ListQuery, RepoError, Saved};
+use crate::app::ports::{Inserted, ListQuery, RepoError, Saved};
 use crate::domain::event::{Event, Modified};
 use crate::domain::job::{Job, JobFailure, JobKind, JobState};
 use crate::domain::lifecycle::EventStatus;
@@ -62,7 +63,7 @@ impl std::fmt::Debug for SqlEventRepository {
 }
 
 fn failed(what: &str, reason: impl std::fmt::Display) -> RepoError {
-    RepoError::Failed(format!("{what}: {reason}"))
+    RepoError::Corrupt(format!("{what}: {reason}"))
 }
 
 fn to_json<T: Serialize + ?Sized>(column: &str, value: &T) -> Result<String, RepoError> {
@@ -186,10 +187,10 @@ impl SqlEventRepository {
             if !self.degraded.swap(true, Ordering::Relaxed) {
                 tracing::warn!(%error, database = self.store.target(), "event database unavailable");
             }
-            RepoError::Unavailable(error.to_string())
+            RepoError::Unavailable(Arc::new(error))
         } else {
             tracing::error!(%error, database = self.store.target(), "event database failure");
-            RepoError::Failed(error.to_string())
+            RepoError::Failed(Arc::new(error))
         }
     }
 
@@ -250,11 +251,11 @@ impl SqlEventRepository {
             store::query(sql).bind(event_id).bind(kind.as_str()).bind(limit).fetch_all(self.store.primary()).await;
         self.ok(rows)?.iter().map(job_from_row).collect()
     }
-}
 
-#[async_trait::async_trait]
-impl EventRepository for SqlEventRepository {
-    async fn insert_event(
+    /// Inserts a new event and its messages. With `request_id`, an event of the same owner and
+    /// key created at or after `request_window_start` is returned instead (and nothing is
+    /// stored); an older one releases the key.
+    pub async fn insert_event(
         &self,
         event: &Event,
         request_id: Option<&str>,
@@ -304,13 +305,15 @@ impl EventRepository for SqlEventRepository {
         Ok(Inserted::Created)
     }
 
-    async fn find_event(&self, id: &str) -> Result<Option<Event>, RepoError> {
+    /// The event, read from the primary (fresh).
+    pub async fn find_event(&self, id: &str) -> Result<Option<Event>, RepoError> {
         let sql = AssertSqlSafe(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"));
         let row = store::query(sql).bind(id).fetch_optional(self.store.primary()).await;
         self.ok(row)?.as_ref().map(event_from_row).transpose()
     }
 
-    async fn find_events(&self, ids: &[String]) -> Result<Vec<Event>, RepoError> {
+    /// The events among `ids` that exist (any order).
+    pub async fn find_events(&self, ids: &[String]) -> Result<Vec<Event>, RepoError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -322,7 +325,8 @@ impl EventRepository for SqlEventRepository {
         self.ok(rows)?.iter().map(event_from_row).collect()
     }
 
-    async fn list_events(&self, query: &ListQuery) -> Result<Vec<Event>, RepoError> {
+    /// One page of an owner's events, newest first (`created_at DESC, id DESC`).
+    pub async fn list_events(&self, query: &ListQuery) -> Result<Vec<Event>, RepoError> {
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE owner_id = $1");
         let mut next = 2;
         if query.status.is_some() {
@@ -346,7 +350,10 @@ impl EventRepository for SqlEventRepository {
         self.ok(rows)?.iter().map(event_from_row).collect()
     }
 
-    async fn save_event(
+    /// Stores `change` if the event still has the expected status and version, plus `new_job`
+    /// (refused as a conflict when the event already has an active job of that kind) and the
+    /// messages, atomically.
+    pub async fn save_event(
         &self,
         change: &Modified,
         new_job: Option<&Job>,
@@ -378,7 +385,9 @@ impl EventRepository for SqlEventRepository {
         Ok(Saved::Done)
     }
 
-    async fn delete_event(&self, event: &Event, outgoing: &[Outgoing]) -> Result<Saved, RepoError> {
+    /// Deletes `event` (and its jobs) if it still has the same status and version, with the
+    /// messages, atomically.
+    pub async fn delete_event(&self, event: &Event, outgoing: &[Outgoing]) -> Result<Saved, RepoError> {
         let begun = self.store.begin().await;
         let mut tx = self.ok(begun)?;
         let deleted = store::query("DELETE FROM events WHERE id = $1 AND version = $2 AND status = $3")
@@ -399,23 +408,27 @@ impl EventRepository for SqlEventRepository {
         Ok(Saved::Done)
     }
 
-    async fn find_job(&self, id: &str) -> Result<Option<Job>, RepoError> {
+    /// The job, read from the primary.
+    pub async fn find_job(&self, id: &str) -> Result<Option<Job>, RepoError> {
         let sql = AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM event_jobs WHERE id = $1"));
         let row = store::query(sql).bind(id).fetch_optional(self.store.primary()).await;
         self.ok(row)?.as_ref().map(job_from_row).transpose()
     }
 
-    async fn active_job(&self, event_id: &str, kind: JobKind) -> Result<Option<Job>, RepoError> {
+    /// The PENDING or RUNNING job of `kind` of the event, if any (at most one exists).
+    pub async fn active_job(&self, event_id: &str, kind: JobKind) -> Result<Option<Job>, RepoError> {
         let condition = "state IN ('PENDING', 'RUNNING') ORDER BY created_at DESC";
         Ok(self.jobs(condition, event_id, kind, 1).await?.into_iter().next())
     }
 
-    async fn succeeded_jobs(&self, event_id: &str, kind: JobKind, limit: usize) -> Result<Vec<Job>, RepoError> {
+    /// Up to `limit` SUCCEEDED jobs of `kind` of the event, newest first.
+    pub async fn succeeded_jobs(&self, event_id: &str, kind: JobKind, limit: usize) -> Result<Vec<Job>, RepoError> {
         let condition = "state = 'SUCCEEDED' ORDER BY created_at DESC, id DESC";
         self.jobs(condition, event_id, kind, i64::try_from(limit).unwrap_or(i64::MAX)).await
     }
 
-    async fn save_job(&self, from: JobState, job: &Job) -> Result<Saved, RepoError> {
+    /// Stores `job` if it is still in state `from`.
+    pub async fn save_job(&self, from: JobState, job: &Job) -> Result<Saved, RepoError> {
         let updated = store::query(
             "UPDATE event_jobs SET state = $3, result = $4, error = $5, updated_at = $6 WHERE id = $1 AND state = $2",
         )
@@ -430,7 +443,9 @@ impl EventRepository for SqlEventRepository {
         Ok(if self.ok(updated)? == 0 { Saved::Conflict } else { Saved::Done })
     }
 
-    async fn fail_expired_jobs(&self, now: Millis) -> Result<u64, RepoError> {
+    /// Fails every PENDING or RUNNING job whose deadline is at or before `now` with
+    /// DEADLINE_EXCEEDED. Returns how many.
+    pub async fn fail_expired_jobs(&self, now: Millis) -> Result<u64, RepoError> {
         let mut total = 0;
         for kind in [JobKind::Recommendations, JobKind::Images] {
             let failure = to_json("error", &JobFailure::deadline_exceeded(kind))?;

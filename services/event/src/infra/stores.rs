@@ -13,8 +13,7 @@ use kem_proto::kem::user::v1::GetOwnerRequest;
 use kem_proto::kem::user::v1::user_service_client::UserServiceClient;
 use tonic::Code;
 
-use crate::app::StoreDirectory;
-use crate::convert;
+use crate::api::convert;
 use crate::domain::validation::EnumInput;
 use crate::domain::values::StoreProfile;
 
@@ -81,11 +80,10 @@ impl MeshStoreDirectory {
             Err(_) => self.unknown(owner_id, "user GetOwner timed out"),
         }
     }
-}
 
-#[async_trait::async_trait]
-impl StoreDirectory for MeshStoreDirectory {
-    async fn store_profile(&self, owner_id: &str) -> Option<StoreProfile> {
+    /// The owner's store, or `None` when it cannot be known right now. Never fails and never
+    /// takes long: a work request is sent without the profile rather than delayed or refused.
+    pub async fn store_profile(&self, owner_id: &str) -> Option<StoreProfile> {
         let key = format!("store-profile:v1:{owner_id}");
         self.cache
             .get_or_load_optional(&key, PROFILE_TTL, Some(UNKNOWN_TTL), || self.fetch(owner_id))

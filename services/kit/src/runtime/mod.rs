@@ -8,12 +8,14 @@
 
 mod caller;
 mod peers;
+mod service;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use caller::{CLIENT_IP_METADATA, OWNER_METADATA, client_ip, owner_id, with_client_ip, with_owner};
 pub use peers::{PeerDirectory, PeerError, Peers};
+pub use service::KemService;
 
 use kem_mesh::Shutdown;
 

@@ -7,6 +7,12 @@ use serde::{Deserialize, Deserializer};
 
 use super::{Backend, StoreError};
 use crate::Secret;
+use crate::config::{self, Parse, ProcessEnv, Reader, parse};
+
+/// `KEM_<SERVICE>_<name>`: a variable for one service when several share an environment.
+fn service_var(service: &str, name: &str) -> String {
+    format!("KEM_{}_{name}", service.to_ascii_uppercase().replace('-', "_"))
+}
 
 /// Where a service's database is and how to talk to it.
 ///
@@ -128,42 +134,45 @@ impl StoreConfig {
     }
 
     /// From the environment: `KEM_<SERVICE>_DATABASE_URL`, else `DATABASE_URL` (one service per
-    /// pod in Kubernetes), else the embedded default under `data_dir`. The read replica comes from
-    /// `KEM_<SERVICE>_DATABASE_READ_URL` / `DATABASE_READ_URL`, the pool size from
-    /// `DATABASE_MAX_CONNECTIONS`.
+    /// pod in Kubernetes), else the embedded default under `data_dir`; see [`StoreConfig::read`].
     pub fn from_env(service: &str, data_dir: &Path) -> Result<StoreConfig, StoreError> {
-        let prefix = format!("KEM_{}_", service.to_ascii_uppercase().replace('-', "_"));
-        let var = |name: &str| {
-            std::env::var(format!("{prefix}{name}")).ok().or_else(|| std::env::var(name).ok()).filter(|v| !v.is_empty())
-        };
-        let mut config = match var("DATABASE_URL") {
-            Some(url) => StoreConfig::new(url),
-            None => StoreConfig::embedded(data_dir, service),
-        };
-        config.read_url = var("DATABASE_READ_URL").map(Secret::new);
-        let mut config = config.with_pool_size_from_env(service)?;
-        config.application_name = Some(service.to_owned());
+        let config = config::read_from(&ProcessEnv, |env| StoreConfig::read(env, service, data_dir))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads a service's database settings from `env`: `KEM_<SERVICE>_DATABASE_URL`, else
+    /// `DATABASE_URL`, else the embedded default under `data_dir`; the read replica from
+    /// `KEM_<SERVICE>_DATABASE_READ_URL` / `DATABASE_READ_URL`; the pool size as
+    /// [`StoreConfig::read_pool_size`] does. Each may be given as a `_FILE` (a mounted secret).
+    pub fn read(env: &mut Reader<'_>, service: &str, data_dir: &Path) -> StoreConfig {
+        let url = env.secret(&service_var(service, "DATABASE_URL")).or_else(|| env.secret("DATABASE_URL"));
+        let mut config = match url {
+            Some(url) => StoreConfig::new(url.expose()),
+            None => StoreConfig::embedded(data_dir, service),
+        };
+        config.read_url =
+            env.secret(&service_var(service, "DATABASE_READ_URL")).or_else(|| env.secret("DATABASE_READ_URL"));
+        let mut config = config.read_pool_size(env, service);
+        config.application_name = Some(service.to_owned());
+        config
     }
 
     /// Caps the pool at `KEM_<SERVICE>_DATABASE_MAX_CONNECTIONS`, else `DATABASE_MAX_CONNECTIONS`,
     /// when set — also for a URL that did not come from the environment: many processes sharing
     /// one PostgreSQL server must share its `max_connections`.
-    pub fn with_pool_size_from_env(mut self, service: &str) -> Result<StoreConfig, StoreError> {
-        let specific = format!("KEM_{}_DATABASE_MAX_CONNECTIONS", service.to_ascii_uppercase().replace('-', "_"));
-        let size = std::env::var(&specific)
-            .ok()
-            .or_else(|| std::env::var("DATABASE_MAX_CONNECTIONS").ok())
-            .filter(|v| !v.trim().is_empty());
-        if let Some(size) = size {
-            self.max_connections = size.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                StoreError::Config(format!(
-                    "{specific} / DATABASE_MAX_CONNECTIONS must be a positive integer, got {size:?}"
-                ))
-            })?;
+    pub fn read_pool_size(mut self, env: &mut Reader<'_>, service: &str) -> StoreConfig {
+        let size = parse::number::<u32>().at_least(1);
+        let specific = service_var(service, "DATABASE_MAX_CONNECTIONS");
+        if let Some(n) = env.get(&specific, size.clone()).or_else(|| env.get("DATABASE_MAX_CONNECTIONS", size)) {
+            self.max_connections = n;
         }
-        Ok(self)
+        self
+    }
+
+    /// [`StoreConfig::read_pool_size`] from the process environment.
+    pub fn with_pool_size_from_env(self, service: &str) -> Result<StoreConfig, StoreError> {
+        Ok(config::read_from(&ProcessEnv, |env| self.read_pool_size(env, service))?)
     }
 
     /// The engine the URL selects.

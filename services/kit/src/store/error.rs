@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The configuration cannot work (bad URL, impossible pool size, mismatched replica).
     #[error("invalid database configuration: {0}")]
     Config(String),
+    /// Database settings in the environment are invalid (every bad variable is listed).
+    #[error(transparent)]
+    Settings(#[from] crate::config::ConfigError),
     /// The database could not be reached within the connect-retry budget.
     #[error(
         "cannot connect to {target} after {attempts} attempt(s): {source}; check that the database is running and \

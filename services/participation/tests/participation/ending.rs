@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use kem_participation::ParticipationConfig;
-use kem_participation::model::draw::snapshot_sha256;
+use kem_participation::domain::draw::snapshot_sha256;
 use kem_proto::kem::event::v1::EventStatus;
 use kem_proto::kem::participation::v1 as pb;
 use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;

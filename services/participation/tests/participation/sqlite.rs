@@ -65,6 +65,6 @@ async fn ending_closes_entries_at_once_on_sqlite() {
     let drawn = h.draw(OWNER, draw_request(&id, 1)).await.expect("draw");
     let ids: Vec<&str> = before.iter().map(|e| e.entry_id.as_str()).collect();
     let audit = drawn.audit.expect("audit");
-    assert_eq!(audit.entry_snapshot_sha256, kem_participation::model::draw::snapshot_sha256(&ids));
+    assert_eq!(audit.entry_snapshot_sha256, kem_participation::domain::draw::snapshot_sha256(&ids));
     h.cleanup().await;
 }

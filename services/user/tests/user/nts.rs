@@ -105,7 +105,7 @@ impl NtsServer {
     /// How a real client reaches this server: quick retries, a 1 s attempt timeout, and the
     /// production breaker unless `tune` changes it.
     pub fn mode(&self, tune: impl FnOnce(&mut ProviderConfig)) -> ProviderMode {
-        let mut config = kem_user::nts::provider_config(format!("http://{}/api", self.addr));
+        let mut config = kem_user::infra::nts::provider_config(format!("http://{}/api", self.addr));
         config.timeout = Duration::from_secs(1);
         config.connect_timeout = Duration::from_millis(500);
         config.deadline = Duration::from_secs(3);

@@ -28,7 +28,8 @@ async fn get_me_returns_the_callers_profile_and_needs_a_caller() {
     assert!(owner.create_time.is_some() && owner.update_time.is_some());
     let status = h.api.get_me(Request::new(pb::GetMeRequest {})).await.expect_err("anonymous");
     assert_eq!(status.code(), Code::Unauthenticated);
-    let status = h.api.get_me(as_owner(pb::GetMeRequest {}, &kem_user::ids::uuid_v4())).await.expect_err("deleted");
+    let status =
+        h.api.get_me(as_owner(pb::GetMeRequest {}, &kem_user::app::ids::uuid_v4())).await.expect_err("deleted");
     assert_eq!((status.code(), reason(&status).as_str()), (Code::NotFound, "OWNER_NOT_FOUND"));
     h.cleanup().await;
 }
@@ -99,7 +100,10 @@ async fn update_me_rejects_bad_masks_immutable_fields_and_invalid_values() {
             vec!["owner.phone", "owner.storeName"],
         ),
         (
-            update(pb::Owner { owner_id: kem_user::ids::uuid_v4(), name: "x".into(), ..Default::default() }, &["name"]),
+            update(
+                pb::Owner { owner_id: kem_user::app::ids::uuid_v4(), name: "x".into(), ..Default::default() },
+                &["name"],
+            ),
             vec!["owner.ownerId"],
         ),
     ];
@@ -143,7 +147,7 @@ async fn get_owner_needs_an_id_and_reports_unknown_ones_as_not_found() {
     let h = Harness::start(config()).await;
     let status = h.api.get_owner(Request::new(pb::GetOwnerRequest { owner_id: " ".into() })).await.expect_err("empty");
     assert_eq!((status.code(), violated_fields(&status)), (Code::InvalidArgument, vec!["ownerId".to_owned()]));
-    let unknown = kem_user::ids::uuid_v4();
+    let unknown = kem_user::app::ids::uuid_v4();
     let status = h.api.get_owner(Request::new(pb::GetOwnerRequest { owner_id: unknown.clone() })).await;
     assert_eq!(status.expect_err("unknown").code(), Code::NotFound, "{unknown}");
     // Anything that is not an owner id's shape is refused before the cache or the database.

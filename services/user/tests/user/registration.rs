@@ -30,7 +30,7 @@ async fn an_active_business_registers_with_normalized_fields_and_its_verificatio
     let mut request = registration("  Kim.Owner@Example.COM ", ACTIVE);
     request.phone = "+82 10-9876-5432".to_owned();
     let owner = h.api.register(Request::new(request)).await.expect("registered").into_inner().owner.expect("owner");
-    assert!(kem_user::ids::is_uuid(&owner.owner_id), "{}", owner.owner_id);
+    assert!(kem_user::app::ids::is_uuid(&owner.owner_id), "{}", owner.owner_id);
     assert_eq!(owner.email, "kim.owner@example.com");
     assert_eq!(owner.phone, "+821098765432");
     assert_eq!(owner.business_number, "1248100998");
@@ -273,7 +273,7 @@ async fn concurrent_registrations_of_one_email_create_exactly_one_owner() {
 #[tokio::test]
 async fn the_local_stand_in_is_labelled_and_follows_its_documented_rules() {
     let h = Harness::start(config()).await;
-    for (number, code) in kem_user::nts::EXAMPLES {
+    for (number, code) in kem_user::infra::nts::EXAMPLES {
         let v = h.api.verify_business_number(verify(number)).await.expect("lookup").into_inner();
         let v = v.business_verification.expect("verification");
         assert_eq!(v.nts_status_code, code, "{number}");

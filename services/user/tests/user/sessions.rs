@@ -27,7 +27,7 @@ async fn login_returns_an_es256_access_token_the_published_keys_verify_and_a_ref
     assert_eq!(claims.sub, owner_id);
     assert_eq!((claims.iss.as_str(), claims.exp - claims.iat), ("kem-user", 900));
     assert!(claims.aud.contains("kem-api"));
-    assert!(claims.sid().is_some_and(kem_user::ids::is_uuid), "the session id is a claim");
+    assert!(claims.sid().is_some_and(kem_user::app::ids::is_uuid), "the session id is a claim");
     assert_eq!(kid_of(&pair.access_token), h.api.core().keys().current_kid());
     h.cleanup().await;
 }

@@ -27,7 +27,7 @@ pub fn valid_number(first_nine: &str) -> String {
     let digits: Vec<u8> = first_nine.bytes().map(|b| b - b'0').collect();
     let mut nine = [0u8; 9];
     nine.copy_from_slice(&digits);
-    format!("{first_nine}{}", kem_user::model::business_number::check_digit(&nine))
+    format!("{first_nine}{}", kem_user::domain::business_number::check_digit(&nine))
 }
 
 /// A started user service.

@@ -55,7 +55,7 @@ async fn sign_in_and_tokens_refuse_control_characters_before_the_database() {
         let status = refresh(&h.api, &format!("token{bad}")).await.expect_err("refresh token");
         assert_invalid(&status, "refreshToken");
     }
-    let owner = kem_user::ids::uuid_v4();
+    let owner = kem_user::app::ids::uuid_v4();
     let logout = pb::LogoutRequest { refresh_token: "a\u{0}b".into(), all_sessions: false };
     let status = h.api.logout(as_owner(logout, &owner)).await.expect_err("logout");
     assert_invalid(&status, "refreshToken");

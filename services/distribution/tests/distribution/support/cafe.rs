@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use kem_distribution::channels::{form_decode, percent_decode};
+use kem_distribution::infra::channels::{form_decode, percent_decode};
 use serde_json::json;
 use tokio::task::JoinHandle;
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kem_distribution::model::Channel;
+use kem_distribution::domain::Channel;
 use kem_proto::kem::event::v1 as pb;
 use kem_proto::kem::event::v1::event_service_server::EventService;
 use tonic::{Request, Response, Status};

@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kem_distribution::channels::form_decode;
+use kem_distribution::infra::channels::form_decode;
 use serde_json::json;
 use tokio::task::JoinHandle;
 

@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kem_distribution::DistributionApi;
 use kem_distribution::config::{CafeConfig, ChannelPolicy, DistributionConfig, PartnerConfig};
-use kem_distribution::model::{Channel, RetryPolicy};
-use kem_distribution::{DistributionApi, channels};
+use kem_distribution::domain::{Channel, RetryPolicy};
+use kem_distribution::infra::channels;
 use kem_kit::Secret;
 use kem_kit::external::{Backoff, ProviderConfig, ProviderMode};
 use kem_kit::outbox::Outbox;

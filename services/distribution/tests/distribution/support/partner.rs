@@ -1,7 +1,7 @@
 //! A KT partner for the tests: the crate's own partner side of `partner/v1`
-//! ([`kem_distribution::partner_server`]) behind a fault-injection layer that counts every
-//! request (and `POST /jobs` separately), can make the next N requests fail with a 503
-//! `maintenance` problem, and can hang.
+//! ([`kem_distribution::infra::local::partner_server`]) behind a fault-injection layer that
+//! counts every request (and `POST /jobs` separately), can make the next N requests fail with a
+//! 503 `maintenance` problem, and can hang.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use kem_distribution::partner_server::{PartnerServerConfig, PartnerState, router};
+use kem_distribution::infra::local::partner_server::{PartnerServerConfig, PartnerState, router};
 use kem_kit::Secret;
 use serde_json::json;
 use tokio::task::JoinHandle;

@@ -67,7 +67,7 @@ async fn send(State(state): State<Shared>, Path(service): Path<String>, headers:
         return gateway_error(StatusCode::UNAUTHORIZED, "220", "Timestamp is out of range");
     }
     let path = format!("/friendtalk/v2/services/{service}/messages");
-    let expected = kem_distribution::channels::kakao::signature(SECRET, "POST", &path, ts, ACCESS_KEY);
+    let expected = kem_distribution::infra::channels::kakao::signature(SECRET, "POST", &path, ts, ACCESS_KEY);
     if header("x-ncp-iam-access-key") != ACCESS_KEY || header("x-ncp-apigw-signature-v2") != expected {
         return gateway_error(StatusCode::UNAUTHORIZED, "200", "Authentication Failed");
     }

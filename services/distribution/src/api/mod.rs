@@ -1,0 +1,77 @@
+//! The gRPC adapter of `kem.distribution.v1.DistributionService`: owner from the gateway's
+//! metadata, use cases from [`DistributionCore`], proto conversion ([`convert`]), errors as
+//! `google.rpc` statuses ([`status`]).
+
+pub mod convert;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use kem_kit::runtime::owner_id;
+use kem_kit::store::millis;
+use kem_kit::validate::{IdShape, Violations};
+use kem_proto::kem::distribution::v1 as pb;
+use kem_proto::kem::distribution::v1::distribution_service_server::{DistributionService, DistributionServiceServer};
+use tonic::{Request, Response, Status};
+
+pub use status::{DOMAIN, to_status};
+
+use crate::app::{DistributionCore, DistributionError, FieldViolation};
+
+/// Event ids are the event service's: checked for the shape every kem id shares, before the
+/// database or the event service is asked.
+const EVENT_ID: IdShape = IdShape::Key { max: 64 };
+
+/// The boundary checks' findings as INVALID_ARGUMENT.
+fn checked(violations: Violations) -> Result<(), Status> {
+    violations.into_result().map_err(|found| {
+        to_status(DistributionError::InvalidArgument(
+            found.into_iter().map(|v| FieldViolation::new(v.field, v.description)).collect(),
+        ))
+    })
+}
+
+/// The distribution service's gRPC API. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DistributionApi {
+    core: Arc<DistributionCore>,
+}
+
+impl DistributionApi {
+    /// The API over `core`.
+    pub fn new(core: Arc<DistributionCore>) -> DistributionApi {
+        DistributionApi { core }
+    }
+
+    /// The use cases (tests feed jobs through them directly).
+    pub fn core(&self) -> &Arc<DistributionCore> {
+        &self.core
+    }
+
+    /// The tonic service to mount on the role server.
+    pub fn into_service(self) -> DistributionServiceServer<DistributionApi> {
+        DistributionServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl DistributionService for DistributionApi {
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let owner = owner_id(&request)?;
+        checked(Violations::new().id("eventId", &request.get_ref().event_id, EVENT_ID))?;
+        let status = self.core.status(&owner, &request.get_ref().event_id).await.map_err(to_status)?;
+        Ok(Response::new(convert::status(&status, millis(SystemTime::now()))))
+    }
+
+    async fn retry(&self, request: Request<pb::RetryRequest>) -> Result<Response<pb::RetryResponse>, Status> {
+        let owner = owner_id(&request)?;
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID))?;
+        let retried = self.core.retry(&owner, &r.event_id, &r.channels).await.map_err(to_status)?;
+        Ok(Response::new(convert::retried(&retried, millis(SystemTime::now()))))
+    }
+}

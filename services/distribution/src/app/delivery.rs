@@ -1,0 +1,141 @@
+//! Delivering: one step of a delivery a worker holds. It reads the publication, asks the
+//! channel's client to advance the delivery under the channel's deadline, applies the domain's
+//! rules ([`apply`]) to what came of it, and records the next state together with the analytics
+//! outcome it ends in. The scheduler that claims due deliveries and runs these steps is
+//! [`crate::infra::dispatcher`].
+
+use std::time::{Duration, SystemTime};
+
+use kem_kit::outbox::OutboxWaker;
+use kem_kit::store::millis;
+
+use crate::config::ChannelPolicy;
+use crate::domain::step::event_ended;
+use crate::domain::{Delivery, DeliveryState, ErrorReason, Failure, StepOutcome, apply};
+use crate::infra::channels::{ChannelClient, Progress, Step, image_url};
+use crate::infra::messages;
+use crate::infra::owners::MeshOwners;
+use crate::infra::repository::{Claimed, Repository};
+
+fn now_ms() -> i64 {
+    millis(SystemTime::now())
+}
+
+/// Works the steps of held deliveries.
+#[derive(Debug)]
+pub struct DeliveryWorker {
+    repo: Repository,
+    owners: MeshOwners,
+    public_base_url: String,
+    outbox: OutboxWaker,
+}
+
+impl DeliveryWorker {
+    /// A worker recording in `repo`, reading store profiles from `owners`, building image URLs
+    /// on `public_base_url` and waking the `outbox` relay when an outcome was written.
+    pub fn new(repo: Repository, owners: MeshOwners, outbox: OutboxWaker, public_base_url: String) -> DeliveryWorker {
+        DeliveryWorker { repo, owners, public_base_url, outbox }
+    }
+
+    /// Runs one step of the delivery held under `token` with `client`, within `policy`, and
+    /// records what came of it.
+    pub async fn step(&self, client: &dyn ChannelClient, policy: &ChannelPolicy, work: Claimed, token: &str) {
+        let Claimed { mut delivery, started } = work;
+        delivery.provider = client.provider();
+        let event = match self.repo.event_by_id(&delivery.event_id).await {
+            Ok(Some(event)) => Some(event),
+            Ok(None) => None,
+            Err(error) => {
+                // The hold expires and the step runs again.
+                tracing::warn!(%error, "cannot read the event of a delivery");
+                return;
+            }
+        };
+        let outcome = match event.map(|e| messages::decode_job(&e.job)) {
+            None => {
+                StepOutcome::fail(Failure::new(ErrorReason::Internal, "the delivery's event record is missing", false))
+            }
+            Some(Err(error)) => StepOutcome::fail(Failure::new(ErrorReason::Internal, error.to_string(), false)),
+            Some(Ok(job)) if job.ended(now_ms()) => event_ended(),
+            Some(Ok(job)) => {
+                let copy = job.copy_for(delivery.channel).cloned().unwrap_or_default();
+                let image = image_url(&self.public_base_url, &job.image_id);
+                let progress = Progress::new(&self.repo, &delivery.event_id, delivery.channel, token);
+                let step = Step {
+                    delivery: &delivery,
+                    job: &job,
+                    copy: &copy,
+                    image_url: image.as_deref(),
+                    owners: &self.owners,
+                    progress: &progress,
+                };
+                let deadline = policy.deadline;
+                let outcome = match tokio::time::timeout(deadline, client.advance(&step)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => timed_out(client, deadline),
+                };
+                let saved = progress.take_saved();
+                if let Some((work_ref, external_id)) = saved {
+                    delivery.work_ref = (!work_ref.is_empty()).then_some(work_ref);
+                    if !external_id.is_empty() {
+                        delivery.external_id = external_id;
+                    }
+                }
+                outcome
+            }
+        };
+        let now = now_ms();
+        let applied = apply(&delivery, started, outcome, &policy.retry, now, rand::random::<f64>());
+        let message = applied.outcome.as_ref().map(|fact| messages::outcome_message(&applied.delivery, fact, now));
+        let d = &applied.delivery;
+        match self.repo.finish(d, token, message).await {
+            Ok(true) => {
+                if applied.outcome.is_some() {
+                    self.outbox.wake();
+                }
+                log_result(d);
+            }
+            Ok(false) => {
+                tracing::warn!("the delivery's hold expired before its step ended; the step's result is dropped")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot record the step's result; the delivery is taken over when its hold expires")
+            }
+        }
+    }
+}
+
+/// The outcome of a step cut short by its deadline.
+fn timed_out(client: &dyn ChannelClient, deadline: Duration) -> StepOutcome {
+    let failure = Failure::new(
+        ErrorReason::ProviderUnavailable,
+        format!("{} did not complete the step within {deadline:?}", client.provider().name),
+        true,
+    )
+    .with_code("TIMEOUT");
+    if client.retry_after_timeout_is_safe() {
+        StepOutcome::retry(failure)
+    } else {
+        let mut failure = failure;
+        failure.message.push_str(
+            "; the provider may have acted on it, so it is not repeated automatically — check before retrying",
+        );
+        StepOutcome::fail(failure)
+    }
+}
+
+fn log_result(d: &Delivery) {
+    let error = d.last_error.as_ref().map(|e| format!("{}: {}", e.failure.reason.as_str(), e.failure.message));
+    match d.state {
+        DeliveryState::Published => {
+            tracing::info!(external_id = %d.external_id, provider = %d.provider.name, attempts = d.attempts, "delivery published")
+        }
+        DeliveryState::Failed => {
+            tracing::warn!(provider = %d.provider.name, attempts = d.attempts, error = ?error, "delivery failed")
+        }
+        DeliveryState::AwaitingOwner => tracing::info!("delivery prepared for owner-assisted publishing"),
+        state => {
+            tracing::debug!(state = state.as_str(), next_attempt_at = ?d.next_attempt_at, error = ?error, "delivery step done")
+        }
+    }
+}

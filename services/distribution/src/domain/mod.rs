@@ -1,0 +1,18 @@
+//! The rules of distribution, pure and free of I/O: channels (the kit's vocabulary), the
+//! delivery state machine and its transitions, job validation, deterministic keys, and
+//! per-channel text shaping.
+
+pub mod channel;
+pub mod delivery;
+pub mod job;
+pub mod keys;
+pub mod step;
+pub mod text;
+
+pub use channel::Channel;
+pub use delivery::{
+    Delivery, DeliveryError, DeliveryState, ErrorReason, Failure, ManualPost, OverallState, ProviderLabel, SourceKind,
+    overall_state,
+};
+pub use job::{Copy, JobError, JobSpec, PrizeSpec};
+pub use step::{Applied, OutcomeFact, RetryPolicy, StepOutcome, apply};

@@ -1,0 +1,383 @@
+//! One client per channel, each speaking its provider's wire contract over the kit's
+//! [`ProviderClient`](kem_kit::external::ProviderClient) (its own timeouts, retries where safe,
+//! circuit breaker and counters):
+//!
+//! - [`instagram`]: Instagram Graph content publishing (quota check → container → status poll →
+//!   publish), PROVIDERS.md §4;
+//! - [`naver`]: the ready-to-post article for owner-assisted Naver Blog publishing, and the Naver
+//!   Cafe article API where configured, §5;
+//! - [`kakao`]: Kakao Channel 친구톡 through NAVER Cloud SENS (an official Kakao dealer), §6;
+//! - [`partner`]: the KT partner contract `partner/v1` for 우리동네TV, 링고비즈 and 지니TV, §7 (the
+//!   other side is [`crate::infra::local::partner_server`]).
+//!
+//! The built-in stand-ins `kem up` uses without credentials are in [`crate::infra::local`].
+//!
+//! A client advances a delivery by one [`Step`] and reports a [`StepOutcome`]; the use case turns
+//! that into the delivery's next state. Clients never touch the database, except to save the
+//! provider-side handle of work in progress through [`Progress`].
+
+pub mod instagram;
+pub mod kakao;
+pub mod naver;
+pub mod partner;
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use kem_kit::external::{Backoff, ProviderError};
+use kem_kit::store::millis;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Channel, Copy, Delivery, ErrorReason, Failure, JobSpec, ProviderLabel, StepOutcome};
+use crate::infra::owners::MeshOwners;
+use crate::infra::repository::Repository;
+
+/// What a channel needs to know about the store it advertises (from the user service).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OwnerProfile {
+    /// Owner's name (대표자명).
+    pub name: String,
+    /// Store name (상호).
+    pub store_name: String,
+    /// Contact phone as registered (E.164, e.g. `+821012345678`).
+    pub phone: String,
+    /// Business registration number, 10 digits.
+    pub business_number: String,
+    /// 10-digit 법정동 code of the store's region (may be empty).
+    pub region_code: String,
+}
+
+/// Saves progress of the attempt in progress on the held delivery's row, and keeps it for the
+/// end of the step (so it is recorded with the step's result even if saving it failed).
+#[derive(Debug)]
+pub struct Progress<'a> {
+    repo: &'a Repository,
+    event_id: &'a str,
+    channel: Channel,
+    token: &'a str,
+    saved: Mutex<Option<(String, String)>>,
+}
+
+impl<'a> Progress<'a> {
+    /// The progress of `channel`'s delivery of `event_id`, held under the lease `token`.
+    pub fn new(repo: &'a Repository, event_id: &'a str, channel: Channel, token: &'a str) -> Progress<'a> {
+        Progress { repo, event_id, channel, token, saved: Mutex::new(None) }
+    }
+
+    /// Records the provider-side handle (and the provider id to show, if any) right after the
+    /// provider created it.
+    pub async fn save_work_ref(&self, work_ref: &str, external_id: &str) {
+        if let Ok(mut saved) = self.saved.lock() {
+            *saved = Some((work_ref.to_owned(), external_id.to_owned()));
+        }
+        let now = millis(SystemTime::now());
+        let stored = self.repo.save_work_ref(self.event_id, self.channel, self.token, work_ref, external_id, now).await;
+        match stored {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the delivery's hold was lost while saving progress"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot save the delivery's progress; it is kept for the end of the step")
+            }
+        }
+    }
+
+    /// The `(work_ref, external_id)` saved last during the step, taken.
+    pub fn take_saved(&self) -> Option<(String, String)> {
+        self.saved.lock().ok().and_then(|mut s| s.take())
+    }
+}
+
+/// Everything one step of one delivery works with.
+pub struct Step<'a> {
+    /// The delivery as held (with the work reference of earlier steps).
+    pub delivery: &'a Delivery,
+    /// The publication.
+    pub job: &'a JobSpec,
+    /// The copy for this channel.
+    pub copy: &'a Copy,
+    /// Public URL of the event image, when one was selected.
+    pub image_url: Option<&'a str>,
+    /// Owner profiles.
+    pub owners: &'a MeshOwners,
+    /// Progress of this attempt.
+    pub progress: &'a Progress<'a>,
+}
+
+impl Step<'_> {
+    /// The owner profile, or the outcome to report when it cannot be had.
+    pub async fn owner(&self) -> Result<OwnerProfile, StepOutcome> {
+        self.owners
+            .owner(&self.job.owner_id)
+            .await
+            .map_err(|failure| if failure.retryable { StepOutcome::retry(failure) } else { StepOutcome::fail(failure) })
+    }
+}
+
+/// A client of one channel.
+#[async_trait::async_trait]
+pub trait ChannelClient: Send + Sync {
+    /// The channel.
+    fn channel(&self) -> Channel;
+
+    /// The provider behind it (real or `local:`).
+    fn provider(&self) -> ProviderLabel;
+
+    /// Whether an attempt cut short by its deadline may be retried automatically: true when the
+    /// provider deduplicates (idempotency key) or the client checks before repeating a side
+    /// effect; false when a repeat could publish twice.
+    fn retry_after_timeout_is_safe(&self) -> bool;
+
+    /// Advances the delivery by one step.
+    async fn advance(&self, step: &Step<'_>) -> StepOutcome;
+}
+
+/// The failure a provider error stands for, in the words of the delivery contract.
+pub fn failure_of(error: &ProviderError, provider_code: &str) -> Failure {
+    let (reason, retryable) = match error {
+        ProviderError::Auth { .. } => (ErrorReason::AuthRequired, false),
+        ProviderError::RateLimited { .. } => (ErrorReason::RateLimited, true),
+        ProviderError::Invalid { .. } => (ErrorReason::InvalidContent, false),
+        ProviderError::Moderated { .. } => (ErrorReason::ContentRejected, false),
+        ProviderError::Transient { .. } | ProviderError::Timeout { .. } | ProviderError::BreakerOpen { .. } => {
+            (ErrorReason::ProviderUnavailable, true)
+        }
+        ProviderError::Request { .. } | ProviderError::UnexpectedResponse { .. } => (ErrorReason::Internal, false),
+    };
+    Failure::new(reason, error.to_string(), retryable).with_code(provider_code)
+}
+
+/// What a failed call means for the delivery when repeating the call is safe (a read, or a write
+/// the provider deduplicates): throttling defers, transient failures are retried, the rest fail.
+pub fn outcome_of(error: &ProviderError, provider_code: &str, default_wait: Duration) -> StepOutcome {
+    let failure = failure_of(error, provider_code);
+    match error {
+        ProviderError::RateLimited { retry_after, .. } => {
+            StepOutcome::Deferred { retry_after: retry_after.unwrap_or(default_wait), failure }
+        }
+        _ if failure.retryable => StepOutcome::retry(failure),
+        _ => StepOutcome::fail(failure),
+    }
+}
+
+/// Like [`outcome_of`] for a call that publishes and cannot be deduplicated (a message send, a
+/// cafe post): a failure that proves the provider did not act is retried; one that leaves the
+/// outcome unknown (a timeout, a connection lost after sending) ends the attempt without an
+/// automatic retry, so nothing is ever published twice — the owner may still `Retry`.
+pub fn outcome_of_unrepeatable(error: &ProviderError, provider_code: &str, default_wait: Duration) -> StepOutcome {
+    if provider_refused(error) {
+        return outcome_of(error, provider_code, default_wait);
+    }
+    let mut failure = failure_of(error, provider_code);
+    failure.message = format!(
+        "{}; the provider may or may not have accepted the request, so it is not repeated automatically — check \
+         the provider's console before retrying",
+        failure.message
+    );
+    StepOutcome::fail(failure)
+}
+
+/// Whether the provider answered and so certainly did not act on the request (an error status,
+/// our breaker, or a request never built), as opposed to an outcome we cannot know.
+pub fn provider_refused(error: &ProviderError) -> bool {
+    match error {
+        ProviderError::Transient { status, .. } => status.is_some(),
+        ProviderError::Timeout { .. } | ProviderError::UnexpectedResponse { .. } => false,
+        ProviderError::Auth { .. }
+        | ProviderError::RateLimited { .. }
+        | ProviderError::Invalid { .. }
+        | ProviderError::Moderated { .. }
+        | ProviderError::BreakerOpen { .. }
+        | ProviderError::Request { .. } => true,
+    }
+}
+
+/// Runs `send` (an unrepeatable call, sent once per try) up to `max_attempts` times while it fails
+/// in a way that proves the provider did not act (5xx or 429 answers), waiting as the provider
+/// asks or per `backoff`. The kit's client cannot do this for such calls, because it would also
+/// repeat them after a timeout.
+pub async fn send_while_refused<T, F, Fut>(max_attempts: u32, backoff: Backoff, mut send: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match send().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                let refused_for_now = matches!(
+                    error,
+                    ProviderError::Transient { status: Some(_), .. } | ProviderError::RateLimited { .. }
+                );
+                if !refused_for_now || attempt >= max_attempts.max(1) {
+                    return Err(error);
+                }
+                let wait = error.retry_after().unwrap_or_else(|| backoff.delay(attempt));
+                tracing::debug!(%error, attempt, ?wait, "provider refused the request; trying again");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// Where a response classifier leaves the provider's own error code, so the delivery error can
+/// quote it (the kit's error carries only the message).
+#[derive(Debug, Default)]
+pub struct CodeSlot(Mutex<String>);
+
+impl CodeSlot {
+    /// Remembers `code`.
+    pub fn set(&self, code: String) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = code;
+        }
+    }
+
+    /// The code remembered last (empty when none).
+    pub fn get(&self) -> String {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body (WHATWG rules: space as `+`, everything outside
+/// `A-Z a-z 0-9 * - . _` percent-encoded).
+pub fn form_body(pairs: &[(&str, &str)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&")
+}
+
+/// One form component encoded.
+pub fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(char::from(byte)),
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body (invalid escapes are kept as they are).
+pub fn form_decode(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+        })
+        .collect()
+}
+
+/// `%XX` escapes decoded (UTF-8; invalid sequences replaced, malformed escapes kept).
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) =
+                (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The public URL of a content image: `<public base URL>/api/v1/images/{id}/content`.
+pub fn image_url(public_base_url: &str, image_id: &str) -> Option<String> {
+    let id = image_id.trim();
+    (!id.is_empty())
+        .then(|| format!("{}/api/v1/images/{}/content", public_base_url.trim_end_matches('/'), form_encode(id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn provider() -> Arc<str> {
+        Arc::from("p")
+    }
+
+    #[test]
+    fn forms_are_encoded_the_www_form_way() {
+        assert_eq!(form_body(&[("a b", "c&d=é"), ("x", "*-._~")]), "a+b=c%26d%3D%C3%A9&x=*-._%7E");
+        let decoded = form_decode("a+b=c%26d%3D%C3%A9&x=*-._%7E&bad=%zz&empty");
+        assert_eq!(decoded[0], ("a b".to_owned(), "c&d=é".to_owned()));
+        assert_eq!(decoded[1].1, "*-._~");
+        assert_eq!(decoded[2].1, "%zz");
+        assert_eq!(decoded[3], ("empty".to_owned(), String::new()));
+        assert_eq!(
+            image_url("https://kem.example/", "img 1").as_deref(),
+            Some("https://kem.example/api/v1/images/img+1/content")
+        );
+        assert_eq!(image_url("https://kem.example", " "), None);
+    }
+
+    #[test]
+    fn only_answers_prove_the_provider_did_not_act() {
+        let transient = |status| ProviderError::Transient {
+            provider: provider(),
+            status,
+            retry_after: None,
+            detail: String::new(),
+        };
+        assert!(provider_refused(&transient(Some(503))));
+        assert!(!provider_refused(&transient(None)));
+        assert!(!provider_refused(&ProviderError::Timeout { provider: provider(), after: Duration::from_secs(1) }));
+        let timeout = outcome_of_unrepeatable(
+            &ProviderError::Timeout { provider: provider(), after: Duration::from_secs(1) },
+            "",
+            Duration::from_secs(1),
+        );
+        assert!(matches!(timeout, StepOutcome::Failed { auto_retry: false, ref failure } if failure.retryable));
+        let refused = outcome_of_unrepeatable(&transient(Some(500)), "", Duration::from_secs(1));
+        assert!(matches!(refused, StepOutcome::Failed { auto_retry: true, .. }));
+        let limited =
+            ProviderError::RateLimited { provider: provider(), status: 429, retry_after: None, detail: String::new() };
+        assert!(
+            matches!(outcome_of(&limited, "", Duration::from_secs(7)), StepOutcome::Deferred { retry_after, .. } if retry_after == Duration::from_secs(7))
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_sends_are_repeated_but_unknown_outcomes_are_not() {
+        let backoff = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(2) };
+        let calls = AtomicU32::new(0);
+        let result = send_while_refused(3, backoff, || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(ProviderError::Transient {
+                        provider: provider(),
+                        status: Some(500),
+                        retry_after: None,
+                        detail: String::new(),
+                    })
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.ok(), Some(1));
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = send_while_refused(3, backoff, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(ProviderError::Timeout { provider: provider(), after: Duration::from_secs(1) }) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a timeout is never repeated");
+    }
+}

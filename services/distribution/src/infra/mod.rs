@@ -1,0 +1,26 @@
+//! Every adapter, on the platform kit and the outside world:
+//!
+//! - [`repository`]: the tables on PostgreSQL or embedded SQLite (same SQL), every state change
+//!   guarded so a PUBLISHED delivery is never sent again;
+//! - [`channels`]: one client per provider (Instagram Graph, Naver Cafe / assisted article, Kakao
+//!   through NAVER Cloud SENS, the KT partner contract);
+//! - [`local`]: the built-in stand-ins `kem up` uses without credentials, among them the partner
+//!   side of `partner/v1` run in-process;
+//! - [`dispatcher`]: the per-channel scheduler that claims due deliveries and runs their steps;
+//! - [`consumer`]: the `distribution-jobs` consumer and the inbox purge;
+//! - [`messages`]: the `kem.messaging.v1` bodies consumed and produced;
+//! - [`owners`], [`publications`]: the mesh clients of the user and event services.
+
+pub mod channels;
+pub mod consumer;
+pub mod dispatcher;
+pub mod local;
+pub mod messages;
+pub mod owners;
+pub mod publications;
+pub mod repository;
+
+pub use dispatcher::{DispatchSettings, Dispatcher, Lane};
+pub use owners::MeshOwners;
+pub use publications::MeshPublications;
+pub use repository::Repository;

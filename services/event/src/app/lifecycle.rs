@@ -1,0 +1,143 @@
+//! The owner moves an event along its lifecycle: SelectRecommendation, SelectImage, PublishEvent
+//! and EndEvent (which has the participation service close the event's entries first).
+
+use crate::domain::event::{Change, Event, PublishError};
+use crate::domain::job::{Job, JobKind};
+use crate::domain::lifecycle::Action;
+use crate::domain::message::Outgoing;
+use crate::domain::validation::{EnumInput, ValidationError, validate_channels};
+use crate::domain::values::{Channel, Millis};
+
+use super::error::{AppError, Resource};
+use super::{EventApp, MAX_ATTEMPTS, require_id};
+
+/// Succeeded images jobs searched for a selected image id (newest first).
+const IMAGE_JOBS_SEARCHED: usize = 50;
+
+impl EventApp {
+    /// SelectRecommendation.
+    pub async fn select_recommendation(
+        &self,
+        owner: &str,
+        event_id: &str,
+        recommendation_id: &str,
+        etag: &str,
+    ) -> Result<Event, AppError> {
+        require_id("eventId", event_id)?;
+        require_id("recommendationId", recommendation_id)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let event = self.load_owned(owner, event_id).await?;
+            event.allows(Action::SelectRecommendation).map_err(|e| AppError::illegal(&event.id, e))?;
+            let jobs = self.repository.succeeded_jobs(&event.id, JobKind::Recommendations, 1).await?;
+            let Some(result) = jobs.first().and_then(Job::recommendations) else {
+                return Err(AppError::RecommendationsNotReady { event_id: event.id.clone() });
+            };
+            let Some(recommendation) = result.recommendations.iter().find(|r| r.id == recommendation_id) else {
+                return Err(AppError::not_found(Resource::Recommendation, recommendation_id));
+            };
+            let change = event
+                .select_recommendation(recommendation, self.clock.now_ms())
+                .map_err(|e| AppError::illegal(&event.id, e))?;
+            let Change::Modified(modified) = change else { return Ok(event) };
+            // A stale etag only matters when something would change: a retried no-op succeeds.
+            Self::check_etag(&event, etag)?;
+            if let Some(saved) = self.save(*modified, None, Vec::new()).await? {
+                return Ok(saved);
+            }
+        }
+        Err(AppError::Contended { event_id: event_id.to_owned() })
+    }
+
+    /// SelectImage: the image must come from one of the event's succeeded images jobs.
+    pub async fn select_image(
+        &self,
+        owner: &str,
+        event_id: &str,
+        image_id: &str,
+        etag: &str,
+    ) -> Result<Event, AppError> {
+        require_id("eventId", event_id)?;
+        require_id("imageId", image_id)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let event = self.load_owned(owner, event_id).await?;
+            event.allows(Action::SelectImage).map_err(|e| AppError::illegal(&event.id, e))?;
+            if event.selected_image_id.as_deref() != Some(image_id) {
+                let jobs = self.repository.succeeded_jobs(&event.id, JobKind::Images, IMAGE_JOBS_SEARCHED).await?;
+                if !jobs.iter().any(|j| j.image_ids().iter().any(|id| id == image_id)) {
+                    return Err(AppError::not_found(Resource::Image, image_id));
+                }
+            }
+            let change =
+                event.select_image(image_id, self.clock.now_ms()).map_err(|e| AppError::illegal(&event.id, e))?;
+            let Change::Modified(modified) = change else { return Ok(event) };
+            // A stale etag only matters when something would change: a retried no-op succeeds.
+            Self::check_etag(&event, etag)?;
+            if let Some(saved) = self.save(*modified, None, Vec::new()).await? {
+                return Ok(saved);
+            }
+        }
+        Err(AppError::Contended { event_id: event_id.to_owned() })
+    }
+
+    /// PublishEvent: PUBLISHED plus one distribution message, atomically.
+    pub async fn publish_event(
+        &self,
+        owner: &str,
+        event_id: &str,
+        channels: &[EnumInput<Channel>],
+        etag: &str,
+    ) -> Result<Event, AppError> {
+        require_id("eventId", event_id)?;
+        let mut errors = ValidationError::default();
+        let channels = validate_channels(channels, "channels", true, &mut errors);
+        errors.into_result(())?;
+        for _ in 0..MAX_ATTEMPTS {
+            let event = self.load_owned(owner, event_id).await?;
+            Self::check_etag(&event, etag)?;
+            let change = event.publish(channels.clone(), self.clock.now_ms()).map_err(|e| match e {
+                PublishError::Illegal(source) => AppError::illegal(&event.id, source),
+                PublishError::PeriodOver { end } => AppError::PeriodOver { event_id: event.id.clone(), end },
+            })?;
+            let Change::Modified(modified) = change else { return Ok(event) };
+            let distribute = Outgoing::Distribute { event: modified.event.clone() };
+            if let Some(saved) = self.save(*modified, None, vec![distribute]).await? {
+                return Ok(saved);
+            }
+        }
+        Err(AppError::Contended { event_id: event_id.to_owned() })
+    }
+
+    /// EndEvent (ending an ended event returns it unchanged).
+    ///
+    /// The end is immediate: participation closes the event's entries (durably, for all its
+    /// replicas) *before* ENDED is committed and answered. If participation cannot confirm, the
+    /// event stays PUBLISHED and the owner is told to retry; entries may already be closed then,
+    /// which errs on the side the owner asked for. An ENDED event is closed again too (a no-op
+    /// for participation), so "ENDED" is never answered for entries still open, even for events
+    /// ended before participation had a gate.
+    pub async fn end_event(&self, owner: &str, event_id: &str, etag: &str) -> Result<Event, AppError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let event = self.load_owned(owner, event_id).await?;
+            let now = self.clock.now_ms();
+            let change = event.end(now).map_err(|e| AppError::illegal(&event.id, e))?;
+            let Change::Modified(modified) = change else {
+                self.close_entries(&event.id, event.ended_at.unwrap_or(now)).await?;
+                return Ok(event);
+            };
+            // A stale etag only matters when something would change: a retried no-op succeeds.
+            Self::check_etag(&event, etag)?;
+            self.close_entries(&event.id, modified.event.ended_at.unwrap_or(now)).await?;
+            if let Some(saved) = self.save(*modified, None, Vec::new()).await? {
+                return Ok(saved);
+            }
+        }
+        Err(AppError::Contended { event_id: event_id.to_owned() })
+    }
+
+    async fn close_entries(&self, event_id: &str, ended_at: Millis) -> Result<(), AppError> {
+        self.entries
+            .close_entries(event_id, ended_at)
+            .await
+            .map_err(|source| AppError::EntriesNotClosed { event_id: event_id.to_owned(), source })
+    }
+}

@@ -1,0 +1,47 @@
+//! What every business service crate offers the process that runs it, so a role mounts any of
+//! them through one generic path (`kem/src/roles.rs`), and an eighth service (see
+//! `examples/guestbook`) plugs in by implementing one trait.
+
+use std::convert::Infallible;
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+
+use tonic::body::Body;
+use tonic::codegen::{Service as TowerService, http};
+use tonic::server::NamedService;
+
+use super::ServiceContext;
+
+/// A kem business service: how its settings are read and how it starts on a [`ServiceContext`].
+///
+/// Implemented by a unit type in each service crate (`kem_user::User`, `kem_event::Event`, …).
+/// `start` owns everything the service needs before it answers (migrations, keys, background
+/// loops spawned on `ctx.shutdown`), so that a role that has mounted it is ready.
+pub trait KemService: Send + Sync + 'static {
+    /// Lower-case name, as used in SPIFFE IDs, ports, key prefixes and Kubernetes objects.
+    const NAME: &'static str;
+
+    /// The service's own settings (providers, limits, time budgets).
+    type Config: Clone + fmt::Debug + Send + Sync + 'static;
+    /// Why its settings could not be read (every bad variable, at once).
+    type ConfigError: Error + Send + Sync + 'static;
+    /// Why it could not start.
+    type StartError: Error + Send + Sync + 'static;
+    /// The generated tonic server to mount.
+    type Server: TowerService<http::Request<Body>, Response = http::Response<Body>, Error = Infallible, Future: Send + 'static>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static;
+
+    /// The settings from the process environment (the `KEM_…` variables the crate documents).
+    fn config_from_env() -> Result<Self::Config, Self::ConfigError>;
+
+    /// Starts the service on `ctx` with `config` and returns the server to mount.
+    fn start(
+        ctx: ServiceContext,
+        config: Self::Config,
+    ) -> impl Future<Output = Result<Self::Server, Self::StartError>> + Send;
+}

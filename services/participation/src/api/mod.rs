@@ -1,0 +1,222 @@
+//! The gRPC adapter of `kem.participation.v1.ParticipationService`: contract messages in, use
+//! cases called, contract messages or rich statuses out.
+//!
+//! Access is enforced by the mesh (Enter: the gateway; owner methods: the gateway with a
+//! verified `x-kem-user-id`; CountEntries: analytics; AnonymizeEntries and CloseEntries: event). Owner methods
+//! read the owner from that metadata and answer NOT_FOUND for anyone else's event.
+
+pub mod convert;
+pub mod status;
+
+use std::sync::Arc;
+
+use kem_kit::runtime::owner_id;
+use kem_kit::validate::{IdShape, Text, Violation, Violations};
+use kem_proto::kem::participation::v1 as pb;
+use kem_proto::kem::participation::v1::participation_service_server::{
+    ParticipationService, ParticipationServiceServer,
+};
+use tonic::{Request, Response, Status};
+
+pub use status::{DOMAIN, to_status};
+
+use crate::app::{DrawOutcome, DrawRequest, ParticipationCore, ParticipationError};
+use crate::domain::entry::{ConsentInput, EntryInput, RequestId};
+use crate::domain::violation::{FieldViolation, Violations as FieldViolations};
+
+/// The participation service's gRPC API. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ParticipationApi {
+    core: Arc<ParticipationCore>,
+}
+
+impl ParticipationApi {
+    /// The API over `core`.
+    pub fn new(core: Arc<ParticipationCore>) -> ParticipationApi {
+        ParticipationApi { core }
+    }
+
+    /// The use cases.
+    pub fn core(&self) -> &Arc<ParticipationCore> {
+        &self.core
+    }
+
+    /// The tonic service to mount on the role server.
+    pub fn into_service(self) -> ParticipationServiceServer<ParticipationApi> {
+        ParticipationServiceServer::new(self)
+    }
+}
+
+fn reply<T>(result: Result<T, ParticipationError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(to_status)
+}
+
+/// Event ids are the event service's: checked for the shape every kem id shares, before the
+/// database or the event service is asked (a NUL in `/events/%00/participants` was a 500 from
+/// PostgreSQL, and a 500 from the event service an UNAVAILABLE here).
+const EVENT_ID: IdShape = IdShape::Key { max: 64 };
+/// Entry ids are minted here as UUIDs.
+const ENTRY_ID: IdShape = IdShape::Uuid;
+/// ListParticipants page tokens: base64url (`app::page` authenticates them and bounds their
+/// layout; this only keeps anything that cannot be one away from it).
+const PAGE_TOKEN: IdShape = IdShape::Token { max: 512 };
+/// Characters only: the lengths of names and consent versions are the entry rules' to judge.
+const CHARACTERS: Text = Text::line(usize::MAX);
+
+/// The metadata the edge (`kem_gateway::edge::REQUEST_ID`) puts the call's request id in, on every
+/// call; the mesh's retries re-send it unchanged.
+pub const REQUEST_ID_METADATA: &str = "x-request-id";
+
+/// The request id of a call, when it carries a usable one. Enter is reachable from the gateway
+/// only (mesh policy), so it is the edge's id; a malformed one (never sent by the edge) makes
+/// the call not replayable rather than failing it.
+fn request_id<T>(request: &Request<T>) -> Option<RequestId> {
+    RequestId::parse(request.metadata().get(REQUEST_ID_METADATA)?.to_str().ok()?)
+}
+
+/// The boundary checks' findings as INVALID_ARGUMENT.
+fn checked(violations: Violations) -> Result<(), Status> {
+    violations.into_result().map_err(|found| {
+        let mut violations = FieldViolations::default();
+        for v in found {
+            violations.push(FieldViolation::new(&v.field, v.description));
+        }
+        to_status(ParticipationError::InvalidArgument(violations))
+    })
+}
+
+/// Each non-empty id of a batch (empty ones are skipped by the use case, per the contract).
+fn batch_ids(field: &str, ids: &[String], shape: IdShape) -> Violations {
+    let mut violations = Violations::new();
+    for (i, id) in ids.iter().enumerate().filter(|(_, id)| !id.is_empty()) {
+        if let Err(v) = kem_kit::validate::id("", id, shape) {
+            violations.push(Violation::new(format!("{field}[{i}]"), v.description));
+        }
+    }
+    violations
+}
+
+fn consent(c: pb::Consent) -> ConsentInput {
+    ConsentInput { granted: c.granted, text_version: c.consent_text_version }
+}
+
+fn draw(outcome: DrawOutcome) -> (Vec<pb::Winner>, Option<pb::DrawAudit>) {
+    (outcome.winners.iter().map(convert::winner).collect(), Some(convert::audit(&outcome.record)))
+}
+
+#[tonic::async_trait]
+impl ParticipationService for ParticipationApi {
+    async fn enter(&self, request: Request<pb::EnterRequest>) -> Result<Response<pb::EnterResponse>, Status> {
+        // With the event and the phone, what makes a retried Enter answer with the entry its
+        // first attempt stored (the contract declares Enter IDEMPOTENT on this).
+        let request_id = request_id(&request);
+        let r = request.into_inner();
+        let version = |c: &Option<pb::Consent>| c.as_ref().map(|c| c.consent_text_version.clone()).unwrap_or_default();
+        checked(
+            Violations::new()
+                .id("eventId", &r.event_id, EVENT_ID)
+                .text("name", &r.name, CHARACTERS)
+                .text("phone", &r.phone, CHARACTERS)
+                .text("privacyConsent.consentTextVersion", &version(&r.privacy_consent), CHARACTERS)
+                .text("marketingConsent.consentTextVersion", &version(&r.marketing_consent), CHARACTERS),
+        )?;
+        let input = EntryInput {
+            event_id: r.event_id,
+            name: r.name,
+            phone: r.phone,
+            privacy: r.privacy_consent.map(consent),
+            marketing: r.marketing_consent.map(consent),
+            source_channel: r.source_channel,
+        };
+        reply(self.core.enter(input, request_id).await.map(|e| pb::EnterResponse { entry: Some(convert::entry(&e)) }))
+    }
+
+    async fn list_participants(
+        &self,
+        request: Request<pb::ListParticipantsRequest>,
+    ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
+        let owner = owner_id(&request)?;
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID).optional_id(
+            "pageToken",
+            &r.page_token,
+            PAGE_TOKEN,
+        ))?;
+        let page = self.core.list_participants(&owner, &r.event_id, r.page_size, &r.page_token).await;
+        reply(page.map(|p| pb::ListParticipantsResponse {
+            entries: p.entries.iter().map(convert::entry).collect(),
+            next_page_token: p.next_page_token,
+            total_size: p.total_size,
+        }))
+    }
+
+    async fn draw_winners(
+        &self,
+        request: Request<pb::DrawWinnersRequest>,
+    ) -> Result<Response<pb::DrawWinnersResponse>, Status> {
+        let owner = owner_id(&request)?;
+        let r = request.into_inner();
+        let mut violations = Violations::new().id("eventId", &r.event_id, EVENT_ID);
+        for v in batch_ids("excludeEntryIds", &r.exclude_entry_ids, ENTRY_ID) {
+            violations.push(v);
+        }
+        checked(violations)?;
+        let request = DrawRequest {
+            event_id: r.event_id,
+            count: r.count,
+            seed: r.seed,
+            redraw: r.redraw,
+            exclude_entry_ids: r.exclude_entry_ids,
+        };
+        reply(self.core.draw_winners(&owner, request).await.map(|outcome| {
+            let (winners, audit) = draw(outcome);
+            pb::DrawWinnersResponse { winners, audit }
+        }))
+    }
+
+    async fn list_winners(
+        &self,
+        request: Request<pb::ListWinnersRequest>,
+    ) -> Result<Response<pb::ListWinnersResponse>, Status> {
+        let owner = owner_id(&request)?;
+        checked(Violations::new().id("eventId", &request.get_ref().event_id, EVENT_ID))?;
+        let current = self.core.list_winners(&owner, &request.get_ref().event_id).await;
+        reply(current.map(|outcome| match outcome {
+            Some(outcome) => {
+                let (winners, audit) = draw(outcome);
+                pb::ListWinnersResponse { winners, audit }
+            }
+            None => pb::ListWinnersResponse::default(),
+        }))
+    }
+
+    async fn count_entries(
+        &self,
+        request: Request<pb::CountEntriesRequest>,
+    ) -> Result<Response<pb::CountEntriesResponse>, Status> {
+        checked(batch_ids("eventIds", &request.get_ref().event_ids, EVENT_ID))?;
+        let counts = self.core.count_entries(&request.get_ref().event_ids).await;
+        reply(counts.map(|c| pb::CountEntriesResponse { counts: c.iter().map(convert::event_count).collect() }))
+    }
+
+    async fn anonymize_entries(
+        &self,
+        request: Request<pb::AnonymizeEntriesRequest>,
+    ) -> Result<Response<pb::AnonymizeEntriesResponse>, Status> {
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID))?;
+        let before = r.create_before.as_ref().map(convert::millis);
+        let erased = self.core.anonymize(&r.event_id, before).await;
+        reply(erased.map(|n| pb::AnonymizeEntriesResponse { anonymized_count: i64::try_from(n).unwrap_or(i64::MAX) }))
+    }
+
+    async fn close_entries(
+        &self,
+        request: Request<pb::CloseEntriesRequest>,
+    ) -> Result<Response<pb::CloseEntriesResponse>, Status> {
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID))?;
+        let closed = self.core.close_entries(&r.event_id, r.close_time.as_ref().map(convert::millis)).await;
+        reply(closed.map(|ms| pb::CloseEntriesResponse { close_time: Some(convert::timestamp(ms)) }))
+    }
+}

@@ -1,0 +1,98 @@
+//! The participation use cases, one file per group — entries (Enter, CloseEntries,
+//! ListParticipants, CountEntries, AnonymizeEntries) and draws (DrawWinners, ListWinners) — plus
+//! page tokens and the [`ParticipationError`] they fail with. They combine the rules
+//! ([`domain`](crate::domain)) with the adapters of [`infra`](crate::infra): the event facts
+//! ([`events`](crate::infra::events)), personal-data protection ([`pii`](crate::infra::pii)) and
+//! the tables ([`repository`](crate::infra::repository)); they know nothing of gRPC.
+
+mod draws;
+mod entries;
+mod error;
+mod page;
+
+use std::sync::Arc;
+
+pub use draws::{DrawOutcome, DrawRequest, Winner};
+pub use entries::{EventCount, ParticipantPage};
+pub use error::ParticipationError;
+pub use page::PageTokens;
+
+use crate::domain::entry::{Consent, Entry};
+use crate::domain::event::EventFacts;
+use crate::infra::events::MeshEvents;
+use crate::infra::pii::PiiField;
+use crate::infra::pii::keys::PiiKeys;
+use crate::infra::repository::{Repository, StoredEntry};
+
+/// Result of a use case.
+pub type Result<T, E = ParticipationError> = std::result::Result<T, E>;
+
+/// Where "now" comes from: the kit's injected clock (a `ManualClock` in tests about time).
+pub use kem_kit::clock::Clock;
+
+/// The use cases and what they run on. Shared by every request.
+pub struct ParticipationCore {
+    repo: Repository,
+    events: MeshEvents,
+    keys: Arc<PiiKeys>,
+    pages: PageTokens,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ParticipationCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParticipationCore").field("repo", &self.repo).field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl ParticipationCore {
+    /// Over its repository, the event facts, the personal-data keys and a clock.
+    pub fn new(repo: Repository, events: MeshEvents, keys: Arc<PiiKeys>, clock: Arc<dyn Clock>) -> ParticipationCore {
+        let pages = PageTokens::new(keys.page_tokens.clone());
+        ParticipationCore { repo, events, keys, pages, clock }
+    }
+
+    /// The repository (tests inspect the tables through it).
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The facts of an event of `owner`: NOT_FOUND when absent or another owner's.
+    async fn owned_event(&self, owner: &str, event_id: &str, fresh: bool) -> Result<EventFacts> {
+        let event_id = required_event_id(event_id)?;
+        let facts = if fresh { self.events.fresh_facts(event_id).await? } else { self.events.facts(event_id).await? };
+        facts.filter(|f| f.owner_id == owner).ok_or(ParticipationError::EventNotFound)
+    }
+
+    /// A stored entry with its personal data decrypted.
+    fn decrypt(&self, stored: StoredEntry) -> Result<Entry> {
+        let cipher = &self.keys.cipher;
+        let name = stored.name_sealed.as_deref().map(|b| cipher.open(&stored.id, PiiField::Name, b)).transpose()?;
+        let phone = stored.phone_sealed.as_deref().map(|b| cipher.open(&stored.id, PiiField::Phone, b)).transpose()?;
+        let recorded_at_ms = stored.created_at_ms;
+        let marketing = match (stored.marketing_consent_granted, stored.marketing_consent_version) {
+            (Some(granted), Some(text_version)) => Some(Consent { granted, text_version, recorded_at_ms }),
+            _ => None,
+        };
+        Ok(Entry {
+            id: stored.id,
+            event_id: stored.event_id,
+            name,
+            phone_e164: phone,
+            privacy: Consent { granted: true, text_version: stored.privacy_consent_version, recorded_at_ms },
+            marketing,
+            source_channel: stored.source_channel,
+            created_at_ms: stored.created_at_ms,
+            anonymized_at_ms: stored.anonymized_at_ms,
+        })
+    }
+}
+
+/// The trimmed event id, INVALID_ARGUMENT (`eventId`) when empty.
+fn required_event_id(event_id: &str) -> Result<&str> {
+    let id = event_id.trim();
+    if id.is_empty() {
+        return Err(ParticipationError::field("eventId", "the event id is required"));
+    }
+    Ok(id)
+}

@@ -1,0 +1,177 @@
+//! The event facts over the mesh: `kem.event.v1.EventService/GetEventForParticipation`
+//! behind a short cache-aside.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kem_kit::cache::{Cache, CacheAside};
+use kem_kit::runtime::Peers;
+use kem_proto::kem::common::v1::ParticipationMethod;
+use kem_proto::kem::event::v1::event_service_client::EventServiceClient;
+use kem_proto::kem::event::v1::{
+    EventStatus as ProtoStatus, GetEventForParticipationRequest, GetEventForParticipationResponse,
+};
+use tonic::Code;
+
+use super::{LookupError, PeerFailure};
+use crate::domain::event::{EventFacts, EventStatus, Method};
+
+/// How long "no such event" is remembered (event ids are server-assigned UUIDs: an absent id
+/// never appears later).
+const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+
+/// The event service reached through the mesh, with its answers cached for `ttl`.
+#[derive(Clone)]
+pub struct MeshEvents {
+    peers: Peers,
+    cache: CacheAside,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for MeshEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshEvents").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+impl MeshEvents {
+    /// Over the service's mesh peers and cache (already prefixed for participation).
+    pub fn new(peers: Peers, cache: Arc<dyn Cache>, ttl: Duration) -> MeshEvents {
+        MeshEvents { peers, cache: CacheAside::new(cache), ttl }
+    }
+
+    /// Cache counters (tests, metrics).
+    pub fn cache(&self) -> &CacheAside {
+        &self.cache
+    }
+
+    fn key(event_id: &str) -> String {
+        // The version changes whenever EventFacts does.
+        format!("event-facts:v1:{event_id}")
+    }
+
+    /// The facts of `event_id` (possibly a few seconds old); `None` when there is no such event.
+    pub async fn facts(&self, event_id: &str) -> Result<Option<EventFacts>, LookupError> {
+        self.cache
+            .get_or_load_optional(&Self::key(event_id), self.ttl, Some(NEGATIVE_TTL), || self.load(event_id))
+            .await
+    }
+
+    /// The facts as the event service has them now (the cache is refreshed with them).
+    pub async fn fresh_facts(&self, event_id: &str) -> Result<Option<EventFacts>, LookupError> {
+        let loaded = self.load(event_id).await?;
+        let key = Self::key(event_id);
+        match &loaded {
+            Some(facts) => self.cache.put(&key, facts, self.ttl).await,
+            None => self.cache.invalidate(&key).await,
+        }
+        Ok(loaded)
+    }
+
+    async fn load(&self, event_id: &str) -> Result<Option<EventFacts>, LookupError> {
+        // An address not known yet (a peer still starting under `kem up`) passes.
+        let channel =
+            self.peers.channel("event").map_err(|e| LookupError::Unavailable(PeerFailure::NoChannel(Arc::new(e))))?;
+        let request = GetEventForParticipationRequest { event_id: event_id.to_owned() };
+        match EventServiceClient::new(channel).get_event_for_participation(request).await {
+            Ok(response) => Ok(Some(facts(response.into_inner()))),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(classify(status)),
+        }
+    }
+}
+
+/// What a failed GetEventForParticipation means for participation's caller. Only statuses that
+/// say "not now" are unavailability; the event service's INTERNAL (e.g. an id its database
+/// cannot even look up) is a failure, never a reason to report participation as unavailable.
+fn classify(status: tonic::Status) -> LookupError {
+    match status.code() {
+        Code::InvalidArgument => LookupError::InvalidId(PeerFailure::Status(status)),
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
+            LookupError::Unavailable(PeerFailure::Status(status))
+        }
+        _ => LookupError::Failed(PeerFailure::Status(status)),
+    }
+}
+
+fn millis(timestamp: Option<&prost_types::Timestamp>) -> Option<i64> {
+    timestamp.map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000))
+}
+
+/// The contract message as participation's facts.
+pub fn facts(r: GetEventForParticipationResponse) -> EventFacts {
+    let status = match ProtoStatus::try_from(r.status) {
+        Ok(ProtoStatus::Draft) => EventStatus::Draft,
+        Ok(ProtoStatus::Recommended) => EventStatus::Recommended,
+        Ok(ProtoStatus::ContentReady) => EventStatus::ContentReady,
+        Ok(ProtoStatus::Published) => EventStatus::Published,
+        Ok(ProtoStatus::Ended) => EventStatus::Ended,
+        Ok(ProtoStatus::Unspecified) | Err(_) => EventStatus::Unknown,
+    };
+    let method = match ParticipationMethod::try_from(r.participation_method) {
+        Ok(ParticipationMethod::FirstCome) => Method::FirstCome,
+        _ => Method::Draw,
+    };
+    let period = r.period.as_ref();
+    EventFacts {
+        id: r.event_id,
+        owner_id: r.owner_id,
+        status,
+        start_ms: millis(period.and_then(|p| p.start_time.as_ref())),
+        end_ms: millis(period.and_then(|p| p.end_time.as_ref())),
+        method,
+        winner_count: r.prize.as_ref().and_then(|p| u32::try_from(p.winner_count).ok()).filter(|n| *n > 0),
+        prize_unit_value_krw: r.prize.as_ref().and_then(|p| p.unit_value.as_ref()).map(|m| m.amount_krw),
+        channels: r.channels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kem_proto::kem::common::v1::{Money, Period, Prize};
+
+    use super::*;
+
+    #[test]
+    fn contract_answers_become_facts() {
+        let response = GetEventForParticipationResponse {
+            event_id: "e".into(),
+            owner_id: "o".into(),
+            status: ProtoStatus::Published as i32,
+            period: Some(Period {
+                start_time: Some(prost_types::Timestamp { seconds: 10, nanos: 5_000_000 }),
+                end_time: Some(prost_types::Timestamp { seconds: 20, nanos: 0 }),
+            }),
+            participation_method: ParticipationMethod::FirstCome as i32,
+            prize: Some(Prize {
+                name: "커피".into(),
+                description: String::new(),
+                winner_count: 3,
+                unit_value: Some(Money { amount_krw: 4_500 }),
+            }),
+            title: "t".into(),
+            channels: vec![4],
+        };
+        let f = facts(response);
+        assert_eq!((f.status, f.method, f.winner_count), (EventStatus::Published, Method::FirstCome, Some(3)));
+        assert_eq!((f.start_ms, f.end_ms, f.prize_unit_value_krw), (Some(10_005), Some(20_000), Some(4_500)));
+        let unset =
+            facts(GetEventForParticipationResponse { status: 99, ..GetEventForParticipationResponse::default() });
+        assert_eq!((unset.status, unset.method, unset.winner_count), (EventStatus::Unknown, Method::Draw, None));
+    }
+
+    #[test]
+    fn peer_statuses_keep_their_meaning() {
+        for transient in [tonic::Status::unavailable("x"), tonic::Status::deadline_exceeded("x")] {
+            assert!(matches!(classify(transient), LookupError::Unavailable(_)));
+        }
+        assert!(matches!(classify(tonic::Status::invalid_argument("bad id")), LookupError::InvalidId(_)));
+        for failure in [
+            tonic::Status::internal("invalid byte sequence for encoding \"UTF8\": 0x00"),
+            tonic::Status::unknown("x"),
+            tonic::Status::permission_denied("x"),
+        ] {
+            assert!(matches!(classify(failure), LookupError::Failed(_)), "never UNAVAILABLE");
+        }
+    }
+}
