@@ -61,6 +61,7 @@ impl EventService for Events {
             return Err(status);
         }
         if id == "slow" {
+            // Real time by design: a backend really this slow makes deadlines fire and holds admission slots.
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
         // `unavailable-N` answers UNAVAILABLE asking to come back in N seconds (RetryInfo).

@@ -10,7 +10,7 @@ use kem_mesh::client::MeshChannel;
 use kem_mesh::testing::{TestCa, echo};
 use tokio::sync::Mutex;
 
-use crate::support::{channel, echo_policy, echo_server};
+use crate::support::{channel, echo_policy, echo_server, eventually, eventually_holds};
 
 struct Load {
     ok: Arc<AtomicU64>,
@@ -45,6 +45,7 @@ impl Load {
                                 failed.lock().await.push(format!("{:?}: {}", status.code(), status.message()))
                             }
                         }
+                        // Real time by design: paces the load (~500 calls/s per client) across wall-clock renewals.
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                 })
@@ -72,13 +73,18 @@ async fn leaf_rotation_under_load_drops_nothing() {
     let server_id = ca.identity("event", lifetime).await;
     let server = echo_server(&server_id, echo_policy(), &shutdown).await;
     let mut channels = Vec::new();
+    let mut workloads = vec![server_id.clone()];
     for _ in 0..4 {
         let client = ca.identity("participation", lifetime).await;
         channels.push(channel(&client, &server, &TestCa::id("event")));
+        workloads.push(client);
     }
     let load = Load::start(channels);
-    // Renewal happens at ~70% of 3 s: 8 s covers at least three rotations of every identity.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Renewal happens at ~70% of 3 s: at least three rotations of every identity take ~6.5 s.
+    eventually_holds("every identity has rotated three times", Duration::from_secs(15), || {
+        workloads.iter().all(|w| *w.generations().borrow() >= 3)
+    })
+    .await;
     let (ok, failed, serials) = load.finish().await;
     assert!(
         failed.is_empty(),
@@ -100,20 +106,39 @@ async fn trust_anchor_rotation_under_load_drops_nothing() {
     let server_id = ca.identity("event", lifetime).await;
     let server = echo_server(&server_id, echo_policy(), &shutdown).await;
     let mut channels = Vec::new();
+    let mut clients = Vec::new();
     for _ in 0..3 {
         let client = ca.identity("participation", lifetime).await;
         channels.push(channel(&client, &server, &TestCa::id("event")));
+        clients.push(client);
     }
+    let workloads: Vec<_> = clients.iter().chain([&server_id]).collect();
     let load = Load::start(channels);
-    // Each step waits for every workload to renew (lifetime 2 s, renewal at ~1.4 s).
-    let settle = Duration::from_millis(2_600);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each step waits for every workload to renew (lifetime 2 s, renewal at ~1.4 s) into the state
+    // the step brings, and for every client to have made a call with its renewed certificate.
+    let step = Duration::from_secs(10);
+    let serials = load.serials.clone();
+    let all_clients_seen = async || {
+        let seen = serials.lock().await;
+        clients.iter().all(|c| seen.contains(&kem_mesh::hex::encode(c.serial())))
+    };
+    eventually("every client calls with its first certificate", step, &all_clients_seen).await;
     let next = ca.add_anchor();
-    tokio::time::sleep(settle).await;
+    eventually("every workload trusts the new anchor", step, async || {
+        workloads.iter().all(|w| w.trust_anchors_der().contains(&next.cert)) && all_clients_seen().await
+    })
+    .await;
     ca.switch_issuer(&next);
-    tokio::time::sleep(settle).await;
+    let issuer = ca.ca.load().issuer_cert().clone();
+    eventually("every workload holds a certificate from the re-signed issuer", step, async || {
+        workloads.iter().all(|w| w.certified_key().cert.contains(&issuer)) && all_clients_seen().await
+    })
+    .await;
     ca.remove_other_anchors(&next);
-    tokio::time::sleep(settle).await;
+    eventually("every workload trusts only the new anchor", step, async || {
+        workloads.iter().all(|w| w.trust_anchors_der() == [next.cert.clone()]) && all_clients_seen().await
+    })
+    .await;
     let (ok, failed, _) = load.finish().await;
     assert!(
         failed.is_empty(),

@@ -13,6 +13,26 @@ use tokio::net::TcpListener;
 
 pub const HOUR: Duration = Duration::from_secs(3600);
 
+/// How often [`eventually`] checks its condition: a test waits at most this much longer than it must.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Waits until `check` answers true, for at most `within`; panics naming `what` otherwise.
+/// The mesh's own `kem_testkit::eventually` (that crate depends on this one, so it is not
+/// available here): wait for the event itself, never for a guessed time.
+pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting until {what}");
+        // The poll interval: the condition changes on other tasks and sockets, which notify nobody.
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`eventually`] for a condition that needs no `await`.
+pub async fn eventually_holds(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    eventually(what, within, async || check()).await;
+}
+
 /// A policy where Echo and health checks may be called by any mesh peer.
 pub fn echo_policy() -> Policy {
     Policy::new(TRUST_DOMAIN, NAMESPACE, DefaultPolicy::Deny)

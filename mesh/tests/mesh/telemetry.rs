@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use crate::support::{HOUR, echo_policy};
+use crate::support::{HOUR, echo_policy, eventually};
 
 /// An mTLS echo server recording into `registry`.
 async fn server_with(
@@ -250,16 +250,14 @@ async fn metrics_endpoint_serves_route_histograms_status_counters_and_handshake_
     let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let admin = kem_mesh::server::serve_admin("event", admin_listener, &server, shutdown.clone()).await.expect("admin");
     let mut body = String::new();
-    for _ in 0..50 {
+    eventually("/metrics shows the handshake failure", Duration::from_millis(2_500), async || {
         let (status, content_type, text) = http_get(admin.addr, "/metrics").await;
         assert!(status.starts_with("HTTP/1.1 200"), "{status}");
         assert!(content_type.starts_with("text/plain"), "{content_type}");
         body = text;
-        if body.contains("kem_tls_handshake_failures_total") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        body.contains("kem_tls_handshake_failures_total")
+    })
+    .await;
     let (types, samples) = parse_prometheus(&body);
     assert_eq!(types.get("kem_inbound_request_duration_seconds").map(String::as_str), Some("histogram"));
     let route = |s: &Sample| s.1.get("route").map(String::as_str) == Some(echo::PATH);
@@ -345,15 +343,13 @@ async fn a_three_hop_call_is_one_trace_with_correct_parent_links() {
 
     // client → A(server, client) → B(server, client) → C(server): six spans.
     let mut spans = Vec::new();
-    for _ in 0..50 {
+    eventually("the six spans reach the collector", Duration::from_secs(5), async || {
         let flushing = export.clone();
         tokio::task::spawn_blocking(move || flushing.flush()).await.expect("flush");
         spans = collector.0.lock().expect("spans").iter().filter(|s| s.name.ends_with("Echo/Echo")).cloned().collect();
-        if spans.len() >= 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        spans.len() >= 6
+    })
+    .await;
     assert_eq!(spans.len(), 6, "{spans:#?}");
     let trace_id = spans[0].trace_id.clone();
     assert!(spans.iter().all(|s| s.trace_id == trace_id), "one trace: {spans:#?}");

@@ -105,6 +105,7 @@ async fn admin_connection(admin: &str) -> PgConnection {
             Ok(conn) => return conn,
             Err(e) => last = Some(e),
         }
+        // Real time by design: PostgreSQL is another process, so retry after a pause until it accepts connections.
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!(

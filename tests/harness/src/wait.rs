@@ -19,6 +19,7 @@ where
     let deadline = tokio::time::Instant::now() + within;
     while !check().await {
         assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting until {what}");
+        // The poll interval: the condition changes on other tasks and processes, which notify nobody.
         tokio::time::sleep(POLL).await;
     }
 }

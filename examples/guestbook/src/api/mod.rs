@@ -57,7 +57,7 @@ fn reply<T>(result: Result<T, GuestbookError>) -> Result<Response<T>, Status> {
 
 #[tonic::async_trait]
 impl GuestbookService for GuestbookApi {
-    async fn sign(&self, request: Request<pb::SignRequest>) -> Result<Response<pb::Entry>, Status> {
+    async fn sign(&self, request: Request<pb::SignRequest>) -> Result<Response<pb::SignResponse>, Status> {
         let request_id = request
             .metadata()
             .get(REQUEST_ID_METADATA)
@@ -65,7 +65,7 @@ impl GuestbookService for GuestbookApi {
             .and_then(RequestId::parse);
         let r = request.into_inner();
         let signature = Signature { event_id: r.event_id, name: r.name, message: r.message };
-        reply(self.app.sign(signature, request_id).await.map(entry))
+        reply(self.app.sign(signature, request_id).await.map(|e| pb::SignResponse { entry: Some(entry(e)) }))
     }
 
     async fn list_entries(

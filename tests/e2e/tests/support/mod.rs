@@ -68,6 +68,7 @@ impl Rest {
                 return reply;
             }
             assert!(tokio::time::Instant::now() < deadline, "{path} did not finish in 30 s; last: {}", reply.body);
+            // The poll interval: nothing tells a REST client that background work finished; ask again shortly.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -114,7 +113,8 @@ async fn status(
             return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"status_code": "INTERNAL_ERROR"}))).into_response();
         }
         NtsMode::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            // Never answers: the handler is dropped with the connection once the client gives up.
+            std::future::pending::<()>().await;
         }
         NtsMode::QuotaExceeded => {
             return gateway_error(StatusCode::BAD_REQUEST, -10, "일일 트래픽 한도를 초과했습니다.");
