@@ -230,6 +230,10 @@ pub fn event(e: &Event) -> proto::Event {
         etag: e.etag(),
         recommendations_job_id: e.recommendations_job_id.clone().unwrap_or_default(),
         images_job_id: e.images_job_id.clone().unwrap_or_default(),
+        // Filled in by the participants issue (#20).
+        auto_draw: false,
+        retention_days: 0,
+        terms: None,
     }
 }
 

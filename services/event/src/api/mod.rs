@@ -221,6 +221,7 @@ impl EventService for EventApi {
             prize: event.spec.prize.as_ref().map(convert::prize),
             title: event.spec.title.clone(),
             channels: convert::channels_to_proto(&event.spec.channels),
+            terms: None,
         }))
     }
 
@@ -236,6 +237,7 @@ impl EventService for EventApi {
             status: convert::status_to_proto(event.status) as i32,
             channels: convert::channels_to_proto(&event.spec.channels),
             publish_time: event.published_at.map(convert::timestamp),
+            selected_image_id: event.selected_image_id.clone().unwrap_or_default(),
         }))
     }
 

@@ -23,6 +23,8 @@ fn consent(c: &Consent) -> pb::Consent {
         granted: c.granted,
         consent_text_version: c.text_version.clone(),
         consent_time: Some(timestamp(c.recorded_at_ms)),
+        // Recorded from the event's terms by the participants issue (#20).
+        terms_sha256: String::new(),
     }
 }
 
@@ -103,6 +105,8 @@ pub fn event_count(c: &EventCount) -> pb::EventEntryCount {
             .map(|(channel, count)| pb::ChannelEntryCount { channel: *channel, count: *count })
             .collect(),
         last_entry_time: c.last_entry_ms.map(timestamp),
+        // Filled in by the participants issue (#20).
+        draw_time: None,
     }
 }
 

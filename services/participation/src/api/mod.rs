@@ -128,7 +128,12 @@ impl ParticipationService for ParticipationApi {
             marketing: r.marketing_consent.map(consent),
             source_channel: r.source_channel,
         };
-        reply(self.core.enter(input, request_id).await.map(|e| pb::EnterResponse { entry: Some(convert::entry(&e)) }))
+        reply(
+            self.core
+                .enter(input, request_id)
+                .await
+                .map(|e| pb::EnterResponse { entry: Some(convert::entry(&e)), receipt_code: String::new() }),
+        )
     }
 
     async fn list_participants(

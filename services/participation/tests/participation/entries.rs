@@ -14,10 +14,14 @@ async fn an_entry_is_recorded_masked_with_its_consents_and_reported_once() {
     let h = Harness::new().await;
     let event_id = h.add(event(EventStatus::Published));
     let mut request = entry(&event_id, " 김민수 ", "+82 10-1234-5678");
-    request.marketing_consent =
-        Some(pb::Consent { granted: true, consent_text_version: "marketing-2025-01".into(), consent_time: None });
+    request.marketing_consent = Some(pb::Consent {
+        granted: true,
+        consent_text_version: "marketing-2025-01".into(),
+        consent_time: None,
+        terms_sha256: String::new(),
+    });
     request.source_channel = common::Channel::KakaoChannel as i32;
-    let before = now_ms();
+    let before = SystemClock.now_ms();
     let e = h.enter(request).await.expect("enter");
     assert_eq!(
         (e.event_id.as_str(), e.masked_name.as_str(), e.masked_phone.as_str()),
@@ -54,7 +58,12 @@ async fn invalid_submissions_name_every_field_and_store_nothing() {
     let h = Harness::new().await;
     let event_id = h.add(event(EventStatus::Published));
     let mut bad = entry(&event_id, "", "02-123-4567");
-    bad.privacy_consent = Some(pb::Consent { granted: false, consent_text_version: String::new(), consent_time: None });
+    bad.privacy_consent = Some(pb::Consent {
+        granted: false,
+        consent_text_version: String::new(),
+        consent_time: None,
+        terms_sha256: String::new(),
+    });
     bad.source_channel = 42;
     let status = expect_code(h.enter(bad).await, Code::InvalidArgument);
     assert_eq!(reason(&status), "CONSENT_REQUIRED");
@@ -94,14 +103,18 @@ async fn entries_are_accepted_only_while_published_and_inside_the_period() {
         assert_eq!(metadata(&refused, "status"), status.as_str_name());
     }
     let mut over = event(EventStatus::Published);
-    over.period =
-        Some(common::Period { start_time: Some(ts(now_ms() - 48 * HOUR_MS)), end_time: Some(ts(now_ms() - HOUR_MS)) });
+    over.period = Some(common::Period {
+        start_time: Some(ts(SystemClock.now_ms() - 48 * HOUR_MS)),
+        end_time: Some(ts(SystemClock.now_ms() - HOUR_MS)),
+    });
     let over = h.add(over);
     let refused = expect_code(h.enter(entry(&over, "김민수", "010-1234-5678")).await, Code::FailedPrecondition);
     assert_eq!((reason(&refused), metadata(&refused, "why")), ("EVENT_NOT_OPEN".into(), "ended".into()));
     let mut later = event(EventStatus::Published);
-    later.period =
-        Some(common::Period { start_time: Some(ts(now_ms() + HOUR_MS)), end_time: Some(ts(now_ms() + 48 * HOUR_MS)) });
+    later.period = Some(common::Period {
+        start_time: Some(ts(SystemClock.now_ms() + HOUR_MS)),
+        end_time: Some(ts(SystemClock.now_ms() + 48 * HOUR_MS)),
+    });
     let later = h.add(later);
     let refused = expect_code(h.enter(entry(&later, "김민수", "010-1234-5678")).await, Code::FailedPrecondition);
     assert_eq!(metadata(&refused, "why"), "not_started");

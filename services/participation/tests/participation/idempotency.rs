@@ -19,8 +19,12 @@ async fn a_repeated_request_gets_its_entry_back_and_stores_one_row() {
     let h = Harness::new().await;
     let id = h.add(event(EventStatus::Published));
     let mut request = entry(&id, "김민수", "010-1234-5678");
-    request.marketing_consent =
-        Some(pb::Consent { granted: true, consent_text_version: "marketing-2025-01".into(), consent_time: None });
+    request.marketing_consent = Some(pb::Consent {
+        granted: true,
+        consent_text_version: "marketing-2025-01".into(),
+        consent_time: None,
+        terms_sha256: String::new(),
+    });
 
     let first = h.enter_as(REQUEST, request.clone()).await.expect("first attempt");
     let again = h.enter_as(REQUEST, request.clone()).await.expect("the same request again");
@@ -84,6 +88,7 @@ async fn a_request_id_never_reaches_another_phone_event_or_submission() {
             granted: true,
             consent_text_version: "marketing-2025-01".into(),
             consent_time: None,
+            terms_sha256: String::new(),
         }),
         ..mine.clone()
     });

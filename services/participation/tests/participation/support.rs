@@ -11,9 +11,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kem_kit::cache::MemoryCache;
+pub use kem_kit::clock::{Clock as _, SystemClock};
 use kem_kit::outbox::Outbox;
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
 use kem_kit::store::{self, Store};
@@ -32,6 +33,7 @@ use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::participation::v1 as pb;
 use kem_proto::kem::participation::v1::participation_service_client::ParticipationServiceClient;
 use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;
+use kem_testkit::eventually;
 use kem_testkit::service::{Backing, TestService};
 pub use kem_testkit::status::{expect_code, metadata, reason, violations};
 use prost::Message;
@@ -44,10 +46,6 @@ pub const OWNER: &str = "owner-1";
 pub const OTHER: &str = "owner-2";
 pub const HOUR_MS: i64 = 3_600_000;
 const HOUR: Duration = Duration::from_secs(3_600);
-
-pub fn now_ms() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)).unwrap_or(0)
-}
 
 pub fn ts(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
@@ -127,7 +125,7 @@ impl EventService for FakeEvents {
 /// An event of [`OWNER`] with `status`, running from an hour ago for a day, a prize of 3
 /// winners, published to Instagram and Kakao.
 pub fn event(status: EventStatus) -> GetEventForParticipationResponse {
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     GetEventForParticipationResponse {
         event_id: uuid::Uuid::new_v4().to_string(),
         owner_id: OWNER.to_owned(),
@@ -142,6 +140,7 @@ pub fn event(status: EventStatus) -> GetEventForParticipationResponse {
         }),
         title: "점심 이벤트".into(),
         channels: vec![common::Channel::Instagram as i32, common::Channel::KakaoChannel as i32],
+        terms: None,
     }
 }
 
@@ -383,12 +382,11 @@ impl Harness {
 
     /// Waits until the outbox relay has published everything committed so far.
     pub async fn settle(&self) {
-        let store = self.store().clone();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while Outbox::pending(&store).await.map(|n| n > 0).unwrap_or(true) {
-            assert!(tokio::time::Instant::now() < deadline, "the outbox did not drain within 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let store = self.store();
+        eventually("the outbox drains", Duration::from_secs(30), || async {
+            Outbox::pending(store).await.is_ok_and(|n| n == 0)
+        })
+        .await;
     }
 
     /// The analytics facts about `event_id` sent so far: (message id, body).
@@ -486,7 +484,7 @@ where
 
 /// CloseEntries on a given instance; returns the recorded close time (ms).
 pub async fn close_via(api: &ParticipationApi, event_id: &str) -> Result<i64, Status> {
-    let request = pb::CloseEntriesRequest { event_id: event_id.to_owned(), close_time: Some(ts(now_ms())) };
+    let request = pb::CloseEntriesRequest { event_id: event_id.to_owned(), close_time: Some(ts(SystemClock.now_ms())) };
     let closed = api.close_entries(Request::new(request)).await?.into_inner().close_time.unwrap_or_default();
     Ok(closed.seconds * 1000 + i64::from(closed.nanos / 1_000_000))
 }
@@ -511,9 +509,11 @@ pub fn entry(event_id: &str, name: &str, phone: &str) -> pb::EnterRequest {
             granted: true,
             consent_text_version: "privacy-2025-01".into(),
             consent_time: None,
+            terms_sha256: String::new(),
         }),
         marketing_consent: None,
         source_channel: common::Channel::Instagram as i32,
+        age_14_or_older: true,
     }
 }
 

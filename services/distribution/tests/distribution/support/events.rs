@@ -28,6 +28,7 @@ impl FakeEvents {
             status: pb::EventStatus::Published as i32,
             channels: channels.iter().map(|c| c.number()).collect(),
             publish_time: Some(super::ts(published_at_ms)),
+            selected_image_id: String::new(),
         };
         self.events.lock().expect("events").insert(event_id.to_owned(), event);
     }

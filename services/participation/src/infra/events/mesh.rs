@@ -151,6 +151,7 @@ mod tests {
             }),
             title: "t".into(),
             channels: vec![4],
+            terms: None,
         };
         let f = facts(response);
         assert_eq!((f.status, f.method, f.winner_count), (EventStatus::Published, Method::FirstCome, Some(3)));
