@@ -5,7 +5,8 @@
 //! routes (401) → per-route limit (429) → admission control per backend service (503) → deadline
 //! and idempotency-key headers (400) → body limit (413) → transcoding, path variables included
 //! (400) → idempotency claim or replay → backend call over the mesh (whose client retries
-//! idempotent methods) → canonical JSON response (or the error as `google.rpc.Status`, with
+//! idempotent methods) → canonical JSON response, or raw bytes with their `ETag`, caching policy
+//! and `304` for a held tag ([`crate::caching`]) (or the error as `google.rpc.Status`, with
 //! `Retry-After` from `RetryInfo`) → access log. A panic anywhere is a 500 with the request id.
 
 use std::net::SocketAddr;
@@ -288,7 +289,14 @@ async fn pipeline<'a>(
     let pretty = query.is_some_and(|q| q.split('&').any(|p| p == "pretty" || p == "pretty=true"));
     let Some(key) = idempotency_key else {
         let caller = Caller { owner: owner.as_deref(), client };
-        return call(edge, route, message, deadline, caller, rid, pretty).await.into_response();
+        // A conditional GET (or HEAD) may be answered 304 when its tags name the bytes.
+        let if_none_match = if matches!(parts.method, Method::GET | Method::HEAD) {
+            parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let wanted = Wanted { pretty, if_none_match };
+        return call(edge, route, message, deadline, caller, rid, wanted).await.into_response();
     };
 
     // A replayed POST with the same Idempotency-Key gets the first answer.
@@ -316,7 +324,8 @@ async fn pipeline<'a>(
             let (edge, route, detached_rid) = (edge.clone(), route.clone(), rid.clone());
             let detached = tokio::spawn(async move {
                 let caller = Caller { owner: owner.as_deref(), client };
-                let response = call(&edge, &route, message, deadline, caller, &detached_rid, pretty).await;
+                let wanted = Wanted { pretty, if_none_match: Vec::new() };
+                let response = call(&edge, &route, message, deadline, caller, &detached_rid, wanted).await;
                 edge.idempotency.finish(claim, response).await
             });
             // A panic in there drops the claim, which releases the key.
@@ -361,6 +370,13 @@ struct Caller<'a> {
     client: std::net::IpAddr,
 }
 
+/// How the client wants the answer: pretty-printed JSON (`?pretty`), and the entity tags it
+/// already holds (`If-None-Match` of a GET or HEAD; usually none).
+struct Wanted {
+    pretty: bool,
+    if_none_match: Vec<HeaderValue>,
+}
+
 async fn call(
     edge: &Edge,
     route: &Route,
@@ -368,7 +384,7 @@ async fn call(
     deadline: Duration,
     caller: Caller<'_>,
     rid: &RequestId,
-    pretty: bool,
+    wanted: Wanted,
 ) -> EdgeResponse {
     let Some(channel) = edge.upstreams.get(route.service()) else {
         return EdgeResponse(json_error(
@@ -400,15 +416,15 @@ async fn call(
     };
     let last = match tokio::time::timeout(deadline, outcome).await {
         Ok(Ok(response)) => {
-            return match write_response(route, response.get_ref(), pretty) {
+            return match write_response(route, response.get_ref(), wanted.pretty) {
                 Ok(ResponseBody::Json(bytes)) => EdgeResponse(json_ok(bytes)),
-                Ok(ResponseBody::Raw { content_type, data }) => {
-                    let mut response = Response::new(Body::from(data));
-                    if let Ok(value) = HeaderValue::from_str(&content_type) {
-                        response.headers_mut().insert(header::CONTENT_TYPE, value);
-                    }
-                    EdgeResponse(response)
-                }
+                Ok(ResponseBody::Raw { content_type, data, sha256 }) => EdgeResponse(crate::caching::raw_response(
+                    route,
+                    &content_type,
+                    data,
+                    sha256.as_deref(),
+                    &wanted.if_none_match,
+                )),
                 Err(e) => EdgeResponse(json_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     Code::Internal,

@@ -5,19 +5,22 @@
 //! - [`transcode`]: path/query/body → dynamic request message, response → canonical JSON;
 //! - [`edge`]: the request pipeline (auth, limits, idempotency, deadlines, retries, errors);
 //! - [`access_log`]: one record per request, through `tracing` or a process's own sink;
-//! - [`auth`], [`protect`], [`idempotency`], [`deadline`], [`errors`]: its stages;
+//! - [`auth`], [`protect`], [`idempotency`], [`deadline`], [`errors`], [`caching`]: its stages;
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the same descriptors;
+//! - [`pages`]: the participant's entry page, receipt, winners and QR codes (`/e/...`, HTML);
 //! - [`upstream`]: backend channels (mesh mTLS).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod access_log;
 pub mod auth;
+pub mod caching;
 pub mod deadline;
 pub mod edge;
 pub mod errors;
 pub mod idempotency;
 pub mod openapi;
+pub mod pages;
 pub mod protect;
 pub mod routes;
 pub mod transcode;
@@ -103,6 +106,7 @@ pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_o
         .route("/docs", get(docs))
         .route("/docs/assets/{asset}", get(docs_asset))
         .route("/.well-known/jwks.json", get(jwks_json))
+        .route_service("/e/{*path}", pages::service(edge.clone()))
         .with_state(fixed)
         .route_layer(compression())
         .fallback_service(pipeline);

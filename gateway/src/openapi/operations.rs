@@ -8,11 +8,13 @@
 //!   structured well-known types (Struct, Value, Any, ...) cannot be sent in a query;
 //! - `body: "*"` is the request message minus the path-bound fields, `body: "field"` that field;
 //! - `response_body` selects the response field written as the body; a `bytes` field (or a
-//!   `google.api.HttpBody`) is written raw.
+//!   `google.api.HttpBody`) is written raw, and with a `sha256` field beside it the answer has an
+//!   `ETag`, a `304` for a held tag and, on public reads, a public `Cache-Control` (see
+//!   [`crate::caching`]).
 
 use std::collections::{BTreeMap, HashSet};
 
-use kem_proto::contract::{Access, HttpBinding, access, http_bindings};
+use kem_proto::contract::{Access, HttpBinding, access, http_bindings, idempotency};
 use prost_reflect::{DescriptorPool, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor};
 use serde_json::{Map, Value, json};
 
@@ -202,7 +204,7 @@ fn operation(comments: &Comments, schemas: &mut Schemas<'_>, cx: &OperationConte
     if let Some(body) = request_body(comments, schemas, cx) {
         op.insert("requestBody".into(), body);
     }
-    op.insert("responses".into(), responses(comments, schemas, cx.method, &cx.binding.response_body));
+    op.insert("responses".into(), responses(comments, schemas, cx.method, &cx.binding.response_body, cx.access));
     let security = match cx.access {
         Access::Owner => json!([{ "bearerAuth": [] }]),
         _ => json!([]),
@@ -424,8 +426,15 @@ fn without_properties(schema: &mut Value, names: &HashSet<String>, drop_required
     }
 }
 
-fn responses(comments: &Comments, schemas: &mut Schemas<'_>, method: &MethodDescriptor, response_body: &str) -> Value {
+fn responses(
+    comments: &Comments,
+    schemas: &mut Schemas<'_>,
+    method: &MethodDescriptor,
+    response_body: &str,
+    access: Access,
+) -> Value {
     let output = method.output();
+    let mut content_addressed = false;
     let raw = json!({
         "description": "The raw bytes of the response body; the `Content-Type` header gives their media type.",
         "content": { "*/*": { "schema": {} } }
@@ -451,6 +460,10 @@ fn responses(comments: &Comments, schemas: &mut Schemas<'_>, method: &MethodDesc
                 if let Some(comment) = comments.field(&field) {
                     raw["description"] = format!("{comment}\n\nWritten as the raw response body.").into();
                 }
+                if output.get_field_by_name(crate::caching::DIGEST_FIELD).is_some() {
+                    content_addressed = true;
+                    raw["headers"] = caching_headers(crate::caching::publicly_cacheable(access, idempotency(method)));
+                }
                 raw
             }
             Some(field) => {
@@ -467,7 +480,31 @@ fn responses(comments: &Comments, schemas: &mut Schemas<'_>, method: &MethodDesc
             None => json!({ "description": "OK" }),
         }
     };
-    json!({ "200": ok, "default": { "$ref": ERROR_RESPONSE_REF } })
+    let mut responses = json!({ "200": ok, "default": { "$ref": ERROR_RESPONSE_REF } });
+    if content_addressed {
+        responses["304"] = json!({
+            "description": "Not Modified: the `If-None-Match` request header holds the `ETag` of these bytes; no body.",
+            "headers": caching_headers(crate::caching::publicly_cacheable(access, idempotency(method))),
+        });
+    }
+    responses
+}
+
+/// The headers of a content-addressed raw answer (and of its `304`).
+fn caching_headers(public: bool) -> Value {
+    let mut headers = json!({
+        "ETag": {
+            "description": "The SHA-256 of the bytes, quoted (a strong entity tag); send it back in `If-None-Match`.",
+            "schema": { "type": "string" }
+        }
+    });
+    if public {
+        headers["Cache-Control"] = json!({
+            "description": "The bytes never change: any cache may keep them for a day without asking again.",
+            "schema": { "type": "string", "const": crate::caching::PUBLIC_IMMUTABLE }
+        });
+    }
+    headers
 }
 
 #[cfg(test)]

@@ -319,6 +319,18 @@ fn responses_are_the_message_and_the_status_error() {
     assert_eq!(status["properties"]["details"]["items"]["properties"]["@type"]["type"], "string");
     let content = operation(&doc, "kem.content.v1.ContentService.GetImageContent");
     assert!(content["responses"]["200"]["content"].get("*/*").is_some(), "response_body bytes are raw");
+    // Bytes with a digest beside them are content-addressed: ETag and 304; public only if public.
+    assert!(content["responses"]["200"]["headers"].get("ETag").is_some());
+    assert!(content["responses"]["304"]["headers"].get("ETag").is_some());
+    assert!(content["responses"]["200"]["headers"].get("Cache-Control").is_none(), "an owner's bytes");
+    let public = operation(&doc, "kem.content.v1.ContentService.GetPublicImageContent");
+    assert_eq!(
+        public["responses"]["200"]["headers"]["Cache-Control"]["schema"]["const"],
+        crate::caching::PUBLIC_IMMUTABLE
+    );
+    assert!(public["responses"].get("304").is_some());
+    let event = operation(&doc, "kem.event.v1.EventService.GetEvent");
+    assert!(event["responses"].get("304").is_none() && event["responses"]["200"].get("headers").is_none());
 }
 
 #[test]

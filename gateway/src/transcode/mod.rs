@@ -257,6 +257,9 @@ pub enum ResponseBody {
         content_type: String,
         /// Bytes.
         data: Vec<u8>,
+        /// Their digest from a `sha256` field next to them, when the message has one and it is
+        /// set: the answer is content-addressed (see [`crate::caching`]).
+        sha256: Option<String>,
     },
 }
 
@@ -278,7 +281,11 @@ pub fn write_response(
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "application/octet-stream".to_owned());
-            return Ok(ResponseBody::Raw { content_type, data: data.to_vec() });
+            let sha256 = message
+                .get_field_by_name(crate::caching::DIGEST_FIELD)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .filter(|s| !s.is_empty());
+            return Ok(ResponseBody::Raw { content_type, data: data.to_vec(), sha256 });
         }
         if let prost_reflect::Value::Message(inner) = value.as_ref() {
             return to_json(inner, &options, pretty).map(ResponseBody::Json);

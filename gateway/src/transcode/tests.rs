@@ -140,8 +140,16 @@ fn responses_select_response_body_and_raw_bytes() {
     response.set_field_by_name("content_type", PValue::String("image/png".into()));
     response.set_field_by_name("data", PValue::Bytes(bytes::Bytes::from_static(b"\x89PNG")));
     match write_response(route, &response, false).expect("write") {
-        ResponseBody::Raw { content_type, data } => {
-            assert_eq!((content_type.as_str(), data.as_slice()), ("image/png", &b"\x89PNG"[..]))
+        ResponseBody::Raw { content_type, data, sha256 } => {
+            assert_eq!((content_type.as_str(), data.as_slice()), ("image/png", &b"\x89PNG"[..]));
+            assert_eq!(sha256, None, "an unset digest is none");
+        }
+        other => panic!("{other:?}"),
+    }
+    response.set_field_by_name("sha256", PValue::String("abc123".into()));
+    match write_response(route, &response, false).expect("write") {
+        ResponseBody::Raw { sha256, .. } => {
+            assert_eq!(sha256.as_deref(), Some("abc123"), "the digest beside the bytes")
         }
         other => panic!("{other:?}"),
     }

@@ -3,5 +3,7 @@
 mod api;
 mod fuzz;
 mod hostile;
+mod images;
+mod pages;
 mod support;
 mod tokens;

@@ -1,4 +1,5 @@
-//! A test EventService backend with scripted behaviour, served over mTLS, and a gateway in front.
+//! A test EventService backend with scripted behaviour and a ContentService serving image bytes,
+//! both over mTLS, and a gateway in front.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use kem_mesh::balance::Resolver;
 use kem_mesh::client::{BalancedChannel, ClientConfig, MeshChannel};
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
 use kem_mesh::{RoleServer, Shutdown, Transport};
+use kem_proto::kem::content::v1 as content;
+use kem_proto::kem::content::v1::content_service_server::{ContentService, ContentServiceServer};
 use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
 use kem_proto::kem::event::v1::*;
 use tonic::{Request, Response, Status};
@@ -129,10 +132,60 @@ impl EventService for Events {
     }
 }
 
+/// The bytes every image of [`Images`] has.
+pub const IMAGE_BYTES: &[u8] = b"\x89PNG\r\n\x1a\n scripted image";
+
+/// Their SHA-256 (lower-case hex).
+pub fn image_sha256() -> String {
+    kem_kit::hex::encode(ring::digest::digest(&ring::digest::SHA256, IMAGE_BYTES).as_ref())
+}
+
+/// A content backend: every image id is found with [`IMAGE_BYTES`] (owner and public), except
+/// `missing` (NOT_FOUND) and `untagged` (no digest); counts the calls.
+#[derive(Default)]
+pub struct Images {
+    pub calls: AtomicU32,
+}
+
+impl Images {
+    fn answer(&self, image_id: &str) -> Result<(String, Vec<u8>, String), Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match image_id {
+            "missing" => Err(Status::not_found(format!("image \"{image_id}\" not found"))),
+            "untagged" => Ok(("image/png".into(), IMAGE_BYTES.to_vec(), String::new())),
+            _ => Ok(("image/png".into(), IMAGE_BYTES.to_vec(), image_sha256())),
+        }
+    }
+}
+
+/// The service wrapper (the trait is foreign).
+pub struct Content(pub Arc<Images>);
+
+#[tonic::async_trait]
+impl ContentService for Content {
+    async fn get_image_content(
+        &self,
+        request: Request<content::GetImageContentRequest>,
+    ) -> Result<Response<content::GetImageContentResponse>, Status> {
+        let (content_type, data, sha256) = self.0.answer(&request.into_inner().image_id)?;
+        Ok(Response::new(content::GetImageContentResponse { content_type, data, sha256 }))
+    }
+
+    async fn get_public_image_content(
+        &self,
+        request: Request<content::GetPublicImageContentRequest>,
+    ) -> Result<Response<content::GetPublicImageContentResponse>, Status> {
+        let (content_type, data, sha256) = self.0.answer(&request.into_inner().image_id)?;
+        Ok(Response::new(content::GetPublicImageContentResponse { content_type, data, sha256 }))
+    }
+}
+
 /// A backend plus a gateway in front of it.
 pub struct Setup {
     pub http: SocketAddr,
     pub backend: Arc<ScriptedEvents>,
+    /// The content backend (image bytes).
+    pub images: Arc<Images>,
     pub issuer: Issuer,
     /// The revocations the edge enforces (no source: tests apply them directly).
     pub revocations: Arc<RevocationList>,
@@ -209,6 +262,22 @@ pub async fn start_full(
     };
     upstreams.insert(service, channel);
 
+    let images = Arc::new(Images::default());
+    let content_service = "kem.content.v1.ContentService";
+    let policy =
+        Policy::from_contracts(kem_proto::descriptor_pool(), &[content_service], TRUST_DOMAIN, NAMESPACE, "gateway");
+    let content_id = ca.identity("content", Duration::from_secs(3600)).await;
+    let serving = RoleServer::new("content")
+        .transport(Transport::MutualTls(content_id))
+        .policy(policy, Some(TestCa::id("gateway")))
+        .drain_timeout(Duration::from_millis(200))
+        .add_service(ContentServiceServer::new(Content(images.clone())))
+        .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"), shutdown.clone())
+        .await
+        .expect("content backend");
+    let content_channel = MeshChannel::new(&gateway_id, &serving.addr.to_string(), &TestCa::id("content"));
+    upstreams.insert(content_service, upstream(content_channel.expect("content channel")));
+
     let key = SigningKey::generate().expect("key");
     let issuer = Issuer::new(key, ISSUER, AUDIENCE);
     let revocations = RevocationList::disabled();
@@ -226,7 +295,7 @@ pub async fn start_full(
     let router = kem_gateway::router(edge, Some(auth), &["https://app.kem.example".to_owned()]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (http, _task) = kem_gateway::serve(listener, router, shutdown.clone()).expect("serve");
-    Setup { http, backend, issuer, revocations, shutdown, replica_shutdowns, _ca: ca }
+    Setup { http, backend, images, issuer, revocations, shutdown, replica_shutdowns, _ca: ca }
 }
 
 pub fn client() -> reqwest::Client {

@@ -1,12 +1,13 @@
 //! `kem load`: the whole platform under load through the REST edge, then consistency checks.
 //!
-//! Owners sign up, create events and drive them to PUBLISHED (recommendations, images, publish);
-//! then participants enter at a fixed arrival rate (open loop: latency counts from each entry's
-//! intended send time, so a stall shows as latency, not as a lower rate), a share of them entering
-//! twice; owners poll their analytics meanwhile. At the end the run checks what the platform
-//! promises: every accepted entry is stored (none lost), no phone is stored twice, every duplicate
-//! was answered 409, analytics totals equal the stored entries, and every published channel
-//! reached a final state.
+//! Owners sign up, create events and drive them to PUBLISHED (recommendations, images, publish),
+//! and each event's terms version is read from its public view; then participants (14 or older,
+//! consenting to those terms) enter at a fixed arrival rate (open loop: latency counts from each
+//! entry's intended send time, so a stall shows as latency, not as a lower rate), a share of them
+//! entering twice; owners poll their analytics meanwhile. At the end the run checks what the
+//! platform promises: every accepted entry is stored (none lost), no phone is stored twice, every
+//! duplicate was answered 409, analytics totals equal the stored entries, and every published
+//! channel reached a final state.
 //!
 //! Everything is bounded: a fixed number of entries and a hard time limit. Traffic goes only to
 //! the given edge (loopback in tests and `--spawn` runs).
@@ -117,6 +118,9 @@ pub struct PublishedEvent {
     pub event_id: String,
     /// The owner's signed-in client.
     pub owner: EdgeClient,
+    /// The version of the event's terms (GetPublicEvent `event.terms.version`): what every entry's
+    /// privacy consent names.
+    pub terms_version: String,
 }
 
 /// The consistency checks of a run.
@@ -261,7 +265,20 @@ async fn finished_job(owner: &EdgeClient, job_id: &str, deadline: Instant) -> an
     }
 }
 
-/// Signs an owner up and drives one event to PUBLISHED.
+/// The version of the terms of the published event `id`, from the public view anyone reads
+/// (`GET /api/v1/public/events/{id}`).
+async fn terms_version(client: &EdgeClient, id: &str, deadline: Instant) -> anyhow::Result<String> {
+    let path = format!("/api/v1/public/events/{id}");
+    let event = expect(
+        persist(deadline, || client.get("GET /api/v1/public/events/{id}", path.clone())).await?,
+        "GetPublicEvent",
+    )?;
+    let version = event.str("/event/terms/version");
+    anyhow::ensure!(!version.is_empty(), "the public event {id} has no terms: {}", event.body);
+    Ok(version)
+}
+
+/// Signs an owner up and drives one event to PUBLISHED, and reads the version of its terms.
 pub async fn publish_one(edge: &EdgeClient, n: usize, run: &str, deadline: Instant) -> anyhow::Result<PublishedEvent> {
     let email = format!("load-{run}-{n}@example.com");
     let anonymous = edge.from_ip(simulated_ip(1_000_000 + n as u64));
@@ -354,7 +371,10 @@ pub async fn publish_one(edge: &EdgeClient, n: usize, run: &str, deadline: Insta
         .await?,
         "PublishEvent",
     )?;
-    Ok(PublishedEvent { event_id: id, owner })
+    // Participants consent to the terms fixed at publication: read their version once, as the
+    // entry page does before it shows the form.
+    let terms_version = terms_version(&anonymous, &id, deadline).await?;
+    Ok(PublishedEvent { event_id: id, owner, terms_version })
 }
 
 /// What the entry phase learned per event.
@@ -495,11 +515,12 @@ pub async fn run_with(args: &LoadArgs, stats: Arc<Stats>) -> anyhow::Result<Load
         let phone = format!("010-{:04}-{:04}", 1000 + index % 9000, number % 10_000);
         let client = if args.forwarded_for { edge.from_ip(simulated_ip(i as u64 + 1)) } else { edge.clone() };
         let event_id = events[index].event_id.clone();
+        let terms_version = events[index].terms_version.clone();
         let ledgers = ledgers.clone();
         tasks.push(tokio::spawn(async move {
             let body = json!({
-                "name": format!("참가자{number}"), "phone": phone,
-                "privacyConsent": {"granted": true, "consentTextVersion": "2026-01"},
+                "name": format!("참가자{number}"), "phone": phone, "age14OrOlder": true,
+                "privacyConsent": {"granted": true, "consentTextVersion": terms_version},
                 "marketingConsent": {"granted": number % 2 == 0, "consentTextVersion": "2026-01"},
                 "sourceChannel": "CHANNEL_INSTAGRAM",
             });

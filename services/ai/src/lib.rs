@@ -75,26 +75,11 @@ pub enum AiStartError {
     Provider(#[from] ProviderConfigError),
 }
 
-/// The ai service as a role mounts it (`kem serve ai`, `kem up`).
-pub struct Ai;
-
-impl kem_kit::runtime::KemService for Ai {
-    const NAME: &'static str = "ai";
-    type Config = AiConfig;
-    type ConfigError = AiConfigError;
-    type StartError = AiStartError;
-    type Server = AiServiceServer<AiApi>;
-
-    fn config_from_env() -> Result<AiConfig, AiConfigError> {
-        AiConfig::from_env()
-    }
-
-    fn start(
-        ctx: ServiceContext,
-        config: AiConfig,
-    ) -> impl std::future::Future<Output = Result<AiServiceServer<AiApi>, AiStartError>> + Send {
-        start(ctx, config)
-    }
+kem_kit::kem_service! {
+    /// The ai service as a role mounts it (`kem serve ai`, `kem up`).
+    pub struct Ai = "ai";
+    config: AiConfig, AiConfigError;
+    start: start => AiServiceServer<AiApi>, AiStartError;
 }
 
 /// Starts the ai service on `ctx`: runs its migrations, spawns the `ai-event-generation`

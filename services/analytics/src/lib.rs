@@ -69,27 +69,11 @@ pub enum AnalyticsStartError {
     Migrate(#[source] StoreError),
 }
 
-/// The analytics service as a role mounts it (`kem serve analytics`, `kem up`).
-pub struct Analytics;
-
-impl kem_kit::runtime::KemService for Analytics {
-    const NAME: &'static str = "analytics";
-    type Config = AnalyticsConfig;
-    type ConfigError = AnalyticsConfigError;
-    type StartError = AnalyticsStartError;
-    type Server = AnalyticsServiceServer<AnalyticsApi>;
-
-    fn config_from_env() -> Result<AnalyticsConfig, AnalyticsConfigError> {
-        AnalyticsConfig::from_env()
-    }
-
-    fn start(
-        ctx: ServiceContext,
-        config: AnalyticsConfig,
-    ) -> impl std::future::Future<Output = Result<AnalyticsServiceServer<AnalyticsApi>, AnalyticsStartError>> + Send
-    {
-        start(ctx, config)
-    }
+kem_kit::kem_service! {
+    /// The analytics service as a role mounts it (`kem serve analytics`, `kem up`).
+    pub struct Analytics = "analytics";
+    config: AnalyticsConfig, AnalyticsConfigError;
+    start: start => AnalyticsServiceServer<AnalyticsApi>, AnalyticsStartError;
 }
 
 /// Starts the analytics service on `ctx`: migrates its database, spawns the
@@ -108,8 +92,13 @@ pub async fn start_api(ctx: ServiceContext, config: AnalyticsConfig) -> Result<A
     config.validate()?;
     ctx.store.migrate(migrations()).await.map_err(AnalyticsStartError::Migrate)?;
     let cache = ViewCache::new(ctx.cache.clone(), config.cache_ttl);
-    let core =
-        Arc::new(AnalyticsCore::new(Repository::new(ctx.store.clone()), cache, config.clone(), ctx.service.clone()));
+    let core = Arc::new(AnalyticsCore::new(
+        Repository::new(ctx.store.clone()),
+        cache,
+        config.clone(),
+        ctx.service.clone(),
+        ctx.clock.clone(),
+    ));
     let api = AnalyticsApi::new(core.clone());
     consumer::spawn(&ctx, core.clone(), config.consumer_concurrency);
     maintenance::spawn(core, config.maintenance_interval, ctx.shutdown.clone());

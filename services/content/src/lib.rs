@@ -5,22 +5,26 @@
 //!
 //! The crate reads top-down:
 //! - [`api`]: the tonic adapter of `kem.content.v1.ContentService` (ListImages, GetImageContent,
-//!   and the internal GetImage) — [`api::convert`] maps protobuf ↔ domain (also for `infra`'s
-//!   consumer and reporter), [`api::status`] maps errors to statuses;
+//!   the public GetPublicImageContent, and the internal GetImage) — [`api::convert`] maps protobuf
+//!   ↔ domain (also for `infra`'s consumer and event client), [`api::status`] maps errors to
+//!   statuses;
 //! - [`app`]: the use cases (queries, generation); they call the single-implementation adapters
 //!   directly and hold ports only where two implementations are really used (blob stores, image
 //!   generators), reading "now" from the kit's injected clock;
 //! - [`domain`]: pure rules — channel sizes (channels are the kit's vocabulary), prompts and
-//!   render keys, request validation, how image outcomes become a job's result;
+//!   render keys, request validation, how image outcomes become a job's result, which images are
+//!   public;
 //! - [`infra`]: the adapters — SQL (PostgreSQL/SQLite) with the inbox, the render cache, the blob
-//!   stores, the Stability AI client and the local renderer, PNG processing, the event-service
-//!   reporter, the `content-generation` consumer.
+//!   stores, the Stability AI client and the local renderer, PNG processing, the event service
+//!   over the mesh (job reports, publications), the `content-generation` consumer.
 //!
 //! Only [`config`] and this file sit at the crate root.
 //!
 //! Messaging: consumes `content-generation` (`kem.messaging.v1.GenerateImages`, message id
 //! `job:<job_id>`), and reports to the event service with `ReportJobResult` over the mesh
-//! (`started`, then `images` — possibly partial, with per-style results — or `error`).
+//! (`started`, then `images` — possibly partial, with per-style results — or `error`). A public
+//! image is served only after the event service's `GetEventForDistribution` says it is the
+//! selected image of a published or ended event (that decision is cached for a few minutes).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -31,6 +35,7 @@ pub mod infra;
 
 use std::sync::{Arc, LazyLock};
 
+use kem_kit::cache::CacheAside;
 use kem_kit::external::{ProviderClient, ProviderConfigError, ProviderMode};
 use kem_kit::runtime::ServiceContext;
 use kem_kit::store::{Migrations, StoreError};
@@ -42,8 +47,8 @@ pub use kem_proto::kem::content::v1::content_service_server::ContentServiceServe
 use crate::app::{AppSettings, BlobStore, ContentApp, ImageGenerator, Ports};
 use crate::infra::blob::{AzureBlobConfigError, AzureBlobStore, LocalBlobStore};
 use crate::infra::{
-    CachedRenders, LocalGenerator, MeshJobReporter, PngImaging, SqlImageRepository, StabilityClient, consumer,
-    maintenance, telemetry,
+    CachedRenders, LocalGenerator, MeshEvents, PngImaging, SqlImageRepository, StabilityClient, consumer, maintenance,
+    telemetry,
 };
 
 static MIGRATIONS: LazyLock<Migrations> =
@@ -77,26 +82,11 @@ pub enum ContentStartError {
     Migrate(#[source] StoreError),
 }
 
-/// The content service as a role mounts it (`kem serve content`, `kem up`).
-pub struct Content;
-
-impl kem_kit::runtime::KemService for Content {
-    const NAME: &'static str = "content";
-    type Config = ContentConfig;
-    type ConfigError = ContentConfigError;
-    type StartError = ContentStartError;
-    type Server = ContentServiceServer<ContentApi>;
-
-    fn config_from_env() -> Result<ContentConfig, ContentConfigError> {
-        ContentConfig::from_env()
-    }
-
-    fn start(
-        ctx: ServiceContext,
-        config: ContentConfig,
-    ) -> impl std::future::Future<Output = Result<ContentServiceServer<ContentApi>, ContentStartError>> + Send {
-        start(ctx, config)
-    }
+kem_kit::kem_service! {
+    /// The content service as a role mounts it (`kem serve content`, `kem up`).
+    pub struct Content = "content";
+    config: ContentConfig, ContentConfigError;
+    start: start => ContentServiceServer<ContentApi>, ContentStartError;
 }
 
 /// Starts the content service on `ctx`: migrates its database, spawns the `content-generation`
@@ -133,6 +123,7 @@ pub async fn start_api(ctx: ServiceContext, config: ContentConfig) -> Result<Con
             (Arc::new(store), Some(client))
         }
     };
+    let public_images = CacheAside::new(ctx.cache.clone());
     let clock = ctx.clock.clone();
     let settings = AppSettings {
         render_ttl: config.render_ttl,
@@ -147,7 +138,8 @@ pub async fn start_api(ctx: ServiceContext, config: ContentConfig) -> Result<Con
             blobs,
             generator,
             imaging: PngImaging,
-            reporter: MeshJobReporter::new(ctx.peers.clone(), config.report_timeout),
+            events: MeshEvents::new(ctx.peers.clone(), config.report_timeout),
+            public_images: public_images.clone(),
             clock: clock.clone(),
         },
         settings,
@@ -157,6 +149,7 @@ pub async fn start_api(ctx: ServiceContext, config: ContentConfig) -> Result<Con
         telemetry::ContentTelemetry {
             metrics: app.metrics().clone(),
             renders: renders.aside().clone(),
+            public_images,
             providers: stability_client.into_iter().chain(blob_client).collect(),
         },
     );

@@ -78,27 +78,11 @@ pub enum DistributionStartError {
     LocalPartner(#[from] std::io::Error),
 }
 
-/// The distribution service as a role mounts it (`kem serve distribution`, `kem up`).
-pub struct Distribution;
-
-impl kem_kit::runtime::KemService for Distribution {
-    const NAME: &'static str = "distribution";
-    type Config = DistributionConfig;
-    type ConfigError = DistributionConfigError;
-    type StartError = DistributionStartError;
-    type Server = DistributionServiceServer<DistributionApi>;
-
-    fn config_from_env() -> Result<DistributionConfig, DistributionConfigError> {
-        DistributionConfig::from_env()
-    }
-
-    fn start(
-        ctx: ServiceContext,
-        config: DistributionConfig,
-    ) -> impl std::future::Future<Output = Result<DistributionServiceServer<DistributionApi>, DistributionStartError>> + Send
-    {
-        start(ctx, config)
-    }
+kem_kit::kem_service! {
+    /// The distribution service as a role mounts it (`kem serve distribution`, `kem up`).
+    pub struct Distribution = "distribution";
+    config: DistributionConfig, DistributionConfigError;
+    start: start => DistributionServiceServer<DistributionApi>, DistributionStartError;
 }
 
 /// Starts the distribution service: migrates its tables, starts the outbox relay, the
@@ -130,12 +114,12 @@ pub async fn start_api(
         .collect();
     let owners =
         MeshOwners::new(ctx.peers.clone(), ctx.cache.clone(), config.owner_cache_ttl, config.owner_lookup_timeout);
-    let worker = DeliveryWorker::new(repo.clone(), owners, waker, config.public_base_url.clone());
+    let worker = DeliveryWorker::new(repo.clone(), owners, waker, config.public_base_url.clone(), ctx.clock.clone());
     let settings = DispatchSettings { scan_interval: config.scan_interval, lease_margin: config.lease_margin };
-    let dispatcher = Dispatcher::new(repo.clone(), lanes, worker, settings);
+    let dispatcher = Dispatcher::new(repo.clone(), lanes, worker, settings, ctx.clock.clone());
     dispatcher.spawn(ctx.shutdown.clone(), config.drain_timeout);
     let publications = MeshPublications::new(ctx.peers.clone());
-    let core = Arc::new(DistributionCore::new(repo, dispatcher, publications, ctx.service.clone()));
+    let core = Arc::new(DistributionCore::new(repo, dispatcher, publications, ctx.service.clone(), ctx.clock.clone()));
     consumer::spawn(&ctx, core.clone(), config.consumer_concurrency);
     consumer::spawn_inbox_purge(&ctx);
     for channel in Channel::ALL {

@@ -9,10 +9,15 @@
 //! | `default_page_size` | `KEM_EVENT_DEFAULT_PAGE_SIZE` | `20` |
 //! | `max_page_size` | `KEM_EVENT_MAX_PAGE_SIZE` | `100` |
 //! | `cache_ttl` | `KEM_EVENT_CACHE_TTL` | `5m` |
+//! | `scheduler_interval` | `KEM_EVENT_SCHEDULER_INTERVAL` | `1s` |
+//! | `auto_draw_delay` | `KEM_EVENT_AUTO_DRAW_DELAY` | `10m` |
+//! | `public_base_url` | `KEM_PUBLIC_BASE_URL` | `http://127.0.0.1:8080` |
 //!
 //! Durations are a whole number with a unit: `500ms`, `30s`, `5m`, `1h`, `7d` (a bare number is
 //! seconds). The page sizes default to what the ListEvents contract documents (20, coerced to at
-//! most 100). Every variable may come from a file named by `<NAME>_FILE`.
+//! most 100). The public base URL is the platform's public edge (shared with distribution): the
+//! public view's entry, channel and image links hang off it; a trailing `/` is dropped. Every
+//! variable may come from a file named by `<NAME>_FILE`.
 
 use std::time::Duration;
 
@@ -32,6 +37,12 @@ pub mod env {
     pub const MAX_PAGE_SIZE: &str = "KEM_EVENT_MAX_PAGE_SIZE";
     /// `cache_ttl` (`5m`).
     pub const CACHE_TTL: &str = "KEM_EVENT_CACHE_TTL";
+    /// `scheduler_interval` (`1s`).
+    pub const SCHEDULER_INTERVAL: &str = "KEM_EVENT_SCHEDULER_INTERVAL";
+    /// `auto_draw_delay` (`10m`).
+    pub const AUTO_DRAW_DELAY: &str = "KEM_EVENT_AUTO_DRAW_DELAY";
+    /// `public_base_url` (`http://127.0.0.1:8080`).
+    pub const PUBLIC_BASE_URL: &str = "KEM_PUBLIC_BASE_URL";
 }
 
 /// Settings of the event service.
@@ -50,6 +61,15 @@ pub struct EventConfig {
     pub max_page_size: usize,
     /// Time to live of cached events (entries are also invalidated on every change).
     pub cache_ttl: Duration,
+    /// How often the scheduler ends the events whose period is over and draws the auto-draw
+    /// events whose delay has passed.
+    pub scheduler_interval: Duration,
+    /// How long after an auto-draw event ends its winners are drawn (the contract's
+    /// AUTO_DRAW_DELAY).
+    pub auto_draw_delay: Duration,
+    /// Base URL of the public edge (no trailing slash): entry pages `<base>/e/<id>`, images
+    /// `<base>/api/v1/public/images/<id>`.
+    pub public_base_url: String,
 }
 
 impl Default for EventConfig {
@@ -61,6 +81,9 @@ impl Default for EventConfig {
             default_page_size: 20,
             max_page_size: 100,
             cache_ttl: Duration::from_secs(300),
+            scheduler_interval: Duration::from_secs(1),
+            auto_draw_delay: Duration::from_secs(600),
+            public_base_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }
@@ -123,6 +146,16 @@ impl EventConfig {
         if let Some(ttl) = vars.get(env::CACHE_TTL, parse::duration()) {
             config.cache_ttl = ttl;
         }
+        if let Some(interval) = vars.get(env::SCHEDULER_INTERVAL, parse::duration()) {
+            config.scheduler_interval = interval;
+        }
+        if let Some(delay) = vars.get(env::AUTO_DRAW_DELAY, parse::duration()) {
+            config.auto_draw_delay = delay;
+        }
+        let url = parse::http_url().without_trailing_slash().example("https://kem.example");
+        if let Some(base) = vars.get(env::PUBLIC_BASE_URL, url) {
+            config.public_base_url = base;
+        }
         for (var, rule) in config.broken_rules() {
             vars.broken(var, rule);
         }
@@ -147,6 +180,14 @@ impl EventConfig {
         }
         if self.job_poll_interval.is_zero() {
             broken.push((env::JOB_POLL_INTERVAL, "job_poll_interval must be positive".to_owned()));
+        }
+        if self.scheduler_interval < Duration::from_millis(50) {
+            let rule = format!("scheduler_interval must be at least 50ms, got {:?}", self.scheduler_interval);
+            broken.push((env::SCHEDULER_INTERVAL, rule));
+        }
+        if self.auto_draw_delay > Duration::from_secs(7 * 24 * 3600) {
+            let rule = format!("auto_draw_delay must be at most 7d, got {:?}", self.auto_draw_delay);
+            broken.push((env::AUTO_DRAW_DELAY, rule));
         }
         if self.cache_ttl < Duration::from_millis(1) {
             broken.push((env::CACHE_TTL, "cache_ttl must be positive".to_owned()));
@@ -179,6 +220,11 @@ mod tests {
         let config = EventConfig::from_lookup(lookup(&[])).expect("defaults");
         assert_eq!(config, EventConfig::default());
         assert_eq!((config.default_page_size, config.max_page_size), (20, 100));
+        assert_eq!(config.auto_draw_delay, Duration::from_secs(600), "the contract's AUTO_DRAW_DELAY");
+        assert_eq!(
+            (config.scheduler_interval, config.public_base_url.as_str()),
+            (Duration::from_secs(1), "http://127.0.0.1:8080")
+        );
     }
 
     #[test]
@@ -190,8 +236,14 @@ mod tests {
             ("KEM_EVENT_DEFAULT_PAGE_SIZE", "10"),
             ("KEM_EVENT_MAX_PAGE_SIZE", "50"),
             ("KEM_EVENT_CACHE_TTL", "2m"),
+            ("KEM_EVENT_SCHEDULER_INTERVAL", "250ms"),
+            ("KEM_EVENT_AUTO_DRAW_DELAY", "30s"),
+            ("KEM_PUBLIC_BASE_URL", "https://kem.example/"),
         ]))
         .expect("valid");
+        assert_eq!(config.scheduler_interval, Duration::from_millis(250));
+        assert_eq!(config.auto_draw_delay, Duration::from_secs(30));
+        assert_eq!(config.public_base_url, "https://kem.example", "no trailing slash");
         assert_eq!(config.job_timeout, Duration::from_secs(90));
         assert_eq!(config.job_sweep_interval, Duration::from_millis(500));
         assert_eq!(config.job_poll_interval, Duration::from_secs(1));
@@ -208,6 +260,9 @@ mod tests {
             ("KEM_EVENT_JOB_TIMEOUT", "5 days"),
             ("KEM_EVENT_JOB_TIMEOUT", "-5s"),
             ("KEM_EVENT_MAX_PAGE_SIZE", "many"),
+            ("KEM_EVENT_AUTO_DRAW_DELAY", "later"),
+            ("KEM_PUBLIC_BASE_URL", "ftp://kem.example"),
+            ("KEM_PUBLIC_BASE_URL", "kem.example"),
         ] {
             let error = EventConfig::from_lookup(lookup(&[(var, value)])).expect_err("invalid");
             assert!(error.to_string().contains(var), "{error}");
@@ -216,5 +271,8 @@ mod tests {
         assert!(matches!(error, EventConfigError::Inconsistent(_)), "{error}");
         let error = EventConfig::from_lookup(lookup(&[("KEM_EVENT_JOB_TIMEOUT", "10ms")])).expect_err("too short");
         assert!(error.to_string().contains("job_timeout"), "{error}");
+        let error =
+            EventConfig::from_lookup(lookup(&[("KEM_EVENT_SCHEDULER_INTERVAL", "1ms")])).expect_err("too often");
+        assert!(error.to_string().contains("scheduler_interval"), "{error}");
     }
 }

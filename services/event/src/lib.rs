@@ -10,20 +10,26 @@
 //! - [`domain`]: pure rules — lifecycle table, validation, jobs, the facts sent on queues;
 //! - [`infra`]: the kit-backed adapters — SQL on PostgreSQL or SQLite with the transactional
 //!   outbox, Redis/in-process cache, `kem.messaging.v1` encoding, store profiles from the user
-//!   service, participation's entry gate, the job-timeout sweeper.
+//!   service, participation's entry gate and draws, the job-timeout sweeper and the scheduler.
 //!
 //! Only [`config`] and this file sit at the crate root.
 //!
-//! Start it with [`start`]: it applies the migrations, starts the outbox relay and the sweeper on
-//! the context's shutdown signal, and returns the service to mount.
+//! Start it with [`start`]: it applies the migrations, starts the outbox relay, the sweeper and the
+//! scheduler on the context's shutdown signal, and returns the service to mount.
+//!
+//! On its own, the scheduler ends every PUBLISHED event at the end of its period (through the
+//! EndEvent use case) and draws the winners of auto-draw events `KEM_EVENT_AUTO_DRAW_DELAY` after
+//! they ended; replicas share the work through leases on the events.
 //!
 //! Messaging: requests go out through the outbox on `ai-event-generation`
 //! (`kem.messaging.v1.GenerateRecommendations`), `content-generation` (`GenerateImages`),
 //! `distribution-jobs` (`DistributionJob`) and `analytics-aggregation` (`AnalyticsEvent`, one per
 //! status change). Workers reply over the mesh with the internal `ReportJobResult` method.
 //!
-//! Mesh peers it calls: user (`GetOwner`, best effort) and participation (`CloseEntries`, which
-//! EndEvent needs before it answers).
+//! Mesh peers it calls: user (`GetOwner`: best effort for work requests, required by PublishEvent
+//! for the store name the terms name) and participation (`CloseEntries`, which EndEvent needs
+//! before it answers; `DrawWinnersOnSchedule` for auto draws; `CountEntries` for the public
+//! view's DRAWN state).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -42,7 +48,7 @@ pub use config::{EventConfig, EventConfigError};
 pub use kem_proto::kem::event::v1::event_service_server::EventServiceServer;
 
 use crate::app::{AppSettings, EventApp};
-use crate::infra::{CachedEvents, MeshEntryGate, MeshStoreDirectory, SqlEventRepository, sweeper};
+use crate::infra::{CachedEvents, MeshEntryGate, MeshStoreDirectory, SqlEventRepository, scheduler, sweeper};
 
 static MIGRATIONS: LazyLock<Migrations> =
     LazyLock::new(|| Migrations::new(sqlx::migrate!("migrations/postgres"), sqlx::migrate!("migrations/sqlite")));
@@ -69,30 +75,16 @@ pub enum EventStartError {
     Migrate(#[source] StoreError),
 }
 
-/// The event service as a role mounts it (`kem serve event`, `kem up`).
-pub struct Event;
-
-impl kem_kit::runtime::KemService for Event {
-    const NAME: &'static str = "event";
-    type Config = EventConfig;
-    type ConfigError = EventConfigError;
-    type StartError = EventStartError;
-    type Server = EventServiceServer<EventApi>;
-
-    fn config_from_env() -> Result<EventConfig, EventConfigError> {
-        EventConfig::from_env()
-    }
-
-    fn start(
-        ctx: ServiceContext,
-        config: EventConfig,
-    ) -> impl std::future::Future<Output = Result<EventServiceServer<EventApi>, EventStartError>> + Send {
-        start(ctx, config)
-    }
+kem_kit::kem_service! {
+    /// The event service as a role mounts it (`kem serve event`, `kem up`).
+    pub struct Event = "event";
+    config: EventConfig, EventConfigError;
+    start: start => EventServiceServer<EventApi>, EventStartError;
 }
 
-/// Starts the event service on `ctx`: migrates its database, spawns the outbox relay and the
-/// job-timeout sweeper (both stop on `ctx.shutdown`), and returns the gRPC service to mount.
+/// Starts the event service on `ctx`: migrates its database, spawns the outbox relay, the
+/// job-timeout sweeper and the scheduler (all stop on `ctx.shutdown`), and returns the gRPC
+/// service to mount.
 pub async fn start(ctx: ServiceContext, config: EventConfig) -> Result<EventServiceServer<EventApi>, EventStartError> {
     Ok(EventServiceServer::new(start_api(ctx, config).await?))
 }
@@ -110,11 +102,14 @@ pub async fn start_api(ctx: ServiceContext, config: EventConfig) -> Result<Event
         job_poll_interval: config.job_poll_interval,
         default_page_size: config.default_page_size,
         max_page_size: config.max_page_size,
+        public_base_url: config.public_base_url.clone(),
+        auto_draw_delay: config.auto_draw_delay,
     };
     let stores = MeshStoreDirectory::new(ctx.peers.clone(), ctx.cache.clone());
     let entries = MeshEntryGate::new(ctx.peers.clone());
     let app = Arc::new(EventApp::new(repository, cache, stores, entries, ctx.clock.clone(), settings));
     ctx.shutdown.spawn(sweeper::run(app.clone(), config.job_sweep_interval, ctx.shutdown.clone()));
+    ctx.shutdown.spawn(scheduler::run(app.clone(), config.scheduler_interval, ctx.shutdown.clone()));
     tracing::info!(
         service = %ctx.service,
         database = ctx.store.target(),

@@ -5,11 +5,12 @@
 //! The crate reads top-down:
 //! - [`api`]: the tonic adapter of `kem.participation.v1.ParticipationService` (proto ↔ domain,
 //!   errors → statuses with `google.rpc` details, a published audit → [`DrawRecord`]);
-//! - [`app`]: the use cases (Enter, CloseEntries, ListParticipants, DrawWinners, ListWinners,
-//!   CountEntries, AnonymizeEntries), page tokens, and the
-//!   [`ParticipationError`](app::ParticipationError) they fail with;
-//! - [`domain`]: pure rules, free of I/O — phone and name validation and masking, when an event is
-//!   open, and the exact draw procedures with [`verify_draw`];
+//! - [`app`]: the use cases (Enter, CloseEntries, ListParticipants, DrawWinners,
+//!   DrawWinnersOnSchedule, ListWinners, GetPublicWinners, CountEntries, AnonymizeEntries), page
+//!   tokens, and the [`ParticipationError`](app::ParticipationError) they fail with;
+//! - [`domain`]: pure rules, free of I/O — phone and name validation and masking, the age and
+//!   terms a consent must confirm, receipt codes, when an event is open, and the exact draw
+//!   procedures with [`verify_draw`];
 //! - [`infra`]: the adapters — the tables on PostgreSQL or embedded SQLite (same SQL) with the
 //!   kit's transactional outbox and the per-event entry gate that makes EndEvent immediate; the
 //!   event facts from the event service over the mesh, cached briefly; AES-256-GCM of names and
@@ -54,27 +55,11 @@ pub enum ParticipationStartError {
     Keys(#[from] PiiKeyError),
 }
 
-/// The participation service as a role mounts it (`kem serve participation`, `kem up`).
-pub struct Participation;
-
-impl kem_kit::runtime::KemService for Participation {
-    const NAME: &'static str = "participation";
-    type Config = ParticipationConfig;
-    type ConfigError = ParticipationConfigError;
-    type StartError = ParticipationStartError;
-    type Server = ParticipationServiceServer<ParticipationApi>;
-
-    fn config_from_env() -> Result<ParticipationConfig, ParticipationConfigError> {
-        ParticipationConfig::from_env()
-    }
-
-    fn start(
-        ctx: ServiceContext,
-        config: ParticipationConfig,
-    ) -> impl std::future::Future<Output = Result<ParticipationServiceServer<ParticipationApi>, ParticipationStartError>>
-    + Send {
-        start(ctx, config)
-    }
+kem_kit::kem_service! {
+    /// The participation service as a role mounts it (`kem serve participation`, `kem up`).
+    pub struct Participation = "participation";
+    config: ParticipationConfig, ParticipationConfigError;
+    start: start => ParticipationServiceServer<ParticipationApi>, ParticipationStartError;
 }
 
 /// Starts the participation service: migrates its tables, loads the personal-data keys (or

@@ -59,26 +59,11 @@ pub enum UserStartError {
     Password(#[from] HashError),
 }
 
-/// The user service as a role mounts it (`kem serve user`, `kem up`).
-pub struct User;
-
-impl kem_kit::runtime::KemService for User {
-    const NAME: &'static str = "user";
-    type Config = UserConfig;
-    type ConfigError = UserConfigError;
-    type StartError = UserStartError;
-    type Server = UserServiceServer<UserApi>;
-
-    fn config_from_env() -> Result<UserConfig, UserConfigError> {
-        UserConfig::from_env()
-    }
-
-    fn start(
-        ctx: ServiceContext,
-        config: UserConfig,
-    ) -> impl std::future::Future<Output = Result<UserServiceServer<UserApi>, UserStartError>> + Send {
-        start(ctx, config)
-    }
+kem_kit::kem_service! {
+    /// The user service as a role mounts it (`kem serve user`, `kem up`).
+    pub struct User = "user";
+    config: UserConfig, UserConfigError;
+    start: start => UserServiceServer<UserApi>, UserStartError;
 }
 
 /// Starts the user service: migrates its tables, loads (or creates) the signing keys, spawns the

@@ -56,7 +56,8 @@ async fn platform() -> TestPlatform {
     TestPlatform::start_backed_with(&Role::all(), configs).await
 }
 
-async fn sign_up(edge: &Rest, email: &str) -> Rest {
+/// Registers `email` (local NTS) and signs in (also used by `entry_page`).
+pub(crate) async fn sign_up(edge: &Rest, email: &str) -> Rest {
     let registration = json!({
         "email": email, "password": PASSWORD, "name": "김사장", "phone": "010-1234-5678",
         "storeName": "동네 카페", "businessCategory": "BUSINESS_CATEGORY_CAFE", "region": "서울 마포구",
@@ -85,8 +86,9 @@ fn job_done(body: &Value) -> bool {
     matches!(body.pointer("/job/state").and_then(Value::as_str), Some("JOB_STATE_SUCCEEDED" | "JOB_STATE_FAILED"))
 }
 
-/// Takes a new event of `owner` all the way to PUBLISHED; returns its id.
-async fn published_event(owner: &Rest) -> String {
+/// Takes a new event of `owner` all the way to PUBLISHED (its period open, published to
+/// Instagram); returns its id. Also used by `entry_page`.
+pub(crate) async fn published_event(owner: &Rest) -> String {
     let id = owner.post("/api/v1/events", new_event("공개 이벤트")).await.expect(200).str("/event/eventId");
     let job = owner.post(&format!("/api/v1/events/{id}:recommend"), json!({})).await.expect(200);
     let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
@@ -135,16 +137,18 @@ impl Victims {
         });
     }
 
-    /// Participants entering `event`, each with a new phone number.
-    fn participants_entering(&mut self, edge: &Rest, event: &str, first_phone: u32) {
+    /// Participants entering `event` (consenting to its terms, `terms` version), each with a new
+    /// phone number.
+    fn participants_entering(&mut self, edge: &Rest, event: &str, terms: &str, first_phone: u32) {
         let (edge, path, stop) = (edge.clone(), format!("/api/v1/events/{event}/participants"), self.stop.clone());
+        let terms = terms.to_owned();
         self.tasks.spawn(async move {
             let (mut ok, mut failures) = (0, Vec::new());
             let mut phone = first_phone;
             while !stop.load(Ordering::Relaxed) {
                 let entry = json!({"name": "홍길동", "phone": format!("010-{:04}-{:04}", phone / 10_000, phone % 10_000),
-                    "sourceChannel": "CHANNEL_INSTAGRAM",
-                    "privacyConsent": {"granted": true, "consentTextVersion": "2026-01"}});
+                    "sourceChannel": "CHANNEL_INSTAGRAM", "age14OrOlder": true,
+                    "privacyConsent": {"granted": true, "consentTextVersion": terms}});
                 phone += 1;
                 let reply = edge.post(&path, entry).await;
                 if reply.status == 200 { ok += 1 } else { failures.push(format!("{} {}", reply.status, reply.body)) }
@@ -386,8 +390,10 @@ async fn hostile_input_gets_exact_answers_and_hurts_nobody_else() {
 
     // 7. The public entry route, without a token, while participants enter.
     let public = published_event(&alice).await;
-    victims.participants_entering(&edge, &public, 1_000);
-    let entry = json!({"name": "홍길동", "phone": "010-2222-3333", "privacyConsent": {"granted": true, "consentTextVersion": "2026-01"}});
+    let terms = edge.get(&format!("/api/v1/public/events/{public}")).await.expect(200).str("/event/terms/version");
+    victims.participants_entering(&edge, &public, &terms, 1_000);
+    let entry = json!({"name": "홍길동", "phone": "010-2222-3333", "age14OrOlder": true,
+                       "privacyConsent": {"granted": true, "consentTextVersion": terms}});
     for _ in 0..8 {
         let reply = edge.post(&format!("/api/v1/events/{}/participants", "p".repeat(16_000)), entry.clone()).await;
         assert_field(&reply, 400, "eventId");
@@ -406,6 +412,24 @@ async fn hostile_input_gets_exact_answers_and_hurts_nobody_else() {
     // The draft is not open for entries.
     let reply = edge.post(&format!("/api/v1/events/{draft}/participants"), entry.clone()).await;
     assert!(reply.status == 400 || reply.status == 404, "{}", reply.body);
+    // Without the age confirmation or with other terms, nobody enters.
+    let mut under_14 = entry.clone();
+    under_14["age14OrOlder"] = json!(false);
+    assert_field(&edge.post(&format!("/api/v1/events/{public}/participants"), under_14).await, 400, "age14OrOlder");
+    let mut outdated = entry.clone();
+    outdated["privacyConsent"]["consentTextVersion"] = json!("terms-\u{202e}0000");
+    assert_field(
+        &edge.post(&format!("/api/v1/events/{public}/participants"), outdated).await,
+        400,
+        "privacyConsent.consentTextVersion",
+    );
+    // The public winners: ids by shape, and nothing of an event that was never published.
+    for hostile in [long.as_str(), "%00", "a%0Ab", "..%2F..%2Fusers%2Fme"] {
+        assert_field(&edge.get(&format!("/api/v1/public/events/{hostile}/winners")).await, 400, "eventId");
+    }
+    edge.get(&format!("/api/v1/public/events/{unknown}/winners")).await.expect(404);
+    edge.get(&format!("/api/v1/public/events/{draft}/winners")).await.expect(404);
+    edge.get(&format!("/api/v1/public/events/{public}/winners")).await.expect(200);
 
     victims.assert_unharmed().await;
     platform.stop().await;

@@ -230,23 +230,40 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     assert!(delivered.body.to_string().contains("CHANNEL_INSTAGRAM"), "{}", delivered.body);
     other.get(&format!("/api/v1/events/{id}/distribution")).await.expect(404);
 
-    // Participants enter through the public route: one entry per phone.
+    // Participants read the public event, with the terms fixed at publication, and enter through
+    // the public route consenting to them: one entry per phone, each with its receipt code.
+    let public = edge.get(&format!("/api/v1/public/events/{id}")).await.expect(200);
+    let terms = public.str("/event/terms/version");
+    assert!(terms.starts_with("terms-"), "the published event has terms: {}", public.body);
     let entry = |phone: &str| {
-        json!({"name": "홍길동", "phone": phone, "sourceChannel": "CHANNEL_INSTAGRAM",
-               "privacyConsent": {"granted": true, "consentTextVersion": "2026-01"}})
+        json!({"name": "홍길동", "phone": phone, "sourceChannel": "CHANNEL_INSTAGRAM", "age14OrOlder": true,
+               "privacyConsent": {"granted": true, "consentTextVersion": terms}})
     };
     let participants = format!("/api/v1/events/{id}/participants");
-    edge.post(&participants, entry("010-9876-5432")).await.expect(200);
+    let entered = edge.post(&participants, entry("010-9876-5432")).await.expect(200);
+    let receipt = entered.str("/receiptCode");
+    assert!(receipt.len() == 11 && receipt.as_bytes()[5] == b'-', "a receipt code XXXXX-XXXXX: {}", entered.body);
+    assert_eq!(entered.str("/entry/privacyConsent/termsSha256"), public.str("/event/terms/sha256"));
     edge.post(&participants, entry("01098765432")).await.expect(409);
     for n in 0..4 {
         edge.post(&participants, entry(&format!("010-5555-{n:04}"))).await.expect(200);
     }
-    let no_consent = json!({"name": "김철수", "phone": "010-1111-2222", "privacyConsent": {"granted": false, "consentTextVersion": "2026-01"}});
+    let no_consent = json!({"name": "김철수", "phone": "010-1111-2222", "age14OrOlder": true,
+                            "privacyConsent": {"granted": false, "consentTextVersion": terms}});
     edge.post(&participants, no_consent).await.expect(400);
+    let mut under_14 = entry("010-1111-2223");
+    under_14["age14OrOlder"] = json!(false);
+    let refused = edge.post(&participants, under_14).await.expect(400);
+    assert!(refused.body.to_string().contains("AGE_CONFIRMATION_REQUIRED"), "{}", refused.body);
+    let mut outdated = entry("010-1111-2224");
+    outdated["privacyConsent"]["consentTextVersion"] = json!("terms-0000000000000000");
+    let refused = edge.post(&participants, outdated).await.expect(400);
+    assert!(refused.body.to_string().contains("TERMS_OUTDATED"), "{}", refused.body);
     let listed = owner.get(&participants).await.expect(200);
     assert_eq!(listed.str("/totalSize"), "5", "{}", listed.body);
     let masked = listed.body.to_string();
     assert!(masked.contains("010-****-5432") && !masked.contains("9876"), "masked PII only: {masked}");
+    assert!(!masked.contains(&receipt) && !masked.contains(&receipt.replace('-', "")), "no receipt codes: {masked}");
     other.get(&participants).await.expect(404);
 
     // Analytics count every entry (through the analytics-aggregation queue).
@@ -269,6 +286,9 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     // event as PUBLISHED moments ago, and the draw considers exactly the five accepted entries.
     let late = edge.post(&participants, entry("010-3333-4444")).await.expect(400);
     assert!(late.body.to_string().contains("EVENT_STATUS_ENDED"), "refused as ended: {}", late.body);
+    let public_winners = format!("/api/v1/public/events/{id}/winners");
+    let before = edge.get(&public_winners).await.expect(200);
+    assert!(before.body.get("winners").is_none_or(|w| w.as_array().is_some_and(Vec::is_empty)), "{}", before.body);
     let drawn = owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 2})).await.expect(200);
     assert_eq!(drawn.body["winners"].as_array().map(Vec::len), Some(2), "{}", drawn.body);
     assert_eq!(drawn.str("/audit/entryCount"), "5", "{}", drawn.body);
@@ -276,6 +296,15 @@ async fn sign_up_login_and_the_event_lifecycle_through_the_edge() {
     owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 2})).await.expect(409);
     let winners = owner.get(&format!("/api/v1/events/{id}/winners")).await.expect(200);
     assert_eq!(winners.str("/audit/drawId"), drawn.str("/audit/drawId"));
+    // Everyone sees the winners masked, with the audit and no entry id.
+    let shown = edge.get(&public_winners).await.expect(200);
+    assert_eq!(shown.str("/audit/drawId"), drawn.str("/audit/drawId"));
+    assert_eq!(shown.body["winners"].as_array().map(Vec::len), Some(2), "{}", shown.body);
+    assert!(shown.str("/winners/0/maskedPhone").starts_with("010-****-"), "{}", shown.body);
+    let text = shown.body.to_string();
+    let entry_ids = drawn.body["winners"].as_array().cloned().unwrap_or_default();
+    assert!(entry_ids.iter().all(|w| !text.contains(w["entryId"].as_str().unwrap_or("-"))), "no entry ids: {text}");
+    edge.get(&format!("/api/v1/public/events/{}/winners", "not-an-event-id")).await.expect(400);
     owner.post(&format!("/api/v1/events/{id}:drawWinners"), json!({"count": 9})).await.expect(409);
 
     // Logout revokes the session's refresh token.

@@ -36,6 +36,16 @@ impl TestPlatform {
 
     /// [`TestPlatform::start_backed`] with the services' own settings given (providers, limits).
     pub async fn start_backed_with(roles: &[Role], configs: kem::platform::ServiceConfigs) -> TestPlatform {
+        Self::start_backed_adjusted(roles, configs, |_| {}).await
+    }
+
+    /// [`TestPlatform::start_backed_with`] with the roles' settings adjusted by `adjust` as well
+    /// (e.g. a REST port known in advance, for a public base URL that must name it).
+    pub async fn start_backed_adjusted(
+        roles: &[Role],
+        configs: kem::platform::ServiceConfigs,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestPlatform {
         let mut databases = Vec::new();
         let mut urls = std::collections::BTreeMap::new();
         let mut names: Vec<&str> =
@@ -57,6 +67,7 @@ impl TestPlatform {
                 settings.database_urls = urls;
                 settings.redis_url = Some(kem_kit::Secret::new(crate::redis::redis_url()));
                 settings.cache_prefix = prefix;
+                adjust(settings);
             },
             configs,
         )

@@ -14,8 +14,8 @@
 
 use std::time::Duration;
 
-use kem_proto::google::rpc::{BadRequest, ErrorInfo, RetryInfo, Status, bad_request::FieldViolation};
-use prost::Message;
+use kem_kit::status::{bad_request, error_info, retry_info};
+use kem_proto::google::rpc::Status;
 
 use crate::app::error::AppError;
 use crate::app::ports::ModelError;
@@ -28,25 +28,8 @@ const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// Problems of malformed output quoted in the error message.
 const QUOTED_PROBLEMS: usize = 3;
 
-fn any<M: Message>(type_name: &str, message: &M) -> prost_types::Any {
-    prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: message.encode_to_vec() }
-}
-
 fn info(reason: &str, metadata: &[(&str, String)]) -> prost_types::Any {
-    let info = ErrorInfo {
-        reason: reason.to_owned(),
-        domain: ERROR_DOMAIN.to_owned(),
-        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
-    };
-    any("google.rpc.ErrorInfo", &info)
-}
-
-fn retry(delay: Duration) -> prost_types::Any {
-    let retry_delay = prost_types::Duration {
-        seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
-    };
-    any("google.rpc.RetryInfo", &RetryInfo { retry_delay: Some(retry_delay) })
+    error_info(ERROR_DOMAIN, reason, metadata)
 }
 
 /// The `google.rpc.Status` of `error`.
@@ -54,18 +37,8 @@ pub fn rpc_status(error: &AppError) -> Status {
     use tonic::Code;
     let (code, message, details) = match error {
         AppError::Invalid(invalid) => {
-            let request = BadRequest {
-                field_violations: invalid
-                    .0
-                    .iter()
-                    .map(|p| FieldViolation {
-                        field: p.field.clone(),
-                        description: p.problem.clone(),
-                        ..Default::default()
-                    })
-                    .collect(),
-            };
-            (Code::InvalidArgument, error.to_string(), vec![any("google.rpc.BadRequest", &request)])
+            let request = bad_request(invalid.0.iter().map(|p| (p.field.clone(), p.problem.clone())));
+            (Code::InvalidArgument, error.to_string(), vec![request])
         }
         AppError::Model(model) => {
             let provider = ("provider", model.provider().to_owned());
@@ -79,12 +52,12 @@ pub fn rpc_status(error: &AppError) -> Status {
                     },
                     vec![
                         info("PROVIDER_UNAVAILABLE", &[provider, ("circuit_open", circuit_open.to_string())]),
-                        retry(retry_after.unwrap_or(DEFAULT_RETRY)),
+                        retry_info(retry_after.unwrap_or(DEFAULT_RETRY)),
                     ],
                 ),
                 ModelError::RateLimited { retry_after, .. } => {
                     let mut details = vec![info("PROVIDER_QUOTA", &[provider, ("limit", "rate".to_owned())])];
-                    details.extend(retry_after.map(retry));
+                    details.extend(retry_after.map(retry_info));
                     (
                         Code::ResourceExhausted,
                         format!("{} is rate limiting kem; try again later", model.provider()),
@@ -137,12 +110,14 @@ pub fn rpc_status(error: &AppError) -> Status {
 /// `error` as a tonic status carrying its `google.rpc.Status` in `grpc-status-details-bin`.
 pub fn to_status(error: &AppError) -> tonic::Status {
     let status = rpc_status(error);
-    let code = tonic::Code::from(status.code);
-    tonic::Status::with_details(code, status.message.clone(), status.encode_to_vec().into())
+    kem_proto::status::with_details(tonic::Code::from(status.code), &status.message, status.details)
 }
 
 #[cfg(test)]
 mod tests {
+    use kem_proto::google::rpc::BadRequest;
+    use prost::Message;
+
     use super::*;
     use crate::domain::input::InvalidInput;
     use crate::domain::parse::OutputError;

@@ -196,6 +196,7 @@ async fn messages(State(script): State<Arc<Mutex<Script>>>, headers: HeaderMap, 
         Reply::Valid => success(&request, &valid_answer(&request, kind), &request_id),
         Reply::Text(text) => success(&request, &text, &request_id),
         Reply::Hang(delay) => {
+            // The fake provider's slowness itself: the client's real HTTP timeout is what is tested.
             tokio::time::sleep(delay).await;
             success(&request, &valid_answer(&request, kind), &request_id)
         }

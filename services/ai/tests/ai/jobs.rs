@@ -13,7 +13,7 @@ use kem_proto::kem::event::v1::report_job_result_request::Outcome;
 use prost::Message;
 use serde_json::json;
 
-use kem_testkit::eventually_holds;
+use kem_testkit::{eventually, eventually_holds};
 
 use crate::claude::{ClaudeServer, Kind, Reply};
 use crate::support::{Harness, claude_config, failure, job, reason, test_config};
@@ -104,16 +104,10 @@ async fn unusable_messages_are_dead_lettered_and_bad_inputs_fail_the_job() {
     h.send_raw("job:untyped", job("untyped").encode_to_vec(), "application/protobuf", false).await;
     h.send_raw("job:json", b"{}".to_vec(), "application/json", true).await;
     let queue = h.svc.queue.clone();
-    let started = std::time::Instant::now();
-    loop {
-        let dead = queue.dead_letters(AI_EVENT_GENERATION, 10).await.expect("dead letters");
-        if dead.len() == 3 {
-            assert!(dead.iter().all(|d| d.message.delivery_count == 1), "dead-lettered at once, not retried");
-            break;
-        }
-        assert!(started.elapsed() < WITHIN, "messages were not dead-lettered: {dead:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let dead_letters = || async { queue.dead_letters(AI_EVENT_GENERATION, 10).await.expect("dead letters") };
+    eventually("the three messages are dead-lettered", WITHIN, || async { dead_letters().await.len() == 3 }).await;
+    let dead = dead_letters().await;
+    assert!(dead.iter().all(|d| d.message.delivery_count == 1), "dead-lettered at once, not retried: {dead:?}");
     assert!(h.events.reports("untyped").is_empty());
 
     // A decodable message whose inputs are invalid is the job's failure, reported as such.
@@ -180,8 +174,8 @@ async fn a_consumer_killed_mid_job_still_completes_it_exactly_once() {
     let a = h.start_replica(replica(&claude)).await;
     h.send(&job("job-crash")).await;
     eventually_holds("replica A is waiting on the model", WITHIN, || claude.count(Kind::Recommendations) == 1).await;
-    a.trigger();
-    tokio::time::sleep(Duration::from_millis(1_500)).await; // A drains, then cancels its handler
+    // A drains, then cancels its handler.
+    assert!(a.drained(WITHIN).await, "replica A stopped");
     assert!(h.events.outcome("job-crash").is_none(), "A reported nothing");
 
     let b = h.start_replica(replica(&claude)).await;

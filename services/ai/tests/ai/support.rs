@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use kem_ai::AiConfig;
 use kem_kit::Secret;
@@ -34,7 +34,7 @@ pub use kem_testkit::status::rpc_domain_reason as reason;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use kem_testkit::eventually_holds;
+use kem_testkit::{eventually, eventually_holds};
 
 use crate::claude::{API_KEY, ClaudeServer};
 
@@ -321,15 +321,12 @@ impl Harness {
 
     /// Waits until the queue holds no message that is ready, locked or scheduled.
     pub async fn drained(&self, within: Duration) {
-        let started = Instant::now();
-        loop {
-            let depth = self.svc.queue.depth(AI_EVENT_GENERATION).await.expect("depth");
-            if depth.ready + depth.locked + depth.scheduled == 0 {
-                return;
-            }
-            assert!(started.elapsed() < within, "the queue did not drain within {within:?}: {depth:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let queue = &self.svc.queue;
+        eventually("the queue drains", within, || async {
+            let depth = queue.depth(AI_EVENT_GENERATION).await.expect("depth");
+            depth.ready + depth.locked + depth.scheduled == 0
+        })
+        .await;
     }
 
     /// The current value of a metric sample (`name{labels}`), 0 when absent.

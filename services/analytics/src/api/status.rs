@@ -7,9 +7,11 @@
 //! | database down | UNAVAILABLE | ErrorInfo `DATABASE_UNAVAILABLE`, RetryInfo |
 //! | bug / corrupt data | INTERNAL | ErrorInfo `INTERNAL` (the cause is logged, never sent) |
 
+use std::time::Duration;
+
+use kem_kit::status::{bad_request, retry_info};
 use kem_kit::validate::excerpt;
-use kem_proto::google::rpc::RetryInfo;
-use kem_proto::status::{any, error_info, with_details};
+use kem_proto::status::{error_info, with_details};
 use tonic::Code;
 
 use crate::app::AnalyticsError;
@@ -26,7 +28,7 @@ pub fn to_status(error: AnalyticsError) -> tonic::Status {
     match error {
         AnalyticsError::Invalid(violations) => {
             let message = AnalyticsError::Invalid(violations.clone()).to_string();
-            let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
+            let request = bad_request(violations.into_iter().map(|v| (v.field, v.description)));
             with_details(Code::InvalidArgument, &message, vec![info("INVALID_ARGUMENT"), request])
         }
         AnalyticsError::EventNotFound { event_id } => {
@@ -43,11 +45,10 @@ pub fn to_status(error: AnalyticsError) -> tonic::Status {
         }
         AnalyticsError::Unavailable(cause) => {
             tracing::warn!(%cause, "analytics storage unavailable");
-            let retry = RetryInfo { retry_delay: Some(prost_types::Duration { seconds: 1, nanos: 0 }) };
             with_details(
                 Code::Unavailable,
                 "analytics is temporarily unavailable; retry shortly",
-                vec![info("DATABASE_UNAVAILABLE"), any("google.rpc.RetryInfo", &retry)],
+                vec![info("DATABASE_UNAVAILABLE"), retry_info(Duration::from_secs(1))],
             )
         }
         AnalyticsError::Storage(cause) => {

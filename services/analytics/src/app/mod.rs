@@ -6,9 +6,11 @@
 
 pub mod error;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kem_kit::cache::CacheStats;
+use kem_kit::clock::Clock;
 use kem_kit::outbox::{Inbox, InboxError, Processed};
 use kem_kit::store::millis;
 
@@ -48,12 +50,21 @@ pub struct AnalyticsCore {
     config: AnalyticsConfig,
     /// The inbox consumer name (the service name).
     consumer: String,
+    /// Where "now" comes from.
+    clock: Arc<dyn Clock>,
 }
 
 impl AnalyticsCore {
-    /// Assembles the use cases; `consumer` names this service in the inbox.
-    pub fn new(repo: Repository, cache: ViewCache, config: AnalyticsConfig, consumer: String) -> AnalyticsCore {
-        AnalyticsCore { repo, cache, config, consumer }
+    /// Assembles the use cases; `consumer` names this service in the inbox, and "now" comes
+    /// from `clock`.
+    pub fn new(
+        repo: Repository,
+        cache: ViewCache,
+        config: AnalyticsConfig,
+        consumer: String,
+        clock: Arc<dyn Clock>,
+    ) -> AnalyticsCore {
+        AnalyticsCore { repo, cache, config, consumer, clock }
     }
 
     /// The configuration.
@@ -93,7 +104,7 @@ impl AnalyticsCore {
 
     /// RecordChannelMetrics: stores the report unless seen before or older than the stored one.
     pub async fn record_metrics(&self, input: MetricsInput) -> Result<Recorded, AnalyticsError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let report = input.check(now).map_err(AnalyticsError::Invalid)?;
         let (recorded, touched) = self.repo.record_metrics(&report, now).await?;
         if let Some(Touched::Changed { owner_id }) = touched {
@@ -111,7 +122,7 @@ impl AnalyticsCore {
     pub async fn ingest(&self, fact: EventFact) -> Result<Ingested, InboxError<RepositoryError>> {
         let repo = self.repo.clone();
         let applying = fact.clone();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let processed = Inbox::process(self.repo.store(), &self.consumer, &fact.message_id, move |tx| {
             Box::pin(async move { repo.apply_fact(tx, &applying, now).await })
         })
@@ -135,7 +146,7 @@ impl AnalyticsCore {
     /// than the retention.
     pub async fn maintain(&self) {
         let cutoff =
-            millis(SystemTime::now().checked_sub(self.config.dedupe_retention).unwrap_or(SystemTime::UNIX_EPOCH));
+            millis(self.clock.now().checked_sub(self.config.dedupe_retention).unwrap_or(SystemTime::UNIX_EPOCH));
         match Inbox::purge(self.repo.store(), self.config.dedupe_retention).await {
             Ok(n) if n > 0 => tracing::debug!(purged = n, "old inbox records purged"),
             Ok(_) => {}
@@ -154,19 +165,34 @@ impl AnalyticsCore {
         let hourly = self.repo.hourly(event_id).await?;
         let outcomes = self.repo.outcomes(event_id).await?;
         let snapshots = self.repo.snapshots(event_id).await?;
-        Ok(Some(EventAnalyticsView::build(&event, &hourly, &outcomes, &snapshots, &self.config.values, now_ms())))
+        Ok(Some(EventAnalyticsView::build(
+            &event,
+            &hourly,
+            &outcomes,
+            &snapshots,
+            &self.config.values,
+            self.clock.now_ms(),
+        )))
     }
 
     async fn load_dashboard(&self, owner_id: &str) -> Result<Option<DashboardView>, AnalyticsError> {
         let events = self.repo.owner_events(owner_id).await?;
         if events.is_empty() {
-            return Ok(Some(DashboardView::build(owner_id, &[], &[], &[], &[], &self.config.values, now_ms())));
+            return Ok(Some(DashboardView::build(
+                owner_id,
+                &[],
+                &[],
+                &[],
+                &[],
+                &self.config.values,
+                self.clock.now_ms(),
+            )));
         }
         let counts = self.repo.owner_channel_counts(owner_id).await?;
         let outcomes = self.repo.owner_outcomes(owner_id).await?;
         let snapshots = self.repo.owner_snapshots(owner_id).await?;
         let values = &self.config.values;
-        Ok(Some(DashboardView::build(owner_id, &events, &counts, &outcomes, &snapshots, values, now_ms())))
+        Ok(Some(DashboardView::build(owner_id, &events, &counts, &outcomes, &snapshots, values, self.clock.now_ms())))
     }
 
     /// New data for `event_id`: its analytics and its owner's dashboard are recomputed next time.
@@ -180,8 +206,4 @@ impl AnalyticsCore {
     fn freshness(&self, cached: bool) -> Freshness {
         Freshness { cached, max_age: self.cache.ttl() }
     }
-}
-
-fn now_ms() -> i64 {
-    millis(SystemTime::now())
 }

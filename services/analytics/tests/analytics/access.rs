@@ -27,7 +27,7 @@ async fn owner_methods_need_a_signed_in_owner_and_an_event_id() {
 #[tokio::test]
 async fn channel_metrics_are_validated() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("m", OWNER, None, &[INSTAGRAM], now - DAY_MS, now + DAY_MS);
     let invalid = pb::RecordChannelMetricsRequest {
         report_id: String::new(),
@@ -72,7 +72,7 @@ async fn channel_metrics_are_validated() {
 #[tokio::test]
 async fn a_deleted_event_disappears_and_ignores_late_facts() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("gone", OWNER, Some(10_000), &[KAKAO], now - DAY_MS, now + DAY_MS);
     h.deliver(&[event.state(EventStatus::Unspecified, EventStatus::Draft, now - 3_000)]).await;
     h.record(event.metrics("before", KAKAO, 5, 5, now - 2_500)).await.expect("metrics");

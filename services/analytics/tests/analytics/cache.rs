@@ -8,7 +8,7 @@ use crate::support::*;
 #[tokio::test]
 async fn answers_come_from_redis_until_new_data_arrives() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("cached", OWNER, Some(90_000), &[INSTAGRAM], now - DAY_MS, now + DAY_MS);
     let mut facts = event.lifecycle_to_published(now - HOUR_MS);
     facts.push(event.entry("c-1", INSTAGRAM, now - 1_000));
@@ -69,7 +69,7 @@ async fn answers_come_from_redis_until_new_data_arrives() {
 #[tokio::test]
 async fn an_unknown_event_becomes_visible_as_soon_as_its_facts_arrive() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     // "Not found" is cached briefly, and invalidated by the event's first fact.
     expect_code(h.analytics(OWNER, "late").await, tonic::Code::NotFound);
     expect_code(h.analytics(OWNER, "late").await, tonic::Code::NotFound);

@@ -10,7 +10,7 @@ use crate::support::*;
 #[tokio::test]
 async fn broken_messages_are_dead_lettered_and_unknown_facts_acknowledged() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("m", OWNER, None, &[INSTAGRAM], now - DAY_MS, now + DAY_MS);
     let (_, body) = event.entry("x", INSTAGRAM, now);
 
@@ -48,7 +48,7 @@ async fn broken_messages_are_dead_lettered_and_unknown_facts_acknowledged() {
 #[tokio::test]
 async fn concurrent_deliveries_of_one_message_count_once() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("race", OWNER, Some(1_000), &[KAKAO], now - DAY_MS, now + DAY_MS);
     h.deliver(&event.lifecycle_to_published(now - 5_000)).await;
 
@@ -82,7 +82,7 @@ async fn concurrent_deliveries_of_one_message_count_once() {
 #[tokio::test]
 async fn many_entries_in_parallel_add_up() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("busy", OWNER, Some(100_000), &[INSTAGRAM, KAKAO], now - DAY_MS, now + DAY_MS);
     let mut facts = event.lifecycle_to_published(now - 10_000);
     for i in 0..200 {
@@ -120,7 +120,7 @@ fn received(id: &str, body: &kem_proto::kem::messaging::v1::AnalyticsEvent) -> R
 #[tokio::test]
 async fn idempotency_records_are_forgotten_after_the_retention() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("old", OWNER, None, &[KAKAO], now - DAY_MS, now + DAY_MS);
     h.deliver(&[event.entry("fresh", KAKAO, now)]).await;
     h.record(event.metrics("fresh-report", KAKAO, 1, 1, now)).await.expect("report");

@@ -23,7 +23,7 @@ async fn the_scripted_scenario_adds_up_exactly_on_postgres() {
 
 /// Runs the scenario on `h` and checks every number.
 pub async fn run(h: &Harness) {
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let h0 = hour(now) - 3 * HOUR_MS;
     let e1 = EventSpec::new("e1", OWNER, Some(1_000_000), &[INSTAGRAM, KAKAO, GENIE], now - DAY_MS, now + 6 * DAY_MS);
     let e2 = EventSpec::new("e2", OWNER, None, &[NAVER], now - 2 * DAY_MS, now + DAY_MS);

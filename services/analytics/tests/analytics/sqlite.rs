@@ -12,7 +12,7 @@ async fn the_scripted_scenario_adds_up_exactly_on_sqlite() {
     crate::scenario::run(&h).await;
 
     // Deletion, the tombstone and the purge of old idempotency records run there as well.
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let draft = EventSpec::new("e-draft", OWNER, Some(50_000), &[], now, now + DAY_MS);
     h.deliver(&[draft.deleted(now)]).await;
     expect_code(h.analytics(OWNER, "e-draft").await, Code::NotFound);

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use kem_analytics::{AnalyticsApi, AnalyticsConfig};
+pub use kem_kit::clock::{Clock as _, SystemClock};
 use kem_kit::queue::store::{StoreQueue, StoreQueueOptions};
 use kem_kit::queue::{OutgoingMessage, Queue, names};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
@@ -18,6 +19,7 @@ use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1::EventStatus;
 use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::messaging::v1::analytics_event::Fact;
+use kem_testkit::eventually;
 use kem_testkit::service::{Backing, TestService};
 pub use kem_testkit::status::{expect_code, reason, violations};
 use prost::Message;
@@ -39,10 +41,6 @@ pub fn test_config() -> AnalyticsConfig {
     let mut config = AnalyticsConfig::default();
     config.values.default_krw = 50_000;
     config
-}
-
-pub fn now_ms() -> i64 {
-    kem_kit::store::millis(SystemTime::now())
 }
 
 /// The analytics service on a test context, consuming from a store-backed queue that forgets
@@ -106,15 +104,12 @@ impl Harness {
 
     /// Waits until nothing is pending on `analytics-aggregation`.
     pub async fn settle(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let depth = self.queue.depth(names::ANALYTICS_AGGREGATION).await.expect("queue depth");
-            if depth.ready + depth.locked + depth.scheduled == 0 {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "the consumer did not drain the queue: {depth:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let queue = &self.queue;
+        eventually("the consumer drains the queue", Duration::from_secs(30), || async {
+            let depth = queue.depth(names::ANALYTICS_AGGREGATION).await.expect("queue depth");
+            depth.ready + depth.locked + depth.scheduled == 0
+        })
+        .await;
     }
 
     pub async fn dead_letters(&self) -> Vec<String> {

@@ -15,7 +15,7 @@ fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str) {
 #[tokio::test]
 async fn hostile_ids_and_text_are_invalid_arguments_before_the_database() {
     let h = Harness::new().await;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("v-event", OWNER, None, &[INSTAGRAM], now - DAY_MS, now + DAY_MS);
     for bad in ["x".repeat(16_000), "\u{0}".into(), "e\u{0}".into(), "%00".into(), "../../etc".into(), "이벤트".into()]
     {

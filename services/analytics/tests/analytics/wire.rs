@@ -9,6 +9,7 @@ use kem_kit::runtime::{Peers, with_owner};
 use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
 use kem_proto::kem::analytics::v1 as pb;
 use kem_proto::kem::analytics::v1::analytics_service_client::AnalyticsServiceClient;
+use kem_testkit::eventually;
 use kem_testkit::service::TestService;
 use tonic::{Code, Request};
 
@@ -30,7 +31,7 @@ async fn start_serves_the_contract_over_the_mesh() {
     let mut gateway = client(ca.identity("gateway", HOUR).await);
     let mut participation = client(ca.identity("participation", HOUR).await);
 
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let event = EventSpec::new("wired", OWNER, Some(20_000), &[INSTAGRAM], now - DAY_MS, now + DAY_MS);
     let report = || event.metrics("w-1", INSTAGRAM, 40, 30, now - 1_000);
     let recorded = distribution.record_channel_metrics(report()).await.expect("distribution may report").into_inner();
@@ -47,13 +48,19 @@ async fn start_serves_the_contract_over_the_mesh() {
         kem_kit::queue::Queue::send(svc.ctx.queue.as_ref(), envelope(&id, &body)).await.expect("send");
     }
     let get = |owner: &str| with_owner(Request::new(pb::GetEventAnalyticsRequest { event_id: "wired".into() }), owner);
-    let analytics = loop {
-        match gateway.get_event_analytics(get(OWNER)).await {
-            Ok(response) => break response.into_inner().analytics.expect("analytics"),
-            Err(status) if status.code() == Code::NotFound => tokio::time::sleep(Duration::from_millis(50)).await,
+    let fetch = || {
+        let mut gateway = gateway.clone();
+        async move { gateway.get_event_analytics(get(OWNER)).await }
+    };
+    eventually("the consumer has applied the event's facts", Duration::from_secs(30), || async {
+        match fetch().await {
+            Ok(_) => true,
+            Err(status) if status.code() == Code::NotFound => false,
             Err(status) => panic!("unexpected {status:?}"),
         }
-    };
+    })
+    .await;
+    let analytics = fetch().await.expect("analytics").into_inner().analytics.expect("analytics");
     assert_eq!((analytics.total_views, analytics.total_reach, krw(&analytics.budget)), (40, 30, Some(20_000)));
     let status = expect_code(gateway.get_event_analytics(get(OTHER)).await, Code::NotFound);
     assert_eq!(reason(&status), "EVENT_NOT_FOUND", "ErrorInfo crosses the wire");

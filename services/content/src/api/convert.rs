@@ -19,12 +19,14 @@
 //! | invalid request | INVALID_ARGUMENT | `INVALID_REQUEST` (+ BadRequest) |
 //! | defect | INTERNAL | `INTERNAL` |
 
-use kem_proto::google::rpc::{BadRequest, ErrorInfo, RetryInfo, Status as RpcStatus, bad_request};
+use std::time::Duration;
+
+use kem_kit::status::{bad_request, error_info, retry_info};
+use kem_proto::google::rpc::Status as RpcStatus;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::content::v1 as proto;
 use kem_proto::kem::event::v1 as event;
 use kem_proto::kem::messaging::v1 as msg;
-use kem_proto::status::any;
 use prost_types::Timestamp;
 use tonic::Code;
 
@@ -32,6 +34,7 @@ use crate::domain::failure::{Failure, FailureKind};
 use crate::domain::image::{GenerationState, Image, StyleState, content_uri};
 use crate::domain::outcome::{JobOutcome, ProviderSummary};
 use crate::domain::prompt::{Brief, Business};
+use crate::domain::publication::{EventStage, Publication};
 use crate::domain::request::{EnumInput, RequestInput, SizeInput};
 use crate::domain::values::{Channel, ImageStyle, Millis, ProviderKind};
 
@@ -148,6 +151,17 @@ pub fn image(image: &Image) -> proto::Image {
     }
 }
 
+/// The event service's publication facts → domain. Every status before publication (and any
+/// status this version does not know) is unpublished: nothing is public by mistake.
+pub fn publication(answer: &event::GetEventForDistributionResponse) -> Publication {
+    let stage = match event::EventStatus::try_from(answer.status) {
+        Ok(event::EventStatus::Published) => EventStage::Published,
+        Ok(event::EventStatus::Ended) => EventStage::Ended,
+        _ => EventStage::Unpublished,
+    };
+    Publication { event_id: answer.event_id.clone(), stage, selected_image_id: answer.selected_image_id.clone() }
+}
+
 /// Style state → proto.
 pub fn style_state(state: &StyleState) -> proto::StyleGenerationState {
     proto::StyleGenerationState {
@@ -180,37 +194,17 @@ fn code_and_reason(kind: &FailureKind) -> (Code, &'static str) {
 /// The `google.rpc.Status` of a failure (see the module table).
 pub fn failure_status(failure: &Failure) -> RpcStatus {
     let (code, reason) = code_and_reason(&failure.kind);
-    let mut metadata = std::collections::HashMap::new();
-    if let Some(provider) = &failure.provider {
-        metadata.insert("provider".to_owned(), provider.clone());
-    }
-    let info = ErrorInfo { reason: reason.to_owned(), domain: DOMAIN.to_owned(), metadata };
-    let mut details = vec![any("google.rpc.ErrorInfo", &info)];
+    let metadata: Vec<(&str, String)> = failure.provider.iter().map(|p| ("provider", p.clone())).collect();
+    let mut details = vec![error_info(DOMAIN, reason, &metadata)];
     let retry = match failure.kind {
         FailureKind::RateLimited | FailureKind::Unavailable | FailureKind::CircuitOpen | FailureKind::Storage => {
             Some(failure.retry_after_ms.unwrap_or(1_000))
         }
         _ => None,
     };
-    if let Some(ms) = retry {
-        let delay = prost_types::Duration {
-            seconds: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
-            nanos: i32::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
-        };
-        details.push(any("google.rpc.RetryInfo", &RetryInfo { retry_delay: Some(delay) }));
-    }
+    details.extend(retry.map(|ms| retry_info(Duration::from_millis(ms))));
     if let FailureKind::InvalidRequest { violations } = &failure.kind {
-        let request = BadRequest {
-            field_violations: violations
-                .iter()
-                .map(|(field, description)| bad_request::FieldViolation {
-                    field: field.clone(),
-                    description: description.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-        };
-        details.push(any("google.rpc.BadRequest", &request));
+        details.push(bad_request(violations.iter().cloned()));
     }
     RpcStatus { code: code as i32, message: failure.message.clone(), details }
 }
@@ -292,7 +286,7 @@ pub fn request_input(message: msg::GenerateImages) -> RequestInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kem_proto::google::rpc::RetryInfo;
+    use kem_proto::google::rpc::{BadRequest, ErrorInfo, RetryInfo};
     use prost::Message;
 
     #[test]
@@ -328,6 +322,29 @@ mod tests {
         assert_eq!(invalid.code, Code::InvalidArgument as i32);
         let bad = BadRequest::decode(invalid.details[1].value.as_slice()).expect("bad request");
         assert_eq!(bad.field_violations[0].field, "channels[0]");
+    }
+
+    #[test]
+    fn only_published_and_ended_statuses_are_published() {
+        let answer = |status: event::EventStatus| event::GetEventForDistributionResponse {
+            event_id: "e-1".into(),
+            status: status as i32,
+            selected_image_id: "i-1".into(),
+            ..Default::default()
+        };
+        assert_eq!(publication(&answer(event::EventStatus::Published)).stage, EventStage::Published);
+        assert_eq!(publication(&answer(event::EventStatus::Ended)).stage, EventStage::Ended);
+        for status in [
+            event::EventStatus::Unspecified,
+            event::EventStatus::Draft,
+            event::EventStatus::Recommended,
+            event::EventStatus::ContentReady,
+        ] {
+            assert_eq!(publication(&answer(status)).stage, EventStage::Unpublished, "{status:?}");
+        }
+        let unknown = event::GetEventForDistributionResponse { status: 99, ..answer(event::EventStatus::Published) };
+        assert_eq!(publication(&unknown).stage, EventStage::Unpublished);
+        assert_eq!(publication(&answer(event::EventStatus::Published)).selected_image_id, "i-1");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The gRPC adapter: `kem.content.v1.ContentService` over the use cases. Owner methods take the
-//! gateway-verified end user; the internal `GetImage` is reached only by mesh peers the policy
-//! admits (the event service). [`convert`] maps protobuf ↔ domain (shared with the consumer and
-//! the reporter in `infra`), [`status`] maps errors to statuses. No business rule lives here.
+//! gateway-verified end user; the public `GetPublicImageContent` takes no user (the policy admits
+//! the gateway); the internal `GetImage` is reached only by mesh peers the policy admits (the
+//! event service). [`convert`] maps protobuf ↔ domain (shared with the consumer and the event
+//! client in `infra`), [`status`] maps errors to statuses. No business rule lives here.
 
 pub mod convert;
 pub mod status;
@@ -80,6 +81,19 @@ impl ContentService for ContentApi {
         checked(Violations::new().id("imageId", &request.get_ref().image_id, IMAGE_ID))?;
         let content = self.app.image_content(&owner, &request.get_ref().image_id).await.map_err(status::to_status)?;
         Ok(Response::new(proto::GetImageContentResponse {
+            content_type: content.content_type,
+            data: content.data.to_vec(),
+            sha256: content.sha256,
+        }))
+    }
+
+    async fn get_public_image_content(
+        &self,
+        request: Request<proto::GetPublicImageContentRequest>,
+    ) -> Reply<proto::GetPublicImageContentResponse> {
+        checked(Violations::new().id("imageId", &request.get_ref().image_id, IMAGE_ID))?;
+        let content = self.app.public_image_content(&request.get_ref().image_id).await.map_err(status::to_status)?;
+        Ok(Response::new(proto::GetPublicImageContentResponse {
             content_type: content.content_type,
             data: content.data.to_vec(),
             sha256: content.sha256,

@@ -6,29 +6,27 @@
 //! | missing / another owner's | NOT_FOUND | ErrorInfo `EVENT_NOT_FOUND` / `IMAGE_NOT_FOUND` |
 //! | database down | UNAVAILABLE | ErrorInfo `DATABASE_UNAVAILABLE`, RetryInfo |
 //! | blob store down | UNAVAILABLE | ErrorInfo `BLOB_STORE_UNAVAILABLE`, RetryInfo |
+//! | event service down (public images) | UNAVAILABLE | ErrorInfo `EVENT_SERVICE_UNAVAILABLE`, RetryInfo |
 //! | bytes missing or corrupt | DATA_LOSS | ErrorInfo `IMAGE_BYTES_LOST` |
 //! | bug / corrupt data | INTERNAL | none (details in the log only) |
 
+use std::time::Duration;
+
+use kem_kit::status::{bad_request, error_info, retry_info};
 use kem_kit::validate::excerpt;
-use kem_proto::google::rpc::{ErrorInfo, RetryInfo};
-use kem_proto::status::{any, bad_request, with_details};
+use kem_proto::status::with_details;
 use tonic::Code;
 
 use super::convert::DOMAIN;
-use crate::app::{AppError, BlobError, RepoError, Resource};
+use crate::app::{AppError, BlobError, EventError, RepoError, Resource};
 
-fn info(reason: &str, metadata: &[(&str, &str)]) -> prost_types::Any {
-    let info = ErrorInfo {
-        reason: reason.to_owned(),
-        domain: DOMAIN.to_owned(),
-        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-    };
-    any("google.rpc.ErrorInfo", &info)
+fn info(reason: &str, metadata: &[(&str, String)]) -> prost_types::Any {
+    error_info(DOMAIN, reason, metadata)
 }
 
-fn retry(seconds: i64) -> prost_types::Any {
-    let delay = prost_types::Duration { seconds, nanos: 0 };
-    any("google.rpc.RetryInfo", &RetryInfo { retry_delay: Some(delay) })
+/// UNAVAILABLE with `reason` and a one-second RetryInfo (the edge's `Retry-After`).
+fn unavailable(message: &str, reason: &str) -> tonic::Status {
+    with_details(Code::Unavailable, message, vec![info(reason, &[]), retry_info(Duration::from_secs(1))])
 }
 
 /// The gRPC status of a use-case error.
@@ -36,8 +34,7 @@ pub fn to_status(error: AppError) -> tonic::Status {
     let message = error.to_string();
     match &error {
         AppError::Invalid(violations) => {
-            let pairs: Vec<(&str, &str)> = violations.iter().map(|(f, d)| (f.as_str(), d.as_str())).collect();
-            bad_request(&message, &pairs)
+            with_details(Code::InvalidArgument, &message, vec![bad_request(violations.iter().cloned())])
         }
         AppError::NotFound { resource, id } => {
             let (reason, key) = match resource {
@@ -48,34 +45,40 @@ pub fn to_status(error: AppError) -> tonic::Status {
             // can put a caller's huge value into a message or a trailer.
             let id = excerpt(id);
             let message = format!("{resource} \"{id}\" not found");
-            with_details(Code::NotFound, &message, vec![info(reason, &[(key, &id)])])
+            with_details(Code::NotFound, &message, vec![info(reason, &[(key, id)])])
         }
         AppError::Storage(detail @ RepoError::Unavailable(_)) => {
             tracing::warn!(error = %detail, "content request failed: database unavailable");
-            with_details(
-                Code::Unavailable,
+            unavailable(
                 "the content service cannot reach its database right now; retry shortly",
-                vec![info("DATABASE_UNAVAILABLE", &[]), retry(1)],
+                "DATABASE_UNAVAILABLE",
             )
         }
         AppError::Blob(detail @ BlobError::Unavailable(_)) => {
             tracing::warn!(error = %detail, "content request failed: blob store unavailable");
-            with_details(
-                Code::Unavailable,
-                "the image store cannot be reached right now; retry shortly",
-                vec![info("BLOB_STORE_UNAVAILABLE", &[]), retry(1)],
+            unavailable("the image store cannot be reached right now; retry shortly", "BLOB_STORE_UNAVAILABLE")
+        }
+        AppError::Event(detail @ EventError::Unavailable(_)) => {
+            tracing::warn!(error = %detail, "content request failed: event service unavailable");
+            unavailable(
+                "the content service cannot reach the event service right now; retry shortly",
+                "EVENT_SERVICE_UNAVAILABLE",
             )
         }
         AppError::DataLoss { image_id, .. } => with_details(
             Code::DataLoss,
             &format!("the bytes of image {image_id} are lost; generate the images again"),
-            vec![info("IMAGE_BYTES_LOST", &[("imageId", image_id)])],
+            vec![info("IMAGE_BYTES_LOST", &[("imageId", image_id.clone())])],
         ),
         AppError::Storage(detail) => {
             tracing::error!(error = %detail, "content request failed: internal error");
             tonic::Status::internal("internal error in the content service")
         }
         AppError::Blob(detail) => {
+            tracing::error!(error = %detail, "content request failed: internal error");
+            tonic::Status::internal("internal error in the content service")
+        }
+        AppError::Event(detail) => {
             tracing::error!(error = %detail, "content request failed: internal error");
             tonic::Status::internal("internal error in the content service")
         }
@@ -114,6 +117,12 @@ mod tests {
             (AppError::DataLoss { image_id: "i".into(), problem: "corrupt" }, Code::DataLoss, Some("IMAGE_BYTES_LOST")),
             (AppError::Storage(RepoError::Corrupt("bad json at 10.0.0.3".into())), Code::Internal, None),
             (AppError::Blob(BlobError::Failed("refused at 10.0.0.3".into())), Code::Internal, None),
+            (
+                AppError::Event(EventError::Unavailable("10.0.0.4 refused".into())),
+                Code::Unavailable,
+                Some("EVENT_SERVICE_UNAVAILABLE"),
+            ),
+            (AppError::Event(EventError::Failed("denied at 10.0.0.4".into())), Code::Internal, None),
         ];
         for (error, code, reason) in cases {
             let status = to_status(error);

@@ -1,13 +1,13 @@
 //! What a read use case can fail with; the gRPC adapter maps each variant to a status.
 
-use super::ports::{BlobError, RepoError};
+use super::ports::{BlobError, EventError, RepoError};
 
 /// A resource that can be missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
     /// An event's images (another owner's).
     Event,
-    /// An image (missing, or another owner's).
+    /// An image (missing, another owner's, or not public).
     Image,
 }
 
@@ -26,7 +26,8 @@ pub enum AppError {
     /// Invalid fields (INVALID_ARGUMENT, BadRequest with camelCase fields).
     #[error("invalid request: {}", .0.iter().map(|(f, d)| format!("{f} {d}")).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<(String, String)>),
-    /// Missing, or not the caller's (NOT_FOUND; never revealing another owner's resource).
+    /// Missing, or not the caller's, or not public (NOT_FOUND; never revealing another owner's
+    /// resource or an unpublished event's image).
     #[error("{resource} {id:?} not found")]
     NotFound {
         /// What.
@@ -50,6 +51,10 @@ pub enum AppError {
     /// only in logs).
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// The event service could not tell whether an image is public: UNAVAILABLE when it is
+    /// unavailable (retry), else INTERNAL (details only in logs).
+    #[error(transparent)]
+    Event(#[from] EventError),
 }
 
 /// What the queue should do with a work message the use case could not finish.

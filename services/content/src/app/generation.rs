@@ -116,7 +116,7 @@ impl ContentApp {
             self.finish(message_id, &request, &[]).await?;
             return Ok(JobDisposition::Expired);
         }
-        match self.reporter.started(&job_id, self.clock.now_ms()).await {
+        match self.events.started(&job_id, self.clock.now_ms()).await {
             Ok(()) => {}
             Err(ReportError::JobGone(why)) => {
                 tracing::info!(job_id, event_id = %request.event_id, %why, "job is gone; generation dropped");
@@ -181,7 +181,7 @@ impl ContentApp {
         // them in ListImages; a crash before the report recomputes the same states.
         let states = outcome::final_states(&job_id, &outcome, self.clock.now_ms());
         self.repository.save_style_states(&request.event_id, &states).await?;
-        match self.reporter.finished(&job_id, &outcome).await {
+        match self.events.finished(&job_id, &outcome).await {
             Ok(()) => {}
             Err(ReportError::JobGone(why)) => {
                 tracing::info!(job_id, %why, "job is gone; its images are kept but not reported");
@@ -238,7 +238,7 @@ impl ContentApp {
     }
 
     async fn report_failure(&self, job_id: &str, failure: &Failure) -> Result<(), WorkError> {
-        match self.reporter.failed(job_id, failure).await {
+        match self.events.failed(job_id, failure).await {
             Ok(()) | Err(ReportError::JobGone(_)) => Ok(()),
             Err(ReportError::Rejected(why)) => {
                 tracing::error!(job_id, %why, "the event service refused the failure report");

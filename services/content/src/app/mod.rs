@@ -1,7 +1,7 @@
 //! The use cases, one method of [`ContentApp`] per RPC or message, grouped by what they do:
 //!
-//! - [`queries`]: listing and serving an event's images (owner-scoped), and the image metadata
-//!   the event service checks;
+//! - [`queries`]: listing and serving an event's images (owner-scoped), serving the public image
+//!   of a published event, and the image metadata the event service checks;
 //! - [`generation`]: working a `content-generation` request end to end;
 //! - [`ports`]: what they exchange with the adapters (and the two ports with more than one
 //!   implementation: blob stores and image generators), [`error`]: how they fail,
@@ -16,14 +16,16 @@ pub mod queries;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kem_kit::cache::CacheAside;
+
 pub use error::{AppError, Resource, WorkError};
 pub use generation::JobDisposition;
 pub use ports::{
-    BlobError, BlobStore, Claim, Clock, Generated, GeneratorLabel, ImageGenerator, ImagingError, RenderRequest,
-    RepoError, ReportError,
+    BlobError, BlobStore, Claim, Clock, EventError, Generated, GeneratorLabel, ImageGenerator, ImagingError,
+    RenderRequest, RepoError, ReportError,
 };
 
-use crate::infra::{CachedRenders, MeshJobReporter, PngImaging, SqlImageRepository};
+use crate::infra::{CachedRenders, MeshEvents, PngImaging, SqlImageRepository};
 
 /// Settings of the use cases.
 #[derive(Debug, Clone)]
@@ -58,7 +60,8 @@ pub struct ContentApp {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) generator: Arc<dyn ImageGenerator>,
     pub(crate) imaging: PngImaging,
-    pub(crate) reporter: MeshJobReporter,
+    pub(crate) events: MeshEvents,
+    pub(crate) public_images: CacheAside,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: AppSettings,
     pub(crate) metrics: Arc<metrics::ContentMetrics>,
@@ -76,8 +79,10 @@ pub struct Ports {
     pub generator: Arc<dyn ImageGenerator>,
     /// Pixel work.
     pub imaging: PngImaging,
-    /// The event service.
-    pub reporter: MeshJobReporter,
+    /// The event service (job reports, publications).
+    pub events: MeshEvents,
+    /// Which images are public (positive decisions only, see [`queries`]).
+    pub public_images: CacheAside,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -91,7 +96,8 @@ impl ContentApp {
             blobs: ports.blobs,
             generator: ports.generator,
             imaging: ports.imaging,
-            reporter: ports.reporter,
+            events: ports.events,
+            public_images: ports.public_images,
             clock: ports.clock,
             settings,
             metrics: Arc::default(),

@@ -8,7 +8,7 @@
 //! The adapters with one implementation are called directly as concrete types
 //! ([`SqlImageRepository`](crate::infra::SqlImageRepository),
 //! [`CachedRenders`](crate::infra::CachedRenders), [`PngImaging`](crate::infra::PngImaging),
-//! [`MeshJobReporter`](crate::infra::MeshJobReporter)); their inputs and errors live here.
+//! [`MeshEvents`](crate::infra::MeshEvents)); their inputs and errors live here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,6 +147,19 @@ pub enum ReportError {
     /// The event service could not be reached or failed: retry later.
     #[error("the event service is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// Why the event service could not say whether an event is published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The event service could not be reached or answered with a transient error (UNAVAILABLE;
+    /// retry).
+    #[error("the event service is unavailable: {0}")]
+    Unavailable(String),
+    /// The event service refused the question or failed: a defect or a deployment problem
+    /// (INTERNAL; details only in logs).
+    #[error("the event service lookup failed: {0}")]
+    Failed(String),
 }
 
 /// The time: the kit's injected clock (the context's; a `ManualClock` in tests about time).

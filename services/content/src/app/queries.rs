@@ -1,4 +1,7 @@
-//! Reads: an owner's images of an event, an image's bytes, and an image's metadata for the mesh.
+//! Reads: an owner's images of an event, an image's bytes, the public image of a published
+//! event, and an image's metadata for the mesh.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -25,6 +28,16 @@ pub struct ImageContent {
     pub data: Bytes,
     /// Their hex SHA-256.
     pub sha256: String,
+}
+
+/// How long "this image is public" is remembered, so a popular entry page does not ask the event
+/// service on every fetch. Only that positive decision is cached: a published event's selected
+/// image never changes, while a draft may be published (and its image become public) at any
+/// moment. The price is that an image of an event deleted meanwhile stays visible this long.
+const PUBLIC_DECISION_TTL: Duration = Duration::from_secs(300);
+
+fn public_key(image_id: &str) -> String {
+    format!("public-image:v1:{image_id}")
 }
 
 fn required(field: &str, value: &str) -> Result<String, AppError> {
@@ -60,6 +73,36 @@ impl ContentApp {
     /// The bytes of one of `owner`'s images, checked against their recorded SHA-256.
     pub async fn image_content(&self, owner: &str, image_id: &str) -> Result<ImageContent, AppError> {
         let image = self.owned_image(owner, image_id).await?;
+        self.bytes_of(image).await
+    }
+
+    /// The bytes of an image anyone may see: the selected image of a published or ended event.
+    /// Any other image — unknown, a draft's, generated but not selected — is NOT_FOUND exactly as
+    /// an unknown id is, so nothing about unpublished events leaks.
+    pub async fn public_image_content(&self, image_id: &str) -> Result<ImageContent, AppError> {
+        let image = self.image(image_id).await?;
+        if !self.is_public(&image).await? {
+            return Err(AppError::NotFound { resource: Resource::Image, id: image_id.trim().to_owned() });
+        }
+        self.bytes_of(image).await
+    }
+
+    /// Whether the event service says `image` is public (a positive answer is cached).
+    async fn is_public(&self, image: &Image) -> Result<bool, AppError> {
+        let events = &self.events;
+        let public = self
+            .public_images
+            .get_or_load_optional(&public_key(&image.id), PUBLIC_DECISION_TTL, None, || async move {
+                let publication = events.publication(&image.event_id).await?;
+                let shows = publication.is_some_and(|p| p.shows(&image.event_id, &image.id));
+                Ok::<_, AppError>(shows.then_some(true))
+            })
+            .await?;
+        Ok(public.is_some())
+    }
+
+    /// `image`'s bytes from the blob store, checked against their recorded SHA-256.
+    async fn bytes_of(&self, image: Image) -> Result<ImageContent, AppError> {
         let data = self.blobs.get(&image.blob_key).await?.ok_or_else(|| {
             tracing::error!(image_id = %image.id, blob = %image.blob_key, store = self.blobs.kind(),
                 "image bytes are missing from the blob store");

@@ -6,6 +6,7 @@
 //! | `kem_content_images_total` | `source` (`generated`, `cache`, `reused`) | images made |
 //! | `kem_content_image_failures_total` | `kind` | images that could not be made |
 //! | `kem_content_render_cache_operations_total` | `result` | the render cache |
+//! | `kem_content_public_image_cache_operations_total` | `result` | the public-image decisions |
 //! | `kem_content_provider_requests_total` | `provider`, `outcome` | Stability AI / Azure Blob requests |
 //! | `kem_content_provider_breaker_state` | `provider` | 0 closed, 1 half-open, 2 open |
 
@@ -24,6 +25,8 @@ pub struct ContentTelemetry {
     pub metrics: Arc<ContentMetrics>,
     /// The render cache.
     pub renders: CacheAside,
+    /// The cache of public-image decisions.
+    pub public_images: CacheAside,
     /// The real provider clients in use (Stability AI, Azure Blob).
     pub providers: Vec<ProviderClient>,
 }
@@ -69,20 +72,24 @@ impl ContentTelemetry {
                 count,
             );
         }
-        let cache = self.renders.counters().snapshot();
-        for (result, value) in [
-            ("hit", cache.hits),
-            ("miss", cache.misses),
-            ("load", cache.loads),
-            ("coalesced", cache.coalesced),
-            ("error", cache.errors),
+        for (name, help, aside) in [
+            ("kem_content_render_cache_operations_total", "render cache operations", &self.renders),
+            (
+                "kem_content_public_image_cache_operations_total",
+                "cache operations of the decisions which images are public",
+                &self.public_images,
+            ),
         ] {
-            out.counter(
-                "kem_content_render_cache_operations_total",
-                "render cache operations",
-                &[("result", result)],
-                value,
-            );
+            let cache = aside.counters().snapshot();
+            for (result, value) in [
+                ("hit", cache.hits),
+                ("miss", cache.misses),
+                ("load", cache.loads),
+                ("coalesced", cache.coalesced),
+                ("error", cache.errors),
+            ] {
+                out.counter(name, help, &[("result", result)], value);
+            }
         }
         for client in &self.providers {
             let provider = client.name();

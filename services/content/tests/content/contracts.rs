@@ -234,6 +234,7 @@ async fn generate(State((state, script)): State<Shared>, headers: HeaderMap, bod
         }
         Reply::Filtered => image("CONTENT_FILTERED"),
         Reply::Slow(delay) => {
+            // The fake provider's slowness itself: the client's real HTTP timeout is what is tested.
             tokio::time::sleep(delay).await;
             image("SUCCESS")
         }

@@ -8,6 +8,7 @@ use kem_proto::google::rpc::BadRequest;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::content::v1 as content;
 use kem_proto::kem::content::v1::content_service_server::ContentService;
+use kem_testkit::eventually;
 use prost::Message;
 use tonic::{Code, Request};
 
@@ -171,15 +172,11 @@ async fn invalid_requests_are_reported_failed_and_unreportable_ones_dead_lettere
     h.send_raw("job:typeless", request("job-t", "e", OWNER).encode_to_vec(), None).await;
     h.send_raw("job:other", request("job-o", "e", OWNER).encode_to_vec(), Some("kem.messaging.v1.DistributionJob"))
         .await;
-    let mut dead = 0;
-    for _ in 0..200 {
-        dead = h.dead_letters().await;
-        if dead == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(dead, 4);
+    eventually("the four unusable messages are dead-lettered", Duration::from_secs(20), || async {
+        h.dead_letters().await == 4
+    })
+    .await;
+    assert_eq!(h.dead_letters().await, 4);
     assert!(h.events.outcome("job-t").is_none() && h.events.outcome("job-o").is_none());
     h.cleanup().await;
 }
@@ -188,23 +185,18 @@ async fn invalid_requests_are_reported_failed_and_unreportable_ones_dead_lettere
 async fn expired_jobs_and_deleted_events_are_dropped_without_images() {
     let h = Harness::start(test_config()).await;
     let mut expired = request("job-expired", "event-expired", OWNER);
-    expired.deadline = Some(ts(now_ms() - 1_000));
+    expired.deadline = Some(ts(SystemClock.now_ms() - 1_000));
     h.send(&expired).await;
     h.events.delete_job("job-deleted");
     let mut deleted = request("job-deleted", "event-deleted", OWNER);
     deleted.sizes = vec![size(common::Channel::Instagram, 100, 100)];
     h.send(&deleted).await;
     // Both messages are finished (inbox) with no report and no image.
-    let mut drained = false;
-    for _ in 0..300 {
-        let seen = |id: &'static str| kem_kit::outbox::Inbox::seen(&h.ctx.store, "content", id);
-        if seen("job:job-expired").await.expect("inbox") && seen("job:job-deleted").await.expect("inbox") {
-            drained = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(drained, "both messages were finished");
+    let seen = |id: &'static str| kem_kit::outbox::Inbox::seen(&h.ctx.store, "content", id);
+    eventually("both messages were finished", Duration::from_secs(30), || async {
+        seen("job:job-expired").await.expect("inbox") && seen("job:job-deleted").await.expect("inbox")
+    })
+    .await;
     assert!(h.events.outcome("job-expired").is_none());
     assert_eq!(h.events.log("job-expired").started, 0, "an expired job is not even started");
     assert!(h.events.outcome("job-deleted").is_none());

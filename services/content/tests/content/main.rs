@@ -6,6 +6,7 @@ mod azure;
 mod cache;
 mod contracts;
 mod generation;
+mod public;
 mod redelivery;
 mod sqlite;
 mod stability;

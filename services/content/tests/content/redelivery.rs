@@ -40,8 +40,7 @@ async fn a_worker_killed_mid_job_is_finished_once_by_the_next_delivery() {
     eventually_holds("the worker is stuck on the third image", WAIT, || probe.count() == 3).await;
     assert!(h.events.outcome("job-kill").is_none());
     // Kill the worker: its consumer drains for 50 ms, then cancels the handler mid-call.
-    h.ctx.shutdown.trigger();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.ctx.shutdown.drained(WAIT).await, "the worker stopped");
 
     // A restarted worker gets the message once its lock expires and finishes only what is left.
     server.script(|_| Reply::Png);

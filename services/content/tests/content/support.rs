@@ -1,13 +1,14 @@
 //! Shared fixtures: the content service started on a fresh PostgreSQL database and Redis prefix (or
-//! embedded SQLite), an in-test event service over real mTLS that records job reports, message
-//! builders and waits.
+//! embedded SQLite), an in-test event service over real mTLS that records job reports and answers
+//! publication lookups, message builders and waits.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kem_content::{ContentApi, ContentConfig, ContentServiceServer};
+pub use kem_kit::clock::{Clock as _, SystemClock};
 use kem_kit::queue::OutgoingMessage;
 use kem_kit::queue::names::CONTENT_GENERATION;
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
@@ -38,10 +39,6 @@ pub const OWNER: &str = "owner-1";
 pub const OTHER: &str = "owner-2";
 pub const HOUR: Duration = Duration::from_secs(3600);
 
-pub fn now_ms() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)).unwrap_or(0)
-}
-
 pub fn ts(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
 }
@@ -50,7 +47,7 @@ pub fn ts(ms: i64) -> prost_types::Timestamp {
 
 /// A GenerateImages request for `event_id` of `owner`, due in 5 minutes.
 pub fn request(job_id: &str, event_id: &str, owner: &str) -> msg::GenerateImages {
-    let start = now_ms() + 86_400_000;
+    let start = SystemClock.now_ms() + 86_400_000;
     msg::GenerateImages {
         job_id: job_id.to_owned(),
         event_id: event_id.to_owned(),
@@ -73,8 +70,8 @@ pub fn request(job_id: &str, event_id: &str, owner: &str) -> msg::GenerateImages
             business_category: common::BusinessCategory::Cafe as i32,
             region: "서울 강남구".into(),
         }),
-        request_time: Some(ts(now_ms())),
-        deadline: Some(ts(now_ms() + 300_000)),
+        request_time: Some(ts(SystemClock.now_ms())),
+        deadline: Some(ts(SystemClock.now_ms() + 300_000)),
     }
 }
 
@@ -129,9 +126,14 @@ struct EventState {
     gone: HashSet<String>,
     unavailable: u32,
     calls: u32,
+    /// Events `GetEventForDistribution` knows: status and selected image.
+    events: HashMap<String, (event::EventStatus, String)>,
+    lookups: u32,
+    lookups_down: bool,
 }
 
-/// The event service's `ReportJobResult` (first terminal report wins), recording every report.
+/// The event service's `ReportJobResult` (first terminal report wins), recording every report,
+/// and its `GetEventForDistribution` over the events a test sets.
 #[derive(Clone, Default)]
 pub struct FakeEvents {
     state: Arc<Mutex<EventState>>,
@@ -167,6 +169,21 @@ impl FakeEvents {
 
     pub fn calls(&self) -> u32 {
         self.lock().calls
+    }
+
+    /// `event_id` is now in `status` with `selected_image_id` selected ("" for none).
+    pub fn set_event(&self, event_id: &str, status: event::EventStatus, selected_image_id: &str) {
+        self.lock().events.insert(event_id.to_owned(), (status, selected_image_id.to_owned()));
+    }
+
+    /// While `down`, every `GetEventForDistribution` answers UNAVAILABLE.
+    pub fn lookups_down(&self, down: bool) {
+        self.lock().lookups_down = down;
+    }
+
+    /// `GetEventForDistribution` calls received.
+    pub fn lookups(&self) -> u32 {
+        self.lock().lookups
     }
 }
 
@@ -205,6 +222,30 @@ impl EventService for FakeEvents {
         }
         Ok(Response::new(event::ReportJobResultResponse {
             job: Some(event::Job { job_id: r.job_id, ..Default::default() }),
+        }))
+    }
+
+    async fn get_event_for_distribution(
+        &self,
+        request: Request<event::GetEventForDistributionRequest>,
+    ) -> Result<Response<event::GetEventForDistributionResponse>, Status> {
+        let event_id = request.into_inner().event_id;
+        let mut state = self.lock();
+        state.lookups += 1;
+        if state.lookups_down {
+            return Err(Status::unavailable("event database restarting"));
+        }
+        let Some((status, selected)) = state.events.get(&event_id).cloned() else {
+            return Err(Status::not_found(format!("event {event_id} not found")));
+        };
+        let published = matches!(status, event::EventStatus::Published | event::EventStatus::Ended);
+        Ok(Response::new(event::GetEventForDistributionResponse {
+            event_id,
+            owner_id: OWNER.to_owned(),
+            status: status as i32,
+            channels: if published { vec![common::Channel::Instagram as i32] } else { Vec::new() },
+            publish_time: published.then(|| ts(SystemClock.now_ms())),
+            selected_image_id: selected,
         }))
     }
 }
@@ -269,7 +310,18 @@ impl Harness {
     /// A second instance of the service on the same database, cache and queue, with its own
     /// shutdown (a replica, or the crashed one restarted).
     pub async fn replica(&self, config: ContentConfig) -> (ContentApi, Shutdown) {
+        self.replica_on(self.ctx.clone(), config).await
+    }
+
+    /// A replica (see [`replica`](Self::replica)) whose event peer is at `addr`: a port nothing
+    /// listens on makes the event service unreachable.
+    pub async fn replica_with_event_at(&self, addr: &str, config: ContentConfig) -> (ContentApi, Shutdown) {
         let mut ctx = self.ctx.clone();
+        ctx.peers = Peers::new(self.content_identity.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("event", addr);
+        self.replica_on(ctx, config).await
+    }
+
+    async fn replica_on(&self, mut ctx: ServiceContext, config: ContentConfig) -> (ContentApi, Shutdown) {
         ctx.shutdown = Shutdown::new();
         let shutdown = ctx.shutdown.clone();
         let api = kem_content::start_api(ctx, config).await.expect("replica starts");
@@ -355,6 +407,11 @@ impl Harness {
         Ok(self.api.get_image_content(request).await?.into_inner())
     }
 
+    /// The public bytes of `image_id` (no owner, as the gateway calls it for anyone).
+    pub async fn public_bytes(&self, image_id: &str) -> Result<content::GetPublicImageContentResponse, Status> {
+        public_bytes(&self.api, image_id).await
+    }
+
     /// Dead-lettered messages of `content-generation`.
     pub async fn dead_letters(&self) -> usize {
         self.ctx.queue.dead_letters(CONTENT_GENERATION, 100).await.expect("dead letters").len()
@@ -375,4 +432,10 @@ async fn event_service(ca: &TestCa) -> (FakeEvents, Peers, WorkloadIdentity, Shu
     let addr = kem_testkit::mesh::serve(ca, "event", EventServiceServer::new(events.clone()), &servers).await;
     let peers = Peers::new(content.clone(), TRUST_DOMAIN, NAMESPACE).with_addr("event", addr.to_string());
     (events, peers, content, servers)
+}
+
+/// `GetPublicImageContent` of `image_id` on `api`, without an owner.
+pub async fn public_bytes(api: &ContentApi, image_id: &str) -> Result<content::GetPublicImageContentResponse, Status> {
+    let request = Request::new(content::GetPublicImageContentRequest { image_id: image_id.into() });
+    Ok(api.get_public_image_content(request).await?.into_inner())
 }

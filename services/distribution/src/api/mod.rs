@@ -6,10 +6,8 @@ pub mod convert;
 pub mod status;
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use kem_kit::runtime::owner_id;
-use kem_kit::store::millis;
 use kem_kit::validate::{IdShape, Violations};
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::distribution::v1::distribution_service_server::{DistributionService, DistributionServiceServer};
@@ -64,7 +62,7 @@ impl DistributionService for DistributionApi {
         let owner = owner_id(&request)?;
         checked(Violations::new().id("eventId", &request.get_ref().event_id, EVENT_ID))?;
         let status = self.core.status(&owner, &request.get_ref().event_id).await.map_err(to_status)?;
-        Ok(Response::new(convert::status(&status, millis(SystemTime::now()))))
+        Ok(Response::new(convert::status(&status, self.core.clock().now_ms())))
     }
 
     async fn retry(&self, request: Request<pb::RetryRequest>) -> Result<Response<pb::RetryResponse>, Status> {
@@ -72,6 +70,6 @@ impl DistributionService for DistributionApi {
         let r = request.into_inner();
         checked(Violations::new().id("eventId", &r.event_id, EVENT_ID))?;
         let retried = self.core.retry(&owner, &r.event_id, &r.channels).await.map_err(to_status)?;
-        Ok(Response::new(convert::retried(&retried, millis(SystemTime::now()))))
+        Ok(Response::new(convert::retried(&retried, self.core.clock().now_ms())))
     }
 }

@@ -2,9 +2,11 @@
 //! `kem.distribution`, a stable reason), `BadRequest` field violations (camelCase, as REST clients
 //! see them), `RetryInfo` where waiting helps.
 
+use std::time::Duration;
+
+use kem_kit::status::{bad_request, error_info, retry_info};
 use kem_kit::validate::excerpt;
-use kem_proto::google::rpc::RetryInfo;
-use kem_proto::status::{any, with_details};
+use kem_proto::status::with_details;
 use tonic::Code;
 
 use crate::app::DistributionError;
@@ -13,7 +15,7 @@ use crate::app::DistributionError;
 pub const DOMAIN: &str = "kem.distribution";
 
 fn info(reason: &str, metadata: &[(&str, String)]) -> prost_types::Any {
-    kem_kit::status::error_info(DOMAIN, reason, metadata)
+    error_info(DOMAIN, reason, metadata)
 }
 
 /// The status a use-case error becomes. Infrastructure details are logged, never sent.
@@ -21,7 +23,7 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
     let message = error.to_string();
     match error {
         DistributionError::InvalidArgument(violations) => {
-            let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
+            let request = bad_request(violations.into_iter().map(|v| (v.field, v.description)));
             with_details(Code::InvalidArgument, &message, vec![info("INVALID_ARGUMENT", &[]), request])
         }
         DistributionError::EventNotFound(event_id) => with_details(
@@ -55,11 +57,10 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
         ),
         DistributionError::EventServiceUnavailable(cause) => {
             tracing::warn!(cause = ?cause, "event service unavailable");
-            let retry = RetryInfo { retry_delay: Some(prost_types::Duration { seconds: 1, nanos: 0 }) };
             with_details(
                 Code::Unavailable,
                 "the event service cannot be reached right now to tell whether the event was published; retry shortly",
-                vec![info("EVENT_SERVICE_UNAVAILABLE", &[]), any("google.rpc.RetryInfo", &retry)],
+                vec![info("EVENT_SERVICE_UNAVAILABLE", &[]), retry_info(Duration::from_secs(1))],
             )
         }
         DistributionError::EventLookupFailed(cause) => {
@@ -68,11 +69,10 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
         }
         DistributionError::Unavailable(cause) => {
             tracing::warn!(%cause, "distribution storage unavailable");
-            let retry = RetryInfo { retry_delay: Some(prost_types::Duration { seconds: 1, nanos: 0 }) };
             with_details(
                 Code::Unavailable,
                 "the distribution service is temporarily unavailable; retry shortly",
-                vec![info("STORAGE_UNAVAILABLE", &[]), any("google.rpc.RetryInfo", &retry)],
+                vec![info("STORAGE_UNAVAILABLE", &[]), retry_info(Duration::from_secs(1))],
             )
         }
         DistributionError::Internal(cause) => {

@@ -4,10 +4,11 @@
 //! outcome it ends in. The scheduler that claims due deliveries and runs these steps is
 //! [`crate::infra::dispatcher`].
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
+use kem_kit::clock::Clock;
 use kem_kit::outbox::OutboxWaker;
-use kem_kit::store::millis;
 
 use crate::config::ChannelPolicy;
 use crate::domain::step::event_ended;
@@ -17,10 +18,6 @@ use crate::infra::messages;
 use crate::infra::owners::MeshOwners;
 use crate::infra::repository::{Claimed, Repository};
 
-fn now_ms() -> i64 {
-    millis(SystemTime::now())
-}
-
 /// Works the steps of held deliveries.
 #[derive(Debug)]
 pub struct DeliveryWorker {
@@ -28,13 +25,21 @@ pub struct DeliveryWorker {
     owners: MeshOwners,
     public_base_url: String,
     outbox: OutboxWaker,
+    clock: Arc<dyn Clock>,
 }
 
 impl DeliveryWorker {
     /// A worker recording in `repo`, reading store profiles from `owners`, building image URLs
-    /// on `public_base_url` and waking the `outbox` relay when an outcome was written.
-    pub fn new(repo: Repository, owners: MeshOwners, outbox: OutboxWaker, public_base_url: String) -> DeliveryWorker {
-        DeliveryWorker { repo, owners, public_base_url, outbox }
+    /// on `public_base_url`, waking the `outbox` relay when an outcome was written and reading
+    /// "now" from `clock`.
+    pub fn new(
+        repo: Repository,
+        owners: MeshOwners,
+        outbox: OutboxWaker,
+        public_base_url: String,
+        clock: Arc<dyn Clock>,
+    ) -> DeliveryWorker {
+        DeliveryWorker { repo, owners, public_base_url, outbox, clock }
     }
 
     /// Runs one step of the delivery held under `token` with `client`, within `policy`, and
@@ -56,7 +61,7 @@ impl DeliveryWorker {
                 StepOutcome::fail(Failure::new(ErrorReason::Internal, "the delivery's event record is missing", false))
             }
             Some(Err(error)) => StepOutcome::fail(Failure::new(ErrorReason::Internal, error.to_string(), false)),
-            Some(Ok(job)) if job.ended(now_ms()) => event_ended(),
+            Some(Ok(job)) if job.ended(self.clock.now_ms()) => event_ended(),
             Some(Ok(job)) => {
                 let copy = job.copy_for(delivery.channel).cloned().unwrap_or_default();
                 let image = image_url(&self.public_base_url, &job.image_id);
@@ -84,7 +89,7 @@ impl DeliveryWorker {
                 outcome
             }
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let applied = apply(&delivery, started, outcome, &policy.retry, now, rand::random::<f64>());
         let message = applied.outcome.as_ref().map(|fact| messages::outcome_message(&applied.delivery, fact, now));
         let d = &applied.delivery;

@@ -11,11 +11,11 @@ pub mod delivery;
 pub mod error;
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::sync::Arc;
 
+use kem_kit::clock::Clock;
 use kem_kit::outbox::{HandlerError, Inbox, Processed};
 use kem_kit::queue::ReceivedMessage;
-use kem_kit::store::millis;
 
 pub use delivery::DeliveryWorker;
 pub use error::{DistributionError, FieldViolation};
@@ -47,23 +47,30 @@ pub struct DistributionCore {
     publications: MeshPublications,
     providers: BTreeMap<Channel, ProviderLabel>,
     consumer: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl DistributionCore {
     /// The use cases over `repo`, waking `dispatcher` when work arrives and asking
     /// `publications` about publications whose job has not arrived yet; `consumer` names the
-    /// inbox (the service name).
+    /// inbox (the service name); "now" comes from `clock`.
     pub fn new(
         repo: Repository,
         dispatcher: Dispatcher,
         publications: MeshPublications,
         consumer: impl Into<String>,
+        clock: Arc<dyn Clock>,
     ) -> DistributionCore {
         let providers = Channel::ALL
             .into_iter()
             .filter_map(|c| dispatcher.client(c).map(|client| (c, client.provider())))
             .collect();
-        DistributionCore { repo, dispatcher, publications, providers, consumer: consumer.into() }
+        DistributionCore { repo, dispatcher, publications, providers, consumer: consumer.into(), clock }
+    }
+
+    /// Where the use cases read "now" from.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// The scheduler.
@@ -93,7 +100,7 @@ impl DistributionCore {
             }
         }
         let job = messages::decode_job(&message.body).map_err(|e| HandlerError::Reject(e.to_string()))?;
-        let now = millis(SystemTime::now());
+        let now = self.clock.now_ms();
         let event = EventRow {
             event_id: job.event_id.clone(),
             owner_id: job.owner_id.clone(),
@@ -208,7 +215,7 @@ impl DistributionCore {
             }
             return distribution(event_id, deliveries);
         }
-        let now = millis(SystemTime::now());
+        let now = self.clock.now_ms();
         let event = self.repo.event(event_id, owner_id).await?;
         if event.is_some_and(|e| e.period_end_at > 0 && now >= e.period_end_at) {
             return Err(DistributionError::EventEnded(event_id.to_owned()));

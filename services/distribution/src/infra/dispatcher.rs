@@ -10,9 +10,9 @@
 //! continues from the saved provider-side handle).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use kem_kit::store::millis;
+use kem_kit::clock::Clock;
 use kem_mesh::Shutdown;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -52,6 +52,7 @@ struct Inner {
     wake: Notify,
     scan_interval: Duration,
     lease_margin: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 /// The scheduler (cheap to clone; clones share it).
@@ -76,14 +77,16 @@ pub struct DispatchSettings {
     pub lease_margin: Duration,
 }
 
-fn now_ms() -> i64 {
-    millis(SystemTime::now())
-}
-
 impl Dispatcher {
-    /// A scheduler over `lanes`, claiming due deliveries in `repo` and running each step with
-    /// `worker`.
-    pub fn new(repo: Repository, lanes: Vec<Lane>, worker: DeliveryWorker, settings: DispatchSettings) -> Dispatcher {
+    /// A scheduler over `lanes`, claiming deliveries in `repo` that are due by `clock` and running
+    /// each step with `worker`.
+    pub fn new(
+        repo: Repository,
+        lanes: Vec<Lane>,
+        worker: DeliveryWorker,
+        settings: DispatchSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Dispatcher {
         Dispatcher {
             inner: Arc::new(Inner {
                 repo,
@@ -92,6 +95,7 @@ impl Dispatcher {
                 wake: Notify::new(),
                 scan_interval: settings.scan_interval,
                 lease_margin: settings.lease_margin,
+                clock,
             }),
         }
     }
@@ -149,7 +153,7 @@ async fn claim(inner: &Arc<Inner>, lane: &Arc<Lane>, tasks: &mut JoinSet<()>) {
     if free == 0 {
         return;
     }
-    let now = now_ms();
+    let now = inner.clock.now_ms();
     let hold = lane.policy.deadline + inner.lease_margin;
     let lease_until = now.saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX / 2));
     let token = format!("{:032x}", rand::random::<u128>());

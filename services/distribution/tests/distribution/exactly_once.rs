@@ -43,7 +43,7 @@ async fn a_redelivered_or_resent_job_never_publishes_twice() {
     let job = h.publish("evt-dup", &Channel::ALL).await;
     let status = h.settled("evt-dup").await;
     assert_eq!(status.state, pb::DistributionState::Completed as i32);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A step's provider calls all end before its state is recorded: settled, the counts are final.
     let before = providers.calls();
     let outcomes_before = h.outcomes("evt-dup").await.len();
     assert_eq!(outcomes_before, 6);
@@ -65,6 +65,7 @@ async fn a_redelivered_or_resent_job_never_publishes_twice() {
         }
     })
     .await;
+    // A quiet period (what must not happen cannot be awaited): a re-publication shows within a few scans.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(providers.calls(), before, "no provider was called again");
     let status = h.status(OWNER, "evt-dup").await.expect("status");

@@ -27,7 +27,7 @@ async fn a_publication_is_pending_before_its_job_is_consumed() {
     assert_eq!(reason(&expect_code(h.status(OWNER, &id).await, Code::NotFound)), "EVENT_NOT_FOUND");
 
     // PublishEvent has committed and answered; its job is not on the queue yet.
-    let published_at = now_ms() - 5;
+    let published_at = SystemClock.now_ms() - 5;
     h.events.publish(&id, OWNER, &channels, published_at);
     let status = h.status(OWNER, &id).await.expect("pending at once");
     assert_eq!(status.state, pb::DistributionState::InProgress as i32);

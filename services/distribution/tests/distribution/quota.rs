@@ -5,6 +5,7 @@ use std::time::Duration;
 use kem_distribution::domain::Channel;
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::messaging::v1 as msg;
+use kem_testkit::eventually_holds;
 
 use crate::support::*;
 
@@ -32,9 +33,18 @@ async fn an_exhausted_quota_queues_the_post_until_the_window_frees_up() {
     assert!(error.message.contains("25 of its 25"), "{error:#?}");
     assert_eq!(providers.instagram.state().containers_created, 0, "nothing is created past the quota");
 
-    // It stays queued while the window is full (rechecked every 300 ms here).
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let still = h.status(OWNER, "evt-quota").await.expect("status");
+    // It stays queued while the window is full (rechecked every 300 ms here): after two rechecks
+    // (each a step, SENDING while it runs) it is queued again.
+    let checks = providers.instagram.calls();
+    eventually_holds("the quota is checked twice more", Duration::from_secs(10), || {
+        providers.instagram.calls() >= checks + 2
+    })
+    .await;
+    let still = h
+        .wait_until("evt-quota", Duration::from_secs(10), "the post is queued again", |s| {
+            state_of(s, Channel::Instagram) != pb::DeliveryState::Sending
+        })
+        .await;
     assert_eq!(state_of(&still, Channel::Instagram), pb::DeliveryState::QueuedRateLimited);
     assert!(h.outcomes("evt-quota").await.iter().all(|(_, o)| o.channel != Channel::Instagram.number()));
 

@@ -10,12 +10,15 @@ use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1 as proto;
 use prost_types::Timestamp;
 
+use crate::app::PublicView;
 use crate::domain::event::Event;
 use crate::domain::job::{
     FailureDetail, ImagesResult, Job, JobFailure, JobKind, JobResult, JobState, RecommendationsResult, Report,
     StyleResult,
 };
 use crate::domain::lifecycle::EventStatus;
+use crate::domain::public::PublicState;
+use crate::domain::terms::Terms;
 use crate::domain::validation::{EnumInput, EventInput, PeriodInput, PrizeInput, TimeInput, ValidationError};
 use crate::domain::values::{
     BusinessCategory, Channel, ChannelCopy, ImageStyle, Millis, Money, Objective, ParticipationMethod, Period, Prize,
@@ -230,10 +233,60 @@ pub fn event(e: &Event) -> proto::Event {
         etag: e.etag(),
         recommendations_job_id: e.recommendations_job_id.clone().unwrap_or_default(),
         images_job_id: e.images_job_id.clone().unwrap_or_default(),
-        // Filled in by the participants issue (#20).
-        auto_draw: false,
-        retention_days: 0,
-        terms: None,
+        auto_draw: e.spec.auto_draw,
+        retention_days: e.spec.retention_days,
+        terms: e.terms.as_ref().map(terms),
+    }
+}
+
+/// Terms → proto.
+pub fn terms(t: &Terms) -> proto::Terms {
+    proto::Terms {
+        version: t.version.clone(),
+        sha256: t.sha256.clone(),
+        controller: t.controller.clone(),
+        items: t.items.clone(),
+        purpose: t.purpose.clone(),
+        retention_days: t.retention_days,
+        text: t.text.clone(),
+        text_en: t.text_en.clone(),
+        create_time: Some(timestamp(t.created_at)),
+    }
+}
+
+/// The public state → proto.
+pub fn public_state(state: PublicState) -> proto::PublicEventState {
+    match state {
+        PublicState::Upcoming => proto::PublicEventState::Upcoming,
+        PublicState::Open => proto::PublicEventState::Open,
+        PublicState::Closed => proto::PublicEventState::Closed,
+        PublicState::Drawn => proto::PublicEventState::Drawn,
+    }
+}
+
+/// What the public sees of an event (see [`PublicView`]).
+pub fn public_event(view: &PublicView) -> proto::PublicEvent {
+    let e = &view.event;
+    proto::PublicEvent {
+        event_id: e.id.clone(),
+        title: e.spec.title.clone(),
+        description: e.spec.description.clone(),
+        copy: e.selected_recommendation.as_ref().map(|r| r.concept.clone()).unwrap_or_default(),
+        // The prize's value is the owner's business, not the public's.
+        prize: e.spec.prize.as_ref().map(|p| common::Prize { unit_value: None, ..prize(p) }),
+        period: Some(period(e.spec.period)),
+        participation_method: method_to_proto(e.spec.participation_method) as i32,
+        state: public_state(view.state) as i32,
+        image_url: view.image_url.clone(),
+        terms: e.terms.as_ref().map(terms),
+        store_name: e.terms.as_ref().map(|t| t.controller.clone()).unwrap_or_default(),
+        entry_url: view.entry_url.clone(),
+        channel_links: view
+            .channel_links
+            .iter()
+            .map(|(channel, url)| proto::ChannelLink { channel: channel_to_proto(*channel) as i32, url: url.clone() })
+            .collect(),
+        auto_draw: e.spec.auto_draw,
     }
 }
 
@@ -305,6 +358,8 @@ pub fn event_input(e: &proto::Event) -> EventInput {
         prize: e.prize.as_ref().map(prize_input),
         participation_method: method_from_proto(e.participation_method),
         channels: channels_from_proto(&e.channels),
+        auto_draw: e.auto_draw,
+        retention_days: e.retention_days,
     }
 }
 

@@ -101,6 +101,16 @@ impl EventService for EventApi {
         Ok(Response::new(proto::GetEventResponse { event: Some(convert::event(&event)) }))
     }
 
+    async fn get_public_event(
+        &self,
+        request: Request<proto::GetPublicEventRequest>,
+    ) -> Reply<proto::GetPublicEventResponse> {
+        // Public: no owner. Anything that is not an event id is refused before the cache.
+        checked(Violations::new().id("eventId", &request.get_ref().event_id, OWN_ID))?;
+        let view = self.app.public_event(&request.get_ref().event_id).await.map_err(status::to_status)?;
+        Ok(Response::new(proto::GetPublicEventResponse { event: Some(convert::public_event(&view)) }))
+    }
+
     async fn update_event(&self, request: Request<proto::UpdateEventRequest>) -> Reply<proto::UpdateEventResponse> {
         let owner = owner_id(&request)?;
         let request = request.into_inner();
@@ -221,7 +231,7 @@ impl EventService for EventApi {
             prize: event.spec.prize.as_ref().map(convert::prize),
             title: event.spec.title.clone(),
             channels: convert::channels_to_proto(&event.spec.channels),
-            terms: None,
+            terms: event.terms.as_ref().map(convert::terms),
         }))
     }
 

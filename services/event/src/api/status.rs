@@ -13,6 +13,7 @@
 //! | report of the wrong kind | INVALID_ARGUMENT | ErrorInfo `JOB_KIND_MISMATCH`, BadRequest |
 //! | database down | UNAVAILABLE | ErrorInfo `DATABASE_UNAVAILABLE` |
 //! | EndEvent: participation could not close the entries | UNAVAILABLE | ErrorInfo `PARTICIPATION_UNAVAILABLE`, RetryInfo |
+//! | PublishEvent: the user service could not name the store for the terms | UNAVAILABLE | ErrorInfo `USER_UNAVAILABLE`, RetryInfo |
 //! | bug / corrupt data | INTERNAL | none (details in the log only) |
 
 use std::time::Duration;
@@ -24,7 +25,7 @@ use kem_proto::status::{any, with_details as status};
 use tonic::Code;
 
 use super::convert;
-use crate::app::{AppError, CloseEntriesError, RepoError, Resource};
+use crate::app::{AppError, PeerError, RepoError, Resource};
 
 /// The `ErrorInfo.domain` of every event-service error.
 pub const DOMAIN: &str = "kem.event";
@@ -130,7 +131,7 @@ pub fn to_status(error: AppError) -> tonic::Status {
                 bad_request([("outcome".to_owned(), format!("a {kind} job takes no {reported} outcome"))]),
             ],
         ),
-        AppError::EntriesNotClosed { event_id, source: CloseEntriesError::Unavailable(cause) } => {
+        AppError::EntriesNotClosed { event_id, source: PeerError::Unavailable { source: cause, .. } } => {
             tracing::warn!(%event_id, error = %cause, "EndEvent refused: participation did not close the entries");
             status(
                 Code::Unavailable,
@@ -139,8 +140,21 @@ pub fn to_status(error: AppError) -> tonic::Status {
                 vec![info("PARTICIPATION_UNAVAILABLE", &[("eventId", event_id)]), retry_info(Duration::from_secs(1))],
             )
         }
-        AppError::EntriesNotClosed { event_id, source: CloseEntriesError::Refused(cause) } => {
+        AppError::EntriesNotClosed { event_id, source: PeerError::Refused { source: cause, .. } } => {
             tracing::error!(%event_id, error = %cause, "EndEvent failed: participation refused to close the entries");
+            tonic::Status::internal("internal error in the event service")
+        }
+        AppError::StoreUnknown { event_id, source: PeerError::Unavailable { source: cause, .. } } => {
+            tracing::warn!(%event_id, error = %cause, "PublishEvent refused: the user service did not name the store");
+            status(
+                Code::Unavailable,
+                "the event was not published: the store's name for the participants' terms could not be read from \
+                 the user service; retry shortly",
+                vec![info("USER_UNAVAILABLE", &[("eventId", event_id)]), retry_info(Duration::from_secs(1))],
+            )
+        }
+        AppError::StoreUnknown { event_id, source: PeerError::Refused { source: cause, .. } } => {
+            tracing::error!(%event_id, error = %cause, "PublishEvent failed: the user service refused GetOwner");
             tonic::Status::internal("internal error in the event service")
         }
         AppError::Storage(detail @ RepoError::Unavailable(_)) => {
@@ -222,7 +236,10 @@ mod tests {
             (
                 AppError::EntriesNotClosed {
                     event_id: "e".into(),
-                    source: CloseEntriesError::Unavailable(Box::new(tonic::Status::unavailable("10.0.0.1 refused"))),
+                    source: PeerError::Unavailable {
+                        peer: "participation",
+                        source: Box::new(tonic::Status::unavailable("10.0.0.1 refused")),
+                    },
                 },
                 Code::Unavailable,
                 Some("PARTICIPATION_UNAVAILABLE"),
@@ -230,7 +247,29 @@ mod tests {
             (
                 AppError::EntriesNotClosed {
                     event_id: "e".into(),
-                    source: CloseEntriesError::Refused(Box::new(tonic::Status::permission_denied("10.0.0.1"))),
+                    source: PeerError::Refused {
+                        peer: "participation",
+                        source: Box::new(tonic::Status::permission_denied("10.0.0.1")),
+                    },
+                },
+                Code::Internal,
+                None,
+            ),
+            (
+                AppError::StoreUnknown {
+                    event_id: "e".into(),
+                    source: PeerError::Unavailable {
+                        peer: "user",
+                        source: Box::new(tonic::Status::unavailable("10.0.0.1")),
+                    },
+                },
+                Code::Unavailable,
+                Some("USER_UNAVAILABLE"),
+            ),
+            (
+                AppError::StoreUnknown {
+                    event_id: "e".into(),
+                    source: PeerError::Refused { peer: "user", source: Box::new(tonic::Status::internal("10.0.0.1")) },
                 },
                 Code::Internal,
                 None,

@@ -8,7 +8,7 @@ use crate::domain::lifecycle::IllegalTransition;
 use crate::domain::validation::ValidationError;
 use crate::domain::values::Millis;
 
-use super::ports::{CloseEntriesError, RepoError};
+use super::ports::{CloseEntriesError, PeerError, RepoError};
 
 /// A resource that can be missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,15 @@ pub enum AppError {
         event_id: String,
         /// What participation answered.
         source: CloseEntriesError,
+    },
+    /// PublishEvent could not learn the store's name from the user service, which the terms
+    /// need, so nothing was published (UNAVAILABLE when retrying helps, else INTERNAL).
+    #[error("the store name for the terms of event {event_id} could not be read; the event was not published")]
+    StoreUnknown {
+        /// The event.
+        event_id: String,
+        /// What the user service answered.
+        source: PeerError,
     },
     /// The database failed: UNAVAILABLE when it is unavailable (retry), else INTERNAL (a bug or
     /// corrupt data; details only in logs).

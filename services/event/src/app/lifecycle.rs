@@ -1,5 +1,7 @@
 //! The owner moves an event along its lifecycle: SelectRecommendation, SelectImage, PublishEvent
-//! and EndEvent (which has the participation service close the event's entries first).
+//! (which fixes the terms, naming the store the user service knows) and EndEvent (which has the
+//! participation service close the event's entries first; the scheduler ends events at the end of
+//! their period through the same use case).
 
 use crate::domain::event::{Change, Event, PublishError};
 use crate::domain::job::{Job, JobKind};
@@ -79,7 +81,12 @@ impl EventApp {
         Err(AppError::Contended { event_id: event_id.to_owned() })
     }
 
-    /// PublishEvent: PUBLISHED plus one distribution message, atomically.
+    /// PublishEvent: PUBLISHED, the terms fixed, plus one distribution message, atomically.
+    ///
+    /// The terms name the store as the data controller, so the user service must answer first:
+    /// when it cannot, nothing is published and the owner retries. The name is asked once, after
+    /// the event is known to be publishable, and fresh (a stale cached name must not become the
+    /// controller of record).
     pub async fn publish_event(
         &self,
         owner: &str,
@@ -91,13 +98,25 @@ impl EventApp {
         let mut errors = ValidationError::default();
         let channels = validate_channels(channels, "channels", true, &mut errors);
         errors.into_result(())?;
+        let mut store_name = None;
         for _ in 0..MAX_ATTEMPTS {
             let event = self.load_owned(owner, event_id).await?;
             Self::check_etag(&event, etag)?;
-            let change = event.publish(channels.clone(), self.clock.now_ms()).map_err(|e| match e {
+            let refused = |e: PublishError| match e {
                 PublishError::Illegal(source) => AppError::illegal(&event.id, source),
                 PublishError::PeriodOver { end } => AppError::PeriodOver { event_id: event.id.clone(), end },
-            })?;
+            };
+            event.check_publish(self.clock.now_ms()).map_err(refused)?;
+            let name = match &store_name {
+                Some(name) => name,
+                None => store_name.insert(
+                    self.stores
+                        .store_name(owner)
+                        .await
+                        .map_err(|source| AppError::StoreUnknown { event_id: event.id.clone(), source })?,
+                ),
+            };
+            let change = event.publish(channels.clone(), name, self.clock.now_ms()).map_err(refused)?;
             let Change::Modified(modified) = change else { return Ok(event) };
             let distribute = Outgoing::Distribute { event: modified.event.clone() };
             if let Some(saved) = self.save(*modified, None, vec![distribute]).await? {
@@ -116,8 +135,21 @@ impl EventApp {
     /// for participation), so "ENDED" is never answered for entries still open, even for events
     /// ended before participation had a gate.
     pub async fn end_event(&self, owner: &str, event_id: &str, etag: &str) -> Result<Event, AppError> {
+        self.end(Some(owner), event_id, etag).await
+    }
+
+    /// EndEvent on behalf of the system (the scheduler, at the end of the period): the same use
+    /// case, for any owner's event and without an etag.
+    pub async fn end_event_on_schedule(&self, event_id: &str) -> Result<Event, AppError> {
+        self.end(None, event_id, "").await
+    }
+
+    async fn end(&self, owner: Option<&str>, event_id: &str, etag: &str) -> Result<Event, AppError> {
         for _ in 0..MAX_ATTEMPTS {
-            let event = self.load_owned(owner, event_id).await?;
+            let event = match owner {
+                Some(owner) => self.load_owned(owner, event_id).await?,
+                None => self.load(event_id).await?,
+            };
             let now = self.clock.now_ms();
             let change = event.end(now).map_err(|e| AppError::illegal(&event.id, e))?;
             let Change::Modified(modified) = change else {

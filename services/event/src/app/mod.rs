@@ -8,6 +8,9 @@
 //!   polling, and failing the jobs past their deadline;
 //! - [`queries`]: reads — the owner's list and event, and the mesh-internal reads of
 //!   participation and distribution;
+//! - [`public`]: the public view of a published event (GetPublicEvent);
+//! - [`schedule`]: what the scheduler does on its own — ending events at the end of their period
+//!   and drawing the winners of auto-draw events, each event claimed by one replica;
 //! - [`ports`]: what they exchange with the adapters, [`error`]: how they fail, [`page`]: the
 //!   ListEvents page token, [`ids`]: new ids.
 //!
@@ -25,15 +28,22 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod page;
 pub mod ports;
+pub mod public;
 pub mod queries;
+pub mod schedule;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use edit::UpdateCommand;
 pub use error::{AppError, Resource};
-pub use ports::{Clock, CloseEntriesError, Inserted, ListQuery, RepoError, Saved};
+pub use ports::{
+    AutoDrawOutcome, Clock, CloseEntriesError, Due, Inserted, Lease, ListQuery, PeerError, RepoError, Saved,
+    ScheduledDraw,
+};
+pub use public::PublicView;
 pub use queries::{BATCH_MAX, Batch, EventPage};
+pub use schedule::ScheduleReport;
 
 use crate::domain::event::{Event, Modified};
 use crate::domain::job::Job;
@@ -55,6 +65,10 @@ pub struct AppSettings {
     pub default_page_size: usize,
     /// Largest ListEvents page; larger requests are coerced down.
     pub max_page_size: usize,
+    /// Base of the public links (`https://kem.example`, no trailing slash).
+    pub public_base_url: String,
+    /// How long after an auto-draw event ends its winners are drawn.
+    pub auto_draw_delay: Duration,
 }
 
 /// The event service's use cases, over its adapters.
@@ -99,11 +113,16 @@ impl EventApp {
 
     /// The owner's event, read fresh from the primary (for writes).
     async fn load_owned(&self, owner: &str, event_id: &str) -> Result<Event, AppError> {
-        require_id("eventId", event_id)?;
-        match self.repository.find_event(event_id).await? {
-            Some(event) if event.owner_id == owner => Ok(event),
+        match self.load(event_id).await? {
+            event if event.owner_id == owner => Ok(event),
             _ => Err(AppError::not_found(Resource::Event, event_id)),
         }
+    }
+
+    /// Any owner's event, read fresh from the primary (for the system's writes).
+    async fn load(&self, event_id: &str) -> Result<Event, AppError> {
+        require_id("eventId", event_id)?;
+        self.repository.find_event(event_id).await?.ok_or_else(|| AppError::not_found(Resource::Event, event_id))
     }
 
     fn check_etag(event: &Event, etag: &str) -> Result<(), AppError> {

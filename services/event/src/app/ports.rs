@@ -14,6 +14,7 @@ use kem_kit::store::StoreError;
 
 use crate::domain::event::Event;
 use crate::domain::lifecycle::EventStatus;
+use crate::domain::values::Millis;
 
 use super::page::Cursor;
 
@@ -64,16 +65,95 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
-/// Why the participation service did not confirm that an event's entries are closed. Either way
-/// nothing is known to be closed, so EndEvent does not end the event.
+/// Why a peer service (participation, user) did not give an answer a use case needs. Either way
+/// nothing is known to have happened there, so the use case changes nothing.
 #[derive(Debug, thiserror::Error)]
-pub enum CloseEntriesError {
+pub enum PeerError {
     /// It could not be reached or answered with a transient error: retrying helps.
-    #[error("the participation service is unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the {peer} service is unavailable")]
+    Unavailable {
+        /// Which service.
+        peer: &'static str,
+        /// What the call failed with.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// It refused the call (a defect or a deployment problem, e.g. the mesh policy).
-    #[error("the participation service refused to close the entries")]
-    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the {peer} service refused the call")]
+    Refused {
+        /// Which service.
+        peer: &'static str,
+        /// What it answered.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Why the participation service did not confirm that an event's entries are closed (EndEvent
+/// does not end the event then).
+pub type CloseEntriesError = PeerError;
+
+/// What participation answered the scheduler's DrawWinnersOnSchedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduledDraw {
+    /// The event has a draw: made by this call (`drawn_now`) or already before.
+    Drawn {
+        /// Whether this call made it.
+        drawn_now: bool,
+    },
+    /// Nobody entered: there is nothing to draw (FAILED_PRECONDITION `NO_ENTRIES`).
+    NoEntries,
+}
+
+/// How the scheduler settled an auto-draw event (stored; attempted once per event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoDrawOutcome {
+    /// This scheduler's call made the draw.
+    Drawn,
+    /// The event had a draw already (the owner's, or an earlier call's).
+    AlreadyDrawn,
+    /// Nobody entered: nothing to draw.
+    NoEntries,
+    /// participation refused the draw (a defect or a deployment problem; the owner can still
+    /// draw by hand).
+    Failed,
+}
+
+impl AutoDrawOutcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoDrawOutcome::Drawn => "DRAWN",
+            AutoDrawOutcome::AlreadyDrawn => "ALREADY_DRAWN",
+            AutoDrawOutcome::NoEntries => "NO_ENTRIES",
+            AutoDrawOutcome::Failed => "FAILED",
+        }
+    }
+}
+
+/// Work the scheduler looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// A PUBLISHED event whose period is over, to be ended.
+    End,
+    /// An ENDED auto-draw event not settled yet that ended at or before `ended_before`, to be
+    /// drawn.
+    Draw {
+        /// The latest end of an event due (now − the auto-draw delay).
+        ended_before: Millis,
+    },
+}
+
+/// A scheduler replica's claim on an event: no other replica works on it until `until` (or until
+/// it is released).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The scheduler replica.
+    pub worker: String,
+    /// When the claim is made.
+    pub now: Millis,
+    /// When it expires if the worker never releases it (a crashed replica).
+    pub until: Millis,
 }
 
 /// The time: the kit's injected clock (a `ManualClock` in tests about time).

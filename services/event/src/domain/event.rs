@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job::{Job, JobKind};
 use super::lifecycle::{Action, EventStatus, IllegalTransition, Outcome};
+use super::terms::{self, Terms};
 use super::validation::EventSpec;
 use super::values::{Channel, ChannelCopy, Millis, Recommendation};
 
@@ -35,6 +36,9 @@ pub struct Event {
     pub published_at: Option<Millis>,
     /// Ended.
     pub ended_at: Option<Millis>,
+    /// The terms participants consent to, fixed at publication.
+    #[serde(default)]
+    pub terms: Option<Terms>,
     /// Optimistic-concurrency version, +1 on every modification (the etag).
     pub version: i64,
 }
@@ -106,6 +110,7 @@ impl Event {
             updated_at: now,
             published_at: None,
             ended_at: None,
+            terms: None,
             version: 1,
         }
     }
@@ -220,13 +225,25 @@ impl Event {
         }))
     }
 
-    /// Publishes to `channels` (validated: 1-6, unique): PUBLISHED, channels replaced.
-    pub fn publish(&self, channels: Vec<Channel>, now: Millis) -> Result<Change, PublishError> {
+    /// Whether the event can be published at `now` (checked before the store's name is looked
+    /// up for the terms).
+    pub fn check_publish(&self, now: Millis) -> Result<Outcome, PublishError> {
         let outcome = self.allows(Action::Publish)?;
         if self.spec.period.is_over(now) {
             return Err(PublishError::PeriodOver { end: self.spec.period.end });
         }
+        Ok(outcome)
+    }
+
+    /// Publishes to `channels` (validated: 1-6, unique): PUBLISHED, channels replaced, and the
+    /// terms generated from the event and `store_name` (the data controller) fixed — terms the
+    /// event already has are kept.
+    pub fn publish(&self, channels: Vec<Channel>, store_name: &str, now: Millis) -> Result<Change, PublishError> {
+        let outcome = self.check_publish(now)?;
         Ok(self.modified(now, |e| {
+            if e.terms.is_none() {
+                e.terms = Some(terms::generate(store_name, &e.spec.title, e.spec.retention_days, now));
+            }
             e.spec.channels = channels;
             e.published_at = Some(now);
             if let Outcome::Move(to) = outcome {
@@ -288,6 +305,8 @@ mod tests {
             prize: None,
             participation_method: ParticipationMethod::Draw,
             channels: vec![Channel::Instagram],
+            auto_draw: false,
+            retention_days: 30,
         }
     }
 
@@ -385,11 +404,30 @@ mod tests {
     #[test]
     fn publishing_needs_content_and_a_running_period() {
         let e = event(EventStatus::ContentReady);
-        let m = modified(e.publish(vec![Channel::GenieTv], 5_000).expect("publish"));
+        let m = modified(e.publish(vec![Channel::GenieTv], "카페 온도", 5_000).expect("publish"));
         assert_eq!(m.event.status, EventStatus::Published);
         assert_eq!((m.event.spec.channels.clone(), m.event.published_at), (vec![Channel::GenieTv], Some(5_000)));
-        assert_eq!(e.publish(vec![Channel::GenieTv], 10_000), Err(PublishError::PeriodOver { end: 10_000 }));
-        assert!(matches!(event(EventStatus::Recommended).publish(vec![], 1), Err(PublishError::Illegal(_))));
+        assert_eq!(
+            e.publish(vec![Channel::GenieTv], "카페 온도", 10_000),
+            Err(PublishError::PeriodOver { end: 10_000 })
+        );
+        assert!(matches!(event(EventStatus::Recommended).publish(vec![], "가게", 1), Err(PublishError::Illegal(_))));
+        assert!(matches!(event(EventStatus::Published).check_publish(1), Err(PublishError::Illegal(_))));
+    }
+
+    #[test]
+    fn publishing_fixes_the_terms_once() {
+        let mut e = event(EventStatus::ContentReady);
+        e.spec.retention_days = 60;
+        let published = modified(e.publish(vec![Channel::GenieTv], "카페 온도", 5_000).expect("publish")).event;
+        let terms = published.terms.clone().expect("terms generated at publication");
+        assert_eq!((terms.controller.as_str(), terms.retention_days, terms.created_at), ("카페 온도", 60, 5_000));
+        assert_eq!(terms, crate::domain::terms::generate("카페 온도", &e.spec.title, 60, 5_000));
+        // Terms already there (a publication retried after they were stored) are kept.
+        let mut again = e.clone();
+        again.terms = Some(terms.clone());
+        let kept = modified(again.publish(vec![Channel::GenieTv], "다른 상호", 6_000).expect("publish")).event;
+        assert_eq!(kept.terms, Some(terms));
     }
 
     #[test]

@@ -42,10 +42,14 @@ pub enum UpdatePath {
     ParticipationMethod,
     /// `channels` (replaces the list)
     Channels,
+    /// `auto_draw`
+    AutoDraw,
+    /// `retention_days` (0 means the default, 30)
+    RetentionDays,
 }
 
 /// Paths `*` expands to: every top-level updatable field (full replacement).
-const WILDCARD: [UpdatePath; 9] = [
+const WILDCARD: [UpdatePath; 11] = [
     UpdatePath::Title,
     UpdatePath::Description,
     UpdatePath::Objective,
@@ -55,10 +59,12 @@ const WILDCARD: [UpdatePath; 9] = [
     UpdatePath::Prize,
     UpdatePath::ParticipationMethod,
     UpdatePath::Channels,
+    UpdatePath::AutoDraw,
+    UpdatePath::RetentionDays,
 ];
 
 /// Fields of `Event` that exist but only the server sets.
-const OUTPUT_ONLY: [&str; 12] = [
+const OUTPUT_ONLY: [&str; 13] = [
     "event_id",
     "owner_id",
     "status",
@@ -71,6 +77,7 @@ const OUTPUT_ONLY: [&str; 12] = [
     "etag",
     "recommendations_job_id",
     "images_job_id",
+    "terms",
 ];
 
 impl UpdatePath {
@@ -93,6 +100,8 @@ impl UpdatePath {
             "prize.unit_value.amount_krw" => UpdatePath::PrizeUnitValueAmount,
             "participation_method" => UpdatePath::ParticipationMethod,
             "channels" => UpdatePath::Channels,
+            "auto_draw" => UpdatePath::AutoDraw,
+            "retention_days" => UpdatePath::RetentionDays,
             _ => return None,
         })
     }
@@ -181,6 +190,8 @@ pub fn merge(current: &EventInput, update: &EventInput, paths: &[UpdatePath]) ->
             }
             UpdatePath::ParticipationMethod => out.participation_method = update.participation_method,
             UpdatePath::Channels => out.channels = update.channels.clone(),
+            UpdatePath::AutoDraw => out.auto_draw = update.auto_draw,
+            UpdatePath::RetentionDays => out.retention_days = update.retention_days,
         }
     }
     out
@@ -257,6 +268,17 @@ mod tests {
         // Clearing the objective is not allowed: it is required.
         let merged = merge(&current(), &EventInput::default(), &[UpdatePath::Objective]);
         assert_eq!(validate_event(&merged, "event").expect_err("required").violations[0].field, "event.objective");
+    }
+
+    #[test]
+    fn auto_draw_and_retention_are_updatable_and_terms_are_output_only() {
+        let parsed = parse_mask(&paths(&["autoDraw", "retention_days"])).expect("valid");
+        assert_eq!(parsed, vec![UpdatePath::AutoDraw, UpdatePath::RetentionDays]);
+        let update = EventInput { auto_draw: true, retention_days: 90, title: "ignored".into(), ..Default::default() };
+        let merged = merge(&current(), &update, &parsed);
+        assert_eq!((merged.auto_draw, merged.retention_days, merged.title.as_str()), (true, 90, "old"));
+        let error = parse_mask(&paths(&["terms.version"])).expect_err("output only");
+        assert!(error.violations[0].description.contains("output only"));
     }
 
     #[test]

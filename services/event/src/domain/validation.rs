@@ -32,6 +32,12 @@ pub const MONEY_MAX_KRW: i64 = 1_000_000_000_000;
 pub const PERIOD_MAX_DAYS: i64 = 366;
 /// Most channels an event can use (there are six).
 pub const CHANNELS_MAX: usize = 6;
+/// Fewest days participants' data is kept after the draw.
+pub const RETENTION_DAYS_MIN: i32 = 1;
+/// Most days participants' data is kept after the draw.
+pub const RETENTION_DAYS_MAX: i32 = 365;
+/// Days kept when the owner does not say (`retention_days` 0 or unset).
+pub const RETENTION_DAYS_DEFAULT: i32 = 30;
 
 /// One invalid field: where (camelCase path) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +169,10 @@ pub struct EventInput {
     pub participation_method: EnumInput<ParticipationMethod>,
     /// Planned channels.
     pub channels: Vec<EnumInput<Channel>>,
+    /// Draw winners automatically after the end.
+    pub auto_draw: bool,
+    /// Days the participants' data is kept after the draw; 0 means the default.
+    pub retention_days: i32,
 }
 
 /// The owner-editable fields of an event, valid.
@@ -186,6 +196,16 @@ pub struct EventSpec {
     pub participation_method: ParticipationMethod,
     /// Unique, at most six.
     pub channels: Vec<Channel>,
+    /// Winners are drawn automatically after the end.
+    #[serde(default)]
+    pub auto_draw: bool,
+    /// Days the participants' data is kept after the draw, 1-365.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: i32,
+}
+
+fn default_retention_days() -> i32 {
+    RETENTION_DAYS_DEFAULT
 }
 
 impl EventSpec {
@@ -206,6 +226,8 @@ impl EventSpec {
             }),
             participation_method: EnumInput::Known(self.participation_method),
             channels: self.channels.iter().copied().map(EnumInput::Known).collect(),
+            auto_draw: self.auto_draw,
+            retention_days: self.retention_days,
         }
     }
 }
@@ -246,6 +268,17 @@ pub fn validate_event(input: &EventInput, prefix: &str) -> Result<EventSpec, Val
         }
     };
     let channels = validate_channels(&input.channels, &at("channels"), false, &mut errors);
+    let retention_days = match input.retention_days {
+        0 => RETENTION_DAYS_DEFAULT,
+        days if (RETENTION_DAYS_MIN..=RETENTION_DAYS_MAX).contains(&days) => days,
+        _ => {
+            let rule = format!(
+                "must be between {RETENTION_DAYS_MIN} and {RETENTION_DAYS_MAX} days (0 or unset means {RETENTION_DAYS_DEFAULT})"
+            );
+            errors.push(at("retentionDays"), rule);
+            RETENTION_DAYS_DEFAULT
+        }
+    };
 
     match (objective, period) {
         (Some(objective), Some(period)) if errors.is_empty() => Ok(EventSpec {
@@ -258,6 +291,8 @@ pub fn validate_event(input: &EventInput, prefix: &str) -> Result<EventSpec, Val
             prize,
             participation_method,
             channels,
+            auto_draw: input.auto_draw,
+            retention_days,
         }),
         _ => Err(errors),
     }
@@ -370,6 +405,8 @@ mod tests {
             prize: Some(PrizeInput { name: "아메리카노 1잔".into(), winner_count: 10, ..Default::default() }),
             participation_method: EnumInput::Unset,
             channels: vec![EnumInput::Known(Channel::Instagram), EnumInput::Known(Channel::KakaoChannel)],
+            auto_draw: false,
+            retention_days: 0,
         }
     }
 
@@ -384,6 +421,7 @@ mod tests {
         assert_eq!(spec.participation_method, ParticipationMethod::Draw, "unset means DRAW");
         assert_eq!(spec.budget, Some(Money { amount_krw: 150_000 }));
         assert_eq!(spec.channels, vec![Channel::Instagram, Channel::KakaoChannel]);
+        assert_eq!((spec.auto_draw, spec.retention_days), (false, RETENTION_DAYS_DEFAULT), "0 means 30 days");
         assert_eq!(validate_event(&spec.to_input(), "event"), Ok(spec), "to_input round-trips");
     }
 
@@ -409,6 +447,7 @@ mod tests {
             unit_value: Some(-5),
         });
         input.participation_method = EnumInput::Unknown(9);
+        input.retention_days = 366;
         input.channels = vec![
             EnumInput::Known(Channel::Instagram),
             EnumInput::Unset,
@@ -433,6 +472,7 @@ mod tests {
                 "event.channels[1]",
                 "event.channels[2]",
                 "event.channels[3]",
+                "event.retentionDays",
             ]
         );
     }
@@ -508,5 +548,19 @@ mod tests {
         let mut input = valid_input();
         input.title = "가".repeat(TITLE_MAX); // 300 bytes, 100 characters
         assert!(validate_event(&input, "event").is_ok());
+    }
+
+    #[test]
+    fn retention_is_one_to_365_days_and_defaults_to_30() {
+        for (days, want) in [(0, Some(30)), (1, Some(1)), (30, Some(30)), (365, Some(365)), (366, None), (-1, None)] {
+            let mut input = valid_input();
+            input.retention_days = days;
+            input.auto_draw = true;
+            match (validate_event(&input, "event"), want) {
+                (Ok(spec), Some(want)) => assert_eq!((spec.retention_days, spec.auto_draw), (want, true), "{days}"),
+                (Err(error), None) => assert_eq!(fields(&error), vec!["event.retentionDays"], "{days}"),
+                (got, want) => panic!("retention {days}: {got:?}, expected {want:?}"),
+            }
+        }
     }
 }

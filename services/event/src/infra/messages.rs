@@ -215,6 +215,8 @@ mod tests {
             prize: None,
             participation_method: ParticipationMethod::Draw,
             channels: vec![Channel::Instagram, Channel::GenieTv],
+            auto_draw: false,
+            retention_days: 30,
         };
         let mut e = Event::create("e-1".into(), "o-1".into(), spec, 5);
         e.status = EventStatus::Published;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::page::Cursor;
-use crate::app::ports::{Inserted, ListQuery, RepoError, Saved};
+use crate::app::ports::{AutoDrawOutcome, Due, Inserted, Lease, ListQuery, RepoError, Saved};
 use crate::domain::event::{Event, Modified};
 use crate::domain::job::{Job, JobFailure, JobKind, JobState};
 use crate::domain::lifecycle::EventStatus;
@@ -23,7 +23,8 @@ use super::messages;
 
 const EVENT_COLUMNS: &str = "id, owner_id, status, title, description, objective, target_audience, budget_krw, \
      period_start, period_end, prize, participation_method, channels, selected_recommendation, selected_image_id, \
-     recommendations_job_id, images_job_id, created_at, updated_at, published_at, ended_at, version";
+     recommendations_job_id, images_job_id, created_at, updated_at, published_at, ended_at, version, auto_draw, \
+     retention_days, terms";
 
 const JOB_COLUMNS: &str =
     "id, event_id, owner_id, kind, state, request, result, error, created_at, updated_at, deadline_at";
@@ -31,16 +32,18 @@ const JOB_COLUMNS: &str =
 const INSERT_EVENT: &str = "INSERT INTO events (id, owner_id, status, title, description, objective, \
      target_audience, budget_krw, period_start, period_end, prize, participation_method, channels, \
      selected_recommendation, selected_image_id, recommendations_job_id, images_job_id, created_at, updated_at, \
-     published_at, ended_at, version, request_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+     published_at, ended_at, version, request_id, auto_draw, retention_days, terms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
+     $24, $25, $26) \
      ON CONFLICT DO NOTHING";
 
-/// Writes every mutable column; guarded by the status and version that were read.
+/// Writes every mutable column; guarded by the status and version that were read. Terms, once
+/// stored, are never replaced.
 const UPDATE_EVENT: &str = "UPDATE events SET status = $3, title = $4, description = $5, objective = $6, \
      target_audience = $7, budget_krw = $8, period_start = $9, period_end = $10, prize = $11, \
      participation_method = $12, channels = $13, selected_recommendation = $14, selected_image_id = $15, \
      recommendations_job_id = $16, images_job_id = $17, updated_at = $18, published_at = $19, ended_at = $20, \
-     version = $21 \
+     version = $21, auto_draw = $23, retention_days = $24, terms = COALESCE(terms, $25) \
      WHERE id = $1 AND version = $2 AND status = $22";
 
 /// A conflicting active job (the partial unique index) makes this insert a no-op.
@@ -98,6 +101,8 @@ fn event_from_row(row: &Row) -> Result<Event, RepoError> {
         participation_method: ParticipationMethod::parse(&method)
             .ok_or_else(|| failed("unknown stored participation method", &method))?,
         channels: from_json("channels", &text("channels")?)?,
+        auto_draw: get(row, "auto_draw")?,
+        retention_days: get(row, "retention_days")?,
     };
     Ok(Event {
         id: text("id")?,
@@ -114,6 +119,7 @@ fn event_from_row(row: &Row) -> Result<Event, RepoError> {
         updated_at: get(row, "updated_at")?,
         published_at: get(row, "published_at")?,
         ended_at: get(row, "ended_at")?,
+        terms: get::<Option<String>>(row, "terms")?.map(|t| from_json("terms", &t)).transpose()?,
         version: get(row, "version")?,
     })
 }
@@ -139,11 +145,39 @@ fn job_from_row(row: &Row) -> Result<Job, RepoError> {
     Ok(job)
 }
 
+/// The condition of events with work `due` (`$1` now, `$2` the end before which an auto-draw
+/// event is due), the order to take them in, and the first placeholder left free.
+fn due_condition(due: Due) -> (&'static str, &'static str, usize) {
+    match due {
+        Due::End => (
+            "status = 'PUBLISHED' AND period_end <= $1 \
+             AND (schedule_lease_until IS NULL OR schedule_lease_until <= $1)",
+            "period_end",
+            2,
+        ),
+        Due::Draw { .. } => (
+            "status = 'ENDED' AND auto_draw AND auto_drawn_at IS NULL AND ended_at <= $2 \
+             AND (schedule_lease_until IS NULL OR schedule_lease_until <= $1)",
+            "ended_at",
+            3,
+        ),
+    }
+}
+
+/// Binds the placeholders of [`due_condition`].
+fn bind_due(query: store::Query, due: Due, now: Millis) -> store::Query {
+    match due {
+        Due::End => query.bind(now),
+        Due::Draw { ended_before } => query.bind(now).bind(ended_before),
+    }
+}
+
 /// The mutable columns of an event, bound in `UPDATE_EVENT` order from `$3`.
 struct EventColumns {
     prize: Option<String>,
     channels: String,
     selected_recommendation: Option<String>,
+    terms: Option<String>,
 }
 
 impl EventColumns {
@@ -152,11 +186,18 @@ impl EventColumns {
             prize: opt_json("prize", event.spec.prize.as_ref())?,
             channels: to_json("channels", &event.spec.channels)?,
             selected_recommendation: opt_json("selected_recommendation", event.selected_recommendation.as_ref())?,
+            terms: opt_json("terms", event.terms.as_ref())?,
         })
     }
 
+    /// Binds the participant settings and the terms after every other value (`$24`… on insert,
+    /// `$23`… on update).
+    fn bind_participants(query: store::Query, e: &Event, terms: Option<String>) -> store::Query {
+        query.bind(e.spec.auto_draw).bind(e.spec.retention_days).bind(terms)
+    }
+
     /// Binds `$3` to `$17` (status … images_job_id) after the two leading values.
-    fn bind(self, query: store::Query, e: &Event) -> store::Query {
+    fn bind(&self, query: store::Query, e: &Event) -> store::Query {
         query
             .bind(e.status.as_str())
             .bind(e.spec.title.clone())
@@ -166,10 +207,10 @@ impl EventColumns {
             .bind(e.spec.budget.map(|m| m.amount_krw))
             .bind(e.spec.period.start)
             .bind(e.spec.period.end)
-            .bind(self.prize)
+            .bind(self.prize.clone())
             .bind(e.spec.participation_method.as_str())
-            .bind(self.channels)
-            .bind(self.selected_recommendation)
+            .bind(self.channels.clone())
+            .bind(self.selected_recommendation.clone())
             .bind(e.selected_image_id.clone())
             .bind(e.recommendations_job_id.clone())
             .bind(e.images_job_id.clone())
@@ -285,6 +326,7 @@ impl SqlEventRepository {
             .bind(event.ended_at)
             .bind(event.version)
             .bind(request_id.map(str::to_owned));
+        let insert = EventColumns::bind_participants(insert, event, columns.terms);
         let inserted = insert.execute(&mut tx).await;
         if self.ok(inserted)? == 0 {
             // Same owner and key: the first event wins (a concurrent insert waited on the index).
@@ -370,6 +412,7 @@ impl SqlEventRepository {
             .bind(event.ended_at)
             .bind(event.version)
             .bind(change.expected_status.as_str());
+        let update = EventColumns::bind_participants(update, event, columns.terms);
         let updated = update.execute(&mut tx).await;
         if self.ok(updated)? == 0 {
             return Ok(Saved::Conflict);
@@ -461,5 +504,70 @@ impl SqlEventRepository {
             total += self.ok(failed)?;
         }
         Ok(total)
+    }
+
+    /// Up to `limit` events with work `due` at `now`, not leased by a live scheduler (the
+    /// longest-waiting first).
+    pub async fn due(&self, due: Due, now: Millis, limit: usize) -> Result<Vec<String>, RepoError> {
+        let (condition, order, next) = due_condition(due);
+        let sql = AssertSqlSafe(format!("SELECT id FROM events WHERE {condition} ORDER BY {order} LIMIT ${next}"));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = bind_due(store::query(sql), due, now).bind(limit).fetch_all(self.store.primary()).await;
+        self.ok(rows)?.iter().map(|row| get(row, "id")).collect()
+    }
+
+    /// Leases event `id` to `lease.worker` if its work is still `due` and no live lease is held:
+    /// one conditional UPDATE, so of several replicas claiming at once exactly one wins (on
+    /// PostgreSQL the row lock makes the others re-check the condition, on SQLite writes are
+    /// serial).
+    pub async fn claim(&self, id: &str, due: Due, lease: &Lease) -> Result<bool, RepoError> {
+        let (condition, _, next) = due_condition(due);
+        let (worker, until, event) = (next, next + 1, next + 2);
+        let sql = AssertSqlSafe(format!(
+            "UPDATE events SET schedule_lease_owner = ${worker}, schedule_lease_until = ${until} \
+             WHERE id = ${event} AND {condition}"
+        ));
+        let claimed = bind_due(store::query(sql), due, lease.now)
+            .bind(lease.worker.as_str())
+            .bind(lease.until)
+            .bind(id)
+            .execute(self.store.primary())
+            .await;
+        Ok(self.ok(claimed)? == 1)
+    }
+
+    /// Gives `worker`'s lease on event `id` up (the work is done or is to be retried).
+    pub async fn release(&self, id: &str, worker: &str) -> Result<(), RepoError> {
+        let released = store::query(
+            "UPDATE events SET schedule_lease_owner = NULL, schedule_lease_until = NULL \
+             WHERE id = $1 AND schedule_lease_owner = $2",
+        )
+        .bind(id)
+        .bind(worker)
+        .execute(self.store.primary())
+        .await;
+        self.ok(released).map(drop)
+    }
+
+    /// Records how event `id`'s auto draw was settled, and releases `worker`'s lease. `false`
+    /// when the worker no longer held the lease (it expired and another replica took over).
+    pub async fn settle_auto_draw(
+        &self,
+        id: &str,
+        worker: &str,
+        outcome: AutoDrawOutcome,
+        now: Millis,
+    ) -> Result<bool, RepoError> {
+        let settled = store::query(
+            "UPDATE events SET auto_drawn_at = $3, auto_draw_outcome = $4, schedule_lease_owner = NULL, \
+             schedule_lease_until = NULL WHERE id = $1 AND schedule_lease_owner = $2 AND auto_drawn_at IS NULL",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(now)
+        .bind(outcome.as_str())
+        .execute(self.store.primary())
+        .await;
+        Ok(self.ok(settled)? == 1)
     }
 }

@@ -9,20 +9,17 @@ use kem_mesh::Shutdown;
 
 use crate::app::EventApp;
 
+use super::periodic;
+
 /// Runs until `shutdown`, sweeping every `every`.
 pub async fn run(app: Arc<EventApp>, every: Duration, shutdown: Shutdown) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.wait() => break,
-        }
+    periodic::every(every, shutdown, || async {
         match app.fail_expired_jobs().await {
             Ok(0) => {}
             Ok(failed) => tracing::warn!(failed, "jobs failed with DEADLINE_EXCEEDED: no worker finished them in time"),
             Err(error) => tracing::warn!(%error, "job-timeout sweep failed; retrying at the next interval"),
         }
-    }
+    })
+    .await;
     tracing::debug!("job-timeout sweeper stopped");
 }

@@ -50,7 +50,7 @@ async fn create_validation_names_every_invalid_field() {
     let mut event = sample_event(" ");
     event.objective = 0;
     event.budget = Some(common::Money { amount_krw: -1 });
-    let start = now_ms() + 10_000;
+    let start = SystemClock.now_ms() + 10_000;
     event.period = Some(common::Period { start_time: Some(ts(start)), end_time: Some(ts(start - 1)) });
     event.prize = Some(common::Prize { name: "커피".into(), winner_count: 0, ..Default::default() });
     event.channels = vec![common::Channel::Instagram as i32, 0, common::Channel::Instagram as i32];
@@ -338,7 +338,7 @@ async fn reads_are_cached_and_changes_invalidate_the_cache() {
     .await;
     let event = h.create(OWNER, sample_event("캐시")).await;
     h.get(OWNER, &event.event_id).await.expect("first read fills the cache");
-    let key = format!("event:v1:{}", event.event_id);
+    let key = format!("event:v2:{}", event.event_id);
     assert!(h.ctx.cache.get(&key).await.expect("redis").is_some(), "cached under {key}");
 
     // A write behind the service's back is not seen: reads come from the cache …

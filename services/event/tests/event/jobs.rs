@@ -310,7 +310,10 @@ async fn selections_are_validated_against_job_results() {
     let status = expect_code(h.publish(OWNER, &other.event_id, request_channels).await, Code::InvalidArgument);
     assert_eq!(violations(&status), vec!["channels"]);
     let past = proto::Event {
-        period: Some(common::Period { start_time: Some(ts(now_ms() - 20_000)), end_time: Some(ts(now_ms() - 10_000)) }),
+        period: Some(common::Period {
+            start_time: Some(ts(SystemClock.now_ms() - 20_000)),
+            end_time: Some(ts(SystemClock.now_ms() - 10_000)),
+        }),
         ..Default::default()
     };
     h.update(OWNER, &other.event_id, past, &["period"]).await.expect("move the period into the past");

@@ -6,6 +6,8 @@ mod crud;
 mod ending;
 mod internal;
 mod jobs;
+mod public;
+mod schedule;
 mod sqlite;
 mod support;
 mod validation;

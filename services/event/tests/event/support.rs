@@ -1,15 +1,17 @@
 //! Shared fixtures: a started event service on a fresh PostgreSQL database and Redis prefix,
-//! reaching a fake participation service (CloseEntries) over mesh mTLS; request builders,
-//! status-detail readers, queue inspection and the test workers that stand in for the AI and
-//! content services.
+//! reaching a fake participation service (CloseEntries, DrawWinnersOnSchedule, CountEntries) and a
+//! fake user service (GetOwner) over mesh mTLS; request builders, status-detail readers, queue
+//! inspection and the test workers that stand in for the AI and content services.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use kem_event::{EventApi, EventConfig};
 use kem_kit::cache::MemoryCache;
-use kem_kit::clock::{Clock as _, ManualClock, SystemClock};
+use kem_kit::clock::ManualClock;
+pub use kem_kit::clock::{Clock as _, SystemClock};
 use kem_kit::outbox::{Consumer, ConsumerOptions, ConsumerReport, HandlerError, Outbox};
 use kem_kit::queue::{Queue, ReceivedMessage};
 use kem_kit::runtime::{Peers, ServiceContext, with_owner};
@@ -24,6 +26,8 @@ use kem_proto::kem::participation::v1 as participation_pb;
 use kem_proto::kem::participation::v1::participation_service_server::{
     ParticipationService, ParticipationServiceServer,
 };
+use kem_proto::kem::user::v1 as user_pb;
+use kem_proto::kem::user::v1::user_service_server::{UserService, UserServiceServer};
 use kem_testkit::eventually;
 use kem_testkit::service::{Backing, TestService};
 pub use kem_testkit::status::{expect_code, metadata, reason, violations};
@@ -34,10 +38,23 @@ use tonic::{Code, Request, Status};
 
 pub const OWNER: &str = "owner-1";
 pub const OTHER: &str = "owner-2";
+/// OWNER's store name (the controller of their events' terms).
+pub const STORE_NAME: &str = "카페 온도";
+/// The public base URL tests configure.
+pub const PUBLIC_BASE: &str = "https://kem.example";
+/// How often the scheduler ticks in tests.
+pub const SCHEDULER_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Fast settings for tests (short sweeps; the default job timeout is long enough for any test).
+/// Fast settings for tests (short sweeps and scheduler ticks; the default job timeout is long
+/// enough for any test; the default auto-draw delay of 10 minutes, moved past with a
+/// `ManualClock`).
 pub fn test_config() -> EventConfig {
-    EventConfig { job_sweep_interval: Duration::from_millis(100), ..EventConfig::default() }
+    EventConfig {
+        job_sweep_interval: Duration::from_millis(100),
+        scheduler_interval: SCHEDULER_INTERVAL,
+        public_base_url: PUBLIC_BASE.to_owned(),
+        ..EventConfig::default()
+    }
 }
 
 /// The event service started on a test context.
@@ -48,6 +65,10 @@ pub struct Harness {
     pub api: EventApi,
     /// The participation service EndEvent closes entries at.
     pub participation: FakeParticipation,
+    /// The user service PublishEvent reads the store name from.
+    pub users: FakeUsers,
+    /// The settings the service started with.
+    pub config: EventConfig,
     servers: Shutdown,
     backing: Backing,
 }
@@ -58,47 +79,57 @@ impl Harness {
     }
 
     pub async fn with_config(config: EventConfig) -> Harness {
-        let (participation, servers, peers) = participation_mesh().await;
-        let svc = TestService::with_peers("event", peers).await;
+        let (peers, servers) = peer_mesh().await;
+        let svc = TestService::with_peers("event", peers.peers.clone()).await;
         let ctx = svc.ctx.clone();
-        Harness::start(ctx, config, participation, servers, Backing::Postgres(Box::new(svc))).await
+        Harness::start(ctx, config, peers, servers, Backing::Postgres(Box::new(svc))).await
     }
 
     /// The service reading time from `clock`: a test about time moves it instead of sleeping.
     pub async fn with_clock(config: EventConfig, clock: ManualClock) -> Harness {
-        let (participation, servers, peers) = participation_mesh().await;
-        let svc = TestService::with_peers("event", peers).await;
+        let (peers, servers) = peer_mesh().await;
+        let svc = TestService::with_peers("event", peers.peers.clone()).await;
         let ctx = ServiceContext { clock: Arc::new(clock), ..svc.ctx.clone() };
-        Harness::start(ctx, config, participation, servers, Backing::Postgres(Box::new(svc))).await
+        Harness::start(ctx, config, peers, servers, Backing::Postgres(Box::new(svc))).await
     }
 
     /// The service on embedded SQLite (`kem up`): same migrations, same queries.
     pub async fn sqlite(config: EventConfig) -> Harness {
-        let (participation, servers, peers) = participation_mesh().await;
+        Harness::sqlite_with_clock(config, None).await
+    }
+
+    /// [`sqlite`](Self::sqlite), reading time from `clock` when given.
+    pub async fn sqlite_with_clock(config: EventConfig, clock: Option<ManualClock>) -> Harness {
+        let (peers, servers) = peer_mesh().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = kem_testkit::service::embedded_context("event", peers, dir.path()).await;
-        Harness::start(ctx.clone(), config, participation, servers, Backing::Sqlite(dir)).await
+        let mut ctx = kem_testkit::service::embedded_context("event", peers.peers.clone(), dir.path()).await;
+        if let Some(clock) = clock {
+            ctx.clock = Arc::new(clock);
+        }
+        Harness::start(ctx.clone(), config, peers, servers, Backing::Sqlite(dir)).await
     }
 
     async fn start(
         ctx: ServiceContext,
         config: EventConfig,
-        participation: FakeParticipation,
+        peers: PeerFakes,
         servers: Shutdown,
         backing: Backing,
     ) -> Harness {
-        let api = kem_event::start_api(ctx.clone(), config)
+        let api = kem_event::start_api(ctx.clone(), config.clone())
             .await
             .unwrap_or_else(|e| panic!("the event service does not start: {e}"));
+        let PeerFakes { participation, users, .. } = peers;
         participation.observe(ctx.store.clone());
-        Harness { ctx, api, participation, servers, backing }
+        Harness { ctx, api, participation, users, config, servers, backing }
     }
 
-    /// Another event service instance on the same database with its own in-process cache, as
-    /// `kem up --processes` runs a second replica.
+    /// Another event service instance on the same database (and clock, and settings) with its own
+    /// in-process cache, as `kem up --processes` runs a second replica: its own sweeper and
+    /// scheduler run too.
     pub async fn replica(&self) -> EventApi {
         let ctx = ServiceContext { cache: Arc::new(MemoryCache::new(10_000)), ..self.ctx.clone() };
-        kem_event::start_api(ctx, test_config())
+        kem_event::start_api(ctx, self.config.clone())
             .await
             .unwrap_or_else(|e| panic!("the event replica does not start: {e}"))
     }
@@ -173,6 +204,25 @@ impl Harness {
         Ok(self.api.publish_event(req(owner, request)).await?.into_inner().event.unwrap_or_default())
     }
 
+    /// GetPublicEvent, as anyone (no owner).
+    pub async fn public(&self, id: &str) -> Result<proto::PublicEvent, Status> {
+        let request = proto::GetPublicEventRequest { event_id: id.to_owned() };
+        Ok(self.api.get_public_event(Request::new(request)).await?.into_inner().event.unwrap_or_default())
+    }
+
+    /// GetEventForParticipation, as participation would call it.
+    pub async fn for_participation(&self, id: &str) -> Result<proto::GetEventForParticipationResponse, Status> {
+        let request = proto::GetEventForParticipationRequest { event_id: id.to_owned() };
+        Ok(self.api.get_event_for_participation(Request::new(request)).await?.into_inner())
+    }
+
+    /// … → PUBLISHED on Instagram and Kakao Channel.
+    pub async fn published(&self, owner: &str, title: &str) -> proto::Event {
+        let ready = self.content_ready(owner, title).await;
+        let channels = [common::Channel::Instagram, common::Channel::KakaoChannel];
+        self.publish(owner, &ready.event_id, &channels).await.expect("publish")
+    }
+
     pub async fn end(&self, owner: &str, id: &str) -> Result<proto::Event, Status> {
         let request = proto::EndEventRequest { event_id: id.to_owned(), etag: String::new() };
         Ok(self.api.end_event(req(owner, request)).await?.into_inner().event.unwrap_or_default())
@@ -195,7 +245,12 @@ impl Harness {
 
     /// DRAFT → RECOMMENDED without a worker: requests recommendations, reports them, selects one.
     pub async fn recommended(&self, owner: &str, title: &str) -> proto::Event {
-        let event = self.create(owner, sample_event(title)).await;
+        self.recommended_from(owner, sample_event(title)).await
+    }
+
+    /// [`recommended`](Self::recommended) for an event of one's own.
+    pub async fn recommended_from(&self, owner: &str, event: proto::Event) -> proto::Event {
+        let event = self.create(owner, event).await;
         let job = self.request_recommendations(owner, &event.event_id).await.expect("request recommendations");
         self.report(&job.job_id, recommendations_outcome(&["rec-1", "rec-2", "rec-3"])).await.expect("report");
         self.select_recommendation(owner, &event.event_id, "rec-1").await.expect("select recommendation")
@@ -203,7 +258,12 @@ impl Harness {
 
     /// … → CONTENT_READY without a worker.
     pub async fn content_ready(&self, owner: &str, title: &str) -> proto::Event {
-        let event = self.recommended(owner, title).await;
+        self.content_ready_from(owner, sample_event(title)).await
+    }
+
+    /// [`content_ready`](Self::content_ready) for an event of one's own.
+    pub async fn content_ready_from(&self, owner: &str, event: proto::Event) -> proto::Event {
+        let event = self.recommended_from(owner, event).await;
         let job = self.request_images(owner, &event.event_id).await.expect("request images");
         self.report(&job.job_id, images_outcome(&["img-a", "img-b", "img-c"])).await.expect("report images");
         self.select_image(owner, &event.event_id, "img-b").await.expect("select image")
@@ -278,10 +338,6 @@ pub fn created(result: Result<tonic::Response<proto::CreateEventResponse>, Statu
     result.unwrap_or_else(|s| panic!("create failed: {s:?}")).into_inner().event.unwrap_or_default()
 }
 
-pub fn now_ms() -> i64 {
-    SystemClock.now_ms()
-}
-
 pub fn ts(ms: i64) -> Timestamp {
     Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
 }
@@ -294,7 +350,7 @@ const DAY: i64 = 24 * 60 * 60 * 1000;
 
 /// A valid event running from tomorrow for 30 days.
 pub fn sample_event(title: &str) -> proto::Event {
-    let start = now_ms() + DAY;
+    let start = SystemClock.now_ms() + DAY;
     proto::Event {
         title: title.to_owned(),
         description: "점심 손님을 늘리는 이벤트".into(),
@@ -375,16 +431,15 @@ pub fn error_outcome(code: Code, message: &str) -> proto::report_job_result_requ
 
 /// Polls GetJob until the job is SUCCEEDED or FAILED.
 pub async fn finished_job(h: &Harness, owner: &str, job_id: &str) -> proto::Job {
-    let mut last = proto::Job::default();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while tokio::time::Instant::now() < deadline {
-        last = h.get_job(owner, job_id).await.expect("get job");
-        if last.state == proto::JobState::Succeeded as i32 || last.state == proto::JobState::Failed as i32 {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {job_id} did not finish: {last:?}");
+    let finished = std::sync::Mutex::new(None);
+    eventually(&format!("job {job_id} finishes"), Duration::from_secs(20), || async {
+        let job = h.get_job(owner, job_id).await.expect("get job");
+        let done = job.state == proto::JobState::Succeeded as i32 || job.state == proto::JobState::Failed as i32;
+        *finished.lock().expect("job") = done.then_some(job);
+        done
+    })
+    .await;
+    finished.into_inner().expect("job").expect("the finished job")
 }
 
 fn consumer_options(queue: &str, name: &str) -> ConsumerOptions {
@@ -499,12 +554,32 @@ struct ParticipationState {
     closes: std::sync::Mutex<Vec<Close>>,
     failures: std::sync::Mutex<Vec<Status>>,
     store: std::sync::OnceLock<Store>,
+    /// DrawWinnersOnSchedule calls received (event ids, in order, failed ones included).
+    scheduled_draws: std::sync::Mutex<Vec<String>>,
+    draw_failures: std::sync::Mutex<Vec<Status>>,
+    /// The draw time of each drawn event (ms).
+    drawn: std::sync::Mutex<HashMap<String, i64>>,
+    /// Events nobody entered (a draw answers NO_ENTRIES).
+    empty: std::sync::Mutex<HashSet<String>>,
+    count_calls: AtomicU64,
+    counts_unavailable: AtomicBool,
 }
 
-/// CloseEntries from a scriptable fake; every other method is UNIMPLEMENTED.
+/// A scriptable participation service: CloseEntries, DrawWinnersOnSchedule and CountEntries
+/// (counting calls); every other method is UNIMPLEMENTED.
 #[derive(Clone, Default)]
 pub struct FakeParticipation {
     state: Arc<ParticipationState>,
+}
+
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The first of the scripted failures, taken off the list.
+fn next_failure(failures: &std::sync::Mutex<Vec<Status>>) -> Option<Status> {
+    let mut failures = locked(failures);
+    (!failures.is_empty()).then(|| failures.remove(0))
 }
 
 impl FakeParticipation {
@@ -515,12 +590,57 @@ impl FakeParticipation {
 
     /// The closes received so far, in order.
     pub fn closes(&self) -> Vec<Close> {
-        self.state.closes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        locked(&self.state.closes).clone()
     }
 
-    /// The next calls answer these statuses, one each, in order.
+    /// The next CloseEntries calls answer these statuses, one each, in order.
     pub fn fail_with(&self, statuses: Vec<Status>) {
-        *self.state.failures.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
+        *locked(&self.state.failures) = statuses;
+    }
+
+    /// The next DrawWinnersOnSchedule calls answer these statuses, one each, in order.
+    pub fn fail_draws_with(&self, statuses: Vec<Status>) {
+        *locked(&self.state.draw_failures) = statuses;
+    }
+
+    /// DrawWinnersOnSchedule failures not answered yet.
+    pub fn draw_failures_left(&self) -> usize {
+        locked(&self.state.draw_failures).len()
+    }
+
+    /// CloseEntries failures not answered yet.
+    pub fn close_failures_left(&self) -> usize {
+        locked(&self.state.failures).len()
+    }
+
+    /// The DrawWinnersOnSchedule calls received so far (event ids, failed calls included).
+    pub fn scheduled_draws(&self) -> Vec<String> {
+        locked(&self.state.scheduled_draws).clone()
+    }
+
+    /// Makes `event_id` drawn (as the owner's DrawWinners would), now.
+    pub fn record_draw(&self, event_id: &str) {
+        locked(&self.state.drawn).insert(event_id.to_owned(), SystemClock.now_ms());
+    }
+
+    /// When `event_id` was drawn, if it was.
+    pub fn draw_time(&self, event_id: &str) -> Option<i64> {
+        locked(&self.state.drawn).get(event_id).copied()
+    }
+
+    /// Nobody entered `event_id`: a draw answers FAILED_PRECONDITION NO_ENTRIES.
+    pub fn without_entries(&self, event_id: &str) {
+        locked(&self.state.empty).insert(event_id.to_owned());
+    }
+
+    /// CountEntries calls received so far.
+    pub fn count_calls(&self) -> u64 {
+        self.state.count_calls.load(Ordering::SeqCst)
+    }
+
+    /// While set, CountEntries answers UNAVAILABLE.
+    pub fn counts_unavailable(&self, unavailable: bool) {
+        self.state.counts_unavailable.store(unavailable, Ordering::SeqCst);
     }
 }
 
@@ -530,11 +650,7 @@ impl ParticipationService for FakeParticipation {
         &self,
         request: Request<participation_pb::CloseEntriesRequest>,
     ) -> Result<tonic::Response<participation_pb::CloseEntriesResponse>, Status> {
-        let failure = {
-            let mut failures = self.state.failures.lock().unwrap_or_else(|p| p.into_inner());
-            (!failures.is_empty()).then(|| failures.remove(0))
-        };
-        if let Some(status) = failure {
+        if let Some(status) = next_failure(&self.state.failures) {
             return Err(status);
         }
         let r = request.into_inner();
@@ -550,22 +666,139 @@ impl ParticipationService for FakeParticipation {
             None => String::new(),
         };
         let close_time_ms = ts_ms(&r.close_time);
-        let mut closes = self.state.closes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut closes = locked(&self.state.closes);
         let first = closes.iter().find(|c| c.event_id == r.event_id).map_or(close_time_ms, |c| c.close_time_ms);
         closes.push(Close { event_id: r.event_id, close_time_ms, stored_status });
         Ok(tonic::Response::new(participation_pb::CloseEntriesResponse { close_time: Some(ts(first)) }))
     }
+
+    async fn draw_winners_on_schedule(
+        &self,
+        request: Request<participation_pb::DrawWinnersOnScheduleRequest>,
+    ) -> Result<tonic::Response<participation_pb::DrawWinnersOnScheduleResponse>, Status> {
+        let event_id = request.into_inner().event_id;
+        locked(&self.state.scheduled_draws).push(event_id.clone());
+        if let Some(status) = next_failure(&self.state.draw_failures) {
+            return Err(status);
+        }
+        if locked(&self.state.empty).contains(&event_id) {
+            let info = kem_kit::status::error_info("kem.participation", "NO_ENTRIES", &[]);
+            return Err(kem_proto::status::with_details(Code::FailedPrecondition, "nobody entered", vec![info]));
+        }
+        let mut drawn = locked(&self.state.drawn);
+        let drawn_now = !drawn.contains_key(&event_id);
+        drawn.entry(event_id).or_insert_with(|| SystemClock.now_ms());
+        Ok(tonic::Response::new(participation_pb::DrawWinnersOnScheduleResponse { audit: None, drawn_now }))
+    }
+
+    async fn count_entries(
+        &self,
+        request: Request<participation_pb::CountEntriesRequest>,
+    ) -> Result<tonic::Response<participation_pb::CountEntriesResponse>, Status> {
+        self.state.count_calls.fetch_add(1, Ordering::SeqCst);
+        if self.state.counts_unavailable.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("participation database down"));
+        }
+        let drawn = locked(&self.state.drawn);
+        let counts = request
+            .into_inner()
+            .event_ids
+            .into_iter()
+            .map(|event_id| participation_pb::EventEntryCount {
+                draw_time: drawn.get(&event_id).map(|ms| ts(*ms)),
+                event_id,
+                ..Default::default()
+            })
+            .collect();
+        Ok(tonic::Response::new(participation_pb::CountEntriesResponse { counts }))
+    }
 }
 
-/// The fake participation service over mTLS (the contracts' policy: CloseEntries for the event
-/// workload only), and the event workload's peers pointing at it.
-async fn participation_mesh() -> (FakeParticipation, Shutdown, Peers) {
+// ---- the user service side ----
+
+#[derive(Default)]
+struct UsersState {
+    owners: std::sync::Mutex<HashMap<String, user_pb::Owner>>,
+    failures: std::sync::Mutex<Vec<Status>>,
+    lookups: AtomicU64,
+}
+
+/// GetOwner from a scriptable fake (OWNER runs 카페 온도); every other method is UNIMPLEMENTED.
+#[derive(Clone, Default)]
+pub struct FakeUsers {
+    state: Arc<UsersState>,
+}
+
+impl FakeUsers {
+    fn new() -> FakeUsers {
+        let users = FakeUsers::default();
+        users.put(OWNER, STORE_NAME);
+        users.put(OTHER, "다른 가게");
+        users
+    }
+
+    /// Registers (or replaces) `owner_id` with the store `store_name` (empty: none registered).
+    pub fn put(&self, owner_id: &str, store_name: &str) {
+        let owner = user_pb::Owner {
+            owner_id: owner_id.to_owned(),
+            name: "김사장".into(),
+            store_name: store_name.to_owned(),
+            business_category: common::BusinessCategory::Cafe as i32,
+            region: "서울특별시 강남구 역삼동".into(),
+            ..Default::default()
+        };
+        locked(&self.state.owners).insert(owner_id.to_owned(), owner);
+    }
+
+    /// The next GetOwner calls answer these statuses, one each, in order.
+    pub fn fail_with(&self, statuses: Vec<Status>) {
+        *locked(&self.state.failures) = statuses;
+    }
+
+    /// GetOwner calls received so far.
+    pub fn lookups(&self) -> u64 {
+        self.state.lookups.load(Ordering::SeqCst)
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for FakeUsers {
+    async fn get_owner(
+        &self,
+        request: Request<user_pb::GetOwnerRequest>,
+    ) -> Result<tonic::Response<user_pb::GetOwnerResponse>, Status> {
+        self.state.lookups.fetch_add(1, Ordering::SeqCst);
+        if let Some(status) = next_failure(&self.state.failures) {
+            return Err(status);
+        }
+        match locked(&self.state.owners).get(&request.get_ref().owner_id) {
+            Some(owner) => Ok(tonic::Response::new(user_pb::GetOwnerResponse { owner: Some(owner.clone()) })),
+            None => Err(Status::not_found("owner not found")),
+        }
+    }
+}
+
+/// The fakes the event workload reaches, and its peers pointing at them.
+struct PeerFakes {
+    participation: FakeParticipation,
+    users: FakeUsers,
+    peers: Peers,
+}
+
+/// The fake participation and user services over mTLS (the contracts' policy: the event workload
+/// may call CloseEntries, DrawWinnersOnSchedule, CountEntries and GetOwner), and the event
+/// workload's peers pointing at them.
+async fn peer_mesh() -> (PeerFakes, Shutdown) {
     let ca = TestCa::new();
     let identity = ca.identity("event", Duration::from_secs(3_600)).await;
     let servers = Shutdown::new();
-    let fake = FakeParticipation::default();
-    let service = ParticipationServiceServer::new(fake.clone());
-    let addr = kem_testkit::mesh::serve(&ca, "participation", service, &servers).await;
-    let peers = Peers::new(identity, TRUST_DOMAIN, NAMESPACE).with_addr("participation", addr.to_string());
-    (fake, servers, peers)
+    let participation = FakeParticipation::default();
+    let service = ParticipationServiceServer::new(participation.clone());
+    let participation_addr = kem_testkit::mesh::serve(&ca, "participation", service, &servers).await;
+    let users = FakeUsers::new();
+    let user_addr = kem_testkit::mesh::serve(&ca, "user", UserServiceServer::new(users.clone()), &servers).await;
+    let peers = Peers::new(identity, TRUST_DOMAIN, NAMESPACE)
+        .with_addr("participation", participation_addr.to_string())
+        .with_addr("user", user_addr.to_string());
+    (PeerFakes { participation, users, peers }, servers)
 }

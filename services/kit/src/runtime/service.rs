@@ -45,3 +45,46 @@ pub trait KemService: Send + Sync + 'static {
         config: Self::Config,
     ) -> impl Future<Output = Result<Self::Server, Self::StartError>> + Send;
 }
+
+/// Declares a service crate's [`KemService`]: a unit type named by the service whose settings
+/// come from `<Config>::from_env()` and which starts with the crate's `start(ctx, config)`.
+///
+/// ```ignore
+/// kem_kit::kem_service! {
+///     /// The event service as a role mounts it.
+///     pub struct Event = "event";
+///     config: EventConfig, EventConfigError;
+///     start: start => EventServiceServer<EventApi>, EventStartError;
+/// }
+/// ```
+#[macro_export]
+macro_rules! kem_service {
+    (
+        $(#[$meta:meta])*
+        pub struct $ty:ident = $name:literal;
+        config: $config:ty, $config_error:ty;
+        start: $start:path => $server:ty, $start_error:ty;
+    ) => {
+        $(#[$meta])*
+        pub struct $ty;
+
+        impl $crate::runtime::KemService for $ty {
+            const NAME: &'static str = $name;
+            type Config = $config;
+            type ConfigError = $config_error;
+            type StartError = $start_error;
+            type Server = $server;
+
+            fn config_from_env() -> ::std::result::Result<$config, $config_error> {
+                <$config>::from_env()
+            }
+
+            fn start(
+                ctx: $crate::runtime::ServiceContext,
+                config: $config,
+            ) -> impl ::std::future::Future<Output = ::std::result::Result<$server, $start_error>> + Send {
+                $start(ctx, config)
+            }
+        }
+    };
+}

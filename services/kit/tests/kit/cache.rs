@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use fred::prelude::KeysInterface;
 use kem_kit::Secret;
 use kem_kit::cache::{Cache, CacheAside, CacheError, CacheExt, MemoryCache, RedisCache, RedisCacheConfig};
-use kem_testkit::eventually;
 use kem_testkit::redis::{TestRedis, redis_url};
+use kem_testkit::{eventually, eventually_holds};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -60,6 +60,7 @@ async fn get_set_ttl_delete(cache: Arc<dyn Cache>) {
     // Overwriting an entry gives it the new TTL.
     cache.set("renewed", "a".into(), Duration::from_millis(200)).await.expect("set");
     cache.set("renewed", "b".into(), Duration::from_secs(60)).await.expect("set");
+    // The first, 200 ms TTL must really pass: Redis and moka expire entries on real time.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(cache.get("renewed").await.expect("get").as_deref(), Some(&b"b"[..]));
 
@@ -77,10 +78,15 @@ async fn single_flight(cache: Arc<dyn Cache>) {
     for _ in 0..100 {
         let (aside, calls) = (aside.clone(), calls.clone());
         readers.spawn(async move {
+            let loading = aside.clone();
             aside
                 .get_or_load("hot", Duration::from_secs(60), || async move {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    // The load lasts until every reader has missed: 100 concurrent misses.
+                    eventually_holds("all 100 readers missed", PATIENCE, || {
+                        loading.counters().snapshot().misses == 100
+                    })
+                    .await;
                     Ok::<_, String>(business("1248100998"))
                 })
                 .await
@@ -197,10 +203,15 @@ async fn loader_errors_reach_every_waiter_and_are_not_cached() {
     let load = || {
         let (aside, calls) = (aside.clone(), calls.clone());
         async move {
+            let loading = aside.clone();
             aside
                 .get_or_load("db-down", Duration::from_secs(60), || async move {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // The first load lasts until the second caller has missed and waits for it.
+                    eventually_holds("the second caller missed", PATIENCE, || {
+                        loading.counters().snapshot().misses >= 2
+                    })
+                    .await;
                     Err::<Business, _>(tonic::Status::unavailable("database unreachable"))
                 })
                 .await
@@ -221,15 +232,11 @@ async fn a_waiter_takes_over_when_the_loading_caller_is_cancelled() {
     let leader = {
         let aside = aside.clone();
         tokio::spawn(async move {
-            aside
-                .get_or_load("slow", Duration::from_secs(60), || async {
-                    tokio::time::sleep(Duration::from_secs(3_600)).await;
-                    Ok::<_, String>(business("never"))
-                })
-                .await
+            // A source that never answers.
+            aside.get_or_load("slow", Duration::from_secs(60), std::future::pending::<Result<Business, String>>).await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually_holds("the leader loads", PATIENCE, || aside.counters().snapshot().loads == 1).await;
     let follower = {
         let aside = aside.clone();
         tokio::spawn(async move {
@@ -238,7 +245,7 @@ async fn a_waiter_takes_over_when_the_loading_caller_is_cancelled() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually_holds("the follower waits for the leader", PATIENCE, || aside.counters().snapshot().misses == 2).await;
     leader.abort();
     let value = tokio::time::timeout(PATIENCE, follower).await.expect("the follower finished").expect("task");
     assert_eq!(value, Ok(business("taken over")));

@@ -134,6 +134,7 @@ async fn serve(State(script): State<Arc<Mutex<Script>>>, request: Request) -> Re
             None => script.always.get(&path).cloned().unwrap_or_else(|| Reply::json(200, r#"{"ok":true}"#)),
         }
     };
+    // The scripted provider latency: the client's real timeouts and deadlines are what is tested.
     tokio::time::sleep(reply.delay).await;
     let mut response = Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
@@ -368,6 +369,7 @@ async fn the_breaker_opens_fails_fast_then_closes_after_a_successful_probe() {
 
     // The provider recovers; after the open period one probe goes through and closes the breaker.
     fake.always("/api/outage", Reply::json(200, r#"{"ok":true}"#));
+    // The breaker's open period must really pass: real HTTP calls follow, so tokio time cannot be paused.
     tokio::time::sleep(retry_after + Duration::from_millis(20)).await;
     assert_eq!(client.breaker().state(), BreakerState::HalfOpen);
     client.get("/outage").send().await.expect("the probe succeeds");

@@ -303,7 +303,8 @@ async fn the_inbox_applies_an_effect_exactly_once(f: &Fixture) {
                             .bind("m3")
                             .execute(&mut *tx)
                             .await?;
-                        tokio::time::sleep(Duration::from_millis(100)).await; // hold the transaction open
+                        // Hold the transaction open, so that the six racers really overlap.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         Ok::<_, StoreError>(())
                     })
                 })
@@ -319,6 +320,7 @@ async fn the_inbox_applies_an_effect_exactly_once(f: &Fixture) {
     assert_eq!(applied, 1);
     assert_eq!(effects(&f.store).await, 4);
 
+    // Purge reads the wall clock: it must move past the records' millisecond.
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(Inbox::purge(&f.store, Duration::ZERO).await.expect("purge"), 4);
     assert!(!Inbox::seen(&f.store, "c", "m1").await.expect("seen"));
@@ -370,7 +372,8 @@ async fn long_handlers_keep_their_lock(f: &Fixture) {
         let record = record.clone();
         async move {
             record.lock().await.push(m.delivery_count);
-            tokio::time::sleep(Duration::from_millis(2000)).await; // over three lock periods
+            // Real work outlasting three 600 ms locks: the consumer's renewals are what is tested.
+            tokio::time::sleep(Duration::from_millis(2000)).await;
             Ok(())
         }
     };
@@ -432,6 +435,7 @@ async fn shutdown_drains_in_flight_messages(f: &Fixture) {
         let counter = counter.clone();
         async move {
             counter.fetch_add(1, Ordering::SeqCst);
+            // Real work still running when the shutdown comes: the drain must wait for it.
             tokio::time::sleep(Duration::from_millis(400)).await;
             Ok(())
         }
@@ -510,7 +514,8 @@ async fn consumer_crash_mid_message_is_redelivered_and_applied_once(f: &Fixture)
     })
     .await;
     assert!(crashed.elapsed() >= Duration::from_millis(300), "redelivered only after the lock expired");
-    tokio::time::sleep(Duration::from_millis(300)).await; // nothing else trickles in
+    // A quiet period, as what must not happen cannot be awaited: nothing else trickles in.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     shutdown.trigger();
     let report = b.await.expect("consumer B");
     assert_eq!(report.completed, 2, "{report:?}");

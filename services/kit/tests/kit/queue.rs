@@ -223,7 +223,8 @@ async fn explicit_dead_letter_keeps_the_message_for_inspection(f: &Fixture) {
 }
 
 async fn max_deliveries_dead_letters_instead_of_delivering(f: &Fixture) {
-    let q = queue_with(f, |o| o.max_deliveries = 2);
+    let clock = ManualClock::starting_now();
+    let q = queue_with(f, |o| o.max_deliveries = 2).with_clock(Arc::new(clock.clone()));
     // Abandoned on its last allowed delivery: dead-lettered at once.
     q.send(message(Q, "poison")).await.expect("send");
     for delivery in 1..=2 {
@@ -242,7 +243,7 @@ async fn max_deliveries_dead_letters_instead_of_delivering(f: &Fixture) {
     for _ in 1..=2 {
         let m = q.receive(Q, 1, Duration::from_millis(200), NO_WAIT).await.expect("receive");
         assert_eq!(m.len(), 1);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        clock.advance(Duration::from_millis(300));
     }
     q.send(message(Q, "fine")).await.expect("send");
     let next = q.receive(Q, 10, LOCK, NO_WAIT).await.expect("receive");
@@ -268,6 +269,7 @@ async fn a_waiting_receive_wakes_on_send(f: &Fixture) {
         let q = q.clone();
         tokio::spawn(async move { q.receive(Q, 1, LOCK, Duration::from_secs(8)).await })
     };
+    // Time for the receiver's first, empty look (no hook shows it); if not yet made, it finds the send.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = Instant::now();
     q.send(message(Q, "wake")).await.expect("send");
@@ -278,6 +280,7 @@ async fn a_waiting_receive_wakes_on_send(f: &Fixture) {
     // Another process (another StoreQueue) is seen at the next poll.
     let poller = queue_with(f, |o| o.poll_interval = Duration::from_millis(100));
     let receiver = tokio::spawn(async move { poller.receive(Q, 1, LOCK, Duration::from_secs(8)).await });
+    // As above: time for the poller's first, empty look, so that the next poll finds the message.
     tokio::time::sleep(Duration::from_millis(150)).await;
     q.send(message(Q, "polled")).await.expect("send");
     let got = receiver.await.expect("join").expect("receive");

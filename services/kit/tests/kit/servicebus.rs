@@ -141,6 +141,7 @@ async fn renewed_lock_keeps_the_message_invisible_past_its_original_lock() {
 
     // Renew every 400 ms for 2 s (twice the lock) while another consumer keeps looking.
     for _ in 0..5 {
+        // Real time passing is the point: the broker's lock would expire without the renewals.
         tokio::time::sleep(Duration::from_millis(400)).await;
         let until =
             queue.renew_lock(&m, LOCK).await.unwrap_or_else(|e| panic!("renew at {:?}: {e}", received_at.elapsed()));
@@ -173,6 +174,7 @@ async fn complete_after_lock_expiry_is_lock_lost() {
     queue.send(message("slower", b"work")).await.expect("send");
     let got = queue.receive(QUEUE, 2, LOCK, Duration::from_secs(1)).await.expect("receive");
     assert_eq!(got.len(), 2);
+    // The broker's real lock must expire (it is reached over HTTP; its clock cannot be moved).
     tokio::time::sleep(LOCK + Duration::from_millis(200)).await;
 
     match queue.complete(&got[0]).await {

@@ -268,6 +268,7 @@ async fn postgres_settings_apply_to_every_connection() {
         assert_eq!(name, "kem-kit-test");
     }
     drop(conns);
+    // PostgreSQL itself sleeps past the 300 ms statement timeout, which is what is tested.
     let slow = store::query("SELECT pg_sleep(2)").execute(&f.store).await.expect_err("statement timeout");
     assert!(slow.is_transient(), "a statement timeout is worth retrying: {slow}");
     f.finish().await;

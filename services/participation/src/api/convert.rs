@@ -6,6 +6,7 @@ use crate::app::{EventCount, Winner};
 use crate::domain::draw::DrawRecord;
 use crate::domain::entry::{Consent, Entry};
 use crate::domain::event::Millis;
+use crate::domain::receipt::ReceiptCode;
 
 /// A protobuf timestamp from epoch milliseconds.
 pub fn timestamp(ms: Millis) -> prost_types::Timestamp {
@@ -23,12 +24,12 @@ fn consent(c: &Consent) -> pb::Consent {
         granted: c.granted,
         consent_text_version: c.text_version.clone(),
         consent_time: Some(timestamp(c.recorded_at_ms)),
-        // Recorded from the event's terms by the participants issue (#20).
-        terms_sha256: String::new(),
+        terms_sha256: c.terms_sha256.clone().unwrap_or_default(),
     }
 }
 
-/// An entry as the owner sees it: personal data masked.
+/// An entry as the owner sees it: personal data masked, and never its receipt code (the
+/// participant's alone: only [`enter_response`] carries it).
 pub fn entry(e: &Entry) -> pb::Entry {
     pb::Entry {
         entry_id: e.id.clone(),
@@ -43,6 +44,15 @@ pub fn entry(e: &Entry) -> pb::Entry {
     }
 }
 
+/// What Enter answers: the entry (masked) and the participant's receipt code as shown,
+/// `XXXXX-XXXXX` (empty for an entry stored before receipts existed).
+pub fn enter_response(e: &Entry) -> pb::EnterResponse {
+    pb::EnterResponse {
+        entry: Some(entry(e)),
+        receipt_code: e.receipt_code.as_ref().map(ReceiptCode::display).unwrap_or_default(),
+    }
+}
+
 /// A winner with the full contact data for prize delivery.
 pub fn winner(w: &Winner) -> pb::Winner {
     pb::Winner {
@@ -54,6 +64,15 @@ pub fn winner(w: &Winner) -> pb::Winner {
         phone: w.entry.phone_e164.clone().unwrap_or_default(),
         source_channel: w.entry.source_channel,
         draw_id: w.draw_id.clone(),
+    }
+}
+
+/// A winner as the public sees it: rank and masked contact data only (no entry id).
+pub fn public_winner(w: &Winner) -> pb::PublicWinner {
+    pb::PublicWinner {
+        rank: i32::try_from(w.rank).unwrap_or(i32::MAX),
+        masked_name: w.entry.masked_name(),
+        masked_phone: w.entry.masked_phone(),
     }
 }
 
@@ -105,8 +124,7 @@ pub fn event_count(c: &EventCount) -> pb::EventEntryCount {
             .map(|(channel, count)| pb::ChannelEntryCount { channel: *channel, count: *count })
             .collect(),
         last_entry_time: c.last_entry_ms.map(timestamp),
-        // Filled in by the participants issue (#20).
-        draw_time: None,
+        draw_time: c.drawn_at_ms.map(timestamp),
     }
 }
 

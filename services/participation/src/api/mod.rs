@@ -1,9 +1,10 @@
 //! The gRPC adapter of `kem.participation.v1.ParticipationService`: contract messages in, use
 //! cases called, contract messages or rich statuses out.
 //!
-//! Access is enforced by the mesh (Enter: the gateway; owner methods: the gateway with a
-//! verified `x-kem-user-id`; CountEntries: analytics; AnonymizeEntries and CloseEntries: event). Owner methods
-//! read the owner from that metadata and answer NOT_FOUND for anyone else's event.
+//! Access is enforced by the mesh (Enter and GetPublicWinners: the gateway; owner methods: the
+//! gateway with a verified `x-kem-user-id`; CountEntries: analytics and event; AnonymizeEntries,
+//! CloseEntries and DrawWinnersOnSchedule: event). Owner methods read the owner from that metadata
+//! and answer NOT_FOUND for anyone else's event.
 
 pub mod convert;
 pub mod status;
@@ -127,13 +128,9 @@ impl ParticipationService for ParticipationApi {
             privacy: r.privacy_consent.map(consent),
             marketing: r.marketing_consent.map(consent),
             source_channel: r.source_channel,
+            age_14_or_older: r.age_14_or_older,
         };
-        reply(
-            self.core
-                .enter(input, request_id)
-                .await
-                .map(|e| pb::EnterResponse { entry: Some(convert::entry(&e)), receipt_code: String::new() }),
-        )
+        reply(self.core.enter(input, request_id).await.map(|e| convert::enter_response(&e)))
     }
 
     async fn list_participants(
@@ -192,6 +189,33 @@ impl ParticipationService for ParticipationApi {
                 pb::ListWinnersResponse { winners, audit }
             }
             None => pb::ListWinnersResponse::default(),
+        }))
+    }
+
+    async fn get_public_winners(
+        &self,
+        request: Request<pb::GetPublicWinnersRequest>,
+    ) -> Result<Response<pb::GetPublicWinnersResponse>, Status> {
+        checked(Violations::new().id("eventId", &request.get_ref().event_id, EVENT_ID))?;
+        let current = self.core.public_winners(&request.get_ref().event_id).await;
+        reply(current.map(|outcome| match outcome {
+            Some(outcome) => pb::GetPublicWinnersResponse {
+                winners: outcome.winners.iter().map(convert::public_winner).collect(),
+                audit: Some(convert::audit(&outcome.record)),
+            },
+            None => pb::GetPublicWinnersResponse::default(),
+        }))
+    }
+
+    async fn draw_winners_on_schedule(
+        &self,
+        request: Request<pb::DrawWinnersOnScheduleRequest>,
+    ) -> Result<Response<pb::DrawWinnersOnScheduleResponse>, Status> {
+        checked(Violations::new().id("eventId", &request.get_ref().event_id, EVENT_ID))?;
+        let drawn = self.core.draw_on_schedule(&request.get_ref().event_id).await;
+        reply(drawn.map(|d| pb::DrawWinnersOnScheduleResponse {
+            audit: Some(convert::audit(&d.record)),
+            drawn_now: d.drawn_now,
         }))
     }
 

@@ -4,18 +4,19 @@
 
 use std::time::Duration;
 
-use kem_proto::google::rpc::RetryInfo;
-use kem_proto::status::{any, with_details};
+use kem_kit::status::{bad_request, error_info, retry_info};
+use kem_proto::status::with_details;
 use tonic::Code;
 
 use crate::app::ParticipationError;
 use crate::domain::event::{Closed, EventStatus};
+use crate::domain::violation::Concern;
 
 /// `ErrorInfo.domain` of every participation error.
 pub const DOMAIN: &str = "kem.participation";
 
 fn info(reason: &str, metadata: &[(&str, String)]) -> prost_types::Any {
-    kem_kit::status::error_info(DOMAIN, reason, metadata)
+    error_info(DOMAIN, reason, metadata)
 }
 
 fn status(code: Code, message: &str, reason: &str, metadata: &[(&str, String)]) -> tonic::Status {
@@ -23,9 +24,7 @@ fn status(code: Code, message: &str, reason: &str, metadata: &[(&str, String)]) 
 }
 
 fn retry_later(reason: &str, message: &str) -> tonic::Status {
-    let delay = Duration::from_secs(1);
-    let retry = RetryInfo { retry_delay: Some(prost_types::Duration { seconds: delay.as_secs() as i64, nanos: 0 }) };
-    with_details(Code::Unavailable, message, vec![info(reason, &[]), any("google.rpc.RetryInfo", &retry)])
+    with_details(Code::Unavailable, message, vec![info(reason, &[]), retry_info(Duration::from_secs(1))])
 }
 
 fn not_open(closed: Closed) -> tonic::Status {
@@ -59,12 +58,17 @@ fn not_open(closed: Closed) -> tonic::Status {
 pub fn to_status(error: ParticipationError) -> tonic::Status {
     match error {
         ParticipationError::InvalidArgument(violations) => {
-            let reason = if violations.concerns_consent() { "CONSENT_REQUIRED" } else { "INVALID_ARGUMENT" };
+            let reason = match violations.concern() {
+                Some(Concern::Consent) => "CONSENT_REQUIRED",
+                Some(Concern::Age) => "AGE_CONFIRMATION_REQUIRED",
+                Some(Concern::TermsOutdated) => "TERMS_OUTDATED",
+                None => "INVALID_ARGUMENT",
+            };
             let message = format!(
                 "invalid request: {}",
                 violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
             );
-            let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
+            let request = bad_request(violations.into_iter().map(|v| (v.field, v.description)));
             with_details(Code::InvalidArgument, &message, vec![info(reason, &[]), request])
         }
         ParticipationError::EventNotFound => {
@@ -170,6 +174,32 @@ mod tests {
         let fields: Vec<String> =
             bad_request_of(&status).expect("BadRequest").field_violations.into_iter().map(|v| v.field).collect();
         assert_eq!(fields, ["privacyConsent.granted", "phone"]);
+    }
+
+    #[test]
+    fn age_and_terms_violations_carry_their_reasons() {
+        for (violation, reason) in [
+            (FieldViolation::age("age14OrOlder", "must be true"), "AGE_CONFIRMATION_REQUIRED"),
+            (
+                FieldViolation::terms_outdated("privacyConsent.consentTextVersion", "not the event's terms"),
+                "TERMS_OUTDATED",
+            ),
+        ] {
+            let field = violation.field.clone();
+            let status = to_status(ParticipationError::InvalidArgument(violation.into()));
+            assert_eq!(status.code(), Code::InvalidArgument);
+            let info = kem_proto::status::error_info_of(&status).expect("ErrorInfo");
+            assert_eq!((info.domain.as_str(), info.reason.as_str()), (DOMAIN, reason));
+            let fields: Vec<String> =
+                bad_request_of(&status).expect("BadRequest").field_violations.into_iter().map(|v| v.field).collect();
+            assert_eq!(fields, [field]);
+        }
+        // A missing consent names the status before a missing age confirmation.
+        let mut both = Violations::default();
+        both.push(FieldViolation::age("age14OrOlder", "must be true"));
+        both.push(FieldViolation::consent("privacyConsent", "required"));
+        let status = to_status(ParticipationError::InvalidArgument(both));
+        assert_eq!(kem_proto::status::error_info_of(&status).map(|i| i.reason).as_deref(), Some("CONSENT_REQUIRED"));
     }
 
     #[test]

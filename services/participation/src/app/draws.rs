@@ -1,13 +1,11 @@
-//! DrawWinners and ListWinners.
+//! DrawWinners, DrawWinnersOnSchedule, ListWinners and GetPublicWinners.
 
 use std::collections::HashSet;
 
-use ring::rand::{SecureRandom, SystemRandom};
-
-use super::{ParticipationCore, ParticipationError, Result};
+use super::{ParticipationCore, ParticipationError, Result, random_bytes, required_event_id};
 use crate::domain::draw::{ALGORITHM_VERSION, DrawRecord, Procedure, SEED_LEN, snapshot_sha256};
 use crate::domain::entry::Entry;
-use crate::domain::event::{EventStatus, Method};
+use crate::domain::event::{EventFacts, EventStatus, Method};
 use crate::domain::violation::{FieldViolation, Violations};
 use crate::infra::messages;
 
@@ -47,6 +45,34 @@ pub struct DrawOutcome {
     pub record: DrawRecord,
     /// Winners by rank.
     pub winners: Vec<Winner>,
+}
+
+/// What DrawWinnersOnSchedule did.
+#[derive(Debug, Clone)]
+pub struct ScheduledDraw {
+    /// The audit of the event's current draw.
+    pub record: DrawRecord,
+    /// Whether this call made it (`false`: it existed already).
+    pub drawn_now: bool,
+}
+
+/// What a draw does when the event already has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfDrawn {
+    /// Refuse (ALREADY_DRAWN): DrawWinners without redraw.
+    Refuse,
+    /// Replace it: DrawWinners with redraw.
+    Redraw,
+    /// Keep it and answer with it: DrawWinnersOnSchedule.
+    Keep,
+}
+
+/// How a draw ended.
+enum Drawn {
+    /// This call recorded a new draw.
+    New(DrawRecord),
+    /// The event's existing draw was kept ([`IfDrawn::Keep`]).
+    Existing(DrawRecord),
 }
 
 /// What the request asks for, checked.
@@ -103,18 +129,59 @@ impl ParticipationCore {
         let checked = check(&request)?;
         // The status must be current: the owner may have ended the event a moment ago.
         let event = self.owned_event(owner, &request.event_id, true).await?;
+        let if_drawn = if request.redraw { IfDrawn::Redraw } else { IfDrawn::Refuse };
+        let record = match self.draw(&event, &request, checked, if_drawn).await? {
+            Drawn::New(record) | Drawn::Existing(record) => record,
+        };
+        let winners = self.winners_of(&record.draw_id).await?;
+        Ok(DrawOutcome { record, winners })
+    }
+
+    /// DrawWinnersOnSchedule (the event service's scheduler, for an owner who chose auto_draw):
+    /// a DrawWinners of `event_id` with the prize's winner count and a server seed, on behalf of
+    /// the event's owner — unless the event has a draw already, which is returned untouched. Under
+    /// the same gate lock as every draw, so concurrent calls (scheduler replicas, retries) make
+    /// exactly one draw.
+    pub async fn draw_on_schedule(&self, event_id: &str) -> Result<ScheduledDraw> {
+        let event_id = required_event_id(event_id)?;
+        let event = self.events.fresh_facts(event_id).await?.ok_or(ParticipationError::EventNotFound)?;
+        // The usual case of a repeated call, answered without taking the lock.
+        if let Some(record) = self.repo.current_draw(&event.id).await? {
+            return Ok(ScheduledDraw { record, drawn_now: false });
+        }
+        let request = DrawRequest { event_id: event.id.clone(), ..DrawRequest::default() };
+        let checked = check(&request)?;
+        Ok(match self.draw(&event, &request, checked, IfDrawn::Keep).await? {
+            Drawn::New(record) => ScheduledDraw { record, drawn_now: true },
+            Drawn::Existing(record) => ScheduledDraw { record, drawn_now: false },
+        })
+    }
+
+    /// Draws the winners of `event` as `request` asks (already `checked`), doing `if_drawn` when
+    /// it has a draw: the one procedure of DrawWinners and DrawWinnersOnSchedule.
+    async fn draw(
+        &self,
+        event: &EventFacts,
+        request: &DrawRequest,
+        checked: Checked,
+        if_drawn: IfDrawn,
+    ) -> Result<Drawn> {
         // EndEvent answers only after it closed the entries here, so that record is proof the
         // event ended even when the event service's answer lags (its per-replica read cache).
         if event.status != EventStatus::Ended && self.repo.gate(&event.id).await?.ended_at_ms.is_none() {
             return Err(ParticipationError::EventNotEnded(event.status));
         }
         let now = self.clock.now_ms();
+        // From here on, every other draw of the event waits for this one (the gate lock).
         let mut session = self.repo.begin_draw(&event.id, now).await?;
         let current = session.current().await?;
-        if let Some(current) = &current
-            && !request.redraw
-        {
-            return Err(ParticipationError::AlreadyDrawn { draw_id: current.draw_id.clone() });
+        if let Some(current) = current.clone() {
+            match if_drawn {
+                IfDrawn::Refuse => return Err(ParticipationError::AlreadyDrawn { draw_id: current.draw_id }),
+                // Dropping the session rolls it back: nothing changes.
+                IfDrawn::Keep => return Ok(Drawn::Existing(current)),
+                IfDrawn::Redraw => {}
+            }
         }
         let entries = session.entry_ids().await?;
         let known: HashSet<&str> = entries.iter().map(String::as_str).collect();
@@ -154,7 +221,7 @@ impl ParticipationCore {
         let seed_supplied = checked.seed.is_some() && event.method == Method::Draw;
         let seed = match checked.seed {
             Some(seed) => seed,
-            None => fresh_seed()?,
+            None => random_bytes::<SEED_LEN>()?,
         };
         let procedure = Procedure::for_method(event.method, seed);
         let winners = procedure.select(&eligible, wanted as usize);
@@ -172,14 +239,13 @@ impl ParticipationCore {
             drawn_at_ms: now,
             redraw_of: current.map(|c| c.draw_id),
         };
-        session.record(&record, &winners, messages::draw_completed(&event, &record), &self.repo).await?;
+        session.record(&record, &winners, messages::draw_completed(event, &record), &self.repo).await?;
         tracing::info!(
             event_id = %event.id, draw_id = %record.draw_id, algorithm = %record.algorithm,
             entries = record.entry_count, winners = record.winner_count, redraw_of = ?record.redraw_of,
-            "winners drawn"
+            scheduled = if_drawn == IfDrawn::Keep, "winners drawn"
         );
-        let winners = self.winners_of(&record.draw_id).await?;
-        Ok(DrawOutcome { record, winners })
+        Ok(Drawn::New(record))
     }
 
     /// ListWinners: the current draw of the owner's event and its winners (`None` before any).
@@ -187,6 +253,17 @@ impl ParticipationCore {
         let event = self.owned_event(owner, event_id, false).await?;
         let Some(record) = self.repo.current_draw(&event.id).await? else { return Ok(None) };
         let winners = self.winners_of(&record.draw_id).await?;
+        Ok(Some(DrawOutcome { record, winners }))
+    }
+
+    /// GetPublicWinners: the current draw of an event the public may see (PUBLISHED or ENDED;
+    /// anything else is NOT_FOUND) and its winners (`None` before any draw). The record leaves out
+    /// the excluded entry ids: no entry id is public (the snapshot hash covers them).
+    pub async fn public_winners(&self, event_id: &str) -> Result<Option<DrawOutcome>> {
+        let event = self.public_event(event_id).await?;
+        let Some(mut record) = self.repo.current_draw(&event.id).await? else { return Ok(None) };
+        let winners = self.winners_of(&record.draw_id).await?;
+        record.excluded_entry_ids.clear();
         Ok(Some(DrawOutcome { record, winners }))
     }
 
@@ -198,13 +275,6 @@ impl ParticipationCore {
             .map(|w| Ok(Winner { rank: w.rank, draw_id: draw_id.to_owned(), entry: self.decrypt(w.entry)? }))
             .collect()
     }
-}
-
-/// 32 bytes from the operating system's CSPRNG.
-fn fresh_seed() -> Result<[u8; SEED_LEN]> {
-    let mut seed = [0u8; SEED_LEN];
-    SystemRandom::new().fill(&mut seed).map_err(|_| ParticipationError::internal("the system random source failed"))?;
-    Ok(seed)
 }
 
 #[cfg(test)]

@@ -2,9 +2,13 @@
 
 use std::collections::HashMap;
 
-use super::{ParticipationCore, ParticipationError, Result, required_event_id};
+use kem_kit::queue::OutgoingMessage;
+
+use super::{ParticipationCore, ParticipationError, Result, random_bytes, required_event_id};
 use crate::domain::entry::{Consent, Entry, EntryInput, RequestId, ValidEntry};
 use crate::domain::event::{Closed, EventFacts, EventStatus, Millis};
+use crate::domain::receipt::ReceiptCode;
+use crate::domain::violation::FieldViolation;
 use crate::infra::messages;
 use crate::infra::pii::PiiField;
 use crate::infra::repository::{ArrivalCursor, EntryAdmission, NewEntryRow};
@@ -15,6 +19,10 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 /// Most events one CountEntries call may ask about.
 pub const MAX_COUNT_EVENTS: usize = 100;
+/// Receipt codes drawn for one entry before giving up. With 2^50 codes, even an event with a
+/// million entries makes a collision a one-in-a-billion event per draw: a second draw is already
+/// rare, exhausting these means the random source is broken.
+const RECEIPT_ATTEMPTS: usize = 5;
 
 /// One page of an event's entries.
 #[derive(Debug, Clone)]
@@ -38,11 +46,15 @@ pub struct EventCount {
     pub by_channel: Vec<(i32, i64)>,
     /// The latest entry's receive time.
     pub last_entry_ms: Option<Millis>,
+    /// When the current draw happened; `None` before any.
+    pub drawn_at_ms: Option<Millis>,
 }
 
 impl ParticipationCore {
-    /// Enter: validates the submission, checks that the event is open, and stores the entry
-    /// (personal data sealed) with its analytics fact — once per phone and event.
+    /// Enter: validates the submission (age confirmed, privacy consent granted), checks that the
+    /// event is open and that the consent names the event's terms, and stores the entry (personal
+    /// data sealed) with its consent record (terms version and hash, consent time), a fresh
+    /// receipt code and its analytics fact — once per phone and event.
     ///
     /// Idempotent per request: a submission refused because its phone already entered (or
     /// because the event closed since) answers with the stored entry instead when the same
@@ -65,25 +77,40 @@ impl ParticipationCore {
         if !event.accepts_source(valid.source_channel) {
             return Err(ParticipationError::field("sourceChannel", "the event was not published to this channel"));
         }
+        let terms_sha256 = event
+            .consented_terms(&valid.privacy_version)
+            .map_err(|_| {
+                ParticipationError::InvalidArgument(
+                    FieldViolation::terms_outdated(
+                        "privacyConsent.consentTextVersion",
+                        "is not the version of the event's terms: fetch the event again and show its current terms",
+                    )
+                    .into(),
+                )
+            })?
+            .map(|terms| terms.sha256.clone());
         let id = uuid::Uuid::new_v4().to_string();
         let phone = valid.phone.e164();
         let marketing = valid.marketing.as_ref().map(|c| (c.granted, c.text_version.clone()));
-        let row = NewEntryRow {
+        let mut row = NewEntryRow {
             id: id.clone(),
             event_id: event.id.clone(),
             phone_hash: self.keys.phones.hash(&event.id, &phone),
             name_sealed: self.keys.cipher.seal(&id, PiiField::Name, &valid.name)?,
             phone_sealed: self.keys.cipher.seal(&id, PiiField::Phone, &phone)?,
             privacy_consent_version: valid.privacy_version.clone(),
+            terms_sha256: terms_sha256.clone(),
+            consented_at_ms: now,
             marketing_consent: marketing.clone(),
             source_channel: valid.source_channel,
             created_at_ms: now,
             request_id: request_id.as_ref().map(|r| r.as_str().to_owned()),
+            receipt_code: String::new(),
         };
         let granted = marketing.as_ref().is_some_and(|(granted, _)| *granted);
         let message = messages::entry_recorded(&event, &id, valid.source_channel, granted, now);
-        let refusal = match self.repo.admit_entry(&row, event.capacity(), message).await? {
-            EntryAdmission::Admitted => {
+        let refusal = match self.admit(&mut row, event.capacity(), message).await? {
+            (EntryAdmission::Admitted, receipt) => {
                 tracing::info!(
                     event_id = %event.id, entry_id = %id, source_channel = valid.source_channel,
                     request_id = request_id.as_ref().map(RequestId::as_str), "entry recorded"
@@ -93,29 +120,64 @@ impl ParticipationCore {
                     event_id: event.id,
                     name: Some(valid.name),
                     phone_e164: Some(phone),
-                    privacy: Consent { granted: true, text_version: valid.privacy_version, recorded_at_ms: now },
+                    privacy: Consent {
+                        granted: true,
+                        text_version: valid.privacy_version,
+                        recorded_at_ms: now,
+                        terms_sha256,
+                    },
                     marketing: marketing.map(|(granted, text_version)| Consent {
                         granted,
                         text_version,
                         recorded_at_ms: now,
+                        terms_sha256: None,
                     }),
                     source_channel: valid.source_channel,
                     created_at_ms: now,
                     anonymized_at_ms: None,
+                    receipt_code: Some(receipt),
                 });
             }
-            EntryAdmission::Duplicate => ParticipationError::DuplicateEntry,
+            (EntryAdmission::Duplicate, _) => ParticipationError::DuplicateEntry,
             // Capacity is counted after the insert, so this submission's phone had no entry: there
             // is nothing to replay.
-            EntryAdmission::Full => {
+            (EntryAdmission::Full, _) => {
                 return Err(ParticipationError::EventFull { capacity: event.capacity().unwrap_or_default() });
             }
-            EntryAdmission::Closed => ParticipationError::EntriesClosed,
+            (EntryAdmission::Closed, _) => ParticipationError::EntriesClosed,
             // The cached facts may still say PUBLISHED; the gate is what the event service closed
             // before EndEvent answered, so the participant hears what an ended event answers.
-            EntryAdmission::Ended => ParticipationError::EventNotOpen(Closed::NotPublished(EventStatus::Ended)),
+            (EntryAdmission::Ended, _) => ParticipationError::EventNotOpen(Closed::NotPublished(EventStatus::Ended)),
+            (EntryAdmission::ReceiptTaken, _) => {
+                return Err(ParticipationError::internal(format!(
+                    "no free receipt code in event {} after {RECEIPT_ATTEMPTS} draws",
+                    event.id
+                )));
+            }
         };
         self.replay(&valid, &event.id, request_id.as_ref(), refusal).await
+    }
+
+    /// Submits `row` with a fresh receipt code, drawing another while the event already has the
+    /// one drawn (at most [`RECEIPT_ATTEMPTS`] codes). Returns the admission and the last code
+    /// drawn (stored with the entry when admitted).
+    async fn admit(
+        &self,
+        row: &mut NewEntryRow,
+        capacity: Option<u32>,
+        message: OutgoingMessage,
+    ) -> Result<(EntryAdmission, ReceiptCode)> {
+        let mut attempt = 1;
+        loop {
+            let receipt = ReceiptCode::from_random(random_bytes()?);
+            row.receipt_code = receipt.as_str().to_owned();
+            let admission = self.repo.admit_entry(row, capacity, message.clone()).await?;
+            if admission != EntryAdmission::ReceiptTaken || attempt == RECEIPT_ATTEMPTS {
+                return Ok((admission, receipt));
+            }
+            tracing::warn!(event_id = %row.event_id, attempt, "receipt code already taken in the event: drawing another");
+            attempt += 1;
+        }
     }
 
     /// The entry an earlier attempt of this request stored in `event_id` — same request id, event
@@ -214,8 +276,8 @@ impl ParticipationCore {
         Ok(ParticipantPage { entries, next_page_token, total_size })
     }
 
-    /// CountEntries: per event (in request order), totals and per-channel counts. Unknown events
-    /// count as zero.
+    /// CountEntries: per event (in request order), totals and per-channel counts, and when the
+    /// current draw happened. Unknown events count as zero.
     pub async fn count_entries(&self, event_ids: &[String]) -> Result<Vec<EventCount>> {
         if event_ids.len() > MAX_COUNT_EVENTS {
             return Err(ParticipationError::field("eventIds", "at most 100 events per call"));
@@ -226,27 +288,27 @@ impl ParticipationCore {
                 distinct.push(id.to_owned());
             }
         }
+        let empty = |event_id: &str| EventCount {
+            event_id: event_id.to_owned(),
+            total: 0,
+            by_channel: Vec::new(),
+            last_entry_ms: None,
+            drawn_at_ms: None,
+        };
         let mut counts: HashMap<String, EventCount> = HashMap::new();
         for row in self.repo.count_by_channel(&distinct).await? {
-            let count = counts.entry(row.event_id.clone()).or_insert_with(|| EventCount {
-                event_id: row.event_id.clone(),
-                total: 0,
-                by_channel: Vec::new(),
-                last_entry_ms: None,
-            });
+            let count = counts.entry(row.event_id.clone()).or_insert_with(|| empty(&row.event_id));
             count.total += row.count;
             count.by_channel.push((row.channel, row.count));
             count.last_entry_ms = count.last_entry_ms.max(Some(row.last_entry_ms));
         }
+        for (event_id, drawn_at_ms) in self.repo.current_draw_times(&distinct).await? {
+            counts.entry(event_id.clone()).or_insert_with(|| empty(&event_id)).drawn_at_ms = Some(drawn_at_ms);
+        }
         Ok(event_ids
             .iter()
             .map(|id| {
-                counts.get(id.trim()).cloned().unwrap_or_else(|| EventCount {
-                    event_id: id.clone(),
-                    total: 0,
-                    by_channel: Vec::new(),
-                    last_entry_ms: None,
-                })
+                counts.get(id.trim()).cloned().unwrap_or_else(|| EventCount { event_id: id.clone(), ..empty(id) })
             })
             .collect())
     }

@@ -1,6 +1,7 @@
 //! The participation use cases, one file per group — entries (Enter, CloseEntries,
-//! ListParticipants, CountEntries, AnonymizeEntries) and draws (DrawWinners, ListWinners) — plus
-//! page tokens and the [`ParticipationError`] they fail with. They combine the rules
+//! ListParticipants, CountEntries, AnonymizeEntries) and draws (DrawWinners,
+//! DrawWinnersOnSchedule, ListWinners, GetPublicWinners) — plus page tokens and the
+//! [`ParticipationError`] they fail with. They combine the rules
 //! ([`domain`](crate::domain)) with the adapters of [`infra`](crate::infra): the event facts
 //! ([`events`](crate::infra::events)), personal-data protection ([`pii`](crate::infra::pii)) and
 //! the tables ([`repository`](crate::infra::repository)); they know nothing of gRPC.
@@ -12,13 +13,16 @@ mod page;
 
 use std::sync::Arc;
 
-pub use draws::{DrawOutcome, DrawRequest, Winner};
+use ring::rand::{SecureRandom, SystemRandom};
+
+pub use draws::{DrawOutcome, DrawRequest, ScheduledDraw, Winner};
 pub use entries::{EventCount, ParticipantPage};
 pub use error::ParticipationError;
 pub use page::PageTokens;
 
 use crate::domain::entry::{Consent, Entry};
 use crate::domain::event::EventFacts;
+use crate::domain::receipt::ReceiptCode;
 use crate::infra::events::MeshEvents;
 use crate::infra::pii::PiiField;
 use crate::infra::pii::keys::PiiKeys;
@@ -64,28 +68,64 @@ impl ParticipationCore {
         facts.filter(|f| f.owner_id == owner).ok_or(ParticipationError::EventNotFound)
     }
 
+    /// The facts of an event the public may see (published once: PUBLISHED or ENDED), NOT_FOUND
+    /// for anything else. A cached "not published yet" is re-checked with the event service.
+    async fn public_event(&self, event_id: &str) -> Result<EventFacts> {
+        let event_id = required_event_id(event_id)?;
+        let cached = self.events.facts(event_id).await?.ok_or(ParticipationError::EventNotFound)?;
+        let facts = if cached.status.before_publication() {
+            self.events.fresh_facts(event_id).await?.ok_or(ParticipationError::EventNotFound)?
+        } else {
+            cached
+        };
+        Some(facts).filter(EventFacts::is_public).ok_or(ParticipationError::EventNotFound)
+    }
+
     /// A stored entry with its personal data decrypted.
     fn decrypt(&self, stored: StoredEntry) -> Result<Entry> {
         let cipher = &self.keys.cipher;
         let name = stored.name_sealed.as_deref().map(|b| cipher.open(&stored.id, PiiField::Name, b)).transpose()?;
         let phone = stored.phone_sealed.as_deref().map(|b| cipher.open(&stored.id, PiiField::Phone, b)).transpose()?;
-        let recorded_at_ms = stored.created_at_ms;
+        let recorded_at_ms = stored.consented_at_ms;
         let marketing = match (stored.marketing_consent_granted, stored.marketing_consent_version) {
-            (Some(granted), Some(text_version)) => Some(Consent { granted, text_version, recorded_at_ms }),
+            (Some(granted), Some(text_version)) => {
+                Some(Consent { granted, text_version, recorded_at_ms, terms_sha256: None })
+            }
             _ => None,
+        };
+        let receipt_code = match stored.receipt_code {
+            Some(code) => Some(ReceiptCode::parse(&code).ok_or_else(|| {
+                ParticipationError::internal(format!("entry {} has a malformed receipt code", stored.id))
+            })?),
+            None => None,
         };
         Ok(Entry {
             id: stored.id,
             event_id: stored.event_id,
             name,
             phone_e164: phone,
-            privacy: Consent { granted: true, text_version: stored.privacy_consent_version, recorded_at_ms },
+            privacy: Consent {
+                granted: stored.privacy_consent_granted,
+                text_version: stored.privacy_consent_version,
+                recorded_at_ms,
+                terms_sha256: stored.terms_sha256,
+            },
             marketing,
             source_channel: stored.source_channel,
             created_at_ms: stored.created_at_ms,
             anonymized_at_ms: stored.anonymized_at_ms,
+            receipt_code,
         })
     }
+}
+
+/// `N` bytes from the operating system's CSPRNG (draw seeds, receipt codes).
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ParticipationError::internal("the system random source failed"))?;
+    Ok(bytes)
 }
 
 /// The trimmed event id, INVALID_ARGUMENT (`eventId`) when empty.

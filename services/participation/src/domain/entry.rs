@@ -3,6 +3,7 @@
 use super::event::Millis;
 use super::name::{mask_name, normalize_name};
 use super::phone::{MobileNumber, mask_e164};
+use super::receipt::ReceiptCode;
 use super::violation::{FieldViolation, Violations};
 
 /// Longest accepted consent text version (e.g. `privacy-2025-01`).
@@ -32,6 +33,9 @@ pub struct EntryInput {
     pub marketing: Option<ConsentInput>,
     /// Source channel (proto number; 0 = direct or unknown).
     pub source_channel: i32,
+    /// The participant confirmed being 14 or older (required: under 14, entering needs a
+    /// guardian's consent, which kem does not collect).
+    pub age_14_or_older: bool,
 }
 
 impl std::fmt::Debug for EntryInput {
@@ -174,6 +178,13 @@ impl EntryInput {
         if !known_channel(self.source_channel) {
             violations.push(FieldViolation::new("sourceChannel", "is not a channel of the contract"));
         }
+        if !self.age_14_or_older {
+            violations.push(FieldViolation::age(
+                "age14OrOlder",
+                "must be true: entrants confirm being 14 or older (under 14, entering needs a guardian's consent, \
+                 which kem does not collect)",
+            ));
+        }
         match (name, phone) {
             (Ok(name), Ok(phone)) if violations.is_empty() => Ok(ValidEntry {
                 event_id,
@@ -193,10 +204,14 @@ impl EntryInput {
 pub struct Consent {
     /// Whether the participant agreed.
     pub granted: bool,
-    /// Version of the consent text shown.
+    /// Version of the consent text shown (for the privacy consent to an event with terms, the
+    /// terms' version).
     pub text_version: String,
     /// When the server recorded it.
     pub recorded_at_ms: Millis,
+    /// SHA-256 of the terms consented to (the event's terms when the privacy consent was
+    /// recorded); `None` for other consents and for events published before terms existed.
+    pub terms_sha256: Option<String>,
 }
 
 /// A stored entry with its personal data decrypted (absent once anonymized).
@@ -220,6 +235,9 @@ pub struct Entry {
     pub created_at_ms: Millis,
     /// When its personal data was erased.
     pub anonymized_at_ms: Option<Millis>,
+    /// The participant's receipt (`None` for entries stored before receipts existed). Shown to
+    /// the participant only, never to the owner.
+    pub receipt_code: Option<ReceiptCode>,
 }
 
 impl Entry {
@@ -252,6 +270,7 @@ impl std::fmt::Debug for Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::violation::Concern;
 
     fn input() -> EntryInput {
         EntryInput {
@@ -261,6 +280,7 @@ mod tests {
             privacy: Some(ConsentInput { granted: true, text_version: "privacy-2025-01".into() }),
             marketing: None,
             source_channel: 4,
+            age_14_or_older: true,
         }
     }
 
@@ -282,6 +302,7 @@ mod tests {
             privacy: Some(ConsentInput { granted: false, text_version: String::new() }),
             marketing: Some(ConsentInput { granted: true, text_version: String::new() }),
             source_channel: 42,
+            age_14_or_older: false,
         };
         let violations = bad.validate().expect_err("invalid");
         let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
@@ -294,24 +315,36 @@ mod tests {
                 "privacyConsent.granted",
                 "privacyConsent.consentTextVersion",
                 "marketingConsent.consentTextVersion",
-                "sourceChannel"
+                "sourceChannel",
+                "age14OrOlder"
             ]
         );
-        assert!(violations.concerns_consent());
+        assert_eq!(violations.concern(), Some(Concern::Consent), "the consent names the status first");
+    }
+
+    #[test]
+    fn an_unconfirmed_age_is_an_age_problem() {
+        let violations = EntryInput { age_14_or_older: false, ..input() }.validate().expect_err("invalid");
+        assert_eq!(violations.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), ["age14OrOlder"]);
+        assert_eq!(violations.concern(), Some(Concern::Age));
     }
 
     #[test]
     fn a_missing_privacy_consent_is_a_consent_problem() {
         let violations = EntryInput { privacy: None, ..input() }.validate().expect_err("invalid");
-        assert!(violations.concerns_consent());
+        assert_eq!(violations.concern(), Some(Concern::Consent));
         assert_eq!(violations.iter().next().map(|v| v.field.as_str()), Some("privacyConsent"));
         let phone_only = EntryInput { phone: "x".into(), ..input() }.validate().expect_err("invalid");
-        assert!(!phone_only.concerns_consent());
+        assert_eq!(phone_only.concern(), None);
     }
 
     fn stored(valid: &ValidEntry) -> Entry {
-        let consent =
-            |granted, text_version: &str| Consent { granted, text_version: text_version.into(), recorded_at_ms: 7 };
+        let consent = |granted, text_version: &str| Consent {
+            granted,
+            text_version: text_version.into(),
+            recorded_at_ms: 7,
+            terms_sha256: None,
+        };
         Entry {
             id: "x".into(),
             event_id: valid.event_id.clone(),
@@ -322,6 +355,7 @@ mod tests {
             source_channel: valid.source_channel,
             created_at_ms: 7,
             anonymized_at_ms: None,
+            receipt_code: None,
         }
     }
 
@@ -364,7 +398,7 @@ mod tests {
 
     #[test]
     fn anonymized_entries_mask_to_empty() {
-        let consent = Consent { granted: true, text_version: "v".into(), recorded_at_ms: 1 };
+        let consent = Consent { granted: true, text_version: "v".into(), recorded_at_ms: 1, terms_sha256: None };
         let mut entry = Entry {
             id: "x".into(),
             event_id: "e".into(),
@@ -375,6 +409,7 @@ mod tests {
             source_channel: 0,
             created_at_ms: 1,
             anonymized_at_ms: None,
+            receipt_code: None,
         };
         assert_eq!((entry.masked_name(), entry.masked_phone()), ("김*수".to_owned(), "010-****-5678".to_owned()));
         assert!(!format!("{entry:?}").contains("1234"));

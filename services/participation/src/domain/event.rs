@@ -51,6 +51,20 @@ pub enum Method {
     FirstCome,
 }
 
+/// The terms participants of an event consent to (the event service's `Terms`, fixed at
+/// publication): what a privacy consent must name, and what is recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    /// Version id (`terms-` + the first 16 hex digits of the hash).
+    pub version: String,
+    /// SHA-256 (lower-case hex) of the terms' text.
+    pub sha256: String,
+}
+
+/// A privacy consent names other terms than the event's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermsOutdated;
+
 /// The event facts participation works with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventFacts {
@@ -72,6 +86,9 @@ pub struct EventFacts {
     pub prize_unit_value_krw: Option<i64>,
     /// Channels the event was published to (proto `kem.common.v1.Channel` numbers).
     pub channels: Vec<i32>,
+    /// The terms entries consent to; `None` before publication and for events published before
+    /// terms existed (their entries keep the free consent text version).
+    pub terms: Option<Terms>,
 }
 
 /// Why an event does not accept an entry now.
@@ -141,6 +158,23 @@ impl EventFacts {
     pub fn accepts_source(&self, channel: i32) -> bool {
         channel == 0 || self.channels.contains(&channel)
     }
+
+    /// Whether a privacy consent to the consent text `version` is a consent to this event's terms:
+    /// the terms' version exactly, when the event has terms (else the participant was shown other,
+    /// outdated terms); any version for an event published before terms existed. `Ok` carries
+    /// the terms consented to, if any, whose hash is recorded with the consent.
+    pub fn consented_terms(&self, version: &str) -> Result<Option<&Terms>, TermsOutdated> {
+        match &self.terms {
+            Some(terms) if terms.version != version => Err(TermsOutdated),
+            terms => Ok(terms.as_ref()),
+        }
+    }
+
+    /// Whether the public may see the event (and its winners): published once, PUBLISHED or
+    /// ENDED. Anything else does not exist for the public.
+    pub fn is_public(&self) -> bool {
+        matches!(self.status, EventStatus::Published | EventStatus::Ended)
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +192,7 @@ mod tests {
             winner_count: Some(3),
             prize_unit_value_krw: None,
             channels: vec![4, 6],
+            terms: None,
         }
     }
 
@@ -183,6 +218,27 @@ mod tests {
         assert_eq!(e.capacity(), None);
         e.method = Method::FirstCome;
         assert_eq!(e.capacity(), Some(3));
+    }
+
+    #[test]
+    fn a_consent_must_name_the_terms_of_an_event_that_has_them() {
+        let before_terms = facts(EventStatus::Published);
+        assert_eq!(before_terms.consented_terms("privacy-2025-01"), Ok(None), "any version before terms existed");
+        let terms = Terms { version: "terms-0123456789abcdef".into(), sha256: "ab".repeat(32) };
+        let with_terms = EventFacts { terms: Some(terms.clone()), ..before_terms };
+        assert_eq!(with_terms.consented_terms("terms-0123456789abcdef"), Ok(Some(&terms)));
+        assert_eq!(with_terms.consented_terms("terms-fedcba9876543210"), Err(TermsOutdated));
+        assert_eq!(with_terms.consented_terms("privacy-2025-01"), Err(TermsOutdated));
+    }
+
+    #[test]
+    fn only_published_and_ended_events_are_public() {
+        for status in [EventStatus::Published, EventStatus::Ended] {
+            assert!(facts(status).is_public(), "{status:?}");
+        }
+        for status in [EventStatus::Draft, EventStatus::Recommended, EventStatus::ContentReady, EventStatus::Unknown] {
+            assert!(!facts(status).is_public(), "{status:?}");
+        }
     }
 
     #[test]

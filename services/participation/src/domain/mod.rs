@@ -1,10 +1,12 @@
 //! The rules of participation, free of I/O: phone numbers and names (validation, masking),
-//! entries and consents, the event facts that decide when entries are open, and the exact,
-//! reproducible winner-selection procedures with their audit records.
+//! entries, consents and receipt codes, the event facts that decide when entries are open (and
+//! which terms they consent to), and the exact, reproducible winner-selection procedures with
+//! their audit records.
 
 pub mod draw;
 pub mod entry;
 pub mod event;
 pub mod name;
 pub mod phone;
+pub mod receipt;
 pub mod violation;

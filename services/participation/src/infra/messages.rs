@@ -95,6 +95,7 @@ mod tests {
             winner_count: Some(2),
             prize_unit_value_krw: Some(4_500),
             channels: vec![],
+            terms: None,
         }
     }
 

@@ -56,3 +56,34 @@ async fn counts_per_event_and_channel() {
     assert!(count(&h, Vec::new()).await.expect("none").is_empty());
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn counts_carry_the_current_draw_time() {
+    let h = Harness::new().await;
+    let drawn = h.add(event(EventStatus::Published));
+    let open = h.add(event(EventStatus::Published));
+    h.enter_many(&drawn, 4).await;
+    h.enter_many(&open, 2).await;
+    let before = count(&h, vec![drawn.clone(), open.clone()]).await.expect("count");
+    assert!(before.iter().all(|c| c.draw_time.is_none()), "no draw yet");
+
+    h.events.set_status(&drawn, EventStatus::Ended);
+    let first = h.draw(OWNER, draw_request(&drawn, 1)).await.expect("draw").audit.expect("audit");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let counts = count(&h, vec![open.clone(), drawn.clone(), unknown]).await.expect("count");
+    assert_eq!(counts.iter().map(|c| c.draw_time.is_some()).collect::<Vec<_>>(), [false, true, false]);
+    assert_eq!(counts[1].draw_time, first.draw_time);
+    assert_eq!(counts[1].total, 4);
+
+    // A redraw is the current draw.
+    let redraw = pb::DrawWinnersRequest { redraw: true, ..draw_request(&drawn, 2) };
+    let second = h.draw(OWNER, redraw).await.expect("redraw").audit.expect("audit");
+    let counts = count(&h, vec![drawn.clone()]).await.expect("count");
+    assert_eq!(counts[0].draw_time, second.draw_time);
+
+    // Anonymization keeps the count and the draw time.
+    assert_eq!(h.anonymize(&drawn, None).await.expect("anonymize"), 4);
+    let counts = count(&h, vec![drawn.clone()]).await.expect("count");
+    assert_eq!((counts[0].total, counts[0].draw_time), (4, second.draw_time));
+    h.cleanup().await;
+}

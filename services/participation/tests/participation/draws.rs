@@ -232,6 +232,7 @@ async fn the_entry_gate_holds_even_for_a_replica_with_a_stale_status() {
     h.draw(OWNER, draw_request(&id, 1)).await.expect("draw");
     // Pretend another replica still believes the event is published once its cache expires.
     h.events.set_status(&id, EventStatus::Published);
+    // The real TTL of the 300 ms event cache entry (in Redis) must pass: nothing to await.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let refused = expect_code(h.enter(entry(&id, "늦은이", &phone(50))).await, Code::FailedPrecondition);
     assert_eq!((reason(&refused), metadata(&refused, "why")), ("EVENT_NOT_OPEN".into(), "drawn".into()));

@@ -13,10 +13,14 @@ use kem_participation::domain::draw::snapshot_sha256;
 use kem_proto::kem::event::v1::EventStatus;
 use kem_proto::kem::participation::v1 as pb;
 use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;
+use kem_testkit::eventually;
 use tokio::sync::Notify;
 use tonic::{Code, Request, Status};
 
 use crate::support::*;
+
+/// How long the race's steps may take to be observed.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Participation as deployed by default: event facts cached for long (30 s here), so only the
 /// entry gate can make an end immediate.
@@ -152,7 +156,7 @@ async fn only_the_event_service_may_close_entries() {
     let mut gateway = h.client("gateway").await;
     let mut analytics = h.client("analytics").await;
     let mut event_service = h.client("event").await;
-    let close = || pb::CloseEntriesRequest { event_id: id.clone(), close_time: Some(ts(now_ms())) };
+    let close = || pb::CloseEntriesRequest { event_id: id.clone(), close_time: Some(ts(SystemClock.now_ms())) };
 
     expect_code(gateway.close_entries(Request::new(close())).await, Code::PermissionDenied);
     expect_code(analytics.close_entries(Request::new(close())).await, Code::PermissionDenied);
@@ -201,19 +205,6 @@ async fn waiting(pool: &sqlx::PgPool, statement: &str) -> i64 {
     .expect("read pg_stat_activity")
 }
 
-/// Polls `check` every few milliseconds until it holds (bounded: 20 s).
-async fn until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// The READ COMMITTED race, made deterministic: an entry has passed the gate check (its insert's
 /// snapshot predates the close) and is held before its commit; the close must wait for it, so the
 /// entry is committed before the close returns, never accepted after it.
@@ -231,8 +222,10 @@ async fn a_close_waits_for_an_entry_already_past_the_gate() {
         let (api, id) = (h.api.clone(), id.clone());
         tokio::spawn(async move { enter_via(&api, entry(&id, "경계", &phone(1))).await })
     };
-    until("the entry to be held after its gate check", || async { waiting(&pool, "INSERT INTO kem_outbox").await > 0 })
-        .await;
+    eventually("the entry is held after its gate check", PATIENCE, || async {
+        waiting(&pool, "INSERT INTO kem_outbox").await > 0
+    })
+    .await;
 
     let close_returned = Arc::new(AtomicBool::new(false));
     let closer = {
@@ -244,7 +237,7 @@ async fn a_close_waits_for_an_entry_already_past_the_gate() {
         })
     };
     // The close either waits for the held entry or (if entries did not hold the gate) is done.
-    until("the close to wait or finish", || async {
+    eventually("the close waits or finishes", PATIENCE, || async {
         close_returned.load(Ordering::SeqCst) || waiting(&pool, "SELECT pg_advisory_xact_lock(").await > 0
     })
     .await;

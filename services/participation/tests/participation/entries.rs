@@ -14,12 +14,7 @@ async fn an_entry_is_recorded_masked_with_its_consents_and_reported_once() {
     let h = Harness::new().await;
     let event_id = h.add(event(EventStatus::Published));
     let mut request = entry(&event_id, " 김민수 ", "+82 10-1234-5678");
-    request.marketing_consent = Some(pb::Consent {
-        granted: true,
-        consent_text_version: "marketing-2025-01".into(),
-        consent_time: None,
-        terms_sha256: String::new(),
-    });
+    request.marketing_consent = Some(marketing_consent());
     request.source_channel = common::Channel::KakaoChannel as i32;
     let before = SystemClock.now_ms();
     let e = h.enter(request).await.expect("enter");
@@ -31,7 +26,7 @@ async fn an_entry_is_recorded_masked_with_its_consents_and_reported_once() {
     assert!(!e.anonymized);
     let privacy = e.privacy_consent.clone().expect("privacy consent");
     assert!(privacy.granted);
-    assert_eq!(privacy.consent_text_version, "privacy-2025-01");
+    assert_eq!((privacy.consent_text_version.as_str(), privacy.terms_sha256.as_str()), (TERMS_VERSION, TERMS_SHA256));
     assert!(privacy.consent_time.is_some_and(|t| t.seconds * 1000 >= before - 1000));
     let marketing = e.marketing_consent.clone().expect("marketing consent");
     assert_eq!((marketing.granted, marketing.consent_text_version.as_str()), (true, "marketing-2025-01"));

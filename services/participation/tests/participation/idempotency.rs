@@ -19,12 +19,7 @@ async fn a_repeated_request_gets_its_entry_back_and_stores_one_row() {
     let h = Harness::new().await;
     let id = h.add(event(EventStatus::Published));
     let mut request = entry(&id, "김민수", "010-1234-5678");
-    request.marketing_consent = Some(pb::Consent {
-        granted: true,
-        consent_text_version: "marketing-2025-01".into(),
-        consent_time: None,
-        terms_sha256: String::new(),
-    });
+    request.marketing_consent = Some(marketing_consent());
 
     let first = h.enter_as(REQUEST, request.clone()).await.expect("first attempt");
     let again = h.enter_as(REQUEST, request.clone()).await.expect("the same request again");
@@ -80,28 +75,24 @@ async fn a_request_id_never_reaches_another_phone_event_or_submission() {
     // The right request id with other data is not the same request: the answer is exactly the
     // duplicate anyone gets, so it does not even tell that the id was right, and it never shows
     // the stored name (a replay only ever echoes what its caller sent).
-    let mut changed: Vec<pb::EnterRequest> = Vec::new();
-    changed.push(pb::EnterRequest { name: "김민호".into(), ..mine.clone() });
-    changed.push(pb::EnterRequest { source_channel: common::Channel::KakaoChannel as i32, ..mine.clone() });
-    changed.push(pb::EnterRequest {
-        marketing_consent: Some(pb::Consent {
-            granted: true,
-            consent_text_version: "marketing-2025-01".into(),
-            consent_time: None,
-            terms_sha256: String::new(),
-        }),
-        ..mine.clone()
-    });
-    let mut privacy = mine.clone();
-    if let Some(consent) = privacy.privacy_consent.as_mut() {
-        consent.consent_text_version = "privacy-2024-12".into();
-    }
-    changed.push(privacy);
+    let changed = [
+        pb::EnterRequest { name: "김민호".into(), ..mine.clone() },
+        pb::EnterRequest { source_channel: common::Channel::KakaoChannel as i32, ..mine.clone() },
+        pb::EnterRequest { marketing_consent: Some(marketing_consent()), ..mine.clone() },
+    ];
     for request in changed {
         let status = expect_code(h.enter_as(REQUEST, request).await, Code::AlreadyExists);
         assert_eq!(reason(&status), "DUPLICATE_ENTRY");
         assert!(!status.message().contains(&first.entry_id) && !status.message().contains("김*수"));
     }
+    // A consent to other terms is refused before anything is looked up.
+    let mut privacy = mine.clone();
+    if let Some(consent) = privacy.privacy_consent.as_mut() {
+        consent.consent_text_version = "terms-0000000000000000".into();
+    }
+    let status = expect_code(h.enter_as(REQUEST, privacy).await, Code::InvalidArgument);
+    assert_eq!(reason(&status), "TERMS_OUTDATED");
+    assert!(!status.message().contains(&first.entry_id) && !status.message().contains("김*수"));
     assert_eq!(h.stored(&id).await.len(), 3, "mine, the other phone's and the victim's");
     assert_eq!(h.stored(&second_event).await.len(), 1);
     h.cleanup().await;

@@ -4,6 +4,7 @@
 //! served by a mesh role server.
 
 mod concurrency;
+mod consent;
 mod counts;
 mod draws;
 mod ending;
@@ -12,6 +13,9 @@ mod failover;
 mod idempotency;
 mod listing;
 mod privacy;
+mod public_winners;
+mod receipts;
+mod scheduled;
 mod sqlite;
 mod support;
 mod validation;

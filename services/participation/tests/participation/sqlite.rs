@@ -68,3 +68,54 @@ async fn ending_closes_entries_at_once_on_sqlite() {
     assert_eq!(audit.entry_snapshot_sha256, kem_participation::domain::draw::snapshot_sha256(&ids));
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn receipts_consents_public_winners_and_scheduled_draws_run_on_sqlite() {
+    use kem_participation::infra::repository::EntryAdmission;
+    use kem_proto::kem::participation::v1::participation_service_server::ParticipationService;
+
+    use crate::receipts::{assert_receipt_shape, message, row};
+
+    let h = Harness::sqlite().await;
+    let id = h.add(event(EventStatus::Published));
+    let request = entry(&id, "김민수", "010-1234-5678");
+    let first = h.enter_response(Some("request-1"), request.clone()).await.expect("enter");
+    assert_receipt_shape(&first.receipt_code);
+    let privacy = first.entry.as_ref().and_then(|e| e.privacy_consent.clone()).expect("privacy consent");
+    assert_eq!((privacy.consent_text_version.as_str(), privacy.terms_sha256.as_str()), (TERMS_VERSION, TERMS_SHA256));
+    assert_eq!(h.enter_response(Some("request-1"), request).await.expect("replayed"), first);
+    let under_14 = pb::EnterRequest { age_14_or_older: false, ..entry(&id, "이영희", "010-2222-3333") };
+    assert_eq!(reason(&expect_code(h.enter(under_14).await, Code::InvalidArgument)), "AGE_CONFIRMATION_REQUIRED");
+    let mut outdated = entry(&id, "이영희", "010-2222-3333");
+    if let Some(consent) = outdated.privacy_consent.as_mut() {
+        consent.consent_text_version = "terms-0000000000000000".into();
+    }
+    assert_eq!(reason(&expect_code(h.enter(outdated).await, Code::InvalidArgument)), "TERMS_OUTDATED");
+    // The unique index keeps codes unique per event on SQLite too.
+    let repo = h.api.core().repository();
+    let taken = row(&id, 1, &first.receipt_code.replace('-', ""));
+    let admission = repo.admit_entry(&taken, None, message(&id, &taken.id)).await.expect("admit");
+    assert_eq!(admission, EntryAdmission::ReceiptTaken);
+    h.enter_many(&id, 5).await;
+
+    h.events.set_status(&id, EventStatus::Ended);
+    assert_eq!(h.public_winners(&id).await.expect("before the draw"), pb::GetPublicWinnersResponse::default());
+    let calls = (0..10).map(|_| h.draw_on_schedule(&id));
+    let answers: Vec<_> = futures_util::future::join_all(calls).await.into_iter().map(|r| r.expect("drawn")).collect();
+    assert_eq!(answers.iter().filter(|a| a.drawn_now).count(), 1, "exactly one draw");
+    let audit = answers[0].audit.clone().expect("audit");
+    assert!(answers.iter().all(|a| a.audit.as_ref() == Some(&audit)));
+    let public = h.public_winners(&id).await.expect("public winners");
+    assert_eq!(public.winners.len(), 3);
+    assert!(public.winners.iter().all(|w| w.masked_phone.starts_with("010-****-")));
+    assert_eq!(public.audit.map(|a| a.draw_id), Some(audit.draw_id.clone()));
+    let counts = h
+        .api
+        .count_entries(tonic::Request::new(pb::CountEntriesRequest { event_ids: vec![id.clone()] }))
+        .await
+        .expect("count")
+        .into_inner()
+        .counts;
+    assert_eq!((counts[0].total, counts[0].draw_time), (6, audit.draw_time));
+    h.cleanup().await;
+}

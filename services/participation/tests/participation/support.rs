@@ -28,7 +28,9 @@ use kem_mesh::testing::{NAMESPACE, TRUST_DOMAIN, TestCa};
 use kem_participation::{ParticipationApi, ParticipationConfig};
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::event::v1::event_service_server::{EventService, EventServiceServer};
-use kem_proto::kem::event::v1::{EventStatus, GetEventForParticipationRequest, GetEventForParticipationResponse};
+use kem_proto::kem::event::v1::{
+    EventStatus, GetEventForParticipationRequest, GetEventForParticipationResponse, Terms,
+};
 use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::participation::v1 as pb;
 use kem_proto::kem::participation::v1::participation_service_client::ParticipationServiceClient;
@@ -45,6 +47,10 @@ use tonic::{Request, Response, Status};
 pub const OWNER: &str = "owner-1";
 pub const OTHER: &str = "owner-2";
 pub const HOUR_MS: i64 = 3_600_000;
+/// The version of the terms every test event carries: what entries consent to.
+pub const TERMS_VERSION: &str = "terms-5f2c0e9a7b1d3c48";
+/// Their SHA-256, recorded with every consent.
+pub const TERMS_SHA256: &str = "5f2c0e9a7b1d3c48a6e0f1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7";
 const HOUR: Duration = Duration::from_secs(3_600);
 
 pub fn ts(ms: i64) -> prost_types::Timestamp {
@@ -122,8 +128,23 @@ impl EventService for FakeEvents {
     }
 }
 
+/// The terms of the test events ([`TERMS_VERSION`], [`TERMS_SHA256`]).
+pub fn terms() -> Terms {
+    Terms {
+        version: TERMS_VERSION.to_owned(),
+        sha256: TERMS_SHA256.to_owned(),
+        controller: "카페 테스트".into(),
+        items: vec!["이름".into(), "휴대전화번호".into()],
+        purpose: "경품 추첨 및 당첨자 연락".into(),
+        retention_days: 30,
+        text: "개인정보 수집·이용 동의".into(),
+        text_en: "Consent to the collection and use of personal information".into(),
+        create_time: None,
+    }
+}
+
 /// An event of [`OWNER`] with `status`, running from an hour ago for a day, a prize of 3
-/// winners, published to Instagram and Kakao.
+/// winners, published to Instagram and Kakao, with [`terms`].
 pub fn event(status: EventStatus) -> GetEventForParticipationResponse {
     let now = SystemClock.now_ms();
     GetEventForParticipationResponse {
@@ -140,7 +161,7 @@ pub fn event(status: EventStatus) -> GetEventForParticipationResponse {
         }),
         title: "점심 이벤트".into(),
         channels: vec![common::Channel::Instagram as i32, common::Channel::KakaoChannel as i32],
-        terms: None,
+        terms: Some(terms()),
     }
 }
 
@@ -299,6 +320,20 @@ impl Harness {
         enter_via(&self.api, request).await
     }
 
+    /// Enter's whole response (the entry and the receipt code), with the call's `x-request-id`
+    /// when given.
+    pub async fn enter_response(
+        &self,
+        request_id: Option<&str>,
+        request: pb::EnterRequest,
+    ) -> Result<pb::EnterResponse, Status> {
+        let request = match request_id {
+            Some(id) => with_request_id(request, id),
+            None => Request::new(request),
+        };
+        Ok(self.api.enter(request).await?.into_inner())
+    }
+
     /// Enter as the gateway sends it: with the call's `x-request-id`.
     pub async fn enter_as(&self, request_id: &str, request: pb::EnterRequest) -> Result<pb::Entry, Status> {
         enter_as_via(&self.api, request_id, request).await
@@ -364,6 +399,18 @@ impl Harness {
     pub async fn winners(&self, owner: &str, event_id: &str) -> Result<pb::ListWinnersResponse, Status> {
         let request = pb::ListWinnersRequest { event_id: event_id.to_owned() };
         Ok(self.api.list_winners(as_owner(owner, request)).await?.into_inner())
+    }
+
+    /// GetPublicWinners, as the public calls it (no owner).
+    pub async fn public_winners(&self, event_id: &str) -> Result<pb::GetPublicWinnersResponse, Status> {
+        let request = pb::GetPublicWinnersRequest { event_id: event_id.to_owned() };
+        Ok(self.api.get_public_winners(Request::new(request)).await?.into_inner())
+    }
+
+    /// DrawWinnersOnSchedule, as the event service's scheduler calls it.
+    pub async fn draw_on_schedule(&self, event_id: &str) -> Result<pb::DrawWinnersOnScheduleResponse, Status> {
+        let request = pb::DrawWinnersOnScheduleRequest { event_id: event_id.to_owned() };
+        Ok(self.api.draw_winners_on_schedule(Request::new(request)).await?.into_inner())
     }
 
     pub async fn anonymize(&self, event_id: &str, before: Option<i64>) -> Result<i64, Status> {
@@ -499,7 +546,7 @@ pub fn phone(i: usize) -> String {
     format!("010-{:04}-{:04}", n / 10_000 % 10_000, n % 10_000)
 }
 
-/// A valid entry to `event_id`.
+/// A valid entry to `event_id`: age confirmed, consenting to the test events' terms.
 pub fn entry(event_id: &str, name: &str, phone: &str) -> pb::EnterRequest {
     pb::EnterRequest {
         event_id: event_id.to_owned(),
@@ -507,13 +554,23 @@ pub fn entry(event_id: &str, name: &str, phone: &str) -> pb::EnterRequest {
         phone: phone.to_owned(),
         privacy_consent: Some(pb::Consent {
             granted: true,
-            consent_text_version: "privacy-2025-01".into(),
+            consent_text_version: TERMS_VERSION.into(),
             consent_time: None,
             terms_sha256: String::new(),
         }),
         marketing_consent: None,
         source_channel: common::Channel::Instagram as i32,
         age_14_or_older: true,
+    }
+}
+
+/// A granted consent to the store's marketing messages, text version `marketing-2025-01`.
+pub fn marketing_consent() -> pb::Consent {
+    pb::Consent {
+        granted: true,
+        consent_text_version: "marketing-2025-01".into(),
+        consent_time: None,
+        terms_sha256: String::new(),
     }
 }
 

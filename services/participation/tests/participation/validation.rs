@@ -33,8 +33,12 @@ async fn entries_refuse_control_characters_in_every_text_field() {
             r.privacy_consent.get_or_insert_default().consent_text_version = format!("privacy{bad}-2025")
         }),
         ("marketingConsent.consentTextVersion", |r, bad| {
-            r.marketing_consent =
-                Some(pb::Consent { granted: true, consent_text_version: format!("mkt{bad}"), consent_time: None })
+            r.marketing_consent = Some(pb::Consent {
+                granted: true,
+                consent_text_version: format!("mkt{bad}"),
+                consent_time: None,
+                terms_sha256: String::new(),
+            })
         }),
     ];
     for (field, set) in fields {

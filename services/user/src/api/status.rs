@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use kem_proto::google::rpc::{self, RetryInfo};
-use kem_proto::status::any;
-use prost::Message;
+use kem_kit::status::{bad_request, error_info, retry_info};
+use kem_proto::status::with_details;
 use tonic::Code;
 
 use crate::app::UserError;
@@ -22,18 +21,9 @@ fn status(
     metadata: &[(&str, String)],
     more: Vec<prost_types::Any>,
 ) -> tonic::Status {
-    let mut details = vec![kem_kit::status::error_info(DOMAIN, reason, metadata)];
+    let mut details = vec![error_info(DOMAIN, reason, metadata)];
     details.extend(more);
-    let encoded = rpc::Status { code: code as i32, message: message.clone(), details };
-    tonic::Status::with_details(code, message, encoded.encode_to_vec().into())
-}
-
-fn retry_info(delay: Duration) -> prost_types::Any {
-    let retry_delay = prost_types::Duration {
-        seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
-    };
-    any("google.rpc.RetryInfo", &RetryInfo { retry_delay: Some(retry_delay) })
+    with_details(code, &message, details)
 }
 
 /// Whole seconds, rounded up, at least 1.
@@ -81,7 +71,7 @@ pub fn to_status(error: UserError) -> tonic::Status {
                 "invalid request: {}",
                 violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
             );
-            let request = kem_kit::status::bad_request(violations.into_iter().map(|v| (v.field, v.description)));
+            let request = bad_request(violations.into_iter().map(|v| (v.field, v.description)));
             status(Code::InvalidArgument, message, reason, &[], vec![request])
         }
         UserError::EmailTaken => status(
@@ -170,7 +160,8 @@ pub fn to_status(error: UserError) -> tonic::Status {
 
 #[cfg(test)]
 mod tests {
-    use kem_proto::google::rpc::BadRequest;
+    use kem_proto::google::rpc::{BadRequest, RetryInfo};
+    use prost::Message;
 
     use super::*;
     use crate::app::VerifyError;

@@ -8,6 +8,7 @@ use kem_kit::store::query;
 use kem_proto::kem::user::v1 as pb;
 use kem_proto::kem::user::v1::user_service_client::UserServiceClient;
 use kem_proto::kem::user::v1::user_service_server::UserService;
+use kem_testkit::eventually_holds;
 use tonic::Request;
 
 use crate::support::*;
@@ -187,11 +188,8 @@ async fn key_rotation_happens_on_schedule() {
     settings.maintenance_interval = Duration::from_millis(100);
     let h = Harness::start(settings).await;
     let first = h.api.core().keys().current_kid();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.api.core().keys().current_kid() == first {
-        assert!(tokio::time::Instant::now() < deadline, "no scheduled rotation within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_holds("a scheduled rotation", Duration::from_secs(10), || h.api.core().keys().current_kid() != first)
+        .await;
     assert!(published(&h.api).await.keys.iter().any(|k| k.kid == first), "the old key stays published");
     h.cleanup().await;
 }

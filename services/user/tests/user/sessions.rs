@@ -80,6 +80,7 @@ async fn repeated_failures_lock_sign_in_across_replicas_until_the_lockout_ends()
     }
     assert_eq!(reason(&login(&h.api, "ghost@example.com", PASSWORD).await.expect_err("locked")), "TOO_MANY_ATTEMPTS");
 
+    // The 2 s lock stored in PostgreSQL must really pass: the user service reads the wall clock.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     login(&h.api, "owner@example.com", PASSWORD).await.expect("the lock has ended");
     h.cleanup().await;
@@ -141,6 +142,7 @@ async fn expired_refresh_tokens_are_refused() {
     settings.tokens.refresh_ttl = Duration::from_millis(300);
     let (h, _) = signed_up(settings).await;
     let pair = login(&h.api, "owner@example.com", PASSWORD).await.expect("login");
+    // The 300 ms token TTL stored in PostgreSQL must really pass: the user service reads the wall clock.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let status = refresh(&h.api, &pair.refresh_token).await.expect_err("expired");
     assert_eq!(reason(&status), "INVALID_REFRESH_TOKEN");

@@ -130,6 +130,7 @@ async fn once_admitted(api: &UserApi, password: &str, client: &str) -> Result<pb
     for _ in 0..50 {
         match login_from(api, EMAIL, password, client).await {
             Err(status) if status.code() == Code::ResourceExhausted => {
+                // The advised wait is the behaviour under test; the throttle reads the wall clock.
                 tokio::time::sleep(assert_throttled(&status)).await;
             }
             other => return other,

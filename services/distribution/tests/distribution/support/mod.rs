@@ -12,13 +12,14 @@ pub mod user;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kem_distribution::DistributionApi;
 use kem_distribution::config::{CafeConfig, ChannelPolicy, DistributionConfig, PartnerConfig};
 use kem_distribution::domain::{Channel, RetryPolicy};
 use kem_distribution::infra::channels;
 use kem_kit::Secret;
+pub use kem_kit::clock::{Clock as _, SystemClock};
 use kem_kit::external::{Backoff, ProviderConfig, ProviderMode};
 use kem_kit::outbox::Outbox;
 use kem_kit::queue::store::{StoreQueue, StoreQueueOptions};
@@ -255,7 +256,7 @@ impl Harness {
     /// records it, and the job goes out on `distribution-jobs` (message id `dist:<event_id>`).
     pub async fn publish(&self, event_id: &str, channels: &[Channel]) -> msg::DistributionJob {
         let job = job(event_id, OWNER, channels);
-        self.events.publish(event_id, OWNER, channels, now_ms());
+        self.events.publish(event_id, OWNER, channels, SystemClock.now_ms());
         self.send(&job, &format!("dist:{event_id}")).await;
         job
     }
@@ -282,20 +283,15 @@ impl Harness {
         what: &str,
         done: impl Fn(&pb::GetStatusResponse) -> bool,
     ) -> pb::GetStatusResponse {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last = None;
-        loop {
-            if let Ok(status) = self.status(OWNER, event_id).await {
-                if done(&status) {
-                    return status;
-                }
-                last = Some(status);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {what}; last status: {last:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let reached = std::sync::Mutex::new(None);
+        eventually(what, timeout, || async {
+            let status = self.status(OWNER, event_id).await.ok().filter(|s| done(s));
+            let found = status.is_some();
+            *reached.lock().expect("status") = status;
+            found
+        })
+        .await;
+        reached.into_inner().expect("status").expect("the awaited status")
     }
 
     /// Waits until nothing is in progress any more.
@@ -347,7 +343,7 @@ impl Harness {
 /// A publication as the event service sends it: Instagram copy with hashtags, the others with
 /// their own text, the selected image, a 30-day period that started an hour ago, a prize.
 pub fn job(event_id: &str, owner: &str, channels: &[Channel]) -> msg::DistributionJob {
-    let start = now_ms() - 3_600_000;
+    let start = SystemClock.now_ms() - 3_600_000;
     msg::DistributionJob {
         event_id: event_id.to_owned(),
         owner_id: owner.to_owned(),
@@ -378,7 +374,7 @@ pub fn job(event_id: &str, owner: &str, channels: &[Channel]) -> msg::Distributi
         }),
         participation_method: common::ParticipationMethod::Draw as i32,
         recommendation_id: "rec-1".into(),
-        publish_time: Some(ts(now_ms())),
+        publish_time: Some(ts(SystemClock.now_ms())),
     }
 }
 
@@ -397,10 +393,6 @@ pub fn job_message(job: &msg::DistributionJob, id: &str) -> OutgoingMessage {
         ]
         .into(),
     }
-}
-
-pub fn now_ms() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)).unwrap_or(0)
 }
 
 pub fn ts(ms: i64) -> prost_types::Timestamp {

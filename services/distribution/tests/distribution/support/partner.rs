@@ -43,7 +43,8 @@ async fn faults(State(faults): State<Arc<Faults>>, request: Request, next: Next)
         faults.submissions.fetch_add(1, Ordering::SeqCst);
     }
     if faults.hang.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_secs(3_600)).await;
+        // A partner that never answers: the client's own deadline is what is tested.
+        std::future::pending::<()>().await;
     }
     let fail = faults.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if fail {
@@ -62,7 +63,7 @@ async fn faults(State(faults): State<Arc<Faults>>, request: Request, next: Next)
         submission && faults.lose_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if lose {
         // The partner acted, but the answer never arrives.
-        tokio::time::sleep(Duration::from_secs(3_600)).await;
+        std::future::pending::<()>().await;
     }
     response
 }

@@ -173,6 +173,7 @@ async fn handle(
         (broker.fail_with, broker.stall)
     };
     if let Some(delay) = stall {
+        // The injected broker stall: the client's real timeouts are what is tested.
         tokio::time::sleep(delay).await;
     }
     if let Some(status) = fail_with {
@@ -316,6 +317,7 @@ async fn peek_lock(shared: &Shared, queue: &str, query: Option<&str>) -> Respons
         if tokio::time::Instant::now() >= deadline {
             return StatusCode::NO_CONTENT.into_response();
         }
+        // The long poll's recheck: expiring locks and schedules free messages but notify nobody.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

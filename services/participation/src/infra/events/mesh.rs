@@ -14,7 +14,7 @@ use kem_proto::kem::event::v1::{
 use tonic::Code;
 
 use super::{LookupError, PeerFailure};
-use crate::domain::event::{EventFacts, EventStatus, Method};
+use crate::domain::event::{EventFacts, EventStatus, Method, Terms};
 
 /// How long "no such event" is remembered (event ids are server-assigned UUIDs: an absent id
 /// never appears later).
@@ -47,7 +47,7 @@ impl MeshEvents {
 
     fn key(event_id: &str) -> String {
         // The version changes whenever EventFacts does.
-        format!("event-facts:v1:{event_id}")
+        format!("event-facts:v2:{event_id}")
     }
 
     /// The facts of `event_id` (possibly a few seconds old); `None` when there is no such event.
@@ -123,6 +123,8 @@ pub fn facts(r: GetEventForParticipationResponse) -> EventFacts {
         winner_count: r.prize.as_ref().and_then(|p| u32::try_from(p.winner_count).ok()).filter(|n| *n > 0),
         prize_unit_value_krw: r.prize.as_ref().and_then(|p| p.unit_value.as_ref()).map(|m| m.amount_krw),
         channels: r.channels,
+        // Terms without a version are no terms a consent could name (not published yet).
+        terms: r.terms.filter(|t| !t.version.is_empty()).map(|t| Terms { version: t.version, sha256: t.sha256 }),
     }
 }
 
@@ -151,14 +153,24 @@ mod tests {
             }),
             title: "t".into(),
             channels: vec![4],
-            terms: None,
+            terms: Some(kem_proto::kem::event::v1::Terms {
+                version: "terms-0123456789abcdef".into(),
+                sha256: "0123456789abcdef".repeat(4),
+                text: "개인정보 수집·이용 동의".into(),
+                ..Default::default()
+            }),
         };
         let f = facts(response);
         assert_eq!((f.status, f.method, f.winner_count), (EventStatus::Published, Method::FirstCome, Some(3)));
         assert_eq!((f.start_ms, f.end_ms, f.prize_unit_value_krw), (Some(10_005), Some(20_000), Some(4_500)));
+        assert_eq!(
+            f.terms,
+            Some(Terms { version: "terms-0123456789abcdef".into(), sha256: "0123456789abcdef".repeat(4) })
+        );
         let unset =
             facts(GetEventForParticipationResponse { status: 99, ..GetEventForParticipationResponse::default() });
         assert_eq!((unset.status, unset.method, unset.winner_count), (EventStatus::Unknown, Method::Draw, None));
+        assert_eq!(unset.terms, None);
     }
 
     #[test]

@@ -79,6 +79,20 @@ impl Repository {
         row.as_ref().map(draw_record).transpose()
     }
 
+    /// When the current draw of each of `event_ids` happened, as (event id, draw time); events
+    /// without a draw are absent.
+    pub async fn current_draw_times(&self, event_ids: &[String]) -> Result<Vec<(String, i64)>> {
+        if event_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = AssertSqlSafe(format!(
+            "SELECT event_id, drawn_at FROM draws WHERE event_id IN ({}) AND superseded_at IS NULL",
+            placeholders(1, event_ids.len())
+        ));
+        let rows = event_ids.iter().fold(query(sql), |q, id| q.bind(id.clone())).fetch_all(self.store.reader()).await?;
+        rows.iter().map(|row| Ok((col(row, "event_id")?, col(row, "drawn_at")?))).collect()
+    }
+
     /// The winners of `draw_id` with their entries, by rank.
     pub async fn winners(&self, draw_id: &str) -> Result<Vec<StoredWinner>> {
         let sql = AssertSqlSafe(format!(

@@ -3,7 +3,7 @@
 
 use kem_kit::outbox::Outbox;
 use kem_kit::queue::OutgoingMessage;
-use kem_kit::store::{AssertSqlSafe, Row, query};
+use kem_kit::store::{AssertSqlSafe, Row, Tx, query};
 
 use super::gate::{GateLock, gate_state, lock_gate};
 use super::{Repository, Result, col, placeholders};
@@ -21,8 +21,12 @@ pub struct NewEntryRow {
     pub name_sealed: Vec<u8>,
     /// Sealed phone.
     pub phone_sealed: Vec<u8>,
-    /// Privacy consent text version.
+    /// Privacy consent text version (the terms' version when the event has terms).
     pub privacy_consent_version: String,
+    /// SHA-256 of the terms consented to; `None` for an event published before terms existed.
+    pub terms_sha256: Option<String>,
+    /// When the consents were recorded.
+    pub consented_at_ms: i64,
     /// Marketing consent (granted, version), when asked.
     pub marketing_consent: Option<(bool, String)>,
     /// Source channel.
@@ -32,6 +36,8 @@ pub struct NewEntryRow {
     /// The `x-request-id` of the call that submits it (see
     /// [`RequestId`](crate::domain::entry::RequestId)); `None` when it carried none.
     pub request_id: Option<String>,
+    /// The participant's receipt code (stored form), unique within the event.
+    pub receipt_code: String,
 }
 
 /// What happened to an entry submission.
@@ -48,6 +54,9 @@ pub enum EntryAdmission {
     Closed,
     /// Entries were closed because the event ended (CloseEntries).
     Ended,
+    /// Another entry of the event already has this receipt code (nothing was stored): draw
+    /// another code and submit again.
+    ReceiptTaken,
 }
 
 /// Where a page of entries starts: after this arrival position, `(created_at, id)`.
@@ -70,8 +79,15 @@ pub struct StoredEntry {
     pub name_sealed: Option<Vec<u8>>,
     /// Sealed phone; `None` once anonymized.
     pub phone_sealed: Option<Vec<u8>>,
-    /// Privacy consent text version.
+    /// Whether the privacy consent was granted (always, for a stored entry).
+    pub privacy_consent_granted: bool,
+    /// Privacy consent text version (the terms' version when the event has terms).
     pub privacy_consent_version: String,
+    /// SHA-256 of the terms consented to; `None` before terms existed.
+    pub terms_sha256: Option<String>,
+    /// When the consents were recorded (the receive time for entries stored before the consent
+    /// time was recorded apart).
+    pub consented_at_ms: i64,
     /// Marketing consent granted; `None` when not asked.
     pub marketing_consent_granted: Option<bool>,
     /// Marketing consent text version.
@@ -82,6 +98,8 @@ pub struct StoredEntry {
     pub created_at_ms: i64,
     /// When the personal data was erased.
     pub anonymized_at_ms: Option<i64>,
+    /// The participant's receipt code (stored form); `None` for entries stored before receipts.
+    pub receipt_code: Option<String>,
 }
 
 /// Entries of one event from one channel.
@@ -98,8 +116,9 @@ pub struct ChannelCount {
 }
 
 pub(super) const ENTRY_COLUMNS: &str = "e.id, e.event_id, e.name_sealed, e.phone_sealed, \
-     e.privacy_consent_version, e.marketing_consent_granted, e.marketing_consent_version, e.source_channel, \
-     e.created_at, e.anonymized_at";
+     e.privacy_consent_granted, e.privacy_consent_version, e.terms_sha256, \
+     COALESCE(e.consented_at, e.created_at) AS consented_at, e.marketing_consent_granted, \
+     e.marketing_consent_version, e.source_channel, e.created_at, e.anonymized_at, e.receipt_code";
 
 pub(super) fn stored_entry(row: &Row) -> Result<StoredEntry> {
     Ok(StoredEntry {
@@ -107,20 +126,35 @@ pub(super) fn stored_entry(row: &Row) -> Result<StoredEntry> {
         event_id: col(row, "event_id")?,
         name_sealed: col(row, "name_sealed")?,
         phone_sealed: col(row, "phone_sealed")?,
+        privacy_consent_granted: col(row, "privacy_consent_granted")?,
         privacy_consent_version: col(row, "privacy_consent_version")?,
+        terms_sha256: col(row, "terms_sha256")?,
+        consented_at_ms: col(row, "consented_at")?,
         marketing_consent_granted: col(row, "marketing_consent_granted")?,
         marketing_consent_version: col(row, "marketing_consent_version")?,
         source_channel: col(row, "source_channel")?,
         created_at_ms: col(row, "created_at")?,
         anonymized_at_ms: col(row, "anonymized_at")?,
+        receipt_code: col(row, "receipt_code")?,
     })
+}
+
+/// Whether `phone_hash` has an entry in `event_id`, as `tx` sees it (after its insert found a
+/// conflict: on READ COMMITTED this statement's snapshot includes the conflicting commit).
+async fn phone_entered(tx: &mut Tx, event_id: &str, phone_hash: &str) -> Result<bool> {
+    let row = query("SELECT 1 AS found FROM entries WHERE event_id = $1 AND phone_hash = $2")
+        .bind(event_id.to_owned())
+        .bind(phone_hash.to_owned())
+        .fetch_optional(tx)
+        .await?;
+    Ok(row.is_some())
 }
 
 impl Repository {
     /// Stores `entry` with `message` (its analytics fact) unless the phone already entered, the
-    /// event's entries were closed (EndEvent or a draw), or the event holds `capacity` entries
-    /// already. Concurrent submissions of one phone end in exactly one
-    /// [`EntryAdmission::Admitted`].
+    /// event's entries were closed (EndEvent or a draw), the event holds `capacity` entries
+    /// already, or its receipt code is taken in the event. Concurrent submissions of one phone end
+    /// in exactly one [`EntryAdmission::Admitted`].
     ///
     /// Race-free against a concurrent close without a per-entry write to a shared row: the
     /// transaction first takes the event's gate lock in shared mode (entries never wait for each
@@ -141,13 +175,16 @@ impl Repository {
             None => (None, None),
         };
         // SQLite needs a WHERE on an INSERT … SELECT followed by ON CONFLICT (parsing ambiguity);
-        // this one is the gate check itself.
+        // this one is the gate check itself. Any unique conflict does nothing — the phone's
+        // (event, phone hash) or the receipt code's (event, receipt code) — so the transaction
+        // stays usable to tell which one it was.
         let inserted = query(
             "INSERT INTO entries (id, event_id, phone_hash, name_sealed, phone_sealed, privacy_consent_version, \
-             marketing_consent_granted, marketing_consent_version, source_channel, created_at, request_id) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE NOT EXISTS (SELECT 1 FROM event_gates g \
-             WHERE g.event_id = $2 AND (g.ended_at IS NOT NULL OR g.closed_at IS NOT NULL)) \
-             ON CONFLICT (event_id, phone_hash) DO NOTHING",
+             marketing_consent_granted, marketing_consent_version, source_channel, created_at, request_id, \
+             privacy_consent_granted, terms_sha256, consented_at, receipt_code) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, $12, $13, $14 WHERE NOT EXISTS \
+             (SELECT 1 FROM event_gates g WHERE g.event_id = $2 AND (g.ended_at IS NOT NULL OR g.closed_at IS NOT NULL)) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(entry.id.clone())
         .bind(entry.event_id.clone())
@@ -160,16 +197,22 @@ impl Repository {
         .bind(entry.source_channel)
         .bind(entry.created_at_ms)
         .bind(entry.request_id.clone())
+        .bind(entry.terms_sha256.clone())
+        .bind(entry.consented_at_ms)
+        .bind(entry.receipt_code.clone())
         .execute(&mut tx)
         .await?;
         if inserted == 0 {
             let gate = gate_state(&mut tx, &entry.event_id).await?;
-            tx.rollback().await?;
-            return Ok(match gate {
+            let admission = match gate {
                 Some(gate) if gate.ended_at_ms.is_some() => EntryAdmission::Ended,
                 Some(gate) if gate.closed_at_ms.is_some() => EntryAdmission::Closed,
-                _ => EntryAdmission::Duplicate,
-            });
+                // The phone's entry wins over a receipt collision: it is what the caller hears.
+                _ if phone_entered(&mut tx, &entry.event_id, &entry.phone_hash).await? => EntryAdmission::Duplicate,
+                _ => EntryAdmission::ReceiptTaken,
+            };
+            tx.rollback().await?;
+            return Ok(admission);
         }
         Outbox::enqueue(&mut tx, message).await?;
         if let Some(capacity) = capacity {
