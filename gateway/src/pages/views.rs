@@ -331,9 +331,10 @@ fn next_steps(out: &mut Html, event: &PublicEvent, lang: Lang) {
         );
     }
     html!(out;
-        "</p>\n<p>" {lang.pick("당첨자는 문자로 안내하고 ", "Winners are told by text message, and listed (masked) on ")}
+        // Winners are contacted by the store (it sees their numbers); kem sends no SMS yet.
+        "</p>\n<p>" {lang.pick("당첨자는 ", "Winners are listed (masked) on ")}
         "<a href=\"" {event_path(event)} "/winners\">" {lang.pick("당첨자 발표 페이지", "the winners page")} "</a>"
-        {lang.pick("에도 가려진 이름으로 공개합니다.", ".")} "</p>\n"
+        {lang.pick("에 가려진 이름으로 공개되며, 가게에서 연락드립니다.", ", and the store contacts them.")} "</p>\n"
     );
 }
 

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use kem_kit::config::{Reader, parse};
+//! use kem_kit::config::{Parse, Reader, parse};
 //!
 //! let vars = [("KEM_DEMO_TIMEOUT", "250ms"), ("KEM_DEMO_WORKERS", "0"), ("KEM_DEMO_MODE", "fast")];
 //! let mut env = Reader::new(&vars);
