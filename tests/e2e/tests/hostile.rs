@@ -430,6 +430,30 @@ async fn hostile_input_gets_exact_answers_and_hurts_nobody_else() {
     edge.get(&format!("/api/v1/public/events/{unknown}/winners")).await.expect(404);
     edge.get(&format!("/api/v1/public/events/{draft}/winners")).await.expect(404);
     edge.get(&format!("/api/v1/public/events/{public}/winners")).await.expect(200);
+    // The public event and its image: ids by shape, drafts and unknown ids are the same 404, a
+    // forged token changes nothing, and many readers of one event at once all get it.
+    for hostile in [long.as_str(), "%00", "a%0Ab", "..%2F..%2Fusers%2Fme"] {
+        assert_field(&edge.get(&format!("/api/v1/public/events/{hostile}")).await, 400, "eventId");
+        assert_field(&edge.get(&format!("/api/v1/public/images/{hostile}")).await, 400, "imageId");
+    }
+    edge.get(&format!("/api/v1/public/events/{unknown}")).await.expect(404);
+    edge.get(&format!("/api/v1/public/events/{draft}")).await.expect(404);
+    edge.get(&format!("/api/v1/public/images/{unknown}")).await.expect(404);
+    let image_url = edge.get(&format!("/api/v1/public/events/{public}")).await.expect(200).str("/event/imageUrl");
+    let image = image_url.rsplit('/').next().unwrap_or_default().to_owned();
+    edge.get(&format!("/api/v1/public/images/{image}")).await.expect(200);
+    let forged = edge.signed_in("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.");
+    forged.get(&format!("/api/v1/public/events/{public}")).await.expect(200);
+    let readers: Vec<_> = (0..20)
+        .map(|_| {
+            let edge = edge.clone();
+            let path = format!("/api/v1/public/events/{public}");
+            tokio::spawn(async move { edge.get(&path).await.status })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.await.expect("task"), 200);
+    }
 
     victims.assert_unharmed().await;
     platform.stop().await;
