@@ -118,14 +118,18 @@ impl RequestId {
         HeaderValue::from_maybe_shared(self.0.clone()).unwrap_or(HeaderValue::from_static("-"))
     }
 
-    /// The id as gRPC metadata, marked sensitive: HPACK then never indexes it, so a value that
-    /// is new on every call does not churn the connection's header table (evicting the headers
-    /// that do repeat) on both ends.
+    /// The id as gRPC metadata (no copy).
     fn metadata_value(&self) -> Option<MetadataValue<Ascii>> {
-        let mut value = MetadataValue::try_from(self.0.clone()).ok()?;
-        value.set_sensitive(true);
-        Some(value)
+        MetadataValue::try_from(self.0.clone()).ok()
     }
+}
+
+/// Sends `id` as the call's `x-request-id`, marked sensitive: HPACK then never indexes it, so a
+/// value that is new on every call does not churn the connection's header table (evicting the
+/// headers that do repeat) on both ends.
+pub(crate) fn set_request_id<T>(request: &mut tonic::Request<T>, mut id: MetadataValue<Ascii>) {
+    id.set_sensitive(true);
+    request.metadata_mut().insert("x-request-id", id);
 }
 
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {
@@ -407,7 +411,7 @@ async fn call(
     }
     let mut request = with_client_ip(request, caller.client);
     if let Some(value) = rid.metadata_value() {
-        request.metadata_mut().insert("x-request-id", value);
+        set_request_id(&mut request, value);
     }
     let mut grpc = tonic::client::Grpc::new(channel);
     let outcome = async {

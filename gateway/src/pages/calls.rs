@@ -77,10 +77,8 @@ impl Calls<'_> {
         let mut request = tonic::Request::new(message);
         request.metadata_mut().insert("grpc-timeout", self.edge.config.deadlines.grpc_timeout_value(self.deadline));
         let mut request = with_client_ip(request, self.client);
-        // Marked sensitive like the edge's: HPACK never indexes a value that changes every call.
-        if let Ok(mut value) = MetadataValue::<Ascii>::try_from(request_id) {
-            value.set_sensitive(true);
-            request.metadata_mut().insert("x-request-id", value);
+        if let Ok(value) = MetadataValue::<Ascii>::try_from(request_id) {
+            crate::edge::set_request_id(&mut request, value);
         }
         request
     }
