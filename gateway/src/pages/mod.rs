@@ -281,6 +281,7 @@ async fn post_entry(ctx: &mut Ctx<'_>, id: &str, body: Body) -> Response {
         }),
         source_channel: channel.map_or(0, Channel::number),
         age_14_or_older: submitted.age,
+        verification_code: String::new(),
     };
     match calls.enter(enter, &ctx.rid).await {
         Ok(entered) => {

@@ -87,6 +87,8 @@ fn public_event(id: &str, title: &str, state: PublicEventState) -> PublicEvent {
             url: format!("{PUBLIC_BASE}/e/{id}?ch=instagram"),
         }],
         auto_draw: false,
+        entry_rules: None,
+        claim_days: 7,
     }
 }
 
@@ -190,8 +192,18 @@ impl ParticipationService for Participation {
         }
         Ok(Response::new(GetPublicWinnersResponse {
             winners: vec![
-                PublicWinner { rank: 1, masked_name: "김*수".into(), masked_phone: "010-****-5678".into() },
-                PublicWinner { rank: 2, masked_name: "<i>x</i>".into(), masked_phone: "010-****-0001".into() },
+                PublicWinner {
+                    rank: 1,
+                    masked_name: "김*수".into(),
+                    masked_phone: "010-****-5678".into(),
+                    claim_state: 0,
+                },
+                PublicWinner {
+                    rank: 2,
+                    masked_name: "<i>x</i>".into(),
+                    masked_phone: "010-****-0001".into(),
+                    claim_state: 0,
+                },
             ],
             audit: Some(DrawAudit {
                 draw_id: "draw-1".into(),
@@ -204,6 +216,7 @@ impl ParticipationService for Participation {
                 draw_time: Some(prost_types::Timestamp { seconds: END + 600, nanos: 0 }),
                 ..Default::default()
             }),
+            draws: Vec::new(),
         }))
     }
 }

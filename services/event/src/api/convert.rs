@@ -236,6 +236,9 @@ pub fn event(e: &Event) -> proto::Event {
         auto_draw: e.spec.auto_draw,
         retention_days: e.spec.retention_days,
         terms: e.terms.as_ref().map(terms),
+        entry_rules: None,
+        claim_days: 0,
+        anonymize_time: None,
     }
 }
 
@@ -287,6 +290,8 @@ pub fn public_event(view: &PublicView) -> proto::PublicEvent {
             .map(|(channel, url)| proto::ChannelLink { channel: channel_to_proto(*channel) as i32, url: url.clone() })
             .collect(),
         auto_draw: e.spec.auto_draw,
+        entry_rules: None,
+        claim_days: 0,
     }
 }
 

@@ -232,6 +232,11 @@ impl EventService for EventApi {
             title: event.spec.title.clone(),
             channels: convert::channels_to_proto(&event.spec.channels),
             terms: event.terms.as_ref().map(convert::terms),
+            entry_rules: None,
+            claim_days: 0,
+            retention_days: event.spec.retention_days,
+            store_name: event.terms.as_ref().map(|t| t.controller.clone()).unwrap_or_default(),
+            entry_url: String::new(),
         }))
     }
 

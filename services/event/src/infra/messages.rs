@@ -185,6 +185,7 @@ fn distribution_job(event: &Event) -> msg::DistributionJob {
             .map(|channel| msg::ChannelDelivery {
                 channel: convert::channel_to_proto(*channel) as i32,
                 copy: Some(convert::channel_copy(&event.copy_for(*channel))),
+                entry_url: String::new(),
             })
             .collect(),
         image_id: event.selected_image_id.clone().unwrap_or_default(),

@@ -41,6 +41,8 @@ pub fn entry(e: &Entry) -> pb::Entry {
         source_channel: e.source_channel,
         create_time: Some(timestamp(e.created_at_ms)),
         anonymized: e.anonymized_at_ms.is_some(),
+        withdrawn: false,
+        blocked: false,
     }
 }
 
@@ -64,6 +66,10 @@ pub fn winner(w: &Winner) -> pb::Winner {
         phone: w.entry.phone_e164.clone().unwrap_or_default(),
         source_channel: w.entry.source_channel,
         draw_id: w.draw_id.clone(),
+        claim_state: pb::ClaimState::Unspecified.into(),
+        claim_deadline: None,
+        claim_time: None,
+        notifications: Vec::new(),
     }
 }
 
@@ -73,6 +79,7 @@ pub fn public_winner(w: &Winner) -> pb::PublicWinner {
         rank: i32::try_from(w.rank).unwrap_or(i32::MAX),
         masked_name: w.entry.masked_name(),
         masked_phone: w.entry.masked_phone(),
+        claim_state: pb::ClaimState::Unspecified.into(),
     }
 }
 

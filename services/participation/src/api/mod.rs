@@ -186,7 +186,7 @@ impl ParticipationService for ParticipationApi {
         reply(current.map(|outcome| match outcome {
             Some(outcome) => {
                 let (winners, audit) = draw(outcome);
-                pb::ListWinnersResponse { winners, audit }
+                pb::ListWinnersResponse { winners, audit, draws: Vec::new() }
             }
             None => pb::ListWinnersResponse::default(),
         }))
@@ -202,6 +202,7 @@ impl ParticipationService for ParticipationApi {
             Some(outcome) => pb::GetPublicWinnersResponse {
                 winners: outcome.winners.iter().map(convert::public_winner).collect(),
                 audit: Some(convert::audit(&outcome.record)),
+                draws: Vec::new(),
             },
             None => pb::GetPublicWinnersResponse::default(),
         }))
@@ -247,5 +248,75 @@ impl ParticipationService for ParticipationApi {
         checked(Violations::new().id("eventId", &r.event_id, EVENT_ID))?;
         let closed = self.core.close_entries(&r.event_id, r.close_time.as_ref().map(convert::millis)).await;
         reply(closed.map(|ms| pb::CloseEntriesResponse { close_time: Some(convert::timestamp(ms)) }))
+    }
+
+    async fn claim_prize(
+        &self,
+        _request: Request<pb::ClaimPrizeRequest>,
+    ) -> Result<Response<pb::ClaimPrizeResponse>, Status> {
+        Err(Status::unimplemented("claim_prize: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn redraw_unclaimed(
+        &self,
+        _request: Request<pb::RedrawUnclaimedRequest>,
+    ) -> Result<Response<pb::RedrawUnclaimedResponse>, Status> {
+        Err(Status::unimplemented("redraw_unclaimed: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn send_participant_code(
+        &self,
+        _request: Request<pb::SendParticipantCodeRequest>,
+    ) -> Result<Response<pb::SendParticipantCodeResponse>, Status> {
+        Err(Status::unimplemented("send_participant_code: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn lookup_entry(
+        &self,
+        _request: Request<pb::LookupEntryRequest>,
+    ) -> Result<Response<pb::LookupEntryResponse>, Status> {
+        Err(Status::unimplemented("lookup_entry: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn withdraw_entry(
+        &self,
+        _request: Request<pb::WithdrawEntryRequest>,
+    ) -> Result<Response<pb::WithdrawEntryResponse>, Status> {
+        Err(Status::unimplemented("withdraw_entry: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn export_participants(
+        &self,
+        _request: Request<pb::ExportParticipantsRequest>,
+    ) -> Result<Response<pb::ExportParticipantsResponse>, Status> {
+        Err(Status::unimplemented("export_participants: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn list_exports(
+        &self,
+        _request: Request<pb::ListExportsRequest>,
+    ) -> Result<Response<pb::ListExportsResponse>, Status> {
+        Err(Status::unimplemented("list_exports: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn block_participant(
+        &self,
+        _request: Request<pb::BlockParticipantRequest>,
+    ) -> Result<Response<pb::BlockParticipantResponse>, Status> {
+        Err(Status::unimplemented("block_participant: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn list_blocks(
+        &self,
+        _request: Request<pb::ListBlocksRequest>,
+    ) -> Result<Response<pb::ListBlocksResponse>, Status> {
+        Err(Status::unimplemented("list_blocks: contract landed, implementation in progress (#20)"))
+    }
+
+    async fn unblock_participant(
+        &self,
+        _request: Request<pb::UnblockParticipantRequest>,
+    ) -> Result<Response<pb::UnblockParticipantResponse>, Status> {
+        Err(Status::unimplemented("unblock_participant: contract landed, implementation in progress (#20)"))
     }
 }

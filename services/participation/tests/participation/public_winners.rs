@@ -29,6 +29,7 @@ async fn public_winners_are_masked_with_the_audit_and_no_entry_ids() {
             rank: w.rank,
             masked_name: w.masked_name.clone(),
             masked_phone: w.masked_phone.clone(),
+            claim_state: w.claim_state,
         })
         .collect();
     assert_eq!(public.winners, expected, "the owner's winners, in draw order, masked");

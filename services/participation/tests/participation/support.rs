@@ -147,8 +147,9 @@ pub fn terms() -> Terms {
 /// winners, published to Instagram and Kakao, with [`terms`].
 pub fn event(status: EventStatus) -> GetEventForParticipationResponse {
     let now = SystemClock.now_ms();
+    let event_id = uuid::Uuid::new_v4().to_string();
     GetEventForParticipationResponse {
-        event_id: uuid::Uuid::new_v4().to_string(),
+        event_id: event_id.clone(),
         owner_id: OWNER.to_owned(),
         status: status as i32,
         period: Some(common::Period { start_time: Some(ts(now - HOUR_MS)), end_time: Some(ts(now + 24 * HOUR_MS)) }),
@@ -162,6 +163,11 @@ pub fn event(status: EventStatus) -> GetEventForParticipationResponse {
         title: "점심 이벤트".into(),
         channels: vec![common::Channel::Instagram as i32, common::Channel::KakaoChannel as i32],
         terms: Some(terms()),
+        entry_rules: None,
+        claim_days: 7,
+        retention_days: 30,
+        store_name: "카페 온기".into(),
+        entry_url: format!("https://kem.example/e/{event_id}"),
     }
 }
 
@@ -561,6 +567,7 @@ pub fn entry(event_id: &str, name: &str, phone: &str) -> pb::EnterRequest {
         marketing_consent: None,
         source_channel: common::Channel::Instagram as i32,
         age_14_or_older: true,
+        verification_code: String::new(),
     }
 }
 

@@ -360,6 +360,7 @@ pub fn job(event_id: &str, owner: &str, channels: &[Channel]) -> msg::Distributi
                         Vec::new()
                     },
                 }),
+                entry_url: String::new(),
             })
             .collect(),
         image_id: format!("img-{event_id}"),

@@ -159,6 +159,7 @@ mod tests {
                 text: "개인정보 수집·이용 동의".into(),
                 ..Default::default()
             }),
+            ..Default::default()
         };
         let f = facts(response);
         assert_eq!((f.status, f.method, f.winner_count), (EventStatus::Published, Method::FirstCome, Some(3)));
