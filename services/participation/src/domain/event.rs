@@ -89,7 +89,35 @@ pub struct EventFacts {
     /// The terms entries consent to; `None` before publication and for events published before
     /// terms existed (their entries keep the free consent text version).
     pub terms: Option<Terms>,
+    /// How entries are checked (phone verification, per-address limit).
+    #[serde(default)]
+    pub entry_rules: EntryRules,
+    /// Days winners have to claim after the draw (0 when the event service did not say: the
+    /// default applies, see [`EventFacts::claim_days`]).
+    #[serde(default)]
+    pub claim_days: u32,
+    /// Days the personal data is kept after the draw (0 when not said).
+    #[serde(default)]
+    pub retention_days: u32,
+    /// The store's name (the data controller), for messages to participants.
+    #[serde(default)]
+    pub store_name: String,
+    /// Canonical absolute URL of the entry page (`<public base>/e/<id>`); empty when not said.
+    #[serde(default)]
+    pub entry_url: String,
 }
+
+/// The event's entry rules (event `EntryRules`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EntryRules {
+    /// Entries need a one-time code sent to the phone first.
+    pub verify_phone: bool,
+    /// Most entries per client address over the event; `None` for no limit.
+    pub max_entries_per_address: Option<u32>,
+}
+
+/// Claim days when the event service does not say (events published before claims existed).
+pub const DEFAULT_CLAIM_DAYS: u32 = 7;
 
 /// Why an event does not accept an entry now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +198,11 @@ impl EventFacts {
         }
     }
 
+    /// Days winners have to claim their prize after the draw.
+    pub fn claim_days(&self) -> u32 {
+        if self.claim_days == 0 { DEFAULT_CLAIM_DAYS } else { self.claim_days }
+    }
+
     /// Whether the public may see the event (and its winners): published once, PUBLISHED or
     /// ENDED. Anything else does not exist for the public.
     pub fn is_public(&self) -> bool {
@@ -193,6 +226,11 @@ mod tests {
             prize_unit_value_krw: None,
             channels: vec![4, 6],
             terms: None,
+            entry_rules: EntryRules::default(),
+            claim_days: 0,
+            retention_days: 0,
+            store_name: String::new(),
+            entry_url: String::new(),
         }
     }
 

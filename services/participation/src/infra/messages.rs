@@ -96,6 +96,11 @@ mod tests {
             prize_unit_value_krw: Some(4_500),
             channels: vec![],
             terms: None,
+            entry_rules: Default::default(),
+            claim_days: 0,
+            retention_days: 0,
+            store_name: String::new(),
+            entry_url: String::new(),
         }
     }
 

@@ -70,6 +70,11 @@ pub fn message(event_id: &str, entry_id: &str) -> OutgoingMessage {
         prize_unit_value_krw: None,
         channels: Vec::new(),
         terms: None,
+        entry_rules: Default::default(),
+        claim_days: 0,
+        retention_days: 0,
+        store_name: String::new(),
+        entry_url: String::new(),
     };
     messages::entry_recorded(&facts, entry_id, 0, false, SystemClock.now_ms())
 }

@@ -14,7 +14,7 @@ use kem_proto::kem::event::v1::{
 use tonic::Code;
 
 use super::{LookupError, PeerFailure};
-use crate::domain::event::{EventFacts, EventStatus, Method, Terms};
+use crate::domain::event::{EntryRules, EventFacts, EventStatus, Method, Terms};
 
 /// How long "no such event" is remembered (event ids are server-assigned UUIDs: an absent id
 /// never appears later).
@@ -47,7 +47,7 @@ impl MeshEvents {
 
     fn key(event_id: &str) -> String {
         // The version changes whenever EventFacts does.
-        format!("event-facts:v2:{event_id}")
+        format!("event-facts:v3:{event_id}")
     }
 
     /// The facts of `event_id` (possibly a few seconds old); `None` when there is no such event.
@@ -125,6 +125,17 @@ pub fn facts(r: GetEventForParticipationResponse) -> EventFacts {
         channels: r.channels,
         // Terms without a version are no terms a consent could name (not published yet).
         terms: r.terms.filter(|t| !t.version.is_empty()).map(|t| Terms { version: t.version, sha256: t.sha256 }),
+        entry_rules: r
+            .entry_rules
+            .map(|rules| EntryRules {
+                verify_phone: rules.verify_phone,
+                max_entries_per_address: u32::try_from(rules.max_entries_per_address).ok().filter(|n| *n > 0),
+            })
+            .unwrap_or_default(),
+        claim_days: u32::try_from(r.claim_days).unwrap_or(0),
+        retention_days: u32::try_from(r.retention_days).unwrap_or(0),
+        store_name: r.store_name,
+        entry_url: r.entry_url,
     }
 }
 
