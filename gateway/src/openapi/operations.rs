@@ -10,7 +10,10 @@
 //! - `response_body` selects the response field written as the body; a `bytes` field (or a
 //!   `google.api.HttpBody`) is written raw, and with a `sha256` field beside it the answer has an
 //!   `ETag`, a `304` for a held tag and, on public reads, a public `Cache-Control` (see
-//!   [`crate::caching`]).
+//!   [`crate::caching`]); with a `filename` field beside it the answer is a download
+//!   (`Content-Disposition`, and `Cache-Control: no-store` on owner routes); when the comment of
+//!   the `content_type` field beside it is exactly one quoted media type (`"text/csv;
+//!   charset=utf-8".`), the bytes are documented as that type instead of `*/*`.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -460,6 +463,12 @@ fn responses(
                 if let Some(comment) = comments.field(&field) {
                     raw["description"] = format!("{comment}\n\nWritten as the raw response body.").into();
                 }
+                if let Some(media_type) = fixed_media_type(comments, &output) {
+                    raw["content"] = json!({ media_type: { "schema": { "type": "string" } } });
+                }
+                if output.get_field_by_name(crate::caching::FILENAME_FIELD).is_some_and(|f| f.kind() == Kind::String) {
+                    raw["headers"] = download_headers(access);
+                }
                 if output.get_field_by_name(crate::caching::DIGEST_FIELD).is_some() {
                     content_addressed = true;
                     raw["headers"] = caching_headers(crate::caching::publicly_cacheable(access, idempotency(method)));
@@ -488,6 +497,37 @@ fn responses(
         });
     }
     responses
+}
+
+/// The media type of a raw answer when the message fixes it: the comment of its `content_type`
+/// field is exactly one quoted media type (`"text/csv; charset=utf-8".`); its essence
+/// (`text/csv`). `None` for anything else ("MIME type of data, e.g. "image/png"" varies).
+fn fixed_media_type(comments: &Comments, output: &MessageDescriptor) -> Option<String> {
+    let field = output.get_field_by_name("content_type")?;
+    let comment = comments.field(&field)?.trim().trim_end_matches('.');
+    let quoted = comment.strip_prefix('"')?.strip_suffix('"')?;
+    let essence = quoted.split(';').next()?.trim().to_ascii_lowercase();
+    let (kind, subtype) = essence.split_once('/')?;
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+    (token(kind) && token(subtype)).then_some(essence)
+}
+
+/// The headers of a download (a raw answer with a `filename`).
+fn download_headers(access: Access) -> Value {
+    let mut headers = json!({
+        "Content-Disposition": {
+            "description": "`attachment` with the suggested file name: `filename` in ASCII (other characters \
+                            replaced by `_`) and `filename*` as percent-encoded UTF-8 (RFC 6266, RFC 8187).",
+            "schema": { "type": "string" }
+        }
+    });
+    if access == Access::Owner {
+        headers["Cache-Control"] = json!({
+            "description": "The file holds personal data: no cache may keep it.",
+            "schema": { "type": "string", "const": "no-store" }
+        });
+    }
+    headers
 }
 
 /// The headers of a content-addressed raw answer (and of its `304`).

@@ -331,6 +331,14 @@ fn responses_are_the_message_and_the_status_error() {
     assert!(public["responses"].get("304").is_some());
     let event = operation(&doc, "kem.event.v1.EventService.GetEvent");
     assert!(event["responses"].get("304").is_none() && event["responses"]["200"].get("headers").is_none());
+    // A CSV export: its type from the contract, a download never stored.
+    let export = operation(&doc, "kem.participation.v1.ParticipationService.ExportParticipants");
+    let ok = &export["responses"]["200"];
+    assert_eq!(ok["content"]["text/csv"]["schema"]["type"], "string", "{ok}");
+    assert!(ok["content"].get("*/*").is_none());
+    assert_eq!(ok["headers"]["Cache-Control"]["schema"]["const"], "no-store");
+    assert!(ok["headers"]["Content-Disposition"]["description"].is_string());
+    assert!(content["responses"]["200"]["content"].get("*/*").is_some(), "an image's type varies");
 }
 
 #[test]

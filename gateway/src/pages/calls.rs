@@ -73,6 +73,58 @@ impl Calls<'_> {
         .await
     }
 
+    /// `ClaimPrize`, sent with the render's request id (claims are idempotent per phone and code).
+    pub async fn claim_prize(
+        &self,
+        message: participation::ClaimPrizeRequest,
+        request_id: &str,
+    ) -> Result<participation::ClaimPrizeResponse, Status> {
+        let request = self.request(message, request_id);
+        self.run(PARTICIPATION_SERVICE, |channel| async move {
+            ParticipationServiceClient::new(channel).claim_prize(request).await
+        })
+        .await
+    }
+
+    /// `SendParticipantCode`: a one-time code by SMS.
+    pub async fn send_code(
+        &self,
+        message: participation::SendParticipantCodeRequest,
+        request_id: &str,
+    ) -> Result<participation::SendParticipantCodeResponse, Status> {
+        let request = self.request(message, request_id);
+        self.run(PARTICIPATION_SERVICE, |channel| async move {
+            ParticipationServiceClient::new(channel).send_participant_code(request).await
+        })
+        .await
+    }
+
+    /// `LookupEntry`: where an entry stands.
+    pub async fn lookup_entry(
+        &self,
+        message: participation::LookupEntryRequest,
+        request_id: &str,
+    ) -> Result<participation::LookupEntryResponse, Status> {
+        let request = self.request(message, request_id);
+        self.run(PARTICIPATION_SERVICE, |channel| async move {
+            ParticipationServiceClient::new(channel).lookup_entry(request).await
+        })
+        .await
+    }
+
+    /// `WithdrawEntry`, sent with the render's request id (withdrawing again answers OK).
+    pub async fn withdraw_entry(
+        &self,
+        message: participation::WithdrawEntryRequest,
+        request_id: &str,
+    ) -> Result<participation::WithdrawEntryResponse, Status> {
+        let request = self.request(message, request_id);
+        self.run(PARTICIPATION_SERVICE, |channel| async move {
+            ParticipationServiceClient::new(channel).withdraw_entry(request).await
+        })
+        .await
+    }
+
     fn request<T>(&self, message: T, request_id: &str) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.metadata_mut().insert("grpc-timeout", self.edge.config.deadlines.grpc_timeout_value(self.deadline));

@@ -28,12 +28,37 @@ pub mod field {
     pub const CHANNEL: &str = "ch";
     /// The per-render request id: a double submit replays the same entry.
     pub const REQUEST_ID: &str = "rid";
+    /// Which submit button was pressed (`send_code`, `enter`, `receipt`, `phone`, `withdraw`, ...).
+    pub const ACTION: &str = "action";
+    /// A one-time code from an SMS (phone verification, entry lookup).
+    pub const CODE: &str = "code";
+    /// A winner's claim code.
+    pub const CLAIM_CODE: &str = "claim_code";
+    /// An entry's receipt code.
+    pub const RECEIPT: &str = "receipt";
 }
 
 /// Longest name the participation service accepts (characters).
 pub const NAME_MAX_CHARS: usize = 50;
 /// Longest phone input worth sending ("+82 10-1234-5678" with spaces is 16).
 pub const PHONE_MAX_CHARS: usize = 20;
+
+/// Longest one-time code input worth sending (6 digits, with spaces typed in between).
+pub const CODE_MAX_CHARS: usize = 12;
+/// Longest claim code input worth sending (8 characters, with hyphens or spaces).
+pub const CLAIM_CODE_MAX_CHARS: usize = 16;
+/// Longest receipt code input worth sending ("XXXXX-XXXXX", with spaces).
+pub const RECEIPT_MAX_CHARS: usize = 16;
+
+/// Which button submitted the entry form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EntryAction {
+    /// Enter (the main button, and pressing Enter in a field).
+    #[default]
+    Enter,
+    /// Send a one-time code to the phone first (events that verify phones).
+    SendCode,
+}
 
 /// What a participant submitted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,6 +81,10 @@ pub struct EntryForm {
     pub channel: Option<Channel>,
     /// The render's request id, if well-formed.
     pub request_id: Option<String>,
+    /// The one-time code from the verification SMS.
+    pub verification_code: String,
+    /// Which button was pressed.
+    pub action: EntryAction,
 }
 
 impl EntryForm {
@@ -79,10 +108,22 @@ impl EntryForm {
                 field::TERMS_VERSION => form.terms_version = value.to_owned(),
                 field::CHANNEL => form.channel = channel_param(value),
                 field::REQUEST_ID => form.request_id = Some(value.to_owned()).filter(|v| is_request_id(v)),
+                field::CODE => form.verification_code = value.to_owned(),
+                field::ACTION if value == "send_code" => form.action = EntryAction::SendCode,
                 _ => {}
             }
         }
         form
+    }
+
+    /// The checks before sending a verification code: the phone alone.
+    pub fn check_phone(&self) -> FieldErrors {
+        FieldErrors { phone: phone_problem(&self.phone), ..FieldErrors::default() }
+    }
+
+    /// The code check of an event that verifies phones: present and plausible.
+    pub fn check_code(&self, errors: &mut FieldErrors) {
+        errors.code = code_problem(&self.verification_code);
     }
 
     /// The checks the edge makes itself before calling Enter (the service checks everything
@@ -92,9 +133,7 @@ impl EntryForm {
         if self.name.is_empty() || check_text(&self.name, Text::line(NAME_MAX_CHARS)).is_err() {
             errors.name = Some(Problem::Name);
         }
-        if self.phone.is_empty() || check_text(&self.phone, Text::line(PHONE_MAX_CHARS)).is_err() {
-            errors.phone = Some(Problem::Phone);
-        }
+        errors.phone = phone_problem(&self.phone);
         if !self.privacy {
             errors.privacy = Some(Problem::PrivacyRequired);
         }
@@ -102,6 +141,51 @@ impl EntryForm {
             errors.age = Some(Problem::AgeRequired);
         }
         errors
+    }
+}
+
+/// The problem with a typed phone, if any: missing, over-long, or holding control characters.
+pub fn phone_problem(phone: &str) -> Option<Problem> {
+    (phone.is_empty() || check_text(phone, Text::line(PHONE_MAX_CHARS)).is_err()).then_some(Problem::Phone)
+}
+
+/// The problem with a typed one-time code, if any.
+pub fn code_problem(code: &str) -> Option<Problem> {
+    if code.is_empty() {
+        return Some(Problem::CodeRequired);
+    }
+    let plausible = check_text(code, Text::line(CODE_MAX_CHARS)).is_ok()
+        && code.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
+    (!plausible).then_some(Problem::CodeWrong)
+}
+
+/// The first value of every field of an urlencoded body, trimmed (the claim and "my entry" forms).
+#[derive(Debug, Clone, Default)]
+pub struct Fields(std::collections::HashMap<String, String>);
+
+impl Fields {
+    /// Reads an `application/x-www-form-urlencoded` body; the first occurrence of a field counts.
+    pub fn parse(body: &[u8]) -> Fields {
+        let mut fields = std::collections::HashMap::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            fields.entry(key.into_owned()).or_insert_with(|| value.trim().to_owned());
+        }
+        Fields(fields)
+    }
+
+    /// The value of `name` ("" when absent).
+    pub fn get(&self, name: &str) -> &str {
+        self.0.get(name).map_or("", String::as_str)
+    }
+
+    /// Whether the honeypot was filled.
+    pub fn honeypot(&self) -> bool {
+        !self.get(field::HONEYPOT).is_empty()
+    }
+
+    /// The render's request id, if well-formed.
+    pub fn request_id(&self) -> Option<String> {
+        Some(self.get(field::REQUEST_ID)).filter(|v| is_request_id(v)).map(str::to_owned)
     }
 }
 
@@ -138,6 +222,14 @@ pub enum Problem {
     Marketing,
     /// Age not confirmed.
     AgeRequired,
+    /// No one-time code typed (or the service asks for one).
+    CodeRequired,
+    /// The one-time code is malformed, wrong or expired.
+    CodeWrong,
+    /// The claim code is missing or not 8 characters of the code alphabet.
+    ClaimCode,
+    /// The receipt code is missing or malformed.
+    Receipt,
 }
 
 impl Problem {
@@ -164,6 +256,21 @@ impl Problem {
                 "만 14세 이상만 응모할 수 있습니다. 만 14세 미만은 보호자 동의가 필요합니다.",
                 "You must be 14 or older to enter; under 14, a guardian's consent is needed.",
             ),
+            Problem::CodeRequired => lang.pick(
+                "문자로 받은 인증번호 6자리를 입력해 주세요. 아직 받지 않았다면 '인증번호 받기'를 눌러 주세요.",
+                "Enter the 6-digit code from the text message. No code yet? Press \"Send me a code\".",
+            ),
+            Problem::CodeWrong => lang.pick(
+                "인증번호가 맞지 않거나 만료되었습니다. 다시 확인하거나 새 인증번호를 받아 주세요.",
+                "The code is wrong or has expired. Check it, or ask for a new code.",
+            ),
+            Problem::ClaimCode => lang.pick(
+                "당첨 문자에 있는 당첨 코드 8자리를 입력해 주세요.",
+                "Enter the 8-character claim code from your winner's text message.",
+            ),
+            Problem::Receipt => {
+                lang.pick("접수 번호를 확인해 주세요. 예: AB2CD-3EF4G", "Check your receipt code, e.g. AB2CD-3EF4G.")
+            }
         }
     }
 }
@@ -181,6 +288,12 @@ pub struct FieldErrors {
     pub marketing: Option<Problem>,
     /// Age confirmation.
     pub age: Option<Problem>,
+    /// One-time code.
+    pub code: Option<Problem>,
+    /// Claim code.
+    pub claim_code: Option<Problem>,
+    /// Receipt code.
+    pub receipt: Option<Problem>,
     /// Problems with no field of their own (e.g. a channel the event was not published to).
     pub general: bool,
 }
@@ -207,6 +320,9 @@ impl FieldErrors {
             }
             "marketingConsent" | "marketing_consent" => self.marketing = Some(Problem::Marketing),
             f if f.starts_with("age") => self.age = Some(Problem::AgeRequired),
+            "verificationCode" | "verification_code" | "code" => self.code = Some(Problem::CodeWrong),
+            "claimCode" | "claim_code" => self.claim_code = Some(Problem::ClaimCode),
+            "receiptCode" | "receipt_code" => self.receipt = Some(Problem::Receipt),
             _ => self.general = true,
         }
     }
@@ -301,6 +417,25 @@ mod tests {
             (Some(Problem::Name), Some(Problem::Phone), Some(Problem::PrivacyRequired), Some(Problem::AgeRequired))
         );
         let _ = EntryForm::parse(&[0xFF, b'=', 0xFE, b'&', b'%', b'Z']);
+
+        let send = EntryForm::parse(b"phone=010-1234-5678&action=send_code&code=+123456+");
+        assert_eq!((send.action, send.verification_code.as_str()), (EntryAction::SendCode, "123456"));
+        assert!(send.check_phone().is_empty());
+        assert_eq!(EntryForm::parse(b"action=other").action, EntryAction::Enter, "anything else enters");
+    }
+
+    #[test]
+    fn codes_are_checked_for_shape_before_any_call() {
+        assert_eq!(code_problem(""), Some(Problem::CodeRequired));
+        assert_eq!(code_problem("123 456"), None);
+        for bad in ["12345a", "1\u{0}3456", "1234567890123", "١٢٣٤٥٦", "<b>"] {
+            assert_eq!(code_problem(bad), Some(Problem::CodeWrong), "{bad:?}");
+        }
+        let fields = Fields::parse(b"receipt=+AB2CD-3EF4G+&receipt=second&email=x&rid=%00");
+        assert_eq!(fields.get("receipt"), "AB2CD-3EF4G");
+        assert_eq!(fields.get("missing"), "");
+        assert!(fields.honeypot());
+        assert_eq!(fields.request_id(), None);
     }
 
     #[test]

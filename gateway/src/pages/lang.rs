@@ -108,6 +108,21 @@ pub fn seoul_time(timestamp: Option<&prost_types::Timestamp>, lang: Lang) -> Opt
     })
 }
 
+/// When a participant may try again, `delay` after `now_unix`: the Seoul time (the next full
+/// minute, so "18:01" is never too early) and the wait in minutes, e.g. "2026년 12월 7일 (월) 18:01
+/// 이후 (약 1분 뒤)" or "after Mon 7 Dec 2026, 18:01 KST (in about 1 min)".
+pub fn retry_time(now_unix: i64, delay: std::time::Duration, lang: Lang) -> String {
+    let seconds = i64::try_from(delay.as_secs()).unwrap_or(i64::MAX).clamp(1, 7 * 24 * 3600);
+    let at = now_unix.saturating_add(seconds);
+    let at = at.saturating_add((60 - at.rem_euclid(60)) % 60);
+    let minutes = (seconds + 59) / 60;
+    let when = seoul_time(Some(&prost_types::Timestamp { seconds: at, nanos: 0 }), lang).unwrap_or_default();
+    match lang {
+        Lang::Ko => format!("{when} 이후 (약 {minutes}분 뒤)"),
+        Lang::En => format!("after {when} (in about {minutes} min)"),
+    }
+}
+
 fn korean_weekday(day: Weekday) -> &'static str {
     match day {
         Weekday::Monday => "월",
@@ -188,5 +203,17 @@ mod tests {
         assert_eq!(seoul_time(Some(&late), Lang::Ko).as_deref(), Some("2026년 12월 8일 (화) 08:30"));
         assert_eq!(seoul_time(None, Lang::Ko), None);
         assert_eq!(seoul_time(Some(&prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }), Lang::Ko), None);
+    }
+
+    #[test]
+    fn retry_times_round_up_to_the_next_minute() {
+        let now = 1_796_634_000 + 10; // 18:00:10 in Seoul
+        let one_minute = std::time::Duration::from_secs(60);
+        assert_eq!(retry_time(now, one_minute, Lang::Ko), "2026년 12월 7일 (월) 18:02 이후 (약 1분 뒤)");
+        assert_eq!(
+            retry_time(now, std::time::Duration::from_secs(3600), Lang::En),
+            "after Mon 7 Dec 2026, 19:01 KST (in about 60 min)"
+        );
+        assert!(retry_time(now, std::time::Duration::MAX, Lang::Ko).contains("2026년 12월 14일"), "capped at a week");
     }
 }

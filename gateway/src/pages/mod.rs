@@ -6,7 +6,9 @@
 //! |---|---|
 //! | `GET /e/{event_id}?ch=` | the event (event `GetPublicEvent`) with the entry form while it is open |
 //! | `POST /e/{event_id}` | the form (urlencoded, ≤ 8 KiB, same origin) → participation `Enter` → receipt, refusal or the form again with its errors |
-//! | `GET /e/{event_id}/winners` | participation `GetPublicWinners`: masked winners and the draw audit |
+//! | `GET /e/{event_id}/winners` | participation `GetPublicWinners`: masked winners with their claim state, every draw's audit |
+//! | `GET`, `POST /e/{event_id}/claim` | a winner's claim: phone + claim code → participation `ClaimPrize` ([`claim`]) |
+//! | `GET`, `POST /e/{event_id}/me` | "my entry": by receipt code, or phone + SMS code (`SendParticipantCode` LOOKUP) → `LookupEntry`; withdrawal with a confirmation step → `WithdrawEntry` ([`me`]) |
 //! | `GET /e/{event_id}/qr.svg?ch=`, `qr.png?ch=` | the QR code of the channel link (or the entry URL) |
 //! | `GET /e/assets/{name}` | the stylesheet under its content hash, cached for a year |
 //!
@@ -15,13 +17,23 @@
 //! Content-Security-Policy (`img-src` adds exactly the origin of the event's image), `nosniff`,
 //! a referrer policy, and `no-store` where a form or a receipt is shown. Backend calls go
 //! through the edge's upstreams like the transcoded routes ([`calls`]); rate limits are the edge's:
-//! posts count against the REST Enter route's per-IP quota.
+//! each post counts against the quota of the REST route of the call it makes (entries per event
+//! and address; codes, claims, lookups and withdrawals per address), so a page is no way around
+//! the API's limits. Every form post passes the same checks before any call: same origin, form
+//! type, body size (8 KiB), and a honeypot field; and carries a per-render request id.
+//!
+//! When the event verifies phones (`entry_rules.verify_phone`), the entry form has a second
+//! submit button, "send me a code", which posts the same form (what was typed is kept) and asks
+//! participation `SendParticipantCode` (ENTRY); the code typed is sent as Enter's
+//! `verification_code`.
 
 pub mod assets;
 pub mod calls;
+pub mod claim;
 pub mod form;
 pub mod html;
 pub mod lang;
+pub mod me;
 pub mod qr;
 pub mod views;
 
@@ -40,10 +52,10 @@ use kem_proto::kem::event::v1::PublicEvent;
 use kem_proto::kem::participation::v1 as participation;
 
 use self::calls::{Calls, Failure};
-use self::form::{EntryForm, FieldErrors, Source};
+use self::form::{EntryAction, EntryForm, FieldErrors, Source};
 use self::html::Markup;
 use self::lang::Lang;
-use self::views::{ErrorPage, FormState, Refusal};
+use self::views::{ErrorPage, FormState, Notice, Refusal};
 use crate::edge::{Edge, REQUEST_ID, RequestId};
 use crate::protect::limits::route as limit_route;
 use crate::protect::{client_ip, rate_limit_headers};
@@ -61,6 +73,19 @@ pub mod route {
     pub const WINNERS: &str = "GET /e/{event_id}/winners";
     /// The QR codes.
     pub const QR: &str = "GET /e/{event_id}/qr";
+    /// The claim page.
+    pub const CLAIM_PAGE: &str = "GET /e/{event_id}/claim";
+    /// The claim post: the quota of `POST /api/v1/public/events/{id}/claims`.
+    pub const CLAIM: &str = super::limit_route::CLAIM_PRIZE;
+    /// The "my entry" page.
+    pub const ME_PAGE: &str = "GET /e/{event_id}/me";
+    /// Every "my entry" post: the quota of `POST /api/v1/public/events/{id}/entries:lookup`.
+    pub const LOOKUP: &str = super::limit_route::LOOKUP_ENTRY;
+    /// Posts that send a code (entry form, "my entry"): also the quota of
+    /// `POST /api/v1/public/events/{id}/codes`.
+    pub const SEND_CODE: &str = super::limit_route::SEND_CODE;
+    /// Withdrawal posts: also the quota of `POST /api/v1/public/events/{id}/entries:withdraw`.
+    pub const WITHDRAW: &str = super::limit_route::WITHDRAW_ENTRY;
 }
 
 /// The pages as a service for the edge's router (mounted at `/e/{*path}`).
@@ -86,6 +111,8 @@ pub fn service(
 enum Page<'a> {
     Event(&'a str),
     Winners(&'a str),
+    Claim(&'a str),
+    Me(&'a str),
     Qr(&'a str, QrFormat),
     Asset(&'a str),
     Unknown,
@@ -106,6 +133,8 @@ impl<'a> Page<'a> {
         match rest.split_once('/') {
             None => Page::Event(rest),
             Some((id, "winners")) => Page::Winners(id),
+            Some((id, "claim")) => Page::Claim(id),
+            Some((id, "me")) => Page::Me(id),
             Some((id, "qr.svg")) => Page::Qr(id, QrFormat::Svg),
             Some((id, "qr.png")) => Page::Qr(id, QrFormat::Png),
             Some(_) => Page::Unknown,
@@ -116,6 +145,8 @@ impl<'a> Page<'a> {
         match self {
             Page::Event(_) => route::EVENT,
             Page::Winners(_) => route::WINNERS,
+            Page::Claim(_) => route::CLAIM_PAGE,
+            Page::Me(_) => route::ME_PAGE,
             Page::Qr(..) => route::QR,
             Page::Asset(_) => "GET /e/assets/{name}",
             Page::Unknown => "unmatched",
@@ -183,8 +214,12 @@ async fn dispatch(ctx: &mut Ctx<'_>, method: &Method, page: Page<'_>, body: Body
         Page::Event(id) if *method == Method::POST => post_entry(ctx, id, body).await,
         Page::Event(id) if readable => event(ctx, id).await,
         Page::Winners(id) if readable => winners(ctx, id).await,
+        Page::Claim(id) if *method == Method::POST => claim::post(ctx, id, body).await,
+        Page::Claim(id) if readable => claim::page(ctx, id).await,
+        Page::Me(id) if *method == Method::POST => me::post(ctx, id, body).await,
+        Page::Me(id) if readable => me::page(ctx, id).await,
         Page::Qr(id, format) if readable => qr_code(ctx, id, format).await,
-        Page::Event(_) => method_not_allowed(ctx, "GET, HEAD, POST"),
+        Page::Event(_) | Page::Claim(_) | Page::Me(_) => method_not_allowed(ctx, "GET, HEAD, POST"),
         _ => method_not_allowed(ctx, "GET, HEAD"),
     }
 }
@@ -197,15 +232,14 @@ async fn event(ctx: &Ctx<'_>, id: &str) -> Response {
     if let Some(refused) = refuse(ctx, route::EVENT, id) {
         return refused;
     }
-    let Some(calls) = calls(ctx) else { return error_page(ctx, ErrorPage::BadRequest) };
-    let event = match calls.public_event(id, &ctx.rid).await {
-        Ok(event) => event,
-        Err(status) => return failure_page(ctx, &status),
+    let (_, event) = match event_and_calls(ctx, id).await {
+        Ok(found) => found,
+        Err(failed) => return failed,
     };
     let channel = published_channel(&event, form::channel_in_query(ctx.uri.query()));
     let rid = fresh_request_id();
     let (values, errors) = (EntryForm::default(), FieldErrors::default());
-    let form = FormState { values: &values, errors: &errors, request_id: &rid, channel };
+    let form = FormState { values: &values, errors: &errors, request_id: &rid, channel, notice: None };
     let state = views::state_of(&event, now_unix());
     let body = views::event_page(&event, ctx.lang, state, &form);
     page_response(ctx, StatusCode::OK, &event.title, &body, Some(&event), Cache::NoStore)
@@ -217,51 +251,52 @@ async fn post_entry(ctx: &mut Ctx<'_>, id: &str, body: Body) -> Response {
     if let Some(refused) = refuse(ctx, route::ENTER, id) {
         return refused;
     }
-    let source = form::source(ctx.headers, ctx.uri);
-    if source == Source::CrossSite {
-        return error_page(ctx, ErrorPage::CrossOrigin);
-    }
-    let is_form = ctx
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-    if !is_form {
-        return error_page(ctx, ErrorPage::UnsupportedType);
-    }
-    let declared = ctx.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return error_page(ctx, ErrorPage::TooLarge);
-    }
-    let bytes = match http_body_util::Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return error_page(ctx, ErrorPage::TooLarge),
+    let (source, bytes) = match read_form(ctx, body).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
     };
     let submitted = EntryForm::parse(&bytes);
+    let sending = submitted.action == EntryAction::SendCode;
+    // A code costs an SMS: its own, stricter quota as well.
+    if sending && let Some(refused) = refuse(ctx, route::SEND_CODE, id) {
+        return refused;
+    }
     // The render's id makes a double submit (or a refresh that re-posts) the same entry.
-    if let Some(rid) = &submitted.request_id {
+    if !sending && let Some(rid) = &submitted.request_id {
         ctx.rid.clone_from(rid);
     }
-    let Some(calls) = calls(ctx) else { return error_page(ctx, ErrorPage::BadRequest) };
-    let event = match calls.public_event(id, &ctx.rid).await {
-        Ok(event) => event,
-        Err(status) => return failure_page(ctx, &status),
+    let (calls, event) = match event_and_calls(ctx, id).await {
+        Ok(found) => found,
+        Err(failed) => return failed,
     };
-    if let Source::Other(origin) = &source {
-        // A proxy may rewrite `Host`; the event's public base is this site too.
-        if form::origin_of(&event.entry_url).as_ref() != Some(origin) {
-            return error_page(ctx, ErrorPage::CrossOrigin);
-        }
+    if let Some(refused) = foreign_origin(ctx, &source, &event) {
+        return refused;
     }
+    let channel = published_channel(&event, submitted.channel);
+    let verify = views::verifies_phone(&event);
     if submitted.honeypot {
-        // A bot: it gets what success looks like, and nothing is recorded.
+        // A bot: it gets what success looks like, and nothing is sent or recorded.
         tracing::info!(request_id = ctx.rid, "honeypot field filled; entry not sent");
+        if sending {
+            let sent = Notice::CodeSent { expires: None, if_entered: false };
+            let errors = FieldErrors::default();
+            return entry_form_page(ctx, StatusCode::OK, &event, &submitted, &errors, channel, Some(&sent));
+        }
         let body = views::receipt_page(&event, ctx.lang, &fake_receipt_code());
         return page_response(ctx, StatusCode::OK, &event.title, &body, Some(&event), Cache::NoStore);
     }
-    let channel = published_channel(&event, submitted.channel);
-    let local = submitted.check();
+    if sending {
+        if !verify {
+            // The event does not verify phones (any more): just the form again, no SMS.
+            let errors = FieldErrors::default();
+            return entry_form_page(ctx, StatusCode::OK, &event, &submitted, &errors, channel, None);
+        }
+        return send_entry_code(ctx, &calls, &event, &submitted, channel).await;
+    }
+    let mut local = submitted.check();
+    if verify {
+        submitted.check_code(&mut local);
+    }
     if !local.is_empty() {
         return form_again(ctx, &event, &submitted, &local, channel);
     }
@@ -281,7 +316,7 @@ async fn post_entry(ctx: &mut Ctx<'_>, id: &str, body: Body) -> Response {
         }),
         source_channel: channel.map_or(0, Channel::number),
         age_14_or_older: submitted.age,
-        verification_code: String::new(),
+        verification_code: if verify { digits(&submitted.verification_code) } else { String::new() },
     };
     match calls.enter(enter, &ctx.rid).await {
         Ok(entered) => {
@@ -308,6 +343,7 @@ fn entry_refused(
     match (status.code(), reason.as_str()) {
         (tonic::Code::AlreadyExists, _) | (_, "DUPLICATE_ENTRY") => refusal(Refusal::Duplicate),
         (_, "EVENT_FULL") => refusal(Refusal::Full),
+        (_, "ADDRESS_LIMIT") => refusal(Refusal::AddressLimit),
         (_, "EVENT_NOT_OPEN") => refusal(Refusal::NotOpen),
         (tonic::Code::FailedPrecondition, _) => refusal(Refusal::NotOpen),
         (tonic::Code::InvalidArgument, _) => {
@@ -321,6 +357,8 @@ fn entry_refused(
                 "CONSENT_REQUIRED" => {
                     errors.privacy.get_or_insert(form::Problem::PrivacyRequired);
                 }
+                "VERIFICATION_REQUIRED" => errors.code = Some(form::Problem::CodeRequired),
+                "VERIFICATION_FAILED" => errors.code = Some(form::Problem::CodeWrong),
                 _ => {}
             }
             if errors.is_empty() {
@@ -341,10 +379,117 @@ fn form_again(
     errors: &FieldErrors,
     channel: Option<Channel>,
 ) -> Response {
-    let form = FormState { values: submitted, errors, request_id: &ctx.rid, channel };
+    entry_form_page(ctx, StatusCode::UNPROCESSABLE_ENTITY, event, submitted, errors, channel, None)
+}
+
+/// The event page with the form as the participant left it: values, errors and a notice. The
+/// form keeps its render's request id (the entry it will make is still the same one).
+fn entry_form_page(
+    ctx: &Ctx<'_>,
+    status: StatusCode,
+    event: &PublicEvent,
+    submitted: &EntryForm,
+    errors: &FieldErrors,
+    channel: Option<Channel>,
+    notice: Option<&Notice>,
+) -> Response {
+    let fresh;
+    let request_id = match &submitted.request_id {
+        Some(rid) => rid.as_str(),
+        None => {
+            fresh = fresh_request_id();
+            fresh.as_str()
+        }
+    };
+    let form = FormState { values: submitted, errors, request_id, channel, notice };
     let state = views::state_of(event, now_unix());
     let body = views::event_page(event, ctx.lang, state, &form);
-    page_response(ctx, StatusCode::UNPROCESSABLE_ENTITY, &event.title, &body, Some(event), Cache::NoStore)
+    page_response(ctx, status, &event.title, &body, Some(event), Cache::NoStore)
+}
+
+/// "Send me a code" on the entry form of an event that verifies phones: participation
+/// `SendParticipantCode` (ENTRY), then the form again with what was typed and what happened.
+async fn send_entry_code(
+    ctx: &Ctx<'_>,
+    calls: &Calls<'_>,
+    event: &PublicEvent,
+    submitted: &EntryForm,
+    channel: Option<Channel>,
+) -> Response {
+    let errors = submitted.check_phone();
+    if !errors.is_empty() {
+        return entry_form_page(ctx, StatusCode::UNPROCESSABLE_ENTITY, event, submitted, &errors, channel, None);
+    }
+    let request = participation::SendParticipantCodeRequest {
+        event_id: event.event_id.clone(),
+        phone: submitted.phone.clone(),
+        purpose: participation::CodePurpose::Entry as i32,
+    };
+    match calls.send_code(request, &ctx.rid).await {
+        Ok(sent) => {
+            let expires = lang::seoul_time(sent.expire_time.as_ref(), ctx.lang);
+            let notice = Notice::CodeSent { expires, if_entered: false };
+            entry_form_page(ctx, StatusCode::OK, event, submitted, &FieldErrors::default(), channel, Some(&notice))
+        }
+        Err(status) => match code_refused(ctx, &status) {
+            Some(CodeRefusal::Phone(errors)) => {
+                entry_form_page(ctx, StatusCode::UNPROCESSABLE_ENTITY, event, submitted, &errors, channel, None)
+            }
+            Some(CodeRefusal::Wait(notice)) => {
+                let errors = FieldErrors::default();
+                let page = entry_form_page(
+                    ctx,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    event,
+                    submitted,
+                    &errors,
+                    channel,
+                    Some(&notice),
+                );
+                with_retry_after(page, &status)
+            }
+            None => failure_page(ctx, &status),
+        },
+    }
+}
+
+/// How a refused `SendParticipantCode` is shown next to its form.
+enum CodeRefusal {
+    /// The phone is not a Korean mobile number.
+    Phone(FieldErrors),
+    /// Codes for this phone come too often (CODE_RATE_LIMITED): when to ask again.
+    Wait(Notice),
+}
+
+/// The refusal of a `SendParticipantCode`, or `None` for a failure page (unknown event, outage).
+fn code_refused(ctx: &Ctx<'_>, status: &tonic::Status) -> Option<CodeRefusal> {
+    match status.code() {
+        tonic::Code::InvalidArgument => {
+            Some(CodeRefusal::Phone(FieldErrors { phone: Some(form::Problem::Phone), ..FieldErrors::default() }))
+        }
+        tonic::Code::ResourceExhausted if calls::reason(status) == "CODE_RATE_LIMITED" => {
+            Some(CodeRefusal::Wait(Notice::Wait(wait_text(ctx, status))))
+        }
+        _ => None,
+    }
+}
+
+/// When to try again after `status` (its RetryInfo; a minute when it has none), in words.
+fn wait_text(ctx: &Ctx<'_>, status: &tonic::Status) -> String {
+    let delay = kem_kit::status::retry_delay(status).unwrap_or(std::time::Duration::from_secs(60));
+    lang::retry_time(now_unix(), delay, ctx.lang)
+}
+
+/// `response` with the `Retry-After` of `status` (its RetryInfo; a minute when it has none).
+fn with_retry_after(mut response: Response, status: &tonic::Status) -> Response {
+    let delay = kem_kit::status::retry_delay(status).map_or(60, |d| d.as_secs().clamp(1, 24 * 3600));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(delay));
+    response
+}
+
+/// The digits of a typed code (participants type spaces and hyphens; codes are digits).
+fn digits(code: &str) -> String {
+    code.chars().filter(char::is_ascii_digit).collect()
 }
 
 async fn winners(ctx: &Ctx<'_>, id: &str) -> Response {
@@ -366,10 +511,9 @@ async fn qr_code(ctx: &Ctx<'_>, id: &str, format: QrFormat) -> Response {
     if let Some(refused) = refuse(ctx, route::QR, id) {
         return refused;
     }
-    let Some(calls) = calls(ctx) else { return error_page(ctx, ErrorPage::BadRequest) };
-    let event = match calls.public_event(id, &ctx.rid).await {
-        Ok(event) => event,
-        Err(status) => return failure_page(ctx, &status),
+    let (_, event) = match event_and_calls(ctx, id).await {
+        Ok(found) => found,
+        Err(failed) => return failed,
     };
     let channel = form::channel_in_query(ctx.uri.query());
     let link = channel
@@ -413,16 +557,63 @@ fn asset(ctx: &Ctx<'_>, name: &str) -> Response {
 // Shared steps
 // ---------------------------------------------------------------------------------------------
 
-/// The per-IP and per-route limits, then the event id's shape (400 before any backend call):
-/// the refusal, if any.
+/// The cheap refusals of a form post, before any backend call: where it came from (403), its
+/// type (415) and size (413). Where it came from, and the body.
+async fn read_form(ctx: &Ctx<'_>, body: Body) -> Result<(Source, bytes::Bytes), Response> {
+    let source = form::source(ctx.headers, ctx.uri);
+    if source == Source::CrossSite {
+        return Err(error_page(ctx, ErrorPage::CrossOrigin));
+    }
+    let is_form = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(error_page(ctx, ErrorPage::UnsupportedType));
+    }
+    let declared = ctx.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(error_page(ctx, ErrorPage::TooLarge));
+    }
+    match http_body_util::Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(collected) => Ok((source, collected.to_bytes())),
+        Err(_) => Err(error_page(ctx, ErrorPage::TooLarge)),
+    }
+}
+
+/// The 403 for a post from an origin that is neither this host nor the event's public base (a
+/// proxy may rewrite `Host`; the event's public base is this site too).
+fn foreign_origin(ctx: &Ctx<'_>, source: &Source, event: &PublicEvent) -> Option<Response> {
+    match source {
+        Source::Other(origin) if form::origin_of(&event.entry_url).as_ref() != Some(origin) => {
+            Some(error_page(ctx, ErrorPage::CrossOrigin))
+        }
+        _ => None,
+    }
+}
+
+/// The per-IP and per-route limits (entries per event and address), then the event id's shape
+/// (400 before any backend call): the refusal, if any.
 fn refuse(ctx: &Ctx<'_>, route: &str, id: &str) -> Option<Response> {
-    let decision = ctx.edge.limiter.check(route, ctx.client, None, tokio::time::Instant::now());
+    let decision = ctx.edge.limiter.check_event(route, Some(id), ctx.client, None, tokio::time::Instant::now());
     if !decision.allowed {
         let mut response = error_page(ctx, ErrorPage::TooMany);
         rate_limit_headers(&decision, response.headers_mut());
         return Some(response);
     }
     (!IdShape::Uuid.matches(id)).then(|| error_page(ctx, ErrorPage::BadRequest))
+}
+
+/// The request's backend calls and the public event `id`; the page to answer when there is none
+/// (400 for an unreadable deadline header, 404, 503, ...).
+async fn event_and_calls<'a>(ctx: &Ctx<'a>, id: &str) -> Result<(Calls<'a>, PublicEvent), Response> {
+    let Some(calls) = calls(ctx) else { return Err(error_page(ctx, ErrorPage::BadRequest)) };
+    match calls.public_event(id, &ctx.rid).await {
+        Ok(event) => Ok((calls, event)),
+        Err(status) => Err(failure_page(ctx, &status)),
+    }
 }
 
 /// The request's backend calls, with its deadline (the edge's policy and headers); `None` when
@@ -552,6 +743,8 @@ mod tests {
         let id = "0b6f3a52-7c1e-4d8e-9a4f-2f1d5c6b7a80";
         assert_eq!(Page::of(&format!("/e/{id}")), Page::Event(id));
         assert_eq!(Page::of(&format!("/e/{id}/winners")), Page::Winners(id));
+        assert_eq!(Page::of(&format!("/e/{id}/claim")), Page::Claim(id));
+        assert_eq!(Page::of(&format!("/e/{id}/me")), Page::Me(id));
         assert_eq!(Page::of(&format!("/e/{id}/qr.svg")), Page::Qr(id, QrFormat::Svg));
         assert_eq!(Page::of(&format!("/e/{id}/qr.png")), Page::Qr(id, QrFormat::Png));
         assert_eq!(Page::of("/e/assets/entry.x.css"), Page::Asset("entry.x.css"));

@@ -5,10 +5,10 @@
 use kem_kit::channel::Channel;
 use kem_proto::kem::common::v1::ParticipationMethod;
 use kem_proto::kem::event::v1::{PublicEvent, PublicEventState};
-use kem_proto::kem::participation::v1::GetPublicWinnersResponse;
+use kem_proto::kem::participation::v1::{ClaimState, DrawAudit, GetPublicWinnersResponse};
 
 use super::assets;
-use super::form::{EntryForm, FieldErrors, NAME_MAX_CHARS, PHONE_MAX_CHARS, Problem, field};
+use super::form::{CODE_MAX_CHARS, EntryForm, FieldErrors, NAME_MAX_CHARS, PHONE_MAX_CHARS, Problem, field};
 use super::html::{Html, Markup, html};
 use super::lang::{Lang, seoul_time};
 
@@ -58,7 +58,7 @@ fn start_of(event: &PublicEvent, lang: Lang) -> String {
     seoul_time(event.period.as_ref().and_then(|p| p.start_time.as_ref()), lang).unwrap_or_else(|| "—".to_owned())
 }
 
-fn end_of(event: &PublicEvent, lang: Lang) -> String {
+pub(super) fn end_of(event: &PublicEvent, lang: Lang) -> String {
     seoul_time(event.period.as_ref().and_then(|p| p.end_time.as_ref()), lang).unwrap_or_else(|| "—".to_owned())
 }
 
@@ -127,8 +127,73 @@ fn event_header(out: &mut Html, event: &PublicEvent, lang: Lang, state: PublicEv
 }
 
 /// The path of an event page.
-fn event_path(event: &PublicEvent) -> String {
+pub(super) fn event_path(event: &PublicEvent) -> String {
     format!("/e/{}", event.event_id)
+}
+
+/// Whether the event asks entrants to confirm their phone with a one-time code.
+pub fn verifies_phone(event: &PublicEvent) -> bool {
+    event.entry_rules.as_ref().is_some_and(|rules| rules.verify_phone)
+}
+
+/// The top of the claim and "my entry" pages: the store, the heading, and the event's link.
+pub(super) fn small_header(out: &mut Html, event: &PublicEvent, heading: &str) {
+    if !event.store_name.is_empty() {
+        html!(out; "<p class=\"store\">" {event.store_name} "</p>\n");
+    }
+    html!(out; "<h1>" {heading} "</h1>\n<p><a href=\"" {event_path(event)} "\">" {event.title} "</a></p>\n");
+}
+
+/// A message next to a form that belongs to no single field: a code was sent, or when to retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A one-time code went out (for LOOKUP: "if this number entered"); until when it works.
+    CodeSent {
+        /// The code's expiry in Seoul time, when the service said.
+        expires: Option<String>,
+        /// Whether the wording must not reveal that the phone entered (lookups).
+        if_entered: bool,
+    },
+    /// Too many requests for codes or too many tries: when to try again (Seoul time).
+    Wait(String),
+    /// Too many wrong codes: when to try again, and to ask for a new code.
+    TooManyAttempts(Option<String>),
+}
+
+/// Renders `notice` as a status (or alert) box.
+pub(super) fn notice(out: &mut Html, notice: &Notice, lang: Lang) {
+    match notice {
+        Notice::CodeSent { expires, if_entered } => {
+            let sent = if *if_entered {
+                lang.pick(
+                    "이 번호로 응모하셨다면 인증번호를 문자로 보냈습니다.",
+                    "If this number entered the event, a code has been sent to it by text message.",
+                )
+            } else {
+                lang.pick("인증번호를 문자로 보냈습니다.", "A code has been sent to this number by text message.")
+            };
+            html!(out; "<div class=\"message ok\" role=\"status\"><p>" {sent} "</p>");
+            if let Some(expires) = expires {
+                html!(out; "<p>" {lang.pick("유효 시간: ", "Valid until ")} {expires} "</p>");
+            }
+            html!(out; "</div>\n");
+        }
+        Notice::Wait(when) => html!(out;
+            "<div class=\"message alert\" role=\"alert\"><p>"
+            {lang.pick("요청이 너무 잦습니다. 다음 시간 이후에 다시 시도해 주세요: ", "Too many requests. Please try again ")}
+            {when} "</p></div>\n"
+        ),
+        Notice::TooManyAttempts(when) => {
+            html!(out;
+                "<div class=\"message alert\" role=\"alert\"><p>"
+                {lang.pick("잘못 입력한 횟수가 너무 많습니다.", "Too many wrong attempts.")} "</p>"
+            );
+            if let Some(when) = when {
+                html!(out; "<p>" {lang.pick("다시 시도할 수 있는 시간: ", "You can try again ")} {when} "</p>");
+            }
+            html!(out; "</div>\n");
+        }
+    }
 }
 
 /// The form as the participant last left it, with what is wrong.
@@ -141,6 +206,8 @@ pub struct FormState<'a> {
     pub request_id: &'a str,
     /// The attribution channel to keep.
     pub channel: Option<Channel>,
+    /// A code was sent, or when to try again.
+    pub notice: Option<&'a Notice>,
 }
 
 /// The event page: the header, then the form when the event is open, or what the state means.
@@ -190,7 +257,7 @@ fn state_message(out: &mut Html, event: &PublicEvent, lang: Lang, state: PublicE
 
 /// `aria-invalid` and `aria-describedby` for a field with an error element `{id}-error` and
 /// optional other describing elements.
-fn aria(out: &mut Html, id: &'static str, problem: Option<Problem>, described_by: &'static str) {
+pub(super) fn aria(out: &mut Html, id: &'static str, problem: Option<Problem>, described_by: &'static str) {
     if problem.is_some() {
         html!(out; " aria-invalid=\"true\" aria-describedby=\"" {described_by} {id} "-error\"");
     } else if !described_by.is_empty() {
@@ -198,7 +265,7 @@ fn aria(out: &mut Html, id: &'static str, problem: Option<Problem>, described_by
     }
 }
 
-fn field_error(out: &mut Html, id: &'static str, problem: Option<Problem>, lang: Lang) {
+pub(super) fn field_error(out: &mut Html, id: &'static str, problem: Option<Problem>, lang: Lang) {
     if let Some(problem) = problem {
         html!(out; "<p class=\"error\" id=\"" {id} "-error\">" {problem.message(lang)} "</p>\n");
     }
@@ -231,8 +298,17 @@ fn entry_form(out: &mut Html, event: &PublicEvent, lang: Lang, form: &FormState<
         };
         html!(out; "<div class=\"message alert\" role=\"alert\" id=\"form-errors\"><p>" {summary} "</p></div>\n");
     }
+    let verify = verifies_phone(event);
+    html!(out; "<form method=\"post\" action=\"" {event_path(event)} "\" aria-labelledby=\"form-title\">\n");
+    if verify {
+        // Pressing Enter in a field submits with the form's first button: this one, so it enters
+        // (and never sends another SMS); out of sight, the visible buttons are below.
+        html!(out;
+            "<button type=\"submit\" name=\"" {field::ACTION} "\" value=\"enter\" class=\"hp\" tabindex=\"-1\" aria-hidden=\"true\">"
+            {lang.pick("응모하기", "Submit my entry")} "</button>\n"
+        );
+    }
     html!(out;
-        "<form method=\"post\" action=\"" {event_path(event)} "\" aria-labelledby=\"form-title\">\n"
         "<div class=\"field\"><label for=\"name\">" {lang.pick("이름", "Name")} "</label>"
         "<input type=\"text\" id=\"name\" name=\"" {field::NAME} "\" autocomplete=\"name\" maxlength=\""
         {NAME_MAX_CHARS} "\" required value=\"" {values.name} "\""
@@ -253,6 +329,9 @@ fn entry_form(out: &mut Html, event: &PublicEvent, lang: Lang, form: &FormState<
         "</p>\n"
     );
     field_error(out, "phone", errors.phone, lang);
+    if verify {
+        verification_field(out, lang, form);
+    }
     // The notice: who collects what, why, for how long, and the right to refuse (PIPA art. 15, 22).
     html!(out;
         "</div>\n<h3 id=\"privacy-title\">" {lang.pick("개인정보 수집·이용 안내", "Collection and use of personal data")} "</h3>\n"
@@ -307,10 +386,39 @@ fn entry_form(out: &mut Html, event: &PublicEvent, lang: Lang, form: &FormState<
     if let Some(channel) = form.channel {
         html!(out; "<input type=\"hidden\" name=\"" {field::CHANNEL} "\" value=\"" {channel.slug()} "\">\n");
     }
-    html!(out; "<button type=\"submit\">" {lang.pick("응모하기", "Submit my entry")} "</button>\n</form>\n");
+    html!(out;
+        "<button type=\"submit\" name=\"" {field::ACTION} "\" value=\"enter\">" {lang.pick("응모하기", "Submit my entry")}
+        "</button>\n</form>\n"
+    );
 }
 
-fn footer(out: &mut Html, lang: Lang) {
+/// The phone check of an event that verifies phones: the code field and its "send" button, which
+/// posts the same form (so what was typed is kept) without the browser's required-field checks.
+fn verification_field(out: &mut Html, lang: Lang, form: &FormState<'_>) {
+    let problem = form.errors.code;
+    html!(out;
+        "<button type=\"submit\" name=\"" {field::ACTION} "\" value=\"send_code\" class=\"secondary\" formnovalidate>"
+        {lang.pick("인증번호 받기", "Send me a code")} "</button>\n"
+    );
+    if let Some(message) = form.notice {
+        notice(out, message, lang);
+    }
+    html!(out;
+        "</div>\n<div class=\"field\"><label for=\"code\">" {lang.pick("인증번호", "Verification code")} "</label>"
+        "<input type=\"text\" id=\"code\" name=\"" {field::CODE} "\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\""
+        {CODE_MAX_CHARS} "\" value=\"" {form.values.verification_code} "\""
+    );
+    aria(out, "code", problem, "code-hint ");
+    html!(out;
+        ">\n<p class=\"hint\" id=\"code-hint\">"
+        {lang.pick("이 이벤트는 휴대전화 확인이 필요합니다. 문자로 받은 6자리 숫자를 입력해 주세요 (5분 동안 유효).",
+                   "This event checks your number: enter the 6-digit code from the text message (valid for 5 minutes).")}
+        "</p>\n"
+    );
+    field_error(out, "code", problem, lang);
+}
+
+pub(super) fn footer(out: &mut Html, lang: Lang) {
     html!(out; "<footer><p>" {lang.pick("KT 이벤트 마케팅으로 만든 페이지입니다.", "A page made with KT event marketing.")} "</p></footer>\n");
 }
 
@@ -350,8 +458,16 @@ pub fn receipt_page(event: &PublicEvent, lang: Lang, receipt_code: &str) -> Mark
         "</p>\n"
     );
     next_steps(&mut out, event, lang);
+    my_entry_link(&mut out, event, lang);
     footer(&mut out, lang);
     out.into_markup()
+}
+
+/// The link to "my entry": look up, and withdraw before the draw.
+pub(super) fn my_entry_link(out: &mut Html, event: &PublicEvent, lang: Lang) {
+    html!(out;
+        "<p><a href=\"" {event_path(event)} "/me\">" {lang.pick("내 응모 확인·취소", "Check or withdraw my entry")} "</a></p>\n"
+    );
 }
 
 /// Why an entry was not taken although the form was fine.
@@ -363,6 +479,8 @@ pub enum Refusal {
     NotOpen,
     /// A first-come event is full.
     Full,
+    /// The owner's limit of entries per client address was reached.
+    AddressLimit,
 }
 
 /// The page for a refused entry, with the event's dates.
@@ -383,6 +501,13 @@ pub fn refusal_page(event: &PublicEvent, lang: Lang, refusal: Refusal) -> Markup
         Refusal::Full => (
             lang.pick("선착순 응모가 마감되었습니다", "All first-come places are taken"),
             lang.pick("준비된 인원이 모두 응모했습니다.", "Every first-come place has been taken."),
+        ),
+        Refusal::AddressLimit => (
+            lang.pick("이 네트워크에서는 더 응모할 수 없습니다", "No more entries from this network"),
+            lang.pick(
+                "이 인터넷 연결(와이파이 등)에서 이벤트가 정한 응모 수를 모두 채웠습니다. 휴대전화 데이터로 바꿔 응모해 주세요.",
+                "This connection (e.g. this Wi-Fi) has made as many entries as the event allows. Please switch to mobile data to enter.",
+            ),
         ),
     };
     html!(&mut out;
@@ -420,29 +545,30 @@ pub fn winners_page(event: &PublicEvent, lang: Lang, winners: &GetPublicWinnersR
         "<table><caption class=\"hint\">" {lang.pick("개인정보 보호를 위해 이름과 번호 일부를 가렸습니다.",
                                                      "Names and numbers are partly hidden to protect privacy.")}
         "</caption><thead><tr><th scope=\"col\">" {lang.pick("순위", "Rank")} "</th><th scope=\"col\">"
-        {lang.pick("이름", "Name")} "</th><th scope=\"col\">" {lang.pick("휴대전화", "Mobile")} "</th></tr></thead><tbody>\n"
+        {lang.pick("이름", "Name")} "</th><th scope=\"col\">" {lang.pick("휴대전화", "Mobile")} "</th><th scope=\"col\">"
+        {lang.pick("경품 수령", "Prize")} "</th></tr></thead><tbody>\n"
     );
     for winner in &winners.winners {
         html!(&mut out;
-            "<tr><td>" {winner.rank} "</td><td>" {winner.masked_name} "</td><td class=\"mono\">" {winner.masked_phone} "</td></tr>\n"
+            "<tr><td>" {winner.rank} "</td><td>" {winner.masked_name} "</td><td class=\"mono\">" {winner.masked_phone}
+            "</td><td>" {claim_state_label(winner.claim_state, lang)} "</td></tr>\n"
         );
     }
-    let seed = if audit.seed.is_empty() { "—".to_owned() } else { kem_kit::hex::encode(&audit.seed) };
-    let drawn_at = seoul_time(audit.draw_time.as_ref(), lang).unwrap_or_else(|| "—".to_owned());
-    html!(&mut out;
-        "</tbody></table>\n<h2>" {lang.pick("추첨 기록", "Draw record")} "</h2>\n<dl class=\"facts audit\">"
-        "<dt>" {lang.pick("추첨 시각", "Drawn at")} "</dt><dd>" {drawn_at} "</dd>"
-        "<dt>" {lang.pick("방식", "Procedure")} "</dt><dd>" {audit.algorithm} " v" {audit.algorithm_version} "</dd>"
-        "<dt>" {lang.pick("시드", "Seed")} "</dt><dd>" {seed} "</dd>"
-        "<dt>" {lang.pick("응모 스냅샷 SHA-256", "Entry snapshot SHA-256")} "</dt><dd>" {audit.entry_snapshot_sha256} "</dd>"
-        "<dt>" {lang.pick("응모 수", "Entries")} "</dt><dd>" {audit.entry_count} "</dd>"
-        "<dt>" {lang.pick("당첨 수", "Winners")} "</dt><dd>" {audit.winner_count} "</dd>"
-    );
-    if !audit.redraw_of.is_empty() {
-        html!(&mut out; "<dt>" {lang.pick("재추첨 (이전 추첨)", "Redraw of")} "</dt><dd>" {audit.redraw_of} "</dd>");
+    html!(&mut out; "</tbody></table>\n");
+    my_entry_link(&mut out, event, lang);
+    if winners.draws.len() > 1 {
+        // Redraws: every draw's record, oldest first, so each can be checked.
+        html!(&mut out; "<h2>" {lang.pick("추첨 기록 (재추첨 포함)", "Draw records (with redraws)")} "</h2>\n");
+        for (n, draw) in winners.draws.iter().enumerate() {
+            html!(&mut out; "<h3>" {lang.pick("추첨 ", "Draw ")} {n + 1} "</h3>\n");
+            draw_record(&mut out, draw, lang);
+        }
+    } else {
+        html!(&mut out; "<h2>" {lang.pick("추첨 기록", "Draw record")} "</h2>\n");
+        draw_record(&mut out, audit, lang);
     }
     html!(&mut out;
-        "</dl>\n<p>"
+        "<p>"
         {lang.pick(
             "검증 방법: 마감 시점 응모 ID를 오름차순으로 줄바꿈(\\n)으로 이어 붙인 SHA-256이 위 스냅샷 값과 같은지 확인하고, 같은 시드로 위 방식을 다시 실행하면 같은 당첨자가 같은 순서로 나옵니다.",
             "To verify: the SHA-256 of the eligible entry ids, sorted ascending and joined with \\n, equals the snapshot hash above, and re-running the named procedure with the seed over them yields the same winners in the same order.",
@@ -451,6 +577,36 @@ pub fn winners_page(event: &PublicEvent, lang: Lang, winners: &GetPublicWinnersR
     );
     footer(&mut out, lang);
     out.into_markup()
+}
+
+/// One draw's audit as a list of facts.
+fn draw_record(out: &mut Html, audit: &DrawAudit, lang: Lang) {
+    let seed = if audit.seed.is_empty() { "—".to_owned() } else { kem_kit::hex::encode(&audit.seed) };
+    let drawn_at = seoul_time(audit.draw_time.as_ref(), lang).unwrap_or_else(|| "—".to_owned());
+    html!(out;
+        "<dl class=\"facts audit\">"
+        "<dt>" {lang.pick("추첨 시각", "Drawn at")} "</dt><dd>" {drawn_at} "</dd>"
+        "<dt>" {lang.pick("방식", "Procedure")} "</dt><dd>" {audit.algorithm} " v" {audit.algorithm_version} "</dd>"
+        "<dt>" {lang.pick("시드", "Seed")} "</dt><dd>" {seed} "</dd>"
+        "<dt>" {lang.pick("응모 스냅샷 SHA-256", "Entry snapshot SHA-256")} "</dt><dd>" {audit.entry_snapshot_sha256} "</dd>"
+        "<dt>" {lang.pick("응모 수", "Entries")} "</dt><dd>" {audit.entry_count} "</dd>"
+        "<dt>" {lang.pick("당첨 수", "Winners")} "</dt><dd>" {audit.winner_count} "</dd>"
+    );
+    if !audit.redraw_of.is_empty() {
+        html!(out; "<dt>" {lang.pick("재추첨 (이전 추첨)", "Redraw of")} "</dt><dd>" {audit.redraw_of} "</dd>");
+    }
+    html!(out; "</dl>\n");
+}
+
+/// A winner's claim state in words.
+pub(super) fn claim_state_label(state: i32, lang: Lang) -> &'static str {
+    match ClaimState::try_from(state) {
+        Ok(ClaimState::Claimed) => lang.pick("수령 확인", "Claimed"),
+        Ok(ClaimState::Expired) => lang.pick("기한 지남", "Deadline passed"),
+        Ok(ClaimState::Redrawn) => lang.pick("재추첨됨", "Redrawn"),
+        Ok(ClaimState::Unclaimed) => lang.pick("확인 대기", "Not claimed yet"),
+        Ok(ClaimState::Unspecified) | Err(_) => "—",
+    }
 }
 
 /// The kinds of error page.

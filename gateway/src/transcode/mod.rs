@@ -260,6 +260,9 @@ pub enum ResponseBody {
         /// Their digest from a `sha256` field next to them, when the message has one and it is
         /// set: the answer is content-addressed (see [`crate::caching`]).
         sha256: Option<String>,
+        /// The suggested file name from a `filename` field next to them, when the message has one
+        /// and it is set: the answer is a download (`Content-Disposition: attachment`).
+        filename: Option<String>,
     },
 }
 
@@ -285,7 +288,11 @@ pub fn write_response(
                 .get_field_by_name(crate::caching::DIGEST_FIELD)
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .filter(|s| !s.is_empty());
-            return Ok(ResponseBody::Raw { content_type, data: data.to_vec(), sha256 });
+            let filename = message
+                .get_field_by_name(crate::caching::FILENAME_FIELD)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .filter(|s| !s.is_empty());
+            return Ok(ResponseBody::Raw { content_type, data: data.to_vec(), sha256, filename });
         }
         if let prost_reflect::Value::Message(inner) = value.as_ref() {
             return to_json(inner, &options, pretty).map(ResponseBody::Json);

@@ -140,9 +140,10 @@ fn responses_select_response_body_and_raw_bytes() {
     response.set_field_by_name("content_type", PValue::String("image/png".into()));
     response.set_field_by_name("data", PValue::Bytes(bytes::Bytes::from_static(b"\x89PNG")));
     match write_response(route, &response, false).expect("write") {
-        ResponseBody::Raw { content_type, data, sha256 } => {
+        ResponseBody::Raw { content_type, data, sha256, filename } => {
             assert_eq!((content_type.as_str(), data.as_slice()), ("image/png", &b"\x89PNG"[..]));
             assert_eq!(sha256, None, "an unset digest is none");
+            assert_eq!(filename, None, "an image is no download");
         }
         other => panic!("{other:?}"),
     }
@@ -150,6 +151,22 @@ fn responses_select_response_body_and_raw_bytes() {
     match write_response(route, &response, false).expect("write") {
         ResponseBody::Raw { sha256, .. } => {
             assert_eq!(sha256.as_deref(), Some("abc123"), "the digest beside the bytes")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A CSV export names its file: the answer is a download.
+    let Lookup::Found(export, _) = table.lookup(&Method::GET, "/api/v1/events/ev-1/participants:export") else {
+        panic!("export route")
+    };
+    let mut csv = DynamicMessage::new(export.rpc.output());
+    csv.set_field_by_name("content_type", PValue::String("text/csv; charset=utf-8".into()));
+    csv.set_field_by_name("data", PValue::Bytes(bytes::Bytes::from_static(b"\xEF\xBB\xBFa,b\r\n")));
+    csv.set_field_by_name("filename", PValue::String("winners-ev-1-20261207.csv".into()));
+    match write_response(export, &csv, false).expect("write") {
+        ResponseBody::Raw { content_type, filename, sha256, .. } => {
+            assert_eq!(content_type, "text/csv; charset=utf-8");
+            assert_eq!(filename.as_deref(), Some("winners-ev-1-20261207.csv"));
+            assert_eq!(sha256, None);
         }
         other => panic!("{other:?}"),
     }

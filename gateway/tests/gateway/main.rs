@@ -5,5 +5,6 @@ mod fuzz;
 mod hostile;
 mod images;
 mod pages;
+mod participant;
 mod support;
 mod tokens;

@@ -127,6 +127,6 @@ pub async fn start(ctx: ServiceContext, config: AiConfig) -> Result<AiServiceSer
         metrics,
     ));
     infra::consumer::spawn(ctx.queue.clone(), jobs, config.consumer.clone(), ctx.shutdown.clone());
-    infra::ledger::spawn_purge(ctx.store.clone(), config.ledger_retention, ctx.shutdown.clone());
+    infra::ledger::spawn_purge(ctx.store.clone(), ctx.clock.clone(), config.ledger_retention, ctx.shutdown.clone());
     Ok(AiServiceServer::new(AiApi::new(trends, recommendations, config.request_budget)))
 }

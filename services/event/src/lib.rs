@@ -18,8 +18,10 @@
 //! scheduler on the context's shutdown signal, and returns the service to mount.
 //!
 //! On its own, the scheduler ends every PUBLISHED event at the end of its period (through the
-//! EndEvent use case) and draws the winners of auto-draw events `KEM_EVENT_AUTO_DRAW_DELAY` after
-//! they ended; replicas share the work through leases on the events.
+//! EndEvent use case), draws the winners of auto-draw events `KEM_EVENT_AUTO_DRAW_DELAY` after
+//! they ended, and has participation anonymize the participants' data `retention_days` after the
+//! draw (or the end when nothing was drawn), recording `anonymize_time`; replicas share the work
+//! through leases on the events.
 //!
 //! Messaging: requests go out through the outbox on `ai-event-generation`
 //! (`kem.messaging.v1.GenerateRecommendations`), `content-generation` (`GenerateImages`),
@@ -29,7 +31,7 @@
 //! Mesh peers it calls: user (`GetOwner`: best effort for work requests, required by PublishEvent
 //! for the store name the terms name) and participation (`CloseEntries`, which EndEvent needs
 //! before it answers; `DrawWinnersOnSchedule` for auto draws; `CountEntries` for the public
-//! view's DRAWN state).
+//! view's DRAWN state and the retention's start; `AnonymizeEntries` at the end of the retention).
 #![forbid(unsafe_code)]
 
 pub mod api;

@@ -6,7 +6,9 @@ use std::time::Duration;
 use kem_kit::Secret;
 use kem_kit::config::{self, ConfigError, GivenFile, Parse, ProcessEnv, Reader, parse};
 
+use crate::app::NotifierSettings;
 use crate::infra::pii::keys::{self, PiiKeyError, PiiKeySettings};
+use crate::infra::sms::sens::{self, SensSettings};
 
 /// Everything [`start`](crate::start) needs besides the platform context.
 #[derive(Debug, Clone)]
@@ -15,13 +17,25 @@ pub struct ParticipationConfig {
     pub pii: PiiKeySettings,
     /// How long GetEventForParticipation answers are reused for entries and owner listings.
     pub event_cache_ttl: Duration,
+    /// The SENS account SMS go through; `None`: the labelled local stand-in (`kem up`).
+    pub sms: Option<SensSettings>,
+    /// Refuse to start on the SMS stand-in (production: winners must really be told).
+    pub require_sms: bool,
+    /// How the winner notifier runs.
+    pub notifier: NotifierSettings,
 }
 
 impl Default for ParticipationConfig {
-    /// No configured key (a development key is generated under the data dir) and a 15 s event
-    /// cache.
+    /// No configured key (a development key is generated under the data dir), a 15 s event
+    /// cache, the SMS stand-in and the default notifier.
     fn default() -> Self {
-        ParticipationConfig { pii: PiiKeySettings::default(), event_cache_ttl: Duration::from_secs(15) }
+        ParticipationConfig {
+            pii: PiiKeySettings::default(),
+            event_cache_ttl: Duration::from_secs(15),
+            sms: None,
+            require_sms: false,
+            notifier: NotifierSettings::default(),
+        }
     }
 }
 
@@ -44,6 +58,62 @@ pub mod env {
     pub const REQUIRE_PII_KEY: &str = "KEM_PARTICIPATION_REQUIRE_PII_KEY";
     /// Event-facts cache TTL in milliseconds (default 15000, at most 60000).
     pub const EVENT_CACHE_TTL_MS: &str = "KEM_PARTICIPATION_EVENT_CACHE_TTL_MS";
+    /// SENS API host (default `https://sens.apigw.ntruss.com`).
+    pub const SENS_BASE_URL: &str = "KEM_SENS_SMS_BASE_URL";
+    /// SENS access key id. The SENS settings below are all set (the real SENS) or none (the
+    /// local stand-in, which sends nothing).
+    pub const SENS_ACCESS_KEY: &str = "KEM_SENS_ACCESS_KEY";
+    /// SENS secret key (or `KEM_SENS_SECRET_KEY_FILE`).
+    pub const SENS_SECRET_KEY: &str = "KEM_SENS_SECRET_KEY";
+    /// SENS SMS service id, `ncp:sms:kr:<n>:<name>`.
+    pub const SENS_SERVICE_ID: &str = "KEM_SENS_SMS_SERVICE_ID";
+    /// The registered calling number, digits (hyphens allowed).
+    pub const SENS_FROM: &str = "KEM_SENS_SMS_FROM";
+    /// `true` to refuse starting on the SMS stand-in (production).
+    pub const REQUIRE_SMS: &str = "KEM_PARTICIPATION_REQUIRE_SMS";
+    /// How often the winner notifier looks for messages to send, in milliseconds (default 5000).
+    pub const NOTIFY_INTERVAL_MS: &str = "KEM_PARTICIPATION_NOTIFY_INTERVAL_MS";
+}
+
+/// The SENS account, when `vars` configure one: all of access key, secret key, service id and
+/// calling number, or none (then `None`: the stand-in); some of them is a problem naming the
+/// missing ones.
+fn sens_settings(vars: &mut Reader<'_>) -> Option<SensSettings> {
+    let base_url = vars.get(env::SENS_BASE_URL, parse::http_url().without_trailing_slash());
+    let access_key = vars.get(env::SENS_ACCESS_KEY, parse::text());
+    let secret_key = vars.secret(env::SENS_SECRET_KEY);
+    let service_id = vars.get(env::SENS_SERVICE_ID, parse::text());
+    let digits = parse::custom("a calling number of digits, e.g. 0212345678", |from: &str| {
+        let digits: String = from.chars().filter(|c| *c != '-').collect();
+        if (8..=12).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(digits)
+        } else {
+            Err("must be a registered calling number of 8-12 digits".to_owned())
+        }
+    });
+    let from = vars.get(env::SENS_FROM, digits);
+    let given = [
+        (env::SENS_ACCESS_KEY, access_key.is_some()),
+        (env::SENS_SECRET_KEY, secret_key.is_some()),
+        (env::SENS_SERVICE_ID, service_id.is_some()),
+        (env::SENS_FROM, from.is_some()),
+    ];
+    if given.iter().all(|(_, set)| !set) {
+        return None;
+    }
+    for (var, set) in given {
+        if !set {
+            vars.missing(var, "the other SENS settings are set: SMS needs all of them (or none, for the stand-in)");
+        }
+    }
+    Some(SensSettings {
+        base_url: base_url.unwrap_or_else(|| sens::DEFAULT_BASE_URL.to_owned()),
+        access_key: access_key?,
+        secret_key: secret_key?,
+        service_id: service_id?,
+        from: from?,
+        timeout: Duration::from_secs(10),
+    })
 }
 
 /// The reason a key was refused, without repeating the variable (or the value).
@@ -113,6 +183,14 @@ impl ParticipationConfig {
         if let Some(ttl) = vars.get(env::EVENT_CACHE_TTL_MS, ttl) {
             config.event_cache_ttl = ttl;
         }
+        config.sms = sens_settings(vars);
+        if let Some(required) = vars.get(env::REQUIRE_SMS, parse::flag()) {
+            config.require_sms = required;
+        }
+        let interval = parse::millis().within(Duration::from_millis(10), Duration::from_secs(600));
+        if let Some(interval) = vars.get(env::NOTIFY_INTERVAL_MS, interval) {
+            config.notifier.interval = interval;
+        }
         config
     }
 }
@@ -171,6 +249,29 @@ mod tests {
         assert_eq!(c.pii.key_file, Some(PathBuf::from(&missing)));
         let error = crate::infra::pii::keys::PiiKeys::load(&c.pii, dir.path()).expect_err("no silent development key");
         assert!(error.to_string().contains("absent"), "{error}");
+    }
+
+    #[test]
+    fn sens_is_all_or_nothing() {
+        let c = config(&[]).expect("defaults");
+        assert!(c.sms.is_none() && !c.require_sms, "no SENS settings: the stand-in");
+        let c = config(&[
+            (env::SENS_ACCESS_KEY, "AK"),
+            (env::SENS_SECRET_KEY, "SK-secret"),
+            (env::SENS_SERVICE_ID, "ncp:sms:kr:1:kem"),
+            (env::SENS_FROM, "02-1234-5678"),
+            (env::REQUIRE_SMS, "true"),
+        ])
+        .expect("valid");
+        let sms = c.sms.as_ref().expect("SENS");
+        assert_eq!((sms.base_url.as_str(), sms.from.as_str()), (sens::DEFAULT_BASE_URL, "0212345678"));
+        assert!(c.require_sms);
+        assert!(!format!("{c:?}").contains("SK-secret"), "the secret is redacted");
+        let error = config(&[(env::SENS_ACCESS_KEY, "AK"), (env::SENS_FROM, "0212345678")])
+            .expect_err("half a SENS account")
+            .to_string();
+        assert!(error.contains(env::SENS_SECRET_KEY) && error.contains(env::SENS_SERVICE_ID), "{error}");
+        assert!(!error.contains("KEM_SENS_ACCESS_KEY is missing"), "{error}");
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! - [`api`]: the tonic adapter of `kem.participation.v1.ParticipationService` (proto ↔ domain,
 //!   errors → statuses with `google.rpc` details, a published audit → [`DrawRecord`]);
 //! - [`app`]: the use cases (Enter, CloseEntries, ListParticipants, DrawWinners,
-//!   DrawWinnersOnSchedule, ListWinners, GetPublicWinners, CountEntries, AnonymizeEntries), page
-//!   tokens, and the [`ParticipationError`](app::ParticipationError) they fail with;
+//!   DrawWinnersOnSchedule, ListWinners, GetPublicWinners, CountEntries, AnonymizeEntries,
+//!   ExportParticipants and ListExports, BlockParticipant, ListBlocks and UnblockParticipant),
+//!   page tokens, and the [`ParticipationError`](app::ParticipationError) they fail with;
 //! - [`domain`]: pure rules, free of I/O — phone and name validation and masking, the age and
 //!   terms a consent must confirm, receipt codes, when an event is open, and the exact draw
 //!   procedures with [`verify_draw`];
@@ -38,7 +39,10 @@ pub use domain::draw::{DrawRecord, VerifyError, verify_draw};
 pub use kem_proto::kem::participation::v1::participation_service_server::ParticipationServiceServer;
 
 use crate::app::ParticipationCore;
-use crate::infra::{KeySource, MeshEvents, PiiKeyError, PiiKeys, Repository};
+use crate::infra::sms::Sms;
+use crate::infra::sms::local::LocalSms;
+use crate::infra::sms::sens::SensSms;
+use crate::infra::{KeySource, MeshEvents, PiiKeyError, PiiKeys, Repository, notifier};
 
 /// The participation service's migrations (PostgreSQL and SQLite sets).
 pub static MIGRATIONS: LazyLock<Migrations> =
@@ -53,6 +57,15 @@ pub enum ParticipationStartError {
     /// The personal-data keys could not be loaded or created.
     #[error("participation service personal-data keys: {0}")]
     Keys(#[from] PiiKeyError),
+    /// The SENS client cannot be built from its settings.
+    #[error("participation service SMS (SENS): {0}")]
+    Sms(#[from] kem_kit::external::ProviderConfigError),
+    /// KEM_PARTICIPATION_REQUIRE_SMS is set and no SENS account is configured.
+    #[error(
+        "KEM_PARTICIPATION_REQUIRE_SMS is set but no SENS account is configured: set KEM_SENS_ACCESS_KEY, \
+         KEM_SENS_SECRET_KEY, KEM_SENS_SMS_SERVICE_ID and KEM_SENS_SMS_FROM"
+    )]
+    SmsRequired,
 }
 
 kem_kit::kem_service! {
@@ -63,8 +76,8 @@ kem_kit::kem_service! {
 }
 
 /// Starts the participation service: migrates its tables, loads the personal-data keys (or
-/// creates a development key under `ctx.data_dir`), spawns the outbox relay (it stops with
-/// `ctx.shutdown`) and returns the tonic service to mount.
+/// creates a development key under `ctx.data_dir`), spawns the outbox relay and the winner
+/// notifier (both stop with `ctx.shutdown`) and returns the tonic service to mount.
 pub async fn start(
     ctx: ServiceContext,
     config: ParticipationConfig,
@@ -91,15 +104,29 @@ pub async fn start_api(
         KeySource::Environment | KeySource::File(_) => {}
     }
     let key_id = keys.cipher.key_id();
+    let sms: Sms = match config.sms.clone() {
+        Some(settings) => Arc::new(SensSms::new(settings)?),
+        None if config.require_sms => return Err(ParticipationStartError::SmsRequired),
+        None => {
+            tracing::warn!(
+                "no SENS account configured: winner notices and one-time codes go to the LOCAL SMS stand-in, which \
+                 sends nothing and logs them (set KEM_SENS_ACCESS_KEY, KEM_SENS_SECRET_KEY, KEM_SENS_SMS_SERVICE_ID \
+                 and KEM_SENS_SMS_FROM in production)"
+            );
+            Arc::new(LocalSms)
+        }
+    };
+    let sms_provider = sms.info().name;
     ctx.store.migrate(&MIGRATIONS).await?;
     let waker = ctx.spawn_outbox_relay();
     let repo = Repository::new(ctx.store.clone(), Some(waker));
     let events = MeshEvents::new(ctx.peers.clone(), ctx.cache.clone(), config.event_cache_ttl);
-    let core = ParticipationCore::new(repo, events, Arc::new(keys), ctx.clock.clone());
+    let core = Arc::new(ParticipationCore::new(repo, events, Arc::new(keys), ctx.clock.clone(), sms, config.notifier));
+    ctx.shutdown.spawn(notifier::run(core.clone(), config.notifier.interval, ctx.shutdown.clone()));
     tracing::info!(
         service = %ctx.service, store = %ctx.store.target(), cache = ctx.cache.backend(),
-        pii_key_id = %key_id, event_cache_ttl = ?config.event_cache_ttl,
+        pii_key_id = %key_id, event_cache_ttl = ?config.event_cache_ttl, sms = %sms_provider,
         "participation service started"
     );
-    Ok(ParticipationApi::new(Arc::new(core)))
+    Ok(ParticipationApi::new(core))
 }

@@ -85,11 +85,11 @@ pub async fn start_api(ctx: ServiceContext, config: UserConfig) -> Result<UserAp
              suspended, 000-03-xxxxx closed, 000-00-xxxxx unregistered, every other checksum-valid number active");
     }
     let cache = CacheAside::new(ctx.cache.clone());
-    let verifier = BusinessVerifier::new(nts, repo.clone(), cache.clone(), config.verification_ttl);
+    let verifier = BusinessVerifier::new(nts, repo.clone(), cache.clone(), config.verification_ttl, ctx.clock.clone());
     let keys = Arc::new(KeyRing::load(repo.clone(), config.tokens.clone(), config.maintenance_interval).await?);
     let hasher = PasswordHasher::new(config.password).await?;
     let interval = config.maintenance_interval;
-    let core = Arc::new(UserCore::new(repo, verifier, keys, hasher, cache, config));
+    let core = Arc::new(UserCore::new(repo, verifier, keys, hasher, cache, config, ctx.clock.clone()));
     spawn_maintenance(core.clone(), interval, ctx.shutdown.clone());
     tracing::info!(service = %ctx.service, store = %ctx.store.target(), cache = ctx.cache.backend(), "user service started");
     Ok(UserApi::new(core))

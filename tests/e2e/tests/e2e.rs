@@ -2,6 +2,7 @@
 
 mod entry_page;
 mod hostile;
+mod journey;
 mod owner;
 mod platform;
 mod sign_out;

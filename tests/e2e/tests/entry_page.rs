@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::support::Rest;
 
 /// Where the screenshots go: `<workspace>/target/e2e-artifacts/`.
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-artifacts");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
@@ -30,7 +30,7 @@ fn artifacts() -> PathBuf {
 
 /// A chromedriver process on a free loopback port, ended when dropped (also when the test
 /// fails half-way) together with the browsers it started.
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     child: std::process::Child,
     port: u16,
     url: String,
@@ -60,7 +60,7 @@ impl Drop for Chromedriver {
 }
 
 impl Chromedriver {
-    async fn start() -> Chromedriver {
+    pub(crate) async fn start() -> Chromedriver {
         let binary = std::env::var("KEM_TEST_CHROMEDRIVER").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| {
             let default = "/usr/bin/chromedriver";
             assert!(
@@ -94,7 +94,7 @@ impl Chromedriver {
     }
 
     /// A headless Chromium session preferring Korean, with a phone-sized window.
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let mut options = serde_json::Map::new();
         let mut chrome = json!({
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -115,25 +115,25 @@ impl Chromedriver {
     }
 
     /// Ends chromedriver (and the browsers it started).
-    fn stop(self) {
+    pub(crate) fn stop(self) {
         drop(self);
     }
 }
 
-async fn screenshot(browser: &Client, name: &str) {
+pub(crate) async fn screenshot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
     let path = artifacts().join(name);
     std::fs::write(&path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
 /// The visible text of the page.
-async fn text(browser: &Client) -> String {
+pub(crate) async fn text(browser: &Client) -> String {
     browser.find(Locator::Css("body")).await.expect("body").text().await.expect("body text")
 }
 
 /// Every resource the current page loaded came from `origin`, and the HTML names no other
 /// origin (no font, script, stylesheet or image from elsewhere).
-async fn assert_same_origin_only(browser: &Client, origin: &str) {
+pub(crate) async fn assert_same_origin_only(browser: &Client, origin: &str) {
     let loaded = browser
         .execute("return performance.getEntriesByType('resource').map(function (e) { return e.name; });", vec![])
         .await
@@ -163,7 +163,7 @@ async fn assert_same_origin_only(browser: &Client, origin: &str) {
 }
 
 /// Fills and submits the entry form on the current page.
-async fn enter(browser: &Client, name: &str, phone: &str) {
+pub(crate) async fn enter(browser: &Client, name: &str, phone: &str) {
     browser.find(Locator::Id("name")).await.expect("name field").send_keys(name).await.expect("type the name");
     browser.find(Locator::Id("phone")).await.expect("phone field").send_keys(phone).await.expect("type the phone");
     for id in ["privacy", "marketing", "age"] {

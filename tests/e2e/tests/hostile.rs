@@ -89,7 +89,13 @@ fn job_done(body: &Value) -> bool {
 /// Takes a new event of `owner` all the way to PUBLISHED (its period open, published to
 /// Instagram); returns its id. Also used by `entry_page`.
 pub(crate) async fn published_event(owner: &Rest) -> String {
-    let id = owner.post("/api/v1/events", new_event("공개 이벤트")).await.expect(200).str("/event/eventId");
+    publish_new_event(owner, new_event("공개 이벤트")).await
+}
+
+/// Creates the event `body` describes for `owner` and takes it to PUBLISHED on Instagram (local
+/// AI and image providers); returns its id.
+pub(crate) async fn publish_new_event(owner: &Rest, body: Value) -> String {
+    let id = owner.post("/api/v1/events", body).await.expect(200).str("/event/eventId");
     let job = owner.post(&format!("/api/v1/events/{id}:recommend"), json!({})).await.expect(200);
     let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
     let chosen = done.str("/job/recommendations/recommendations/0/recommendationId");

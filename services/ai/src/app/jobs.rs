@@ -143,7 +143,7 @@ impl JobService {
         }
         match self.reporter.started(&job.job_id).await {
             Ok(()) => {}
-            Err(ReportError::JobGone(_)) => return self.dropped(&spec, &job).await,
+            Err(ReportError::JobGone { .. }) => return self.dropped(&spec, &job).await,
             // The outcome report decides; a lost `started` only delays RUNNING.
             Err(error) => tracing::warn!(job_id = %job.job_id, %error, "could not report the job as started"),
         }
@@ -226,7 +226,7 @@ impl JobService {
 
     async fn report_error(&self, spec: &JobSpec, job: &JobRef, error: ReportError) -> Disposition {
         match error {
-            ReportError::JobGone(_) => self.dropped(spec, job).await,
+            ReportError::JobGone { .. } => self.dropped(spec, job).await,
             ReportError::Unavailable(reason) if time_left(spec).is_some_and(|left| left.is_zero()) => {
                 self.expired(spec, job, &format!("the event service was unreachable until the deadline: {reason}"))
                     .await
@@ -322,7 +322,11 @@ mod tests {
 
         async fn succeeded(&self, _: &str, _: &Generated) -> Result<(), ReportError> {
             self.calls.lock().expect("lock").push("succeeded".into());
-            if self.refuse { Err(ReportError::Refused("three expected".into())) } else { Ok(()) }
+            if self.refuse {
+                Err(ReportError::Refused(Box::new(std::io::Error::other("three expected"))))
+            } else {
+                Ok(())
+            }
         }
 
         async fn failed(&self, _: &str, error: &AppError) -> Result<(), ReportError> {

@@ -210,18 +210,28 @@ pub trait LanguageModel: Send + Sync + 'static {
     async fn complete(&self, request: &ModelRequest, budget: Duration) -> Result<Completion, ModelError>;
 }
 
+/// The mesh's or the transport's error under a [`ReportError`] (a gRPC status, a missing peer),
+/// kept whole as its source so the cause chain reaches the logs.
+pub type ReportCause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a job report did not land.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The job does not exist (its event was deleted meanwhile): drop the work.
-    #[error("job {0} no longer exists")]
-    JobGone(String),
+    #[error("job {job_id} no longer exists at the event service (its event was deleted?): {source}")]
+    JobGone {
+        /// The job.
+        job_id: String,
+        /// The event service's answer.
+        #[source]
+        source: ReportCause,
+    },
     /// The event service cannot be reached or failed: try again later.
-    #[error("the event service is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the event service is unavailable (the report is retried): {0}")]
+    Unavailable(#[source] ReportCause),
     /// The event service refused the report as invalid: retrying the same report cannot help.
-    #[error("the event service refused the report: {0}")]
-    Refused(String),
+    #[error("the event service refused the report (retrying it cannot help; compare the ai and event contracts): {0}")]
+    Refused(#[source] ReportCause),
 }
 
 /// Where job progress and outcomes go (the event service's ReportJobResult).

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use kem_kit::clock::Clock;
 use kem_kit::outbox::{Inbox, InboxError};
 use kem_kit::store::{self, Store, StoreError, millis};
 use kem_mesh::Shutdown;
@@ -152,10 +153,15 @@ impl JobLedger for StoreJobLedger {
     }
 }
 
-/// Deletes ledger rows and inbox records older than `retention` every hour until `shutdown`.
-/// `retention` must exceed how long a message can still be redelivered (the queue's dedupe
-/// window and a job's deadline), so a purged record is never needed again.
-pub fn spawn_purge(store: Store, retention: Duration, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+/// Deletes ledger rows and inbox records older than `retention` (by `clock`) every hour until
+/// `shutdown`. `retention` must exceed how long a message can still be redelivered (the queue's
+/// dedupe window and a job's deadline), so a purged record is never needed again.
+pub fn spawn_purge(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    retention: Duration,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
     shutdown.clone().spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3_600));
         loop {
@@ -163,11 +169,11 @@ pub fn spawn_purge(store: Store, retention: Duration, shutdown: Shutdown) -> tok
                 _ = every.tick() => {}
                 _ = shutdown.wait() => return,
             }
-            let cutoff =
-                millis(SystemTime::now()).saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            let now = clock.now();
+            let cutoff = millis(now).saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
             let jobs =
                 store::query("DELETE FROM ai_jobs WHERE updated_at < $1").bind(cutoff).execute(store.primary()).await;
-            let inbox = Inbox::purge(&store, retention).await;
+            let inbox = Inbox::purge_at(&store, now, retention).await;
             match (jobs, inbox) {
                 (Ok(jobs), Ok(inbox)) if jobs + inbox > 0 => tracing::info!(jobs, inbox, "purged old job records"),
                 (Ok(_), Ok(_)) => {}

@@ -32,13 +32,13 @@ impl MeshJobReporter {
     }
 
     async fn report(&self, job_id: &str, outcome: Outcome) -> Result<(), ReportError> {
-        let channel = self.peers.channel(EVENT_SERVICE).map_err(|e| ReportError::Unavailable(e.to_string()))?;
+        let channel = self.peers.channel(EVENT_SERVICE).map_err(|e| ReportError::Unavailable(Box::new(e)))?;
         let mut request =
             tonic::Request::new(ReportJobResultRequest { job_id: job_id.to_owned(), outcome: Some(outcome) });
         request.set_timeout(self.timeout);
         match EventServiceClient::new(channel).report_job_result(request).await {
             Ok(_) => Ok(()),
-            Err(status) => Err(report_error(job_id, &status)),
+            Err(status) => Err(report_error(job_id, status)),
         }
     }
 }
@@ -46,15 +46,16 @@ impl MeshJobReporter {
 /// How a refused report is read. Only answers saying the report itself is wrong are final;
 /// anything that may be a deployment in progress (an event service without the method yet, a
 /// policy being rolled out) or an outage is retried.
-fn report_error(job_id: &str, status: &tonic::Status) -> ReportError {
+fn report_error(job_id: &str, status: tonic::Status) -> ReportError {
     use tonic::Code;
-    let text = format!("{:?}: {}", status.code(), status.message());
-    match status.code() {
-        Code::NotFound => ReportError::JobGone(job_id.to_owned()),
+    let code = status.code();
+    let source = Box::new(status);
+    match code {
+        Code::NotFound => ReportError::JobGone { job_id: job_id.to_owned(), source },
         Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange | Code::AlreadyExists => {
-            ReportError::Refused(text)
+            ReportError::Refused(source)
         }
-        _ => ReportError::Unavailable(text),
+        _ => ReportError::Unavailable(source),
     }
 }
 
@@ -80,8 +81,11 @@ mod tests {
 
     #[test]
     fn only_refusals_of_the_report_itself_are_final() {
-        let read = |code| report_error("j", &tonic::Status::new(code, "x"));
-        assert_eq!(read(tonic::Code::NotFound), ReportError::JobGone("j".into()));
+        let read = |code| report_error("j", tonic::Status::new(code, "x"));
+        let gone = read(tonic::Code::NotFound);
+        assert!(matches!(gone, ReportError::JobGone { ref job_id, .. } if job_id == "j"), "{gone:?}");
+        let status = std::error::Error::source(&gone).and_then(|s| s.downcast_ref::<tonic::Status>());
+        assert_eq!(status.map(tonic::Status::code), Some(tonic::Code::NotFound), "the status is the source");
         assert!(matches!(read(tonic::Code::InvalidArgument), ReportError::Refused(_)));
         for code in
             [tonic::Code::Unavailable, tonic::Code::Unimplemented, tonic::Code::PermissionDenied, tonic::Code::Internal]

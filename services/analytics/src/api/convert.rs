@@ -6,11 +6,12 @@ use kem_proto::kem::analytics::v1 as pb;
 use kem_proto::kem::common::v1 as common;
 
 use crate::app::Freshness;
+use crate::domain::time::epoch_ms;
 use crate::domain::{ChannelFigures, DashboardView, EventAnalyticsView, EventSummaryView, HourlyFigure, Period};
 
 /// A protobuf timestamp as epoch milliseconds (saturating).
 pub fn timestamp_ms(t: &prost_types::Timestamp) -> i64 {
-    t.seconds.saturating_mul(1_000).saturating_add(i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000))
+    epoch_ms(t.seconds, t.nanos)
 }
 
 /// Epoch milliseconds as a protobuf timestamp.

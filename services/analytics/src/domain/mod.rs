@@ -3,6 +3,7 @@
 
 pub mod fact;
 pub mod figures;
+pub mod time;
 pub mod validation;
 pub mod view;
 

@@ -21,9 +21,9 @@ use kem_proto::kem::messaging::v1 as msg;
 use kem_proto::kem::messaging::v1::analytics_event::Fact as Member;
 use prost::Message;
 
-use crate::api::convert;
 use crate::app::AnalyticsCore;
 use crate::domain::fact::{entry_channel, is_real_channel, provider_kind};
+use crate::domain::time::epoch_ms;
 use crate::domain::{Delivery, Draw, Entry, EventFact, Fact, Outcome, Period, StateSnapshot};
 
 /// The `type` application property of the queue's messages.
@@ -125,7 +125,7 @@ pub fn decode(message: &ReceivedMessage) -> Result<Decoded, String> {
         },
         Member::DrawCompleted(draw) => Fact::DrawCompleted(draw_completed(draw)?),
     };
-    let occur_ms = body.occur_time.as_ref().map_or_else(|| millis(message.enqueued_at), convert::timestamp_ms);
+    let occur_ms = body.occur_time.map_or_else(|| millis(message.enqueued_at), |t| epoch_ms(t.seconds, t.nanos));
     Ok(Decoded::Fact(EventFact {
         message_id: message.id.clone(),
         event_id: body.event_id,
@@ -145,7 +145,8 @@ fn state(change: msg::EventStateChanged) -> Result<Option<StateSnapshot>, String
     channels.sort_unstable();
     channels.dedup();
     let period = change.period.and_then(|p| {
-        Some(Period { start_ms: convert::timestamp_ms(&p.start_time?), end_ms: convert::timestamp_ms(&p.end_time?) })
+        let (start, end) = (p.start_time?, p.end_time?);
+        Some(Period { start_ms: epoch_ms(start.seconds, start.nanos), end_ms: epoch_ms(end.seconds, end.nanos) })
     });
     Ok(Some(StateSnapshot {
         status: change.to_status,

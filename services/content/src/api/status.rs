@@ -54,7 +54,7 @@ pub fn to_status(error: AppError) -> tonic::Status {
                 "DATABASE_UNAVAILABLE",
             )
         }
-        AppError::Blob(detail @ BlobError::Unavailable(_)) => {
+        AppError::Blob(detail @ BlobError::Unavailable { .. }) => {
             tracing::warn!(error = %detail, "content request failed: blob store unavailable");
             unavailable("the image store cannot be reached right now; retry shortly", "BLOB_STORE_UNAVAILABLE")
         }
@@ -110,13 +110,18 @@ mod tests {
                 Some("DATABASE_UNAVAILABLE"),
             ),
             (
-                AppError::Blob(BlobError::Unavailable("10.0.0.2".into())),
+                AppError::Blob(BlobError::unavailable("read images/x", std::io::Error::other("10.0.0.2"))),
                 Code::Unavailable,
                 Some("BLOB_STORE_UNAVAILABLE"),
             ),
             (AppError::DataLoss { image_id: "i".into(), problem: "corrupt" }, Code::DataLoss, Some("IMAGE_BYTES_LOST")),
             (AppError::Storage(RepoError::Corrupt("bad json at 10.0.0.3".into())), Code::Internal, None),
-            (AppError::Blob(BlobError::Failed("refused at 10.0.0.3".into())), Code::Internal, None),
+            (
+                AppError::Blob(BlobError::failed("write images/x", std::io::Error::other("refused at 10.0.0.3"))),
+                Code::Internal,
+                None,
+            ),
+            (AppError::Blob(BlobError::BadKey("../x".into())), Code::Internal, None),
             (
                 AppError::Event(EventError::Unavailable("10.0.0.4 refused".into())),
                 Code::Unavailable,

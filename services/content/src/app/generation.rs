@@ -125,7 +125,7 @@ impl ContentApp {
             }
             // Started is advisory (the job may already be RUNNING or terminal): carry on.
             Err(ReportError::Rejected(why)) => tracing::warn!(job_id, %why, "started report refused; continuing"),
-            Err(ReportError::Unavailable(why)) => return Err(WorkError::Retry(why)),
+            Err(error @ ReportError::Unavailable(_)) => return Err(WorkError::Retry(error.to_string())),
         }
         let now = self.clock.now_ms();
         if let Claim::OwnedByOther(owner) =
@@ -189,7 +189,7 @@ impl ContentApp {
             Err(ReportError::Rejected(why)) => {
                 tracing::error!(job_id, %why, "the event service refused the job's outcome");
             }
-            Err(ReportError::Unavailable(why)) => return Err(WorkError::Retry(why)),
+            Err(error @ ReportError::Unavailable(_)) => return Err(WorkError::Retry(error.to_string())),
         }
         self.finish(message_id, &request, &[]).await?;
         match &outcome {
@@ -244,7 +244,7 @@ impl ContentApp {
                 tracing::error!(job_id, %why, "the event service refused the failure report");
                 Ok(())
             }
-            Err(ReportError::Unavailable(why)) => Err(WorkError::Retry(why)),
+            Err(error @ ReportError::Unavailable(_)) => Err(WorkError::Retry(error.to_string())),
         }
     }
 

@@ -45,15 +45,46 @@ pub enum Claim {
     OwnedByOther(String),
 }
 
+/// The failure under a port error (I/O, the HTTP provider, the mesh), kept whole as the error's
+/// source so the cause chain reaches the logs, and shared so the error stays `Clone`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
 /// A blob store failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BlobError {
     /// Unreachable, throttled or failing: try again later (UNAVAILABLE).
-    #[error("the blob store is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the blob store is unavailable ({doing}): {source}; it is retried later")]
+    Unavailable {
+        /// What was being done (`write images/ab/x.png`).
+        doing: String,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
     /// Refused or broken in a way retrying cannot fix (credentials, a bad key, corrupt data).
-    #[error("the blob store failed: {0}")]
-    Failed(String),
+    #[error("the blob store failed ({doing}): {source}; check the store's credentials, container and permissions")]
+    Failed {
+        /// What was being done.
+        doing: String,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
+    /// A key that would leave the store (`..`, an absolute path): a defect in the caller.
+    #[error("blob key {0:?} is not a plain relative path")]
+    BadKey(String),
+}
+
+impl BlobError {
+    /// [`BlobError::Unavailable`] while `doing`, because of `source`.
+    pub fn unavailable(doing: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> BlobError {
+        BlobError::Unavailable { doing: doing.into(), source: Arc::new(source) }
+    }
+
+    /// [`BlobError::Failed`] while `doing`, because of `source`.
+    pub fn failed(doing: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> BlobError {
+        BlobError::Failed { doing: doing.into(), source: Arc::new(source) }
+    }
 }
 
 /// Where image bytes live: a local directory (`kem up`) or Azure Blob Storage (production).
@@ -135,18 +166,22 @@ pub trait ImageGenerator: Send + Sync + 'static {
 #[error("image processing failed: {0}")]
 pub struct ImagingError(pub String);
 
-/// Why a report to the event service did not land.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The mesh's or the transport's error under a [`ReportError`] (a gRPC status, a missing peer, no
+/// answer in time).
+pub type ReportCause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a report to the event service did not land; the source is what the mesh answered.
+#[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The job no longer exists (its event was deleted): drop the work.
-    #[error("the job is gone: {0}")]
-    JobGone(String),
+    #[error("the job is gone at the event service (its event was deleted): {0}")]
+    JobGone(#[source] ReportCause),
     /// The event service refused the report as invalid: retrying the same report cannot help.
-    #[error("the event service refused the report: {0}")]
-    Rejected(String),
+    #[error("the event service refused the report (retrying the same report cannot help): {0}")]
+    Rejected(#[source] ReportCause),
     /// The event service could not be reached or failed: retry later.
-    #[error("the event service is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the event service is unavailable (the report is retried later): {0}")]
+    Unavailable(#[source] ReportCause),
 }
 
 /// Why the event service could not say whether an event is published.

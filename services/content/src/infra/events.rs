@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use kem_kit::runtime::Peers;
+use kem_kit::runtime::{PeerError, Peers};
 use kem_proto::kem::event::v1 as event;
 use kem_proto::kem::event::v1::event_service_client::EventServiceClient;
 use tonic::Code;
@@ -44,8 +44,8 @@ impl MeshEvents {
         MeshEvents { peers, timeout }
     }
 
-    fn client(&self) -> Result<EventServiceClient<kem_mesh::client::BalancedChannel>, String> {
-        self.peers.channel("event").map(EventServiceClient::new).map_err(|e| e.to_string())
+    fn client(&self) -> Result<EventServiceClient<kem_mesh::client::BalancedChannel>, PeerError> {
+        self.peers.channel("event").map(EventServiceClient::new)
     }
 
     async fn report(
@@ -53,23 +53,25 @@ impl MeshEvents {
         job_id: &str,
         outcome: event::report_job_result_request::Outcome,
     ) -> Result<(), ReportError> {
-        let mut client = self.client().map_err(ReportError::Unavailable)?;
+        let mut client = self.client().map_err(|e| ReportError::Unavailable(Box::new(e)))?;
         let mut request =
             tonic::Request::new(event::ReportJobResultRequest { job_id: job_id.to_owned(), outcome: Some(outcome) });
         request.set_timeout(self.timeout);
         match tokio::time::timeout(self.timeout + Duration::from_millis(500), client.report_job_result(request)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => Err(classify(&status)),
-            Err(_) => {
-                Err(ReportError::Unavailable(format!("ReportJobResult did not answer within {:?}", self.timeout)))
-            }
+            Ok(Err(status)) => Err(classify(status)),
+            Err(elapsed) => Err(ReportError::Unavailable(Box::new(NoAnswer {
+                call: "ReportJobResult",
+                within: self.timeout,
+                source: elapsed,
+            }))),
         }
     }
 
     /// The publication of `event_id`, or `None` when the event service does not know the event
     /// (deleted).
     pub async fn publication(&self, event_id: &str) -> Result<Option<Publication>, EventError> {
-        let mut client = self.client().map_err(EventError::Unavailable)?;
+        let mut client = self.client().map_err(|e| EventError::Unavailable(e.to_string()))?;
         let mut request = tonic::Request::new(event::GetEventForDistributionRequest { event_id: event_id.to_owned() });
         request.set_timeout(LOOKUP_TIMEOUT);
         match tokio::time::timeout(LOOKUP_TIMEOUT, client.get_event_for_distribution(request)).await {
@@ -83,14 +85,25 @@ impl MeshEvents {
     }
 }
 
-fn classify(status: &tonic::Status) -> ReportError {
-    let text = format!("ReportJobResult: {:?}: {}", status.code(), status.message());
-    match status.code() {
-        Code::NotFound => ReportError::JobGone(text),
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => ReportError::Rejected(text),
+/// A mesh call that did not answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} did not answer within {within:?}")]
+struct NoAnswer {
+    call: &'static str,
+    within: Duration,
+    #[source]
+    source: tokio::time::error::Elapsed,
+}
+
+fn classify(status: tonic::Status) -> ReportError {
+    let code = status.code();
+    let cause = Box::new(status);
+    match code {
+        Code::NotFound => ReportError::JobGone(cause),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => ReportError::Rejected(cause),
         // Everything else (unavailable, deadline, denied by a policy being rolled out, internal)
         // may pass: the message is retried with backoff and dead-lettered after its deliveries.
-        _ => ReportError::Unavailable(text),
+        _ => ReportError::Unavailable(cause),
     }
 }
 
@@ -140,10 +153,13 @@ mod tests {
 
     #[test]
     fn statuses_decide_what_happens_to_the_work() {
-        assert!(matches!(classify(&tonic::Status::not_found("job")), ReportError::JobGone(_)));
-        assert!(matches!(classify(&tonic::Status::invalid_argument("kind")), ReportError::Rejected(_)));
+        assert!(matches!(classify(tonic::Status::not_found("job")), ReportError::JobGone(_)));
+        assert!(matches!(classify(tonic::Status::invalid_argument("kind")), ReportError::Rejected(_)));
         for code in [Code::Unavailable, Code::DeadlineExceeded, Code::PermissionDenied, Code::Internal] {
-            assert!(matches!(classify(&tonic::Status::new(code, "x")), ReportError::Unavailable(_)), "{code:?}");
+            assert!(matches!(classify(tonic::Status::new(code, "x")), ReportError::Unavailable(_)), "{code:?}");
         }
+        let gone = classify(tonic::Status::not_found("no job j1"));
+        let status = std::error::Error::source(&gone).and_then(|s| s.downcast_ref::<tonic::Status>());
+        assert_eq!(status.map(tonic::Status::message), Some("no job j1"), "the status is the source");
     }
 }

@@ -37,7 +37,7 @@ pub async fn run(
             Ok(n) => tracing::info!(renders = n, "expired renders forgotten"),
             Err(error) => tracing::warn!(%error, "render purge failed; retrying next round"),
         }
-        match Inbox::purge(&store, INBOX_RETENTION).await {
+        match Inbox::purge_at(&store, clock.now(), INBOX_RETENTION).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(records = n, "old inbox records purged"),
             Err(error) => tracing::warn!(%error, "inbox purge failed; retrying next round"),

@@ -30,9 +30,9 @@ async fn put_and_get_blob_speak_the_signed_rest_contract() {
     let server = AzureServer::start().await;
     let store = AzureBlobStore::new(&azure_config(&server, ACCOUNT_KEY)).expect("adapter");
     let key = "images/ab/abcdef.png";
-    assert_eq!(store.get(key).await, Ok(None), "404 BlobNotFound is an absent blob");
+    assert_eq!(store.get(key).await.expect("get"), None, "404 BlobNotFound is an absent blob");
     store.put(key, Bytes::from_static(b"\x89PNG fake"), "image/png").await.expect("put");
-    assert_eq!(store.get(key).await, Ok(Some(Bytes::from_static(b"\x89PNG fake"))));
+    assert_eq!(store.get(key).await.expect("get"), Some(Bytes::from_static(b"\x89PNG fake")));
     // Content addresses: a second put of the key is refused by If-None-Match (409) and is fine.
     store.put(key, Bytes::from_static(b"\x89PNG fake"), "image/png").await.expect("idempotent put");
     assert_eq!(server.blob_count(), 1);
@@ -40,20 +40,23 @@ async fn put_and_get_blob_speak_the_signed_rest_contract() {
 
     // Names that need encoding are signed over their encoded path.
     store.put("images/x y/é+.png", Bytes::from_static(b"b"), "image/png").await.expect("put encoded");
-    assert_eq!(store.get("images/x y/é+.png").await, Ok(Some(Bytes::from_static(b"b"))));
+    assert_eq!(store.get("images/x y/é+.png").await.expect("get"), Some(Bytes::from_static(b"b")));
     assert!(server.auth_failures().is_empty(), "{:?}", server.auth_failures());
 
     // ServerBusy is retried.
     server.busy(1);
     let gets = server.gets();
-    assert_eq!(store.get(key).await, Ok(Some(Bytes::from_static(b"\x89PNG fake"))));
+    assert_eq!(store.get(key).await.expect("get"), Some(Bytes::from_static(b"\x89PNG fake")));
     assert_eq!(server.gets(), gets + 1, "one 503, then the answer");
 
     // A wrong key is refused with 403 AuthenticationFailed: a configuration failure, not retried.
     let wrong = AzureBlobStore::new(&azure_config(&server, "d3Jvbmcta2V5")).expect("adapter");
     let puts = server.puts();
     let error = wrong.put("images/zz/z.png", Bytes::from_static(b"z"), "image/png").await.expect_err("refused");
-    assert!(matches!(error, BlobError::Failed(ref m) if m.contains("AuthenticationFailed")), "{error:?}");
+    assert!(matches!(error, BlobError::Failed { .. }), "{error:?}");
+    assert!(error.to_string().contains("AuthenticationFailed"), "the provider's answer is in the message: {error}");
+    let source = std::error::Error::source(&error).expect("the provider's error is the source");
+    assert!(source.to_string().contains("AuthenticationFailed"), "{source}");
     assert_eq!(server.auth_failures().len(), 1);
     assert_eq!(server.puts(), puts, "nothing stored");
 }

@@ -13,7 +13,7 @@ use kem_kit::outbox::OutboxWaker;
 use crate::config::ChannelPolicy;
 use crate::domain::step::event_ended;
 use crate::domain::{Delivery, DeliveryState, ErrorReason, Failure, StepOutcome, apply};
-use crate::infra::channels::{ChannelClient, Progress, Step, image_url};
+use crate::infra::channels::{ChannelClient, Progress, Step, entry_url, image_url};
 use crate::infra::messages;
 use crate::infra::owners::MeshOwners;
 use crate::infra::repository::{Claimed, Repository};
@@ -30,7 +30,7 @@ pub struct DeliveryWorker {
 
 impl DeliveryWorker {
     /// A worker recording in `repo`, reading store profiles from `owners`, building image URLs
-    /// on `public_base_url`, waking the `outbox` relay when an outcome was written and reading
+    /// (and the entry links a job lacks) on `public_base_url`, waking the `outbox` relay when an outcome was written and reading
     /// "now" from `clock`.
     pub fn new(
         repo: Repository,
@@ -63,7 +63,12 @@ impl DeliveryWorker {
             Some(Err(error)) => StepOutcome::fail(Failure::new(ErrorReason::Internal, error.to_string(), false)),
             Some(Ok(job)) if job.ended(self.clock.now_ms()) => event_ended(),
             Some(Ok(job)) => {
-                let copy = job.copy_for(delivery.channel).cloned().unwrap_or_default();
+                let mut copy = job.copy_for(delivery.channel).cloned().unwrap_or_default();
+                if copy.entry_url.is_empty() {
+                    // A job from a publisher older than ChannelDelivery.entry_url.
+                    copy.entry_url =
+                        entry_url(&self.public_base_url, &job.event_id, delivery.channel).unwrap_or_default();
+                }
                 let image = image_url(&self.public_base_url, &job.image_id);
                 let progress = Progress::new(&self.repo, &delivery.event_id, delivery.channel, token);
                 let step = Step {

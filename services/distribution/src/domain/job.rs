@@ -12,6 +12,24 @@ pub struct Copy {
     pub text: String,
     /// Hashtags without `#`.
     pub hashtags: Vec<String>,
+    /// The channel's entry link (`<public base>/e/<event>?ch=<channel>`), absolute; empty when
+    /// none is known (then the post carries no link).
+    pub entry_url: String,
+}
+
+/// Longest entry link accepted from a job (the event service's are about 80 characters).
+pub const MAX_ENTRY_URL_LEN: usize = 2_048;
+
+/// `url` when it can be put in a post as it is: an absolute `http(s)` URL of at most
+/// [`MAX_ENTRY_URL_LEN`] characters, all printable ASCII (a link the event service builds is; no
+/// whitespace, control or bidi characters that could break out of a caption line or reorder what
+/// a reader sees); `None` otherwise. HTML and JSON escaping still apply where it is written.
+pub fn checked_entry_url(url: &str) -> Option<&str> {
+    let url = url.trim();
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let host_ok = url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    let clean = url.chars().all(|c| c.is_ascii_graphic());
+    (scheme_ok && host_ok && clean && url.len() <= MAX_ENTRY_URL_LEN).then_some(url)
 }
 
 /// The prize offered, as channels show it.
@@ -114,6 +132,28 @@ mod tests {
             assert!(check(event, owner, channels).is_err(), "{event:?} {owner:?} {channels:?}");
         }
         assert!(check(&"x".repeat(65), "o", &[1]).is_err());
+    }
+
+    #[test]
+    fn only_absolute_web_links_without_spaces_are_kept() {
+        assert_eq!(
+            checked_entry_url(" https://kem.example/e/1?ch=instagram "),
+            Some("https://kem.example/e/1?ch=instagram")
+        );
+        assert_eq!(checked_entry_url("http://127.0.0.1:8080/e/1"), Some("http://127.0.0.1:8080/e/1"));
+        for bad in [
+            "",
+            "kem.example/e/1",
+            "javascript:alert(1)",
+            "https://",
+            "https:///e/1",
+            "https://kem.example/e/1\n#광고",
+            "https://kem.example/e 1",
+            "https://kem.example/\u{202E}",
+        ] {
+            assert_eq!(checked_entry_url(bad), None, "{bad:?}");
+        }
+        assert_eq!(checked_entry_url(&format!("https://k.example/{}", "a".repeat(MAX_ENTRY_URL_LEN))), None);
     }
 
     #[test]

@@ -14,5 +14,5 @@ pub use delivery::{
     Delivery, DeliveryError, DeliveryState, ErrorReason, Failure, ManualPost, OverallState, ProviderLabel, SourceKind,
     overall_state,
 };
-pub use job::{Copy, JobError, JobSpec, PrizeSpec};
+pub use job::{Copy, JobError, JobSpec, PrizeSpec, checked_entry_url};
 pub use step::{Applied, OutcomeFact, RetryPolicy, StepOutcome, apply};

@@ -33,19 +33,39 @@ pub fn hashtags(tags: &[String], max: usize) -> Vec<String> {
     out
 }
 
-/// The Instagram caption: the copy, then its hashtags (at most 30), within 2,200 characters
-/// (the text is shortened, never the tags).
+/// What a post calls its entry link (the Kakao button's name, the label before a URL).
+pub const ENTRY_LINK_LABEL: &str = "참여하기";
+
+/// The line that carries the entry link in plain text, `None` without one.
+pub fn entry_link_line(copy: &Copy) -> Option<String> {
+    let url = copy.entry_url.trim();
+    (!url.is_empty()).then(|| format!("{ENTRY_LINK_LABEL} 👉 {url}"))
+}
+
+/// The Instagram caption: the copy, its hashtags (at most 30), then the entry link as the last
+/// line, within 2,200 characters (the text is shortened, never the tags or the link). Instagram
+/// does not make caption URLs clickable; the URL is there to be copied (see
+/// `infra::channels`).
 pub fn instagram_caption(copy: &Copy) -> String {
     let tags = hashtags(&copy.hashtags, INSTAGRAM_MAX_HASHTAGS);
     let tag_line = tags.iter().map(|t| format!("#{t}")).collect::<Vec<_>>().join(" ");
-    if tag_line.is_empty() {
-        return truncate(copy.text.trim(), INSTAGRAM_CAPTION_MAX_CHARS);
+    let tail: Vec<String> =
+        [Some(tag_line), entry_link_line(copy)].into_iter().flatten().filter(|l| !l.is_empty()).collect();
+    // Each tail line is preceded by a blank line ("\n\n").
+    let reserved: usize = tail.iter().map(|l| l.chars().count() + 2).sum();
+    let mut caption = truncate(copy.text.trim(), INSTAGRAM_CAPTION_MAX_CHARS.saturating_sub(reserved));
+    for line in tail {
+        if !caption.is_empty() {
+            caption.push_str("\n\n");
+        }
+        caption.push_str(&line);
     }
-    let room = INSTAGRAM_CAPTION_MAX_CHARS.saturating_sub(tag_line.chars().count() + 2);
-    format!("{}\n\n{tag_line}", truncate(copy.text.trim(), room))
+    caption
 }
 
-/// The Kakao message: the copy plus the prize and the period, within 1,000 characters.
+/// The Kakao message: the copy plus the prize and the period, then the entry link as the last
+/// line (the message also gets a web-link button), within 1,000 characters (the text is
+/// shortened, never the link).
 pub fn kakao_text(job: &JobSpec, copy: &Copy) -> String {
     let mut text = copy.text.trim().to_owned();
     if text.is_empty() {
@@ -57,7 +77,13 @@ pub fn kakao_text(job: &JobSpec, copy: &Copy) -> String {
     if let Some(period) = period_text(job) {
         text.push_str(&format!("\n📅 기간: {period}"));
     }
-    truncate(&text, KAKAO_TEXT_MAX_CHARS)
+    match entry_link_line(copy) {
+        Some(link) => {
+            let room = KAKAO_TEXT_MAX_CHARS.saturating_sub(link.chars().count() + 2);
+            format!("{}\n\n{link}", truncate(&text, room))
+        }
+        None => truncate(&text, KAKAO_TEXT_MAX_CHARS),
+    }
 }
 
 /// "2025-11-01 ~ 2025-11-14" in Korea time (the end is exclusive, so its day is the day before
@@ -69,8 +95,8 @@ pub fn period_text(job: &JobSpec) -> Option<String> {
     Some(format!("{} ~ {}", kst_date(job.period_start_ms), kst_date(job.period_end_ms - 1)))
 }
 
-/// The article for owner-assisted publishing: title, escaped HTML body with the image, copy,
-/// prize, period and hashtags.
+/// The article for owner-assisted publishing and the Naver Cafe: title, escaped HTML body with
+/// the image, copy, prize, period, the entry link (an `<a href>` showing the URL) and hashtags.
 pub fn article_html(job: &JobSpec, copy: &Copy, image_url: Option<&str>) -> String {
     let mut html = String::new();
     if let Some(url) = image_url {
@@ -85,6 +111,12 @@ pub fn article_html(job: &JobSpec, copy: &Copy, image_url: Option<&str>) -> Stri
     }
     if let Some(period) = period_text(job) {
         html.push_str(&format!("<p><strong>기간</strong>: {period}</p>\n"));
+    }
+    let url = copy.entry_url.trim();
+    if !url.is_empty() {
+        // A link readers can click, and the URL visible for those who copy the article.
+        let url = escape(url);
+        html.push_str(&format!("<p><strong>{ENTRY_LINK_LABEL}</strong>: <a href=\"{url}\">{url}</a></p>\n"));
     }
     let tags = hashtags(&copy.hashtags, NAVER_BLOG_MAX_TAGS);
     if !tags.is_empty() {
@@ -180,13 +212,46 @@ mod tests {
         let copy = Copy {
             text: "점심 이벤트".into(),
             hashtags: vec!["#점심".into(), "점심".into(), " 이벤트 ".into(), String::new()],
+            ..Copy::default()
         };
         assert_eq!(instagram_caption(&copy), "점심 이벤트\n\n#점심 #이벤트");
-        let long = Copy { text: "가".repeat(5_000), hashtags: (0..40).map(|i| format!("t{i}")).collect() };
+        let long =
+            Copy { text: "가".repeat(5_000), hashtags: (0..40).map(|i| format!("t{i}")).collect(), ..Copy::default() };
         let caption = instagram_caption(&long);
         assert!(caption.chars().count() <= INSTAGRAM_CAPTION_MAX_CHARS);
         assert_eq!(caption.matches('#').count(), INSTAGRAM_MAX_HASHTAGS);
-        assert_eq!(instagram_caption(&Copy { text: " hi ".into(), hashtags: vec![] }), "hi");
+        assert_eq!(instagram_caption(&Copy { text: " hi ".into(), ..Copy::default() }), "hi");
+    }
+
+    #[test]
+    fn every_text_ends_with_the_entry_link_kept_whole() {
+        let url = "https://kem.example/e/e-1?ch=instagram&x=\"<b>\"";
+        let copy = Copy { text: "점심 이벤트".into(), hashtags: vec!["점심".into()], entry_url: url.into() };
+        assert_eq!(instagram_caption(&copy), format!("점심 이벤트\n\n#점심\n\n참여하기 👉 {url}"));
+        let long = Copy {
+            text: "가".repeat(5_000),
+            hashtags: (0..40).map(|i| format!("t{i}")).collect(),
+            entry_url: url.into(),
+        };
+        let caption = instagram_caption(&long);
+        assert!(caption.chars().count() <= INSTAGRAM_CAPTION_MAX_CHARS);
+        assert!(caption.ends_with(&format!("\n\n참여하기 👉 {url}")), "{caption}");
+        assert_eq!(caption.matches('#').count(), INSTAGRAM_MAX_HASHTAGS);
+        let bare = Copy { entry_url: url.into(), ..Copy::default() };
+        assert_eq!(instagram_caption(&bare), format!("참여하기 👉 {url}"), "no blank lines before a lone link");
+
+        let job = JobSpec { title: "점심".into(), ..JobSpec::default() };
+        let text = kakao_text(&job, &Copy { text: "x".repeat(2_000), entry_url: url.into(), ..Copy::default() });
+        assert_eq!(text.chars().count(), KAKAO_TEXT_MAX_CHARS);
+        assert!(text.ends_with(&format!("…\n\n참여하기 👉 {url}")), "{text}");
+
+        let html = article_html(&job, &Copy { entry_url: url.into(), ..Copy::default() }, None);
+        let escaped = "https://kem.example/e/e-1?ch=instagram&amp;x=&quot;&lt;b&gt;&quot;";
+        assert!(
+            html.contains(&format!("<p><strong>참여하기</strong>: <a href=\"{escaped}\">{escaped}</a></p>")),
+            "{html}"
+        );
+        assert!(!article_html(&job, &Copy::default(), None).contains("<a "), "no link without a URL");
     }
 
     #[test]
@@ -228,12 +293,13 @@ mod tests {
             prize: Some(PrizeSpec { name: "커피 & 쿠키".into(), winner_count: 3 }),
             ..JobSpec::default()
         };
-        let copy = Copy { text: "첫 줄\n둘째\n\n<script>".into(), hashtags: vec!["점심".into()] };
+        let copy =
+            Copy { text: "첫 줄\n둘째\n\n<script>".into(), hashtags: vec!["점심".into()], ..Copy::default() };
         let html = article_html(&job, &copy, Some("https://x/y?a=1&b=2"));
         assert!(html.contains("src=\"https://x/y?a=1&amp;b=2\""), "{html}");
         assert!(html.contains("<p>첫 줄<br>둘째</p>") && html.contains("&lt;script&gt;"), "{html}");
         assert!(html.contains("커피 &amp; 쿠키 (3명)") && html.contains("#점심"), "{html}");
-        let text = kakao_text(&job, &Copy { text: "x".repeat(2_000), hashtags: vec![] });
+        let text = kakao_text(&job, &Copy { text: "x".repeat(2_000), ..Copy::default() });
         assert_eq!(text.chars().count(), KAKAO_TEXT_MAX_CHARS);
         assert_eq!(kakao_text(&job, &Copy::default()), "<점심>\n\n🎁 경품: 커피 & 쿠키 (3명)");
     }

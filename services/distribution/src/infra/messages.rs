@@ -9,7 +9,9 @@ use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::messaging::v1 as msg;
 use prost::Message;
 
-use crate::domain::{Channel, Copy, Delivery, JobError, JobSpec, OutcomeFact, PrizeSpec, SourceKind, job, keys};
+use crate::domain::{
+    Channel, Copy, Delivery, JobError, JobSpec, OutcomeFact, PrizeSpec, SourceKind, checked_entry_url, job, keys,
+};
 
 /// Content type of every body.
 pub const CONTENT_TYPE: &str = "application/protobuf";
@@ -35,7 +37,11 @@ pub fn decode_job(body: &[u8]) -> Result<JobSpec, JobError> {
         .into_iter()
         .zip(m.deliveries)
         .map(|(channel, d)| {
-            let copy = d.copy.map(|c| Copy { text: c.text, hashtags: c.hashtags }).unwrap_or_default();
+            // A link that is not a plain absolute web URL is dropped, and then built like a
+            // missing one from distribution's own public base URL (see `infra::channels`).
+            let entry_url = checked_entry_url(&d.entry_url).map(str::to_owned).unwrap_or_default();
+            let copy = d.copy.map(|c| Copy { text: c.text, hashtags: c.hashtags, entry_url: String::new() });
+            let copy = Copy { entry_url, ..copy.unwrap_or_default() };
             let copy = if copy.text.trim().is_empty() {
                 Copy { text: format!("{}\n\n{}", m.title, m.description).trim().to_owned(), ..copy }
             } else {
@@ -148,9 +154,13 @@ mod tests {
                         text: "인스타".into(),
                         hashtags: vec!["점심".into()],
                     }),
-                    entry_url: String::new(),
+                    entry_url: "https://kem.example/e/e-1?ch=instagram".into(),
                 },
-                msg::ChannelDelivery { channel: common::Channel::GenieTv as i32, copy: None, entry_url: String::new() },
+                msg::ChannelDelivery {
+                    channel: common::Channel::GenieTv as i32,
+                    copy: None,
+                    entry_url: "javascript:alert(1)".into(),
+                },
             ],
             title: "제목".into(),
             description: "설명".into(),
@@ -162,6 +172,11 @@ mod tests {
         assert_eq!(spec.copy_for(Channel::Instagram).map(|c| c.hashtags.clone()), Some(vec!["점심".to_owned()]));
         assert_eq!(spec.copy_for(Channel::GenieTv).map(|c| c.text.as_str()), Some("제목\n\n설명"));
         assert_eq!((spec.period_start_ms, spec.period_end_ms), (1_000, 5_500));
+        assert_eq!(
+            spec.copy_for(Channel::Instagram).map(|c| c.entry_url.as_str()),
+            Some("https://kem.example/e/e-1?ch=instagram")
+        );
+        assert_eq!(spec.copy_for(Channel::GenieTv).map(|c| c.entry_url.as_str()), Some(""), "not a web link: dropped");
         assert!(decode_job(b"\xff\xff").is_err());
         let empty = msg::DistributionJob { event_id: "e".into(), owner_id: "o".into(), ..Default::default() };
         assert!(decode_job(&empty.encode_to_vec()).is_err());

@@ -6,6 +6,7 @@
 //! `analytics-aggregation` queue.
 
 mod exactly_once;
+mod links;
 mod partner;
 mod pending;
 mod publish;

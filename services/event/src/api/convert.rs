@@ -21,8 +21,8 @@ use crate::domain::public::PublicState;
 use crate::domain::terms::Terms;
 use crate::domain::validation::{EnumInput, EventInput, PeriodInput, PrizeInput, TimeInput, ValidationError};
 use crate::domain::values::{
-    BusinessCategory, Channel, ChannelCopy, ImageStyle, Millis, Money, Objective, ParticipationMethod, Period, Prize,
-    ProviderInfo, ProviderKind, Recommendation,
+    BusinessCategory, Channel, ChannelCopy, EntryRules, ImageStyle, Millis, Money, Objective, ParticipationMethod,
+    Period, Prize, ProviderInfo, ProviderKind, Recommendation,
 };
 
 // ---- enums --------------------------------------------------------------------------------------
@@ -236,10 +236,15 @@ pub fn event(e: &Event) -> proto::Event {
         auto_draw: e.spec.auto_draw,
         retention_days: e.spec.retention_days,
         terms: e.terms.as_ref().map(terms),
-        entry_rules: None,
-        claim_days: 0,
-        anonymize_time: None,
+        entry_rules: Some(entry_rules(e.spec.entry_rules)),
+        claim_days: e.spec.claim_days,
+        anonymize_time: e.anonymize_time.map(timestamp),
     }
+}
+
+/// Entry rules → proto.
+pub fn entry_rules(r: EntryRules) -> proto::EntryRules {
+    proto::EntryRules { verify_phone: r.verify_phone, max_entries_per_address: r.max_entries_per_address }
 }
 
 /// Terms → proto.
@@ -290,8 +295,8 @@ pub fn public_event(view: &PublicView) -> proto::PublicEvent {
             .map(|(channel, url)| proto::ChannelLink { channel: channel_to_proto(*channel) as i32, url: url.clone() })
             .collect(),
         auto_draw: e.spec.auto_draw,
-        entry_rules: None,
-        claim_days: 0,
+        entry_rules: Some(entry_rules(e.spec.entry_rules)),
+        claim_days: e.spec.claim_days,
     }
 }
 
@@ -365,6 +370,13 @@ pub fn event_input(e: &proto::Event) -> EventInput {
         channels: channels_from_proto(&e.channels),
         auto_draw: e.auto_draw,
         retention_days: e.retention_days,
+        // An absent message reads as the defaults (no verification, no limit).
+        entry_rules: e
+            .entry_rules
+            .as_ref()
+            .map(|r| EntryRules { verify_phone: r.verify_phone, max_entries_per_address: r.max_entries_per_address })
+            .unwrap_or_default(),
+        claim_days: e.claim_days,
     }
 }
 

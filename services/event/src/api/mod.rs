@@ -232,11 +232,12 @@ impl EventService for EventApi {
             title: event.spec.title.clone(),
             channels: convert::channels_to_proto(&event.spec.channels),
             terms: event.terms.as_ref().map(convert::terms),
-            entry_rules: None,
-            claim_days: 0,
+            entry_rules: Some(convert::entry_rules(event.spec.entry_rules)),
+            claim_days: event.spec.claim_days,
             retention_days: event.spec.retention_days,
+            // The terms' data controller: empty before publication, as the terms are unset then.
             store_name: event.terms.as_ref().map(|t| t.controller.clone()).unwrap_or_default(),
-            entry_url: String::new(),
+            entry_url: self.app.entry_url(&event.id),
         }))
     }
 

@@ -118,7 +118,8 @@ impl EventApp {
             };
             let change = event.publish(channels.clone(), name, self.clock.now_ms()).map_err(refused)?;
             let Change::Modified(modified) = change else { return Ok(event) };
-            let distribute = Outgoing::Distribute { event: modified.event.clone() };
+            let entry_links = self.channel_links(&modified.event);
+            let distribute = Outgoing::Distribute { event: modified.event.clone(), entry_links };
             if let Some(saved) = self.save(*modified, None, vec![distribute]).await? {
                 return Ok(saved);
             }

@@ -142,6 +142,9 @@ pub enum Due {
         /// The latest end of an event due (now − the auto-draw delay).
         ended_before: Millis,
     },
+    /// An ENDED event whose participants' data is not anonymized yet and whose retention ran out
+    /// after its end (or after a draw the scheduler learned of), its auto draw settled.
+    Anonymize,
 }
 
 /// A scheduler replica's claim on an event: no other replica works on it until `until` (or until

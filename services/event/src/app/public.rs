@@ -41,9 +41,22 @@ impl EventApp {
         };
         let base = self.settings.public_base_url.as_str();
         let image_url = event.selected_image_id.as_deref().map(|id| public::image_url(base, id)).unwrap_or_default();
-        let channel_links =
-            event.spec.channels.iter().map(|c| (*c, public::channel_url(base, &event.id, *c))).collect();
-        Ok(PublicView { entry_url: public::entry_url(base, &event.id), image_url, channel_links, state, event })
+        let channel_links = self.channel_links(&event);
+        Ok(PublicView { entry_url: self.entry_url(&event.id), image_url, channel_links, state, event })
+    }
+
+    /// The canonical entry page of event `event_id` under the public base URL (the public view's
+    /// `entry_url`, and GetEventForParticipation's).
+    pub fn entry_url(&self, event_id: &str) -> String {
+        public::entry_url(&self.settings.public_base_url, event_id)
+    }
+
+    /// One entry link per channel `event` is published to, in its channel order: the public
+    /// view's `channel_links` and the distribution job's `entry_url`s, so a post and the page
+    /// always agree on the link that attributes an entry to its channel.
+    pub fn channel_links(&self, event: &Event) -> Vec<(Channel, String)> {
+        let base = self.settings.public_base_url.as_str();
+        event.spec.channels.iter().map(|c| (*c, public::channel_url(base, &event.id, *c))).collect()
     }
 
     /// The facts of the public view: the event if it was published, and for an ENDED event

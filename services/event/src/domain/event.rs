@@ -39,6 +39,10 @@ pub struct Event {
     /// The terms participants consent to, fixed at publication.
     #[serde(default)]
     pub terms: Option<Terms>,
+    /// When participation anonymized the participants' personal data (the scheduler's retention
+    /// job); `None` before.
+    #[serde(default)]
+    pub anonymize_time: Option<Millis>,
     /// Optimistic-concurrency version, +1 on every modification (the etag).
     pub version: i64,
 }
@@ -111,6 +115,7 @@ impl Event {
             published_at: None,
             ended_at: None,
             terms: None,
+            anonymize_time: None,
             version: 1,
         }
     }
@@ -242,7 +247,8 @@ impl Event {
         let outcome = self.check_publish(now)?;
         Ok(self.modified(now, |e| {
             if e.terms.is_none() {
-                e.terms = Some(terms::generate(store_name, &e.spec.title, e.spec.retention_days, now));
+                e.terms =
+                    Some(terms::generate(store_name, &e.spec.title, e.spec.retention_days, e.spec.claim_days, now));
             }
             e.spec.channels = channels;
             e.published_at = Some(now);
@@ -307,6 +313,8 @@ mod tests {
             channels: vec![Channel::Instagram],
             auto_draw: false,
             retention_days: 30,
+            entry_rules: Default::default(),
+            claim_days: 7,
         }
     }
 
@@ -422,7 +430,7 @@ mod tests {
         let published = modified(e.publish(vec![Channel::GenieTv], "카페 온도", 5_000).expect("publish")).event;
         let terms = published.terms.clone().expect("terms generated at publication");
         assert_eq!((terms.controller.as_str(), terms.retention_days, terms.created_at), ("카페 온도", 60, 5_000));
-        assert_eq!(terms, crate::domain::terms::generate("카페 온도", &e.spec.title, 60, 5_000));
+        assert_eq!(terms, crate::domain::terms::generate("카페 온도", &e.spec.title, 60, 7, 5_000));
         // Terms already there (a publication retried after they were stored) are kept.
         let mut again = e.clone();
         again.terms = Some(terms.clone());

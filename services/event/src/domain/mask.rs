@@ -46,10 +46,18 @@ pub enum UpdatePath {
     AutoDraw,
     /// `retention_days` (0 means the default, 30)
     RetentionDays,
+    /// `entry_rules` (the whole message; absent means the defaults)
+    EntryRules,
+    /// `entry_rules.verify_phone`
+    EntryRulesVerifyPhone,
+    /// `entry_rules.max_entries_per_address`
+    EntryRulesMaxEntriesPerAddress,
+    /// `claim_days` (0 means the default, 7)
+    ClaimDays,
 }
 
 /// Paths `*` expands to: every top-level updatable field (full replacement).
-const WILDCARD: [UpdatePath; 11] = [
+const WILDCARD: [UpdatePath; 13] = [
     UpdatePath::Title,
     UpdatePath::Description,
     UpdatePath::Objective,
@@ -61,10 +69,12 @@ const WILDCARD: [UpdatePath; 11] = [
     UpdatePath::Channels,
     UpdatePath::AutoDraw,
     UpdatePath::RetentionDays,
+    UpdatePath::EntryRules,
+    UpdatePath::ClaimDays,
 ];
 
 /// Fields of `Event` that exist but only the server sets.
-const OUTPUT_ONLY: [&str; 13] = [
+const OUTPUT_ONLY: [&str; 14] = [
     "event_id",
     "owner_id",
     "status",
@@ -78,6 +88,7 @@ const OUTPUT_ONLY: [&str; 13] = [
     "recommendations_job_id",
     "images_job_id",
     "terms",
+    "anonymize_time",
 ];
 
 impl UpdatePath {
@@ -102,6 +113,10 @@ impl UpdatePath {
             "channels" => UpdatePath::Channels,
             "auto_draw" => UpdatePath::AutoDraw,
             "retention_days" => UpdatePath::RetentionDays,
+            "entry_rules" => UpdatePath::EntryRules,
+            "entry_rules.verify_phone" => UpdatePath::EntryRulesVerifyPhone,
+            "entry_rules.max_entries_per_address" => UpdatePath::EntryRulesMaxEntriesPerAddress,
+            "claim_days" => UpdatePath::ClaimDays,
             _ => return None,
         })
     }
@@ -192,6 +207,12 @@ pub fn merge(current: &EventInput, update: &EventInput, paths: &[UpdatePath]) ->
             UpdatePath::Channels => out.channels = update.channels.clone(),
             UpdatePath::AutoDraw => out.auto_draw = update.auto_draw,
             UpdatePath::RetentionDays => out.retention_days = update.retention_days,
+            UpdatePath::EntryRules => out.entry_rules = update.entry_rules,
+            UpdatePath::EntryRulesVerifyPhone => out.entry_rules.verify_phone = update.entry_rules.verify_phone,
+            UpdatePath::EntryRulesMaxEntriesPerAddress => {
+                out.entry_rules.max_entries_per_address = update.entry_rules.max_entries_per_address;
+            }
+            UpdatePath::ClaimDays => out.claim_days = update.claim_days,
         }
     }
     out
@@ -278,6 +299,26 @@ mod tests {
         let merged = merge(&current(), &update, &parsed);
         assert_eq!((merged.auto_draw, merged.retention_days, merged.title.as_str()), (true, 90, "old"));
         let error = parse_mask(&paths(&["terms.version"])).expect_err("output only");
+        assert!(error.violations[0].description.contains("output only"));
+    }
+
+    #[test]
+    fn entry_rules_and_claim_days_are_updatable_by_message_or_field() {
+        let parsed = parse_mask(&paths(&["entryRules.maxEntriesPerAddress", "claim_days"])).expect("valid");
+        assert_eq!(parsed, vec![UpdatePath::EntryRulesMaxEntriesPerAddress, UpdatePath::ClaimDays]);
+        let mut current = current();
+        current.entry_rules.verify_phone = true;
+        let update = EventInput {
+            entry_rules: crate::domain::values::EntryRules { verify_phone: false, max_entries_per_address: 5 },
+            claim_days: 14,
+            ..Default::default()
+        };
+        let merged = merge(&current, &update, &parsed);
+        assert_eq!((merged.entry_rules.verify_phone, merged.entry_rules.max_entries_per_address), (true, 5));
+        assert_eq!(merged.claim_days, 14);
+        let merged = merge(&current, &update, &[UpdatePath::EntryRules]);
+        assert_eq!(merged.entry_rules, update.entry_rules, "the whole message is replaced");
+        let error = parse_mask(&paths(&["anonymizeTime"])).expect_err("output only");
         assert!(error.violations[0].description.contains("output only"));
     }
 

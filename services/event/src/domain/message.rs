@@ -5,7 +5,7 @@
 use super::event::Event;
 use super::job::Job;
 use super::lifecycle::EventStatus;
-use super::values::{Millis, StoreProfile};
+use super::values::{Channel, Millis, StoreProfile};
 
 /// A message to send once the change it belongs to commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,9 @@ pub enum Outgoing {
     Distribute {
         /// The event as published.
         event: Event,
+        /// The entry link of each channel it was published to (`<public base>/e/<id>?ch=<slug>`),
+        /// in channel order: the public view's `channel_links`.
+        entry_links: Vec<(Channel, String)>,
     },
     /// The event changed status (`analytics-aggregation`); `from` is `None` for a creation.
     StateChanged {

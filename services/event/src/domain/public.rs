@@ -86,6 +86,8 @@ mod tests {
             channels: vec![],
             auto_draw: false,
             retention_days: 30,
+            entry_rules: Default::default(),
+            claim_days: 7,
         };
         let mut e = Event::create("e-1".into(), "o-1".into(), spec, 0);
         e.status = status;

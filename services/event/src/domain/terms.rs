@@ -66,19 +66,22 @@ fn days_en(days: i32) -> String {
 }
 
 /// The notice for the event titled `title`, run by `store_name`, keeping the data
-/// `retention_days` after the draw, generated at `now`. The same inputs always give the same
-/// text, hash and version (`now` is only recorded).
-pub fn generate(store_name: &str, title: &str, retention_days: i32, now: Millis) -> Terms {
+/// `retention_days` after the draw, whose winners claim their prize within `claim_days` of the
+/// draw (said with the purpose: the phone number is how a winner is told and claims), generated
+/// at `now`. The same inputs always give the same text, hash and version (`now` is only
+/// recorded).
+pub fn generate(store_name: &str, title: &str, retention_days: i32, claim_days: i32, now: Millis) -> Terms {
     let controller = controller_name(store_name);
     let title = title.trim();
     let items = ITEMS.join(", ");
     let n = retention_days;
+    let c = claim_days;
     let text = [
         "[개인정보 수집·이용 동의]".to_owned(),
         format!("{controller}은(는) 「{title}」 이벤트 운영을 위하여 아래와 같이 개인정보를 수집·이용합니다."),
         format!("1. 개인정보처리자: {controller}"),
         format!("2. 수집 항목: {items}"),
-        format!("3. 수집·이용 목적: {PURPOSE}"),
+        format!("3. 수집·이용 목적: {PURPOSE} (당첨자는 추첨 후 {c}일 이내에 경품을 받을 수 있습니다)"),
         format!(
             "4. 보유·이용 기간 및 파기: 추첨 후 {n}일 (추첨하지 않으면 이벤트 종료 후 {n}일)이 지나면 지체 없이 파기합니다."
         ),
@@ -93,7 +96,11 @@ pub fn generate(store_name: &str, title: &str, retention_days: i32, now: Millis)
         format!("{controller} collects and uses personal information as follows to run the event \"{title}\"."),
         format!("1. Data controller: {controller}"),
         "2. Items collected: name, mobile phone number".to_owned(),
-        "3. Purpose: confirming your entry, winner selection and prize notice".to_owned(),
+        format!(
+            "3. Purpose: confirming your entry, winner selection and prize notice (winners can claim their prize \
+             within {} after the draw)",
+            days_en(c)
+        ),
         format!(
             "4. Retention and deletion: deleted without delay {days} after the draw ({days} after the event ends if no draw is made)."
         ),
@@ -124,13 +131,13 @@ mod tests {
     use super::*;
 
     fn terms() -> Terms {
-        generate("카페 온도", "평일 점심 아메리카노 이벤트", 30, 1_000)
+        generate("카페 온도", "평일 점심 아메리카노 이벤트", 30, 7, 1_000)
     }
 
     #[test]
     fn the_same_inputs_give_the_same_hash_and_version() {
         let a = terms();
-        let b = generate("카페 온도", "평일 점심 아메리카노 이벤트", 30, 99_000);
+        let b = generate("카페 온도", "평일 점심 아메리카노 이벤트", 30, 7, 99_000);
         assert_eq!(
             (a.sha256.as_str(), a.version.as_str(), a.text.as_str()),
             (b.sha256.as_str(), b.version.as_str(), b.text.as_str())
@@ -147,9 +154,10 @@ mod tests {
     fn another_store_retention_or_event_gives_another_hash() {
         let base = terms();
         for other in [
-            generate("카페 온도 2호점", "평일 점심 아메리카노 이벤트", 30, 1_000),
-            generate("카페 온도", "평일 점심 아메리카노 이벤트", 31, 1_000),
-            generate("카페 온도", "주말 브런치 이벤트", 30, 1_000),
+            generate("카페 온도 2호점", "평일 점심 아메리카노 이벤트", 30, 7, 1_000),
+            generate("카페 온도", "평일 점심 아메리카노 이벤트", 31, 7, 1_000),
+            generate("카페 온도", "주말 브런치 이벤트", 30, 7, 1_000),
+            generate("카페 온도", "평일 점심 아메리카노 이벤트", 30, 14, 1_000),
         ] {
             assert_ne!(other.sha256, base.sha256);
             assert_ne!(other.version, base.version);
@@ -169,6 +177,7 @@ mod tests {
             "이벤트 참여 확인, 당첨자 선정 및 경품 안내",
             "파기",
             "추첨 후 30일",
+            "추첨 후 7일 이내에 경품을 받을 수 있습니다",
             "동의를 거부할 권리가 있으며, 거부 시 이벤트 참여가 제한됩니다",
             "마케팅 정보 수신 동의는 별도의 선택 사항",
             "만 14세 미만",
@@ -181,18 +190,20 @@ mod tests {
             "name, mobile phone number",
             "winner selection and prize notice",
             "deleted without delay 30 days after the draw",
+            "claim their prize within 7 days after the draw",
             "right to refuse",
             "separately and is optional",
             "under 14",
         ] {
             assert!(t.text_en.contains(needed), "English text lacks {needed:?}:\n{}", t.text_en);
         }
-        assert!(generate("가게", "이벤트", 1, 0).text_en.contains("1 day after the draw"));
+        let one = generate("가게", "이벤트", 1, 1, 0).text_en;
+        assert!(one.contains("1 day after the draw") && one.contains("within 1 day after the draw"), "{one}");
     }
 
     #[test]
     fn no_control_characters_but_line_feeds() {
-        let hostile = generate("카페\u{0}\u{202E}온도\r\n\t 본점 ", "이벤트", 7, 0);
+        let hostile = generate("카페\u{0}\u{202E}온도\r\n\t 본점 ", "이벤트", 7, 7, 0);
         assert_eq!(hostile.controller, "카페온도 본점");
         for t in [terms(), hostile] {
             for text in [&t.text, &t.text_en, &t.controller, &t.purpose] {
@@ -208,6 +219,6 @@ mod tests {
         assert_eq!(controller_name(""), UNREGISTERED_STORE);
         assert_eq!(controller_name(" \u{7}\n "), UNREGISTERED_STORE);
         assert_eq!(controller_name(&"가".repeat(150)).chars().count(), CONTROLLER_MAX);
-        assert!(generate("", "이벤트", 30, 0).text.contains("개인정보처리자: (상호 미등록)"));
+        assert!(generate("", "이벤트", 30, 7, 0).text.contains("개인정보처리자: (상호 미등록)"));
     }
 }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use kem_kit::validate::{Text, check_text};
 
-use super::values::{Channel, Millis, Money, Objective, ParticipationMethod, Period, Prize};
+use super::values::{Channel, EntryRules, Millis, Money, Objective, ParticipationMethod, Period, Prize};
 
 /// Longest title, in characters.
 pub const TITLE_MAX: usize = 100;
@@ -38,6 +38,15 @@ pub const RETENTION_DAYS_MIN: i32 = 1;
 pub const RETENTION_DAYS_MAX: i32 = 365;
 /// Days kept when the owner does not say (`retention_days` 0 or unset).
 pub const RETENTION_DAYS_DEFAULT: i32 = 30;
+/// Fewest days winners have to claim their prize after the draw.
+pub const CLAIM_DAYS_MIN: i32 = 1;
+/// Most days winners have to claim their prize after the draw.
+pub const CLAIM_DAYS_MAX: i32 = 90;
+/// Claim days when the owner does not say (`claim_days` 0 or unset), capped by the retention
+/// days: a claim needs the winner's phone, which is not kept longer.
+pub const CLAIM_DAYS_DEFAULT: i32 = 7;
+/// Largest per-address entry limit (0 means no limit).
+pub const MAX_ENTRIES_PER_ADDRESS_MAX: i32 = 100_000;
 
 /// One invalid field: where (camelCase path) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +182,10 @@ pub struct EventInput {
     pub auto_draw: bool,
     /// Days the participants' data is kept after the draw; 0 means the default.
     pub retention_days: i32,
+    /// Entry rules as received (an absent message reads as the defaults).
+    pub entry_rules: EntryRules,
+    /// Days winners have to claim their prize; 0 means the default.
+    pub claim_days: i32,
 }
 
 /// The owner-editable fields of an event, valid.
@@ -202,10 +215,21 @@ pub struct EventSpec {
     /// Days the participants' data is kept after the draw, 1-365.
     #[serde(default = "default_retention_days")]
     pub retention_days: i32,
+    /// How entries are checked (defaults for events stored before entry rules existed).
+    #[serde(default)]
+    pub entry_rules: EntryRules,
+    /// Days winners have to claim their prize after the draw, 1-90 and at most
+    /// `retention_days`.
+    #[serde(default = "default_claim_days")]
+    pub claim_days: i32,
 }
 
 fn default_retention_days() -> i32 {
     RETENTION_DAYS_DEFAULT
+}
+
+fn default_claim_days() -> i32 {
+    CLAIM_DAYS_DEFAULT
 }
 
 impl EventSpec {
@@ -228,6 +252,8 @@ impl EventSpec {
             channels: self.channels.iter().copied().map(EnumInput::Known).collect(),
             auto_draw: self.auto_draw,
             retention_days: self.retention_days,
+            entry_rules: self.entry_rules,
+            claim_days: self.claim_days,
         }
     }
 }
@@ -279,6 +305,10 @@ pub fn validate_event(input: &EventInput, prefix: &str) -> Result<EventSpec, Val
             RETENTION_DAYS_DEFAULT
         }
     };
+    let retention_valid = input.retention_days == 0 || retention_days == input.retention_days;
+    let claim_days =
+        validate_claim_days(input.claim_days, retention_days, retention_valid, &at("claimDays"), &mut errors);
+    let entry_rules = validate_entry_rules(input.entry_rules, &at("entryRules"), &mut errors);
 
     match (objective, period) {
         (Some(objective), Some(period)) if errors.is_empty() => Ok(EventSpec {
@@ -293,9 +323,59 @@ pub fn validate_event(input: &EventInput, prefix: &str) -> Result<EventSpec, Val
             channels,
             auto_draw: input.auto_draw,
             retention_days,
+            entry_rules,
+            claim_days,
         }),
         _ => Err(errors),
     }
+}
+
+/// Claim days: 0 means [`CLAIM_DAYS_DEFAULT`] (or the retention days when fewer, so an owner who
+/// shortened the retention is not refused for a value they never sent), else 1-90 and at most
+/// `retention_days` — a claim is checked against the winner's phone, which is erased after the
+/// retention. The comparison is skipped while the retention itself is invalid (already reported).
+fn validate_claim_days(
+    claim_days: i32,
+    retention_days: i32,
+    retention_valid: bool,
+    field: &str,
+    errors: &mut ValidationError,
+) -> i32 {
+    match claim_days {
+        0 => CLAIM_DAYS_DEFAULT.min(retention_days),
+        days if !(CLAIM_DAYS_MIN..=CLAIM_DAYS_MAX).contains(&days) => {
+            errors.push(
+                field,
+                format!(
+                    "must be between {CLAIM_DAYS_MIN} and {CLAIM_DAYS_MAX} days (0 or unset means {CLAIM_DAYS_DEFAULT})"
+                ),
+            );
+            CLAIM_DAYS_DEFAULT
+        }
+        days if retention_valid && days > retention_days => {
+            errors.push(
+                field,
+                format!(
+                    "must be at most retentionDays ({retention_days}): winners claim with their phone number, which is \
+                     deleted after the retention period"
+                ),
+            );
+            days
+        }
+        days => days,
+    }
+}
+
+/// Entry rules: the per-address limit is 0 (none) or 1-100,000.
+fn validate_entry_rules(input: EntryRules, field: &str, errors: &mut ValidationError) -> EntryRules {
+    let limit = input.max_entries_per_address;
+    if !(0..=MAX_ENTRIES_PER_ADDRESS_MAX).contains(&limit) {
+        errors.push(
+            format!("{field}.maxEntriesPerAddress"),
+            format!("must be 0 (no limit) or between 1 and {MAX_ENTRIES_PER_ADDRESS_MAX}"),
+        );
+    }
+    input
 }
 
 fn check_money(amount: i64, field: &str, errors: &mut ValidationError) -> Option<Money> {
@@ -407,6 +487,8 @@ mod tests {
             channels: vec![EnumInput::Known(Channel::Instagram), EnumInput::Known(Channel::KakaoChannel)],
             auto_draw: false,
             retention_days: 0,
+            entry_rules: EntryRules::default(),
+            claim_days: 0,
         }
     }
 
@@ -448,6 +530,8 @@ mod tests {
         });
         input.participation_method = EnumInput::Unknown(9);
         input.retention_days = 366;
+        input.claim_days = 91;
+        input.entry_rules.max_entries_per_address = -1;
         input.channels = vec![
             EnumInput::Known(Channel::Instagram),
             EnumInput::Unset,
@@ -473,6 +557,8 @@ mod tests {
                 "event.channels[2]",
                 "event.channels[3]",
                 "event.retentionDays",
+                "event.claimDays",
+                "event.entryRules.maxEntriesPerAddress",
             ]
         );
     }
@@ -560,6 +646,61 @@ mod tests {
                 (Ok(spec), Some(want)) => assert_eq!((spec.retention_days, spec.auto_draw), (want, true), "{days}"),
                 (Err(error), None) => assert_eq!(fields(&error), vec!["event.retentionDays"], "{days}"),
                 (got, want) => panic!("retention {days}: {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn claim_days_are_one_to_ninety_within_the_retention_and_default_to_seven() {
+        for (retention, claim, want) in [
+            (0, 0, Some(7)),
+            (30, 1, Some(1)),
+            (90, 90, Some(90)),
+            (365, 90, Some(90)),
+            (3, 0, Some(3)),
+            (30, 30, Some(30)),
+            (30, 31, None),
+            (10, 11, None),
+            (365, 91, None),
+            (30, -1, None),
+            (30, i32::MAX, None),
+            (30, i32::MIN, None),
+        ] {
+            let mut input = valid_input();
+            input.retention_days = retention;
+            input.claim_days = claim;
+            match (validate_event(&input, "event"), want) {
+                (Ok(spec), Some(want)) => assert_eq!(spec.claim_days, want, "{retention}/{claim}"),
+                (Err(error), None) => assert_eq!(fields(&error), vec!["event.claimDays"], "{retention}/{claim}"),
+                (got, want) => panic!("retention {retention}, claim {claim}: {got:?}, expected {want:?}"),
+            }
+        }
+        // An invalid retention is reported alone, not as a claim problem too.
+        let mut input = valid_input();
+        input.retention_days = 400;
+        input.claim_days = 60;
+        assert_eq!(fields(&validate_event(&input, "event").expect_err("invalid")), vec!["event.retentionDays"]);
+    }
+
+    #[test]
+    fn the_address_limit_is_none_or_one_to_a_hundred_thousand() {
+        for (limit, ok) in [
+            (0, true),
+            (1, true),
+            (MAX_ENTRIES_PER_ADDRESS_MAX, true),
+            (MAX_ENTRIES_PER_ADDRESS_MAX + 1, false),
+            (-1, false),
+            (i32::MAX, false),
+            (i32::MIN, false),
+        ] {
+            let mut input = valid_input();
+            input.entry_rules = EntryRules { verify_phone: true, max_entries_per_address: limit };
+            match validate_event(&input, "event") {
+                Ok(spec) if ok => assert_eq!(spec.entry_rules, input.entry_rules, "{limit}"),
+                Err(error) if !ok => {
+                    assert_eq!(fields(&error), vec!["event.entryRules.maxEntriesPerAddress"], "{limit}")
+                }
+                got => panic!("limit {limit}: {got:?}"),
             }
         }
     }

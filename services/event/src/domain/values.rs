@@ -175,6 +175,17 @@ pub struct Prize {
     pub unit_value: Option<Money>,
 }
 
+/// How an event's entries are checked against abuse (kem.event.v1.EntryRules), valid: there is
+/// no address limit unless the owner sets one, since a store's customers share its Wi-Fi and
+/// carriers put many phones behind one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EntryRules {
+    /// Participants confirm their phone with a one-time SMS code before entering.
+    pub verify_phone: bool,
+    /// Most entries one client address may make, 0 for no limit, else 1-100,000.
+    pub max_entries_per_address: i32,
+}
+
 /// Channel-specific promotional copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelCopy {

@@ -18,7 +18,7 @@ use crate::domain::event::Event;
 use crate::domain::job::{Job, JobRequest};
 use crate::domain::lifecycle::EventStatus;
 use crate::domain::message::Outgoing;
-use crate::domain::values::StoreProfile;
+use crate::domain::values::{Channel, StoreProfile};
 
 /// Content type of every body.
 pub const CONTENT_TYPE: &str = "application/protobuf";
@@ -75,8 +75,9 @@ pub fn encode(outgoing: &Outgoing) -> OutgoingMessage {
             let body = generate_images(job, event, store.as_ref());
             envelope(names::CONTENT_GENERATION, job_message_id(job), &event.id, &body)
         }
-        Outgoing::Distribute { event } => {
-            envelope(names::DISTRIBUTION_JOBS, format!("dist:{}", event.id), &event.id, &distribution_job(event))
+        Outgoing::Distribute { event, entry_links } => {
+            let body = distribution_job(event, entry_links);
+            envelope(names::DISTRIBUTION_JOBS, format!("dist:{}", event.id), &event.id, &body)
         }
         Outgoing::StateChanged { from, event } => {
             let fact = msg::analytics_event::Fact::StateChanged(msg::EventStateChanged {
@@ -174,7 +175,9 @@ fn generate_images(job: &Job, event: &Event, store: Option<&StoreProfile>) -> ms
     }
 }
 
-fn distribution_job(event: &Event) -> msg::DistributionJob {
+/// The job of `event`, each delivery carrying its channel's link from `entry_links` (empty for a
+/// channel without one, which distribution then builds itself).
+fn distribution_job(event: &Event, entry_links: &[(Channel, String)]) -> msg::DistributionJob {
     msg::DistributionJob {
         event_id: event.id.clone(),
         owner_id: event.owner_id.clone(),
@@ -185,7 +188,11 @@ fn distribution_job(event: &Event) -> msg::DistributionJob {
             .map(|channel| msg::ChannelDelivery {
                 channel: convert::channel_to_proto(*channel) as i32,
                 copy: Some(convert::channel_copy(&event.copy_for(*channel))),
-                entry_url: String::new(),
+                entry_url: entry_links
+                    .iter()
+                    .find(|(linked, _)| linked == channel)
+                    .map(|(_, url)| url.clone())
+                    .unwrap_or_default(),
             })
             .collect(),
         image_id: event.selected_image_id.clone().unwrap_or_default(),
@@ -218,6 +225,8 @@ mod tests {
             channels: vec![Channel::Instagram, Channel::GenieTv],
             auto_draw: false,
             retention_days: 30,
+            entry_rules: Default::default(),
+            claim_days: 7,
         };
         let mut e = Event::create("e-1".into(), "o-1".into(), spec, 5);
         e.status = EventStatus::Published;
@@ -275,7 +284,8 @@ mod tests {
     #[test]
     fn every_message_names_its_type_and_event_and_decodes() {
         let e = event();
-        let m = encode(&Outgoing::Distribute { event: e.clone() });
+        let links = vec![(Channel::Instagram, "https://kem.example/e/e-1?ch=instagram".to_owned())];
+        let m = encode(&Outgoing::Distribute { event: e.clone(), entry_links: links });
         assert_eq!(
             (m.queue.as_str(), m.id.as_str(), m.content_type.as_str()),
             ("distribution-jobs", "dist:e-1", CONTENT_TYPE)
@@ -286,6 +296,8 @@ mod tests {
         assert_eq!(job.deliveries.len(), 2);
         assert_eq!(job.deliveries[0].copy.as_ref().map(|c| c.text.as_str()), Some("t\n\nd"));
         assert_eq!(job.image_id, "img");
+        assert_eq!(job.deliveries[0].entry_url, "https://kem.example/e/e-1?ch=instagram");
+        assert_eq!(job.deliveries[1].entry_url, "", "a channel without a link leaves it to distribution");
 
         let m = encode(&Outgoing::StateChanged { from: Some(EventStatus::ContentReady), event: e.clone() });
         assert_eq!((m.queue.as_str(), m.id.as_str()), ("analytics-aggregation", "evt:e-1:published"));

@@ -1,18 +1,23 @@
 //! The participation service over the mesh (`kem.participation.v1.ParticipationService`), the
-//! three methods the contract lets the event workload call:
+//! four methods the contract lets the event workload call:
 //!
 //! - `CloseEntries`: EndEvent (the owner's, or the scheduler's at the end of the period) calls it
 //!   before it commits, so "ENDED" is never answered while a participation replica could still
 //!   accept an entry;
 //! - `DrawWinnersOnSchedule`: the scheduler draws the winners of an auto-draw event;
-//! - `CountEntries`: the public view asks whether an ended event's winners were drawn.
+//! - `CountEntries`: the public view asks whether an ended event's winners were drawn, and the
+//!   retention job when (the retention runs from the draw);
+//! - `AnonymizeEntries`: the retention job erases the participants' personal data once the
+//!   retention days have passed.
 
 use std::time::Duration;
 
 use kem_kit::runtime::Peers;
 use kem_mesh::client::balanced::BalancedChannel;
 use kem_proto::kem::participation::v1::participation_service_client::ParticipationServiceClient;
-use kem_proto::kem::participation::v1::{CloseEntriesRequest, CountEntriesRequest, DrawWinnersOnScheduleRequest};
+use kem_proto::kem::participation::v1::{
+    AnonymizeEntriesRequest, CloseEntriesRequest, CountEntriesRequest, DrawWinnersOnScheduleRequest,
+};
 use tonic::Code;
 
 use crate::app::{PeerError, ScheduledDraw};
@@ -32,6 +37,10 @@ pub const DRAW_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for CountEntries on the public page: the answer only tells CLOSED from DRAWN, so
 /// a slow participation service costs a public reader no more than this.
 const COUNT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest wait for CountEntries and AnonymizeEntries in the retention job: nobody waits on it,
+/// so it can give a loaded participation service more time than the public page does (anonymizing
+/// rewrites every entry of the event once); the scheduler's lease outlasts both calls by far.
+pub const RETENTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// participation's reason for a draw of an event nobody entered.
 const NO_ENTRIES: &str = "NO_ENTRIES";
 /// participation's reason for a draw of an event it does not know as ENDED yet.
@@ -120,12 +129,34 @@ impl MeshEntryGate {
         }
     }
 
-    /// When `event_id`'s current draw happened (`None` before any draw), from CountEntries.
+    /// When `event_id`'s current draw happened (`None` before any draw), from CountEntries, for
+    /// the public page (a short wait).
     pub async fn draw_time(&self, event_id: &str) -> Result<Option<Millis>, PeerError> {
+        self.draw_time_within(event_id, COUNT_TIMEOUT).await
+    }
+
+    /// Erases the personal data of every entry of `event_id` (participation's AnonymizeEntries,
+    /// idempotent: a repeated call erases nothing more). Returns how many entries this call
+    /// anonymized.
+    pub async fn anonymize_entries(&self, event_id: &str) -> Result<i64, PeerError> {
+        let mut client = self.client()?;
+        // No create_before: every entry of the event, the whole retention having passed.
+        let mut request =
+            tonic::Request::new(AnonymizeEntriesRequest { event_id: event_id.to_owned(), create_before: None });
+        request.set_timeout(RETENTION_TIMEOUT);
+        match tokio::time::timeout(RETENTION_TIMEOUT, client.anonymize_entries(request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner().anonymized_count),
+            Ok(Err(status)) => Err(peer_error(PEER, status)),
+            Err(elapsed) => Err(unavailable(elapsed)),
+        }
+    }
+
+    /// [`draw_time`](Self::draw_time) waiting at most `timeout`.
+    pub async fn draw_time_within(&self, event_id: &str, timeout: Duration) -> Result<Option<Millis>, PeerError> {
         let mut client = self.client()?;
         let mut request = tonic::Request::new(CountEntriesRequest { event_ids: vec![event_id.to_owned()] });
-        request.set_timeout(COUNT_TIMEOUT);
-        match tokio::time::timeout(COUNT_TIMEOUT, client.count_entries(request)).await {
+        request.set_timeout(timeout);
+        match tokio::time::timeout(timeout, client.count_entries(request)).await {
             Ok(Ok(response)) => Ok(response
                 .into_inner()
                 .counts

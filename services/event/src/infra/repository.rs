@@ -17,14 +17,14 @@ use crate::domain::job::{Job, JobFailure, JobKind, JobState};
 use crate::domain::lifecycle::EventStatus;
 use crate::domain::message::Outgoing;
 use crate::domain::validation::EventSpec;
-use crate::domain::values::{Millis, Money, Objective, ParticipationMethod, Period};
+use crate::domain::values::{EntryRules, Millis, Money, Objective, ParticipationMethod, Period};
 
 use super::messages;
 
 const EVENT_COLUMNS: &str = "id, owner_id, status, title, description, objective, target_audience, budget_krw, \
      period_start, period_end, prize, participation_method, channels, selected_recommendation, selected_image_id, \
      recommendations_job_id, images_job_id, created_at, updated_at, published_at, ended_at, version, auto_draw, \
-     retention_days, terms";
+     retention_days, terms, entry_verify_phone, entry_max_per_address, claim_days, anonymize_time";
 
 const JOB_COLUMNS: &str =
     "id, event_id, owner_id, kind, state, request, result, error, created_at, updated_at, deadline_at";
@@ -32,18 +32,20 @@ const JOB_COLUMNS: &str =
 const INSERT_EVENT: &str = "INSERT INTO events (id, owner_id, status, title, description, objective, \
      target_audience, budget_krw, period_start, period_end, prize, participation_method, channels, \
      selected_recommendation, selected_image_id, recommendations_job_id, images_job_id, created_at, updated_at, \
-     published_at, ended_at, version, request_id, auto_draw, retention_days, terms) \
+     published_at, ended_at, version, request_id, auto_draw, retention_days, terms, entry_verify_phone, \
+     entry_max_per_address, claim_days) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-     $24, $25, $26) \
+     $24, $25, $26, $27, $28, $29) \
      ON CONFLICT DO NOTHING";
 
 /// Writes every mutable column; guarded by the status and version that were read. Terms, once
-/// stored, are never replaced.
+/// stored, are never replaced; `anonymize_time` is the scheduler's alone (`settle_anonymize`).
 const UPDATE_EVENT: &str = "UPDATE events SET status = $3, title = $4, description = $5, objective = $6, \
      target_audience = $7, budget_krw = $8, period_start = $9, period_end = $10, prize = $11, \
      participation_method = $12, channels = $13, selected_recommendation = $14, selected_image_id = $15, \
      recommendations_job_id = $16, images_job_id = $17, updated_at = $18, published_at = $19, ended_at = $20, \
-     version = $21, auto_draw = $23, retention_days = $24, terms = COALESCE(terms, $25) \
+     version = $21, auto_draw = $23, retention_days = $24, terms = COALESCE(terms, $25), \
+     entry_verify_phone = $26, entry_max_per_address = $27, claim_days = $28 \
      WHERE id = $1 AND version = $2 AND status = $22";
 
 /// A conflicting active job (the partial unique index) makes this insert a no-op.
@@ -103,6 +105,11 @@ fn event_from_row(row: &Row) -> Result<Event, RepoError> {
         channels: from_json("channels", &text("channels")?)?,
         auto_draw: get(row, "auto_draw")?,
         retention_days: get(row, "retention_days")?,
+        entry_rules: EntryRules {
+            verify_phone: get(row, "entry_verify_phone")?,
+            max_entries_per_address: get(row, "entry_max_per_address")?,
+        },
+        claim_days: get(row, "claim_days")?,
     };
     Ok(Event {
         id: text("id")?,
@@ -120,6 +127,7 @@ fn event_from_row(row: &Row) -> Result<Event, RepoError> {
         published_at: get(row, "published_at")?,
         ended_at: get(row, "ended_at")?,
         terms: get::<Option<String>>(row, "terms")?.map(|t| from_json("terms", &t)).transpose()?,
+        anonymize_time: get(row, "anonymize_time")?,
         version: get(row, "version")?,
     })
 }
@@ -147,6 +155,11 @@ fn job_from_row(row: &Row) -> Result<Job, RepoError> {
 
 /// The condition of events with work `due` (`$1` now, `$2` the end before which an auto-draw
 /// event is due), the order to take them in, and the first placeholder left free.
+///
+/// Anonymization is due `retention_days` after the end, or at `anonymize_not_before` once the
+/// scheduler learned of a later draw; an auto-draw event waits for its draw to be settled first
+/// (anonymizing before a pending draw would leave the draw nobody to contact). The retention is
+/// widened to BIGINT before the multiplication: 365 days in ms overflow PostgreSQL's INTEGER.
 fn due_condition(due: Due) -> (&'static str, &'static str, usize) {
     match due {
         Due::End => (
@@ -161,13 +174,20 @@ fn due_condition(due: Due) -> (&'static str, &'static str, usize) {
             "ended_at",
             3,
         ),
+        Due::Anonymize => (
+            "status = 'ENDED' AND anonymize_time IS NULL AND (NOT auto_draw OR auto_drawn_at IS NOT NULL) \
+             AND COALESCE(anonymize_not_before, ended_at + CAST(retention_days AS BIGINT) * 86400000) <= $1 \
+             AND (schedule_lease_until IS NULL OR schedule_lease_until <= $1)",
+            "ended_at",
+            2,
+        ),
     }
 }
 
 /// Binds the placeholders of [`due_condition`].
 fn bind_due(query: store::Query, due: Due, now: Millis) -> store::Query {
     match due {
-        Due::End => query.bind(now),
+        Due::End | Due::Anonymize => query.bind(now),
         Due::Draw { ended_before } => query.bind(now).bind(ended_before),
     }
 }
@@ -193,7 +213,13 @@ impl EventColumns {
     /// Binds the participant settings and the terms after every other value (`$24`… on insert,
     /// `$23`… on update).
     fn bind_participants(query: store::Query, e: &Event, terms: Option<String>) -> store::Query {
-        query.bind(e.spec.auto_draw).bind(e.spec.retention_days).bind(terms)
+        query
+            .bind(e.spec.auto_draw)
+            .bind(e.spec.retention_days)
+            .bind(terms)
+            .bind(e.spec.entry_rules.verify_phone)
+            .bind(e.spec.entry_rules.max_entries_per_address)
+            .bind(e.spec.claim_days)
     }
 
     /// Binds `$3` to `$17` (status … images_job_id) after the two leading values.
@@ -569,5 +595,34 @@ impl SqlEventRepository {
         .execute(self.store.primary())
         .await;
         Ok(self.ok(settled)? == 1)
+    }
+
+    /// Gives `worker`'s lease on event `id` up and records that its anonymization is not due
+    /// before `not_before` (participation reported a draw later than the end).
+    pub async fn defer_anonymize(&self, id: &str, worker: &str, not_before: Millis) -> Result<(), RepoError> {
+        self.record_anonymize(id, worker, "anonymize_not_before", not_before).await.map(drop)
+    }
+
+    /// Records that event `id`'s entries were anonymized at `now`, and releases `worker`'s lease.
+    /// `false` when the worker no longer held the lease or it was recorded already.
+    pub async fn settle_anonymize(&self, id: &str, worker: &str, now: Millis) -> Result<bool, RepoError> {
+        self.record_anonymize(id, worker, "anonymize_time", now).await
+    }
+
+    /// Sets `column` (one of the retention job's two, named by the callers above) of event `id`,
+    /// not anonymized yet, to `value` and releases `worker`'s lease, if it still holds it.
+    async fn record_anonymize(
+        &self,
+        id: &str,
+        worker: &str,
+        column: &'static str,
+        value: Millis,
+    ) -> Result<bool, RepoError> {
+        let sql = AssertSqlSafe(format!(
+            "UPDATE events SET {column} = $3, schedule_lease_owner = NULL, schedule_lease_until = NULL \
+             WHERE id = $1 AND schedule_lease_owner = $2 AND anonymize_time IS NULL"
+        ));
+        let recorded = store::query(sql).bind(id).bind(worker).bind(value).execute(self.store.primary()).await;
+        Ok(self.ok(recorded)? == 1)
     }
 }

@@ -4,9 +4,11 @@
 
 mod crud;
 mod ending;
+mod entry_rules;
 mod internal;
 mod jobs;
 mod public;
+mod retention;
 mod schedule;
 mod sqlite;
 mod support;

@@ -563,10 +563,13 @@ struct ParticipationState {
     empty: std::sync::Mutex<HashSet<String>>,
     count_calls: AtomicU64,
     counts_unavailable: AtomicBool,
+    /// AnonymizeEntries calls received (event ids, in order, failed ones included).
+    anonymizations: std::sync::Mutex<Vec<String>>,
+    anonymize_failures: std::sync::Mutex<Vec<Status>>,
 }
 
-/// A scriptable participation service: CloseEntries, DrawWinnersOnSchedule and CountEntries
-/// (counting calls); every other method is UNIMPLEMENTED.
+/// A scriptable participation service: CloseEntries, DrawWinnersOnSchedule, CountEntries
+/// (counting calls) and AnonymizeEntries; every other method is UNIMPLEMENTED.
 #[derive(Clone, Default)]
 pub struct FakeParticipation {
     state: Arc<ParticipationState>,
@@ -621,6 +624,26 @@ impl FakeParticipation {
     /// Makes `event_id` drawn (as the owner's DrawWinners would), now.
     pub fn record_draw(&self, event_id: &str) {
         locked(&self.state.drawn).insert(event_id.to_owned(), SystemClock.now_ms());
+    }
+
+    /// Makes `event_id` drawn at `at_ms` (a test about the retention moves a `ManualClock`).
+    pub fn record_draw_at(&self, event_id: &str, at_ms: i64) {
+        locked(&self.state.drawn).insert(event_id.to_owned(), at_ms);
+    }
+
+    /// The AnonymizeEntries calls received so far (event ids, failed calls included).
+    pub fn anonymizations(&self) -> Vec<String> {
+        locked(&self.state.anonymizations).clone()
+    }
+
+    /// The next AnonymizeEntries calls answer these statuses, one each, in order.
+    pub fn fail_anonymize_with(&self, statuses: Vec<Status>) {
+        *locked(&self.state.anonymize_failures) = statuses;
+    }
+
+    /// AnonymizeEntries failures not answered yet.
+    pub fn anonymize_failures_left(&self) -> usize {
+        locked(&self.state.anonymize_failures).len()
     }
 
     /// When `event_id` was drawn, if it was.
@@ -689,6 +712,20 @@ impl ParticipationService for FakeParticipation {
         let drawn_now = !drawn.contains_key(&event_id);
         drawn.entry(event_id).or_insert_with(|| SystemClock.now_ms());
         Ok(tonic::Response::new(participation_pb::DrawWinnersOnScheduleResponse { audit: None, drawn_now }))
+    }
+
+    async fn anonymize_entries(
+        &self,
+        request: Request<participation_pb::AnonymizeEntriesRequest>,
+    ) -> Result<tonic::Response<participation_pb::AnonymizeEntriesResponse>, Status> {
+        let r = request.into_inner();
+        locked(&self.state.anonymizations).push(r.event_id);
+        if let Some(status) = next_failure(&self.state.anonymize_failures) {
+            return Err(status);
+        }
+        // Every entry of the event, as the scheduler asks: none is left out by a create_before.
+        assert!(r.create_before.is_none(), "the retention job anonymizes every entry");
+        Ok(tonic::Response::new(participation_pb::AnonymizeEntriesResponse { anonymized_count: 3 }))
     }
 
     async fn count_entries(

@@ -25,6 +25,7 @@ mod client;
 mod config;
 mod error;
 mod metrics;
+pub mod ncp;
 
 pub use client::{
     Classifier, IDEMPOTENCY_KEY, ProviderClient, ProviderRequest, ProviderResponse, Verdict, default_verdict,

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 
+use crate::clock::{Clock, SystemClock};
 use crate::store::{self, Store, StoreError, Tx, duration_millis, millis};
 
 /// The consumer side of exactly-once effects.
@@ -90,11 +91,17 @@ impl Inbox {
         Ok(row.is_some())
     }
 
-    /// Forgets records older than `older_than` (which must exceed how long a message can still
-    /// be redelivered: the queue's dedupe window plus the outbox's worst-case delay). Returns how
-    /// many were removed.
+    /// Forgets records older than `older_than` by the system clock. A service with an injected
+    /// [`Clock`](crate::clock::Clock) calls [`Inbox::purge_at`] with `clock.now()` instead.
     pub async fn purge(store: &Store, older_than: Duration) -> Result<u64, StoreError> {
-        let cutoff = millis(SystemTime::now()).saturating_sub(duration_millis(older_than));
+        Inbox::purge_at(store, SystemClock.now(), older_than).await
+    }
+
+    /// Forgets records processed more than `older_than` before `now` (which must exceed how long
+    /// a message can still be redelivered: the queue's dedupe window plus the outbox's worst-case
+    /// delay). Returns how many were removed.
+    pub async fn purge_at(store: &Store, now: SystemTime, older_than: Duration) -> Result<u64, StoreError> {
+        let cutoff = millis(now).saturating_sub(duration_millis(older_than));
         let mut total = 0;
         for _ in 0..100 {
             let deleted = store::query(

@@ -2,11 +2,13 @@
 
 use kem_proto::kem::participation::v1 as pb;
 
-use crate::app::{EventCount, Winner};
+use crate::app::{Block, EventCount, Winner, WinnerNotice};
+use crate::domain::claim::ClaimState;
 use crate::domain::draw::DrawRecord;
 use crate::domain::entry::{Consent, Entry};
 use crate::domain::event::Millis;
 use crate::domain::receipt::ReceiptCode;
+use crate::infra::repository::ExportRow;
 
 /// A protobuf timestamp from epoch milliseconds.
 pub fn timestamp(ms: Millis) -> prost_types::Timestamp {
@@ -41,8 +43,8 @@ pub fn entry(e: &Entry) -> pb::Entry {
         source_channel: e.source_channel,
         create_time: Some(timestamp(e.created_at_ms)),
         anonymized: e.anonymized_at_ms.is_some(),
-        withdrawn: false,
-        blocked: false,
+        withdrawn: e.withdrawn_at_ms.is_some(),
+        blocked: e.blocked,
     }
 }
 
@@ -66,10 +68,42 @@ pub fn winner(w: &Winner) -> pb::Winner {
         phone: w.entry.phone_e164.clone().unwrap_or_default(),
         source_channel: w.entry.source_channel,
         draw_id: w.draw_id.clone(),
-        claim_state: pb::ClaimState::Unspecified.into(),
-        claim_deadline: None,
-        claim_time: None,
-        notifications: Vec::new(),
+        claim_state: claim_state(w),
+        claim_deadline: w.claim.as_ref().map(|c| timestamp(c.deadline_ms)),
+        claim_time: w.claim.as_ref().and_then(|c| c.claimed_at_ms).map(timestamp),
+        notifications: w.notices.iter().map(notification).collect(),
+    }
+}
+
+/// The contract's `ClaimState` number.
+pub fn state_number(state: ClaimState) -> i32 {
+    match state {
+        ClaimState::Unclaimed => pb::ClaimState::Unclaimed,
+        ClaimState::Claimed => pb::ClaimState::Claimed,
+        ClaimState::Expired => pb::ClaimState::Expired,
+        ClaimState::Redrawn => pb::ClaimState::Redrawn,
+    }
+    .into()
+}
+
+fn claim_state(w: &Winner) -> i32 {
+    w.claim.as_ref().map_or(pb::ClaimState::Unspecified.into(), |c| state_number(c.state))
+}
+
+/// A message telling a winner, as the owner sees it. The Kakao 알림톡 channel is not built (it
+/// needs the owner's own connected channel), so every notification is SMS.
+fn notification(n: &WinnerNotice) -> pb::WinnerNotification {
+    pb::WinnerNotification {
+        channel: n.channel,
+        state: n.state,
+        attempts: i32::try_from(n.attempts).unwrap_or(i32::MAX),
+        last_error: n.last_error.clone(),
+        update_time: Some(timestamp(n.updated_at_ms)),
+        provider: Some(kem_proto::kem::common::v1::ProviderInfo {
+            kind: n.provider.0,
+            name: n.provider.1.clone(),
+            ..Default::default()
+        }),
     }
 }
 
@@ -79,7 +113,7 @@ pub fn public_winner(w: &Winner) -> pb::PublicWinner {
         rank: i32::try_from(w.rank).unwrap_or(i32::MAX),
         masked_name: w.entry.masked_name(),
         masked_phone: w.entry.masked_phone(),
-        claim_state: pb::ClaimState::Unspecified.into(),
+        claim_state: claim_state(w),
     }
 }
 
@@ -132,6 +166,32 @@ pub fn event_count(c: &EventCount) -> pb::EventEntryCount {
             .collect(),
         last_entry_time: c.last_entry_ms.map(timestamp),
         draw_time: c.drawn_at_ms.map(timestamp),
+    }
+}
+
+/// A block as the owner sees it (masked phone; empty once anonymized).
+pub fn block(b: &Block) -> pb::Block {
+    pb::Block {
+        block_id: b.id.clone(),
+        event_id: b.event_id.clone(),
+        masked_phone: b.masked_phone.clone(),
+        reason: b.reason.clone(),
+        entry_id: b.entry_id.clone().unwrap_or_default(),
+        create_time: Some(timestamp(b.created_at_ms)),
+    }
+}
+
+/// An export audit record as published.
+pub fn export_record(r: &ExportRow) -> pb::ExportRecord {
+    pb::ExportRecord {
+        export_id: r.id.clone(),
+        event_id: r.event_id.clone(),
+        actor_id: r.actor_id.clone(),
+        client_address: r.client_address.clone(),
+        kind: r.kind,
+        revealed: r.revealed,
+        row_count: r.row_count,
+        create_time: Some(timestamp(r.created_at_ms)),
     }
 }
 

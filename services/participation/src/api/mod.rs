@@ -11,7 +11,7 @@ pub mod status;
 
 use std::sync::Arc;
 
-use kem_kit::runtime::owner_id;
+use kem_kit::runtime::{client_ip, owner_id};
 use kem_kit::validate::{IdShape, Text, Violation, Violations};
 use kem_proto::kem::participation::v1 as pb;
 use kem_proto::kem::participation::v1::participation_service_server::{
@@ -21,8 +21,11 @@ use tonic::{Request, Response, Status};
 
 pub use status::{DOMAIN, to_status};
 
-use crate::app::{DrawOutcome, DrawRequest, ParticipationCore, ParticipationError};
+use crate::app::{
+    BlockRequest, DrawOutcome, DrawRequest, ExportCaller, MAX_REASON_CHARS, ParticipationCore, ParticipationError,
+};
 use crate::domain::entry::{ConsentInput, EntryInput, RequestId};
+use crate::domain::export::ExportKind;
 use crate::domain::violation::{FieldViolation, Violations as FieldViolations};
 
 /// The participation service's gRPC API. Cheap to clone.
@@ -63,6 +66,12 @@ const ENTRY_ID: IdShape = IdShape::Uuid;
 const PAGE_TOKEN: IdShape = IdShape::Token { max: 512 };
 /// Characters only: the lengths of names and consent versions are the entry rules' to judge.
 const CHARACTERS: Text = Text::line(usize::MAX);
+/// Phones and codes a participant types: one short line (the rules then judge the shape).
+const SHORT_INPUT: Text = Text::line(64);
+/// Block ids are minted here as UUIDs.
+const BLOCK_ID: IdShape = IdShape::Uuid;
+/// A block's note: one line of at most 200 characters.
+const BLOCK_REASON: Text = Text::line(MAX_REASON_CHARS);
 
 /// The metadata the edge (`kem_gateway::edge::REQUEST_ID`) puts the call's request id in, on every
 /// call; the mesh's retries re-send it unchanged.
@@ -111,6 +120,7 @@ impl ParticipationService for ParticipationApi {
         // With the event and the phone, what makes a retried Enter answer with the entry its
         // first attempt stored (the contract declares Enter IDEMPOTENT on this).
         let request_id = request_id(&request);
+        let client = client_ip(&request);
         let r = request.into_inner();
         let version = |c: &Option<pb::Consent>| c.as_ref().map(|c| c.consent_text_version.clone()).unwrap_or_default();
         checked(
@@ -129,8 +139,9 @@ impl ParticipationService for ParticipationApi {
             marketing: r.marketing_consent.map(consent),
             source_channel: r.source_channel,
             age_14_or_older: r.age_14_or_older,
+            verification_code: r.verification_code,
         };
-        reply(self.core.enter(input, request_id).await.map(|e| convert::enter_response(&e)))
+        reply(self.core.enter(input, request_id, client).await.map(|e| convert::enter_response(&e)))
     }
 
     async fn list_participants(
@@ -185,8 +196,9 @@ impl ParticipationService for ParticipationApi {
         let current = self.core.list_winners(&owner, &request.get_ref().event_id).await;
         reply(current.map(|outcome| match outcome {
             Some(outcome) => {
+                let draws = outcome.draws.iter().map(convert::audit).collect();
                 let (winners, audit) = draw(outcome);
-                pb::ListWinnersResponse { winners, audit, draws: Vec::new() }
+                pb::ListWinnersResponse { winners, audit, draws }
             }
             None => pb::ListWinnersResponse::default(),
         }))
@@ -202,7 +214,7 @@ impl ParticipationService for ParticipationApi {
             Some(outcome) => pb::GetPublicWinnersResponse {
                 winners: outcome.winners.iter().map(convert::public_winner).collect(),
                 audit: Some(convert::audit(&outcome.record)),
-                draws: Vec::new(),
+                draws: outcome.draws.iter().map(convert::audit).collect(),
             },
             None => pb::GetPublicWinnersResponse::default(),
         }))
@@ -252,71 +264,161 @@ impl ParticipationService for ParticipationApi {
 
     async fn claim_prize(
         &self,
-        _request: Request<pb::ClaimPrizeRequest>,
+        request: Request<pb::ClaimPrizeRequest>,
     ) -> Result<Response<pb::ClaimPrizeResponse>, Status> {
-        Err(Status::unimplemented("claim_prize: contract landed, implementation in progress (#20)"))
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID).text("phone", &r.phone, SHORT_INPUT).text(
+            "claimCode",
+            &r.claim_code,
+            SHORT_INPUT,
+        ))?;
+        let claimed = self.core.claim_prize(&r.event_id, &r.phone, &r.claim_code).await;
+        reply(claimed.map(|c| pb::ClaimPrizeResponse {
+            rank: i32::try_from(c.rank).unwrap_or(i32::MAX),
+            masked_name: c.masked_name,
+            prize: Some(kem_proto::kem::common::v1::Prize {
+                name: c.prize_name,
+                description: String::new(),
+                winner_count: c.winner_count.and_then(|n| i32::try_from(n).ok()).unwrap_or_default(),
+                unit_value: c.prize_unit_value_krw.map(|amount_krw| kem_proto::kem::common::v1::Money { amount_krw }),
+            }),
+            claim_time: Some(convert::timestamp(c.claimed_at_ms)),
+        }))
     }
 
     async fn redraw_unclaimed(
         &self,
-        _request: Request<pb::RedrawUnclaimedRequest>,
+        request: Request<pb::RedrawUnclaimedRequest>,
     ) -> Result<Response<pb::RedrawUnclaimedResponse>, Status> {
-        Err(Status::unimplemented("redraw_unclaimed: contract landed, implementation in progress (#20)"))
+        let owner = owner_id(&request)?;
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID))?;
+        reply(self.core.redraw_unclaimed(&owner, &r.event_id, &r.seed).await.map(|outcome| {
+            let (winners, audit) = draw(outcome);
+            pb::RedrawUnclaimedResponse { winners, audit }
+        }))
     }
 
     async fn send_participant_code(
         &self,
-        _request: Request<pb::SendParticipantCodeRequest>,
+        request: Request<pb::SendParticipantCodeRequest>,
     ) -> Result<Response<pb::SendParticipantCodeResponse>, Status> {
-        Err(Status::unimplemented("send_participant_code: contract landed, implementation in progress (#20)"))
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID).text("phone", &r.phone, SHORT_INPUT))?;
+        reply(self.core.send_code(&r.event_id, &r.phone, r.purpose).await.map(|sent| pb::SendParticipantCodeResponse {
+            expire_time: Some(convert::timestamp(sent.expire_ms)),
+            resend_time: Some(convert::timestamp(sent.resend_ms)),
+        }))
     }
 
     async fn lookup_entry(
         &self,
-        _request: Request<pb::LookupEntryRequest>,
+        request: Request<pb::LookupEntryRequest>,
     ) -> Result<Response<pb::LookupEntryResponse>, Status> {
-        Err(Status::unimplemented("lookup_entry: contract landed, implementation in progress (#20)"))
+        let r = request.into_inner();
+        checked(
+            Violations::new()
+                .id("eventId", &r.event_id, EVENT_ID)
+                .text("receiptCode", &r.receipt_code, SHORT_INPUT)
+                .text("phone", &r.phone, SHORT_INPUT)
+                .text("code", &r.code, SHORT_INPUT),
+        )?;
+        let found = self.core.lookup_entry(&r.event_id, &r.receipt_code, &r.phone, &r.code).await;
+        reply(found.map(|s| pb::LookupEntryResponse {
+            entry: Some(convert::entry(&s.entry)),
+            standing: s.standing,
+            rank: s.won.as_ref().map_or(0, |(rank, _)| i32::try_from(*rank).unwrap_or(i32::MAX)),
+            claim_state: s.won.as_ref().map_or(0, |(_, c)| convert::state_number(c.state)),
+            claim_deadline: s.won.as_ref().map(|(_, c)| convert::timestamp(c.deadline_ms)),
+        }))
     }
 
     async fn withdraw_entry(
         &self,
-        _request: Request<pb::WithdrawEntryRequest>,
+        request: Request<pb::WithdrawEntryRequest>,
     ) -> Result<Response<pb::WithdrawEntryResponse>, Status> {
-        Err(Status::unimplemented("withdraw_entry: contract landed, implementation in progress (#20)"))
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID).text("phone", &r.phone, SHORT_INPUT).text(
+            "code",
+            &r.code,
+            SHORT_INPUT,
+        ))?;
+        let withdrawn = self.core.withdraw_entry(&r.event_id, &r.phone, &r.code).await;
+        reply(withdrawn.map(|ms| pb::WithdrawEntryResponse { withdraw_time: Some(convert::timestamp(ms)) }))
     }
 
     async fn export_participants(
         &self,
-        _request: Request<pb::ExportParticipantsRequest>,
+        request: Request<pb::ExportParticipantsRequest>,
     ) -> Result<Response<pb::ExportParticipantsResponse>, Status> {
-        Err(Status::unimplemented("export_participants: contract landed, implementation in progress (#20)"))
+        let owner = owner_id(&request)?;
+        let caller = ExportCaller { request_id: request_id(&request), client_address: client_ip(&request) };
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID))?;
+        let kind = ExportKind::from_number(r.kind);
+        let file = self.core.export(&owner, &r.event_id, kind, r.reveal, caller).await;
+        reply(file.map(|f| pb::ExportParticipantsResponse {
+            content_type: f.content_type.to_owned(),
+            data: f.data,
+            filename: f.filename,
+            export_id: f.export_id,
+        }))
     }
 
     async fn list_exports(
         &self,
-        _request: Request<pb::ListExportsRequest>,
+        request: Request<pb::ListExportsRequest>,
     ) -> Result<Response<pb::ListExportsResponse>, Status> {
-        Err(Status::unimplemented("list_exports: contract landed, implementation in progress (#20)"))
+        let owner = owner_id(&request)?;
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID).optional_id(
+            "pageToken",
+            &r.page_token,
+            PAGE_TOKEN,
+        ))?;
+        let page = self.core.list_exports(&owner, &r.event_id, r.page_size, &r.page_token).await;
+        reply(page.map(|p| pb::ListExportsResponse {
+            exports: p.exports.iter().map(convert::export_record).collect(),
+            next_page_token: p.next_page_token,
+        }))
     }
 
     async fn block_participant(
         &self,
-        _request: Request<pb::BlockParticipantRequest>,
+        request: Request<pb::BlockParticipantRequest>,
     ) -> Result<Response<pb::BlockParticipantResponse>, Status> {
-        Err(Status::unimplemented("block_participant: contract landed, implementation in progress (#20)"))
+        let owner = owner_id(&request)?;
+        let r = request.into_inner();
+        checked(
+            Violations::new()
+                .id("eventId", &r.event_id, EVENT_ID)
+                .text("phone", &r.phone, CHARACTERS)
+                .optional_id("entryId", &r.entry_id, ENTRY_ID)
+                .text("reason", &r.reason, BLOCK_REASON),
+        )?;
+        let request = BlockRequest { event_id: r.event_id, phone: r.phone, entry_id: r.entry_id, reason: r.reason };
+        let block = self.core.block(&owner, request).await;
+        reply(block.map(|b| pb::BlockParticipantResponse { block: Some(convert::block(&b)) }))
     }
 
     async fn list_blocks(
         &self,
-        _request: Request<pb::ListBlocksRequest>,
+        request: Request<pb::ListBlocksRequest>,
     ) -> Result<Response<pb::ListBlocksResponse>, Status> {
-        Err(Status::unimplemented("list_blocks: contract landed, implementation in progress (#20)"))
+        let owner = owner_id(&request)?;
+        checked(Violations::new().id("eventId", &request.get_ref().event_id, EVENT_ID))?;
+        let blocks = self.core.list_blocks(&owner, &request.get_ref().event_id).await;
+        reply(blocks.map(|b| pb::ListBlocksResponse { blocks: b.iter().map(convert::block).collect() }))
     }
 
     async fn unblock_participant(
         &self,
-        _request: Request<pb::UnblockParticipantRequest>,
+        request: Request<pb::UnblockParticipantRequest>,
     ) -> Result<Response<pb::UnblockParticipantResponse>, Status> {
-        Err(Status::unimplemented("unblock_participant: contract landed, implementation in progress (#20)"))
+        let owner = owner_id(&request)?;
+        let r = request.into_inner();
+        checked(Violations::new().id("eventId", &r.event_id, EVENT_ID).id("blockId", &r.block_id, BLOCK_ID))?;
+        let removed = self.core.unblock(&owner, &r.event_id, &r.block_id).await;
+        reply(removed.map(|()| pb::UnblockParticipantResponse {}))
     }
 }

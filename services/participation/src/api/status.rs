@@ -10,6 +10,7 @@ use tonic::Code;
 
 use crate::app::ParticipationError;
 use crate::domain::event::{Closed, EventStatus};
+use crate::domain::export::RevealRefusal;
 use crate::domain::violation::Concern;
 
 /// `ErrorInfo.domain` of every participation error.
@@ -52,6 +53,12 @@ fn not_open(closed: Closed) -> tonic::Status {
         "EVENT_NOT_OPEN",
         &[("why", closed.code().to_owned()), ("status", status_name.to_owned())],
     )
+}
+
+/// An epoch-millisecond time as RFC 3339 UTC (ErrorInfo metadata).
+fn rfc3339(ms: i64) -> String {
+    crate::domain::notice::civil(ms, false)
+        .map_or_else(String::new, |(y, mo, d, h, mi, s)| format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"))
 }
 
 /// The status a use-case error becomes.
@@ -114,12 +121,134 @@ pub fn to_status(error: ParticipationError) -> tonic::Status {
             "ALREADY_DRAWN",
             &[("draw_id", draw_id)],
         ),
+        ParticipationError::WithdrawAfterDraw => status(
+            Code::FailedPrecondition,
+            "이미 추첨이 끝나 응모를 취소할 수 없습니다. Winners were drawn: the entry can no longer be withdrawn.",
+            "ALREADY_DRAWN",
+            &[],
+        ),
+        ParticipationError::ClaimNotFound => status(
+            Code::NotFound,
+            "당첨 정보를 찾을 수 없습니다. No winner of this event has this phone and claim code.",
+            "CLAIM_NOT_FOUND",
+            &[],
+        ),
+        ParticipationError::ClaimExpired { deadline_ms } => status(
+            Code::FailedPrecondition,
+            "수령 기한이 지났습니다. The claim deadline has passed.",
+            "CLAIM_EXPIRED",
+            &[("deadline", rfc3339(deadline_ms))],
+        ),
+        ParticipationError::PrizeRedrawn => status(
+            Code::FailedPrecondition,
+            "수령 기한이 지나 경품이 다른 참여자에게 돌아갔습니다. The prize went to another participant.",
+            "PRIZE_REDRAWN",
+            &[],
+        ),
+        ParticipationError::TooManyAttempts { retry_after } => with_details(
+            Code::ResourceExhausted,
+            "잘못된 코드를 너무 많이 입력했습니다. Too many wrong codes; try again later.",
+            vec![info("TOO_MANY_ATTEMPTS", &[]), retry_info(retry_after)],
+        ),
+        ParticipationError::NotDrawn => {
+            status(Code::FailedPrecondition, "아직 추첨하지 않았습니다. No winners were drawn yet.", "NOT_DRAWN", &[])
+        }
+        ParticipationError::ClaimPeriodOpen { deadline_ms } => status(
+            Code::FailedPrecondition,
+            "아직 수령 기한이 남은 당첨자가 있습니다. A winner's claim deadline has not passed yet.",
+            "CLAIM_PERIOD_OPEN",
+            &[("deadline", rfc3339(deadline_ms))],
+        ),
+        ParticipationError::NothingToRedraw => status(
+            Code::FailedPrecondition,
+            "모든 당첨자가 경품을 수령했습니다. Every prize was claimed: nothing to redraw.",
+            "NOTHING_TO_REDRAW",
+            &[],
+        ),
+        ParticipationError::VerificationNotRequired => status(
+            Code::FailedPrecondition,
+            "이 이벤트는 휴대전화 인증이 필요하지 않습니다. The event does not verify phones.",
+            "VERIFICATION_NOT_REQUIRED",
+            &[],
+        ),
+        ParticipationError::CodeRateLimited { retry_after } => with_details(
+            Code::ResourceExhausted,
+            "인증번호를 너무 자주 요청했습니다. Codes are sent at most once a minute and five times a day.",
+            vec![info("CODE_RATE_LIMITED", &[]), retry_info(retry_after)],
+        ),
+        ParticipationError::VerificationRequired => with_details(
+            Code::InvalidArgument,
+            "휴대전화 인증번호가 필요합니다. The event verifies phones: send the one-time code.",
+            vec![
+                info("VERIFICATION_REQUIRED", &[]),
+                bad_request([(
+                    "verificationCode".to_owned(),
+                    "the one-time code sent to the phone is required".to_owned(),
+                )]),
+            ],
+        ),
+        ParticipationError::VerificationFailed => with_details(
+            Code::InvalidArgument,
+            "인증번호가 맞지 않거나 만료되었습니다. The one-time code is wrong or expired.",
+            vec![
+                info("VERIFICATION_FAILED", &[]),
+                bad_request([("verificationCode".to_owned(), "is wrong or expired".to_owned())]),
+            ],
+        ),
+        ParticipationError::EntryNotFound => {
+            status(Code::NotFound, "응모 내역을 찾을 수 없습니다. No entry matches.", "ENTRY_NOT_FOUND", &[])
+        }
+        ParticipationError::SmsUnavailable(cause) => {
+            tracing::warn!(%cause, "SMS provider unavailable for a one-time code");
+            retry_later("SMS_UNAVAILABLE", "The SMS provider cannot send now and no code was sent; retry shortly.")
+        }
         ParticipationError::EventActive => status(
             Code::FailedPrecondition,
             "The event is still published; its entries can be anonymized once it has ended.",
             "EVENT_ACTIVE",
             &[],
         ),
+        ParticipationError::PhoneBlocked => status(
+            Code::FailedPrecondition,
+            "응모할 수 없습니다. This phone number cannot enter the event.",
+            "BLOCKED",
+            &[],
+        ),
+        // No RetryInfo: the count only grows, so retrying never passes.
+        ParticipationError::AddressLimit { max } => status(
+            Code::ResourceExhausted,
+            &format!(
+                "이 네트워크에서 더 이상 응모할 수 없습니다. This network address already made the event's {max} entries."
+            ),
+            "ADDRESS_LIMIT",
+            &[("max_entries_per_address", max.to_string())],
+        ),
+        ParticipationError::RevealNotAllowed(why) => status(
+            Code::FailedPrecondition,
+            match why {
+                RevealRefusal::NotWinners => {
+                    "Full names and phones can be exported for winners only (kind EXPORT_KIND_WINNERS)."
+                }
+                RevealRefusal::NotDrawn => "Nothing was drawn yet: there are no winners to reveal.",
+                RevealRefusal::RetentionOver => {
+                    "The retention period is over: winners' full names and phones can no longer be exported."
+                }
+            },
+            "REVEAL_NOT_ALLOWED",
+            &[("why", why.code().to_owned())],
+        ),
+        ParticipationError::DataErased => status(
+            Code::FailedPrecondition,
+            "개인정보가 파기되었습니다. The personal data was anonymized (retention period over).",
+            "DATA_ERASED",
+            &[],
+        ),
+        ParticipationError::BlockEntryNotFound => {
+            status(Code::NotFound, "The event has no entry with this id.", "ENTRY_NOT_FOUND", &[])
+        }
+        ParticipationError::BlockNotFound => {
+            status(Code::NotFound, "The event has no block with this id.", "BLOCK_NOT_FOUND", &[])
+        }
         ParticipationError::EventServiceUnavailable(cause) => {
             tracing::warn!(cause = ?cause, "event service unavailable");
             retry_later(
@@ -213,6 +342,16 @@ mod tests {
             (ParticipationError::NoEntries, Code::FailedPrecondition, "NO_ENTRIES"),
             (ParticipationError::AlreadyDrawn { draw_id: "d".into() }, Code::AlreadyExists, "ALREADY_DRAWN"),
             (ParticipationError::EventActive, Code::FailedPrecondition, "EVENT_ACTIVE"),
+            (ParticipationError::PhoneBlocked, Code::FailedPrecondition, "BLOCKED"),
+            (ParticipationError::AddressLimit { max: 10 }, Code::ResourceExhausted, "ADDRESS_LIMIT"),
+            (
+                ParticipationError::RevealNotAllowed(RevealRefusal::NotWinners),
+                Code::FailedPrecondition,
+                "REVEAL_NOT_ALLOWED",
+            ),
+            (ParticipationError::DataErased, Code::FailedPrecondition, "DATA_ERASED"),
+            (ParticipationError::BlockEntryNotFound, Code::NotFound, "ENTRY_NOT_FOUND"),
+            (ParticipationError::BlockNotFound, Code::NotFound, "BLOCK_NOT_FOUND"),
             (ParticipationError::EventNotFound, Code::NotFound, "EVENT_NOT_FOUND"),
             (
                 ParticipationError::EventServiceUnavailable(LookupError::Unavailable(PeerFailure::Status(

@@ -8,6 +8,9 @@ use crate::domain::entry::Entry;
 use crate::domain::event::{EventFacts, EventStatus, Method};
 use crate::domain::violation::{FieldViolation, Violations};
 use crate::infra::messages;
+use crate::infra::repository::Retire;
+
+use super::claims::{WinnerClaim, WinnerNotice};
 
 /// Most entries one draw may exclude.
 pub const MAX_EXCLUSIONS: usize = 10_000;
@@ -36,6 +39,10 @@ pub struct Winner {
     pub draw_id: String,
     /// The winning entry (personal data decrypted, absent after anonymization).
     pub entry: Entry,
+    /// The claim (`None` only for a winner no longer current).
+    pub claim: Option<WinnerClaim>,
+    /// The messages telling the winner.
+    pub notices: Vec<WinnerNotice>,
 }
 
 /// A draw and its winners.
@@ -45,6 +52,8 @@ pub struct DrawOutcome {
     pub record: DrawRecord,
     /// Winners by rank.
     pub winners: Vec<Winner>,
+    /// Every draw of the event, oldest first (ListWinners, GetPublicWinners; empty otherwise).
+    pub draws: Vec<DrawRecord>,
 }
 
 /// What DrawWinnersOnSchedule did.
@@ -120,6 +129,15 @@ fn check(request: &DrawRequest) -> Result<Checked, Violations> {
     violations.into_result().map(|()| Checked { count, seed, excluded })
 }
 
+/// The owner's exclusions and the blocked entries, ascending and distinct (what the audit
+/// records).
+fn with_blocked(mut excluded: Vec<String>, blocked: Vec<String>) -> Vec<String> {
+    excluded.extend(blocked);
+    excluded.sort_unstable();
+    excluded.dedup();
+    excluded
+}
+
 impl ParticipationCore {
     /// DrawWinners: selects the winners of the owner's ENDED event and records the audit, in one
     /// transaction that also closes the event's entries and queues the analytics fact. The
@@ -133,8 +151,9 @@ impl ParticipationCore {
         let record = match self.draw(&event, &request, checked, if_drawn).await? {
             Drawn::New(record) | Drawn::Existing(record) => record,
         };
-        let winners = self.winners_of(&record.draw_id).await?;
-        Ok(DrawOutcome { record, winners })
+        let mut winners = self.winners_of(&record.draw_id).await?;
+        self.with_claims(&record.event_id, &mut winners).await?;
+        Ok(DrawOutcome { record, winners, draws: Vec::new() })
     }
 
     /// DrawWinnersOnSchedule (the event service's scheduler, for an owner who chose auto_draw):
@@ -184,7 +203,10 @@ impl ParticipationCore {
             }
         }
         let entries = session.entry_ids().await?;
-        let known: HashSet<&str> = entries.iter().map(String::as_str).collect();
+        // Blocked entries are not in `entries`; the owner may still name them, and the audit
+        // lists them with the exclusions, so it replays over all of the event's entries.
+        let blocked = session.blocked_entry_ids().await?;
+        let known: HashSet<&str> = entries.iter().chain(&blocked).map(String::as_str).collect();
         let unknown: Vec<&String> = checked.excluded.iter().filter(|x| !known.contains(x.as_str())).collect();
         if !unknown.is_empty() {
             let mut violations = Violations::default();
@@ -235,10 +257,13 @@ impl ParticipationCore {
             entry_snapshot_sha256: snapshot_sha256(&eligible),
             entry_count: i64::try_from(eligible.len()).unwrap_or(i64::MAX),
             winner_count: u32::try_from(winners.len()).unwrap_or(u32::MAX),
-            excluded_entry_ids: checked.excluded,
+            excluded_entry_ids: with_blocked(checked.excluded, blocked),
             drawn_at_ms: now,
             redraw_of: current.map(|c| c.draw_id),
         };
+        // The winners' claims and notices commit with the draw (the outbox of winner SMS).
+        let (claims, notices) = self.new_claims(&mut session, event, &record, &winners).await?;
+        session.add_claims(&claims, &notices, Retire::All, now).await?;
         session.record(&record, &winners, messages::draw_completed(event, &record), &self.repo).await?;
         tracing::info!(
             event_id = %event.id, draw_id = %record.draw_id, algorithm = %record.algorithm,
@@ -252,8 +277,9 @@ impl ParticipationCore {
     pub async fn list_winners(&self, owner: &str, event_id: &str) -> Result<Option<DrawOutcome>> {
         let event = self.owned_event(owner, event_id, false).await?;
         let Some(record) = self.repo.current_draw(&event.id).await? else { return Ok(None) };
-        let winners = self.winners_of(&record.draw_id).await?;
-        Ok(Some(DrawOutcome { record, winners }))
+        let winners = self.current_winners(&event.id).await?;
+        let draws = self.repo.draws_of(&event.id).await?;
+        Ok(Some(DrawOutcome { record, winners, draws }))
     }
 
     /// GetPublicWinners: the current draw of an event the public may see (PUBLISHED or ENDED;
@@ -262,9 +288,13 @@ impl ParticipationCore {
     pub async fn public_winners(&self, event_id: &str) -> Result<Option<DrawOutcome>> {
         let event = self.public_event(event_id).await?;
         let Some(mut record) = self.repo.current_draw(&event.id).await? else { return Ok(None) };
-        let winners = self.winners_of(&record.draw_id).await?;
+        let winners = self.current_winners(&event.id).await?;
         record.excluded_entry_ids.clear();
-        Ok(Some(DrawOutcome { record, winners }))
+        let mut draws = self.repo.draws_of(&event.id).await?;
+        for draw in &mut draws {
+            draw.excluded_entry_ids.clear();
+        }
+        Ok(Some(DrawOutcome { record, winners, draws }))
     }
 
     async fn winners_of(&self, draw_id: &str) -> Result<Vec<Winner>> {
@@ -272,7 +302,15 @@ impl ParticipationCore {
             .winners(draw_id)
             .await?
             .into_iter()
-            .map(|w| Ok(Winner { rank: w.rank, draw_id: draw_id.to_owned(), entry: self.decrypt(w.entry)? }))
+            .map(|w| {
+                Ok(Winner {
+                    rank: w.rank,
+                    draw_id: draw_id.to_owned(),
+                    entry: self.decrypt(w.entry)?,
+                    claim: None,
+                    notices: Vec::new(),
+                })
+            })
             .collect()
     }
 }

@@ -1,6 +1,7 @@
 //! Enter, CloseEntries, ListParticipants, CountEntries, AnonymizeEntries.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use kem_kit::queue::OutgoingMessage;
 
@@ -17,6 +18,16 @@ use crate::infra::repository::{ArrivalCursor, EntryAdmission, NewEntryRow};
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Largest page; bigger requests are coerced to it.
 pub const MAX_PAGE_SIZE: u32 = 500;
+/// The page size a listing asked for: the default for 0, at most [`MAX_PAGE_SIZE`];
+/// INVALID_ARGUMENT (`pageSize`) when negative.
+pub(super) fn checked_page_size(requested: i32) -> Result<u32> {
+    match u32::try_from(requested) {
+        Err(_) => Err(ParticipationError::field("pageSize", "must not be negative")),
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(n) => Ok(n.min(MAX_PAGE_SIZE)),
+    }
+}
+
 /// Most events one CountEntries call may ask about.
 pub const MAX_COUNT_EVENTS: usize = 100;
 /// Receipt codes drawn for one entry before giving up. With 2^50 codes, even an event with a
@@ -61,7 +72,16 @@ impl ParticipationCore {
     /// `request_id` stored it with exactly the same data — the mesh's retry of a call whose
     /// answer was lost with its connection. That check runs on the refusal paths only, so a new
     /// entry costs no extra round trip.
-    pub async fn enter(&self, input: EntryInput, request_id: Option<RequestId>) -> Result<Entry> {
+    ///
+    /// `client` is the participant's address as the edge saw it: counted against the event's
+    /// per-address limit when it has one (an entry without an address is not counted).
+    pub async fn enter(
+        &self,
+        mut input: EntryInput,
+        request_id: Option<RequestId>,
+        client: Option<IpAddr>,
+    ) -> Result<Entry> {
+        let verification_code = std::mem::take(&mut input.verification_code);
         let valid = input.validate()?;
         let now = self.clock.now_ms();
         let event = match self.open_event(&valid.event_id, now).await {
@@ -89,6 +109,12 @@ impl ParticipationCore {
                 )
             })?
             .map(|terms| terms.sha256.clone());
+        if event.entry_rules.verify_phone
+            && let Err(refusal) = self.verify_entry_code(&event.id, &valid.phone.e164(), &verification_code).await
+        {
+            // The retry of an entry that was stored consumed its code: it is answered by the entry.
+            return self.replay(&valid, &event.id, request_id.as_ref(), refusal).await;
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let phone = valid.phone.e164();
         let marketing = valid.marketing.as_ref().map(|c| (c.granted, c.text_version.clone()));
@@ -106,11 +132,18 @@ impl ParticipationCore {
             created_at_ms: now,
             request_id: request_id.as_ref().map(|r| r.as_str().to_owned()),
             receipt_code: String::new(),
+            address_quota: self.address_quota(&event, client),
         };
         let granted = marketing.as_ref().is_some_and(|(granted, _)| *granted);
         let message = messages::entry_recorded(&event, &id, valid.source_channel, granted, now);
         let refusal = match self.admit(&mut row, event.capacity(), message).await? {
             (EntryAdmission::Admitted, receipt) => {
+                if event.entry_rules.verify_phone
+                    && let Err(error) = self.consume_entry_code(&event.id, &phone).await
+                {
+                    // The entry is stored; the code expires within minutes anyway.
+                    tracing::warn!(event_id = %event.id, %error, "the entry's one-time code was not consumed");
+                }
                 tracing::info!(
                     event_id = %event.id, entry_id = %id, source_channel = valid.source_channel,
                     request_id = request_id.as_ref().map(RequestId::as_str), "entry recorded"
@@ -136,6 +169,9 @@ impl ParticipationCore {
                     created_at_ms: now,
                     anonymized_at_ms: None,
                     receipt_code: Some(receipt),
+                    // The insert checked the block list.
+                    blocked: false,
+                    withdrawn_at_ms: None,
                 });
             }
             (EntryAdmission::Duplicate, _) => ParticipationError::DuplicateEntry,
@@ -145,6 +181,12 @@ impl ParticipationCore {
                 return Err(ParticipationError::EventFull { capacity: event.capacity().unwrap_or_default() });
             }
             (EntryAdmission::Closed, _) => ParticipationError::EntriesClosed,
+            (EntryAdmission::Blocked, _) => ParticipationError::PhoneBlocked,
+            // Counted after the insert, so this submission's phone had no entry: nothing to replay.
+            (EntryAdmission::AddressLimit, _) => {
+                let max = event.entry_rules.max_entries_per_address.unwrap_or_default();
+                return Err(ParticipationError::AddressLimit { max });
+            }
             // The cached facts may still say PUBLISHED; the gate is what the event service closed
             // before EndEvent answered, so the participant hears what an ended event answers.
             (EntryAdmission::Ended, _) => ParticipationError::EventNotOpen(Closed::NotPublished(EventStatus::Ended)),
@@ -247,11 +289,7 @@ impl ParticipationCore {
         page_size: i32,
         page_token: &str,
     ) -> Result<ParticipantPage> {
-        let size = match u32::try_from(page_size) {
-            Err(_) => return Err(ParticipationError::field("pageSize", "must not be negative")),
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) => n.min(MAX_PAGE_SIZE),
-        };
+        let size = checked_page_size(page_size)?;
         let event = self.owned_event(owner, event_id, false).await?;
         let after = match page_token.trim() {
             "" => None,
@@ -324,6 +362,7 @@ impl ParticipationCore {
             return Err(ParticipationError::EventActive);
         }
         let erased = self.repo.anonymize(event_id, before_ms.unwrap_or(i64::MAX), self.clock.now_ms()).await?;
+        self.repo.erase_withdrawn_hashes(event_id, before_ms.unwrap_or(i64::MAX)).await?;
         tracing::info!(event_id, erased, "entries anonymized");
         Ok(erased)
     }

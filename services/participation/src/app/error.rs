@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::domain::event::{Closed, EventStatus};
+use crate::domain::export::RevealRefusal;
 use crate::domain::violation::{FieldViolation, Violations};
 use crate::infra::events::LookupError;
 use crate::infra::pii::PiiError;
@@ -48,9 +49,85 @@ pub enum ParticipationError {
         /// The current draw.
         draw_id: String,
     },
+    /// WithdrawEntry once winners were drawn.
+    #[error("winners were drawn: the entry can no longer be withdrawn")]
+    WithdrawAfterDraw,
+    /// ClaimPrize: no current winner of the event has this phone and code (whatever was wrong).
+    #[error("no winner of the event has this phone and claim code")]
+    ClaimNotFound,
+    /// ClaimPrize after the deadline.
+    #[error("the claim deadline passed")]
+    ClaimExpired {
+        /// The deadline (epoch ms).
+        deadline_ms: i64,
+    },
+    /// ClaimPrize of a prize RedrawUnclaimed gave to someone else.
+    #[error("the prize went to another participant")]
+    PrizeRedrawn,
+    /// Too many wrong codes (claim codes per phone and hour, or a one-time code's attempts).
+    #[error("too many wrong codes; retry after {retry_after:?}")]
+    TooManyAttempts {
+        /// When trying again can help.
+        retry_after: std::time::Duration,
+    },
+    /// RedrawUnclaimed before any draw.
+    #[error("no winners were drawn yet")]
+    NotDrawn,
+    /// RedrawUnclaimed while a claim deadline has not passed.
+    #[error("a claim deadline has not passed yet")]
+    ClaimPeriodOpen {
+        /// The latest open deadline (epoch ms).
+        deadline_ms: i64,
+    },
+    /// RedrawUnclaimed when every prize was claimed.
+    #[error("every prize was claimed")]
+    NothingToRedraw,
+    /// SendParticipantCode for ENTRY on an event that does not verify phones.
+    #[error("the event does not verify phones")]
+    VerificationNotRequired,
+    /// SendParticipantCode too soon after the last code, or too often in a day.
+    #[error("codes are sent at most once a minute and five times a day; retry after {retry_after:?}")]
+    CodeRateLimited {
+        /// When another code may be asked for.
+        retry_after: std::time::Duration,
+    },
+    /// Enter without the one-time code the event's entry rules require.
+    #[error("the event verifies phones: a one-time code is required")]
+    VerificationRequired,
+    /// Enter with a wrong or expired one-time code.
+    #[error("the one-time code is wrong or expired")]
+    VerificationFailed,
+    /// LookupEntry / WithdrawEntry: nothing matches (the same for a wrong code and a phone that
+    /// never entered).
+    #[error("no entry matches")]
+    EntryNotFound,
+    /// The SMS provider could not take a one-time code now (nothing was sent).
+    #[error("the SMS provider is unavailable")]
+    SmsUnavailable(#[source] crate::infra::sms::SmsError),
     /// The event is still PUBLISHED (anonymization).
     #[error("the event is still published")]
     EventActive,
+    /// The owner blocked this phone from the event (Enter).
+    #[error("this phone number is blocked from the event")]
+    PhoneBlocked,
+    /// The client address already made the event's most entries per address (Enter).
+    #[error("this address already made the event's {max} entries per address")]
+    AddressLimit {
+        /// The event's entry_rules.max_entries_per_address.
+        max: u32,
+    },
+    /// An export asked for full names and phones where they may not be shown.
+    #[error("full names and phones cannot be exported here ({})", .0.code())]
+    RevealNotAllowed(RevealRefusal),
+    /// The event's personal data was anonymized: nothing left to export or block.
+    #[error("the event's personal data was erased")]
+    DataErased,
+    /// BlockParticipant named an entry the event does not have.
+    #[error("the event has no such entry")]
+    BlockEntryNotFound,
+    /// UnblockParticipant named a block the event does not have.
+    #[error("the event has no such block")]
+    BlockNotFound,
     /// The event service cannot be reached (or answered with a transient error).
     #[error("event service unavailable")]
     EventServiceUnavailable(#[source] LookupError),

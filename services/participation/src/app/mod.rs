@@ -1,23 +1,35 @@
 //! The participation use cases, one file per group — entries (Enter, CloseEntries,
 //! ListParticipants, CountEntries, AnonymizeEntries) and draws (DrawWinners,
-//! DrawWinnersOnSchedule, ListWinners, GetPublicWinners) — plus page tokens and the
+//! DrawWinnersOnSchedule, ListWinners, GetPublicWinners), exports (ExportParticipants,
+//! ListExports: CSV files and their audit log) and blocks (BlockParticipant, ListBlocks,
+//! UnblockParticipant, and Enter's per-address quota) — plus page tokens and the
 //! [`ParticipationError`] they fail with. They combine the rules
 //! ([`domain`](crate::domain)) with the adapters of [`infra`](crate::infra): the event facts
 //! ([`events`](crate::infra::events)), personal-data protection ([`pii`](crate::infra::pii)) and
 //! the tables ([`repository`](crate::infra::repository)); they know nothing of gRPC.
 
+mod blocks;
+mod claims;
+mod codes;
 mod draws;
 mod entries;
 mod error;
+mod exports;
+mod notify;
 mod page;
 
 use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+pub use blocks::{Block, BlockRequest, MAX_REASON_CHARS};
+pub use claims::{CHANNEL_SMS, ClaimedPrize, WinnerClaim, WinnerNotice};
+pub use codes::{CodeSent, EntryStanding};
 pub use draws::{DrawOutcome, DrawRequest, ScheduledDraw, Winner};
 pub use entries::{EventCount, ParticipantPage};
 pub use error::ParticipationError;
+pub use exports::{ExportCaller, ExportFile, ExportPage};
+pub use notify::{NotifierSettings, NotifyReport};
 pub use page::PageTokens;
 
 use crate::domain::entry::{Consent, Entry};
@@ -27,6 +39,7 @@ use crate::infra::events::MeshEvents;
 use crate::infra::pii::PiiField;
 use crate::infra::pii::keys::PiiKeys;
 use crate::infra::repository::{Repository, StoredEntry};
+use crate::infra::sms::Sms;
 
 /// Result of a use case.
 pub type Result<T, E = ParticipationError> = std::result::Result<T, E>;
@@ -41,6 +54,8 @@ pub struct ParticipationCore {
     keys: Arc<PiiKeys>,
     pages: PageTokens,
     clock: Arc<dyn Clock>,
+    sms: Sms,
+    notifier: NotifierSettings,
 }
 
 impl std::fmt::Debug for ParticipationCore {
@@ -50,10 +65,23 @@ impl std::fmt::Debug for ParticipationCore {
 }
 
 impl ParticipationCore {
-    /// Over its repository, the event facts, the personal-data keys and a clock.
-    pub fn new(repo: Repository, events: MeshEvents, keys: Arc<PiiKeys>, clock: Arc<dyn Clock>) -> ParticipationCore {
+    /// Over its repository, the event facts, the personal-data keys and a clock; SMS go through
+    /// `sms`, winner notices as `notifier` says.
+    pub fn new(
+        repo: Repository,
+        events: MeshEvents,
+        keys: Arc<PiiKeys>,
+        clock: Arc<dyn Clock>,
+        sms: Sms,
+        notifier: NotifierSettings,
+    ) -> ParticipationCore {
         let pages = PageTokens::new(keys.page_tokens.clone());
-        ParticipationCore { repo, events, keys, pages, clock }
+        ParticipationCore { repo, events, keys, pages, clock, sms, notifier }
+    }
+
+    /// How the winner notifier runs.
+    pub fn notifier_settings(&self) -> NotifierSettings {
+        self.notifier
     }
 
     /// The repository (tests inspect the tables through it).
@@ -115,6 +143,8 @@ impl ParticipationCore {
             created_at_ms: stored.created_at_ms,
             anonymized_at_ms: stored.anonymized_at_ms,
             receipt_code,
+            blocked: stored.blocked,
+            withdrawn_at_ms: stored.withdrawn_at_ms,
         })
     }
 }

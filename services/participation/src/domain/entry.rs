@@ -36,6 +36,8 @@ pub struct EntryInput {
     /// The participant confirmed being 14 or older (required: under 14, entering needs a
     /// guardian's consent, which kem does not collect).
     pub age_14_or_older: bool,
+    /// The one-time code sent to the phone for ENTRY (checked when the event verifies phones).
+    pub verification_code: String,
 }
 
 impl std::fmt::Debug for EntryInput {
@@ -238,6 +240,10 @@ pub struct Entry {
     /// The participant's receipt (`None` for entries stored before receipts existed). Shown to
     /// the participant only, never to the owner.
     pub receipt_code: Option<ReceiptCode>,
+    /// Whether its phone is on the event's block list (it takes part in no later draw).
+    pub blocked: bool,
+    /// When the participant withdrew it (it takes part in no draw; name and phone are erased).
+    pub withdrawn_at_ms: Option<Millis>,
 }
 
 impl Entry {
@@ -281,6 +287,7 @@ mod tests {
             marketing: None,
             source_channel: 4,
             age_14_or_older: true,
+            verification_code: String::new(),
         }
     }
 
@@ -303,6 +310,7 @@ mod tests {
             marketing: Some(ConsentInput { granted: true, text_version: String::new() }),
             source_channel: 42,
             age_14_or_older: false,
+            verification_code: String::new(),
         };
         let violations = bad.validate().expect_err("invalid");
         let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
@@ -356,6 +364,8 @@ mod tests {
             created_at_ms: 7,
             anonymized_at_ms: None,
             receipt_code: None,
+            blocked: false,
+            withdrawn_at_ms: None,
         }
     }
 
@@ -410,6 +420,8 @@ mod tests {
             created_at_ms: 1,
             anonymized_at_ms: None,
             receipt_code: None,
+            blocked: false,
+            withdrawn_at_ms: None,
         };
         assert_eq!((entry.masked_name(), entry.masked_phone()), ("김*수".to_owned(), "010-****-5678".to_owned()));
         assert!(!format!("{entry:?}").contains("1234"));

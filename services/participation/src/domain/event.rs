@@ -105,6 +105,12 @@ pub struct EventFacts {
     /// Canonical absolute URL of the entry page (`<public base>/e/<id>`); empty when not said.
     #[serde(default)]
     pub entry_url: String,
+    /// The event's title, for messages to participants (winner notices).
+    #[serde(default)]
+    pub title: String,
+    /// The prize's name (ClaimPrize shows it to the winner).
+    #[serde(default)]
+    pub prize_name: String,
 }
 
 /// The event's entry rules (event `EntryRules`).
@@ -231,6 +237,8 @@ mod tests {
             retention_days: 0,
             store_name: String::new(),
             entry_url: String::new(),
+            title: String::new(),
+            prize_name: String::new(),
         }
     }
 

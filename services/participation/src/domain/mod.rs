@@ -3,10 +3,15 @@
 //! which terms they consent to), and the exact, reproducible winner-selection procedures with
 //! their audit records.
 
+pub mod address;
+pub mod claim;
 pub mod draw;
 pub mod entry;
 pub mod event;
+pub mod export;
 pub mod name;
+pub mod notice;
+pub mod otp;
 pub mod phone;
 pub mod receipt;
 pub mod violation;

@@ -71,6 +71,15 @@ impl MobileNumber {
         format!("+82{}", self.subscriber)
     }
 
+    /// The national form, e.g. `010-1234-5678` (`011-123-4567` for a 10-digit legacy number):
+    /// what an owner dials, in revealed winner exports.
+    pub fn national(&self) -> String {
+        let national = format!("0{}", self.subscriber);
+        let (prefix, rest) = national.split_at(3);
+        let (middle, last) = rest.split_at(rest.len() - 4);
+        format!("{prefix}-{middle}-{last}")
+    }
+
     /// The national form with the middle group masked and the last four digits kept, e.g.
     /// `010-****-5678` (`011-***-4567` for a 10-digit legacy number).
     pub fn masked(&self) -> String {

@@ -101,6 +101,8 @@ mod tests {
             retention_days: 0,
             store_name: String::new(),
             entry_url: String::new(),
+            title: String::new(),
+            prize_name: String::new(),
         }
     }
 

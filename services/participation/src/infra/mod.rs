@@ -5,8 +5,10 @@
 
 pub mod events;
 pub mod messages;
+pub mod notifier;
 pub mod pii;
 pub mod repository;
+pub mod sms;
 
 pub use events::{LookupError, MeshEvents, PeerFailure};
 pub use pii::keys::{KeySource, PiiKeyError, PiiKeys};

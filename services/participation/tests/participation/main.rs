@@ -3,15 +3,21 @@
 //! trait of the adapter `start_api` returns, and in `wire` through the service `start` returns
 //! served by a mesh role server.
 
+mod address_limit;
+mod blocks;
+mod claims;
+mod codes;
 mod concurrency;
 mod consent;
 mod counts;
 mod draws;
 mod ending;
 mod entries;
+mod exports;
 mod failover;
 mod idempotency;
 mod listing;
+mod notifications;
 mod privacy;
 mod public_winners;
 mod receipts;

@@ -75,6 +75,8 @@ pub fn message(event_id: &str, entry_id: &str) -> OutgoingMessage {
         retention_days: 0,
         store_name: String::new(),
         entry_url: String::new(),
+        title: String::new(),
+        prize_name: String::new(),
     };
     messages::entry_recorded(&facts, entry_id, 0, false, SystemClock.now_ms())
 }
@@ -94,6 +96,7 @@ pub fn row(event_id: &str, n: usize, receipt_code: &str) -> NewEntryRow {
         created_at_ms: SystemClock.now_ms(),
         request_id: None,
         receipt_code: receipt_code.to_owned(),
+        address_quota: None,
     }
 }
 

@@ -203,6 +203,15 @@ impl Harness {
         Harness::start(ctx, config, Backing::Postgres(Box::new(svc)), ca, participation, events, servers).await
     }
 
+    /// On PostgreSQL and Redis with `clock` as the service's clock (a `ManualClock` for claim
+    /// deadlines and code expiries).
+    pub async fn with_clock(config: ParticipationConfig, clock: Arc<dyn kem_kit::clock::Clock>) -> Harness {
+        let (ca, participation, events, servers, peers) = mesh().await;
+        let svc = TestService::with_peers("participation", peers).await;
+        let ctx = ServiceContext { clock, ..svc.ctx.clone() };
+        Harness::start(ctx, config, Backing::Postgres(Box::new(svc)), ca, participation, events, servers).await
+    }
+
     /// On embedded SQLite with the in-process cache, as `kem up` runs.
     pub async fn sqlite() -> Harness {
         let (ca, participation, events, servers, peers) = mesh().await;

@@ -12,9 +12,11 @@ mod session;
 pub mod verification;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use kem_kit::cache::CacheAside;
+/// Where "now" comes from: the kit's injected clock (a `ManualClock` in tests about time).
+pub use kem_kit::clock::Clock;
 use kem_kit::store::millis;
 
 pub use error::{REASON_BUSINESS_NUMBER, REASON_INVALID_FIELDS, UserError};
@@ -39,10 +41,12 @@ pub struct UserCore {
     hasher: PasswordHasher,
     owners: CacheAside,
     config: UserConfig,
+    clock: Arc<dyn Clock>,
 }
 
 impl UserCore {
-    /// Assembles the use cases.
+    /// Assembles the use cases, reading "now" from `clock` (sessions, throttle windows, token
+    /// issue times, purges; the verifier has its own handle on the same clock).
     pub fn new(
         repo: Repository,
         verifier: BusinessVerifier,
@@ -50,8 +54,14 @@ impl UserCore {
         hasher: PasswordHasher,
         owners: CacheAside,
         config: UserConfig,
+        clock: Arc<dyn Clock>,
     ) -> UserCore {
-        UserCore { repo, verifier, keys, hasher, owners, config }
+        UserCore { repo, verifier, keys, hasher, owners, config, clock }
+    }
+
+    /// Now, in milliseconds since the Unix epoch, from the injected clock.
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The signing key ring (rotation, published keys).
@@ -93,7 +103,7 @@ impl UserCore {
         if let Err(error) = self.keys.maintain().await {
             tracing::warn!(%error, "signing key maintenance failed; retrying next round");
         }
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let ago = |d: Duration| millis(now.checked_sub(d).unwrap_or(now));
         if let Err(error) = self.repo.purge_sessions(ago(Duration::from_secs(24 * 3600))).await {
             tracing::warn!(%error, "cannot purge expired refresh tokens");

@@ -1,8 +1,6 @@
 //! Owner profiles: GetMe, GetOwner (mesh-internal) and UpdateMe, read through the cache.
 
-use std::time::{Duration, SystemTime};
-
-use kem_kit::store::millis;
+use std::time::Duration;
 
 use super::{UserCore, UserError};
 use crate::app::ids::is_uuid;
@@ -113,7 +111,7 @@ impl UserCore {
             return Err(UserError::OwnerNotFound);
         }
         let key = owner_key(owner_id);
-        match self.repo.update_profile(owner_id, &changes, millis(SystemTime::now())).await? {
+        match self.repo.update_profile(owner_id, &changes, self.now_ms()).await? {
             ProfileUpdate::Updated => {}
             ProfileUpdate::OwnerGone => return Err(UserError::OwnerNotFound),
             ProfileUpdate::EmailTaken => return Err(UserError::EmailTaken),

@@ -1,9 +1,5 @@
 //! Register: validate everything locally, then NTS, then store.
 
-use std::time::SystemTime;
-
-use kem_kit::store::millis;
-
 use super::{UserCore, UserError};
 use crate::app::ids::uuid_v4;
 use crate::domain::{BusinessNumber, BusinessStatus, FieldViolation, NewOwner, Owner, email, password, phone, profile};
@@ -109,7 +105,7 @@ impl UserCore {
             return Err(UserError::BusinessNotActive { verification: Box::new(verification) });
         }
         let password_hash = self.hasher.hash(valid.password).await?;
-        let now = millis(SystemTime::now());
+        let now = self.now_ms();
         let owner = Owner {
             id: uuid_v4(),
             email: valid.email,

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use kem_kit::store::{from_millis, millis};
+use kem_kit::store::from_millis;
 
 use super::{UserCore, UserError, ms};
 use crate::infra::repository::{ListFrom, RevocationRow};
@@ -65,7 +65,7 @@ impl UserCore {
     /// ListRevocations from `cursor` (empty: every live revocation).
     pub async fn list_revocations(&self, cursor: &str) -> Result<RevocationPage, UserError> {
         let from = parse_cursor(cursor)?;
-        let now_ms = millis(SystemTime::now());
+        let now_ms = self.now_ms();
         let rows = self.repo.revocations(&from, now_ms, PAGE_SIZE).await?;
         let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= PAGE_SIZE;
         let next_cursor = match rows.last() {

@@ -2,10 +2,10 @@
 //! access-token revocation).
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use kem_kit::jwt::{refresh_token, refresh_token_hash};
-use kem_kit::store::{from_millis, millis};
+use kem_kit::store::from_millis;
 
 use super::{UserCore, UserError, ms};
 use crate::app::ids::uuid_v4;
@@ -79,7 +79,7 @@ impl UserCore {
         if self.hasher.needs_rehash(&stored_hash) {
             match self.hasher.hash(password).await {
                 Ok(hash) => {
-                    let now_ms = millis(SystemTime::now());
+                    let now_ms = self.now_ms();
                     if let Err(error) = self.repo.set_password_hash(&owner_id, &stored_hash, &hash, now_ms).await {
                         tracing::warn!(%error, "cannot store the re-hashed password");
                     }
@@ -132,7 +132,7 @@ impl UserCore {
         }
         self.attempt_succeeded(&email, &attempt).await;
         let hash = self.hasher.hash(new).await?;
-        let now_ms = millis(SystemTime::now());
+        let now_ms = self.now_ms();
         let changed =
             self.repo.change_password(owner_id, &stored_hash, &hash, now_ms, ms(self.revocation_ttl())).await?;
         let Some((revoked, cutoff_s)) = changed else {
@@ -153,7 +153,7 @@ impl UserCore {
     async fn admit_attempt(&self, email: &str, client: Option<IpAddr>) -> Result<Attempt, UserError> {
         let client = login_throttle::client_key(client);
         let policy = self.config.login;
-        let now_ms = millis(SystemTime::now());
+        let now_ms = self.now_ms();
         let admission = self
             .repo
             .update_login_throttle(email, &client, |address, account| {
@@ -182,7 +182,7 @@ impl UserCore {
         let reset = self
             .repo
             .update_login_throttle(email, &attempt.client, |_, account| {
-                ((), Some(login_throttle::succeeded(&policy, account, millis(SystemTime::now()))))
+                ((), Some(login_throttle::succeeded(&policy, account, self.now_ms())))
             })
             .await;
         if let Err(error) = reset {
@@ -196,7 +196,7 @@ impl UserCore {
         let session_id = uuid_v4();
         let (refresh, refresh_hash) = refresh_token();
         let refresh_ttl = self.config.tokens.refresh_ttl;
-        let now_ms = millis(SystemTime::now());
+        let now_ms = self.now_ms();
         let created = self
             .repo
             .create_session(owner_id, verified_hash, &session_id, &refresh_hash, now_ms, ms(refresh_ttl))
@@ -218,7 +218,7 @@ impl UserCore {
         if presented.len() > MAX_REFRESH_TOKEN_LEN {
             return Err(UserError::InvalidRefreshToken);
         }
-        let now_ms = millis(SystemTime::now());
+        let now_ms = self.now_ms();
         let (next, next_hash) = refresh_token();
         let refresh_ttl = self.config.tokens.refresh_ttl;
         let rotation = self
@@ -255,7 +255,7 @@ impl UserCore {
     /// quiet success, so the call is idempotent) or every session of the caller — with their
     /// access tokens, which the edge refuses within its revocation poll period.
     pub async fn logout(&self, owner_id: &str, refresh_token: &str, all_sessions: bool) -> Result<(), UserError> {
-        let now_ms = millis(SystemTime::now());
+        let now_ms = self.now_ms();
         let revocation_ttl = ms(self.revocation_ttl());
         if all_sessions {
             let (revoked, cutoff_s) = self.repo.revoke_all_sessions(owner_id, now_ms, revocation_ttl).await?;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use kem_kit::cache::CacheAside;
+use kem_kit::clock::Clock;
 use kem_kit::external::ProviderError;
 use kem_kit::store::millis;
 
@@ -54,12 +55,20 @@ pub struct BusinessVerifier {
     repo: Repository,
     cache: CacheAside,
     ttl: VerificationTtl,
+    clock: Arc<dyn Clock>,
 }
 
 impl BusinessVerifier {
-    /// A verifier asking `nts`, caching in `cache` (Redis) and `repo` (database).
-    pub fn new(nts: NtsProvider, repo: Repository, cache: CacheAside, ttl: VerificationTtl) -> BusinessVerifier {
-        BusinessVerifier { nts: Arc::new(nts), repo, cache, ttl }
+    /// A verifier asking `nts`, caching in `cache` (Redis) and `repo` (database), stamping and
+    /// expiring answers by `clock`.
+    pub fn new(
+        nts: NtsProvider,
+        repo: Repository,
+        cache: CacheAside,
+        ttl: VerificationTtl,
+        clock: Arc<dyn Clock>,
+    ) -> BusinessVerifier {
+        BusinessVerifier { nts: Arc::new(nts), repo, cache, ttl, clock }
     }
 
     /// The NTS provider.
@@ -93,7 +102,7 @@ impl BusinessVerifier {
                 .cache
                 .get_or_load(&key, self.ttl.hot, || async move { self.load(number, &loader_asked).await })
                 .await?;
-            if self.expired(&answer, SystemTime::now()) && !asked.load(Ordering::Relaxed) {
+            if self.expired(&answer, self.clock.now()) && !asked.load(Ordering::Relaxed) {
                 self.cache.invalidate(&key).await;
                 continue;
             }
@@ -107,14 +116,14 @@ impl BusinessVerifier {
 
     /// The database tier, then NTS.
     async fn load(&self, number: &BusinessNumber, asked: &AtomicBool) -> Result<Verification, VerifyError> {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         match self.repo.fresh_verification(number.as_str(), millis(now)).await {
             Ok(Some(stored)) if !self.expired(&stored, now) => return Ok(stored),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "verification cache table unavailable; asking NTS"),
         }
         asked.store(true, Ordering::Relaxed);
-        let answer = self.nts.lookup(number).await?;
+        let answer = self.nts.lookup(number, self.clock.now()).await?;
         let expires = answer
             .verified_at_ms
             .saturating_add(i64::try_from(self.ttl(answer.status).as_millis()).unwrap_or(i64::MAX));

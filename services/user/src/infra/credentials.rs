@@ -15,10 +15,13 @@ use crate::config::PasswordSettings;
 
 /// Why a password could not be hashed or checked (a defect or a resource problem, never a wrong
 /// password).
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum HashError {
     /// The configured parameters are out of argon2's range.
-    #[error("invalid argon2id parameters (m={memory_kib} KiB, t={iterations}, p={parallelism}): {reason}")]
+    #[error(
+        "invalid argon2id parameters (m={memory_kib} KiB, t={iterations}, p={parallelism}): {source}; \
+         set KEM_ARGON2_MEMORY_KIB and KEM_ARGON2_ITERATIONS within argon2's range"
+    )]
     Params {
         /// Memory.
         memory_kib: u32,
@@ -27,14 +30,23 @@ pub enum HashError {
         /// Lanes.
         parallelism: u32,
         /// argon2's complaint.
-        reason: String,
+        #[source]
+        source: argon2::Error,
     },
-    /// Hashing failed, or the blocking task was lost.
-    #[error("password hashing failed: {0}")]
-    Failed(String),
+    /// argon2 failed to hash (a salt or output it could not encode: a defect).
+    #[error("password hashing failed (nothing was stored): {0}")]
+    Failed(#[source] argon2::password_hash::Error),
+    /// The blocking hashing task panicked or was cancelled.
+    #[error("the password hashing task was lost: {0}")]
+    TaskLost(#[source] tokio::task::JoinError),
+    /// The hasher's concurrency limit was closed (the service is stopping).
+    #[error("the password hasher is closed (the service is stopping): {0}")]
+    Closed(#[source] tokio::sync::AcquireError),
     /// A stored hash is not a PHC string this service can read.
-    #[error("stored password hash is unreadable: {0}")]
-    Stored(String),
+    #[error(
+        "a stored password hash is unreadable (not an argon2 PHC string; check how the owners row was written): {0}"
+    )]
+    Stored(#[source] argon2::password_hash::Error),
 }
 
 /// Hashes and verifies passwords with the configured argon2id cost.
@@ -66,7 +78,7 @@ impl PasswordHasher {
                     memory_kib: settings.memory_kib,
                     iterations: settings.iterations,
                     parallelism: settings.parallelism,
-                    reason: e.to_string(),
+                    source: e,
                 }
             })?;
         let mut hasher = PasswordHasher {
@@ -90,11 +102,11 @@ impl PasswordHasher {
         self.blocking(move || {
             let mut salt = [0u8; 16];
             rand::rng().fill_bytes(&mut salt);
-            let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Failed(e.to_string()))?;
+            let salt = SaltString::encode_b64(&salt).map_err(HashError::Failed)?;
             Self::argon2(params)
                 .hash_password(password.as_bytes(), &salt)
                 .map(|hash| hash.to_string())
-                .map_err(|e| HashError::Failed(e.to_string()))
+                .map_err(HashError::Failed)
         })
         .await
     }
@@ -107,11 +119,11 @@ impl PasswordHasher {
         let params = self.params.clone();
         let matched = self
             .blocking(move || {
-                let parsed = PasswordHash::new(&hash).map_err(|e| HashError::Stored(e.to_string()))?;
+                let parsed = PasswordHash::new(&hash).map_err(HashError::Stored)?;
                 match Self::argon2(params).verify_password(password.as_bytes(), &parsed) {
                     Ok(()) => Ok(true),
                     Err(argon2::password_hash::Error::Password) => Ok(false),
-                    Err(e) => Err(HashError::Stored(e.to_string())),
+                    Err(e) => Err(HashError::Stored(e)),
                 }
             })
             .await?;
@@ -139,15 +151,14 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit =
-            self.permits.clone().acquire_owned().await.map_err(|_| HashError::Failed("hasher closed".to_owned()))?;
+        let permit = self.permits.clone().acquire_owned().await.map_err(HashError::Closed)?;
         tokio::task::spawn_blocking(move || {
             let result = work();
             drop(permit);
             result
         })
         .await
-        .map_err(|e| HashError::Failed(format!("hashing task failed: {e}")))?
+        .map_err(HashError::TaskLost)?
     }
 }
 
@@ -184,6 +195,10 @@ mod tests {
     #[tokio::test]
     async fn out_of_range_parameters_are_refused() {
         let bad = PasswordSettings { memory_kib: 1, ..PasswordSettings::TESTING };
-        assert!(matches!(PasswordHasher::new(bad).await, Err(HashError::Params { .. })));
+        let error = PasswordHasher::new(bad).await.expect_err("refused");
+        assert!(matches!(error, HashError::Params { .. }), "{error:?}");
+        let cause = std::error::Error::source(&error).expect("argon2's own error is kept as the source");
+        assert!(!cause.to_string().is_empty());
+        assert!(error.to_string().contains("KEM_ARGON2_MEMORY_KIB"), "tells the operator what to set: {error}");
     }
 }

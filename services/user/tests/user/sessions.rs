@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use kem_kit::clock::ManualClock;
 use kem_proto::kem::user::v1 as pb;
 use kem_proto::kem::user::v1::user_service_server::UserService;
 use kem_user::{LoginThrottle, UserConfig};
@@ -10,7 +11,11 @@ use tonic::{Code, Request};
 use crate::support::*;
 
 async fn signed_up(config: UserConfig) -> (Harness, String) {
-    let h = Harness::start(config).await;
+    signed_up_with(Harness::start(config).await).await
+}
+
+/// Registers the owner on a started harness.
+async fn signed_up_with(h: Harness) -> (Harness, String) {
     let owner = register(&h.api, "owner@example.com", ACTIVE).await;
     (h, owner.owner_id)
 }
@@ -60,7 +65,9 @@ async fn repeated_failures_lock_sign_in_across_replicas_until_the_lockout_ends()
         ..LoginThrottle::default()
     };
     let settings = UserConfig { login: throttle, ..config() };
-    let (h, _) = signed_up(settings.clone()).await;
+    // Starts at the real time: the tokens it stamps still verify against the system clock.
+    let clock = ManualClock::starting_now();
+    let (h, _) = signed_up_with(Harness::with_clock(settings.clone(), clock.clone()).await).await;
     for _ in 0..3 {
         let status = login(&h.api, "owner@example.com", "wrong-horse-7").await.expect_err("wrong");
         assert_eq!(reason(&status), "INVALID_CREDENTIALS");
@@ -80,8 +87,11 @@ async fn repeated_failures_lock_sign_in_across_replicas_until_the_lockout_ends()
     }
     assert_eq!(reason(&login(&h.api, "ghost@example.com", PASSWORD).await.expect_err("locked")), "TOO_MANY_ATTEMPTS");
 
-    // The 2 s lock stored in PostgreSQL must really pass: the user service reads the wall clock.
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // Not a millisecond before the 2 s lock stored in PostgreSQL has passed on the service's clock...
+    clock.advance(Duration::from_millis(1_999));
+    assert_eq!(reason(&login(&h.api, "owner@example.com", PASSWORD).await.expect_err("locked")), "TOO_MANY_ATTEMPTS");
+    // ...and then it has ended.
+    clock.advance(Duration::from_millis(101));
     login(&h.api, "owner@example.com", PASSWORD).await.expect("the lock has ended");
     h.cleanup().await;
 }
@@ -140,10 +150,11 @@ async fn unknown_empty_and_oversized_refresh_tokens_are_refused() {
 async fn expired_refresh_tokens_are_refused() {
     let mut settings = config();
     settings.tokens.refresh_ttl = Duration::from_millis(300);
-    let (h, _) = signed_up(settings).await;
+    let clock = ManualClock::starting_now();
+    let (h, _) = signed_up_with(Harness::with_clock(settings, clock.clone()).await).await;
     let pair = login(&h.api, "owner@example.com", PASSWORD).await.expect("login");
-    // The 300 ms token TTL stored in PostgreSQL must really pass: the user service reads the wall clock.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The 300 ms token TTL stored in PostgreSQL passes on the service's clock.
+    clock.advance(Duration::from_millis(400));
     let status = refresh(&h.api, &pair.refresh_token).await.expect_err("expired");
     assert_eq!(reason(&status), "INVALID_REFRESH_TOKEN");
     h.cleanup().await;

@@ -1,8 +1,10 @@
 //! What every user-service test builds on: a started service over a fresh PostgreSQL database
 //! and Redis prefix, request builders, and readers of `google.rpc` error details.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use kem_kit::clock::ManualClock;
 use kem_kit::jwt::{Jwk, Jwks, Verifier};
 use kem_kit::runtime::with_owner;
 use kem_kit::store::query;
@@ -42,7 +44,20 @@ pub struct Harness {
 impl Harness {
     /// Starts the service with `config`.
     pub async fn start(config: UserConfig) -> Harness {
-        let svc = TestService::new("user").await;
+        Harness::start_with(config, None).await
+    }
+
+    /// Starts the service with `config`, reading "now" from `clock` (its replicas too): a test
+    /// about time moves the clock instead of sleeping.
+    pub async fn with_clock(config: UserConfig, clock: ManualClock) -> Harness {
+        Harness::start_with(config, Some(clock)).await
+    }
+
+    async fn start_with(config: UserConfig, clock: Option<ManualClock>) -> Harness {
+        let mut svc = TestService::new("user").await;
+        if let Some(clock) = clock {
+            svc.ctx.clock = Arc::new(clock);
+        }
         wait_for_cache(&svc).await;
         let api = kem_user::start_api(svc.ctx.clone(), config).await.expect("the user service starts");
         Harness { svc, api }

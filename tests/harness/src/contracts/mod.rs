@@ -2,4 +2,6 @@
 //! the real clients are tested over HTTP — including error shapes, slowness and outages — and
 //! calls can be counted.
 
+pub mod instagram;
 pub mod nts;
+pub mod sens;

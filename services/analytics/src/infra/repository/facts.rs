@@ -1,5 +1,7 @@
 //! Applying one queue fact to the aggregates, inside the caller's (inbox) transaction.
 
+use std::sync::LazyLock;
+
 use kem_kit::store::{Tx, query};
 
 use super::{Repository, Result, Touched, col, encode_channels};
@@ -43,7 +45,9 @@ ON CONFLICT (event_id, channel, hour_start)
 DO UPDATE SET participants = analytics_hourly.participants + excluded.participants";
 
 /// Counts one delivery outcome; views and reach it reports replace older reports (by occur time).
-const COUNT_OUTCOME: &str = "\
+static COUNT_OUTCOME: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "\
 INSERT INTO analytics_channel_outcomes
     (event_id, channel, published, failed, attempts, last_failure, failure_code, reported_views, views_at,
      reported_reach, reach_at, source_kind, source_at, updated_at)
@@ -56,25 +60,27 @@ ON CONFLICT (event_id, channel) DO UPDATE SET
                         THEN excluded.last_failure ELSE analytics_channel_outcomes.last_failure END,
     failure_code = CASE WHEN excluded.published + excluded.failed > 0
                         THEN excluded.failure_code ELSE analytics_channel_outcomes.failure_code END,
-    source_kind = CASE WHEN excluded.source_at IS NOT NULL AND (analytics_channel_outcomes.source_at IS NULL
-                            OR analytics_channel_outcomes.source_at <= excluded.source_at)
-                       THEN excluded.source_kind ELSE analytics_channel_outcomes.source_kind END,
-    source_at = CASE WHEN excluded.source_at IS NOT NULL AND (analytics_channel_outcomes.source_at IS NULL
-                          OR analytics_channel_outcomes.source_at <= excluded.source_at)
-                     THEN excluded.source_at ELSE analytics_channel_outcomes.source_at END,
-    reported_views = CASE WHEN excluded.views_at IS NOT NULL AND (analytics_channel_outcomes.views_at IS NULL
-                               OR analytics_channel_outcomes.views_at <= excluded.views_at)
-                          THEN excluded.reported_views ELSE analytics_channel_outcomes.reported_views END,
-    views_at = CASE WHEN excluded.views_at IS NOT NULL AND (analytics_channel_outcomes.views_at IS NULL
-                         OR analytics_channel_outcomes.views_at <= excluded.views_at)
-                    THEN excluded.views_at ELSE analytics_channel_outcomes.views_at END,
-    reported_reach = CASE WHEN excluded.reach_at IS NOT NULL AND (analytics_channel_outcomes.reach_at IS NULL
-                               OR analytics_channel_outcomes.reach_at <= excluded.reach_at)
-                          THEN excluded.reported_reach ELSE analytics_channel_outcomes.reported_reach END,
-    reach_at = CASE WHEN excluded.reach_at IS NOT NULL AND (analytics_channel_outcomes.reach_at IS NULL
-                         OR analytics_channel_outcomes.reach_at <= excluded.reach_at)
-                    THEN excluded.reach_at ELSE analytics_channel_outcomes.reach_at END,
-    updated_at = excluded.updated_at";
+    {source},
+    {views},
+    {reach},
+    updated_at = excluded.updated_at",
+        source = latest_report_wins("source_kind", "source_at"),
+        views = latest_report_wins("reported_views", "views_at"),
+        reach = latest_report_wins("reported_reach", "reach_at"),
+    )
+});
+
+/// The `SET` of a reported `value` and the time it was observed (`at`): an incoming report
+/// replaces the stored one unless the stored one is more recent; a report without the value
+/// (`at` NULL) keeps it.
+fn latest_report_wins(value: &str, at: &str) -> String {
+    let table = "analytics_channel_outcomes";
+    let newer = format!("excluded.{at} IS NOT NULL AND ({table}.{at} IS NULL OR {table}.{at} <= excluded.{at})");
+    format!(
+        "{value} = CASE WHEN {newer} THEN excluded.{value} ELSE {table}.{value} END,\n    \
+         {at} = CASE WHEN {newer} THEN excluded.{at} ELSE {table}.{at} END"
+    )
+}
 
 /// Keeps the latest draw of the event (by occur time, then draw id): a redraw replaces the draw
 /// it redid, whatever order the two facts arrive in.
@@ -171,7 +177,7 @@ impl Repository {
             Delivery::Failed => (o.failure_reason.as_str(), o.failure_code.as_str()),
             Delivery::Published | Delivery::ReportOnly => ("", ""),
         };
-        query(COUNT_OUTCOME)
+        query(COUNT_OUTCOME.as_str())
             .bind(event_id)
             .bind(o.channel)
             .bind(published)
@@ -227,5 +233,28 @@ impl Repository {
         }
         // The owner's dashboard and the event's analytics lose the event.
         Ok(Touched::Changed { owner_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reported_value_and_its_time_move_together_to_the_latest_report() {
+        let views = latest_report_wins("reported_views", "views_at");
+        let newer = "excluded.views_at IS NOT NULL AND (analytics_channel_outcomes.views_at IS NULL \
+                     OR analytics_channel_outcomes.views_at <= excluded.views_at)";
+        assert_eq!(
+            views.split_whitespace().collect::<Vec<_>>().join(" "),
+            format!(
+                "reported_views = CASE WHEN {newer} THEN excluded.reported_views \
+                 ELSE analytics_channel_outcomes.reported_views END, \
+                 views_at = CASE WHEN {newer} THEN excluded.views_at ELSE analytics_channel_outcomes.views_at END"
+            )
+        );
+        for set in ["source_kind = CASE", "source_at = CASE", "reported_reach = CASE", "reach_at = CASE"] {
+            assert!(COUNT_OUTCOME.contains(set), "{set}");
+        }
     }
 }

@@ -152,17 +152,17 @@ fn classify(response: &ProviderResponse) -> Option<Verdict> {
     })
 }
 
-fn blob_error(error: ProviderError) -> BlobError {
+fn blob_error(doing: String, error: ProviderError) -> BlobError {
     if error.is_transient() || matches!(error, ProviderError::BreakerOpen { .. }) {
-        BlobError::Unavailable(error.to_string())
+        BlobError::unavailable(doing, error)
     } else {
-        BlobError::Failed(error.to_string())
+        BlobError::failed(doing, error)
     }
 }
 
 fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), BlobError> {
-    let value = HeaderValue::from_str(value)
-        .map_err(|_| BlobError::Failed(format!("{name} value {value:?} is not a valid header")))?;
+    let value =
+        HeaderValue::from_str(value).map_err(|e| BlobError::failed(format!("header {name} value {value:?}"), e))?;
     Ok((HeaderName::from_static(name), value))
 }
 
@@ -240,9 +240,9 @@ impl AzureBlobStore {
         let mut headers = Vec::new();
         for (name, value) in &ms {
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| BlobError::Failed(format!("{name} is not a valid header name")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| BlobError::Failed(format!("{name} value is not a valid header")))?;
+                .map_err(|e| BlobError::failed(format!("header name {name}"), e))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|e| BlobError::failed(format!("header {name} value"), e))?;
             headers.push((name, value));
         }
         for (name, value) in standard {
@@ -269,12 +269,12 @@ impl BlobStore for AzureBlobStore {
         let headers =
             self.signed("PUT", &relative, standard, bytes.len(), vec![("x-ms-blob-type", "BlockBlob".to_owned())])?;
         let content_type = HeaderValue::from_str(content_type)
-            .map_err(|_| BlobError::Failed(format!("content type {content_type:?} is not a valid header")))?;
+            .map_err(|e| BlobError::failed(format!("content type {content_type:?}"), e))?;
         let mut request = self.client.request(Method::PUT, &relative).body(bytes, content_type).classify(classify);
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        request.send().await.map(drop).map_err(blob_error)
+        request.send().await.map(drop).map_err(|e| blob_error(format!("write {relative}"), e))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
@@ -284,7 +284,7 @@ impl BlobStore for AzureBlobStore {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        let response = request.send().await.map_err(blob_error)?;
+        let response = request.send().await.map_err(|e| blob_error(format!("read {relative}"), e))?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }

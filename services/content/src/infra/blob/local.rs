@@ -32,18 +32,20 @@ impl LocalBlobStore {
         let relative = Path::new(key);
         let plain = !key.is_empty() && relative.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain {
-            return Err(BlobError::Failed(format!("blob key {key:?} is not a plain relative path")));
+            return Err(BlobError::BadKey(key.to_owned()));
         }
         Ok(self.root.join(relative))
     }
 }
 
 fn io_error(action: &str, path: &Path, error: std::io::Error) -> BlobError {
-    let message = format!("cannot {action} {}: {error}", path.display());
+    let doing = format!("{action} {}", path.display());
     match error.kind() {
         // A full disk or a busy file may pass; a permission problem will not.
-        ErrorKind::PermissionDenied | ErrorKind::InvalidInput | ErrorKind::InvalidData => BlobError::Failed(message),
-        _ => BlobError::Unavailable(message),
+        ErrorKind::PermissionDenied | ErrorKind::InvalidInput | ErrorKind::InvalidData => {
+            BlobError::failed(doing, error)
+        }
+        _ => BlobError::unavailable(doing, error),
     }
 }
 
@@ -96,10 +98,10 @@ mod tests {
     async fn writes_are_atomic_and_keys_stay_inside_the_root() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = LocalBlobStore::new(dir.path().join("blobs"));
-        assert_eq!(store.get("images/ab/x.png").await, Ok(None));
+        assert_eq!(store.get("images/ab/x.png").await.expect("get"), None);
         store.put("images/ab/x.png", Bytes::from_static(b"png"), "image/png").await.expect("put");
         store.put("images/ab/x.png", Bytes::from_static(b"png"), "image/png").await.expect("put again");
-        assert_eq!(store.get("images/ab/x.png").await, Ok(Some(Bytes::from_static(b"png"))));
+        assert_eq!(store.get("images/ab/x.png").await.expect("get"), Some(Bytes::from_static(b"png")));
         let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("blobs/images/ab"))
             .expect("dir")
             .filter_map(Result::ok)
@@ -107,7 +109,7 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "no temporary file is left behind");
         for bad in ["../escape.png", "/etc/passwd", "", "images/../../x"] {
-            assert!(matches!(store.get(bad).await, Err(BlobError::Failed(_))), "{bad}");
+            assert!(matches!(store.get(bad).await, Err(BlobError::BadKey(_))), "{bad}");
         }
     }
 }

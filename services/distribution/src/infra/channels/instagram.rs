@@ -8,6 +8,12 @@
 //! is never published again. Quota: `content_publishing_limit` is read before each new post
 //! (`quota_total` is never hard-coded) and an exhausted quota — or publish error 9/2207042 —
 //! queues the delivery (QUEUED_RATE_LIMITED), it never fails it.
+//!
+//! The entry link is the caption's last line (`참여하기 👉 <url>`, after the hashtags, never cut).
+//! Limitation: Instagram does not make URLs in captions clickable — only the profile's link and a
+//! Story's link sticker are, and the content publishing API sets neither — so a reader has to
+//! copy the URL; it is still the channel's own link, so entries through it are attributed to
+//! Instagram.
 
 use std::time::Duration;
 

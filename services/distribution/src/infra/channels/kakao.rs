@@ -9,10 +9,15 @@
 //!
 //! Recipients: the store's own phone (the owner profile). Broadcasting to the Kakao channel's
 //! friends needs their phone numbers, which no kem contract carries yet.
+//!
+//! The entry link: 친구톡 allows up to five buttons per message; the message gets one web-link
+//! button (`{"type":"WL","name":"참여하기","linkMobile":<url>,"linkPc":<url>}`), and the URL is the
+//! text's last line too (KakaoTalk links URLs in text, and a client that shows no buttons, e.g. a
+//! notification preview, still shows it). A button name is at most 14 characters, and a WL link
+//! must be an absolute http(s) URL (which [`crate::domain::job::checked_entry_url`] ensures).
 
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use kem_kit::Secret;
 use kem_kit::external::{
     ProviderClient, ProviderConfig, ProviderConfigError, ProviderError, ProviderResponse, Verdict,
@@ -22,7 +27,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::{ChannelClient, CodeSlot, Step, outcome_of_unrepeatable, send_while_refused};
-use crate::domain::text::{domestic_phone, kakao_quiet_until, kakao_text};
+use crate::domain::text::{ENTRY_LINK_LABEL, domestic_phone, kakao_quiet_until, kakao_text};
 use crate::domain::{Channel, ErrorReason, Failure, ProviderLabel, StepOutcome};
 
 /// Provider name.
@@ -71,6 +76,29 @@ struct Message<'a> {
     country_code: &'a str,
     to: String,
     content: String,
+    /// The entry link's button; the field is left out of a message without one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    buttons: Vec<Button<'a>>,
+}
+
+/// A 친구톡 button; only web links (`WL`) are sent.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Button<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'static str,
+    link_mobile: &'a str,
+    link_pc: &'a str,
+}
+
+/// The web-link button to the entry page, none without a link.
+fn entry_buttons(entry_url: &str) -> Vec<Button<'_>> {
+    let url = entry_url.trim();
+    if url.is_empty() {
+        return Vec::new();
+    }
+    vec![Button { kind: "WL", name: ENTRY_LINK_LABEL, link_mobile: url, link_pc: url }]
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,12 +121,8 @@ struct MessageResult {
     request_status_desc: String,
 }
 
-/// The API Gateway signature v2 of a request.
-pub fn signature(secret: &str, method: &str, path_and_query: &str, timestamp_ms: i64, access_key: &str) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let message = format!("{method} {path_and_query}\n{timestamp_ms}\n{access_key}");
-    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, message.as_bytes()).as_ref())
-}
+/// The API Gateway signature v2 of a request (the kit's, shared by every NAVER Cloud client).
+pub use kem_kit::external::ncp::signature;
 
 /// Remembers SENS's error code: `{"error":{"errorCode",…}}` (gateway) or `{"status",…}`.
 fn classify(response: &ProviderResponse, slot: &CodeSlot) -> Option<Verdict> {
@@ -224,6 +248,7 @@ impl ChannelClient for SensKakao {
                 country_code: "82",
                 to,
                 content: kakao_text(step.job, step.copy),
+                buttons: entry_buttons(&step.copy.entry_url),
             }],
         };
         let path = format!("friendtalk/v2/services/{}/messages", self.settings.service_id);
@@ -261,25 +286,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signatures_follow_the_api_gateway_v2_recipe() {
-        // HMAC-SHA256("secret", "POST /x\n1\nAK") in Base64, computed independently.
-        let expected = {
-            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret");
-            base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, b"POST /x\n1\nAK").as_ref())
-        };
-        assert_eq!(signature("secret", "POST", "/x", 1, "AK"), expected);
-        assert_ne!(signature("secret", "POST", "/x", 2, "AK"), expected, "the timestamp is signed");
-    }
-
-    #[test]
     fn requests_use_the_sens_field_names() {
         let body = SendRequest {
             plus_friend_id: "@kem",
-            messages: vec![Message { is_ad: true, country_code: "82", to: "01012345678".into(), content: "hi".into() }],
+            messages: vec![Message {
+                is_ad: true,
+                country_code: "82",
+                to: "01012345678".into(),
+                content: "hi".into(),
+                buttons: entry_buttons("https://kem.example/e/1?ch=kakao_channel&a=\"b\""),
+            }],
         };
         let json = serde_json::to_value(&body).expect("json");
         assert_eq!(json["plusFriendId"], "@kem");
         assert_eq!(json["messages"][0]["isAd"], true);
         assert_eq!(json["messages"][0]["countryCode"], "82");
+        assert_eq!(
+            json["messages"][0]["buttons"],
+            serde_json::json!([{"type": "WL", "name": "참여하기",
+                "linkMobile": "https://kem.example/e/1?ch=kakao_channel&a=\"b\"",
+                "linkPc": "https://kem.example/e/1?ch=kakao_channel&a=\"b\""}])
+        );
+        let text = serde_json::to_string(&body).expect("json");
+        assert!(text.contains(r#"a=\"b\""#), "quotes are JSON-escaped: {text}");
+        let plain = Message {
+            is_ad: false,
+            country_code: "82",
+            to: "0".into(),
+            content: "x".into(),
+            buttons: entry_buttons(" "),
+        };
+        assert!(serde_json::to_value(&plain).expect("json").get("buttons").is_none(), "no link, no buttons");
     }
 }

@@ -12,6 +12,25 @@
 //!
 //! The built-in stand-ins `kem up` uses without credentials are in [`crate::infra::local`].
 //!
+//! # The entry link in every post
+//!
+//! Every post carries its channel's entry link (`ChannelDelivery.entry_url`,
+//! `<public base>/e/<event>?ch=<channel>`, so an entry made through the post is attributed to the
+//! channel) where the platform lets a post carry one. A job from a publisher older than that field
+//! has none: the link is then built the same way from distribution's own `KEM_PUBLIC_BASE_URL`
+//! ([`entry_url`]); a link that is not a plain absolute web URL is dropped the same way
+//! ([`crate::domain::job::checked_entry_url`]). What each platform allows:
+//!
+//! | channel | where the link goes | clickable |
+//! |---|---|---|
+//! | Instagram | the last line of the caption (`참여하기 👉 <url>`) | no: Instagram never links caption URLs (only the profile's link and Stories link stickers are clickable, and the content publishing API sets neither), so the URL is there to be copied |
+//! | Kakao Channel 친구톡 | a web-link button (`buttons: [{"type":"WL","name":"참여하기","linkMobile","linkPc"}]`) and the URL as the message's last line | yes (button; KakaoTalk also links URLs in text) |
+//! | Naver Cafe / Blog | an `<a href>` paragraph with the URL as its visible text (HTML-escaped) | yes |
+//! | 우리동네TV, 링고비즈, 지니TV | nowhere: `partner/v1`'s job has no landing-URL field (a TV spot or a ring-back greeting cannot be clicked) | — |
+//!
+//! Bodies are built with serde (JSON escaping) or [`crate::domain::text::escape`] (HTML), never by
+//! pasting strings together.
+//!
 //! A client advances a delivery by one [`Step`] and reports a [`StepOutcome`]; the use case turns
 //! that into the delivery's next state. Clients never touch the database, except to save the
 //! provider-side handle of work in progress through [`Progress`].
@@ -298,6 +317,15 @@ pub fn image_url(public_base_url: &str, image_id: &str) -> Option<String> {
         .then(|| format!("{}/api/v1/images/{}/content", public_base_url.trim_end_matches('/'), form_encode(id)))
 }
 
+/// A channel's entry link built by distribution itself, for a job whose publisher sent none:
+/// `<public base URL>/e/<event_id>?ch=<channel slug>` (the event service's public view builds the
+/// same), or `None` when no public base URL is configured (the post then carries no link).
+pub fn entry_url(public_base_url: &str, event_id: &str, channel: Channel) -> Option<String> {
+    let base = public_base_url.trim().trim_end_matches('/');
+    let id = event_id.trim();
+    (!base.is_empty() && !id.is_empty()).then(|| format!("{base}/e/{}?ch={}", form_encode(id), channel.slug()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -322,6 +350,16 @@ mod tests {
             Some("https://kem.example/api/v1/images/img+1/content")
         );
         assert_eq!(image_url("https://kem.example", " "), None);
+    }
+
+    #[test]
+    fn entry_links_are_built_like_the_event_service_builds_them() {
+        assert_eq!(
+            entry_url("https://kem.example/", "3c5d2b1a-0000-4000-8000-000000000000", Channel::KakaoChannel).as_deref(),
+            Some("https://kem.example/e/3c5d2b1a-0000-4000-8000-000000000000?ch=kakao_channel")
+        );
+        assert_eq!(entry_url("", "e-1", Channel::Instagram), None, "no public base URL: no link");
+        assert_eq!(entry_url("https://kem.example", " ", Channel::Instagram), None);
     }
 
     #[test]

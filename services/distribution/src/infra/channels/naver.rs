@@ -8,6 +8,11 @@
 //! The Cafe API wants `subject` and `content` URL-encoded inside the form (Naver's samples encode
 //! UTF-8 first, then the form): both are encoded twice. A post is not idempotent, so it is
 //! repeated only when Naver answered with an error, never after a timeout.
+//!
+//! The entry link: the article (blog or cafe; both take HTML) has a paragraph
+//! `<strong>참여하기</strong>: <a href="<url>"><url></a>`, the URL HTML-escaped in the attribute and
+//! the text alike, so it is clickable and visible when the owner pastes the article into the blog
+//! editor.
 
 use std::time::Duration;
 

@@ -10,6 +10,12 @@
 //! A delivery is PUBLISHED once the partner has booked the campaign (SCHEDULED, LIVE or
 //! COMPLETED); review steps (QUEUED, IN_REVIEW, APPROVED) keep it SENDING with the partner's
 //! status shown; REJECTED, FAILED and CANCELED fail it.
+//!
+//! No entry link: `partner/v1`'s job (PROVIDERS.md §7) has no field for a landing URL — the
+//! creative is a video, image slides, audio or TTS aired on TV or as a ring-back greeting, which
+//! cannot be clicked — so the channel's `entry_url` is not sent. A QR code or a spoken short link
+//! would have to be part of the creative itself (the content service's image), or the contract
+//! would need a new field; until then no entry is attributed to these channels by its link.
 
 use std::time::Duration;
 

@@ -4,7 +4,8 @@
 
 pub mod cafe;
 pub mod events;
-pub mod instagram;
+/// The Instagram Graph contract server, shared with the end-to-end tests.
+pub use kem_testkit::contracts::instagram;
 pub mod partner;
 pub mod sens;
 pub mod user;

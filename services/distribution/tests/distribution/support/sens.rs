@@ -2,7 +2,8 @@
 //! with the API Gateway headers `x-ncp-apigw-timestamp` (within 5 minutes), `x-ncp-iam-access-key`
 //! and `x-ncp-apigw-signature-v2` (HMAC-SHA256 of `"POST <path>\n<timestamp>\n<access key>"`,
 //! Base64) — a bad signature is 401 with the gateway's `{"error":{"errorCode","message","details"}}`
-//! — and the JSON body `{"plusFriendId","messages":[{"to","content",…}]}`; answers 202
+//! — and the JSON body `{"plusFriendId","messages":[{"to","content","buttons"?,…}]}` (buttons as
+//! SENS checks them); answers 202
 //! `{"requestId","requestTime","statusCode":"202","statusName":"success","messages":[{…,"requestStatusCode":"A000"}]}`.
 //! Scriptable: the next N requests fail with 500, or every request hangs. Counts requests.
 
@@ -42,6 +43,29 @@ type Shared = Arc<Mutex<SensState>>;
 
 fn gateway_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(json!({"error": {"errorCode": code, "message": message, "details": message}}))).into_response()
+}
+
+/// 친구톡 buttons as SENS checks them: optional, at most five, each with a type and a name of
+/// 1-14 characters; a web link (`WL`) needs an absolute http(s) `linkMobile` (`linkPc` optional,
+/// the same form).
+fn buttons_valid(buttons: &Value) -> bool {
+    let web = |v: &Value| v.as_str().is_some_and(|u| u.starts_with("https://") || u.starts_with("http://"));
+    match buttons {
+        Value::Null => true,
+        Value::Array(list) => {
+            list.len() <= 5
+                && list.iter().all(|b| {
+                    let named = b["name"].as_str().is_some_and(|n| !n.is_empty() && n.chars().count() <= 14);
+                    let linked = match b["type"].as_str() {
+                        Some("WL") => web(&b["linkMobile"]) && (b["linkPc"].is_null() || web(&b["linkPc"])),
+                        Some(_) => true,
+                        None => false,
+                    };
+                    named && linked
+                })
+        }
+        _ => false,
+    }
 }
 
 async fn send(State(state): State<Shared>, Path(service): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
@@ -93,6 +117,7 @@ async fn send(State(state): State<Shared>, Path(service): Path<String>, headers:
         && messages.iter().all(|m| {
             m["to"].as_str().is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()))
                 && m["content"].as_str().is_some_and(|c| !c.is_empty() && c.chars().count() <= 1_000)
+                && buttons_valid(&m["buttons"])
         });
     if !valid {
         return (

@@ -136,6 +136,8 @@ pub fn facts(r: GetEventForParticipationResponse) -> EventFacts {
         retention_days: u32::try_from(r.retention_days).unwrap_or(0),
         store_name: r.store_name,
         entry_url: r.entry_url,
+        title: r.title,
+        prize_name: r.prize.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
     }
 }
 

@@ -35,6 +35,9 @@ pub enum PiiField {
     Name,
     /// The participant's phone (E.164).
     Phone,
+    /// A message to the participant that holds a secret (a winner notice with its claim code),
+    /// bound to its notification row.
+    Message,
 }
 
 impl PiiField {
@@ -42,6 +45,7 @@ impl PiiField {
         match self {
             PiiField::Name => b"name",
             PiiField::Phone => b"phone",
+            PiiField::Message => b"message",
         }
     }
 }
@@ -186,6 +190,26 @@ impl PiiCipher {
     }
 }
 
+/// What a [`PhoneHasher::code_tag`] is of (part of the tagged message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeLabel {
+    /// A winner's claim code.
+    Claim,
+    /// A one-time code for entering.
+    EntryOtp,
+    /// A one-time code for looking up or withdrawing an entry.
+    LookupOtp,
+}
+
+fn code_message(label: CodeLabel, event_id: &str, e164: &str, code: &str) -> Vec<u8> {
+    let label: &[u8] = match label {
+        CodeLabel::Claim => b"kem.participation.claim-code.v1",
+        CodeLabel::EntryOtp => b"kem.participation.otp.entry.v1",
+        CodeLabel::LookupOtp => b"kem.participation.otp.lookup.v1",
+    };
+    [label, b"\0", event_id.as_bytes(), b"\0", e164.as_bytes(), b"\0", code.as_bytes()].concat()
+}
+
 /// The keyed hash that makes phones unique per event without storing them readably.
 pub struct PhoneHasher {
     key: hmac::Key,
@@ -210,6 +234,33 @@ impl PhoneHasher {
         context.update(event_id.as_bytes());
         context.update(b"\0");
         context.update(e164.as_bytes());
+        hex::encode(context.sign())
+    }
+
+    /// The tag of a code given to the holder of `e164` in `event_id` (a claim code, a one-time
+    /// code), under its own `label`: what is stored instead of the code. Bound to the event and
+    /// the phone, so a code is worth nothing with another phone or event.
+    pub fn code_tag(&self, label: CodeLabel, event_id: &str, e164: &str, code: &str) -> String {
+        hex::encode(hmac::sign(&self.key, &code_message(label, event_id, e164, code)))
+    }
+
+    /// Whether `code` is the one whose [`code_tag`](Self::code_tag) is `stored`, compared in
+    /// constant time (HMAC verification), so timing tells a guesser nothing.
+    pub fn code_matches(&self, label: CodeLabel, event_id: &str, e164: &str, code: &str, stored: &str) -> bool {
+        match hex::decode_lower::<32>(stored) {
+            Some(tag) => hmac::verify(&self.key, &code_message(label, event_id, e164, code), &tag).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The hash of a client address key within `event_id`, for the per-address entry limit:
+    /// the same key under its own label, so an address hash never equals a phone hash.
+    pub fn hash_address(&self, event_id: &str, address: &str) -> String {
+        let mut context = hmac::Context::with_key(&self.key);
+        context.update(b"kem.participation.address.v1\0");
+        context.update(event_id.as_bytes());
+        context.update(b"\0");
+        context.update(address.as_bytes());
         hex::encode(context.sign())
     }
 }

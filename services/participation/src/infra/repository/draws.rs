@@ -4,6 +4,7 @@ use kem_kit::outbox::Outbox;
 use kem_kit::queue::OutgoingMessage;
 use kem_kit::store::{AssertSqlSafe, Row, Tx, query};
 
+use super::blocks::entry_blocked;
 use super::entries::{ENTRY_COLUMNS, StoredEntry, stored_entry};
 use super::gate::{GateLock, lock_gate};
 use super::{Repository, RepositoryError, Result, col, placeholders};
@@ -20,10 +21,10 @@ pub struct StoredWinner {
     pub entry: StoredEntry,
 }
 
-const DRAW_COLUMNS: &str = "id, event_id, seed, seed_supplied, algorithm, algorithm_version, entry_snapshot_sha256, \
+pub(super) const DRAW_COLUMNS: &str = "id, event_id, seed, seed_supplied, algorithm, algorithm_version, entry_snapshot_sha256, \
      entry_count, winner_count, excluded_entry_ids, drawn_at, redraw_of";
 
-fn draw_record(row: &Row) -> Result<DrawRecord> {
+pub(super) fn draw_record(row: &Row) -> Result<DrawRecord> {
     let excluded: String = col(row, "excluded_entry_ids")?;
     let winner_count: i32 = col(row, "winner_count")?;
     Ok(DrawRecord {
@@ -49,8 +50,8 @@ fn draw_record(row: &Row) -> Result<DrawRecord> {
 /// the gate stays as it was.
 #[derive(Debug)]
 pub struct DrawSession {
-    tx: Tx,
-    event_id: String,
+    pub(super) tx: Tx,
+    pub(super) event_id: String,
 }
 
 impl Repository {
@@ -120,14 +121,31 @@ impl DrawSession {
         row.as_ref().map(draw_record).transpose()
     }
 
-    /// Every entry id of the event in arrival order, `(created_at, id)` as ListParticipants
-    /// lists them (the draw's input before exclusions). Under the gate lock: exactly the entries
-    /// accepted before the close.
+    /// Every eligible entry id of the event in arrival order, `(created_at, id)` as
+    /// ListParticipants lists them (the draw's input before the owner's exclusions): not blocked,
+    /// not withdrawn.
+    /// Under the gate lock: exactly the entries accepted before the close.
     pub async fn entry_ids(&mut self) -> Result<Vec<String>> {
-        let rows = query("SELECT id FROM entries WHERE event_id = $1 ORDER BY created_at, id")
-            .bind(self.event_id.clone())
-            .fetch_all(&mut self.tx)
-            .await?;
+        const ELIGIBLE: &str = concat!(
+            "SELECT e.id FROM entries e WHERE e.event_id = $1 AND e.withdrawn_at IS NULL AND NOT ",
+            entry_blocked!(),
+            " ORDER BY e.created_at, e.id"
+        );
+        let rows = query(ELIGIBLE).bind(self.event_id.clone()).fetch_all(&mut self.tx).await?;
+        rows.iter().map(|row| col(row, "id")).collect()
+    }
+
+    /// The entries left out of [`entry_ids`](Self::entry_ids) because their phone is blocked (or
+    /// the participant withdrew them),
+    /// ascending: the draw records them with its exclusions, so the audit replays over all the
+    /// event's entries ([`verify_draw`](crate::verify_draw)) whatever the block list says later.
+    pub async fn blocked_entry_ids(&mut self) -> Result<Vec<String>> {
+        const BLOCKED: &str = concat!(
+            "SELECT e.id FROM entries e WHERE e.event_id = $1 AND (e.withdrawn_at IS NOT NULL OR ",
+            entry_blocked!(),
+            ") ORDER BY e.id"
+        );
+        let rows = query(BLOCKED).bind(self.event_id.clone()).fetch_all(&mut self.tx).await?;
         rows.iter().map(|row| col(row, "id")).collect()
     }
 

@@ -5,6 +5,7 @@ use kem_kit::outbox::Outbox;
 use kem_kit::queue::OutgoingMessage;
 use kem_kit::store::{AssertSqlSafe, Row, Tx, query};
 
+use super::blocks::{anonymize_entry_blocks, anonymize_other_blocks, count_address, entry_blocked, phone_blocked};
 use super::gate::{GateLock, gate_state, lock_gate};
 use super::{Repository, Result, col, placeholders};
 
@@ -38,6 +39,18 @@ pub struct NewEntryRow {
     pub request_id: Option<String>,
     /// The participant's receipt code (stored form), unique within the event.
     pub receipt_code: String,
+    /// The client address's quota when the event limits entries per address; `None` when it does
+    /// not, or the call carried no address (such an entry is not counted).
+    pub address_quota: Option<AddressQuota>,
+}
+
+/// How many entries one client address may make in an event (`entry_rules.max_entries_per_address`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressQuota {
+    /// Keyed hash of the client address key within the event.
+    pub address_hash: String,
+    /// The most entries it may make.
+    pub max: u32,
 }
 
 /// What happened to an entry submission.
@@ -57,6 +70,11 @@ pub enum EntryAdmission {
     /// Another entry of the event already has this receipt code (nothing was stored): draw
     /// another code and submit again.
     ReceiptTaken,
+    /// The owner blocked the phone in this event (nothing was stored).
+    Blocked,
+    /// The client address already made the event's most entries per address (nothing was
+    /// stored).
+    AddressLimit,
 }
 
 /// Where a page of entries starts: after this arrival position, `(created_at, id)`.
@@ -100,6 +118,10 @@ pub struct StoredEntry {
     pub anonymized_at_ms: Option<i64>,
     /// The participant's receipt code (stored form); `None` for entries stored before receipts.
     pub receipt_code: Option<String>,
+    /// Whether its phone is on the event's block list now.
+    pub blocked: bool,
+    /// When the participant withdrew it.
+    pub withdrawn_at_ms: Option<i64>,
 }
 
 /// Entries of one event from one channel.
@@ -115,10 +137,16 @@ pub struct ChannelCount {
     pub last_entry_ms: i64,
 }
 
-pub(super) const ENTRY_COLUMNS: &str = "e.id, e.event_id, e.name_sealed, e.phone_sealed, \
+pub(super) const ENTRY_COLUMNS: &str = concat!(
+    "e.id, e.event_id, e.name_sealed, e.phone_sealed, \
      e.privacy_consent_granted, e.privacy_consent_version, e.terms_sha256, \
      COALESCE(e.consented_at, e.created_at) AS consented_at, e.marketing_consent_granted, \
-     e.marketing_consent_version, e.source_channel, e.created_at, e.anonymized_at, e.receipt_code";
+     e.marketing_consent_version, e.source_channel, e.created_at, e.anonymized_at, e.receipt_code, e.withdrawn_at, ",
+    // An integer on both backends (SQLite has no boolean expressions).
+    "CASE WHEN ",
+    entry_blocked!(),
+    " THEN 1 ELSE 0 END AS blocked"
+);
 
 pub(super) fn stored_entry(row: &Row) -> Result<StoredEntry> {
     Ok(StoredEntry {
@@ -136,6 +164,8 @@ pub(super) fn stored_entry(row: &Row) -> Result<StoredEntry> {
         created_at_ms: col(row, "created_at")?,
         anonymized_at_ms: col(row, "anonymized_at")?,
         receipt_code: col(row, "receipt_code")?,
+        blocked: col::<i32>(row, "blocked")? != 0,
+        withdrawn_at_ms: col(row, "withdrawn_at")?,
     })
 }
 
@@ -175,7 +205,8 @@ impl Repository {
             None => (None, None),
         };
         // SQLite needs a WHERE on an INSERT … SELECT followed by ON CONFLICT (parsing ambiguity);
-        // this one is the gate check itself. Any unique conflict does nothing — the phone's
+        // this one is the gate check itself, and the block list's (a block committed before this
+        // statement refuses the entry; one committing after it leaves the entry out of draws). Any unique conflict does nothing — the phone's
         // (event, phone hash) or the receipt code's (event, receipt code) — so the transaction
         // stays usable to tell which one it was.
         let inserted = query(
@@ -184,6 +215,7 @@ impl Repository {
              privacy_consent_granted, terms_sha256, consented_at, receipt_code) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, $12, $13, $14 WHERE NOT EXISTS \
              (SELECT 1 FROM event_gates g WHERE g.event_id = $2 AND (g.ended_at IS NOT NULL OR g.closed_at IS NOT NULL)) \
+             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.event_id = $2 AND b.phone_hash = $3 AND b.removed_at IS NULL) \
              ON CONFLICT DO NOTHING",
         )
         .bind(entry.id.clone())
@@ -207,6 +239,7 @@ impl Repository {
             let admission = match gate {
                 Some(gate) if gate.ended_at_ms.is_some() => EntryAdmission::Ended,
                 Some(gate) if gate.closed_at_ms.is_some() => EntryAdmission::Closed,
+                _ if phone_blocked(&mut tx, &entry.event_id, &entry.phone_hash).await? => EntryAdmission::Blocked,
                 // The phone's entry wins over a receipt collision: it is what the caller hears.
                 _ if phone_entered(&mut tx, &entry.event_id, &entry.phone_hash).await? => EntryAdmission::Duplicate,
                 _ => EntryAdmission::ReceiptTaken,
@@ -215,6 +248,12 @@ impl Repository {
             return Ok(admission);
         }
         Outbox::enqueue(&mut tx, message).await?;
+        if let Some(quota) = &entry.address_quota
+            && !count_address(&mut tx, &entry.event_id, &quota.address_hash, quota.max).await?
+        {
+            tx.rollback().await?;
+            return Ok(EntryAdmission::AddressLimit);
+        }
         if let Some(capacity) = capacity {
             // Only capacity-limited (first-come) events count on the gate row, last, so its row
             // lock is held only for the commit; their capacity is the prize's winner count, so few
@@ -337,7 +376,12 @@ impl Repository {
     /// it, so it may carry anything, and without the phone hash it can never be replayed).
     /// Already anonymized entries are skipped.
     /// Returns how many entries were anonymized.
+    ///
+    /// One transaction with the blocks of those entries and the event's erasure record (see
+    /// [`anonymize_entry_blocks`] and [`anonymize_other_blocks`]).
     pub async fn anonymize(&self, event_id: &str, before_ms: i64, now_ms: i64) -> Result<u64> {
+        let mut tx = self.store.begin().await?;
+        anonymize_entry_blocks(&mut tx, event_id, before_ms, now_ms).await?;
         let erased = query(
             "UPDATE entries SET name_sealed = NULL, phone_sealed = NULL, phone_hash = 'anonymized:' || id, \
              request_id = NULL, anonymized_at = $3 WHERE event_id = $1 AND created_at < $2 AND anonymized_at IS NULL",
@@ -345,8 +389,10 @@ impl Repository {
         .bind(event_id.to_owned())
         .bind(before_ms)
         .bind(now_ms)
-        .execute(&self.store)
+        .execute(&mut tx)
         .await?;
+        anonymize_other_blocks(&mut tx, event_id, before_ms, now_ms).await?;
+        tx.commit().await?;
         Ok(erased)
     }
 }

@@ -10,13 +10,23 @@
 //! Messages for other services are written to the kit's outbox in the same transaction as the
 //! state change they report.
 
+mod blocks;
+mod claims;
+mod codes;
 mod draws;
 mod entries;
+mod exports;
 pub mod gate;
+mod notifications;
 
+pub use blocks::{EntryPhone, NewBlock, StoredBlock, Unblocked};
+pub use claims::{NewClaim, NewNotification, Retire, StoredClaim};
+pub use codes::{NewCode, StoredCode, Withdrawal};
 pub use draws::{DrawSession, StoredWinner};
-pub use entries::{ArrivalCursor, ChannelCount, EntryAdmission, NewEntryRow, StoredEntry};
+pub use entries::{AddressQuota, ArrivalCursor, ChannelCount, EntryAdmission, NewEntryRow, StoredEntry};
+pub use exports::ExportRow;
 pub use gate::GateState;
+pub use notifications::{NoticeState, NoticeUpdate, StoredNotice};
 
 use kem_kit::outbox::OutboxWaker;
 use kem_kit::store::{Decodable, Row, Store};

@@ -104,8 +104,8 @@ impl NtsProvider {
         }
     }
 
-    /// Looks `number` up now.
-    pub async fn lookup(&self, number: &BusinessNumber) -> Result<Verification, NtsError> {
+    /// Looks `number` up now, stamping the answer `at` (the caller's clock).
+    pub async fn lookup(&self, number: &BusinessNumber, at: SystemTime) -> Result<Verification, NtsError> {
         let (entry, source) = match self {
             NtsProvider::Real(client) => {
                 let entries = client.status(&[number.as_str()]).await?;
@@ -124,7 +124,7 @@ impl NtsProvider {
                 (entry, source)
             }
         };
-        verification(entry, source, SystemTime::now())
+        verification(entry, source, at)
     }
 }
 
@@ -164,12 +164,18 @@ mod tests {
     #[tokio::test]
     async fn local_answers_are_labelled_and_mapped() {
         let nts = NtsProvider::new(&ProviderMode::Local { provider: PROVIDER.to_owned() }).expect("local");
-        let closed = nts.lookup(&BusinessNumber::parse("000-03-00001").expect("valid")).await.expect("answer");
+        let closed = nts
+            .lookup(&BusinessNumber::parse("000-03-00001").expect("valid"), SystemTime::now())
+            .await
+            .expect("answer");
         assert_eq!(closed.status, BusinessStatus::Closed);
         assert_eq!(closed.closed_date(), "2024-12-31");
         assert!(closed.source.local);
         assert_eq!(closed.source.name, "local:nts");
-        let unknown = nts.lookup(&BusinessNumber::parse("000-00-00000").expect("valid")).await.expect("answer");
+        let unknown = nts
+            .lookup(&BusinessNumber::parse("000-00-00000").expect("valid"), SystemTime::now())
+            .await
+            .expect("answer");
         assert_eq!((unknown.status, unknown.tax_type_code.as_str()), (BusinessStatus::Unregistered, ""));
     }
 

@@ -16,7 +16,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kem_distribution::infra::channels::form_decode;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -151,7 +150,8 @@ async fn write_edge(
     body: Bytes,
 ) -> Response {
     enter(&state).await;
-    let mut form: HashMap<String, String> = form_decode(&String::from_utf8_lossy(&body)).into_iter().collect();
+    // Decoded with an independent form parser, not the client's own encoder's twin.
+    let mut form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
     form.extend(query);
     if version != VERSION || node != IG_USER {
         return graph_error(StatusCode::BAD_REQUEST, 100, Some(33), "Unsupported post request");
