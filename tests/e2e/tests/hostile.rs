@@ -461,6 +461,108 @@ async fn hostile_input_gets_exact_answers_and_hurts_nobody_else() {
         assert_eq!(reader.await.expect("task"), 200);
     }
 
+    // 8. The participant's other public routes (claims, codes, lookups, withdrawals) and the
+    //    owner's exports, block lists and redraws: fields by shape, one answer for every
+    //    mismatch, another owner's event is 404, and concurrent guesses never a 5xx.
+    let claims = format!("/api/v1/public/events/{public}/claims");
+    let garbage_phones = ["0".repeat(16_000), "010\u{0}2222\u{7}3333".to_owned(), "\u{202e}01022223333".to_owned()];
+    for phone in &garbage_phones {
+        let reply = edge.post(&claims, json!({"phone": phone, "claimCode": "AB23CD45"})).await;
+        assert_field(&reply, 400, "phone");
+        let reply = edge
+            .post(
+                &format!("/api/v1/public/events/{public}/codes"),
+                json!({"phone": phone, "purpose": "CODE_PURPOSE_LOOKUP"}),
+            )
+            .await;
+        assert_field(&reply, 400, "phone");
+        let reply = edge
+            .post(
+                &format!("/api/v1/public/events/{public}/entries:withdraw"),
+                json!({"phone": phone, "code": "123456"}),
+            )
+            .await;
+        assert_field(&reply, 400, "phone");
+    }
+    for code in ["A".repeat(10_000), "AB23\u{0}CD45".to_owned(), "0O1I0O1I".to_owned()] {
+        assert_field(&edge.post(&claims, json!({"phone": "010-2222-3333", "claimCode": code})).await, 400, "claimCode");
+    }
+    for hostile in [long.as_str(), "%00", "a%0Ab"] {
+        let reply = edge
+            .post(
+                &format!("/api/v1/public/events/{hostile}/claims"),
+                json!({"phone": "010-2222-3333", "claimCode": "AB23CD45"}),
+            )
+            .await;
+        assert_field(&reply, 400, "eventId");
+    }
+    let reply = edge.post(&format!("/api/v1/public/events/{public}/codes"), json!({"phone": "010-2222-3333"})).await;
+    assert_field(&reply, 400, "purpose");
+    let reply = edge.post(&format!("/api/v1/public/events/{public}/entries:lookup"), json!({})).await;
+    assert_eq!(reply.status, 400, "neither a receipt nor a phone: {}", reply.body);
+    let reply = edge
+        .post(&format!("/api/v1/public/events/{public}/entries:lookup"), json!({"receiptCode": "\u{0}".repeat(5_000)}))
+        .await;
+    assert_field(&reply, 400, "receiptCode");
+    // Nothing was drawn: a well-formed claim is the one NOT_FOUND, with a token or without.
+    edge.post(&claims, json!({"phone": "010-2222-3333", "claimCode": "AB23CD45"})).await.expect(404);
+    forged.post(&claims, json!({"phone": "010-2222-3333", "claimCode": "AB23CD45"})).await.expect(404);
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let (edge, claims) = (edge.clone(), claims.clone());
+            tokio::spawn(async move {
+                edge.post(&claims, json!({"phone": "010-2222-3333", "claimCode": format!("AB23CD{:02}", 40 + i % 10)}))
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    for guess in guesses {
+        let status = guess.await.expect("task");
+        assert!(status == 404 || status == 400 || status == 429, "a concurrent guess: {status}");
+    }
+    // Another owner's event: exports, their log, block lists and redraws do not exist for them.
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/events/{public}/participants:export?kind=EXPORT_KIND_PARTICIPANTS"), None),
+        ("GET", format!("/api/v1/events/{public}/exports"), None),
+        ("GET", format!("/api/v1/events/{public}/blocks"), None),
+        ("POST", format!("/api/v1/events/{public}/blocks"), Some(json!({"phone": "010-2222-3333"}))),
+        ("DELETE", format!("/api/v1/events/{public}/blocks/{unknown}"), None),
+        ("POST", format!("/api/v1/events/{public}:redrawUnclaimed"), Some(json!({}))),
+    ] {
+        let reply = match (method, body) {
+            ("GET", _) => mallory.get(&path).await,
+            ("DELETE", _) => mallory.delete(&path).await,
+            (_, body) => mallory.post(&path, body.unwrap_or_default()).await,
+        };
+        assert_eq!(reply.status, 404, "mallory {method} {path}: {}", reply.body);
+    }
+    // The owner's own block list: the reason is one short line; phone or entry, not both.
+    let blocks = format!("/api/v1/events/{public}/blocks");
+    let reply = alice.post(&blocks, json!({"phone": "010-2222-3333", "reason": "a\u{0}b"})).await;
+    assert_field(&reply, 400, "reason");
+    let reply = alice.post(&blocks, json!({"phone": "010-2222-3333", "reason": "r".repeat(10_000)})).await;
+    assert_field(&reply, 400, "reason");
+    let reply = alice.post(&blocks, json!({"phone": "010-2222-3333", "entryId": unknown})).await;
+    assert_eq!(reply.status, 400, "both a phone and an entry: {}", reply.body);
+    let blocked = alice.post(&blocks, json!({"phone": "010-9999-0000", "reason": "중복 응모 의심"})).await.expect(200);
+    let again = alice.post(&blocks, json!({"phone": "01099990000"})).await.expect(200);
+    assert_eq!(blocked.str("/block/blockId"), again.str("/block/blockId"), "blocking twice is one block");
+    let mut blocked_entry = entry.clone();
+    blocked_entry["phone"] = json!("010-9999-0000");
+    let reply = edge.post(&format!("/api/v1/events/{public}/participants"), blocked_entry).await;
+    assert_eq!(reply.status, 400, "a blocked phone is refused: {}", reply.body);
+    let reply = alice.get(&format!("/api/v1/events/{public}/participants:export")).await;
+    assert_field(&reply, 400, "kind");
+    let reply = alice
+        .get(&format!("/api/v1/events/{public}/participants:export?kind=EXPORT_KIND_PARTICIPANTS&reveal=true"))
+        .await;
+    assert_eq!(reply.status, 400, "participants are never revealed: {}", reply.body);
+    let (status, csv) =
+        alice.get_bytes(&format!("/api/v1/events/{public}/participants:export?kind=EXPORT_KIND_PARTICIPANTS")).await;
+    assert_eq!(status, 200);
+    assert!(csv.starts_with(b"\xEF\xBB\xBF"), "UTF-8 with a byte order mark");
+
     victims.assert_unharmed().await;
     platform.stop().await;
     assert_eq!(panics.load(Ordering::SeqCst), 0, "something panicked during the hostile suite (see the log above)");
