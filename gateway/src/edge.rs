@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 use kem_kit::runtime::{with_client_ip, with_owner};
 use kem_kit::validate::excerpt;
 use kem_proto::contract::Access;
+use opentelemetry::context::FutureExt as _;
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
 
@@ -152,8 +153,9 @@ pub async fn handle(edge: &Arc<Edge>, peer: SocketAddr, request: Request) -> Res
     let rid = RequestId::from_headers(&parts.headers);
     let path = parts.uri.path();
     let mut outcome = Outcome::default();
+    let span = crate::trace::ServerSpan::start(&parts.headers, &parts.method);
     let pipeline = std::panic::AssertUnwindSafe(pipeline(edge, peer, &parts, body, &rid, &mut outcome));
-    let mut response = match futures_util::FutureExt::catch_unwind(pipeline).await {
+    let mut response = match span.run(futures_util::FutureExt::catch_unwind(pipeline)).await {
         Ok(response) => response,
         Err(_) => internal_error(rid.as_str()),
     };
@@ -175,6 +177,7 @@ pub async fn handle(edge: &Arc<Edge>, peer: SocketAddr, request: Request) -> Res
         status: response.status().as_u16(),
         duration,
     });
+    span.end(outcome.route, response.status());
     let route = outcome.rpc.unwrap_or("unmatched");
     kem_mesh::telemetry::Registry::global().edge_request(route, response.status().as_u16(), duration);
     response
@@ -185,6 +188,8 @@ pub async fn handle(edge: &Arc<Edge>, peer: SocketAddr, request: Request) -> Res
 #[derive(Default)]
 struct Outcome<'a> {
     rpc: Option<&'a str>,
+    /// The matched route as `METHOD /template` (the server span's name).
+    route: Option<&'a str>,
     owner: Option<Arc<str>>,
     limit: Option<crate::protect::Decision>,
 }
@@ -227,6 +232,7 @@ async fn pipeline<'a>(
         }
     };
     outcome.rpc = Some(route.grpc_path());
+    outcome.route = Some(route_name(route));
     let client = client_ip(peer, &parts.headers, &edge.config.trusted_proxies);
 
     // Authentication before the per-route limit, so owners are counted per owner.
@@ -334,12 +340,16 @@ async fn pipeline<'a>(
             // Once claimed, the call runs to its end and its answer is stored even if the client
             // goes away meanwhile: its retry then gets the answer instead of a second effect.
             let (edge, route, detached_rid) = (edge.clone(), route.clone(), rid.clone());
-            let detached = tokio::spawn(async move {
-                let caller = Caller { owner: owner.as_deref(), client };
-                let wanted = Wanted { pretty, if_none_match: Vec::new() };
-                let response = call(&edge, &route, message, deadline, caller, &detached_rid, wanted).await;
-                edge.idempotency.finish(claim, response).await
-            });
+            let detached = tokio::spawn(
+                async move {
+                    let caller = Caller { owner: owner.as_deref(), client };
+                    let wanted = Wanted { pretty, if_none_match: Vec::new() };
+                    let response = call(&edge, &route, message, deadline, caller, &detached_rid, wanted).await;
+                    edge.idempotency.finish(claim, response).await
+                }
+                // The backend call stays a child of the request's server span.
+                .with_context(opentelemetry::Context::current()),
+            );
             // A panic in there drops the claim, which releases the key.
             detached.await.unwrap_or_else(|_| internal_error(rid.as_str()))
         }

@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod pages;
 pub mod protect;
 pub mod routes;
+pub mod trace;
 pub mod transcode;
 pub mod upstream;
 

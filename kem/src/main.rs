@@ -156,7 +156,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Config | Command::JoinToken { .. } => return Ok(()),
     };
     tracing::info!(config = %settings.to_string().replace('\n', "; "), "starting kem");
-    let traces = telemetry::init_traces(&telemetry::trace_service_name(&roles))?;
+    let traces = telemetry::init_traces(telemetry::trace_service_names(&roles))?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_os_signals();
     let running = roles::start_all(&roles, &settings, &shutdown).await?;

@@ -178,8 +178,9 @@ pub async fn handle(edge: &Arc<Edge>, request: Request) -> Response {
         rid: RequestId::from_headers(&parts.headers).as_str().to_owned(),
         client: client_ip(peer, &parts.headers, &edge.config.trusted_proxies),
     };
+    let span = crate::trace::ServerSpan::start(&parts.headers, &parts.method);
     let outcome = std::panic::AssertUnwindSafe(dispatch(&mut ctx, &parts.method, page, body));
-    let mut response = match futures_util::FutureExt::catch_unwind(outcome).await {
+    let mut response = match span.run(futures_util::FutureExt::catch_unwind(outcome)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::error!(request_id = ctx.rid, "a page failed while handling a request");
@@ -202,6 +203,7 @@ pub async fn handle(edge: &Arc<Edge>, request: Request) -> Response {
         status: response.status().as_u16(),
         duration,
     });
+    span.end(Some(page.label()).filter(|label| *label != "unmatched"), response.status());
     kem_mesh::telemetry::Registry::global().edge_request(page.label(), response.status().as_u16(), duration);
     response
 }

@@ -12,7 +12,7 @@ pub mod log_writer;
 pub mod scrape;
 
 use kem_mesh::telemetry::Registry;
-use kem_mesh::telemetry::trace::{self, TraceExport};
+use kem_mesh::telemetry::trace::{self, ServiceNames, TraceExport};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, Settings};
@@ -58,10 +58,20 @@ pub fn trace_service_name(roles: &[crate::Role]) -> String {
     }
 }
 
-/// Starts OTLP trace export for `service_name` when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+/// The `service.name`s of this process's spans: all under `OTEL_SERVICE_NAME` when it is set;
+/// else each role's spans under `kem-<role>` (as a one-role pod names them, so `kem up` shows
+/// the same services as a deployment), and spans of no role under [`trace_service_name`].
+pub fn trace_service_names(roles: &[crate::Role]) -> ServiceNames {
+    if std::env::var("OTEL_SERVICE_NAME").is_ok_and(|n| !n.trim().is_empty()) {
+        return ServiceNames::One(trace_service_name(roles));
+    }
+    ServiceNames::PerRole { prefix: "kem-".to_owned(), fallback: trace_service_name(roles) }
+}
+
+/// Starts OTLP trace export under `names` when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 /// Must run inside the Tokio runtime; flush the returned handle with [`shutdown_traces`].
-pub fn init_traces(service_name: &str) -> anyhow::Result<Option<TraceExport>> {
-    let export = trace::install_from_env(service_name)?;
+pub fn init_traces(names: ServiceNames) -> anyhow::Result<Option<TraceExport>> {
+    let export = trace::install_from_env_with(names)?;
     if export.is_some() {
         tracing::info!(endpoint = ?std::env::var(trace::OTLP_ENDPOINT_ENV).ok(), "exporting traces over OTLP");
     }

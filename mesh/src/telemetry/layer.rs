@@ -173,7 +173,8 @@ where
         let peer_id = request.extensions().get::<PeerInfo>().and_then(|p| p.identity.clone());
         let peer = peer_id.as_ref().map_or(UNAUTHENTICATED_PEER, |id| id.as_str());
         let metrics = self.registry.inbound(&self.server, route, peer);
-        let parent = trace::extract(request.headers());
+        // The server's role names the spans of this request's work (the client calls it makes).
+        let parent = trace::with_role_shared(trace::extract(request.headers()), &self.server);
         let cx = trace::start_rpc_span(&parent, route, SpanKind::Server, peer);
         // Ids are recorded only when there is a trace (export on, or an incoming `traceparent`).
         let span = tracing::info_span!(

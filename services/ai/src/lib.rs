@@ -122,9 +122,10 @@ pub async fn start(ctx: ServiceContext, config: AiConfig) -> Result<AiServiceSer
     let jobs = Arc::new(JobService::new(
         recommendations.clone(),
         Arc::new(infra::reporter::MeshJobReporter::new(ctx.peers.clone(), config.report_timeout)),
-        Arc::new(infra::ledger::StoreJobLedger::new(ctx.store.clone())),
+        Arc::new(infra::ledger::StoreJobLedger::new(ctx.store.clone(), ctx.clock.clone())),
         config.jobs,
         metrics,
+        ctx.clock.clone(),
     ));
     infra::consumer::spawn(ctx.queue.clone(), jobs, config.consumer.clone(), ctx.shutdown.clone());
     infra::ledger::spawn_purge(ctx.store.clone(), ctx.clock.clone(), config.ledger_retention, ctx.shutdown.clone());

@@ -100,7 +100,8 @@ pub struct PartnerConfig {
 /// Everything [`start`](crate::start) needs besides the platform context.
 #[derive(Debug, Clone)]
 pub struct DistributionConfig {
-    /// Base URL under which the REST edge serves images publicly (`<base>/api/v1/images/{id}/content`).
+    /// Base URL of the REST edge: images are public under `<base>/api/v1/public/images/{id}` (see
+    /// [`image_url`](crate::infra::channels::image_url)), entry pages under `<base>/e/{id}`.
     pub public_base_url: String,
     /// Instagram.
     pub instagram: InstagramConfig,
@@ -129,6 +130,27 @@ pub struct DistributionConfig {
 }
 
 impl DistributionConfig {
+    /// The channels on their built-in local stand-in, each with the variables that put it on
+    /// its real provider (the credential first).
+    pub fn stand_ins(&self) -> Vec<(Channel, Vec<String>)> {
+        let mut stand_ins = Vec::new();
+        if self.instagram.mode.is_local() {
+            let vars = [env::INSTAGRAM_ACCESS_TOKEN, env::INSTAGRAM_USER_ID];
+            stand_ins.push((Channel::Instagram, vars.map(str::to_owned).to_vec()));
+        }
+        if self.kakao.mode.is_local() {
+            let vars = [env::SENS_SECRET_KEY, env::SENS_ACCESS_KEY, env::SENS_SERVICE_ID, env::SENS_PLUS_FRIEND_ID];
+            stand_ins.push((Channel::KakaoChannel, vars.map(str::to_owned).to_vec()));
+        }
+        for (channel, partner) in &self.partners {
+            if partner.mode.is_local() {
+                let vars = ["API_KEY", "BASE_URL", "CLIENT_ID"].map(|suffix| env::partner(*channel, suffix));
+                stand_ins.push((*channel, vars.to_vec()));
+            }
+        }
+        stand_ins
+    }
+
     /// The policy of `channel`.
     pub fn policy(&self, channel: Channel) -> ChannelPolicy {
         self.policies.get(&channel).copied().unwrap_or_else(|| ChannelPolicy::default_for(channel))
@@ -223,6 +245,11 @@ pub mod env {
     pub const MAX_ATTEMPTS: &str = "KEM_DISTRIBUTION_MAX_ATTEMPTS";
     /// Scheduler scan interval in ms (default 1000).
     pub const SCAN_INTERVAL_MS: &str = "KEM_DISTRIBUTION_SCAN_INTERVAL_MS";
+    /// `true` refuses to start while any channel is on its local stand-in (which reports
+    /// PUBLISHED with `local.invalid` links) or the public base URL is unset: production sets it.
+    /// Default `false`: `kem up` keeps the labelled stand-ins. Naver without a cafe is not a
+    /// stand-in (it prepares the article for the owner and says so).
+    pub const REQUIRE_PROVIDERS: &str = "KEM_DISTRIBUTION_REQUIRE_PROVIDERS";
 
     /// `KEM_PARTNER_<CHANNEL>_<SUFFIX>`, e.g. `KEM_PARTNER_GENIE_TV_BASE_URL`.
     pub fn partner(channel: crate::domain::Channel, suffix: &str) -> String {
@@ -259,7 +286,8 @@ impl DistributionConfig {
         let url = || parse::http_url().without_trailing_slash();
         let needs = |credential: &str| format!("{credential} is set, so it must be set too");
         let mut config = DistributionConfig::default();
-        if let Some(base) = vars.get(env::PUBLIC_BASE_URL, url()) {
+        let public_base_url = vars.get(env::PUBLIC_BASE_URL, url());
+        if let Some(base) = public_base_url.clone() {
             config.public_base_url = base;
         }
 
@@ -347,6 +375,29 @@ impl DistributionConfig {
                 (ProviderMode::Local { .. }, _) => local_client_id(channel),
             };
             config.partners.insert(channel, PartnerConfig { mode, client_id });
+        }
+
+        // No fake success in production: with REQUIRE_PROVIDERS, a channel on its stand-in, or
+        // image URLs on the local default base, is a configuration problem, so the process does
+        // not start. A channel whose variables already have a problem is reported by that one.
+        if vars.get(env::REQUIRE_PROVIDERS, parse::flag()).unwrap_or(false) {
+            let because = |what: &str| format!("{}=true and {what}", env::REQUIRE_PROVIDERS);
+            if public_base_url.is_none() {
+                vars.missing(
+                    env::PUBLIC_BASE_URL,
+                    because("platforms must fetch images from the public edge, not the local default"),
+                );
+            }
+            for (channel, variables) in config.stand_ins() {
+                if vars.problems().iter().any(|p| variables.iter().any(|v| p.var() == v.as_str())) {
+                    continue;
+                }
+                let what = format!(
+                    "{channel} is on its local stand-in (it would report PUBLISHED without posting); set {}",
+                    variables.join(", ")
+                );
+                vars.missing(&variables[0], because(&what));
+            }
         }
 
         // Scheduling
@@ -451,6 +502,55 @@ mod tests {
         assert!(c.partners[&Channel::RingoBiz].mode.is_local());
         assert_eq!(c.policy(Channel::GenieTv).deadline, Duration::from_millis(2500));
         assert!(c.policies.values().all(|p| p.retry.max_attempts == 2));
+    }
+
+    #[test]
+    fn require_providers_refuses_every_stand_in_naming_its_channel_and_variables() {
+        let error = config(&[(env::REQUIRE_PROVIDERS, "true")]).expect_err("all local").to_string();
+        for named in [
+            "INSTAGRAM is on its local stand-in",
+            "KAKAO_CHANNEL",
+            "GENIE_TV",
+            env::INSTAGRAM_ACCESS_TOKEN,
+            env::INSTAGRAM_USER_ID,
+            env::SENS_SECRET_KEY,
+            env::SENS_PLUS_FRIEND_ID,
+            "KEM_PARTNER_URIDONGNE_TV_API_KEY",
+            "KEM_PARTNER_RINGO_BIZ_BASE_URL",
+            "KEM_PARTNER_GENIE_TV_CLIENT_ID",
+            env::PUBLIC_BASE_URL,
+            env::REQUIRE_PROVIDERS,
+        ] {
+            assert!(error.contains(named), "{named} is named: {error}");
+        }
+        assert_eq!(config(&[(env::REQUIRE_PROVIDERS, "false")]).map(|c| c.stand_ins().len()).ok(), Some(5));
+        assert!(config(&[(env::REQUIRE_PROVIDERS, "perhaps")]).is_err());
+
+        // Every channel real, the public base URL set: it starts. Naver without a cafe is no stand-in.
+        let mut vars = vec![
+            (env::REQUIRE_PROVIDERS.to_owned(), "true".to_owned()),
+            (env::PUBLIC_BASE_URL.to_owned(), "https://kem.example".to_owned()),
+            (env::INSTAGRAM_ACCESS_TOKEN.to_owned(), "EAAB".to_owned()),
+            (env::INSTAGRAM_USER_ID.to_owned(), "1784".to_owned()),
+            (env::SENS_SECRET_KEY.to_owned(), "s".to_owned()),
+            (env::SENS_ACCESS_KEY.to_owned(), "a".to_owned()),
+            (env::SENS_SERVICE_ID.to_owned(), "svc".to_owned()),
+            (env::SENS_PLUS_FRIEND_ID.to_owned(), "@kem".to_owned()),
+        ];
+        for channel in [Channel::UridongneTv, Channel::RingoBiz, Channel::GenieTv] {
+            vars.push((env::partner(channel, "API_KEY"), "k".to_owned()));
+            vars.push((env::partner(channel, "BASE_URL"), "https://partner.example/partner/v1".to_owned()));
+        }
+        let all: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let c = config(&all).expect("every channel is real");
+        assert!(c.stand_ins().is_empty());
+
+        // One channel left on its stand-in: only it is named.
+        let without_genie: Vec<(&str, &str)> =
+            all.iter().copied().filter(|(k, _)| !k.starts_with("KEM_PARTNER_GENIE_TV")).collect();
+        let error = config(&without_genie).expect_err("genie is local").to_string();
+        assert!(error.contains("KEM_PARTNER_GENIE_TV_API_KEY"), "{error}");
+        assert!(!error.contains("KEM_INSTAGRAM") && !error.contains("KEM_PARTNER_RINGO"), "{error}");
     }
 
     #[test]

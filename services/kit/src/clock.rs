@@ -11,6 +11,10 @@
 //! cannot move it. Monotonic waits (timeouts, poll intervals, backoff sleeps) stay on
 //! `tokio::time`, whose own `pause`/`advance` already controls them in tests.
 //!
+//! The one conversion between that stored representation and the wire's
+//! `google.protobuf.Timestamp` lives here too: [`timestamp_from_ms`] and [`ms_from_timestamp`]
+//! (total and saturating), and [`timestamp_from_time`].
+//!
 //! ```
 //! use std::sync::Arc;
 //! use kem_kit::clock::{Clock, SystemClock};
@@ -44,6 +48,32 @@ impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+}
+
+/// Milliseconds since the Unix epoch (the stored representation) as a protobuf `Timestamp`.
+///
+/// Total: every `i64` has an exact timestamp (`nanos` is always `0..=999_000_000`, negative
+/// times count `seconds` down and `nanos` up, as the protobuf contract asks), so
+/// `ms_from_timestamp(&timestamp_from_ms(ms)) == ms` for every `ms`.
+pub fn timestamp_from_ms(ms: i64) -> prost_types::Timestamp {
+    // rem_euclid(1000) * 1e6 < 1e9 fits an i32.
+    prost_types::Timestamp { seconds: ms.div_euclid(1_000), nanos: (ms.rem_euclid(1_000) * 1_000_000) as i32 }
+}
+
+/// A protobuf `Timestamp` in milliseconds since the Unix epoch: sub-millisecond precision is
+/// dropped, out-of-range `nanos` are clamped to `0..=999_999_999`, and a time beyond the `i64`
+/// range saturates. Never panics. (A service that must refuse an invalid timestamp checks it
+/// first, then converts with this.)
+pub fn ms_from_timestamp(timestamp: &prost_types::Timestamp) -> i64 {
+    let ms = i128::from(timestamp.seconds) * 1_000 + i128::from(timestamp.nanos.clamp(0, 999_999_999) / 1_000_000);
+    // Clamped into range first, so the conversion cannot fail.
+    i64::try_from(ms.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or_default()
+}
+
+/// A wall-clock time as a protobuf `Timestamp` at millisecond precision (a time before the epoch
+/// reads as the epoch, like [`millis`]).
+pub fn timestamp_from_time(time: SystemTime) -> prost_types::Timestamp {
+    timestamp_from_ms(millis(time))
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -147,6 +177,59 @@ mod tests {
         assert_eq!(shared.now_ms(), 5);
         clock.advance(Duration::MAX);
         assert_eq!(shared.now_ms(), i64::MAX, "saturates");
+    }
+
+    #[test]
+    fn timestamps_convert_at_millisecond_precision() {
+        use prost_types::Timestamp;
+        assert_eq!(timestamp_from_ms(1_234), Timestamp { seconds: 1, nanos: 234_000_000 });
+        assert_eq!(timestamp_from_ms(-1), Timestamp { seconds: -1, nanos: 999_000_000 });
+        assert_eq!(timestamp_from_ms(i64::MIN), Timestamp { seconds: -9_223_372_036_854_776, nanos: 192_000_000 });
+        assert_eq!(timestamp_from_ms(i64::MAX), Timestamp { seconds: 9_223_372_036_854_775, nanos: 807_000_000 });
+        assert_eq!(ms_from_timestamp(&Timestamp { seconds: 1_700_000_000, nanos: 123_456_789 }), 1_700_000_000_123);
+        assert_eq!(ms_from_timestamp(&Timestamp { seconds: -2, nanos: 999_000_000 }), -1_001);
+        assert_eq!(ms_from_timestamp(&Timestamp { seconds: 0, nanos: -5 }), 0, "negative nanos clamp to 0");
+        assert_eq!(ms_from_timestamp(&Timestamp { seconds: 0, nanos: i32::MAX }), 999, "nanos clamp below a second");
+        assert_eq!(ms_from_timestamp(&Timestamp { seconds: i64::MAX, nanos: i32::MAX }), i64::MAX);
+        assert_eq!(ms_from_timestamp(&Timestamp { seconds: i64::MIN, nanos: i32::MIN }), i64::MIN);
+        assert_eq!(timestamp_from_time(UNIX_EPOCH + Duration::from_millis(5_250)), timestamp_from_ms(5_250));
+        assert_eq!(timestamp_from_time(UNIX_EPOCH - Duration::from_secs(1)), timestamp_from_ms(0));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use prost_types::Timestamp;
+
+        use super::super::{ms_from_timestamp, timestamp_from_ms};
+
+        proptest! {
+            #[test]
+            fn every_millisecond_round_trips(ms in any::<i64>()) {
+                let timestamp = timestamp_from_ms(ms);
+                prop_assert!((0..1_000_000_000).contains(&timestamp.nanos) && timestamp.nanos % 1_000_000 == 0);
+                prop_assert_eq!(ms_from_timestamp(&timestamp), ms);
+            }
+
+            #[test]
+            fn a_valid_timestamp_round_trips_to_its_millisecond(
+                seconds in (i64::MIN / 1_000 + 1)..=(i64::MAX / 1_000 - 1),
+                nanos in 0..1_000_000_000i32,
+            ) {
+                let ms = ms_from_timestamp(&Timestamp { seconds, nanos });
+                prop_assert_eq!(timestamp_from_ms(ms), Timestamp { seconds, nanos: nanos - nanos % 1_000_000 });
+            }
+
+            #[test]
+            fn any_timestamp_converts_without_panicking_and_monotonically(
+                seconds in any::<i64>(),
+                nanos in any::<i32>(),
+                later in 0..1_000i64,
+            ) {
+                let ms = ms_from_timestamp(&Timestamp { seconds, nanos });
+                let after = ms_from_timestamp(&Timestamp { seconds: seconds.saturating_add(later), nanos });
+                prop_assert!(after >= ms);
+            }
+        }
     }
 
     #[test]

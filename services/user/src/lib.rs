@@ -86,7 +86,9 @@ pub async fn start_api(ctx: ServiceContext, config: UserConfig) -> Result<UserAp
     }
     let cache = CacheAside::new(ctx.cache.clone());
     let verifier = BusinessVerifier::new(nts, repo.clone(), cache.clone(), config.verification_ttl, ctx.clock.clone());
-    let keys = Arc::new(KeyRing::load(repo.clone(), config.tokens.clone(), config.maintenance_interval).await?);
+    let keys = Arc::new(
+        KeyRing::load(repo.clone(), config.tokens.clone(), config.maintenance_interval, ctx.clock.clone()).await?,
+    );
     let hasher = PasswordHasher::new(config.password).await?;
     let interval = config.maintenance_interval;
     let core = Arc::new(UserCore::new(repo, verifier, keys, hasher, cache, config, ctx.clock.clone()));
@@ -95,14 +97,11 @@ pub async fn start_api(ctx: ServiceContext, config: UserConfig) -> Result<UserAp
     Ok(UserApi::new(core))
 }
 
+/// Runs maintenance `interval` after the start and after each round ends, until `shutdown`; a
+/// round in progress finishes.
 fn spawn_maintenance(core: Arc<UserCore>, interval: std::time::Duration, shutdown: kem_mesh::Shutdown) {
-    shutdown.clone().spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.wait() => return,
-            }
-            core.maintain().await;
-        }
+    kem_kit::runtime::periodic::Periodic::resting("user maintenance", interval).spawn(shutdown, move || {
+        let core = core.clone();
+        async move { core.maintain().await }
     });
 }

@@ -7,3 +7,4 @@ mod owner;
 mod platform;
 mod sign_out;
 mod support;
+mod traces;

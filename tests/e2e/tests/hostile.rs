@@ -68,7 +68,7 @@ pub(crate) async fn sign_up(edge: &Rest, email: &str) -> Rest {
     edge.signed_in(&login.str("/tokenPair/accessToken"))
 }
 
-fn new_event(title: &str) -> Value {
+pub(crate) fn new_event(title: &str) -> Value {
     let now = time::OffsetDateTime::now_utc();
     let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).expect("time");
     json!({

@@ -130,6 +130,30 @@ async fn from_the_instagram_caption_to_a_claimed_prize_on_a_schedule() {
         .unwrap_or_else(|| panic!("no link in the caption: {caption}"))
         .to_owned();
     assert_eq!(link, format!("{origin}/e/{id}?ch=instagram"), "the caption links the entry page: {caption}");
+    // Before creating the container, Instagram fetched the event image the way Meta's crawler
+    // does — no login — from the edge's public route, and got a JPEG (Instagram takes no other).
+    let fetches = ig.fetches();
+    let fetch = fetches.last().unwrap_or_else(|| panic!("Instagram fetched no image: {fetches:?}"));
+    assert!(
+        fetch.url.starts_with(&format!("{origin}/api/v1/public/images/"))
+            && fetch.url.ends_with("?format=IMAGE_FORMAT_JPEG"),
+        "the public JPEG URL: {fetch:?}"
+    );
+    assert_eq!(
+        (fetch.status, fetch.content_type.as_str(), fetch.jpeg),
+        (Some(200), "image/jpeg", true),
+        "the edge served a JPEG: {fetch:?}"
+    );
+    assert!(fetch.size > 1_000, "a real image, not an error page: {fetch:?}");
+    // The same route without `format` keeps the stored PNG; a hostile `format` is a 400.
+    let jpeg_path = fetch.url.strip_prefix(&origin).unwrap_or_default().to_owned();
+    let stored_path = jpeg_path.trim_end_matches("?format=IMAGE_FORMAT_JPEG").to_owned();
+    let (status, png) = edge.get_bytes(&stored_path).await;
+    assert_eq!((status, png.get(..4)), (200, Some(&b"\x89PNG"[..])), "{stored_path}");
+    for hostile in ["IMAGE_FORMAT_GIF", "%00", "1e9", &"J".repeat(5_000)] {
+        let (status, _) = edge.get_bytes(&format!("{stored_path}?format={hostile}")).await;
+        assert_eq!(status, 400, "format={}", hostile.chars().take(20).collect::<String>());
+    }
 
     let driver = Chromedriver::start().await;
     let browser = driver.browser().await;

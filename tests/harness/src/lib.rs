@@ -6,6 +6,7 @@
 //! - [`service::TestService`]: one service's platform context (database, Redis prefix, queue);
 //! - [`mesh::serve`]: a service (or a peer's fake) over mTLS with the contracts' policy;
 //! - [`roles::TestPlatform`]: any set of kem roles started in-process on free ports;
+//! - [`otlp::Collector`]: an in-process OTLP trace collector keeping every exported span;
 //! - [`status`]: the code, `ErrorInfo` and `BadRequest` details of a failed call;
 //! - [`wait`]: [`eventually`], a bounded poll instead of a guessed sleep.
 //!
@@ -16,6 +17,7 @@
 pub mod contracts;
 pub mod mesh;
 pub mod net;
+pub mod otlp;
 pub mod postgres;
 pub mod redis;
 pub mod roles;

@@ -103,18 +103,8 @@ fn weekday_value(day: Weekday) -> i32 {
     }) as i32
 }
 
-/// Milliseconds since the Unix epoch as a protobuf timestamp.
-pub fn timestamp(millis: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: millis.div_euclid(1_000),
-        nanos: i32::try_from(millis.rem_euclid(1_000) * 1_000_000).unwrap_or(0),
-    }
-}
-
-/// A protobuf timestamp in milliseconds since the Unix epoch.
-pub fn millis(timestamp: &prost_types::Timestamp) -> i64 {
-    timestamp.seconds.saturating_mul(1_000).saturating_add(i64::from(timestamp.nanos) / 1_000_000)
-}
+/// Epoch milliseconds ↔ protobuf timestamps: the kit's one conversion.
+pub use kem_kit::clock::{ms_from_timestamp as millis, timestamp_from_ms as timestamp};
 
 /// A GetTrends request as a trend query.
 pub fn trend_query(request: &ai::GetTrendsRequest) -> Result<TrendQuery, InvalidInput> {

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use kem_kit::clock::Clock;
 use tokio::time::Instant;
 
 use crate::domain::input::{EventBrief, InvalidInput};
@@ -90,23 +91,32 @@ pub struct JobService {
     ledger: Arc<dyn JobLedger>,
     policy: JobPolicy,
     metrics: Arc<AiMetrics>,
+    clock: Arc<dyn Clock>,
 }
 
 impl JobService {
-    /// Jobs generated with `recommendations`, reported through `reporter`, remembered in `ledger`.
+    /// Jobs generated with `recommendations`, reported through `reporter`, remembered in `ledger`,
+    /// their deadlines read against `clock`.
     pub fn new(
         recommendations: RecommendationService,
         reporter: Arc<dyn JobReporter>,
         ledger: Arc<dyn JobLedger>,
         policy: JobPolicy,
         metrics: Arc<AiMetrics>,
+        clock: Arc<dyn Clock>,
     ) -> JobService {
-        JobService { recommendations, reporter, ledger, policy, metrics }
+        JobService { recommendations, reporter, ledger, policy, metrics, clock }
     }
 
     /// The counters.
     pub fn metrics(&self) -> &Arc<AiMetrics> {
         &self.metrics
+    }
+
+    /// Time left before the job's deadline by the service's clock (`None`: no deadline; zero
+    /// once passed).
+    fn time_left(&self, spec: &JobSpec) -> Option<Duration> {
+        spec.deadline.map(|deadline| deadline.duration_since(self.clock.now()).unwrap_or_default())
     }
 
     /// Handles one delivery.
@@ -137,7 +147,7 @@ impl JobService {
             tracing::info!(job_id = %job.job_id, state = record.state.as_str(), "job already finished; skipping");
             return self.finish(&spec, &job, record.state, None).await;
         }
-        let until_deadline = time_left(&spec);
+        let until_deadline = self.time_left(&spec);
         if until_deadline.is_some_and(|left| left.is_zero()) {
             return self.expired(&spec, &job, "the deadline passed before the job could be worked").await;
         }
@@ -192,11 +202,11 @@ impl JobService {
     /// Whether another delivery is allowed and still has time to be worth it.
     fn may_retry(&self, spec: &JobSpec) -> bool {
         spec.delivery < self.policy.max_attempts
-            && time_left(spec).is_none_or(|left| left > self.policy.min_retry_window + self.policy.report_reserve)
+            && self.time_left(spec).is_none_or(|left| left > self.policy.min_retry_window + self.policy.report_reserve)
     }
 
     async fn report_success(&self, spec: &JobSpec, job: &JobRef, result: &Generated) -> Disposition {
-        if time_left(spec).is_some_and(|left| left.is_zero()) {
+        if self.time_left(spec).is_some_and(|left| left.is_zero()) {
             return self.expired(spec, job, "the deadline passed before the result could be reported").await;
         }
         match self.reporter.succeeded(&job.job_id, result).await {
@@ -211,7 +221,7 @@ impl JobService {
     }
 
     async fn report_failure(&self, spec: &JobSpec, job: &JobRef, error: &AppError) -> Disposition {
-        if time_left(spec).is_some_and(|left| left.is_zero()) {
+        if self.time_left(spec).is_some_and(|left| left.is_zero()) {
             return self.expired(spec, job, "the deadline passed before the failure could be reported").await;
         }
         match self.reporter.failed(&job.job_id, error).await {
@@ -227,7 +237,7 @@ impl JobService {
     async fn report_error(&self, spec: &JobSpec, job: &JobRef, error: ReportError) -> Disposition {
         match error {
             ReportError::JobGone { .. } => self.dropped(spec, job).await,
-            ReportError::Unavailable(reason) if time_left(spec).is_some_and(|left| left.is_zero()) => {
+            ReportError::Unavailable(reason) if self.time_left(spec).is_some_and(|left| left.is_zero()) => {
                 self.expired(spec, job, &format!("the event service was unreachable until the deadline: {reason}"))
                     .await
             }
@@ -266,17 +276,13 @@ impl JobService {
     }
 }
 
-/// Time left before the job's deadline (`None`: no deadline; zero once passed).
-fn time_left(spec: &JobSpec) -> Option<Duration> {
-    spec.deadline.map(|deadline| deadline.duration_since(SystemTime::now()).unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
     use kem_kit::cache::{CacheAside, MemoryCache};
+    use kem_kit::clock::SystemClock;
 
     use super::*;
     use crate::app::cache::ResultCache;
@@ -403,7 +409,7 @@ mod tests {
         let recommendations =
             RecommendationService::new(trends, path, ResultCache::new(cache, "recommendations", ttl), 2_048);
         let policy = JobPolicy { max_attempts: 3, min_retry_window: Duration::ZERO, ..JobPolicy::default() };
-        JobService::new(recommendations, reporter, ledger, policy, metrics)
+        JobService::new(recommendations, reporter, ledger, policy, metrics, Arc::new(SystemClock))
     }
 
     fn spec(delivery: u32) -> JobSpec {

@@ -2,10 +2,11 @@
 //! idempotent inbox: a job's final state and the message id commit in one transaction.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use kem_kit::clock::Clock;
 use kem_kit::outbox::{Inbox, InboxError};
+use kem_kit::runtime::periodic::{InFlight, MissedTickBehavior, Periodic, Spacing};
 use kem_kit::store::{self, Store, StoreError, millis};
 use kem_mesh::Shutdown;
 
@@ -21,12 +22,13 @@ const MAX_ERROR_CHARS: usize = 2_000;
 #[derive(Debug, Clone)]
 pub struct StoreJobLedger {
     store: Store,
+    clock: Arc<dyn Clock>,
 }
 
 impl StoreJobLedger {
-    /// A ledger in `store` (migrated).
-    pub fn new(store: Store) -> StoreJobLedger {
-        StoreJobLedger { store }
+    /// A ledger in `store` (migrated), stamping rows and inbox records with `clock`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> StoreJobLedger {
+        StoreJobLedger { store, clock }
     }
 }
 
@@ -76,7 +78,7 @@ impl JobLedger for StoreJobLedger {
     }
 
     async fn record_attempt(&self, job: &JobRef, error: &str) -> Result<(), LedgerError> {
-        let now = millis(SystemTime::now());
+        let now = self.clock.now_ms();
         store::query(upsert!(
             "VALUES ($1, $2, $3, $4, NULL, $5, 1, $6, $6) \
              ON CONFLICT (job_id) DO UPDATE SET attempts = ai_jobs.attempts + 1, error = excluded.error, \
@@ -97,7 +99,7 @@ impl JobLedger for StoreJobLedger {
     async fn save_result(&self, job: &JobRef, result: &Generated) -> Result<(), LedgerError> {
         let json =
             serde_json::to_string(result).map_err(|e| LedgerError::Corrupt(format!("encoding the result: {e}")))?;
-        let now = millis(SystemTime::now());
+        let now = self.clock.now_ms();
         store::query(upsert!(
             "VALUES ($1, $2, $3, $4, $5, NULL, 0, $6, $6) \
              ON CONFLICT (job_id) DO UPDATE SET result = excluded.result, input_hash = excluded.input_hash, \
@@ -124,9 +126,10 @@ impl JobLedger for StoreJobLedger {
     ) -> Result<bool, LedgerError> {
         let job = job.clone();
         let error = error.map(clip);
-        let processed = Inbox::process(&self.store, INBOX_CONSUMER, message_id, move |tx| {
+        let now = self.clock.now();
+        let processed = Inbox::process_at(&self.store, now, INBOX_CONSUMER, message_id, move |tx| {
             Box::pin(async move {
-                let now = millis(SystemTime::now());
+                let now = millis(now);
                 // A final state is never overwritten by another (a redelivery of another message
                 // id for the same job finds it final and only records its own id).
                 store::query(upsert!(
@@ -163,12 +166,10 @@ pub fn spawn_purge(
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     shutdown.clone().spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(3_600));
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = shutdown.wait() => return,
-            }
+        let task = Periodic::new("ai job ledger purge", Duration::from_secs(3_600))
+            .spacing(Spacing::Rate(MissedTickBehavior::Burst))
+            .in_flight(InFlight::Finish);
+        task.run(shutdown.clone(), || async {
             let now = clock.now();
             let cutoff = millis(now).saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
             let jobs =
@@ -181,6 +182,7 @@ pub fn spawn_purge(
                     tracing::warn!(%error, "purging old job records failed; retrying in an hour")
                 }
             }
-        }
+        })
+        .await;
     })
 }

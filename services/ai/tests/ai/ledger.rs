@@ -49,7 +49,7 @@ fn generated() -> Generated {
 
 async fn exercise(store: Store) {
     store.migrate(kem_ai::migrations()).await.expect("migrations");
-    let ledger = StoreJobLedger::new(store.clone());
+    let ledger = StoreJobLedger::new(store.clone(), std::sync::Arc::new(kem_kit::clock::SystemClock));
     let job = JobRef { job_id: "job-1".into(), event_id: "event-1".into(), input_hash: "abc".into() };
     assert!(ledger.get("job-1").await.expect("get").is_none());
 

@@ -6,21 +6,10 @@ use kem_proto::kem::analytics::v1 as pb;
 use kem_proto::kem::common::v1 as common;
 
 use crate::app::Freshness;
-use crate::domain::time::epoch_ms;
 use crate::domain::{ChannelFigures, DashboardView, EventAnalyticsView, EventSummaryView, HourlyFigure, Period};
 
-/// A protobuf timestamp as epoch milliseconds (saturating).
-pub fn timestamp_ms(t: &prost_types::Timestamp) -> i64 {
-    epoch_ms(t.seconds, t.nanos)
-}
-
-/// Epoch milliseconds as a protobuf timestamp.
-pub fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1_000),
-        nanos: i32::try_from(ms.rem_euclid(1_000) * 1_000_000).unwrap_or(0),
-    }
-}
+/// Epoch milliseconds ↔ protobuf timestamps: the kit's one conversion.
+pub use kem_kit::clock::{ms_from_timestamp as timestamp_ms, timestamp_from_ms as timestamp};
 
 fn duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration {

@@ -23,8 +23,9 @@ impl AnalyticsCore {
     pub async fn ingest(&self, fact: EventFact) -> Result<Ingested, InboxError<RepositoryError>> {
         let repo = self.repo.clone();
         let applying = fact.clone();
-        let now = self.clock.now_ms();
-        let processed = Inbox::process(self.repo.store(), &self.consumer, &fact.message_id, move |tx| {
+        let at = self.clock.now();
+        let now = kem_kit::store::millis(at);
+        let processed = Inbox::process_at(self.repo.store(), at, &self.consumer, &fact.message_id, move |tx| {
             Box::pin(async move { repo.apply_fact(tx, &applying, now).await })
         })
         .await?;

@@ -3,7 +3,6 @@
 
 pub mod fact;
 pub mod figures;
-pub mod time;
 pub mod validation;
 pub mod view;
 

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use kem_kit::clock::ms_from_timestamp;
 use kem_kit::outbox::{Consumer, ConsumerOptions, Handler, HandlerError};
 use kem_kit::queue::{ReceivedMessage, names};
 use kem_kit::runtime::ServiceContext;
@@ -23,7 +24,6 @@ use prost::Message;
 
 use crate::app::AnalyticsCore;
 use crate::domain::fact::{entry_channel, is_real_channel, provider_kind};
-use crate::domain::time::epoch_ms;
 use crate::domain::{Delivery, Draw, Entry, EventFact, Fact, Outcome, Period, StateSnapshot};
 
 /// The `type` application property of the queue's messages.
@@ -125,7 +125,7 @@ pub fn decode(message: &ReceivedMessage) -> Result<Decoded, String> {
         },
         Member::DrawCompleted(draw) => Fact::DrawCompleted(draw_completed(draw)?),
     };
-    let occur_ms = body.occur_time.map_or_else(|| millis(message.enqueued_at), |t| epoch_ms(t.seconds, t.nanos));
+    let occur_ms = body.occur_time.map_or_else(|| millis(message.enqueued_at), |t| ms_from_timestamp(&t));
     Ok(Decoded::Fact(EventFact {
         message_id: message.id.clone(),
         event_id: body.event_id,
@@ -146,7 +146,7 @@ fn state(change: msg::EventStateChanged) -> Result<Option<StateSnapshot>, String
     channels.dedup();
     let period = change.period.and_then(|p| {
         let (start, end) = (p.start_time?, p.end_time?);
-        Some(Period { start_ms: epoch_ms(start.seconds, start.nanos), end_ms: epoch_ms(end.seconds, end.nanos) })
+        Some(Period { start_ms: ms_from_timestamp(&start), end_ms: ms_from_timestamp(&end) })
     });
     Ok(Some(StateSnapshot {
         status: change.to_status,

@@ -3,19 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kem_kit::runtime::periodic::Periodic;
 use kem_mesh::Shutdown;
 
 use crate::app::AnalyticsCore;
 
-/// Runs maintenance every `interval` on `shutdown`'s task set, until `shutdown`.
+/// Runs maintenance on `shutdown`'s task set, `interval` after the start and after each round
+/// ends, until `shutdown`; a round in progress finishes.
 pub fn spawn(core: Arc<AnalyticsCore>, interval: Duration, shutdown: Shutdown) {
-    shutdown.clone().spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.wait() => return,
-            }
-            core.maintain().await;
-        }
+    Periodic::resting("analytics maintenance", interval).spawn(shutdown, move || {
+        let core = core.clone();
+        async move { core.maintain().await }
     });
 }

@@ -27,7 +27,6 @@ use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::content::v1 as proto;
 use kem_proto::kem::event::v1 as event;
 use kem_proto::kem::messaging::v1 as msg;
-use prost_types::Timestamp;
 use tonic::Code;
 
 use crate::domain::failure::{Failure, FailureKind};
@@ -36,7 +35,7 @@ use crate::domain::outcome::{JobOutcome, ProviderSummary};
 use crate::domain::prompt::{Brief, Business};
 use crate::domain::publication::{EventStage, Publication};
 use crate::domain::request::{EnumInput, RequestInput, SizeInput};
-use crate::domain::values::{Channel, ImageStyle, Millis, ProviderKind};
+use crate::domain::values::{Channel, ImageStyle, ProviderKind};
 
 /// `ErrorInfo.domain` of every content-service error.
 pub const DOMAIN: &str = "kem.content";
@@ -113,15 +112,9 @@ fn state_to_proto(state: GenerationState) -> proto::GenerationState {
 
 // ---- time ---------------------------------------------------------------------------------------
 
-/// Milliseconds → Timestamp.
-pub fn timestamp(ms: Millis) -> Timestamp {
-    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
-}
-
-/// Timestamp → milliseconds (sub-millisecond precision dropped; out-of-range nanos clamped).
-pub fn millis_of(ts: &Timestamp) -> Millis {
-    ts.seconds.saturating_mul(1000).saturating_add(i64::from(ts.nanos.clamp(0, 999_999_999) / 1_000_000))
-}
+/// Milliseconds ↔ Timestamp (sub-millisecond precision dropped; out-of-range nanos clamped;
+/// saturating): the kit's one conversion.
+pub use kem_kit::clock::{ms_from_timestamp as millis_of, timestamp_from_ms as timestamp};
 
 // ---- images -------------------------------------------------------------------------------------
 

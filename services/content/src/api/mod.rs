@@ -16,6 +16,7 @@ use kem_proto::kem::content::v1::content_service_server::ContentService;
 use tonic::{Request, Response, Status};
 
 use crate::app::{AppError, ContentApp};
+use crate::domain::image::PublicFormat;
 use crate::domain::request::EnumInput;
 
 /// The gRPC service of the content service (mount it with `ContentServiceServer::new`).
@@ -92,7 +93,19 @@ impl ContentService for ContentApi {
         request: Request<proto::GetPublicImageContentRequest>,
     ) -> Reply<proto::GetPublicImageContentResponse> {
         checked(Violations::new().id("imageId", &request.get_ref().image_id, IMAGE_ID))?;
-        let content = self.app.public_image_content(&request.get_ref().image_id).await.map_err(status::to_status)?;
+        let format = match proto::ImageFormat::try_from(request.get_ref().format) {
+            Ok(proto::ImageFormat::Unspecified) => PublicFormat::Stored,
+            Ok(proto::ImageFormat::Jpeg) => PublicFormat::Jpeg,
+            Err(_) => {
+                let n = request.get_ref().format;
+                return Err(kem_proto::status::bad_request(
+                    "unknown image format",
+                    &[("format", &format!("{n} is not a known image format"))],
+                ));
+            }
+        };
+        let content =
+            self.app.public_image_content(&request.get_ref().image_id, format).await.map_err(status::to_status)?;
         Ok(Response::new(proto::GetPublicImageContentResponse {
             content_type: content.content_type,
             data: content.data.to_vec(),

@@ -8,6 +8,7 @@
 //! | blob store down | UNAVAILABLE | ErrorInfo `BLOB_STORE_UNAVAILABLE`, RetryInfo |
 //! | event service down (public images) | UNAVAILABLE | ErrorInfo `EVENT_SERVICE_UNAVAILABLE`, RetryInfo |
 //! | bytes missing or corrupt | DATA_LOSS | ErrorInfo `IMAGE_BYTES_LOST` |
+//! | stored image not convertible to the asked format | FAILED_PRECONDITION | ErrorInfo `IMAGE_NOT_CONVERTIBLE` |
 //! | bug / corrupt data | INTERNAL | none (details in the log only) |
 
 use std::time::Duration;
@@ -70,6 +71,14 @@ pub fn to_status(error: AppError) -> tonic::Status {
             &format!("the bytes of image {image_id} are lost; generate the images again"),
             vec![info("IMAGE_BYTES_LOST", &[("imageId", image_id.clone())])],
         ),
+        AppError::Unconvertible { image_id, problem } => {
+            tracing::warn!(%image_id, %problem, "public image not convertible");
+            with_details(
+                Code::FailedPrecondition,
+                &format!("image {image_id} cannot be converted to the asked format"),
+                vec![info("IMAGE_NOT_CONVERTIBLE", &[("imageId", image_id.clone())])],
+            )
+        }
         AppError::Storage(detail) => {
             tracing::error!(error = %detail, "content request failed: internal error");
             tonic::Status::internal("internal error in the content service")
@@ -115,6 +124,11 @@ mod tests {
                 Some("BLOB_STORE_UNAVAILABLE"),
             ),
             (AppError::DataLoss { image_id: "i".into(), problem: "corrupt" }, Code::DataLoss, Some("IMAGE_BYTES_LOST")),
+            (
+                AppError::Unconvertible { image_id: "i".into(), problem: "a 9000x9000 image".into() },
+                Code::FailedPrecondition,
+                Some("IMAGE_NOT_CONVERTIBLE"),
+            ),
             (AppError::Storage(RepoError::Corrupt("bad json at 10.0.0.3".into())), Code::Internal, None),
             (
                 AppError::Blob(BlobError::failed("write images/x", std::io::Error::other("refused at 10.0.0.3"))),

@@ -43,6 +43,15 @@ pub enum AppError {
         /// `missing from the blob store` or `corrupt`.
         problem: &'static str,
     },
+    /// The stored image cannot be converted to the asked format (too large, not decodable):
+    /// FAILED_PRECONDITION.
+    #[error("image {image_id} cannot be converted: {problem}")]
+    Unconvertible {
+        /// The image.
+        image_id: String,
+        /// Why.
+        problem: String,
+    },
     /// The database failed: UNAVAILABLE when it is unavailable (retry), else INTERNAL (a bug or
     /// corrupt data; details only in logs).
     #[error(transparent)]

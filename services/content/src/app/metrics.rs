@@ -57,6 +57,8 @@ pub struct ContentMetrics {
     pub images_cached: AtomicU64,
     /// Images reused from an earlier job of the same event.
     pub images_reused: AtomicU64,
+    /// Public images converted to JPEG (a fetch of a kept conversion does not count).
+    pub jpeg_conversions: AtomicU64,
     /// Images that could not be made, by [`FAILURE_KINDS`] index.
     failures: [AtomicU64; FAILURE_KINDS.len()],
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{AppError, ContentApp, Resource};
-use crate::domain::image::{Image, StyleState};
+use crate::domain::image::{Image, PublicFormat, StyleState};
 use crate::domain::prompt::sha256_hex;
 use crate::domain::values::ImageStyle;
+use crate::infra::imaging::{JPEG_QUALITY, looks_like_jpeg};
 
 /// An event's images and the state of each style.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,13 @@ const PUBLIC_DECISION_TTL: Duration = Duration::from_secs(300);
 
 fn public_key(image_id: &str) -> String {
     format!("public-image:v1:{image_id}")
+}
+
+/// Blob key of the JPEG conversion of the stored image whose SHA-256 is `source_sha256`: derived
+/// from the source and the quality, so a change of either never serves a stale conversion.
+pub fn converted_key(source_sha256: &str) -> String {
+    let prefix = source_sha256.get(..2).unwrap_or("00");
+    format!("converted/jpeg-q{JPEG_QUALITY}/{prefix}/{source_sha256}.jpg")
 }
 
 fn required(field: &str, value: &str) -> Result<String, AppError> {
@@ -76,15 +84,52 @@ impl ContentApp {
         self.bytes_of(image).await
     }
 
-    /// The bytes of an image anyone may see: the selected image of a published or ended event.
-    /// Any other image — unknown, a draft's, generated but not selected — is NOT_FOUND exactly as
-    /// an unknown id is, so nothing about unpublished events leaks.
-    pub async fn public_image_content(&self, image_id: &str) -> Result<ImageContent, AppError> {
+    /// The bytes of an image anyone may see: the selected image of a published or ended event,
+    /// in `format`. Any other image — unknown, a draft's, generated but not selected — is
+    /// NOT_FOUND exactly as an unknown id is, so nothing about unpublished events leaks (the
+    /// decision comes before any conversion).
+    pub async fn public_image_content(&self, image_id: &str, format: PublicFormat) -> Result<ImageContent, AppError> {
         let image = self.image(image_id).await?;
         if !self.is_public(&image).await? {
             return Err(AppError::NotFound { resource: Resource::Image, id: image_id.trim().to_owned() });
         }
-        self.bytes_of(image).await
+        match format {
+            PublicFormat::Stored => self.bytes_of(image).await,
+            PublicFormat::Jpeg => self.jpeg_of(image).await,
+        }
+    }
+
+    /// `image` as JPEG. A stored JPEG is sent as it is; a PNG is converted once and the result
+    /// kept in the blob store under a key derived from the source's SHA-256 and the quality
+    /// (conversion is deterministic, so racing first fetches store the same bytes), so a platform
+    /// refetching it, or many, never costs a second encode. The ETag is the SHA-256 of the JPEG,
+    /// different from the PNG's.
+    async fn jpeg_of(&self, image: Image) -> Result<ImageContent, AppError> {
+        if image.content_type == "image/jpeg" {
+            return self.bytes_of(image).await;
+        }
+        let key = converted_key(&image.sha256);
+        if let Some(data) = self.blobs.get(&key).await? {
+            if looks_like_jpeg(&data) {
+                let sha256 = sha256_hex(&data);
+                return Ok(ImageContent { content_type: "image/jpeg".to_owned(), data, sha256 });
+            }
+            tracing::warn!(image_id = %image.id, blob = %key, "cached JPEG conversion is damaged; converting again");
+        }
+        let image_id = image.id.clone();
+        let source = self.bytes_of(image).await?;
+        let data = self
+            .imaging
+            .to_jpeg(source.data)
+            .await
+            .map_err(|e| AppError::Unconvertible { image_id: image_id.clone(), problem: e.0 })?;
+        // A failed store only costs the next fetch another conversion: serve the bytes anyway.
+        if let Err(error) = self.blobs.put(&key, data.clone(), "image/jpeg").await {
+            tracing::warn!(%image_id, blob = %key, %error, "could not keep the JPEG conversion");
+        }
+        super::metrics::bump(&self.metrics.jpeg_conversions);
+        let sha256 = sha256_hex(&data);
+        Ok(ImageContent { content_type: "image/jpeg".to_owned(), data, sha256 })
     }
 
     /// Whether the event service says `image` is public (a positive answer is cached).

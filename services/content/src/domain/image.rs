@@ -127,6 +127,16 @@ pub struct StyleState {
     pub updated_at: Millis,
 }
 
+/// The encoding a public image is served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublicFormat {
+    /// The stored bytes (PNG), unchanged.
+    #[default]
+    Stored,
+    /// Converted to JPEG (Instagram content publishing takes nothing else).
+    Jpeg,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,14 @@ use crate::app::ports::ImagingError;
 /// Largest side accepted when decoding (a provider image is at most a few thousand pixels).
 pub const MAX_DECODE_SIDE: u32 = 8_192;
 
+/// Largest stored image converted for the public route: generated images are ~1-3 MB; anything
+/// far past that is not ours to spend CPU on.
+pub const MAX_CONVERT_BYTES: usize = 20 * 1024 * 1024;
+/// Most pixels converted (a 6000×6000 image); bounds the raster (3 bytes a pixel) and the CPU.
+pub const MAX_CONVERT_PIXELS: u64 = 36_000_000;
+/// JPEG quality of converted images: visually lossless for flat, text-bearing posters.
+pub const JPEG_QUALITY: u8 = 90;
+
 /// An 8-bit RGB image, rows top to bottom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Raster {
@@ -109,6 +117,40 @@ pub fn decode_png(bytes: &[u8]) -> Result<Raster, ImagingError> {
     Ok(Raster { width: info.width, height: info.height, pixels })
 }
 
+/// Encodes `raster` as a baseline JPEG at `quality` (RGB, 4:2:0 by the encoder's default, no ICC
+/// profile — viewers then assume sRGB, which the raster already is; no alpha: [`decode_png`]
+/// flattened it onto white).
+pub fn encode_jpeg(raster: &Raster, quality: u8) -> Result<Vec<u8>, ImagingError> {
+    let (width, height) = (
+        u16::try_from(raster.width).map_err(|_| ImagingError(format!("{} px is too wide for JPEG", raster.width)))?,
+        u16::try_from(raster.height).map_err(|_| ImagingError(format!("{} px is too tall for JPEG", raster.height)))?,
+    );
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(&raster.pixels, width, height, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| ImagingError(format!("JPEG: {e}")))?;
+    Ok(out)
+}
+
+/// A stored PNG as JPEG, refusing inputs past [`MAX_CONVERT_BYTES`] / [`MAX_CONVERT_PIXELS`]
+/// before decoding anything.
+pub fn png_to_jpeg(bytes: &[u8]) -> Result<Vec<u8>, ImagingError> {
+    if bytes.len() > MAX_CONVERT_BYTES {
+        return Err(ImagingError(format!("{} bytes is larger than converted", bytes.len())));
+    }
+    let (width, height) = png_dimensions(bytes).ok_or_else(|| ImagingError("not a PNG image".to_owned()))?;
+    if u64::from(width) * u64::from(height) > MAX_CONVERT_PIXELS {
+        return Err(ImagingError(format!("a {width}x{height} image is larger than converted")));
+    }
+    encode_jpeg(&decode_png(bytes)?, JPEG_QUALITY)
+}
+
+/// Whether `bytes` look like a whole JPEG (start and end markers): a cached conversion that does
+/// not is made again.
+pub fn looks_like_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF]) && bytes.ends_with(&[0xFF, 0xD9])
+}
+
 /// `source` scaled to cover `width`×`height` (aspect kept) and centre-cropped to it.
 pub fn fit(source: &Raster, width: u32, height: u32) -> Raster {
     let (sw, sh) = (f64::from(source.width.max(1)), f64::from(source.height.max(1)));
@@ -174,6 +216,13 @@ impl PngImaging {
         .await
         .map_err(|e| ImagingError(format!("image worker failed: {e}")))?
     }
+
+    /// `bytes` (PNG) as JPEG ([`png_to_jpeg`]), on the blocking pool.
+    pub async fn to_jpeg(&self, bytes: Bytes) -> Result<Bytes, ImagingError> {
+        tokio::task::spawn_blocking(move || png_to_jpeg(&bytes).map(Bytes::from))
+            .await
+            .map_err(|e| ImagingError(format!("image worker failed: {e}")))?
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +238,40 @@ mod tests {
         assert_eq!(decode_png(&png).expect("decode"), raster);
         assert_eq!(png_dimensions(b"GIF89a........................"), None);
         assert!(decode_png(b"not a png").is_err());
+    }
+
+    #[test]
+    fn png_converts_to_a_decodable_jpeg_with_alpha_flattened_on_white() {
+        // A transparent RGBA PNG: JPEG has no alpha, so it must come out white, not black.
+        let mut png_bytes = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut png_bytes, 16, 8);
+            encoder.set_color(png::ColorType::Rgba);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().expect("header");
+            writer.write_image_data(&[0; 16 * 8 * 4]).expect("data");
+        }
+        let jpeg = png_to_jpeg(&png_bytes).expect("convert");
+        assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && looks_like_jpeg(&jpeg));
+        let mut decoder = jpeg_decoder::Decoder::new(jpeg.as_slice());
+        let pixels = decoder.decode().expect("an independent decoder reads it");
+        let info = decoder.info().expect("info");
+        assert_eq!((info.width, info.height, info.pixel_format), (16, 8, jpeg_decoder::PixelFormat::RGB24));
+        assert!(pixels.iter().all(|&v| v >= 250), "flattened onto white");
+        assert_eq!(png_to_jpeg(&png_bytes).expect("again"), jpeg, "deterministic, so a cached copy is the same");
+    }
+
+    #[test]
+    fn conversion_refuses_what_it_should_not_decode() {
+        assert!(png_to_jpeg(b"GIF89a not a png at all, long enough to look").is_err());
+        // A header claiming 7000×7000 is refused before any pixel is decoded.
+        let mut huge = encode_png(&Raster::filled(1, 1, [0, 0, 0])).expect("png");
+        huge[16..20].copy_from_slice(&7_000u32.to_be_bytes());
+        huge[20..24].copy_from_slice(&7_000u32.to_be_bytes());
+        let error = png_to_jpeg(&huge).expect_err("too many pixels");
+        assert!(error.0.contains("7000x7000"), "{error:?}");
+        assert!(png_to_jpeg(&vec![0; MAX_CONVERT_BYTES + 1]).is_err());
+        assert!(!looks_like_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0]), "truncated");
     }
 
     #[test]

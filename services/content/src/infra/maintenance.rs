@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kem_kit::outbox::Inbox;
+use kem_kit::runtime::periodic::{InFlight, Periodic};
 use kem_kit::store::Store;
 use kem_mesh::Shutdown;
 
@@ -15,7 +16,7 @@ use super::repository::SqlImageRepository;
 /// How long finished-message records are kept (far beyond the queue's redelivery window).
 pub const INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 3_600);
 
-/// Runs every `interval` until `shutdown`.
+/// Runs every `interval` (the first at once) until `shutdown`; a round in progress finishes.
 pub async fn run(
     repository: Arc<SqlImageRepository>,
     store: Store,
@@ -24,13 +25,8 @@ pub async fn run(
     interval: Duration,
     shutdown: Shutdown,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait() => return,
-        }
+    let task = Periodic::new("content maintenance", interval).in_flight(InFlight::Finish);
+    task.run(shutdown, || async {
         let ttl_ms = i64::try_from(render_ttl.as_millis()).unwrap_or(i64::MAX);
         match repository.purge_renders(clock.now_ms().saturating_sub(ttl_ms)).await {
             Ok(0) => {}
@@ -42,5 +38,6 @@ pub async fn run(
             Ok(n) => tracing::debug!(records = n, "old inbox records purged"),
             Err(error) => tracing::warn!(%error, "inbox purge failed; retrying next round"),
         }
-    }
+    })
+    .await;
 }

@@ -92,6 +92,58 @@ async fn only_the_selected_image_of_a_published_or_ended_event_is_served() {
 }
 
 #[tokio::test]
+async fn the_public_image_converts_to_jpeg_once_with_its_own_etag() {
+    let h = Harness::start(test_config()).await;
+    let (selected, other) = two_images(&h, "job-jpeg", "event-jpeg").await;
+    let jpeg = content::ImageFormat::Jpeg as i32;
+    let unknown = h.public_bytes(UNKNOWN).await.expect_err("unknown");
+
+    // Not public yet: hidden in JPEG exactly as in PNG, and nothing is converted.
+    h.events.set_event("event-jpeg", EventStatus::Draft, &selected);
+    assert_hidden(public_in(&h.api, &selected, jpeg).await, &unknown, &selected);
+    h.events.set_event("event-jpeg", EventStatus::Published, &selected);
+    assert_hidden(public_in(&h.api, &other, jpeg).await, &unknown, &other);
+    let conversions = || h.api.app().metrics().jpeg_conversions.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(conversions(), 0, "a hidden image is never converted");
+
+    let png = h.public_bytes(&selected).await.expect("stored format");
+    let first = public_in(&h.api, &selected, jpeg).await.expect("JPEG");
+    assert_eq!(first.content_type, "image/jpeg");
+    assert!(first.data.starts_with(&[0xFF, 0xD8, 0xFF]), "JPEG magic bytes");
+    let mut decoder = jpeg_decoder::Decoder::new(first.data.as_slice());
+    decoder.decode().expect("an independent decoder reads it");
+    let info = decoder.info().expect("info");
+    assert_eq!((info.width, info.height, info.pixel_format), (100, 100, jpeg_decoder::PixelFormat::RGB24), "no alpha");
+    // The ETag (sha256) is the JPEG's own, not the PNG's.
+    assert_eq!(first.sha256, sha256_hex(&first.data));
+    assert_ne!(first.sha256, png.sha256);
+    assert_eq!(png.content_type, "image/png", "the default stays the stored format");
+
+    // Converted once: later fetches, and another replica on the same blob store, reuse it.
+    let again = public_in(&h.api, &selected, jpeg).await.expect("JPEG again");
+    assert_eq!((again.data, again.sha256), (first.data.clone(), first.sha256.clone()));
+    assert_eq!(conversions(), 1, "the conversion is kept, not redone");
+    let (replica, stop) = h.replica(test_config()).await;
+    let shared = public_in(&replica, &selected, jpeg).await.expect("JPEG from a replica");
+    assert_eq!(shared.sha256, first.sha256);
+    let replica_conversions = replica.app().metrics().jpeg_conversions.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(replica_conversions, 0, "kept in the blob store, which replicas share");
+    stop.trigger();
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn hostile_formats_are_invalid_arguments() {
+    let h = Harness::start(test_config()).await;
+    let (selected, _) = two_images(&h, "job-fmt", "event-fmt").await;
+    h.events.set_event("event-fmt", EventStatus::Published, &selected);
+    for bad in [2, -1, i32::MAX, i32::MIN, 1_000] {
+        expect_invalid_field(public_in(&h.api, &selected, bad).await, "format");
+    }
+    h.cleanup().await;
+}
+
+#[tokio::test]
 async fn unknown_and_malformed_ids_never_reach_the_event_service() {
     let h = Harness::start(test_config()).await;
     for bad in ["x".repeat(16_000), "\u{0}".into(), "%00".into(), "../../etc/passwd".into(), "이미지".into(), "".into()]
@@ -139,7 +191,8 @@ async fn the_mesh_admits_the_gateway_without_an_owner_and_no_one_else() {
     let (selected, _) = two_images(&h, "job-mesh", "event-mesh").await;
     h.events.set_event("event-mesh", EventStatus::Published, &selected);
     let addr = h.serve(test_config()).await;
-    let request = || Request::new(content::GetPublicImageContentRequest { image_id: selected.clone() });
+    let request =
+        || Request::new(content::GetPublicImageContentRequest { image_id: selected.clone(), ..Default::default() });
 
     let mut gateway = h.client(addr, "gateway").await;
     let served = gateway.get_public_image_content(request()).await.expect("anyone, through the gateway").into_inner();

@@ -436,6 +436,15 @@ async fn event_service(ca: &TestCa) -> (FakeEvents, Peers, WorkloadIdentity, Shu
 
 /// `GetPublicImageContent` of `image_id` on `api`, without an owner.
 pub async fn public_bytes(api: &ContentApi, image_id: &str) -> Result<content::GetPublicImageContentResponse, Status> {
-    let request = Request::new(content::GetPublicImageContentRequest { image_id: image_id.into() });
+    public_in(api, image_id, content::ImageFormat::Unspecified as i32).await
+}
+
+/// `GetPublicImageContent` of `image_id` on `api` in `format` (a raw enum number), without an owner.
+pub async fn public_in(
+    api: &ContentApi,
+    image_id: &str,
+    format: i32,
+) -> Result<content::GetPublicImageContentResponse, Status> {
+    let request = Request::new(content::GetPublicImageContentRequest { image_id: image_id.into(), format });
     Ok(api.get_public_image_content(request).await?.into_inner())
 }

@@ -69,7 +69,7 @@ impl DeliveryWorker {
                     copy.entry_url =
                         entry_url(&self.public_base_url, &job.event_id, delivery.channel).unwrap_or_default();
                 }
-                let image = image_url(&self.public_base_url, &job.image_id);
+                let image = image_url(&self.public_base_url, &job.image_id, delivery.channel);
                 let progress = Progress::new(&self.repo, &delivery.event_id, delivery.channel, token);
                 let step = Step {
                     delivery: &delivery,

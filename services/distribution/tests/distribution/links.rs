@@ -75,6 +75,7 @@ async fn a_job_without_links_gets_them_from_the_public_base_url() {
     let mut config = fast_config();
     providers.configure(&mut config);
     config.naver_cafe = None;
+    let base = providers.images.base_url();
     let h = Harness::start(config).await;
 
     // `job` leaves entry_url empty, as a publisher older than the field does; Kakao's link is not
@@ -92,23 +93,23 @@ async fn a_job_without_links_gets_them_from_the_public_base_url() {
     let status = h.settled(id).await;
     assert_eq!(status.state, pb::DistributionState::Completed as i32, "{status:#?}");
 
-    // The test config's public base URL is https://kem.example.
+    // The public base URL is the image host's (Instagram fetches the image from it).
     {
         let ig = providers.instagram.state();
         let caption = &ig.captions[0];
-        assert!(caption.ends_with(&format!("\n\n참여하기 👉 https://kem.example/e/{id}?ch=instagram")), "{caption}");
+        assert!(caption.ends_with(&format!("\n\n참여하기 👉 {base}/e/{id}?ch=instagram")), "{caption}");
     }
     {
         let sens = providers.sens.state();
         let message = &sens.accepted[0]["messages"][0];
-        let link = format!("https://kem.example/e/{id}?ch=kakao_channel");
+        let link = format!("{base}/e/{id}?ch=kakao_channel");
         assert_eq!(message["buttons"][0]["linkMobile"], json!(link), "{message}");
         assert!(!message.to_string().contains("javascript"), "{message}");
     }
     // Owner-assisted Naver Blog: the ready-to-post article has the link too.
     let naver = delivery(&status, Channel::NaverBlog);
     let post = naver.manual_post.expect("the ready-to-post article");
-    let link = format!("https://kem.example/e/{id}?ch=naver_blog");
+    let link = format!("{base}/e/{id}?ch=naver_blog");
     assert!(post.html_body.contains(&format!("<a href=\"{link}\">{link}</a>")), "{}", post.html_body);
     h.cleanup().await;
 }

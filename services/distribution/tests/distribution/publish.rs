@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use kem_distribution::config::DistributionConfig;
 use kem_distribution::domain::Channel;
 use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::distribution::v1 as pb;
@@ -16,6 +17,7 @@ async fn all_six_channels_publish_through_their_providers() {
     let providers = Providers::start().await;
     let mut config = fast_config();
     providers.configure(&mut config);
+    let base = providers.images.base_url();
     let h = Harness::start(config).await;
 
     h.publish("evt-all", &Channel::ALL).await;
@@ -52,10 +54,18 @@ async fn all_six_channels_publish_through_their_providers() {
     // What reached the providers is what the event asked for.
     {
         let ig = providers.instagram.state();
-        assert_eq!(ig.image_urls, vec!["https://kem.example/api/v1/images/img-evt-all/content".to_owned()]);
+        let jpeg = format!("{base}/api/v1/public/images/img-evt-all?format=IMAGE_FORMAT_JPEG");
+        assert_eq!(ig.image_urls, vec![jpeg.clone()], "Instagram gets the public JPEG");
+        // Meta's fetch of it got a JPEG, for real.
+        assert_eq!(ig.fetches.len(), 1, "{:?}", ig.fetches);
+        assert_eq!(
+            (ig.fetches[0].url.as_str(), ig.fetches[0].status, ig.fetches[0].jpeg),
+            (jpeg.as_str(), Some(200), true)
+        );
+        assert_eq!(ig.fetches[0].content_type, "image/jpeg");
         // The job has no entry links (an older publisher's): built from the public base URL.
-        let tail = "#점심 #역삼카페\n\n참여하기 👉 https://kem.example/e/evt-all?ch=instagram";
-        assert!(ig.captions[0].ends_with(tail), "{:?}", ig.captions);
+        let tail = format!("#점심 #역삼카페\n\n참여하기 👉 {base}/e/evt-all?ch=instagram");
+        assert!(ig.captions[0].ends_with(&tail), "{:?}", ig.captions);
         assert_eq!((ig.containers_created, ig.publishes), (1, 1));
     }
     {
@@ -70,7 +80,8 @@ async fn all_six_channels_publish_through_their_providers() {
         assert_eq!(cafe.articles.len(), 1);
         let (subject, content) = &cafe.articles[0];
         assert_eq!(subject, "평일 점심 스탬프 이벤트");
-        assert!(content.contains("<img src=\"https://kem.example/api/v1/images/img-evt-all/content\""), "{content}");
+        let img = format!("<img src=\"{base}/api/v1/public/images/img-evt-all\"");
+        assert!(content.contains(&img), "the article shows the public image: {content}");
     }
     assert_eq!(h.users.lookups(), 1, "the owner profile is looked up once and cached");
 
@@ -120,6 +131,55 @@ async fn an_instagram_container_error_fails_only_instagram() {
     assert_eq!(failed[0].1.failure_code, "INVALID_CONTENT");
     assert!(failed[0].1.failure_reason.contains("2207052"));
     h.cleanup().await;
+}
+
+/// Publishes `event` to Instagram alone and checks that it failed for good with Graph error
+/// 9004/`subcode` at container creation, after one fetch of the image, and published nothing.
+async fn instagram_refuses_the_image(config: DistributionConfig, providers: &Providers, event: &str, subcode: &str) {
+    let h = Harness::start(config).await;
+    h.publish(event, &[Channel::Instagram]).await;
+    let status = h.settled(event).await;
+    let ig = delivery(&status, Channel::Instagram);
+    assert_eq!(ig.state, pb::DeliveryState::Failed as i32, "{status:#?}");
+    let error = ig.last_error.expect("the error is reported");
+    assert_eq!(error.reason, "INVALID_CONTENT", "{error:#?}");
+    assert_eq!(error.provider_code, format!("9004/{subcode}"), "{error:#?}");
+    assert!(!error.retryable, "the same URL would fail again: {error:#?}");
+    assert_eq!(ig.attempts, 1);
+    assert_eq!(providers.instagram.publishes(), 0);
+    {
+        let state = providers.instagram.state();
+        assert_eq!(state.containers_created, 0, "no container for an image Meta could not use");
+        assert_eq!(state.fetches.len(), 1, "{:?}", state.fetches);
+    }
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn instagram_fails_with_the_graph_fetch_error_when_the_image_url_is_unreachable() {
+    let providers = Providers::start().await;
+    let mut config = fast_config();
+    providers.configure(&mut config);
+    // Nothing listens on port 1: Meta's crawler cannot fetch the image (as with the owner-only
+    // route, or a public base URL it cannot reach).
+    config.public_base_url = "http://127.0.0.1:1".into();
+    instagram_refuses_the_image(config, &providers, "evt-ig-unreachable", "2207052").await;
+    let fetch = providers.instagram.fetches().remove(0);
+    assert_eq!(fetch.url, "http://127.0.0.1:1/api/v1/public/images/img-evt-ig-unreachable?format=IMAGE_FORMAT_JPEG");
+    assert!(fetch.status.is_none() && fetch.error.is_some(), "{fetch:?}");
+}
+
+#[tokio::test]
+async fn instagram_fails_with_the_graph_format_error_when_the_image_is_a_png() {
+    let providers = Providers::start().await;
+    // An edge that ignores `format` serves the stored PNG, which Instagram does not take.
+    providers.images.serve_stored_only();
+    let mut config = fast_config();
+    providers.configure(&mut config);
+    instagram_refuses_the_image(config, &providers, "evt-ig-png", "2207005").await;
+    let fetch = providers.instagram.fetches().remove(0);
+    assert_eq!((fetch.status, fetch.content_type.as_str(), fetch.jpeg), (Some(200), "image/png", false), "{fetch:?}");
+    assert_eq!(providers.images.requests(), vec!["img-evt-ig-png".to_owned()]);
 }
 
 #[tokio::test]
@@ -227,7 +287,8 @@ async fn without_a_cafe_naver_prepares_an_article_for_the_owner() {
     assert_eq!(naver.state, pb::DeliveryState::AwaitingOwner as i32);
     let post = naver.manual_post.expect("the ready-to-post article");
     assert_eq!(post.title, "평일 점심 스탬프 이벤트");
-    assert_eq!(post.image_uris, vec!["https://kem.example/api/v1/images/img-evt-naver/content".to_owned()]);
+    let public = format!("{}/api/v1/public/images/img-evt-naver", providers.images.base_url());
+    assert_eq!(post.image_uris, vec![public]);
     assert!(post.html_body.contains("<img src=") && post.html_body.contains("아메리카노 1잔"), "{}", post.html_body);
     assert_eq!(post.editor_url, "https://blog.naver.com/GoBlogWrite.naver");
     assert_eq!(

@@ -21,8 +21,8 @@ use crate::domain::public::PublicState;
 use crate::domain::terms::Terms;
 use crate::domain::validation::{EnumInput, EventInput, PeriodInput, PrizeInput, TimeInput, ValidationError};
 use crate::domain::values::{
-    BusinessCategory, Channel, ChannelCopy, EntryRules, ImageStyle, Millis, Money, Objective, ParticipationMethod,
-    Period, Prize, ProviderInfo, ProviderKind, Recommendation,
+    BusinessCategory, Channel, ChannelCopy, EntryRules, ImageStyle, Money, Objective, ParticipationMethod, Period,
+    Prize, ProviderInfo, ProviderKind, Recommendation,
 };
 
 // ---- enums --------------------------------------------------------------------------------------
@@ -127,10 +127,8 @@ const MIN_SECONDS: i64 = -62_135_596_800;
 /// `9999-12-31T23:59:59Z`, the latest.
 const MAX_SECONDS: i64 = 253_402_300_799;
 
-/// Milliseconds → Timestamp.
-pub fn timestamp(ms: Millis) -> Timestamp {
-    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
-}
+/// Milliseconds → Timestamp (the kit's one conversion).
+pub use kem_kit::clock::timestamp_from_ms as timestamp;
 
 /// Timestamp → milliseconds (sub-millisecond precision is dropped), or why it is invalid.
 pub fn millis_of(ts: &Timestamp) -> TimeInput {
@@ -140,7 +138,7 @@ pub fn millis_of(ts: &Timestamp) -> TimeInput {
     if !(MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds) {
         return Err("must be between 0001-01-01 and 9999-12-31");
     }
-    Ok(ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000))
+    Ok(kem_kit::clock::ms_from_timestamp(ts))
 }
 
 fn duration(d: std::time::Duration) -> prost_types::Duration {

@@ -7,7 +7,6 @@
 pub mod cache;
 pub mod messages;
 pub mod participation;
-pub mod periodic;
 pub mod repository;
 pub mod scheduler;
 pub mod stores;

@@ -59,15 +59,7 @@ impl std::fmt::Debug for MeshEntryGate {
     }
 }
 
-/// Epoch milliseconds as a protobuf timestamp.
-fn timestamp(ms: Millis) -> prost_types::Timestamp {
-    // 0..=999 ms in nanoseconds fits an i32.
-    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
-}
-
-fn millis(t: &prost_types::Timestamp) -> Millis {
-    t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000))
-}
+use kem_kit::clock::{ms_from_timestamp as millis, timestamp_from_ms as timestamp};
 
 fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> PeerError {
     PeerError::Unavailable { peer: PEER, source: Box::new(source) }

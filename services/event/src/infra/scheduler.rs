@@ -6,26 +6,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kem_kit::runtime::periodic::Periodic;
 use kem_mesh::Shutdown;
 
 use crate::app::EventApp;
 use crate::app::ids::new_id;
 
-use super::periodic;
-
 /// Runs until `shutdown`, one tick every `every`, as a scheduler replica with its own id. A tick
 /// the shutdown interrupts leaves at most a lease behind, which expires.
 pub async fn run(app: Arc<EventApp>, every: Duration, shutdown: Shutdown) {
     let worker = format!("scheduler-{}", new_id());
-    periodic::every(every, shutdown, || async {
-        match app.run_schedule(&worker).await {
-            Ok(report) if report.retried > 0 => {
-                tracing::debug!(?report, %worker, "scheduler tick left work for the next one");
+    Periodic::new("event scheduler", every)
+        .run(shutdown, || async {
+            match app.run_schedule(&worker).await {
+                Ok(report) if report.retried > 0 => {
+                    tracing::debug!(?report, %worker, "scheduler tick left work for the next one");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, %worker, "scheduler tick failed; retrying at the next interval"),
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, %worker, "scheduler tick failed; retrying at the next interval"),
-        }
-    })
-    .await;
+        })
+        .await;
     tracing::debug!(%worker, "event scheduler stopped");
 }

@@ -5,21 +5,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kem_kit::runtime::periodic::Periodic;
 use kem_mesh::Shutdown;
 
 use crate::app::EventApp;
 
-use super::periodic;
-
 /// Runs until `shutdown`, sweeping every `every`.
 pub async fn run(app: Arc<EventApp>, every: Duration, shutdown: Shutdown) {
-    periodic::every(every, shutdown, || async {
-        match app.fail_expired_jobs().await {
-            Ok(0) => {}
-            Ok(failed) => tracing::warn!(failed, "jobs failed with DEADLINE_EXCEEDED: no worker finished them in time"),
-            Err(error) => tracing::warn!(%error, "job-timeout sweep failed; retrying at the next interval"),
-        }
-    })
-    .await;
+    Periodic::new("job-timeout sweeper", every)
+        .run(shutdown, || async {
+            match app.fail_expired_jobs().await {
+                Ok(0) => {}
+                Ok(failed) => {
+                    tracing::warn!(failed, "jobs failed with DEADLINE_EXCEEDED: no worker finished them in time")
+                }
+                Err(error) => tracing::warn!(%error, "job-timeout sweep failed; retrying at the next interval"),
+            }
+        })
+        .await;
     tracing::debug!("job-timeout sweeper stopped");
 }

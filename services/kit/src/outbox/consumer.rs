@@ -8,6 +8,10 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use kem_mesh::Shutdown;
+use kem_mesh::telemetry::trace;
+use opentelemetry::KeyValue;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::SpanKind;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -138,9 +142,11 @@ impl Consumer {
     /// Receives from `options.queue` and runs `handler` on each message until `shutdown`, then
     /// stops receiving and lets in-flight handlers finish (up to `drain_timeout`).
     ///
-    /// Each message runs in a `queue.message` span that continues the producer's `traceparent`
-    /// (a child span id in the same trace; a new trace when absent or malformed), and is the
-    /// current [`TraceParent`] for the handler, so messages it enqueues stay in the trace.
+    /// Each message runs in a `process <queue>` consumer span that continues the producer's
+    /// `traceparent` (a new trace when absent or malformed): an OpenTelemetry span of the
+    /// `options.name` role, exported when trace export is on (else only a child span id in the
+    /// same trace), and a `queue.message` log span. It is the current context for the handler, so
+    /// the mesh calls it makes and the messages it enqueues stay in the trace.
     pub async fn run<H: Handler>(
         queue: Arc<dyn Queue>,
         handler: H,
@@ -252,8 +258,24 @@ async fn handle_one(
     options: &ConsumerOptions,
     message: ReceivedMessage,
 ) -> Settled {
-    let parent = message.traceparent.as_deref().and_then(TraceParent::parse);
-    let context = parent.map(|p| p.child()).unwrap_or_else(TraceParent::new_root);
+    let cx = if trace::exporting() {
+        let parent = trace::with_role(&trace::remote_parent(message.traceparent.as_deref(), None), &options.name);
+        let attributes = vec![
+            KeyValue::new("messaging.operation.type", "process"),
+            KeyValue::new("messaging.destination.name", message.queue.clone()),
+            KeyValue::new("messaging.message.id", message.id.clone()),
+            KeyValue::new("messaging.consumer.group.name", options.name.clone()),
+            KeyValue::new("kem.delivery_count", i64::from(message.delivery_count)),
+        ];
+        trace::start_span(&parent, format!("process {}", message.queue), SpanKind::Consumer, attributes)
+    } else {
+        // No span is exported: a child span id in the producer's trace still carries it on.
+        let parent = message.traceparent.as_deref().and_then(TraceParent::parse);
+        let context = parent.map(|p| p.child()).unwrap_or_else(TraceParent::new_root);
+        trace::remote_parent(Some(&context.to_string()), None)
+    };
+    let context =
+        trace::traceparent_of(&cx).as_deref().and_then(TraceParent::parse).unwrap_or_else(TraceParent::new_root);
     let span = tracing::info_span!(
         "queue.message",
         consumer = %options.name,
@@ -264,8 +286,8 @@ async fn handle_one(
         traceparent = %context,
         parent_traceparent = message.traceparent.as_deref().unwrap_or(""),
     );
-    async {
-        let work = context.scope(AssertUnwindSafe(handler.handle(message.clone())).catch_unwind());
+    let settled = async {
+        let work = AssertUnwindSafe(handler.handle(message.clone())).catch_unwind();
         tokio::pin!(work);
         let renew_every = (options.lock_for / 3).max(Duration::from_millis(100));
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
@@ -288,7 +310,17 @@ async fn handle_one(
         settle(queue, options, &message, outcome).await
     }
     .instrument(span)
-    .await
+    .with_context(cx.clone())
+    .await;
+    let error = match settled {
+        Settled::Completed => None,
+        Settled::DeadLettered => Some("rejected; dead-lettered".to_owned()),
+        Settled::Abandoned { .. } | Settled::LockLost { .. } | Settled::Failed { .. } => {
+            Some(format!("not completed: {settled:?}"))
+        }
+    };
+    trace::end_span(&cx, error);
+    settled
 }
 
 async fn settle(

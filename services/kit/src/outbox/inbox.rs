@@ -51,8 +51,26 @@ impl Inbox {
     ///     store::query("UPDATE counters SET n = n + 1 WHERE event_id = $1").bind(event).execute(tx).await
     /// })).await?;
     /// ```
+    ///
+    /// The record is stamped with the system clock; a service with an injected
+    /// [`Clock`](crate::clock::Clock) calls [`Inbox::process_at`] with `clock.now()` instead.
     pub async fn process<T, E, F>(
         store: &Store,
+        consumer: &str,
+        message_id: &str,
+        effect: F,
+    ) -> Result<Processed<T>, InboxError<E>>
+    where
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, E>>,
+    {
+        Inbox::process_at(store, SystemClock.now(), consumer, message_id, effect).await
+    }
+
+    /// [`Inbox::process`], stamping the record as processed at `now` (what [`Inbox::purge_at`]
+    /// later compares with).
+    pub async fn process_at<T, E, F>(
+        store: &Store,
+        now: SystemTime,
         consumer: &str,
         message_id: &str,
         effect: F,
@@ -67,7 +85,7 @@ impl Inbox {
         )
         .bind(consumer)
         .bind(message_id)
-        .bind(millis(SystemTime::now()))
+        .bind(millis(now))
         .execute(&mut tx)
         .await?;
         if first == 0 {

@@ -12,8 +12,10 @@
 //!   message finds its id and is skipped, so the effect happens exactly once.
 //! - **[`Consumer`]** runs a handler over a queue: bounded concurrency, lock renewal for long
 //!   handlers, abandon with exponential backoff on failure, dead-letter on rejection, graceful
-//!   shutdown, and a tracing span per message continuing the producer's W3C `traceparent`
-//!   ([`TraceParent`]).
+//!   shutdown, and a consumer span per message continuing the producer's W3C `traceparent`
+//!   ([`TraceParent`]): an OpenTelemetry span exported under the consumer's role when trace
+//!   export is on. [`Outbox::enqueue`] stamps each message with the current span (the request or
+//!   message being handled), so the work behind a message joins the trace that produced it.
 //!
 //! The tables come from [`kit_migrations`](crate::store::kit_migrations).
 

@@ -1,9 +1,10 @@
 //! W3C Trace Context (`traceparent`) carried by messages, so a consumer's work joins the trace of
 //! the request that produced the message.
 //!
-//! Until OpenTelemetry is wired in, the current context is a task-local set with
-//! [`TraceParent::scope`] (the consumer runner does it for every message; the mesh server layer
-//! will do it per request). [`Outbox::enqueue`](super::Outbox::enqueue) stamps messages from it.
+//! The current context is the current OpenTelemetry span — the mesh server layer's request span
+//! while a service handles an RPC, the consumer runner's message span while a handler runs —
+//! or else a task-local set with [`TraceParent::scope`].
+//! [`Outbox::enqueue`](super::Outbox::enqueue) stamps messages from it.
 
 use std::fmt;
 use std::future::Future;
@@ -72,9 +73,11 @@ impl TraceParent {
         self.flags & 0x01 == 0x01
     }
 
-    /// The context of the current task, if one was set with [`TraceParent::scope`].
+    /// The current context: the current OpenTelemetry span's (a request or message being
+    /// handled), else the one set with [`TraceParent::scope`].
     pub fn current() -> Option<TraceParent> {
-        CURRENT.try_with(|t| *t).ok()
+        let span = opentelemetry::Context::map_current(kem_mesh::telemetry::trace::traceparent_of);
+        span.as_deref().and_then(TraceParent::parse).or_else(|| CURRENT.try_with(|t| *t).ok())
     }
 
     /// The current context, or a new trace when there is none.
@@ -148,6 +151,13 @@ mod tests {
         assert_eq!(root.trace_id(), child.trace_id());
         assert_ne!(root.span_id(), child.span_id());
         assert_eq!(TraceParent::parse(&child.to_string()), Some(child));
+    }
+
+    #[test]
+    fn the_current_opentelemetry_span_is_the_current_context() {
+        let remote = kem_mesh::telemetry::trace::remote_parent(Some(EXAMPLE), None);
+        let _attached = remote.attach();
+        assert_eq!(TraceParent::current(), TraceParent::parse(EXAMPLE));
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 
 mod caller;
 mod peers;
+pub mod periodic;
 mod service;
 
 use std::path::PathBuf;

@@ -6,20 +6,11 @@ use crate::app::{Block, EventCount, Winner, WinnerNotice};
 use crate::domain::claim::ClaimState;
 use crate::domain::draw::DrawRecord;
 use crate::domain::entry::{Consent, Entry};
-use crate::domain::event::Millis;
 use crate::domain::receipt::ReceiptCode;
 use crate::infra::repository::ExportRow;
 
-/// A protobuf timestamp from epoch milliseconds.
-pub fn timestamp(ms: Millis) -> prost_types::Timestamp {
-    // 0..=999 ms in nanoseconds fits an i32.
-    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
-}
-
-/// Epoch milliseconds of a protobuf timestamp (saturating).
-pub fn millis(t: &prost_types::Timestamp) -> Millis {
-    t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos.clamp(0, 999_999_999)) / 1_000_000)
-}
+/// Epoch milliseconds ↔ protobuf timestamps (saturating): the kit's one conversion.
+pub use kem_kit::clock::{ms_from_timestamp as millis, timestamp_from_ms as timestamp};
 
 fn consent(c: &Consent) -> pb::Consent {
     pb::Consent {

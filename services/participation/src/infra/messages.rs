@@ -21,10 +21,7 @@ pub const CONTENT_TYPE: &str = "application/protobuf";
 /// Full name of the body message (the `type` property).
 pub const ANALYTICS_EVENT_TYPE: &str = "kem.messaging.v1.AnalyticsEvent";
 
-fn timestamp(ms: Millis) -> prost_types::Timestamp {
-    // rem_euclid(1000) * 1e6 < 1e9 fits an i32.
-    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
-}
+use kem_kit::clock::timestamp_from_ms as timestamp;
 
 fn analytics(id: String, event: &EventFacts, at: Millis, fact: msg::analytics_event::Fact) -> OutgoingMessage {
     let body = msg::AnalyticsEvent {

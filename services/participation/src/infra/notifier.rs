@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kem_kit::runtime::periodic::Periodic;
 use kem_mesh::Shutdown;
 
 use crate::app::ParticipationCore;
@@ -14,21 +15,14 @@ use crate::app::ParticipationCore;
 /// not bunched up.
 pub async fn run(core: Arc<ParticipationCore>, every: Duration, shutdown: Shutdown) {
     let worker = format!("notifier-{}", uuid::Uuid::new_v4());
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.wait() => break,
-        }
-        tokio::select! {
-            report = core.run_notifications(&worker) => match report {
+    Periodic::new("winner notifier", every)
+        .run(shutdown, || async {
+            match core.run_notifications(&worker).await {
                 Ok(report) if report != Default::default() => tracing::debug!(?report, %worker, "notifier tick"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, %worker, "notifier tick failed; retrying at the next interval"),
-            },
-            _ = shutdown.wait() => break,
-        }
-    }
+            }
+        })
+        .await;
     tracing::debug!(%worker, "winner notifier stopped");
 }

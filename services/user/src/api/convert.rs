@@ -1,6 +1,6 @@
 //! Service values → contract messages.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kem_proto::kem::common::v1::{ProviderInfo, ProviderKind};
 use kem_proto::kem::user::v1 as pb;
@@ -9,19 +9,8 @@ use crate::app::{Revocation, TokenPair};
 use crate::domain::{BusinessStatus, Owner, Verification};
 use crate::infra::keyring::PublishedKey;
 
-/// A protobuf timestamp from epoch milliseconds.
-pub fn timestamp_ms(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        // 0..=999 ms in nanoseconds fits an i32.
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
-fn timestamp(time: SystemTime) -> prost_types::Timestamp {
-    let ms = time.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0);
-    timestamp_ms(ms)
-}
+/// Epoch milliseconds or a wall-clock time as a protobuf timestamp: the kit's one conversion.
+pub use kem_kit::clock::{timestamp_from_ms as timestamp_ms, timestamp_from_time as timestamp};
 
 /// A protobuf duration.
 pub fn duration(d: Duration) -> prost_types::Duration {

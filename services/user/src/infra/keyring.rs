@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use kem_kit::clock::Clock;
 use kem_kit::jwt::{DEFAULT_LEEWAY, IssueError, Issuer, Jwk, KeyError, SigningKey};
 use kem_kit::store::{from_millis, millis};
 use serde_json::{Map, Value};
@@ -93,6 +94,8 @@ pub struct KeyRing {
     /// How long another replica may keep signing with a key after it was rotated out.
     reload_lag: Duration,
     signer: ArcSwap<Signer>,
+    /// Where rotation, retirement and publication times are read from.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -106,17 +109,19 @@ const RACE_ATTEMPTS: usize = 5;
 
 impl KeyRing {
     /// Loads the key ring: the file key when configured (published and made current), otherwise
-    /// the stored current key, generating and installing one when there is none.
+    /// the stored current key, generating and installing one when there is none. Key times
+    /// (creation, rotation, retirement) are read from `clock`.
     pub async fn load(
         repo: Repository,
         settings: TokenSettings,
         reload_lag: Duration,
+        clock: Arc<dyn Clock>,
     ) -> Result<KeyRing, KeyRingError> {
         let file_key = match &settings.signing_key_file {
             Some(path) => Some(read_key_file(path).await?),
             None => None,
         };
-        let now = SystemTime::now();
+        let now = clock.now();
         let set = ensure_current(&repo, file_key.as_ref(), retire_after(&settings, reload_lag, now), now).await?;
         let signer = build_signer(&settings, &set, file_key)?;
         tracing::info!(
@@ -125,7 +130,7 @@ impl KeyRing {
             source = if settings.signing_key_file.is_some() { "file" } else { "database" },
             "access-token signing key loaded"
         );
-        Ok(KeyRing { repo, settings, reload_lag, signer: ArcSwap::from_pointee(signer) })
+        Ok(KeyRing { repo, settings, reload_lag, signer: ArcSwap::from_pointee(signer), clock })
     }
 
     /// The kid new tokens are signed with.
@@ -151,7 +156,7 @@ impl KeyRing {
     /// The keys verifiers must accept now, current first. Read from the database so a key another
     /// replica just started signing with is included; the last loaded set if the database fails.
     pub async fn published(&self) -> Vec<PublishedKey> {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         match self.repo.key_set(millis(now)).await {
             Ok(set) => match published(&set) {
                 Ok(keys) if !keys.is_empty() => return keys,
@@ -172,7 +177,7 @@ impl KeyRing {
                 "the signing key comes from KEM_JWT_SIGNING_KEY_FILE: rotate by replacing the file".to_owned(),
             ));
         }
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let current = self.repo.key_set(millis(now)).await?.current.map(|k| k.kid);
         let Some(expected) = current else {
             return Err(KeyRingError::State("no current signing key to rotate".to_owned()));
@@ -193,7 +198,7 @@ impl KeyRing {
 
     /// Re-reads the stored keys (and the key file) and signs with the current one.
     pub async fn reload(&self) -> Result<(), KeyRingError> {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let file_key = match &self.settings.signing_key_file {
             Some(path) => Some(read_key_file(path).await?),
             None => None,
@@ -213,7 +218,7 @@ impl KeyRing {
     /// Periodic upkeep: rotate when the current generated key is older than the rotation
     /// interval, reload, and forget keys retired more than an hour ago.
     pub async fn maintain(&self) -> Result<(), KeyRingError> {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let due = self.settings.signing_key_file.is_none()
             && self.settings.rotation_interval.is_some_and(|every| {
                 let created = self.signer.load().created_at;

@@ -310,11 +310,23 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The public URL of a content image: `<public base URL>/api/v1/images/{id}/content`.
-pub fn image_url(public_base_url: &str, image_id: &str) -> Option<String> {
+/// The URL a channel's platform fetches the event image from: the content service's public route
+/// `<public base URL>/api/v1/public/images/{id}` (no login; public once the image is the selected
+/// image of a published event), which platform crawlers can read — never the owner-only
+/// `/api/v1/images/{id}/content`, which answers them 401. Instagram content publishing takes JPEG
+/// only, so its URL asks for `?format=IMAGE_FORMAT_JPEG`; the others get the stored image (PNG,
+/// lossless).
+pub fn image_url(public_base_url: &str, image_id: &str, channel: Channel) -> Option<String> {
+    let base = public_base_url.trim().trim_end_matches('/');
     let id = image_id.trim();
-    (!id.is_empty())
-        .then(|| format!("{}/api/v1/images/{}/content", public_base_url.trim_end_matches('/'), form_encode(id)))
+    if base.is_empty() || id.is_empty() {
+        return None;
+    }
+    let format = match channel {
+        Channel::Instagram => "?format=IMAGE_FORMAT_JPEG",
+        _ => "",
+    };
+    Some(format!("{base}/api/v1/public/images/{}{format}", form_encode(id)))
 }
 
 /// A channel's entry link built by distribution itself, for a job whose publisher sent none:
@@ -345,11 +357,25 @@ mod tests {
         assert_eq!(decoded[1].1, "*-._~");
         assert_eq!(decoded[2].1, "%zz");
         assert_eq!(decoded[3], ("empty".to_owned(), String::new()));
+    }
+
+    #[test]
+    fn image_urls_are_the_public_route_and_jpeg_for_instagram() {
         assert_eq!(
-            image_url("https://kem.example/", "img 1").as_deref(),
-            Some("https://kem.example/api/v1/images/img+1/content")
+            image_url("https://kem.example/", "img 1", Channel::Instagram).as_deref(),
+            Some("https://kem.example/api/v1/public/images/img+1?format=IMAGE_FORMAT_JPEG")
         );
-        assert_eq!(image_url("https://kem.example", " "), None);
+        for channel in Channel::ALL.into_iter().filter(|c| *c != Channel::Instagram) {
+            assert_eq!(
+                image_url("https://kem.example", "3c5d2b1a-0000-4000-8000-000000000000", channel).as_deref(),
+                Some("https://kem.example/api/v1/public/images/3c5d2b1a-0000-4000-8000-000000000000"),
+                "{channel}"
+            );
+        }
+        assert_eq!(image_url("https://kem.example", " ", Channel::Instagram), None);
+        assert_eq!(image_url(" ", "img", Channel::NaverBlog), None, "no public base URL, no image link");
+        let url = image_url("https://kem.example", "a/../b?c#d", Channel::GenieTv).unwrap_or_default();
+        assert!(url.ends_with("/api/v1/public/images/a%2F..%2Fb%3Fc%23d"), "the id stays one path segment: {url}");
     }
 
     #[test]

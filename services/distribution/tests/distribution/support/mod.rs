@@ -94,9 +94,12 @@ pub fn fast_config() -> DistributionConfig {
     config
 }
 
-/// A contract server per channel.
+/// A contract server per channel, and the public image route Instagram fetches from.
 pub struct Providers {
     pub instagram: instagram::IgServer,
+    /// The platform's public image route (a real JPEG), which [`Providers::configure`] makes the
+    /// public base URL: Instagram's contract server fetches every `image_url` as Meta does.
+    pub images: instagram::ImageHost,
     pub sens: sens::SensServer,
     pub cafe: cafe::CafeServer,
     pub partners: BTreeMap<Channel, partner::TestPartner>,
@@ -110,6 +113,7 @@ impl Providers {
         }
         Providers {
             instagram: instagram::IgServer::start().await,
+            images: instagram::ImageHost::start().await,
             sens: sens::SensServer::start().await,
             cafe: cafe::CafeServer::start().await,
             partners,
@@ -129,8 +133,10 @@ impl Providers {
         calls
     }
 
-    /// Points every channel of `config` at these servers (the real clients, real credentials).
+    /// Points every channel of `config` at these servers (the real clients, real credentials),
+    /// and the public base URL at the image host.
     pub fn configure(&self, config: &mut DistributionConfig) {
+        config.public_base_url = self.images.base_url();
         let instagram = fast(channels::instagram::provider_config(self.instagram.base_url()));
         config.instagram.mode = ProviderMode::Real { config: instagram, credentials: Secret::new(instagram::TOKEN) };
         config.instagram.settings.user_id = instagram::IG_USER.into();

@@ -95,7 +95,7 @@ fn classify(status: tonic::Status) -> LookupError {
 }
 
 fn millis(timestamp: Option<&prost_types::Timestamp>) -> Option<i64> {
-    timestamp.map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000))
+    timestamp.map(kem_kit::clock::ms_from_timestamp)
 }
 
 /// The contract message as participation's facts.
