@@ -192,9 +192,9 @@ impl ParticipationCore {
         let e164 = phone.e164();
         let phone_hash = self.keys.phones.hash(&event.id, &e164);
         let window_after = now - FAILURE_WINDOW_MS;
-        if let Some((failures, start)) = self.repo.claim_failures(&event.id, &phone_hash, window_after).await?
-            && failures >= MAX_CLAIM_FAILURES
-        {
+        // Counted before the comparison, atomically: concurrent guesses cannot slip past the limit.
+        let (attempts, start) = self.repo.count_claim_attempt(&event.id, &phone_hash, now, window_after).await?;
+        if attempts > MAX_CLAIM_FAILURES {
             return Err(ParticipationError::TooManyAttempts {
                 retry_after: wait_until(start + FAILURE_WINDOW_MS, now),
             });
@@ -206,10 +206,10 @@ impl ParticipationCore {
             })
         });
         let Some(matched) = matched else {
-            self.repo.record_claim_failure(&event.id, &phone_hash, now, window_after).await?;
             tracing::info!(event_id = %event.id, "prize claim with no matching winner");
             return Err(ParticipationError::ClaimNotFound);
         };
+        self.repo.forgive_claim_attempt(&event.id, &phone_hash).await?;
         let claimed_at_ms = match matched.claim.state(now) {
             ClaimState::Claimed => matched.claim.claimed_at_ms.unwrap_or(now),
             ClaimState::Redrawn => return Err(ParticipationError::PrizeRedrawn),

@@ -51,6 +51,31 @@ async fn five_wrong_codes_lock_the_phone_out_for_an_hour() {
 }
 
 #[tokio::test]
+async fn concurrent_wrong_codes_get_exactly_five_comparisons() {
+    let server = SensServer::start(SensAccount::default()).await;
+    let h = Harness::with_config(sens_config(&server)).await;
+    let (event_id, drawn) = drawn_event(&h, 2).await;
+    tick(&h.api, "w").await;
+    let winner = drawn.winners[0].phone.clone();
+    let guesses = (0..20).map(|i| {
+        let (api, event_id, winner) = (h.api.clone(), event_id.clone(), winner.clone());
+        // Wrong codes in the claim alphabet (no 0, 1, I or O), so each one is compared.
+        let wrong = format!("2222-22A{}", char::from(b'A' + (i % 8) as u8));
+        async move { claim(&api, &event_id, &winner, &wrong).await }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let reasons: Vec<String> = answers.iter().map(|a| a.as_ref().map_or_else(reason, |_| "OK".to_owned())).collect();
+    let compared = reasons.iter().filter(|r| *r == "CLAIM_NOT_FOUND").count();
+    let locked = reasons.iter().filter(|r| *r == "TOO_MANY_ATTEMPTS").count();
+    assert_eq!((compared, locked), (5, 15), "20 simultaneous guesses: {reasons:?}");
+    // The right code is locked out too, for the hour.
+    let code = claim_code(&server.sent_to(&national(&winner))[0]);
+    let refused = claim(&h.api, &event_id, &winner, &code).await.expect_err("locked out");
+    assert_eq!(reason(&refused), "TOO_MANY_ATTEMPTS");
+    h.cleanup().await;
+}
+
+#[tokio::test]
 async fn claims_end_at_the_deadline_and_unclaimed_prizes_are_redrawn_audited_and_notified() {
     let server = SensServer::start(SensAccount::default()).await;
     let clock = ManualClock::starting_now();

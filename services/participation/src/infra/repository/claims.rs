@@ -289,49 +289,44 @@ impl Repository {
         })
     }
 
-    /// Wrong claim codes of (`event_id`, `phone_hash`) in the window that started after
-    /// `window_after`: (failures, window start); `None` when there are none.
-    pub async fn claim_failures(
-        &self,
-        event_id: &str,
-        phone_hash: &str,
-        window_after: i64,
-    ) -> Result<Option<(u32, i64)>> {
-        let row = query(
-            "SELECT failures, window_start FROM claim_failures WHERE event_id = $1 AND phone_hash = $2 \
-             AND window_start > $3",
-        )
-        .bind(event_id.to_owned())
-        .bind(phone_hash.to_owned())
-        .bind(window_after)
-        .fetch_optional(self.store.primary())
-        .await?;
-        row.map(|row| {
-            let failures: i32 = col(&row, "failures")?;
-            Ok((u32::try_from(failures).unwrap_or(0), col(&row, "window_start")?))
-        })
-        .transpose()
-    }
-
-    /// Counts a wrong claim code of (`event_id`, `phone_hash`) at `now_ms`; a window that started
-    /// at or before `window_after` is over and starts again at `now_ms`.
-    pub async fn record_claim_failure(
+    /// Counts one claim attempt of (`event_id`, `phone_hash`) at `now_ms`, before its code is
+    /// compared, and answers the attempts in the current window with the window's start. One
+    /// statement, so concurrent guesses are counted exactly: with a limit of 5, 20 simultaneous
+    /// wrong codes get 5 comparisons, never more. A window that started at or before
+    /// `window_after` is over and starts again at `now_ms`. A matching code gives its attempt back
+    /// ([`Repository::forgive_claim_attempt`]), so only wrong codes add up.
+    pub async fn count_claim_attempt(
         &self,
         event_id: &str,
         phone_hash: &str,
         now_ms: i64,
         window_after: i64,
-    ) -> Result<()> {
-        query(
+    ) -> Result<(u32, i64)> {
+        let row = query(
             "INSERT INTO claim_failures (event_id, phone_hash, window_start, failures) VALUES ($1, $2, $3, 1) \
              ON CONFLICT (event_id, phone_hash) DO UPDATE SET \
              failures = CASE WHEN claim_failures.window_start <= $4 THEN 1 ELSE claim_failures.failures + 1 END, \
-             window_start = CASE WHEN claim_failures.window_start <= $4 THEN $3 ELSE claim_failures.window_start END",
+             window_start = CASE WHEN claim_failures.window_start <= $4 THEN $3 ELSE claim_failures.window_start END \
+             RETURNING failures, window_start",
         )
         .bind(event_id.to_owned())
         .bind(phone_hash.to_owned())
         .bind(now_ms)
         .bind(window_after)
+        .fetch_one(self.store.primary())
+        .await?;
+        let failures: i32 = col(&row, "failures")?;
+        Ok((u32::try_from(failures).unwrap_or(0), col(&row, "window_start")?))
+    }
+
+    /// Gives back the attempt [`Repository::count_claim_attempt`] counted for a code that matched.
+    pub async fn forgive_claim_attempt(&self, event_id: &str, phone_hash: &str) -> Result<()> {
+        query(
+            "UPDATE claim_failures SET failures = failures - 1 \
+             WHERE event_id = $1 AND phone_hash = $2 AND failures > 0",
+        )
+        .bind(event_id.to_owned())
+        .bind(phone_hash.to_owned())
         .execute(self.store.primary())
         .await?;
         Ok(())
