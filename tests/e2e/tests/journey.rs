@@ -216,16 +216,20 @@ impl Steps {
         assert!(message.contains(&format!("{origin}/e/{id}/claim")), "the claim page is linked: {message}");
         let code = claim_code(message);
 
-        // The owner sees the notification and an unclaimed prize with its deadline.
-        let winners = owner.get(&format!("/api/v1/events/{id}/winners")).await.expect(200);
+        // The owner sees the notification and an unclaimed prize with its deadline. SENS records
+        // the message before it answers, so the notifier may not have stored SENT yet: wait for it.
+        let path = format!("/api/v1/events/{id}/winners");
+        kem_testkit::eventually("the owner sees the SMS as sent", Duration::from_secs(10), || {
+            let (owner, path) = (owner.clone(), path.clone());
+            async move {
+                let state = owner.get(&path).await.str("/winners/0/notifications/0/state");
+                matches!(state.as_str(), "NOTIFICATION_STATE_SENT" | "NOTIFICATION_STATE_DELIVERED")
+            }
+        })
+        .await;
+        let winners = owner.get(&path).await.expect(200);
         assert_eq!(winners.str("/winners/0/claimState"), "CLAIM_STATE_UNCLAIMED", "{}", winners.body);
         assert!(!winners.str("/winners/0/claimDeadline").is_empty());
-        let state = winners.str("/winners/0/notifications/0/state");
-        assert!(
-            matches!(state.as_str(), "NOTIFICATION_STATE_SENT" | "NOTIFICATION_STATE_DELIVERED"),
-            "{}",
-            winners.body
-        );
 
         // The winner claims on the claim page.
         browser.goto(&format!("{origin}/e/{id}/claim")).await.expect("open the claim page");
