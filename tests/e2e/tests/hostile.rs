@@ -536,7 +536,35 @@ async fn hostile_input_gets_exact_answers_and_hurts_nobody_else() {
             (_, body) => mallory.post(&path, body.unwrap_or_default()).await,
         };
         assert_eq!(reply.status, 404, "mallory {method} {path}: {}", reply.body);
+        // Without a token, or with a forged one, the same routes are 401 before any service.
+        for caller in [edge.clone(), forged.clone()] {
+            let reply = match method {
+                "GET" => caller.get(&path).await,
+                "DELETE" => caller.delete(&path).await,
+                _ => caller.post(&path, json!({})).await,
+            };
+            assert_eq!(reply.status, 401, "{method} {path} without a valid token: {}", reply.body);
+        }
     }
+    // Block ids by shape, on the owner's own event.
+    for hostile in [long.as_str(), "%00", "a%0Ab", "..%2F..%2Fusers%2Fme"] {
+        assert_field(&alice.delete(&format!("/api/v1/events/{public}/blocks/{hostile}")).await, 400, "blockId");
+    }
+    // Twenty simultaneous blocks of one number are one block.
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let (alice, path) = (alice.clone(), format!("/api/v1/events/{public}/blocks"));
+            let phone = if i % 2 == 0 { "010-8888-0000" } else { "01088880000" };
+            tokio::spawn(async move { alice.post(&path, json!({"phone": phone})).await })
+        })
+        .collect();
+    let mut block_ids = Vec::new();
+    for racer in racers {
+        let reply = racer.await.expect("task").expect(200);
+        block_ids.push(reply.str("/block/blockId"));
+    }
+    block_ids.dedup();
+    assert_eq!(block_ids.len(), 1, "one block for one number: {block_ids:?}");
     // The owner's own block list: the reason is one short line; phone or entry, not both.
     let blocks = format!("/api/v1/events/{public}/blocks");
     let reply = alice.post(&blocks, json!({"phone": "010-2222-3333", "reason": "a\u{0}b"})).await;
