@@ -12,7 +12,7 @@ use crate::domain::phone::MobileNumber;
 use crate::domain::violation::{FieldViolation, Violations};
 use crate::infra::messages;
 use crate::infra::pii::{CodeLabel, PiiField};
-use crate::infra::repository::{DrawSession, NewClaim, NewNotification, Retire, StoredClaim, StoredNotice};
+use crate::infra::repository::{DrawSession, EntrySplit, NewClaim, NewNotification, Retire, StoredClaim, StoredNotice};
 use crate::infra::sms::carrier_text;
 
 /// `NotificationChannel` SMS.
@@ -267,8 +267,7 @@ impl ParticipationCore {
         if let Some(open) = unclaimed.iter().map(|c| c.claim.deadline_ms).filter(|d| *d >= now).max() {
             return Err(ParticipationError::ClaimPeriodOpen { deadline_ms: open });
         }
-        let entries = session.entry_ids().await?;
-        let ineligible = session.blocked_entry_ids().await?;
+        let EntrySplit { eligible: entries, ineligible } = session.entries_by_eligibility().await?;
         let previous = session.previous_winner_ids().await?;
         let eligible: Vec<&str> = entries
             .iter()

@@ -8,7 +8,7 @@ use crate::domain::entry::Entry;
 use crate::domain::event::{EventFacts, EventStatus, Method};
 use crate::domain::violation::{FieldViolation, Violations};
 use crate::infra::messages;
-use crate::infra::repository::Retire;
+use crate::infra::repository::{EntrySplit, Retire};
 
 use super::claims::{WinnerClaim, WinnerNotice};
 
@@ -202,10 +202,9 @@ impl ParticipationCore {
                 IfDrawn::Redraw => {}
             }
         }
-        let entries = session.entry_ids().await?;
         // Blocked entries are not in `entries`; the owner may still name them, and the audit
         // lists them with the exclusions, so it replays over all of the event's entries.
-        let blocked = session.blocked_entry_ids().await?;
+        let EntrySplit { eligible: entries, ineligible: blocked } = session.entries_by_eligibility().await?;
         let known: HashSet<&str> = entries.iter().chain(&blocked).map(String::as_str).collect();
         let unknown: Vec<&String> = checked.excluded.iter().filter(|x| !known.contains(x.as_str())).collect();
         if !unknown.is_empty() {

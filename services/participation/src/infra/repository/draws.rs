@@ -13,6 +13,15 @@ use crate::domain::draw::DrawRecord;
 /// Winners inserted per statement (3 values each).
 const WINNER_BATCH: usize = 300;
 
+/// An event's entries as a draw sees them (see [`DrawSession::entries_by_eligibility`]).
+#[derive(Debug, Default)]
+pub struct EntrySplit {
+    /// Entries that may win, in arrival order.
+    pub eligible: Vec<String>,
+    /// Blocked or withdrawn entries, ascending by id.
+    pub ineligible: Vec<String>,
+}
+
 /// A winner with its entry.
 pub struct StoredWinner {
     /// 1-based rank.
@@ -121,32 +130,27 @@ impl DrawSession {
         row.as_ref().map(draw_record).transpose()
     }
 
-    /// Every eligible entry id of the event in arrival order, `(created_at, id)` as
-    /// ListParticipants lists them (the draw's input before the owner's exclusions): not blocked,
-    /// not withdrawn.
-    /// Under the gate lock: exactly the entries accepted before the close.
-    pub async fn entry_ids(&mut self) -> Result<Vec<String>> {
-        const ELIGIBLE: &str = concat!(
-            "SELECT e.id FROM entries e WHERE e.event_id = $1 AND e.withdrawn_at IS NULL AND NOT ",
+    /// The event's entries split in one read, under the gate lock (exactly the entries accepted
+    /// before the close): `eligible` in arrival order, `(created_at, id)` as ListParticipants
+    /// lists them (the draw's input before the owner's exclusions), and `ineligible` — blocked
+    /// phones and withdrawn entries — ascending by id: the draw records those with its exclusions,
+    /// so the audit replays over all the event's entries ([`verify_draw`](crate::verify_draw))
+    /// whatever the block list says later.
+    pub async fn entries_by_eligibility(&mut self) -> Result<EntrySplit> {
+        const ALL: &str = concat!(
+            "SELECT e.id, CASE WHEN e.withdrawn_at IS NOT NULL OR ",
             entry_blocked!(),
-            " ORDER BY e.created_at, e.id"
+            " THEN 1 ELSE 0 END AS ineligible FROM entries e WHERE e.event_id = $1 ORDER BY e.created_at, e.id"
         );
-        let rows = query(ELIGIBLE).bind(self.event_id.clone()).fetch_all(&mut self.tx).await?;
-        rows.iter().map(|row| col(row, "id")).collect()
-    }
-
-    /// The entries left out of [`entry_ids`](Self::entry_ids) because their phone is blocked (or
-    /// the participant withdrew them),
-    /// ascending: the draw records them with its exclusions, so the audit replays over all the
-    /// event's entries ([`verify_draw`](crate::verify_draw)) whatever the block list says later.
-    pub async fn blocked_entry_ids(&mut self) -> Result<Vec<String>> {
-        const BLOCKED: &str = concat!(
-            "SELECT e.id FROM entries e WHERE e.event_id = $1 AND (e.withdrawn_at IS NOT NULL OR ",
-            entry_blocked!(),
-            ") ORDER BY e.id"
-        );
-        let rows = query(BLOCKED).bind(self.event_id.clone()).fetch_all(&mut self.tx).await?;
-        rows.iter().map(|row| col(row, "id")).collect()
+        let rows = query(ALL).bind(self.event_id.clone()).fetch_all(&mut self.tx).await?;
+        let mut split = EntrySplit::default();
+        for row in &rows {
+            let id: String = col(row, "id")?;
+            let ineligible: i32 = col(row, "ineligible")?;
+            if ineligible == 0 { split.eligible.push(id) } else { split.ineligible.push(id) }
+        }
+        split.ineligible.sort();
+        Ok(split)
     }
 
     /// Stores `record` and its `winners` (entry ids by rank) with `message`, superseding

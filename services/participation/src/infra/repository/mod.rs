@@ -22,7 +22,7 @@ mod notifications;
 pub use blocks::{EntryPhone, NewBlock, StoredBlock, Unblocked};
 pub use claims::{NewClaim, NewNotification, Retire, StoredClaim};
 pub use codes::{NewCode, StoredCode, Withdrawal};
-pub use draws::{DrawSession, StoredWinner};
+pub use draws::{DrawSession, EntrySplit, StoredWinner};
 pub use entries::{AddressQuota, ArrivalCursor, ChannelCount, EntryAdmission, NewEntryRow, StoredEntry};
 pub use exports::ExportRow;
 pub use gate::GateState;
