@@ -237,7 +237,20 @@ impl Steps {
         browser.find(Locator::Id("claim-code")).await.expect("code field").send_keys(&code).await.expect("type");
         screenshot(&browser, "journey-3-claim.png").await;
         browser.find(Locator::Css("button[type=submit]")).await.expect("submit").click().await.expect("claim");
-        let claimed = text(&browser).await;
+        // The click returns while the answer page may still be replacing the form (reading the
+        // old page's body then fails as a stale element): read until the new page is there.
+        let mut claimed = String::new();
+        for _ in 0..50 {
+            if let Ok(body) = browser.find(Locator::Css("body")).await
+                && let Ok(shown) = body.text().await
+            {
+                claimed = shown;
+                if claimed.contains("아메리카노 1잔") {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         assert!(claimed.contains("아메리카노 1잔"), "the prize is confirmed: {claimed}");
         screenshot(&browser, "journey-4-claimed.png").await;
         let winners = owner.get(&format!("/api/v1/events/{id}/winners")).await.expect(200);
