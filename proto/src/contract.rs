@@ -377,7 +377,14 @@ pub fn check(pool: &DescriptorPool, routes: &[DesignRoute]) -> Vec<Violation> {
                         ),
                     );
                 }
-                if binding.method == "GET" && idempotency(&method) != Idempotency::NoSideEffects {
+                // OAuth redirection endpoints (RFC 6749 §3.1.2) are the one exception: the
+                // provider sends the browser there with a GET, and completing the flow has a side
+                // effect (the single-use state is spent). They must be public and declare no
+                // idempotency, so nothing retries or caches them.
+                let oauth_redirect = binding.path.ends_with("/oauth/callback")
+                    && access == Access::Public
+                    && idempotency(&method) == Idempotency::Unknown;
+                if binding.method == "GET" && idempotency(&method) != Idempotency::NoSideEffects && !oauth_redirect {
                     push(
                         "read-no-side-effects",
                         format!("{rpc} is bound to GET {} but is not NO_SIDE_EFFECTS", binding.path),

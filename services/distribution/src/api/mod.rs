@@ -72,4 +72,41 @@ impl DistributionService for DistributionApi {
         let retried = self.core.retry(&owner, &r.event_id, &r.channels).await.map_err(to_status)?;
         Ok(Response::new(convert::retried(&retried, self.core.clock().now_ms())))
     }
+
+    // Channel connections (#21): implemented in the connections module; these answer
+    // UNIMPLEMENTED until it lands.
+    async fn list_channel_connections(
+        &self,
+        _request: Request<pb::ListChannelConnectionsRequest>,
+    ) -> Result<Response<pb::ListChannelConnectionsResponse>, Status> {
+        Err(Status::unimplemented("channel connections are not available yet"))
+    }
+
+    async fn start_channel_connection(
+        &self,
+        _request: Request<pb::StartChannelConnectionRequest>,
+    ) -> Result<Response<pb::StartChannelConnectionResponse>, Status> {
+        Err(Status::unimplemented("channel connections are not available yet"))
+    }
+
+    async fn complete_channel_connection(
+        &self,
+        _request: Request<pb::CompleteChannelConnectionRequest>,
+    ) -> Result<Response<pb::CompleteChannelConnectionResponse>, Status> {
+        Err(Status::unimplemented("channel connections are not available yet"))
+    }
+
+    async fn delete_channel_connection(
+        &self,
+        _request: Request<pb::DeleteChannelConnectionRequest>,
+    ) -> Result<Response<pb::DeleteChannelConnectionResponse>, Status> {
+        Err(Status::unimplemented("channel connections are not available yet"))
+    }
+
+    async fn check_channel_connections(
+        &self,
+        _request: Request<pb::CheckChannelConnectionsRequest>,
+    ) -> Result<Response<pb::CheckChannelConnectionsResponse>, Status> {
+        Err(Status::unimplemented("channel connections are not available yet"))
+    }
 }
