@@ -121,4 +121,12 @@ impl ContentService for ContentApi {
             image: Some(convert::image(&image)),
         }))
     }
+
+    // The public media route's renditions (#21): implemented with the media work.
+    async fn get_media_content(
+        &self,
+        _request: Request<proto::GetMediaContentRequest>,
+    ) -> Reply<proto::GetMediaContentResponse> {
+        Err(Status::unimplemented("media renditions are not available yet"))
+    }
 }
