@@ -47,6 +47,9 @@ pub struct EdgeConfig {
     pub trusted_proxies: TrustedProxies,
     /// Adaptive concurrency limits per backend service (their state included).
     pub admission: EdgeAdmission,
+    /// The public media route (`/media/{token}`): its verifying key, clock and rendition cache.
+    /// `None` (no key configured): every media link is answered 404.
+    pub media: Option<Arc<crate::media::MediaEdge>>,
 }
 
 impl Default for EdgeConfig {
@@ -56,6 +59,7 @@ impl Default for EdgeConfig {
             body_limit: 1024 * 1024,
             trusted_proxies: TrustedProxies::none(),
             admission: EdgeAdmission::default(),
+            media: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`auth`], [`protect`], [`idempotency`], [`deadline`], [`errors`], [`caching`]: its stages;
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the same descriptors;
 //! - [`pages`]: the participant's entry page, receipt, winners and QR codes (`/e/...`, HTML);
+//! - [`media`]: public media renditions at signed, expiring links (`/media/{token}`, no login);
 //! - [`upstream`]: backend channels (mesh mTLS).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod deadline;
 pub mod edge;
 pub mod errors;
 pub mod idempotency;
+pub mod media;
 pub mod openapi;
 pub mod pages;
 pub mod protect;
@@ -108,6 +110,7 @@ pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_o
         .route("/docs/assets/{asset}", get(docs_asset))
         .route("/.well-known/jwks.json", get(jwks_json))
         .route_service("/e/{*path}", pages::service(edge.clone()))
+        .route_service("/media/{token}", media::service(edge.clone()))
         .with_state(fixed)
         .route_layer(compression())
         .fallback_service(pipeline);

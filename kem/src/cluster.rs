@@ -254,6 +254,12 @@ impl Cluster {
             .arg("--drain-timeout-secs")
             .arg(s.drain_timeout.as_secs().max(1).to_string())
             .env_remove("KEM_CONFIG")
+            // A child is `kem serve`, which refuses local stand-ins by default: it inherits the
+            // supervisor's policy (`kem up --processes` allows them).
+            .env(
+                kem_kit::external::ALLOW_LOCAL_PROVIDERS,
+                if s.providers == kem_kit::external::ProviderPolicy::AllowLocal { "1" } else { "0" },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -177,6 +177,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<String>,
     /// Where the file layer came from, if any.
     pub config_file: Option<PathBuf>,
+    /// Whether services may run on their built-in local stand-ins: `kem up` (and an embedding
+    /// program, by default) allows them, labelled; `kem serve` / `kem gateway` require real
+    /// providers unless `KEM_ALLOW_LOCAL_PROVIDERS=1` (see [`kem_kit::external::ProviderPolicy`]).
+    pub providers: kem_kit::external::ProviderPolicy,
 }
 
 impl Default for Settings {
@@ -205,6 +209,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             config_file: None,
+            providers: kem_kit::external::ProviderPolicy::AllowLocal,
         }
     }
 }
@@ -285,6 +290,8 @@ impl Settings {
             cors_origins: list(args.cors_origins.clone().or(file.cors_origins)),
             trusted_proxies: list(args.trusted_proxies.clone().or(file.trusted_proxies)),
             config_file: args.config.clone(),
+            // Decided by the command (see `kem/src/main.rs`), not by a setting.
+            providers: d.providers,
         };
         settings.validate()?;
         Ok(settings)
@@ -379,6 +386,11 @@ impl fmt::Display for Settings {
         }
         writeln!(f, "cors_origins = \"{}\"", self.cors_origins.join(","))?;
         writeln!(f, "trusted_proxies = \"{}\"", self.trusted_proxies.join(","))?;
+        let providers = match self.providers {
+            kem_kit::external::ProviderPolicy::AllowLocal => "local stand-ins allowed (labelled)",
+            kem_kit::external::ProviderPolicy::RequireReal => "real providers required",
+        };
+        writeln!(f, "# providers: {providers}")?;
         match &self.config_file {
             Some(path) => write!(f, "# file layer: {}", path.display()),
             None => write!(f, "# file layer: none"),

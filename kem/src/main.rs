@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
     let roles = match command {
         Command::Bench(BenchCommand::Mesh(args)) => return kem::bench::mesh::run(args).await,
         Command::Bench(BenchCommand::Gateway(args)) => return kem::bench::gateway::run(args).await,
@@ -150,8 +150,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Up { processes: true, replicas } => return run_processes(&settings, &replicas).await,
         Command::Up { processes: false, .. } => Role::all(),
-        Command::Serve { service } => vec![Role::Service(service)],
-        Command::Gateway => vec![Role::Gateway],
+        Command::Serve { service } => {
+            settings.providers = production_policy();
+            vec![Role::Service(service)]
+        }
+        Command::Gateway => {
+            settings.providers = production_policy();
+            vec![Role::Gateway]
+        }
         Command::Identity => vec![Role::Identity],
         Command::Config | Command::JoinToken { .. } => return Ok(()),
     };
@@ -180,6 +186,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The provider policy of a role run on its own (`kem serve`, `kem gateway`: how Kubernetes runs
+/// kem): real providers, unless `KEM_ALLOW_LOCAL_PROVIDERS=1` asks for a labelled demo.
+fn production_policy() -> kem_kit::external::ProviderPolicy {
+    let allow = std::env::var(kem_kit::external::ALLOW_LOCAL_PROVIDERS).ok();
+    kem_kit::external::ProviderPolicy::for_production(allow.as_deref())
 }
 
 /// `kem up --processes`: supervise one OS process per role until SIGTERM/Ctrl-C.

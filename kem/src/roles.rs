@@ -295,6 +295,7 @@ async fn edge_router(
     let cache = crate::platform::cache(Role::Gateway.as_str(), settings).await?;
     let config = EdgeConfig {
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).context("invalid --trusted-proxies")?,
+        media: Some(media_edge(settings)?),
         ..EdgeConfig::default()
     };
     config.admission.register_metrics(&kem_mesh::telemetry::Registry::global());
@@ -307,6 +308,21 @@ async fn edge_router(
         config,
     });
     Ok(kem_gateway::router(edge, Some(auth), &settings.cors_origins))
+}
+
+/// The edge's public media route (`/media/{token}`): links are signed by distribution and
+/// checked here with the same key (`KEM_MEDIA_URL_KEY` / `_FILE`; in one process both find the
+/// development key under the data dir). A production process requires a configured key: a
+/// development key would sign links no other replica could check.
+fn media_edge(settings: &Settings) -> anyhow::Result<Arc<kem_gateway::media::MediaEdge>> {
+    let mut keys = kem_kit::config::read_from(&kem_kit::config::ProcessEnv, kem_kit::media::MediaKeySettings::read)
+        .context("the gateway's media link key settings")?;
+    if settings.providers == kem_kit::external::ProviderPolicy::RequireReal {
+        keys.require_configured_key = true;
+    }
+    let signer = kem_kit::media::load(&keys, &settings.data_dir).context("the gateway's media link key")?;
+    let clock: Arc<dyn kem_kit::clock::Clock> = Arc::new(kem_kit::clock::SystemClock);
+    Ok(Arc::new(kem_gateway::media::MediaEdge::new(signer, clock)))
 }
 
 /// Issuer and audience of end-user access tokens (the user service signs with these).
@@ -385,6 +401,9 @@ async fn mount<S: KemService>(
         None => S::config_from_env().with_context(failed)?,
     };
     check(&config).with_context(failed)?;
+    for stand_in in kem_kit::external::StandIns::stand_ins(&config) {
+        tracing::warn!(service = S::NAME, stand_in = %stand_in, "running on a LOCAL stand-in: its results are labelled local and are not real");
+    }
     Ok(server.add_service(S::start(ctx, config).await.with_context(failed)?))
 }
 
@@ -411,6 +430,52 @@ pub async fn start_all(roles: &[Role], settings: &Settings, shutdown: &Shutdown)
     start_all_with(roles, settings, ServiceConfigs::default(), shutdown).await
 }
 
+/// Reads the settings of every service among `roles` that the caller did not give (once, from
+/// the environment) and refuses the start before anything listens or asks the identity CA when
+/// one of them would run on a local stand-in the process's provider policy forbids: a
+/// misconfigured `kem serve` fails in a second, naming every missing variable of every service.
+fn preflight(roles: &[Role], settings: &Settings, configs: &mut ServiceConfigs) -> anyhow::Result<()> {
+    fn resolve<S: KemService>(
+        given: &mut Option<S::Config>,
+        policy: kem_kit::external::ProviderPolicy,
+        problems: &mut Vec<String>,
+    ) {
+        if given.is_none() {
+            match S::config_from_env() {
+                Ok(config) => *given = Some(config),
+                Err(error) => return problems.push(format!("the {} service's settings: {error}", S::NAME)),
+            }
+        }
+        if let Some(config) = given.as_ref()
+            && let Err(refused) = policy.check(S::NAME, config)
+        {
+            problems.push(refused.to_string());
+        }
+    }
+    let policy = settings.providers;
+    let mut problems = Vec::new();
+    for role in roles {
+        let Role::Service(service) = role else { continue };
+        match service {
+            ServiceName::User => resolve::<kem_user::User>(&mut configs.user, policy, &mut problems),
+            ServiceName::Event => resolve::<kem_event::Event>(&mut configs.event, policy, &mut problems),
+            ServiceName::Ai => resolve::<kem_ai::Ai>(&mut configs.ai, policy, &mut problems),
+            ServiceName::Content => resolve::<kem_content::Content>(&mut configs.content, policy, &mut problems),
+            ServiceName::Distribution => {
+                resolve::<kem_distribution::Distribution>(&mut configs.distribution, policy, &mut problems)
+            }
+            ServiceName::Participation => {
+                resolve::<kem_participation::Participation>(&mut configs.participation, policy, &mut problems)
+            }
+            ServiceName::Analytics => {
+                resolve::<kem_analytics::Analytics>(&mut configs.analytics, policy, &mut problems)
+            }
+        }
+    }
+    anyhow::ensure!(problems.is_empty(), "kem cannot start:\n- {}", problems.join("\n- "));
+    Ok(())
+}
+
 /// [`start_all`] with service settings given by the caller instead of the environment.
 pub async fn start_all_with(
     roles: &[Role],
@@ -418,6 +483,8 @@ pub async fn start_all_with(
     configs: ServiceConfigs,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Vec<RunningRole>> {
+    let mut configs = configs;
+    preflight(roles, settings, &mut configs)?;
     let mut running = Vec::with_capacity(roles.len());
     let result = async {
         let ca = if roles.contains(&Role::Identity) {

@@ -229,8 +229,14 @@ fn path_parameters(
     let mut out = Vec::new();
     for (name, pattern) in &template.variables {
         let field = resolve_field_path(input, name);
-        let mut schema = match &field {
-            Some(field) => schemas.kind_schema(&field.kind()),
+        let mut schema = match field.as_ref().map(|f| f.kind()) {
+            // A path segment is text: an enum variable is written inline as the string of its
+            // value names (tools read a path parameter's type without following references).
+            Some(prost_reflect::Kind::Enum(enumeration)) => {
+                let names: Vec<String> = enumeration.values().map(|v| v.name().to_owned()).collect();
+                json!({ "type": "string", "enum": names })
+            }
+            Some(kind) => schemas.kind_schema(&kind),
             None => json!({ "type": "string" }),
         };
         let mut description = field.as_ref().and_then(|f| comments.field(f)).unwrap_or_default().to_owned();

@@ -4,6 +4,7 @@ mod api;
 mod fuzz;
 mod hostile;
 mod images;
+mod media;
 mod pages;
 mod participant;
 mod support;

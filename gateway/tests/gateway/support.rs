@@ -178,7 +178,34 @@ impl ContentService for Content {
         let (content_type, data, sha256) = self.0.answer(&request.into_inner().image_id)?;
         Ok(Response::new(content::GetPublicImageContentResponse { content_type, data, sha256 }))
     }
+
+    /// Media renditions: [`IMAGE_BYTES`] as the ORIGINAL of every image and a real 1080×1350
+    /// JPEG as its JPEG and INSTAGRAM_FEED, except [`MEDIA_MISSING`] (NOT_FOUND) and
+    /// [`MEDIA_SLOW`] (answers after 300 ms, so crawlers pile up on it).
+    async fn get_media_content(
+        &self,
+        request: Request<content::GetMediaContentRequest>,
+    ) -> Result<Response<content::GetMediaContentResponse>, Status> {
+        let r = request.into_inner();
+        if r.image_id == MEDIA_SLOW {
+            // Real time by design: the edge's single flight must hold the followers this long.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let id = if r.image_id == MEDIA_MISSING { "missing" } else { r.image_id.as_str() };
+        let (mut content_type, mut data, mut sha256) = self.0.answer(id)?;
+        if r.variant != content::MediaVariant::Original as i32 {
+            data = kem_testkit::contracts::instagram::sample_jpeg_sized(1080, 1350);
+            sha256 = kem_kit::hex::encode(ring::digest::digest(&ring::digest::SHA256, &data).as_ref());
+            content_type = "image/jpeg".into();
+        }
+        Ok(Response::new(content::GetMediaContentResponse { content_type, data, sha256, width: 1080, height: 1350 }))
+    }
 }
+
+/// A media image the content backend does not have.
+pub const MEDIA_MISSING: &str = "3c5d2b1a-0000-4000-8000-0000000000ff";
+/// A media image the content backend is slow to render.
+pub const MEDIA_SLOW: &str = "3c5d2b1a-0000-4000-8000-0000000000aa";
 
 /// A backend plus a gateway in front of it.
 pub struct Setup {

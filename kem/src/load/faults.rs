@@ -35,9 +35,11 @@ pub enum Fault {
     PostgresRestart,
     /// Workload certificates live a few seconds, so every process renews them during the load.
     LeafRotation,
-    /// The Instagram Graph API hangs for the whole run (a local server that accepts and never
-    /// answers): Instagram deliveries must fail on their own deadline while every other channel
-    /// and every entry goes on.
+    /// The KT partner API of 우리동네TV hangs for the whole run (a local server that accepts and
+    /// never answers, token endpoint included): those deliveries must fail on their own deadline
+    /// while every other channel and every entry goes on. (A partner channel, because Instagram
+    /// now publishes only through each owner's own connected account, which a load run's
+    /// owners do not have.)
     ProviderHang,
 }
 
@@ -167,11 +169,11 @@ async fn run_on(
     let _black_hole = if options.fault == Fault::ProviderHang {
         let (addr, task) = black_hole().await?;
         for (k, v) in [
-            ("KEM_INSTAGRAM_ACCESS_TOKEN", "load-test-token".to_owned()),
-            ("KEM_INSTAGRAM_USER_ID", "17841400000000000".to_owned()),
-            ("KEM_INSTAGRAM_BASE_URL", format!("http://{addr}")),
-            ("KEM_INSTAGRAM_TIMEOUT_MS", "1000".to_owned()),
-            ("KEM_DISTRIBUTION_INSTAGRAM_DEADLINE_MS", "2500".to_owned()),
+            ("KEM_PARTNER_URIDONGNE_TV_API_KEY", "load-test-secret".to_owned()),
+            ("KEM_PARTNER_URIDONGNE_TV_CLIENT_ID", "kem-load".to_owned()),
+            ("KEM_PARTNER_URIDONGNE_TV_BASE_URL", format!("http://{addr}/partner/v1")),
+            ("KEM_PARTNER_URIDONGNE_TV_TIMEOUT_MS", "1000".to_owned()),
+            ("KEM_DISTRIBUTION_URIDONGNE_TV_DEADLINE_MS", "2500".to_owned()),
             ("KEM_DISTRIBUTION_MAX_ATTEMPTS", "1".to_owned()),
         ] {
             env.push((k.to_owned(), v));

@@ -62,6 +62,8 @@ impl KemProcess {
             .arg("--data-dir")
             .arg(dir.path())
             .env_remove("KEM_CONFIG")
+            // These processes run without provider accounts on purpose: a labelled demo.
+            .env("KEM_ALLOW_LOCAL_PROVIDERS", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -276,10 +278,41 @@ async fn kem_serve_runs_exactly_one_service_with_a_join_token_from_kem_identity(
 }
 
 #[test]
+fn kem_serve_refuses_local_stand_ins_naming_every_missing_variable() {
+    // `kem serve` is how production runs kem: without provider credentials it must not start on
+    // the stand-ins (which would report fake successes). It fails before it listens or asks the
+    // CA, naming each stand-in and the variables that replace it.
+    for (service, named) in [
+        ("distribution", &["INSTAGRAM", "KAKAO_CHANNEL", "GENIE_TV", "KEM_SENS_SECRET_KEY"][..]),
+        ("participation", &["KEM_SENS_SECRET_KEY", "KEM_PARTICIPATION_PII_KEY_FILE"][..]),
+        ("ai", &["KEM_CLAUDE_API_KEY"][..]),
+        ("content", &["KEM_STABILITY_API_KEY"][..]),
+        ("user", &["KEM_NTS_SERVICE_KEY"][..]),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_kem"))
+            .args(["serve", service, "--base-port", "0", "--admin-base-port", "0", "--log-level", "off", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("KEM_CONFIG")
+            .env_remove("KEM_ALLOW_LOCAL_PROVIDERS")
+            .output()
+            .expect("run kem");
+        assert!(!out.status.success(), "kem serve {service} started on stand-ins");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for name in named.iter().chain(&["KEM_ALLOW_LOCAL_PROVIDERS", "local stand-in"]) {
+            assert!(err.contains(name), "kem serve {service}: {name} is named in: {err}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the refusal is immediate");
+    }
+}
+
+#[test]
 fn kem_serve_without_a_token_explains_what_to_do() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("bundle.pem"), "").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_kem"))
+        .env("KEM_ALLOW_LOCAL_PROVIDERS", "1")
         .args(["serve", "user", "--base-port", "0", "--log-level", "off", "--trust-anchors"])
         .arg(dir.path().join("missing.pem"))
         .output()

@@ -75,10 +75,10 @@ async fn certificates_rotating_every_few_seconds_cost_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hung_instagram_fails_only_instagram() {
+async fn a_hung_partner_api_fails_only_its_channel() {
     let report = run(Fault::ProviderHang, 240, 40).await;
     assert_nothing_lost(&report);
     let c = &report.load.consistency;
-    assert_eq!(c.channels_failed, c.events, "Instagram failed on its deadline, once per event: {}", report.line());
+    assert_eq!(c.channels_failed, c.events, "우리동네TV failed on its deadline, once per event: {}", report.line());
     assert_eq!(report.load.budget.1, 0, "entries and every other channel went on: {}", report.line());
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,9 +14,7 @@ use kem_mesh::server::{RoleServer, Serving, Transport};
 use kem_mesh::telemetry::{Registry, trace};
 use kem_mesh::testing::TestCa;
 use kem_mesh::testing::echo::{self, EchoServer};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::trace::v1::Span;
+use kem_mesh::testing::otlp::Collector;
 use prost_types::Any;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -297,33 +295,10 @@ async fn metrics_endpoint_serves_route_histograms_status_counters_and_handshake_
     shutdown.trigger();
 }
 
-/// The collector side of OTLP/gRPC: keeps every exported span.
-#[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<Span>>>);
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let spans = request.into_inner().resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans);
-        self.0.lock().map_err(|_| Status::internal("poisoned"))?.extend(spans);
-        Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_hop_call_is_one_trace_with_correct_parent_links() {
-    let collector = Collector::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let collector_addr = listener.local_addr().expect("addr");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(collector.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    let export = trace::install_otlp(&format!("http://{collector_addr}"), "kem-test").expect("otlp");
+    let (collector, endpoint) = Collector::start().await;
+    let export = trace::install_otlp(&endpoint, "kem-test").expect("otlp");
 
     let ca = TestCa::new();
     let shutdown = Shutdown::new();
@@ -346,7 +321,7 @@ async fn a_three_hop_call_is_one_trace_with_correct_parent_links() {
     eventually("the six spans reach the collector", Duration::from_secs(5), async || {
         let flushing = export.clone();
         tokio::task::spawn_blocking(move || flushing.flush()).await.expect("flush");
-        spans = collector.0.lock().expect("spans").iter().filter(|s| s.name.ends_with("Echo/Echo")).cloned().collect();
+        spans = collector.spans().into_iter().map(|e| e.span).filter(|s| s.name.ends_with("Echo/Echo")).collect();
         spans.len() >= 6
     })
     .await;

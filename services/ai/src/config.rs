@@ -125,6 +125,17 @@ impl AiConfig {
 /// key's) and what is expected (the kit's reader; see [`kem_kit::config`]).
 pub type AiConfigError = ConfigError;
 
+impl kem_kit::external::StandIns for AiConfig {
+    fn stand_ins(&self) -> Vec<kem_kit::external::StandIn> {
+        let mut stand_ins = Vec::new();
+        if self.claude.is_local() {
+            let what = "Claude recommendations (local stand-in, demo data)";
+            stand_ins.push(kem_kit::external::StandIn::new(what, [env::CLAUDE_API_KEY]));
+        }
+        stand_ins
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -197,6 +197,17 @@ impl ContentConfig {
     }
 }
 
+impl kem_kit::external::StandIns for ContentConfig {
+    fn stand_ins(&self) -> Vec<kem_kit::external::StandIn> {
+        let mut stand_ins = Vec::new();
+        if self.stability.is_local() {
+            let what = "Stability AI image generation (local PNG renderer)";
+            stand_ins.push(kem_kit::external::StandIn::new(what, [env::STABILITY_API_KEY]));
+        }
+        stand_ins
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kem_kit::Secret;
-use kem_kit::config::{self, ConfigError, Parse, ProcessEnv, Reader, parse};
+use kem_kit::config::{self, ConfigError, GivenFile, Parse, ProcessEnv, Reader, parse};
 use kem_kit::external::{ProviderConfig, ProviderMode};
+use kem_kit::sealing::keys::{self, KeySettings};
 
 use crate::domain::{Channel, RetryPolicy};
 use crate::infra::channels::{instagram, kakao, naver, partner};
+use crate::infra::connections as login;
 use crate::infra::local::partner_server::PartnerServerConfig;
 
 /// How one channel is worked.
@@ -58,12 +60,21 @@ impl ChannelPolicy {
     }
 }
 
-/// Instagram: the real Graph API (with its access token) or `local:instagram-graph`.
+/// Instagram: the Graph API with each owner's own professional account, connected through
+/// Instagram Login with the Meta app's credentials, or `local:instagram-graph`.
 #[derive(Debug, Clone)]
 pub struct InstagramConfig {
-    /// Real (client settings + access token) or local.
+    /// Real (Graph client settings + the app secret) or local.
     pub mode: ProviderMode,
-    /// Account and flow settings.
+    /// Instagram App ID (real mode).
+    pub app_id: String,
+    /// The OAuth host of the code exchange (`https://api.instagram.com`).
+    pub oauth_url: String,
+    /// The consent screen's host (`https://www.instagram.com`).
+    pub authorize_url: String,
+    /// Permissions asked of the owner.
+    pub scopes: Vec<String>,
+    /// Flow settings.
     pub settings: instagram::InstagramSettings,
 }
 
@@ -76,15 +87,38 @@ pub struct KakaoConfig {
     pub settings: kakao::SensSettings,
 }
 
-/// A Naver Cafe the Naver channel posts to.
+/// Naver Login: the application owners log in to, so articles go to their own cafe board.
 #[derive(Debug, Clone)]
-pub struct CafeConfig {
-    /// Cafe API client settings.
-    pub provider: ProviderConfig,
-    /// The member's access token (Naver Login).
-    pub access_token: Secret,
-    /// The cafe and board.
-    pub cafe: naver::CafeSettings,
+pub struct NaverLoginConfig {
+    /// Client ID.
+    pub client_id: String,
+    /// Client Secret.
+    pub client_secret: Secret,
+    /// Login host client settings (`https://nid.naver.com`).
+    pub auth: ProviderConfig,
+    /// API host client settings (`https://openapi.naver.com`: the member profile, Cafe posts).
+    pub api: ProviderConfig,
+}
+
+/// The channel connections: the token key and the refresh job.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    /// The AES-256 key tokens are sealed with.
+    pub token_keys: KeySettings,
+    /// How often the refresh job looks for tokens due for a refresh.
+    pub refresh_interval: Duration,
+    /// How often expired attempts are purged.
+    pub purge_interval: Duration,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            token_keys: KeySettings::default(),
+            refresh_interval: Duration::from_secs(60),
+            purge_interval: Duration::from_secs(3_600),
+        }
+    }
 }
 
 /// One KT partner channel: a real partner (client settings + client secret) or the built-in
@@ -100,15 +134,21 @@ pub struct PartnerConfig {
 /// Everything [`start`](crate::start) needs besides the platform context.
 #[derive(Debug, Clone)]
 pub struct DistributionConfig {
-    /// Base URL of the REST edge: images are public under `<base>/api/v1/public/images/{id}` (see
-    /// [`image_url`](crate::infra::channels::image_url)), entry pages under `<base>/e/{id}`.
+    /// Base URL of the REST edge: platforms fetch images from its signed media links
+    /// `<base>/media/<token>` (see [`signed_image_url`](crate::infra::channels::signed_image_url)),
+    /// entry pages are under `<base>/e/{id}`, and owners' OAuth callbacks come back to it.
     pub public_base_url: String,
     /// Instagram.
     pub instagram: InstagramConfig,
     /// Kakao Channel.
     pub kakao: KakaoConfig,
-    /// Naver: a cafe to post to, or `None` for owner-assisted blog publishing only.
-    pub naver_cafe: Option<CafeConfig>,
+    /// Naver Login for posting to owners' cafes, or `None` for owner-assisted blog publishing only.
+    pub naver: Option<NaverLoginConfig>,
+    /// Channel connections.
+    pub connections: ConnectionSettings,
+    /// The key that signs the public media links (`<base>/media/<token>`) platforms fetch images
+    /// from; the gateway checks them with the same key.
+    pub media_keys: kem_kit::media::MediaKeySettings,
     /// 우리동네TV, 링고비즈, 지니TV.
     pub partners: BTreeMap<Channel, PartnerConfig>,
     /// The in-process partner server partner channels without credentials use.
@@ -135,7 +175,7 @@ impl DistributionConfig {
     pub fn stand_ins(&self) -> Vec<(Channel, Vec<String>)> {
         let mut stand_ins = Vec::new();
         if self.instagram.mode.is_local() {
-            let vars = [env::INSTAGRAM_ACCESS_TOKEN, env::INSTAGRAM_USER_ID];
+            let vars = [env::INSTAGRAM_APP_SECRET, env::INSTAGRAM_APP_ID];
             stand_ins.push((Channel::Instagram, vars.map(str::to_owned).to_vec()));
         }
         if self.kakao.mode.is_local() {
@@ -165,6 +205,10 @@ impl Default for DistributionConfig {
             public_base_url: "http://127.0.0.1:8080".to_owned(),
             instagram: InstagramConfig {
                 mode: local(instagram::PROVIDER),
+                app_id: String::new(),
+                oauth_url: login::instagram::DEFAULT_OAUTH_URL.to_owned(),
+                authorize_url: login::instagram::DEFAULT_AUTHORIZE_URL.to_owned(),
+                scopes: login::instagram::SCOPES.iter().map(|s| (*s).to_owned()).collect(),
                 settings: instagram::InstagramSettings::default(),
             },
             kakao: KakaoConfig {
@@ -175,7 +219,9 @@ impl Default for DistributionConfig {
                     ..kakao::SensSettings::default()
                 },
             },
-            naver_cafe: None,
+            naver: None,
+            connections: ConnectionSettings::default(),
+            media_keys: kem_kit::media::MediaKeySettings::default(),
             partners: [Channel::UridongneTv, Channel::RingoBiz, Channel::GenieTv]
                 .into_iter()
                 .map(|c| (c, PartnerConfig { mode: local(partner::PROVIDER), client_id: local_client_id(c) }))
@@ -205,12 +251,21 @@ pub type DistributionConfigError = ConfigError;
 pub mod env {
     /// Base URL of the public REST edge, for image URLs providers fetch (default `http://127.0.0.1:8080`).
     pub const PUBLIC_BASE_URL: &str = "KEM_PUBLIC_BASE_URL";
-    /// Instagram Graph access token; selects the real Instagram API.
-    pub const INSTAGRAM_ACCESS_TOKEN: &str = "KEM_INSTAGRAM_ACCESS_TOKEN";
-    /// IG user id of the professional account (required with the token).
-    pub const INSTAGRAM_USER_ID: &str = "KEM_INSTAGRAM_USER_ID";
-    /// Graph host (default `https://graph.facebook.com`; `https://graph.instagram.com` for Instagram Login).
+    /// Instagram App Secret of the Meta app (Instagram Login); selects the real Instagram API,
+    /// each owner publishing through the account they connected.
+    pub const INSTAGRAM_APP_SECRET: &str = "KEM_INSTAGRAM_APP_SECRET";
+    /// Instagram App ID (required with the secret).
+    pub const INSTAGRAM_APP_ID: &str = "KEM_INSTAGRAM_APP_ID";
+    /// OAuth host of the code exchange (default `https://api.instagram.com`).
+    pub const INSTAGRAM_OAUTH_URL: &str = "KEM_INSTAGRAM_OAUTH_URL";
+    /// Host of the consent screen (default `https://www.instagram.com`).
+    pub const INSTAGRAM_AUTHORIZE_URL: &str = "KEM_INSTAGRAM_AUTHORIZE_URL";
+    /// Graph host (default `https://graph.instagram.com`, Instagram Login's).
     pub const INSTAGRAM_BASE_URL: &str = "KEM_INSTAGRAM_BASE_URL";
+    /// Removed: one platform-wide token published every owner's posts.
+    pub const REMOVED_INSTAGRAM_ACCESS_TOKEN: &str = "KEM_INSTAGRAM_ACCESS_TOKEN";
+    /// Removed with it.
+    pub const REMOVED_INSTAGRAM_USER_ID: &str = "KEM_INSTAGRAM_USER_ID";
     /// Graph API version (default `v21.0`).
     pub const INSTAGRAM_API_VERSION: &str = "KEM_INSTAGRAM_API_VERSION";
     /// Per-request timeout in ms, positive (default 20000).
@@ -231,16 +286,33 @@ pub mod env {
     pub const SENS_TIMEOUT_MS: &str = "KEM_SENS_TIMEOUT_MS";
     /// `false` sends at night too (default `true`: Kakao's 20:00–08:00 KST ad restriction).
     pub const SENS_QUIET_HOURS: &str = "KEM_SENS_QUIET_HOURS";
-    /// Naver Cafe member access token; enables posting to the cafe.
-    pub const NAVER_CAFE_ACCESS_TOKEN: &str = "KEM_NAVER_CAFE_ACCESS_TOKEN";
-    /// Cafe club id.
-    pub const NAVER_CAFE_CLUB_ID: &str = "KEM_NAVER_CAFE_CLUB_ID";
-    /// Cafe board (menu) id.
-    pub const NAVER_CAFE_MENU_ID: &str = "KEM_NAVER_CAFE_MENU_ID";
-    /// Naver API host (default `https://openapi.naver.com`).
+    /// Client Secret of the Naver Login application; enables owners to connect Naver and
+    /// publish to their own cafe board.
+    pub const NAVER_CLIENT_SECRET: &str = "KEM_NAVER_CLIENT_SECRET";
+    /// Client ID (required with the secret).
+    pub const NAVER_CLIENT_ID: &str = "KEM_NAVER_CLIENT_ID";
+    /// Naver Login host (default `https://nid.naver.com`).
+    pub const NAVER_AUTH_URL: &str = "KEM_NAVER_AUTH_URL";
+    /// Naver API host (default `https://openapi.naver.com`): the member profile and Cafe posts.
+    pub const NAVER_API_URL: &str = "KEM_NAVER_API_URL";
+    /// Older name of [`NAVER_API_URL`], still read when that is unset.
     pub const NAVER_CAFE_BASE_URL: &str = "KEM_NAVER_CAFE_BASE_URL";
     /// Per-request timeout in ms (default 10000).
     pub const NAVER_CAFE_TIMEOUT_MS: &str = "KEM_NAVER_CAFE_TIMEOUT_MS";
+    /// Removed: one platform-wide member token posted every owner's articles.
+    pub const REMOVED_NAVER_CAFE_ACCESS_TOKEN: &str = "KEM_NAVER_CAFE_ACCESS_TOKEN";
+    /// Removed with it (each owner picks their board when connecting).
+    pub const REMOVED_NAVER_CAFE_CLUB_ID: &str = "KEM_NAVER_CAFE_CLUB_ID";
+    /// Removed with it.
+    pub const REMOVED_NAVER_CAFE_MENU_ID: &str = "KEM_NAVER_CAFE_MENU_ID";
+    /// Base64 AES-256 key the owners' tokens are sealed with (or `_FILE`, e.g. a Key Vault mount).
+    /// Required with a real Instagram or Naver Login and with REQUIRE_PROVIDERS; otherwise a
+    /// development key is generated under the data dir.
+    pub const TOKEN_KEY: &str = "KEM_DISTRIBUTION_TOKEN_KEY";
+    /// Earlier token keys, comma-separated, still opening tokens sealed before a rotation.
+    pub const TOKEN_PREVIOUS_KEYS: &str = "KEM_DISTRIBUTION_TOKEN_PREVIOUS_KEYS";
+    /// Seconds between refresh-job rounds (default 60).
+    pub const TOKEN_REFRESH_INTERVAL_SECS: &str = "KEM_DISTRIBUTION_TOKEN_REFRESH_INTERVAL_SECS";
     /// Attempts per delivery before a retryable failure is final (default 5; 3 for Kakao and Naver).
     pub const MAX_ATTEMPTS: &str = "KEM_DISTRIBUTION_MAX_ATTEMPTS";
     /// Scheduler scan interval in ms (default 1000).
@@ -291,15 +363,48 @@ impl DistributionConfig {
             config.public_base_url = base;
         }
 
+        config.media_keys = kem_kit::media::MediaKeySettings::read(vars);
+
+        // Removed platform-wide tokens: a deployment still setting one fails loudly, naming what
+        // replaced it, instead of silently publishing through nobody's account.
+        let instagram_instead = format!(
+            "is no longer read: each owner connects their own Instagram account; set {} and {} (the Meta app's \
+             Instagram Login credentials) and remove it",
+            env::INSTAGRAM_APP_ID,
+            env::INSTAGRAM_APP_SECRET
+        );
+        let naver_instead = format!(
+            "is no longer read: each owner connects Naver and picks their cafe board; set {} and {} (the Naver \
+             Login application) and remove it",
+            env::NAVER_CLIENT_ID,
+            env::NAVER_CLIENT_SECRET
+        );
+        for (removed, instead) in [
+            (env::REMOVED_INSTAGRAM_ACCESS_TOKEN, &instagram_instead),
+            (env::REMOVED_INSTAGRAM_USER_ID, &instagram_instead),
+            (env::REMOVED_NAVER_CAFE_ACCESS_TOKEN, &naver_instead),
+            (env::REMOVED_NAVER_CAFE_CLUB_ID, &naver_instead),
+            (env::REMOVED_NAVER_CAFE_MENU_ID, &naver_instead),
+        ] {
+            if vars.secret(removed).is_some() {
+                vars.broken(removed, instead.as_str());
+            }
+        }
+
         // Instagram
-        let token = vars.secret(env::INSTAGRAM_ACCESS_TOKEN);
+        let secret = vars.secret(env::INSTAGRAM_APP_SECRET);
         let base = vars.get(env::INSTAGRAM_BASE_URL, url()).unwrap_or_else(|| instagram::DEFAULT_BASE_URL.to_owned());
         let provider = timed(vars, instagram::provider_config(base), env::INSTAGRAM_TIMEOUT_MS);
-        if token.is_some()
-            && let Some(user_id) =
-                vars.require(env::INSTAGRAM_USER_ID, parse::text(), &needs(env::INSTAGRAM_ACCESS_TOKEN))
+        if let Some(oauth) = vars.get(env::INSTAGRAM_OAUTH_URL, url()) {
+            config.instagram.oauth_url = oauth;
+        }
+        if let Some(authorize) = vars.get(env::INSTAGRAM_AUTHORIZE_URL, url()) {
+            config.instagram.authorize_url = authorize;
+        }
+        if secret.is_some()
+            && let Some(app_id) = vars.require(env::INSTAGRAM_APP_ID, parse::text(), &needs(env::INSTAGRAM_APP_SECRET))
         {
-            config.instagram.settings.user_id = user_id;
+            config.instagram.app_id = app_id;
         }
         let version = parse::custom("a Graph API version such as v21.0", |v: &str| {
             if v.starts_with('v') && !v.contains('/') {
@@ -315,7 +420,7 @@ impl DistributionConfig {
         if let Some(recheck) = vars.get(env::INSTAGRAM_QUOTA_RECHECK_SECS, recheck) {
             config.instagram.settings.quota_recheck = recheck;
         }
-        config.instagram.mode = ProviderMode::select(provider, token);
+        config.instagram.mode = ProviderMode::select(provider, secret);
 
         // Kakao through SENS
         let secret = vars.secret(env::SENS_SECRET_KEY);
@@ -338,17 +443,43 @@ impl DistributionConfig {
         }
         config.kakao.mode = ProviderMode::select(provider, secret);
 
-        // Naver Cafe
-        if let Some(access_token) = vars.secret(env::NAVER_CAFE_ACCESS_TOKEN) {
-            let base = vars.get(env::NAVER_CAFE_BASE_URL, url()).unwrap_or_else(|| naver::DEFAULT_BASE_URL.to_owned());
-            let provider = timed(vars, naver::provider_config(base), env::NAVER_CAFE_TIMEOUT_MS);
-            let because = needs(env::NAVER_CAFE_ACCESS_TOKEN);
-            let club_id = vars.require(env::NAVER_CAFE_CLUB_ID, parse::text(), &because);
-            let menu_id = vars.require(env::NAVER_CAFE_MENU_ID, parse::text(), &because);
-            if let (Some(club_id), Some(menu_id)) = (club_id, menu_id) {
-                let cafe = naver::CafeSettings { club_id, menu_id };
-                config.naver_cafe = Some(CafeConfig { provider, access_token, cafe });
+        // Naver Login (Cafe posting with each owner's account)
+        if let Some(client_secret) = vars.secret(env::NAVER_CLIENT_SECRET) {
+            let because = needs(env::NAVER_CLIENT_SECRET);
+            let client_id = vars.require(env::NAVER_CLIENT_ID, parse::text(), &because);
+            let auth =
+                vars.get(env::NAVER_AUTH_URL, url()).unwrap_or_else(|| login::naver::DEFAULT_AUTH_URL.to_owned());
+            let api = vars
+                .get(env::NAVER_API_URL, url())
+                .or_else(|| vars.get(env::NAVER_CAFE_BASE_URL, url()))
+                .unwrap_or_else(|| naver::DEFAULT_BASE_URL.to_owned());
+            let api = timed(vars, naver::provider_config(api), env::NAVER_CAFE_TIMEOUT_MS);
+            if let Some(client_id) = client_id {
+                let auth = login::naver::provider_config(auth);
+                config.naver = Some(NaverLoginConfig { client_id, client_secret, auth, api });
             }
+        }
+
+        // The key of the owners' tokens
+        let given = vars.given(env::TOKEN_KEY);
+        config.connections.token_keys.key_file = given.file.as_ref().map(|file| file.path.clone());
+        let key = match (given.value, given.file) {
+            (Some(key), _) => Some((key, None)),
+            (None, Some(GivenFile { path, contents: Ok(key) })) if !key.is_empty() => Some((key, Some(path))),
+            (None, _) => None,
+        };
+        if let Some((key, file)) = key {
+            config.connections.token_keys.key =
+                vars.check_secret(env::TOKEN_KEY, &key, file, aes_key(env::TOKEN_KEY)).map(Secret::new);
+        }
+        if let Some(previous) =
+            vars.get_secret(env::TOKEN_PREVIOUS_KEYS, parse::list(aes_key(env::TOKEN_PREVIOUS_KEYS)))
+        {
+            config.connections.token_keys.previous_keys = previous.into_iter().map(Secret::new).collect();
+        }
+        let interval = parse::seconds().within(Duration::from_secs(1), Duration::from_secs(3_600));
+        if let Some(interval) = vars.get(env::TOKEN_REFRESH_INTERVAL_SECS, interval) {
+            config.connections.refresh_interval = interval;
         }
 
         // KT partner channels
@@ -380,7 +511,12 @@ impl DistributionConfig {
         // No fake success in production: with REQUIRE_PROVIDERS, a channel on its stand-in, or
         // image URLs on the local default base, is a configuration problem, so the process does
         // not start. A channel whose variables already have a problem is reported by that one.
-        if vars.get(env::REQUIRE_PROVIDERS, parse::flag()).unwrap_or(false) {
+        let require_providers = vars.get(env::REQUIRE_PROVIDERS, parse::flag()).unwrap_or(false);
+        // Owners' tokens outlive the process: a generated key beside the data would lose them
+        // with a pod, so a real login provider (or production) needs a configured key.
+        config.connections.token_keys.require_configured_key =
+            require_providers || !config.instagram.mode.is_local() || config.naver.is_some();
+        if require_providers {
             let because = |what: &str| format!("{}=true and {what}", env::REQUIRE_PROVIDERS);
             if public_base_url.is_none() {
                 vars.missing(
@@ -419,6 +555,13 @@ impl DistributionConfig {
     }
 }
 
+/// A base64 AES-256 key (the value is never shown in an error).
+fn aes_key(var: &'static str) -> impl Parse<Output = String> {
+    parse::custom("base64 of exactly 32 bytes", move |key: &str| {
+        keys::decode_key(key, var).map(|_| key.to_owned()).map_err(|e| e.to_string())
+    })
+}
+
 /// A positive whole number of milliseconds.
 fn positive_millis() -> impl Parse<Output = Duration> {
     parse::millis().at_least(Duration::from_millis(1))
@@ -434,11 +577,41 @@ fn timed(vars: &mut Reader<'_>, mut provider: ProviderConfig, name: &str) -> Pro
     provider
 }
 
+impl kem_kit::external::StandIns for DistributionConfig {
+    /// Every channel on its stand-in, and what only `kem up` may improvise: generated keys for
+    /// the owners' tokens and the media links (a key beside one pod's data loses the tokens and
+    /// breaks the links of every other replica), and the loopback default as the public base URL
+    /// (platforms could fetch nothing from it).
+    fn stand_ins(&self) -> Vec<kem_kit::external::StandIn> {
+        use kem_kit::external::StandIn;
+        let mut stand_ins: Vec<StandIn> = DistributionConfig::stand_ins(self)
+            .into_iter()
+            .map(|(channel, vars)| StandIn::new(format!("{channel} channel (local stand-in, nothing is posted)"), vars))
+            .collect();
+        if self.connections.token_keys.key.is_none() && self.connections.token_keys.key_file.is_none() {
+            let vars = [format!("{}_FILE", env::TOKEN_KEY), env::TOKEN_KEY.to_owned()];
+            stand_ins.push(StandIn::new("owners' channel token key (a generated development key)", vars));
+        }
+        if self.media_keys.key.is_none() && self.media_keys.key_file.is_none() {
+            let vars = [kem_kit::media::names::KEY_FILE, kem_kit::media::names::KEY];
+            stand_ins.push(StandIn::new("media link signing key (a generated development key)", vars));
+        }
+        if self.public_base_url == DistributionConfig::default().public_base_url {
+            let what = "public base URL (the loopback default: platforms could fetch no image from it)";
+            stand_ins.push(StandIn::new(what, [env::PUBLIC_BASE_URL]));
+        }
+        stand_ins
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    /// Base64 of 32 bytes.
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
     fn config(vars: &[(&str, &str)]) -> Result<DistributionConfig, DistributionConfigError> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
@@ -450,7 +623,8 @@ mod tests {
         let c = config(&[]).expect("defaults");
         assert!(c.instagram.mode.is_local());
         assert!(c.kakao.mode.is_local());
-        assert!(c.naver_cafe.is_none());
+        assert!(c.naver.is_none());
+        assert!(!c.connections.token_keys.require_configured_key, "kem up generates a development key");
         assert_eq!(c.partners.len(), 3);
         assert!(c.partners.values().all(|p| p.mode.is_local()));
         assert_eq!(c.public_base_url, "http://127.0.0.1:8080");
@@ -461,18 +635,22 @@ mod tests {
     fn credentials_select_real_providers_with_their_settings() {
         let c = config(&[
             (env::PUBLIC_BASE_URL, "https://kem.example/"),
-            (env::INSTAGRAM_ACCESS_TOKEN, "EAAB"),
-            (env::INSTAGRAM_USER_ID, "17841400000"),
+            (env::INSTAGRAM_APP_SECRET, "app-secret"),
+            (env::INSTAGRAM_APP_ID, "990602627938098"),
             (env::INSTAGRAM_BASE_URL, "http://127.0.0.1:9"),
+            (env::INSTAGRAM_OAUTH_URL, "http://127.0.0.1:10/"),
             (env::INSTAGRAM_TIMEOUT_MS, "1500"),
             (env::SENS_SECRET_KEY, "s3cret"),
             (env::SENS_ACCESS_KEY, "AK"),
             (env::SENS_SERVICE_ID, "ncp:kkobizmsg:kr:1:kem"),
             (env::SENS_PLUS_FRIEND_ID, "@kem"),
             (env::SENS_QUIET_HOURS, "false"),
-            (env::NAVER_CAFE_ACCESS_TOKEN, "AAA"),
-            (env::NAVER_CAFE_CLUB_ID, "123"),
-            (env::NAVER_CAFE_MENU_ID, "4"),
+            (env::NAVER_CLIENT_SECRET, "naver-secret"),
+            (env::NAVER_CLIENT_ID, "naver-client"),
+            (env::NAVER_AUTH_URL, "http://127.0.0.1:11"),
+            (env::NAVER_API_URL, "http://127.0.0.1:12"),
+            (env::TOKEN_KEY, KEY),
+            (env::TOKEN_PREVIOUS_KEYS, &format!("{KEY},{KEY}")),
             ("KEM_PARTNER_GENIE_TV_API_KEY", "pk"),
             ("KEM_PARTNER_GENIE_TV_BASE_URL", "https://partner.example/partner/v1"),
             ("KEM_PARTNER_GENIE_TV_CLIENT_ID", "kem-genie"),
@@ -487,15 +665,26 @@ mod tests {
                     (config.base_url.as_str(), config.timeout),
                     ("http://127.0.0.1:9", Duration::from_millis(1500))
                 );
-                assert_eq!(credentials.expose(), "EAAB");
+                assert_eq!(credentials.expose(), "app-secret");
             }
-            ProviderMode::Local { .. } => panic!("a token was configured"),
+            ProviderMode::Local { .. } => panic!("an app secret was configured"),
         }
-        assert_eq!(c.instagram.settings.user_id, "17841400000");
+        assert_eq!(c.instagram.app_id, "990602627938098");
+        assert_eq!(c.instagram.oauth_url, "http://127.0.0.1:10");
+        assert_eq!(c.instagram.authorize_url, "https://www.instagram.com");
+        assert_eq!(c.instagram.scopes.len(), 3);
         assert!(!c.kakao.mode.is_local());
         assert_eq!(c.kakao.settings.service_id, "ncp:kkobizmsg:kr:1:kem");
         assert!(!c.kakao.settings.quiet_hours);
-        assert_eq!(c.naver_cafe.as_ref().map(|n| n.cafe.menu_id.as_str()), Some("4"));
+        let naver = c.naver.as_ref().expect("Naver Login");
+        assert_eq!((naver.client_id.as_str(), naver.client_secret.expose()), ("naver-client", "naver-secret"));
+        assert_eq!(
+            (naver.auth.base_url.as_str(), naver.api.base_url.as_str()),
+            ("http://127.0.0.1:11", "http://127.0.0.1:12")
+        );
+        assert_eq!(c.connections.token_keys.key.as_ref().map(|k| k.expose()), Some(KEY));
+        assert_eq!(c.connections.token_keys.previous_keys.len(), 2);
+        assert!(c.connections.token_keys.require_configured_key, "real logins keep tokens: no development key");
         let genie = &c.partners[&Channel::GenieTv];
         assert!(!genie.mode.is_local());
         assert_eq!(genie.client_id, "kem-genie");
@@ -511,8 +700,8 @@ mod tests {
             "INSTAGRAM is on its local stand-in",
             "KAKAO_CHANNEL",
             "GENIE_TV",
-            env::INSTAGRAM_ACCESS_TOKEN,
-            env::INSTAGRAM_USER_ID,
+            env::INSTAGRAM_APP_SECRET,
+            env::INSTAGRAM_APP_ID,
             env::SENS_SECRET_KEY,
             env::SENS_PLUS_FRIEND_ID,
             "KEM_PARTNER_URIDONGNE_TV_API_KEY",
@@ -530,8 +719,9 @@ mod tests {
         let mut vars = vec![
             (env::REQUIRE_PROVIDERS.to_owned(), "true".to_owned()),
             (env::PUBLIC_BASE_URL.to_owned(), "https://kem.example".to_owned()),
-            (env::INSTAGRAM_ACCESS_TOKEN.to_owned(), "EAAB".to_owned()),
-            (env::INSTAGRAM_USER_ID.to_owned(), "1784".to_owned()),
+            (env::INSTAGRAM_APP_SECRET.to_owned(), "s".to_owned()),
+            (env::INSTAGRAM_APP_ID.to_owned(), "990".to_owned()),
+            (env::TOKEN_KEY.to_owned(), KEY.to_owned()),
             (env::SENS_SECRET_KEY.to_owned(), "s".to_owned()),
             (env::SENS_ACCESS_KEY.to_owned(), "a".to_owned()),
             (env::SENS_SERVICE_ID.to_owned(), "svc".to_owned()),
@@ -556,9 +746,11 @@ mod tests {
     #[test]
     fn incomplete_or_malformed_settings_name_the_variable() {
         for (vars, named) in [
-            (vec![(env::INSTAGRAM_ACCESS_TOKEN, "t")], env::INSTAGRAM_USER_ID),
+            (vec![(env::INSTAGRAM_APP_SECRET, "t")], env::INSTAGRAM_APP_ID),
+            (vec![(env::NAVER_CLIENT_SECRET, "t")], env::NAVER_CLIENT_ID),
+            (vec![(env::TOKEN_KEY, "not a key")], env::TOKEN_KEY),
+            (vec![(env::TOKEN_PREVIOUS_KEYS, "%%%")], env::TOKEN_PREVIOUS_KEYS),
             (vec![(env::SENS_SECRET_KEY, "s"), (env::SENS_ACCESS_KEY, "a")], env::SENS_SERVICE_ID),
-            (vec![(env::NAVER_CAFE_ACCESS_TOKEN, "t"), (env::NAVER_CAFE_CLUB_ID, "1")], env::NAVER_CAFE_MENU_ID),
             (vec![("KEM_PARTNER_RINGO_BIZ_API_KEY", "k")], "KEM_PARTNER_RINGO_BIZ_BASE_URL"),
             (vec![(env::PUBLIC_BASE_URL, "kem.example")], env::PUBLIC_BASE_URL),
             (vec![(env::SENS_TIMEOUT_MS, "0")], env::SENS_TIMEOUT_MS),
@@ -569,5 +761,29 @@ mod tests {
             let error = config(&vars).expect_err(named).to_string();
             assert!(error.contains(named), "{error}");
         }
+    }
+
+    #[test]
+    fn the_removed_platform_wide_tokens_fail_naming_their_replacement() {
+        for (removed, named) in [
+            (env::REMOVED_INSTAGRAM_ACCESS_TOKEN, env::INSTAGRAM_APP_SECRET),
+            (env::REMOVED_INSTAGRAM_USER_ID, env::INSTAGRAM_APP_ID),
+            (env::REMOVED_NAVER_CAFE_ACCESS_TOKEN, env::NAVER_CLIENT_SECRET),
+            (env::REMOVED_NAVER_CAFE_CLUB_ID, env::NAVER_CLIENT_ID),
+            (env::REMOVED_NAVER_CAFE_MENU_ID, env::NAVER_CLIENT_ID),
+        ] {
+            let error = config(&[(removed, "EAAB-secret-value")]).expect_err(removed).to_string();
+            assert!(error.contains(removed) && error.contains(named), "{error}");
+            assert!(!error.contains("EAAB-secret-value"), "the old token is redacted: {error}");
+        }
+    }
+
+    #[test]
+    fn production_needs_a_configured_token_key() {
+        let c = config(&[(env::REQUIRE_PROVIDERS, "false")]).expect("local");
+        assert!(!c.connections.token_keys.require_configured_key);
+        let c = config(&[(env::INSTAGRAM_APP_SECRET, "s"), (env::INSTAGRAM_APP_ID, "1")]).expect("real Instagram");
+        assert!(c.connections.token_keys.require_configured_key);
+        assert!(c.stand_ins().iter().all(|(channel, _)| *channel != Channel::Instagram));
     }
 }

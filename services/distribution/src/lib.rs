@@ -4,10 +4,11 @@
 //! Kakao Channel through NAVER Cloud SENS — and reports each outcome to analytics.
 //!
 //! The crate reads top-down:
-//! - [`api`]: the tonic adapter of `kem.distribution.v1.DistributionService` (GetStatus, Retry):
-//!   proto ↔ domain, errors → `google.rpc` statuses;
+//! - [`api`]: the tonic adapter of `kem.distribution.v1.DistributionService` (GetStatus, Retry,
+//!   the channel connections): proto ↔ domain, errors → `google.rpc` statuses;
 //! - [`app`]: the use cases — accept a job exactly once (the inbox), report and re-queue
-//!   deliveries, and advance one held delivery by a step;
+//!   deliveries, advance one held delivery by a step, and the owners' channel connections
+//!   (Instagram Login, Naver Login: connect, list, remove, check, refresh);
 //! - [`domain`]: pure rules — channels (the kit's vocabulary, [`kem_kit::channel`]), the delivery
 //!   state machine, retries, keys, text per channel;
 //! - [`infra`]: every adapter — the tables on PostgreSQL or embedded SQLite (same SQL), the
@@ -43,6 +44,8 @@ use std::sync::{Arc, LazyLock};
 use kem_kit::Secret;
 use kem_kit::external::{ProviderConfigError, ProviderMode};
 use kem_kit::runtime::ServiceContext;
+use kem_kit::runtime::periodic::Periodic;
+use kem_kit::sealing::keys::{self, KeyError, KeyNames};
 use kem_kit::store::{Migrations, StoreError};
 
 pub use api::DistributionApi;
@@ -51,12 +54,17 @@ pub use domain::Channel;
 pub use infra::local::PartnerServerConfig;
 pub use kem_proto::kem::distribution::v1::distribution_service_server::DistributionServiceServer;
 
-use app::{DeliveryWorker, DistributionCore};
+use app::connections::{Logins, Need};
+use app::{Connections, DeliveryWorker, DistributionCore};
+use domain::{LoginProvider, ProviderLabel};
 use infra::channels::instagram::GraphInstagram;
 use infra::channels::kakao::SensKakao;
 use infra::channels::naver::{AssistedNaver, CafeNaver};
 use infra::channels::partner::PartnerClient;
 use infra::channels::{self, ChannelClient};
+use infra::connections::ConnectionStore;
+use infra::connections::instagram::{InstagramApp, InstagramLogin};
+use infra::connections::naver::{NaverApp, NaverLogin};
 use infra::local::{LocalInstagram, LocalKakao, PartnerServer};
 use infra::{DispatchSettings, Dispatcher, Lane, MeshOwners, MeshPublications, Repository, consumer};
 
@@ -76,7 +84,28 @@ pub enum DistributionStartError {
     /// The local partner server could not start.
     #[error("distribution service: cannot start the local partner server: {0}")]
     LocalPartner(#[from] std::io::Error),
+    /// The key the owners' tokens are sealed with cannot be had.
+    #[error("distribution service: {0}")]
+    TokenKey(#[from] KeyError),
+    /// The media link signing key cannot be loaded.
+    #[error("distribution service: {0}")]
+    MediaKey(#[from] kem_kit::media::MediaKeyError),
 }
+
+/// The key of the owners' tokens, in errors and logs.
+pub const TOKEN_KEY_NAMES: KeyNames = KeyNames {
+    key_var: config::env::TOKEN_KEY,
+    file_var: "KEM_DISTRIBUTION_TOKEN_KEY_FILE",
+    previous_var: config::env::TOKEN_PREVIOUS_KEYS,
+    dev_file: "distribution-token.key",
+    what: "channel token encryption key",
+};
+
+/// Scopes the key ids of sealed tokens (never changes, or stored tokens no longer open).
+const TOKEN_KEY_LABEL: &[u8] = b"kem.distribution.token.key-id\0";
+
+/// The path of the OAuth callback on the public edge.
+pub const OAUTH_CALLBACK_PATH: &str = "/api/v1/channels/oauth/callback";
 
 kem_kit::kem_service! {
     /// The distribution service as a role mounts it (`kem serve distribution`, `kem up`).
@@ -104,8 +133,10 @@ pub async fn start_api(
     ctx.store.migrate(&MIGRATIONS).await?;
     let repo = Repository::new(ctx.store.clone());
     let waker = ctx.spawn_outbox_relay();
-    let lanes = channel_clients(&config, &ctx)
-        .await?
+    let clients = channel_clients(&config, &ctx).await?;
+    let connections = Arc::new(connections(&config, &ctx, &clients)?);
+    spawn_connection_jobs(&config, &ctx, &connections);
+    let lanes = clients
         .into_iter()
         .map(|client| {
             let policy = config.policy(client.channel());
@@ -114,12 +145,30 @@ pub async fn start_api(
         .collect();
     let owners =
         MeshOwners::new(ctx.peers.clone(), ctx.cache.clone(), config.owner_cache_ttl, config.owner_lookup_timeout);
-    let worker = DeliveryWorker::new(repo.clone(), owners, waker, config.public_base_url.clone(), ctx.clock.clone());
+    let worker = DeliveryWorker::new(
+        repo.clone(),
+        owners,
+        connections.clone(),
+        waker,
+        config.public_base_url.clone(),
+        kem_kit::media::MediaLinks::new(
+            &config.public_base_url,
+            kem_kit::media::load(&config.media_keys, &ctx.data_dir)?,
+        ),
+        ctx.clock.clone(),
+    );
     let settings = DispatchSettings { scan_interval: config.scan_interval, lease_margin: config.lease_margin };
     let dispatcher = Dispatcher::new(repo.clone(), lanes, worker, settings, ctx.clock.clone());
     dispatcher.spawn(ctx.shutdown.clone(), config.drain_timeout);
     let publications = MeshPublications::new(ctx.peers.clone());
-    let core = Arc::new(DistributionCore::new(repo, dispatcher, publications, ctx.service.clone(), ctx.clock.clone()));
+    let core = Arc::new(DistributionCore::new(
+        repo,
+        dispatcher,
+        publications,
+        connections,
+        ctx.service.clone(),
+        ctx.clock.clone(),
+    ));
     consumer::spawn(&ctx, core.clone(), config.consumer_concurrency);
     consumer::spawn_inbox_purge(&ctx);
     for channel in Channel::ALL {
@@ -140,13 +189,13 @@ async fn channel_clients(
     let mut clients: Vec<Arc<dyn ChannelClient>> = Vec::new();
     clients.extend(partner_clients(config, ctx).await?);
     clients.push(match &config.instagram.mode {
-        ProviderMode::Real { config: provider, credentials } => {
-            Arc::new(GraphInstagram::new(provider.clone(), credentials.clone(), config.instagram.settings.clone())?)
+        ProviderMode::Real { config: provider, .. } => {
+            Arc::new(GraphInstagram::new(provider.clone(), config.instagram.settings.clone())?)
         }
         ProviderMode::Local { .. } => Arc::new(LocalInstagram),
     });
-    clients.push(match &config.naver_cafe {
-        Some(cafe) => Arc::new(CafeNaver::new(cafe.provider.clone(), cafe.access_token.clone(), cafe.cafe.clone())?),
+    clients.push(match &config.naver {
+        Some(naver) => Arc::new(CafeNaver::new(naver.api.clone())?),
         None => {
             tracing::info!(
                 "no Naver Cafe configured: the Naver channel prepares ready-to-post articles for owner-assisted \
@@ -162,6 +211,112 @@ async fn channel_clients(
         ProviderMode::Local { .. } => Arc::new(LocalKakao),
     });
     Ok(clients)
+}
+
+/// The channel connections: the token keyring, the login clients of the channels whose real
+/// provider publishes through the owner's account, and what each channel needs.
+fn connections(
+    config: &DistributionConfig,
+    ctx: &ServiceContext,
+    clients: &[Arc<dyn ChannelClient>],
+) -> Result<Connections, DistributionStartError> {
+    let loaded = keys::load(&config.connections.token_keys, &TOKEN_KEY_NAMES, &ctx.data_dir)?;
+    let keyring = Arc::new(loaded.keyring(TOKEN_KEY_LABEL));
+    let key_id = keyring.current_key_id();
+    let store = ConnectionStore::new(ctx.store.clone(), keyring);
+    let redirect_uri = format!("{}{OAUTH_CALLBACK_PATH}", config.public_base_url.trim_end_matches('/'));
+    let mut logins = Logins::default();
+    if let ProviderMode::Real { config: graph, credentials } = &config.instagram.mode {
+        let app = InstagramApp {
+            app_id: config.instagram.app_id.clone(),
+            app_secret: credentials.clone(),
+            authorize_url: config.instagram.authorize_url.clone(),
+            api_version: config.instagram.settings.api_version.clone(),
+            scopes: config.instagram.scopes.clone(),
+            redirect_uri: redirect_uri.clone(),
+        };
+        let mut oauth = infra::connections::instagram::provider_config(config.instagram.oauth_url.clone());
+        oauth.timeout = graph.timeout.min(oauth.timeout);
+        oauth.connect_timeout = graph.connect_timeout;
+        oauth.backoff = graph.backoff;
+        oauth.deadline = oauth.deadline.min(graph.deadline.max(oauth.timeout));
+        let mut graph = graph.clone();
+        graph.name = infra::connections::instagram::PROVIDER.to_owned() + "-graph";
+        logins.instagram = Some(InstagramLogin::new(app, oauth, graph)?);
+    }
+    if let Some(naver) = &config.naver {
+        let app = NaverApp {
+            client_id: naver.client_id.clone(),
+            client_secret: naver.client_secret.clone(),
+            auth_url: naver.auth.base_url.clone(),
+            redirect_uri,
+        };
+        let mut api = naver.api.clone();
+        api.name = infra::connections::naver::PROVIDER.to_owned() + "-api";
+        logins.naver = Some(NaverLogin::new(app, naver.auth.clone(), api)?);
+    }
+    let stand_in =
+        |name: &str| format!("{name} is on its local stand-in (kem up): posts are simulated, so no account is needed");
+    let mut needs = BTreeMap::new();
+    for channel in Channel::ALL {
+        let need = match channel {
+            Channel::Instagram if logins.instagram.is_some() => Need::Required(LoginProvider::Instagram),
+            Channel::Instagram => Need::NotNeeded(stand_in("Instagram")),
+            Channel::NaverBlog if logins.naver.is_some() => Need::Optional(LoginProvider::Naver),
+            Channel::NaverBlog => Need::NotNeeded(
+                "owner-assisted: each article is prepared for you to post on Naver Blog yourself (Naver has no blog \
+                 write API), and cafe posting through Naver Login is not configured on this platform"
+                    .to_owned(),
+            ),
+            Channel::KakaoChannel if config.kakao.mode.is_local() => Need::NotNeeded(stand_in("Kakao Channel")),
+            Channel::KakaoChannel => Need::NotNeeded(
+                "sent through the platform's Kakao Channel and NAVER Cloud SENS dealer account; no account of yours \
+                 is needed"
+                    .to_owned(),
+            ),
+            partner => match config.partners.get(&partner) {
+                Some(p) if !p.mode.is_local() => Need::NotNeeded(format!(
+                    "published through the platform's KT partner account for {}; no account of yours is needed",
+                    channels::channel_name(partner)
+                )),
+                _ => Need::NotNeeded(stand_in(channels::channel_name(partner))),
+            },
+        };
+        needs.insert(channel, need);
+    }
+    let providers: BTreeMap<Channel, ProviderLabel> = clients.iter().map(|c| (c.channel(), c.provider())).collect();
+    tracing::info!(
+        %key_id,
+        instagram_login = logins.instagram.is_some(),
+        naver_login = logins.naver.is_some(),
+        "channel connections ready"
+    );
+    Ok(Connections::new(store, logins, needs, providers, ctx.clock.clone()))
+}
+
+/// The token refresh job and the purge of expired attempts.
+fn spawn_connection_jobs(config: &DistributionConfig, ctx: &ServiceContext, connections: &Arc<Connections>) {
+    let refresh = connections.clone();
+    Periodic::new("channel token refresh", config.connections.refresh_interval).spawn(
+        ctx.shutdown.clone(),
+        move || {
+            let connections = refresh.clone();
+            async move {
+                let refreshed = connections.refresh_due().await;
+                if refreshed > 0 {
+                    tracing::info!(refreshed, "channel tokens refreshed");
+                }
+            }
+        },
+    );
+    let purge = connections.clone();
+    Periodic::resting("connection attempt purge", config.connections.purge_interval).spawn(
+        ctx.shutdown.clone(),
+        move || {
+            let connections = purge.clone();
+            async move { connections.purge_attempts().await }
+        },
+    );
 }
 
 async fn partner_clients(

@@ -207,6 +207,9 @@ impl EventConfig {
     }
 }
 
+/// The event service calls no external provider.
+impl kem_kit::external::StandIns for EventConfig {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,7 +50,9 @@ pub use config::{EventConfig, EventConfigError};
 pub use kem_proto::kem::event::v1::event_service_server::EventServiceServer;
 
 use crate::app::{AppSettings, EventApp};
-use crate::infra::{CachedEvents, MeshEntryGate, MeshStoreDirectory, SqlEventRepository, scheduler, sweeper};
+use crate::infra::{
+    CachedEvents, MeshConnectionCheck, MeshEntryGate, MeshStoreDirectory, SqlEventRepository, scheduler, sweeper,
+};
 
 static MIGRATIONS: LazyLock<Migrations> =
     LazyLock::new(|| Migrations::new(sqlx::migrate!("migrations/postgres"), sqlx::migrate!("migrations/sqlite")));
@@ -109,7 +111,8 @@ pub async fn start_api(ctx: ServiceContext, config: EventConfig) -> Result<Event
     };
     let stores = MeshStoreDirectory::new(ctx.peers.clone(), ctx.cache.clone());
     let entries = MeshEntryGate::new(ctx.peers.clone());
-    let app = Arc::new(EventApp::new(repository, cache, stores, entries, ctx.clock.clone(), settings));
+    let connections = MeshConnectionCheck::new(ctx.peers.clone());
+    let app = Arc::new(EventApp::new(repository, cache, stores, entries, connections, ctx.clock.clone(), settings));
     ctx.shutdown.spawn(sweeper::run(app.clone(), config.job_sweep_interval, ctx.shutdown.clone()));
     ctx.shutdown.spawn(scheduler::run(app.clone(), config.scheduler_interval, ctx.shutdown.clone()));
     tracing::info!(

@@ -8,6 +8,7 @@
 //! - [`queue`]: the `Queue` trait with a store-backed and an Azure Service Bus implementation;
 //! - [`outbox`]: transactional outbox relay, idempotent inbox and the consumer runner;
 //! - [`jwt`]: ES256 access tokens (issue, verify, JWKS, rotation) and opaque refresh tokens;
+//! - [`media`]: signed, expiring public media links (`/media/{token}` at the edge) and their keys;
 //! - [`runtime`]: the context a service role starts with (store, cache, queue, mesh peers);
 //! - [`external`]: the base of every client of an external HTTP API (timeouts, retries, breaker);
 //! - [`status`]: the `ErrorInfo` / `BadRequest` / `RetryInfo` details of the statuses services
@@ -26,9 +27,11 @@ pub mod config;
 pub mod external;
 pub mod ids;
 pub mod jwt;
+pub mod media;
 pub mod outbox;
 pub mod queue;
 pub mod runtime;
+pub mod sealing;
 pub mod secret;
 pub mod status;
 pub mod store;

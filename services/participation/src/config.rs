@@ -195,6 +195,24 @@ impl ParticipationConfig {
     }
 }
 
+impl kem_kit::external::StandIns for ParticipationConfig {
+    /// The local SMS stand-in, and a generated development key for personal data.
+    fn stand_ins(&self) -> Vec<kem_kit::external::StandIn> {
+        use kem_kit::external::StandIn;
+        let mut stand_ins = Vec::new();
+        if self.sms.is_none() {
+            let what = "SMS to participants (local:sens: codes and winner notices are only logged)";
+            let vars = [env::SENS_SECRET_KEY, env::SENS_ACCESS_KEY, env::SENS_SERVICE_ID, env::SENS_FROM];
+            stand_ins.push(StandIn::new(what, vars));
+        }
+        if self.pii.key.is_none() && self.pii.key_file.is_none() {
+            let what = "personal-data encryption key (a development key generated under the data dir)";
+            stand_ins.push(StandIn::new(what, [env::PII_KEY_FILE, env::PII_KEY]));
+        }
+        stand_ins
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

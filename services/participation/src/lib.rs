@@ -91,12 +91,9 @@ pub async fn start_api(
     config: ParticipationConfig,
 ) -> Result<ParticipationApi, ParticipationStartError> {
     let keys = PiiKeys::load(&config.pii, &ctx.data_dir)?;
+    // A development key is announced by the kit's loader itself (`kem_kit::sealing::keys`).
     match &keys.source {
-        KeySource::Development { path, created } => tracing::warn!(
-            key_file = %path.display(), created,
-            "participation personal data is encrypted with a DEVELOPMENT key kept beside the data; set \
-             KEM_PARTICIPATION_PII_KEY or KEM_PARTICIPATION_PII_KEY_FILE (Key Vault) in production"
-        ),
+        KeySource::Development { .. } => {}
         KeySource::Environment | KeySource::File(_) if config.pii.phone_hash_key.is_none() => tracing::info!(
             "KEM_PARTICIPATION_PHONE_HASH_KEY is unset: phone hashes use a key derived from the personal-data key; \
              pin it explicitly before rotating that key"

@@ -228,6 +228,17 @@ impl UserConfig {
     }
 }
 
+impl kem_kit::external::StandIns for UserConfig {
+    fn stand_ins(&self) -> Vec<kem_kit::external::StandIn> {
+        let mut stand_ins = Vec::new();
+        if self.nts.is_local() {
+            let what = "NTS business-number checks (local:nts, demo answers)";
+            stand_ins.push(kem_kit::external::StandIn::new(what, [env::NTS_SERVICE_KEY]));
+        }
+        stand_ins
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

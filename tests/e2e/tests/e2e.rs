@@ -1,5 +1,6 @@
 //! End-to-end tests: one test binary, one module per journey.
 
+mod channels;
 mod entry_page;
 mod hostile;
 mod journey;

@@ -163,6 +163,29 @@ impl Victims {
         });
     }
 
+    /// A client fetching a public media link (`/media/{token}`) in a loop: every answer 200 with
+    /// the same JPEG.
+    fn media_fetching(&mut self, url: &str) {
+        let (url, stop) = (url.to_owned(), self.stop.clone());
+        self.tasks.spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut ok, mut failures) = (0, Vec::new());
+            let mut first: Option<Vec<u8>> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let response = http.get(&url).send().await.expect("an answer");
+                let status = response.status().as_u16();
+                let body = response.bytes().await.unwrap_or_default().to_vec();
+                let same = *first.get_or_insert_with(|| body.clone()) == body;
+                if status == 200 && same && body.starts_with(&[0xFF, 0xD8, 0xFF]) {
+                    ok += 1
+                } else {
+                    failures.push(format!("{status} ({} bytes)", body.len()))
+                }
+            }
+            (ok, failures)
+        });
+    }
+
     async fn assert_unharmed(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         while let Some(joined) = self.tasks.join_next().await {
@@ -598,4 +621,105 @@ async fn hostile_input_gets_exact_answers_and_hurts_nobody_else() {
 
 fn token_of(rest: &Rest) -> String {
     rest.token().unwrap_or_default()
+}
+
+/// Public media links (`/media/{token}`, #21) under attack: over-long, garbage, control-character
+/// and traversal tokens, a tampered signature, a forged expiry, an expired link, a link signed
+/// with another key and one for an unknown image are each the same small 404 — while a crowd of
+/// crawlers fetches one valid link at once and a well-behaved client keeps being served.
+///
+/// The links are signed with the platform's own media key: with no key configured, `kem up` and
+/// this platform use the development key under the data dir, which the edge verifies with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn media_links_refuse_every_forgery_and_crawler_crowds_hurt_nobody() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use kem_kit::media::{MediaKeySettings, MediaSigner, MediaVariant};
+
+    let platform = platform().await;
+    let addr = platform.http_addr();
+    let edge = Rest::new(addr);
+    let http = reqwest::Client::new();
+    let url = |token: &str| format!("http://{addr}/media/{token}");
+
+    let owner = sign_up(&edge, "media-owner@example.com").await;
+    let event = published_event(&owner).await;
+    let image = owner.get(&format!("/api/v1/events/{event}")).await.expect(200).str("/event/selectedImageId");
+    let signer = kem_kit::media::load(&MediaKeySettings::default(), &platform.settings.data_dir).expect("media key");
+    let now = std::time::SystemTime::now();
+    let hour = Duration::from_secs(3_600);
+    let token = signer.sign(&image, MediaVariant::InstagramFeed, now + hour).expect("sign");
+    let good = url(&token);
+    let first = http.get(&good).send().await.expect("the link");
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["content-type"], "image/jpeg");
+    let jpeg = first.bytes().await.expect("body");
+    assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]));
+
+    let mut victims = Victims::new();
+    victims.media_fetching(&good);
+    victims.owner_reading(&owner, &event);
+
+    // Forgeries: flip the last character (signature), forge a longer expiry under the old tag.
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'Q' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let mut raw = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
+    raw[2..10].copy_from_slice(&u64::MAX.to_be_bytes());
+    let forged_expiry = URL_SAFE_NO_PAD.encode(&raw);
+    let expired = signer.sign(&image, MediaVariant::InstagramFeed, now - Duration::from_secs(1)).expect("sign");
+    let other_key = MediaSigner::new(&[9; 32], &[]).expect("key").sign(&image, MediaVariant::Jpeg, now + hour);
+    let unknown_image = signer.sign("0b6f3a52-7c1e-4d8e-9a4f-2f1d5c6b7a80", MediaVariant::Jpeg, now + hour);
+    let long = "A".repeat(10_000);
+    let hostile = [
+        long.as_str(),
+        "x",
+        "%00",
+        "%0d%0aSet-Cookie:%20pwned=1",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%F0%9F%92%A3",
+        &tampered,
+        &forged_expiry,
+        &expired,
+        &other_key.expect("sign"),
+        &unknown_image.expect("sign"),
+    ];
+    let mut bodies = Vec::new();
+    for token in hostile {
+        let response = http.get(url(token)).send().await.expect("an answer");
+        assert_eq!(response.status(), 404, "{token:.60}");
+        assert!(response.headers().get("set-cookie").is_none());
+        assert_eq!(response.headers()["cache-control"], "no-store", "a refusal is never cached");
+        bodies.push(response.bytes().await.expect("body"));
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every refusal is the same answer");
+    assert!(bodies[0].len() < 32, "a tiny body");
+    let post = http.post(&good).send().await.expect("post");
+    assert_eq!(post.status(), 405);
+
+    // A crowd of crawlers on the one link at once: every one served the same bytes.
+    let crawlers: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, good) = (http.clone(), good.clone());
+            tokio::spawn(async move {
+                let response = http.get(&good).send().await.expect("an answer");
+                (response.status().as_u16(), response.bytes().await.expect("body"))
+            })
+        })
+        .collect();
+    for crawler in crawlers {
+        let (status, body) = crawler.await.expect("crawler");
+        assert_eq!((status, body.len()), (200, jpeg.len()));
+        assert_eq!(body, jpeg);
+    }
+    // Ranges and HEAD on the same link.
+    let part = http.get(&good).header("range", "bytes=0-1").send().await.expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.expect("body").as_ref(), &[0xFF, 0xD8]);
+    let head = http.head(&good).send().await.expect("head");
+    assert_eq!(head.headers()["content-length"], jpeg.len().to_string().as_str());
+
+    victims.assert_unharmed().await;
+    platform.stop().await;
 }

@@ -37,14 +37,9 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 
 /// Distribution with the real Instagram client pointed at `ig`, at test speed.
 fn distribution(ig: &IgServer, origin: &str) -> kem_distribution::DistributionConfig {
-    use kem_distribution::infra::channels;
     let mut config = kem_distribution::DistributionConfig { public_base_url: origin.to_owned(), ..Default::default() };
-    let mut provider = channels::instagram::provider_config(ig.base_url());
-    provider.timeout = Duration::from_secs(2);
-    provider.deadline = Duration::from_secs(5);
-    config.instagram.mode =
-        kem_kit::external::ProviderMode::Real { config: provider, credentials: Secret::new(instagram::TOKEN) };
-    config.instagram.settings.user_id = instagram::IG_USER.into();
+    // The Meta app's Instagram Login: the owner connects their own account below.
+    crate::channels::instagram_login(&mut config, ig, origin);
     config.instagram.settings.api_version = instagram::VERSION.into();
     config.instagram.settings.container_poll = Duration::from_millis(50);
     config.instagram.settings.processing_poll = Duration::from_millis(50);
@@ -99,6 +94,9 @@ async fn from_the_instagram_caption_to_a_claimed_prize_on_a_schedule() {
 
     // The owner publishes an auto-draw event whose period ends in OPEN_FOR.
     let owner = crate::hostile::sign_up(&edge, "journey@example.com").await;
+    // Instagram publishes through the owner's own professional account, connected through the edge.
+    let shop = ig.add_account("journey_cafe");
+    crate::channels::connect_instagram(&ig, &owner, &shop).await;
     let now = time::OffsetDateTime::now_utc();
     let end = now + OPEN_FOR;
     let id = crate::hostile::publish_new_event(
@@ -131,23 +129,21 @@ async fn from_the_instagram_caption_to_a_claimed_prize_on_a_schedule() {
         .to_owned();
     assert_eq!(link, format!("{origin}/e/{id}?ch=instagram"), "the caption links the entry page: {caption}");
     // Before creating the container, Instagram fetched the event image the way Meta's crawler
-    // does — no login — from the edge's public route, and got a JPEG (Instagram takes no other).
+    // does — no login — from the edge's signed public media link, and got the feed JPEG
+    // (Instagram takes no other format).
     let fetches = ig.fetches();
     let fetch = fetches.last().unwrap_or_else(|| panic!("Instagram fetched no image: {fetches:?}"));
-    assert!(
-        fetch.url.starts_with(&format!("{origin}/api/v1/public/images/"))
-            && fetch.url.ends_with("?format=IMAGE_FORMAT_JPEG"),
-        "the public JPEG URL: {fetch:?}"
-    );
+    assert!(fetch.url.starts_with(&format!("{origin}/media/")), "the public media link: {fetch:?}");
+    assert_eq!(fetch.dimensions.map(|d| d.0), Some(1080), "Instagram's feed width: {fetch:?}");
     assert_eq!(
         (fetch.status, fetch.content_type.as_str(), fetch.jpeg),
         (Some(200), "image/jpeg", true),
         "the edge served a JPEG: {fetch:?}"
     );
     assert!(fetch.size > 1_000, "a real image, not an error page: {fetch:?}");
-    // The same route without `format` keeps the stored PNG; a hostile `format` is a 400.
-    let jpeg_path = fetch.url.strip_prefix(&origin).unwrap_or_default().to_owned();
-    let stored_path = jpeg_path.trim_end_matches("?format=IMAGE_FORMAT_JPEG").to_owned();
+    // The public image route (the entry page's) keeps the stored PNG; a hostile `format` is a 400.
+    let image_id = owner.get(&format!("/api/v1/events/{id}")).await.expect(200).str("/event/selectedImageId");
+    let stored_path = format!("/api/v1/public/images/{image_id}");
     let (status, png) = edge.get_bytes(&stored_path).await;
     assert_eq!((status, png.get(..4)), (200, Some(&b"\x89PNG"[..])), "{stored_path}");
     for hostile in ["IMAGE_FORMAT_GIF", "%00", "1e9", &"J".repeat(5_000)] {

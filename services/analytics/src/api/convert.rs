@@ -43,9 +43,8 @@ fn channel_stats(c: &ChannelFigures) -> pb::ChannelStats {
         deliveries_published: c.deliveries_published,
         deliveries_failed: c.deliveries_failed,
         metrics_source: c.metrics_source,
-        // Filled in by the insights work of #21 (not reported until then).
-        metrics_reported: false,
-        metrics_observe_time: None,
+        metrics_reported: c.metrics_observed_ms.is_some(),
+        metrics_observe_time: c.metrics_observed_ms.map(timestamp),
     }
 }
 

@@ -107,6 +107,8 @@ pub struct MetricsSnapshot {
     pub deliveries_failed: i64,
     /// `kem.common.v1.ProviderKind` number.
     pub source_kind: i32,
+    /// When the values were observed at the provider (epoch milliseconds).
+    pub observed_ms: i64,
 }
 
 /// Figures of one channel (of one event, or summed over an owner's events).
@@ -126,6 +128,12 @@ pub struct ChannelFigures {
     pub deliveries_failed: i64,
     /// `kem.common.v1.ProviderKind` number of views and reach.
     pub metrics_source: i32,
+    /// When the latest RecordChannelMetrics report counted here was observed (epoch
+    /// milliseconds); `None` when the channel never reported any — "not reported", which a
+    /// reported 0 is not. (`serde(default)`: views cached before the field existed read as not
+    /// reported until they expire.)
+    #[serde(default)]
+    pub metrics_observed_ms: Option<i64>,
 }
 
 /// Entries in one hour from one channel.
@@ -319,6 +327,8 @@ impl DashboardView {
                 total.deliveries_published += figures.deliveries_published;
                 total.deliveries_failed += figures.deliveries_failed;
                 total.metrics_source = combined_source(total.metrics_source, figures.metrics_source);
+                // Reported when any event counted here reported; the latest observation shows.
+                total.metrics_observed_ms = total.metrics_observed_ms.max(figures.metrics_observed_ms);
             }
             let totals = Totals::of(&channels);
             summaries.push(EventSummaryView {
@@ -380,6 +390,7 @@ impl Default for ChannelFigures {
             deliveries_published: 0,
             deliveries_failed: 0,
             metrics_source: ProviderKind::Unspecified as i32,
+            metrics_observed_ms: None,
         }
     }
 }
@@ -443,6 +454,7 @@ fn channel_figures<'a>(
                     .max(snapshot.map_or(0, |s| s.deliveries_published)),
                 deliveries_failed: outcome.map_or(0, |o| o.failed).max(snapshot.map_or(0, |s| s.deliveries_failed)),
                 metrics_source,
+                metrics_observed_ms: snapshot.map(|s| s.observed_ms),
             }
         })
         .collect()
@@ -509,6 +521,7 @@ mod tests {
             deliveries_published: published,
             deliveries_failed: 0,
             source_kind: kind as i32,
+            observed_ms: 1_000 + views,
         }
     }
 
@@ -547,6 +560,9 @@ mod tests {
             "the snapshot wins for views; the larger delivery count wins"
         );
         assert_eq!((by(KAKAO).deliveries_published, by(KAKAO).deliveries_failed), (3, 1));
+        assert_eq!(by(INSTAGRAM).metrics_observed_ms, Some(2_500), "reported: when it was observed");
+        assert_eq!(by(GENIE).metrics_observed_ms, None, "an outcome's reach is no RecordChannelMetrics report");
+        assert_eq!(by(0).metrics_observed_ms, None);
         assert_eq!((view.total_participants, view.total_views, view.total_reach), (30, 2200, 1100));
         assert_eq!(view.hourly.first(), Some(&HourlyFigure { hour_start_ms: 0, channel: 0, participants: 8 }));
         assert_eq!(view.hourly.len(), 4);
@@ -580,6 +596,17 @@ mod tests {
         assert_eq!(d.events[1].roi(), None, "no budget, no ROI");
         assert_eq!(d.events[1].cost_per_entry_krw(), Some(0));
         assert_eq!(d.update_ms, Some(10));
+        let by = |ch: i32| d.channels.iter().find(|c| c.channel == ch).copied().unwrap_or_default();
+        assert_eq!((by(INSTAGRAM).metrics_observed_ms, by(KAKAO).metrics_observed_ms), (Some(1_100), Some(1_040)));
+
+        // Reported by one event only: the channel's total is reported, at that observation; a
+        // reported 0 is reported.
+        let both = [event("c", 0, &[INSTAGRAM], running), event("d", 0, &[INSTAGRAM, KAKAO], running)];
+        let zero = [snapshot("d", INSTAGRAM, 0, 0, ProviderKind::External)];
+        let d = DashboardView::build("o", &both, &[], &[], &zero, &values, 500);
+        let by = |ch: i32| d.channels.iter().find(|c| c.channel == ch).copied().unwrap_or_default();
+        assert_eq!((by(INSTAGRAM).views, by(INSTAGRAM).metrics_observed_ms), (0, Some(1_000)));
+        assert_eq!((by(KAKAO).views, by(KAKAO).metrics_observed_ms), (0, None), "never reported");
 
         let empty = DashboardView::build("o", &[], &[], &[], &[], &values, 500);
         assert_eq!((empty.total_events, empty.total_participants, empty.update_ms), (0, 0, None));

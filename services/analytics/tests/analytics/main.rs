@@ -6,6 +6,7 @@
 mod access;
 mod cache;
 mod messages;
+mod reported;
 mod scenario;
 mod sqlite;
 mod support;

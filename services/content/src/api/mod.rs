@@ -1,7 +1,8 @@
 //! The gRPC adapter: `kem.content.v1.ContentService` over the use cases. Owner methods take the
-//! gateway-verified end user; the public `GetPublicImageContent` takes no user (the policy admits
-//! the gateway); the internal `GetImage` is reached only by mesh peers the policy admits (the
-//! event service). [`convert`] maps protobuf ↔ domain (shared with the consumer and the event
+//! gateway-verified end user; the public `GetPublicImageContent` and the media renditions of
+//! `GetMediaContent` (the edge's `/media/{token}`, the token checked by the edge) take no user
+//! (the policy admits the gateway alone); the internal `GetImage` is reached only by mesh peers the
+//! policy admits (the event service). [`convert`] maps protobuf ↔ domain (shared with the consumer and the event
 //! client in `infra`), [`status`] maps errors to statuses. No business rule lives here.
 
 pub mod convert;
@@ -9,8 +10,9 @@ pub mod status;
 
 use std::sync::Arc;
 
+use kem_kit::media::MediaVariant;
 use kem_kit::runtime::owner_id;
-use kem_kit::validate::{IdShape, Violations};
+use kem_kit::validate::{IdShape, Violation, Violations};
 use kem_proto::kem::content::v1 as proto;
 use kem_proto::kem::content::v1::content_service_server::ContentService;
 use tonic::{Request, Response, Status};
@@ -122,11 +124,29 @@ impl ContentService for ContentApi {
         }))
     }
 
-    // The public media route's renditions (#21): implemented with the media work.
     async fn get_media_content(
         &self,
-        _request: Request<proto::GetMediaContentRequest>,
+        request: Request<proto::GetMediaContentRequest>,
     ) -> Reply<proto::GetMediaContentResponse> {
-        Err(Status::unimplemented("media renditions are not available yet"))
+        let r = request.get_ref();
+        let mut violations = Violations::new().id("imageId", &r.image_id, IMAGE_ID);
+        let variant = MediaVariant::from_number(r.variant);
+        if variant.is_none() {
+            let problem = match r.variant {
+                0 => "is required".to_owned(),
+                n => format!("{n} is not a known media variant"),
+            };
+            violations.push(Violation::new("variant", problem));
+        }
+        checked(violations)?;
+        let Some(variant) = variant else { return Err(Status::internal("variant checked above")) };
+        let media = self.app.media_content(&r.image_id, variant).await.map_err(status::to_status)?;
+        Ok(Response::new(proto::GetMediaContentResponse {
+            content_type: media.content.content_type,
+            data: media.content.data.to_vec(),
+            sha256: media.content.sha256,
+            width: i32::try_from(media.width).unwrap_or(i32::MAX),
+            height: i32::try_from(media.height).unwrap_or(i32::MAX),
+        }))
     }
 }

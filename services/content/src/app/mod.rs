@@ -3,12 +3,14 @@
 //! - [`queries`]: listing and serving an event's images (owner-scoped), serving the public image
 //!   of a published event, and the image metadata the event service checks;
 //! - [`generation`]: working a `content-generation` request end to end;
+//! - [`media`]: the renditions of the edge's public media route (original, JPEG, Instagram feed);
 //! - [`ports`]: what they exchange with the adapters (and the two ports with more than one
 //!   implementation: blob stores and image generators), [`error`]: how they fail,
 //!   [`metrics`]: their counters.
 
 pub mod error;
 pub mod generation;
+pub mod media;
 pub mod metrics;
 pub mod ports;
 pub mod queries;

@@ -104,7 +104,7 @@ impl ContentApp {
     /// (conversion is deterministic, so racing first fetches store the same bytes), so a platform
     /// refetching it, or many, never costs a second encode. The ETag is the SHA-256 of the JPEG,
     /// different from the PNG's.
-    async fn jpeg_of(&self, image: Image) -> Result<ImageContent, AppError> {
+    pub(super) async fn jpeg_of(&self, image: Image) -> Result<ImageContent, AppError> {
         if image.content_type == "image/jpeg" {
             return self.bytes_of(image).await;
         }
@@ -147,7 +147,7 @@ impl ContentApp {
     }
 
     /// `image`'s bytes from the blob store, checked against their recorded SHA-256.
-    async fn bytes_of(&self, image: Image) -> Result<ImageContent, AppError> {
+    pub(super) async fn bytes_of(&self, image: Image) -> Result<ImageContent, AppError> {
         let data = self.blobs.get(&image.blob_key).await?.ok_or_else(|| {
             tracing::error!(image_id = %image.id, blob = %image.blob_key, store = self.blobs.kind(),
                 "image bytes are missing from the blob store");

@@ -135,6 +135,90 @@ pub fn encode_jpeg(raster: &Raster, quality: u8) -> Result<Vec<u8>, ImagingError
 /// A stored PNG as JPEG, refusing inputs past [`MAX_CONVERT_BYTES`] / [`MAX_CONVERT_PIXELS`]
 /// before decoding anything.
 pub fn png_to_jpeg(bytes: &[u8]) -> Result<Vec<u8>, ImagingError> {
+    encode_jpeg(&decode_checked(bytes)?, JPEG_QUALITY)
+}
+
+/// Whether `bytes` look like a whole JPEG (start and end markers): a cached conversion that does
+/// not is made again.
+pub fn looks_like_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF]) && bytes.ends_with(&[0xFF, 0xD9])
+}
+
+/// Width and height from a baseline or progressive JPEG's frame header, without decoding it;
+/// `None` when none is found (not a JPEG, or truncated).
+pub fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    // Markers before the frame header each carry their length; walk them to the SOFn.
+    while at + 9 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1;
+            continue;
+        }
+        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC), which share the range.
+        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+            let height = u32::from(u16::from_be_bytes([bytes[at + 5], bytes[at + 6]]));
+            let width = u32::from(u16::from_be_bytes([bytes[at + 7], bytes[at + 8]]));
+            return (width > 0 && height > 0).then_some((width, height));
+        }
+        if length < 2 {
+            return None;
+        }
+        at += 2 + length;
+    }
+    None
+}
+
+/// Width of an Instagram feed rendition: Instagram shows feed images 1080 px wide and scales
+/// anything else to that width itself (worse than we do).
+pub const FEED_WIDTH: u32 = 1080;
+/// Narrowest aspect (width / height) Instagram's content publishing accepts: 4:5.
+pub const FEED_MIN_ASPECT: f64 = 4.0 / 5.0;
+/// Widest aspect Instagram's content publishing accepts: 1.91:1.
+pub const FEED_MAX_ASPECT: f64 = 1.91;
+/// Largest image Instagram's content publishing accepts.
+pub const FEED_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Qualities tried in turn until the rendition fits [`FEED_MAX_BYTES`]; the first almost always
+/// does (a 1080×1350 poster is a few hundred KB), the rest exist for pathological noise images.
+pub const FEED_QUALITIES: [u8; 5] = [JPEG_QUALITY, 80, 70, 55, 40];
+
+/// The pixel size of the feed rendition of a `width`×`height` image: 1080 wide, the aspect
+/// clamped into 4:5–1.91:1 (what falls outside is centre-cropped away by [`fit`]).
+pub fn feed_size(width: u32, height: u32) -> (u32, u32) {
+    let aspect = f64::from(width.max(1)) / f64::from(height.max(1));
+    let clamped = aspect.clamp(FEED_MIN_ASPECT, FEED_MAX_ASPECT);
+    // Rounding 1080 / 1.91 gives 565 (aspect 1.9115), a hair past 1.91: round up instead so the
+    // result never leaves the accepted range.
+    let height = (f64::from(FEED_WIDTH) / clamped).ceil() as u32;
+    let height = height.min((f64::from(FEED_WIDTH) / FEED_MIN_ASPECT).floor() as u32);
+    (FEED_WIDTH, height)
+}
+
+/// A stored PNG as an Instagram feed JPEG ([`feed_size`], at most [`FEED_MAX_BYTES`], quality
+/// lowered step by step if needed), with its pixel size. Refuses what [`png_to_jpeg`] refuses.
+pub fn png_to_feed_jpeg(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), ImagingError> {
+    let source = decode_checked(bytes)?;
+    let (width, height) = feed_size(source.width, source.height);
+    let fitted = fit(&source, width, height);
+    for quality in FEED_QUALITIES {
+        let jpeg = encode_jpeg(&fitted, quality)?;
+        if jpeg.len() <= FEED_MAX_BYTES {
+            return Ok((jpeg, width, height));
+        }
+    }
+    Err(ImagingError(format!("no JPEG quality brings the {width}x{height} rendition under 8 MB")))
+}
+
+/// [`decode_png`] after the size limits of conversions ([`MAX_CONVERT_BYTES`],
+/// [`MAX_CONVERT_PIXELS`]), checked on the header before any pixel is decoded.
+fn decode_checked(bytes: &[u8]) -> Result<Raster, ImagingError> {
     if bytes.len() > MAX_CONVERT_BYTES {
         return Err(ImagingError(format!("{} bytes is larger than converted", bytes.len())));
     }
@@ -142,13 +226,7 @@ pub fn png_to_jpeg(bytes: &[u8]) -> Result<Vec<u8>, ImagingError> {
     if u64::from(width) * u64::from(height) > MAX_CONVERT_PIXELS {
         return Err(ImagingError(format!("a {width}x{height} image is larger than converted")));
     }
-    encode_jpeg(&decode_png(bytes)?, JPEG_QUALITY)
-}
-
-/// Whether `bytes` look like a whole JPEG (start and end markers): a cached conversion that does
-/// not is made again.
-pub fn looks_like_jpeg(bytes: &[u8]) -> bool {
-    bytes.starts_with(&[0xFF, 0xD8, 0xFF]) && bytes.ends_with(&[0xFF, 0xD9])
+    decode_png(bytes)
 }
 
 /// `source` scaled to cover `width`×`height` (aspect kept) and centre-cropped to it.
@@ -217,6 +295,14 @@ impl PngImaging {
         .map_err(|e| ImagingError(format!("image worker failed: {e}")))?
     }
 
+    /// `bytes` (PNG) as an Instagram feed JPEG with its size ([`png_to_feed_jpeg`]), on the
+    /// blocking pool.
+    pub async fn to_feed_jpeg(&self, bytes: Bytes) -> Result<(Bytes, u32, u32), ImagingError> {
+        tokio::task::spawn_blocking(move || png_to_feed_jpeg(&bytes).map(|(jpeg, w, h)| (Bytes::from(jpeg), w, h)))
+            .await
+            .map_err(|e| ImagingError(format!("image worker failed: {e}")))?
+    }
+
     /// `bytes` (PNG) as JPEG ([`png_to_jpeg`]), on the blocking pool.
     pub async fn to_jpeg(&self, bytes: Bytes) -> Result<Bytes, ImagingError> {
         tokio::task::spawn_blocking(move || png_to_jpeg(&bytes).map(Bytes::from))
@@ -272,6 +358,45 @@ mod tests {
         assert!(error.0.contains("7000x7000"), "{error:?}");
         assert!(png_to_jpeg(&vec![0; MAX_CONVERT_BYTES + 1]).is_err());
         assert!(!looks_like_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0]), "truncated");
+    }
+
+    #[test]
+    fn feed_sizes_are_1080_wide_within_instagrams_aspects() {
+        assert_eq!(feed_size(1080, 1350), (1080, 1350), "4:5 stays");
+        assert_eq!(feed_size(1024, 1024), (1080, 1080), "square is scaled");
+        assert_eq!(feed_size(1000, 2000), (1080, 1350), "1:2 is cropped to 4:5");
+        assert_eq!(feed_size(1920, 1080), (1080, 608), "16:9 stays 16:9");
+        let (w, h) = feed_size(4000, 1000);
+        assert!(f64::from(w) / f64::from(h) <= FEED_MAX_ASPECT && h == 566, "4:1 is cropped to 1.91:1, got {h}");
+        for (sw, sh) in [(1, 8192), (8192, 1), (1, 1), (0, 0), (1080, 1920), (2048, 1075)] {
+            let (w, h) = feed_size(sw, sh);
+            let aspect = f64::from(w) / f64::from(h);
+            assert!((FEED_MIN_ASPECT..=FEED_MAX_ASPECT).contains(&aspect), "{sw}x{sh} -> {w}x{h}");
+        }
+    }
+
+    #[test]
+    fn a_tall_transparent_png_becomes_a_decodable_4_5_feed_jpeg() {
+        let mut png_bytes = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut png_bytes, 100, 300);
+            encoder.set_color(png::ColorType::Rgba);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().expect("header");
+            writer.write_image_data(&[0; 100 * 300 * 4]).expect("data");
+        }
+        let (jpeg, width, height) = png_to_feed_jpeg(&png_bytes).expect("convert");
+        assert_eq!((width, height), (1080, 1350));
+        assert_eq!(jpeg_dimensions(&jpeg), Some((1080, 1350)));
+        assert_eq!(jpeg_dimensions(&jpeg[..20]), None, "truncated");
+        assert_eq!(jpeg_dimensions(&png_bytes), None);
+        assert!(looks_like_jpeg(&jpeg) && jpeg.len() <= FEED_MAX_BYTES);
+        let mut decoder = jpeg_decoder::Decoder::new(jpeg.as_slice());
+        let pixels = decoder.decode().expect("an independent decoder reads it");
+        let info = decoder.info().expect("info");
+        assert_eq!((info.width, info.height, info.pixel_format), (1080, 1350, jpeg_decoder::PixelFormat::RGB24));
+        assert!(pixels.iter().all(|&v| v >= 250), "no alpha: composed on white");
+        assert!(png_to_feed_jpeg(b"GIF89a not a png at all, long enough to look").is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod azure;
 mod cache;
 mod contracts;
 mod generation;
+mod media;
 mod public;
 mod redelivery;
 mod sqlite;

@@ -1,7 +1,8 @@
 //! The gRPC adapter of `kem.distribution.v1.DistributionService`: owner from the gateway's
-//! metadata, use cases from [`DistributionCore`], proto conversion ([`convert`]), errors as
+//! metadata, use cases from [`DistributionCore`], proto conversion ([`convert`], [`connections`]), errors as
 //! `google.rpc` statuses ([`status`]).
 
+pub mod connections;
 pub mod convert;
 pub mod status;
 
@@ -73,40 +74,38 @@ impl DistributionService for DistributionApi {
         Ok(Response::new(convert::retried(&retried, self.core.clock().now_ms())))
     }
 
-    // Channel connections (#21): implemented in the connections module; these answer
-    // UNIMPLEMENTED until it lands.
     async fn list_channel_connections(
         &self,
-        _request: Request<pb::ListChannelConnectionsRequest>,
+        request: Request<pb::ListChannelConnectionsRequest>,
     ) -> Result<Response<pb::ListChannelConnectionsResponse>, Status> {
-        Err(Status::unimplemented("channel connections are not available yet"))
+        connections::list(&self.core, request).await
     }
 
     async fn start_channel_connection(
         &self,
-        _request: Request<pb::StartChannelConnectionRequest>,
+        request: Request<pb::StartChannelConnectionRequest>,
     ) -> Result<Response<pb::StartChannelConnectionResponse>, Status> {
-        Err(Status::unimplemented("channel connections are not available yet"))
+        connections::start(&self.core, request).await
     }
 
     async fn complete_channel_connection(
         &self,
-        _request: Request<pb::CompleteChannelConnectionRequest>,
+        request: Request<pb::CompleteChannelConnectionRequest>,
     ) -> Result<Response<pb::CompleteChannelConnectionResponse>, Status> {
-        Err(Status::unimplemented("channel connections are not available yet"))
+        connections::complete(&self.core, request).await
     }
 
     async fn delete_channel_connection(
         &self,
-        _request: Request<pb::DeleteChannelConnectionRequest>,
+        request: Request<pb::DeleteChannelConnectionRequest>,
     ) -> Result<Response<pb::DeleteChannelConnectionResponse>, Status> {
-        Err(Status::unimplemented("channel connections are not available yet"))
+        connections::delete(&self.core, request).await
     }
 
     async fn check_channel_connections(
         &self,
-        _request: Request<pb::CheckChannelConnectionsRequest>,
+        request: Request<pb::CheckChannelConnectionsRequest>,
     ) -> Result<Response<pb::CheckChannelConnectionsResponse>, Status> {
-        Err(Status::unimplemented("channel connections are not available yet"))
+        connections::check(&self.core, request).await
     }
 }

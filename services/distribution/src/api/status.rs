@@ -79,7 +79,51 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
             tracing::error!(%cause, "distribution internal error");
             with_details(Code::Internal, "internal error", vec![info("INTERNAL", &[])])
         }
+        DistributionError::ConnectionNotNeeded(channel) => with_details(
+            Code::FailedPrecondition,
+            &message,
+            vec![info("CONNECTION_NOT_NEEDED", &[("channel", channel_name(channel))])],
+        ),
+        DistributionError::TooManyAttempts { minutes } => with_details(
+            Code::ResourceExhausted,
+            &message,
+            vec![info("TOO_MANY_ATTEMPTS", &[]), retry_info(Duration::from_secs(minutes.saturating_mul(60)))],
+        ),
+        DistributionError::StateUnknown => with_details(Code::NotFound, &message, vec![info("STATE_UNKNOWN", &[])]),
+        DistributionError::AuthorizationDenied { channel, .. } => with_details(
+            Code::FailedPrecondition,
+            &message,
+            vec![info("AUTHORIZATION_DENIED", &[("channel", channel_name(channel))])],
+        ),
+        DistributionError::MissingPermission { channel, ref missing } => with_details(
+            Code::FailedPrecondition,
+            &message,
+            vec![info("MISSING_PERMISSION", &[("channel", channel_name(channel)), ("missing", missing.join(","))])],
+        ),
+        DistributionError::LoginUnavailable { channel, cause } => {
+            tracing::warn!(%channel, %cause, "login provider unavailable");
+            with_details(
+                Code::Unavailable,
+                &message,
+                vec![
+                    info("PROVIDER_UNAVAILABLE", &[("channel", channel_name(channel))]),
+                    retry_info(Duration::from_secs(5)),
+                ],
+            )
+        }
+        DistributionError::LoginFailed { channel, cause } => {
+            tracing::error!(%channel, %cause, "login provider answered outside its contract");
+            with_details(Code::Internal, &message, vec![info("INTERNAL", &[("channel", channel_name(channel))])])
+        }
+        DistributionError::Sealing(cause) => {
+            tracing::error!(%cause, "a connection token cannot be sealed or opened");
+            with_details(Code::Internal, "internal error", vec![info("INTERNAL", &[])])
+        }
     }
+}
+
+fn channel_name(channel: crate::domain::Channel) -> String {
+    channel.to_proto().as_str_name().to_owned()
 }
 
 #[cfg(test)]
@@ -92,7 +136,9 @@ mod tests {
 
     use crate::app::FieldViolation;
     use crate::domain::{Channel, DeliveryState};
+    use crate::infra::connections::LoginError;
     use crate::infra::publications::PublicationLookupError;
+    use kem_kit::external::ProviderError;
 
     #[test]
     fn each_error_has_its_code_reason_and_details() {
@@ -134,6 +180,37 @@ mod tests {
                 "INTERNAL",
             ),
             (DistributionError::Internal(StoreError::Invalid("password=x".into())), Code::Internal, "INTERNAL"),
+            (
+                DistributionError::ConnectionNotNeeded(Channel::GenieTv),
+                Code::FailedPrecondition,
+                "CONNECTION_NOT_NEEDED",
+            ),
+            (DistributionError::TooManyAttempts { minutes: 10 }, Code::ResourceExhausted, "TOO_MANY_ATTEMPTS"),
+            (DistributionError::StateUnknown, Code::NotFound, "STATE_UNKNOWN"),
+            (
+                DistributionError::AuthorizationDenied { channel: Channel::Instagram, detail: "access_denied".into() },
+                Code::FailedPrecondition,
+                "AUTHORIZATION_DENIED",
+            ),
+            (
+                DistributionError::MissingPermission {
+                    channel: Channel::Instagram,
+                    missing: vec!["instagram_business_content_publish".into()],
+                },
+                Code::FailedPrecondition,
+                "MISSING_PERMISSION",
+            ),
+            (
+                DistributionError::LoginUnavailable {
+                    channel: Channel::NaverBlog,
+                    cause: LoginError::Unavailable(ProviderError::Timeout {
+                        provider: "naver-login".into(),
+                        after: std::time::Duration::from_secs(1),
+                    }),
+                },
+                Code::Unavailable,
+                "PROVIDER_UNAVAILABLE",
+            ),
         ];
         for (error, code, reason) in cases {
             let status = to_status(error);

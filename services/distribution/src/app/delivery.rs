@@ -1,5 +1,9 @@
-//! Delivering: one step of a delivery a worker holds. It reads the publication, asks the
-//! channel's client to advance the delivery under the channel's deadline, applies the domain's
+//! Delivering: one step of a delivery a worker holds. It reads the publication, fetches the
+//! owner's own account for channels published through one ([`Connections::for_step`]: a channel
+//! that needs a connection the owner does not have fails at once, AUTH_REQUIRED or
+//! NOT_CONFIGURED), asks the channel's client to advance the delivery under the channel's
+//! deadline (a provider refusing the owner's token marks the connection NEEDS_RECONNECT), applies
+//! the domain's
 //! rules ([`apply`]) to what came of it, and records the next state together with the analytics
 //! outcome it ends in. The scheduler that claims due deliveries and runs these steps is
 //! [`crate::infra::dispatcher`].
@@ -10,36 +14,44 @@ use std::time::Duration;
 use kem_kit::clock::Clock;
 use kem_kit::outbox::OutboxWaker;
 
+use super::connections::{Connections, StepAccess};
 use crate::config::ChannelPolicy;
 use crate::domain::step::event_ended;
-use crate::domain::{Delivery, DeliveryState, ErrorReason, Failure, StepOutcome, apply};
-use crate::infra::channels::{ChannelClient, Progress, Step, entry_url, image_url};
+use crate::domain::{Delivery, DeliveryState, ErrorReason, Failure, JobSpec, StepOutcome, apply};
+use crate::infra::channels::{ChannelClient, Progress, Step, channel_name, entry_url, signed_image_url};
+use crate::infra::connections::ConnectedAccount;
 use crate::infra::messages;
 use crate::infra::owners::MeshOwners;
 use crate::infra::repository::{Claimed, Repository};
+use kem_kit::media::MediaLinks;
 
 /// Works the steps of held deliveries.
 #[derive(Debug)]
 pub struct DeliveryWorker {
     repo: Repository,
     owners: MeshOwners,
+    connections: Arc<Connections>,
     public_base_url: String,
+    media: MediaLinks,
     outbox: OutboxWaker,
     clock: Arc<dyn Clock>,
 }
 
 impl DeliveryWorker {
-    /// A worker recording in `repo`, reading store profiles from `owners`, building image URLs
-    /// (and the entry links a job lacks) on `public_base_url`, waking the `outbox` relay when an outcome was written and reading
-    /// "now" from `clock`.
+    /// A worker recording in `repo`, reading store profiles from `owners` and the owners'
+    /// accounts from `connections`, signing the public image links platforms fetch with `media`,
+    /// building the entry links a job lacks on `public_base_url`, waking the `outbox` relay when
+    /// an outcome was written and reading "now" from `clock`.
     pub fn new(
         repo: Repository,
         owners: MeshOwners,
+        connections: Arc<Connections>,
         outbox: OutboxWaker,
         public_base_url: String,
+        media: MediaLinks,
         clock: Arc<dyn Clock>,
     ) -> DeliveryWorker {
-        DeliveryWorker { repo, owners, public_base_url, outbox, clock }
+        DeliveryWorker { repo, owners, connections, public_base_url, media, outbox, clock }
     }
 
     /// Runs one step of the delivery held under `token` with `client`, within `policy`, and
@@ -62,37 +74,15 @@ impl DeliveryWorker {
             }
             Some(Err(error)) => StepOutcome::fail(Failure::new(ErrorReason::Internal, error.to_string(), false)),
             Some(Ok(job)) if job.ended(self.clock.now_ms()) => event_ended(),
-            Some(Ok(job)) => {
-                let mut copy = job.copy_for(delivery.channel).cloned().unwrap_or_default();
-                if copy.entry_url.is_empty() {
-                    // A job from a publisher older than ChannelDelivery.entry_url.
-                    copy.entry_url =
-                        entry_url(&self.public_base_url, &job.event_id, delivery.channel).unwrap_or_default();
+            Some(Ok(job)) => match self.connections.for_step(&delivery.owner_id, delivery.channel).await {
+                StepAccess::Refused(failure) => StepOutcome::fail(failure),
+                StepAccess::Later(failure) => StepOutcome::retry(failure),
+                StepAccess::Without => self.advance(client, policy, &mut delivery, &job, None, token).await,
+                StepAccess::Account(account) => {
+                    let outcome = self.advance(client, policy, &mut delivery, &job, Some(&account), token).await;
+                    self.token_refused(&delivery, &account, outcome).await
                 }
-                let image = image_url(&self.public_base_url, &job.image_id, delivery.channel);
-                let progress = Progress::new(&self.repo, &delivery.event_id, delivery.channel, token);
-                let step = Step {
-                    delivery: &delivery,
-                    job: &job,
-                    copy: &copy,
-                    image_url: image.as_deref(),
-                    owners: &self.owners,
-                    progress: &progress,
-                };
-                let deadline = policy.deadline;
-                let outcome = match tokio::time::timeout(deadline, client.advance(&step)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => timed_out(client, deadline),
-                };
-                let saved = progress.take_saved();
-                if let Some((work_ref, external_id)) = saved {
-                    delivery.work_ref = (!work_ref.is_empty()).then_some(work_ref);
-                    if !external_id.is_empty() {
-                        delivery.external_id = external_id;
-                    }
-                }
-                outcome
-            }
+            },
         };
         let now = self.clock.now_ms();
         let applied = apply(&delivery, started, outcome, &policy.retry, now, rand::random::<f64>());
@@ -111,6 +101,83 @@ impl DeliveryWorker {
             Err(error) => {
                 tracing::warn!(%error, "cannot record the step's result; the delivery is taken over when its hold expires")
             }
+        }
+    }
+
+    /// Asks `client` to advance `delivery` (with the owner's `account`, if the channel uses
+    /// one) under the channel's deadline; keeps the provider-side handle the step saved.
+    async fn advance(
+        &self,
+        client: &dyn ChannelClient,
+        policy: &ChannelPolicy,
+        delivery: &mut Delivery,
+        job: &JobSpec,
+        account: Option<&ConnectedAccount>,
+        token: &str,
+    ) -> StepOutcome {
+        delivery.provider = client.provider_for(account);
+        let mut copy = job.copy_for(delivery.channel).cloned().unwrap_or_default();
+        if copy.entry_url.is_empty() {
+            // A job from a publisher older than ChannelDelivery.entry_url.
+            copy.entry_url = entry_url(&self.public_base_url, &job.event_id, delivery.channel).unwrap_or_default();
+        }
+        let image = signed_image_url(&self.media, &job.image_id, delivery.channel, self.clock.now());
+        let progress = Progress::new(&self.repo, &delivery.event_id, delivery.channel, token);
+        let outcome = {
+            let step = Step {
+                delivery,
+                job,
+                copy: &copy,
+                image_url: image.as_deref(),
+                owners: &self.owners,
+                account,
+                progress: &progress,
+            };
+            let deadline = policy.deadline;
+            match tokio::time::timeout(deadline, client.advance(&step)).await {
+                Ok(outcome) => outcome,
+                Err(_) => timed_out(client, deadline),
+            }
+        };
+        if let Some((work_ref, external_id)) = progress.take_saved() {
+            delivery.work_ref = (!work_ref.is_empty()).then_some(work_ref);
+            if !external_id.is_empty() {
+                delivery.external_id = external_id;
+            }
+        }
+        outcome
+    }
+
+    /// A provider that refused the owner's token (AUTH_REQUIRED) means the connection must be
+    /// renewed: it is marked NEEDS_RECONNECT, and the failure tells the owner so.
+    async fn token_refused(
+        &self,
+        delivery: &Delivery,
+        account: &ConnectedAccount,
+        outcome: StepOutcome,
+    ) -> StepOutcome {
+        match outcome {
+            StepOutcome::Failed { mut failure, auto_retry } if failure.reason == ErrorReason::AuthRequired => {
+                let detail = if failure.provider_code.is_empty() {
+                    failure.message.clone()
+                } else {
+                    format!("code {}", failure.provider_code)
+                };
+                self.connections.token_refused(&delivery.owner_id, account, &detail).await;
+                let name = channel_name(delivery.channel);
+                let code = if failure.provider_code.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (code {})", failure.provider_code)
+                };
+                failure.message = format!(
+                    "{name} refused the connected account's token{code}: it expired or access was removed; reconnect \
+                     your {name} account (Channels) and retry this delivery"
+                );
+                failure.retryable = false;
+                StepOutcome::Failed { failure, auto_retry }
+            }
+            other => other,
         }
     }
 }

@@ -3,6 +3,7 @@
 use kem_kit::store::StoreError;
 
 use crate::domain::{Channel, DeliveryState};
+use crate::infra::connections::{ConnectionStoreError, LoginError};
 use crate::infra::publications::PublicationLookupError;
 
 /// One invalid field of a request (REST field name, camelCase, as clients see it).
@@ -62,6 +63,64 @@ pub enum DistributionError {
     /// A defect (the database refused a statement, or a value could not be read).
     #[error("internal error: {0}")]
     Internal(#[source] StoreError),
+    /// The channel publishes without the owner's account.
+    #[error("{0} needs no connection: it publishes without your own account")]
+    ConnectionNotNeeded(Channel),
+    /// Too many connection attempts are pending.
+    #[error("too many connection attempts are pending; finish one or wait {minutes} minutes for them to expire")]
+    TooManyAttempts {
+        /// How long until the oldest expires, at most.
+        minutes: u64,
+    },
+    /// The state is unknown, expired or already used.
+    #[error("this connection attempt is unknown, expired or already used; start connecting again")]
+    StateUnknown,
+    /// The provider reported an error, or refused the code.
+    #[error("{channel} did not authorize the connection: {detail}")]
+    AuthorizationDenied {
+        /// The channel.
+        channel: Channel,
+        /// What the provider said.
+        detail: String,
+    },
+    /// The owner did not grant a permission publishing needs.
+    #[error("{channel} was connected without the permission publishing needs ({}); connect again and allow it", missing.join(", "))]
+    MissingPermission {
+        /// The channel.
+        channel: Channel,
+        /// The permissions missing.
+        missing: Vec<String>,
+    },
+    /// The provider could not be reached.
+    #[error("{channel} could not be reached to complete the connection; start connecting again")]
+    LoginUnavailable {
+        /// The channel.
+        channel: Channel,
+        /// What happened.
+        #[source]
+        cause: LoginError,
+    },
+    /// The provider answered outside its contract.
+    #[error("{channel} answered the connection unexpectedly")]
+    LoginFailed {
+        /// The channel.
+        channel: Channel,
+        /// What happened.
+        #[source]
+        cause: LoginError,
+    },
+    /// A stored token could not be sealed or opened (a key missing after a rotation).
+    #[error("a connection token could not be sealed or opened: {0}")]
+    Sealing(#[source] ConnectionStoreError),
+}
+
+impl From<ConnectionStoreError> for DistributionError {
+    fn from(error: ConnectionStoreError) -> Self {
+        match error {
+            ConnectionStoreError::Store(store) => DistributionError::from(store),
+            sealing @ ConnectionStoreError::Seal { .. } => DistributionError::Sealing(sealing),
+        }
+    }
 }
 
 impl From<StoreError> for DistributionError {

@@ -5,8 +5,11 @@
 //!   publication whose job has not arrived yet), and re-queue failed ones;
 //! - [`delivery`]: one step of a held delivery — the channel client called under its deadline,
 //!   the domain's rules applied, the next state and its analytics outcome recorded together;
+//! - [`connections`]: owners' own accounts on the channels (connect, list, remove, check before
+//!   a publication, the account of a step, the token refresh job);
 //! - [`error`]: what the owner-facing use cases fail with.
 
+pub mod connections;
 pub mod delivery;
 pub mod error;
 
@@ -17,6 +20,7 @@ use kem_kit::clock::Clock;
 use kem_kit::outbox::{HandlerError, Inbox, Processed};
 use kem_kit::queue::ReceivedMessage;
 
+pub use connections::Connections;
 pub use delivery::DeliveryWorker;
 pub use error::{DistributionError, FieldViolation};
 
@@ -46,6 +50,7 @@ pub struct DistributionCore {
     dispatcher: Dispatcher,
     publications: MeshPublications,
     providers: BTreeMap<Channel, ProviderLabel>,
+    connections: Arc<Connections>,
     consumer: String,
     clock: Arc<dyn Clock>,
 }
@@ -53,11 +58,13 @@ pub struct DistributionCore {
 impl DistributionCore {
     /// The use cases over `repo`, waking `dispatcher` when work arrives and asking
     /// `publications` about publications whose job has not arrived yet; `consumer` names the
-    /// inbox (the service name); "now" comes from `clock`.
+    /// inbox (the service name); `connections` holds the owners' accounts; "now" comes from
+    /// `clock`.
     pub fn new(
         repo: Repository,
         dispatcher: Dispatcher,
         publications: MeshPublications,
+        connections: Arc<Connections>,
         consumer: impl Into<String>,
         clock: Arc<dyn Clock>,
     ) -> DistributionCore {
@@ -65,7 +72,12 @@ impl DistributionCore {
             .into_iter()
             .filter_map(|c| dispatcher.client(c).map(|client| (c, client.provider())))
             .collect();
-        DistributionCore { repo, dispatcher, publications, providers, consumer: consumer.into(), clock }
+        DistributionCore { repo, dispatcher, publications, providers, connections, consumer: consumer.into(), clock }
+    }
+
+    /// The channel connections.
+    pub fn connections(&self) -> &Connections {
+        &self.connections
     }
 
     /// Where the use cases read "now" from.

@@ -3,6 +3,7 @@
 //! per-channel text shaping.
 
 pub mod channel;
+pub mod connection;
 pub mod delivery;
 pub mod job;
 pub mod keys;
@@ -10,6 +11,7 @@ pub mod step;
 pub mod text;
 
 pub use channel::Channel;
+pub use connection::{ConnectionState, ConnectionView, LoginProvider, NaverCafe, StoredState};
 pub use delivery::{
     Delivery, DeliveryError, DeliveryState, ErrorReason, Failure, ManualPost, OverallState, ProviderLabel, SourceKind,
     overall_state,

@@ -10,7 +10,8 @@ use kem_proto::kem::messaging::v1 as msg;
 use prost::Message;
 
 use crate::domain::{
-    Channel, Copy, Delivery, JobError, JobSpec, OutcomeFact, PrizeSpec, SourceKind, checked_entry_url, job, keys,
+    Channel, Copy, Delivery, JobError, JobSpec, OutcomeFact, PrizeSpec, ProviderLabel, SourceKind, checked_entry_url,
+    job, keys,
 };
 
 /// Content type of every body.
@@ -67,15 +68,20 @@ pub fn decode_job(body: &[u8]) -> Result<JobSpec, JobError> {
 
 /// `ProviderInfo` of a delivery's provider.
 pub fn provider_info(d: &Delivery) -> common::ProviderInfo {
-    let kind = match d.provider.kind {
+    label_info(&d.provider)
+}
+
+/// The contract's form of a provider label.
+pub fn label_info(label: &ProviderLabel) -> common::ProviderInfo {
+    let kind = match label.kind {
         SourceKind::External => common::ProviderKind::External,
         SourceKind::Local => common::ProviderKind::Local,
         SourceKind::None => common::ProviderKind::Unspecified,
     };
     common::ProviderInfo {
         kind: kind as i32,
-        name: d.provider.name.clone(),
-        model: d.provider.model.clone(),
+        name: label.name.clone(),
+        model: label.model.clone(),
         request_id: String::new(),
         cached: false,
     }

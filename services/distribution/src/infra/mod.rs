@@ -4,6 +4,7 @@
 //!   guarded so a PUBLISHED delivery is never sent again;
 //! - [`channels`]: one client per provider (Instagram Graph, Naver Cafe / assisted article, Kakao
 //!   through NAVER Cloud SENS, the KT partner contract);
+//! - [`connections`]: owners' own accounts (Instagram Login, Naver Login), tokens sealed at rest;
 //! - [`local`]: the built-in stand-ins `kem up` uses without credentials, among them the partner
 //!   side of `partner/v1` run in-process;
 //! - [`dispatcher`]: the per-channel scheduler that claims due deliveries and runs their steps;
@@ -12,8 +13,10 @@
 //! - [`owners`], [`publications`]: the mesh clients of the user and event services.
 
 pub mod channels;
+pub mod connections;
 pub mod consumer;
 pub mod dispatcher;
+pub mod insights;
 pub mod local;
 pub mod messages;
 pub mod owners;

@@ -59,8 +59,8 @@ async fn every_post_carries_its_channels_entry_link() {
     }
     // Naver Cafe: a clickable, visible link, HTML-escaped.
     {
-        let cafe = providers.cafe.state();
-        let (_, content) = &cafe.articles[0];
+        let articles = providers.naver.articles();
+        let content = &articles[0].content;
         let escaped = format!("https://kem.example/e/{id}?ch=naver_blog&amp;utm=&quot;post&quot;&lt;b&gt;");
         let paragraph = format!("<p><strong>참여하기</strong>: <a href=\"{escaped}\">{escaped}</a></p>");
         assert!(content.contains(&paragraph), "{content}");
@@ -74,7 +74,7 @@ async fn a_job_without_links_gets_them_from_the_public_base_url() {
     let providers = Providers::start().await;
     let mut config = fast_config();
     providers.configure(&mut config);
-    config.naver_cafe = None;
+    config.naver = None;
     let base = providers.images.base_url();
     let h = Harness::start(config).await;
 

@@ -5,8 +5,10 @@
 //! profiles come from a fake user service over mesh mTLS, and outcomes are read back from the
 //! `analytics-aggregation` queue.
 
+mod connections;
 mod exactly_once;
 mod links;
+mod naver_login;
 mod partner;
 mod pending;
 mod publish;

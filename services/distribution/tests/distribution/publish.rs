@@ -9,7 +9,10 @@ use kem_proto::kem::common::v1 as common;
 use kem_proto::kem::distribution::v1 as pb;
 use kem_proto::kem::messaging::v1 as msg;
 
+use kem_kit::media::MediaVariant;
+
 use crate::support::instagram::ContainerScript;
+use crate::support::media::{assert_media_link, image_id};
 use crate::support::*;
 
 #[tokio::test]
@@ -49,20 +52,29 @@ async fn all_six_channels_publish_through_their_providers() {
         assert!(["SCHEDULED", "LIVE"].contains(&d.provider_status.as_str()), "{d:#?}");
         assert_eq!(d.provider.map(|p| p.name), Some("kt-partner".into()));
         assert_eq!(providers.partner(channel).state.jobs_created(), 1);
+        // A TV spot shows the stored image as it is; 링고비즈 is a spoken (TTS) spot, no image.
+        let assets = providers.partner(channel).asset_urls();
+        if channel == Channel::RingoBiz {
+            assert!(assets.is_empty(), "{assets:?}");
+        } else {
+            assert_eq!(assets.len(), 1, "{channel}: {assets:?}");
+            assert_media_link(&assets[0], &base, "evt-all", channel, MediaVariant::Original);
+        }
     }
 
     // What reached the providers is what the event asked for.
     {
         let ig = providers.instagram.state();
-        let jpeg = format!("{base}/api/v1/public/images/img-evt-all?format=IMAGE_FORMAT_JPEG");
-        assert_eq!(ig.image_urls, vec![jpeg.clone()], "Instagram gets the public JPEG");
-        // Meta's fetch of it got a JPEG, for real.
+        assert_eq!(ig.image_urls.len(), 1, "{:?}", ig.image_urls);
+        let jpeg = ig.image_urls[0].clone();
+        assert_media_link(&jpeg, &base, "evt-all", Channel::Instagram, MediaVariant::InstagramFeed);
+        // Meta's fetch of it got a feed-sized JPEG, for real.
         assert_eq!(ig.fetches.len(), 1, "{:?}", ig.fetches);
         assert_eq!(
             (ig.fetches[0].url.as_str(), ig.fetches[0].status, ig.fetches[0].jpeg),
             (jpeg.as_str(), Some(200), true)
         );
-        assert_eq!(ig.fetches[0].content_type, "image/jpeg");
+        assert_eq!((ig.fetches[0].content_type.as_str(), ig.fetches[0].dimensions), ("image/jpeg", Some((1080, 1350))));
         // The job has no entry links (an older publisher's): built from the public base URL.
         let tail = format!("#점심 #역삼카페\n\n참여하기 👉 {base}/e/evt-all?ch=instagram");
         assert!(ig.captions[0].ends_with(&tail), "{:?}", ig.captions);
@@ -76,12 +88,18 @@ async fn all_six_channels_publish_through_their_providers() {
         assert!(message["content"].as_str().is_some_and(|c| c.contains("아메리카노 1잔")), "{message}");
     }
     {
-        let cafe = providers.cafe.state();
-        assert_eq!(cafe.articles.len(), 1);
-        let (subject, content) = &cafe.articles[0];
+        let articles = providers.naver.articles();
+        assert_eq!(articles.len(), 1);
+        let (subject, content) = (&articles[0].subject, &articles[0].content);
         assert_eq!(subject, "평일 점심 스탬프 이벤트");
-        let img = format!("<img src=\"{base}/api/v1/public/images/img-evt-all\"");
-        assert!(content.contains(&img), "the article shows the public image: {content}");
+        assert_eq!(articles[0].member_id, providers.naver.default_member().id, "posted as the connected owner");
+        let src = content
+            .split("<img src=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("the article shows an image: {content}"));
+        // The article shows the stored image as it is, lossless.
+        assert_media_link(src, &base, "evt-all", Channel::NaverBlog, MediaVariant::Original);
     }
     assert_eq!(h.users.lookups(), 1, "the owner profile is looked up once and cached");
 
@@ -163,9 +181,16 @@ async fn instagram_fails_with_the_graph_fetch_error_when_the_image_url_is_unreac
     // Nothing listens on port 1: Meta's crawler cannot fetch the image (as with the owner-only
     // route, or a public base URL it cannot reach).
     config.public_base_url = "http://127.0.0.1:1".into();
+    providers.allow_callback("http://127.0.0.1:1");
     instagram_refuses_the_image(config, &providers, "evt-ig-unreachable", "2207052").await;
     let fetch = providers.instagram.fetches().remove(0);
-    assert_eq!(fetch.url, "http://127.0.0.1:1/api/v1/public/images/img-evt-ig-unreachable?format=IMAGE_FORMAT_JPEG");
+    assert_media_link(
+        &fetch.url,
+        "http://127.0.0.1:1",
+        "evt-ig-unreachable",
+        Channel::Instagram,
+        MediaVariant::InstagramFeed,
+    );
     assert!(fetch.status.is_none() && fetch.error.is_some(), "{fetch:?}");
 }
 
@@ -179,7 +204,7 @@ async fn instagram_fails_with_the_graph_format_error_when_the_image_is_a_png() {
     instagram_refuses_the_image(config, &providers, "evt-ig-png", "2207005").await;
     let fetch = providers.instagram.fetches().remove(0);
     assert_eq!((fetch.status, fetch.content_type.as_str(), fetch.jpeg), (Some(200), "image/png", false), "{fetch:?}");
-    assert_eq!(providers.images.requests(), vec!["img-evt-ig-png".to_owned()]);
+    assert_eq!(providers.images.requests(), vec![image_id("evt-ig-png")], "the feed link was fetched, and granted");
 }
 
 #[tokio::test]
@@ -277,7 +302,7 @@ async fn without_a_cafe_naver_prepares_an_article_for_the_owner() {
     let providers = Providers::start().await;
     let mut config = fast_config();
     providers.configure(&mut config);
-    config.naver_cafe = None;
+    config.naver = None;
     let h = Harness::start(config).await;
 
     h.publish("evt-naver", &[Channel::NaverBlog, Channel::Instagram]).await;
@@ -287,15 +312,16 @@ async fn without_a_cafe_naver_prepares_an_article_for_the_owner() {
     assert_eq!(naver.state, pb::DeliveryState::AwaitingOwner as i32);
     let post = naver.manual_post.expect("the ready-to-post article");
     assert_eq!(post.title, "평일 점심 스탬프 이벤트");
-    let public = format!("{}/api/v1/public/images/img-evt-naver", providers.images.base_url());
-    assert_eq!(post.image_uris, vec![public]);
+    assert_eq!(post.image_uris.len(), 1, "{:?}", post.image_uris);
+    let base = providers.images.base_url();
+    assert_media_link(&post.image_uris[0], &base, "evt-naver", Channel::NaverBlog, MediaVariant::Original);
     assert!(post.html_body.contains("<img src=") && post.html_body.contains("아메리카노 1잔"), "{}", post.html_body);
     assert_eq!(post.editor_url, "https://blog.naver.com/GoBlogWrite.naver");
     assert_eq!(
         naver.provider.map(|p| (p.kind, p.name)),
         Some((common::ProviderKind::Unspecified as i32, "naver-blog-assisted".into()))
     );
-    assert_eq!(providers.cafe.calls(), 0);
+    assert_eq!(providers.naver.articles().len(), 0);
     let outcomes = h.outcomes("evt-naver").await;
     assert_eq!(outcomes.len(), 1, "waiting for the owner is not an outcome: {outcomes:#?}");
     h.cleanup().await;

@@ -46,3 +46,48 @@ async fn local_providers_deliver_on_sqlite() {
     );
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn on_a_local_stand_in_no_channel_needs_a_connection() {
+    let h = Harness::sqlite(fast_config()).await;
+    let list = h.connections(OWNER).await.expect("list");
+    assert_eq!(list.len(), 6);
+    for c in &list {
+        assert_eq!(c.state, pb::ConnectionState::NotNeeded as i32, "{c:#?}");
+        assert!(!c.note.is_empty(), "{c:#?}");
+    }
+    assert!(list[3].note.contains("local stand-in"), "{}", list[3].note);
+    let refused = expect_code(
+        h.start_connection(OWNER, Channel::Instagram.number(), None).await,
+        tonic::Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&refused), "CONNECTION_NOT_NEEDED");
+    assert!(h.check(OWNER, &Channel::ALL).await.expect("check").is_empty());
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn connections_use_the_same_sql_on_sqlite() {
+    let providers = Providers::start().await;
+    let mut config = fast_config();
+    providers.configure(&mut config);
+    let h = Harness::sqlite(config).await;
+    h.connect_all(OWNER).await;
+    let list = h.connections(OWNER).await.expect("list");
+    assert_eq!(list[3].state, pb::ConnectionState::Active as i32, "Instagram: {:#?}", list[3]);
+    assert_eq!(list[4].state, pb::ConnectionState::Active as i32, "Naver: {:#?}", list[4]);
+
+    // Single use on SQLite too.
+    let started = h.start_connection(OWNER, Channel::Instagram.number(), None).await.expect("start");
+    let redirect = consent(&started.authorization_url).await;
+    h.complete(None, &redirect).await.expect("first");
+    assert_eq!(reason(&expect_code(h.complete(None, &redirect).await, tonic::Code::NotFound)), "STATE_UNKNOWN");
+
+    h.publish("evt-sqlite", &[Channel::Instagram, Channel::NaverBlog]).await;
+    let status = h.settled("evt-sqlite").await;
+    assert_eq!(status.state, pb::DistributionState::Completed as i32, "{status:#?}");
+    assert_eq!(state_of(&status, Channel::NaverBlog), pb::DeliveryState::Published);
+    let removed = h.delete_connection(OWNER, Channel::NaverBlog.number()).await.expect("delete");
+    assert_eq!(removed.state, pb::ConnectionState::NotConnected as i32);
+    h.cleanup().await;
+}

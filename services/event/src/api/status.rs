@@ -6,6 +6,7 @@
 //! | missing / another owner's | NOT_FOUND | ErrorInfo `EVENT_NOT_FOUND`, `JOB_NOT_FOUND`, `RECOMMENDATION_NOT_FOUND`, `IMAGE_NOT_FOUND` |
 //! | illegal transition | FAILED_PRECONDITION | ErrorInfo `INVALID_TRANSITION` (metadata `status` = current status, `action`), PreconditionFailure |
 //! | period over | FAILED_PRECONDITION | ErrorInfo `PERIOD_OVER`, PreconditionFailure |
+//! | channel not connected | FAILED_PRECONDITION | ErrorInfo `CHANNEL_NOT_CONNECTED` (metadata `channels`), one PreconditionFailure violation per channel |
 //! | no recommendations yet | FAILED_PRECONDITION | ErrorInfo `RECOMMENDATIONS_NOT_READY`, PreconditionFailure |
 //! | stale etag | ABORTED | ErrorInfo `ETAG_MISMATCH` (metadata `etag` = current) |
 //! | lost races repeatedly | ABORTED | ErrorInfo `CONCURRENT_MODIFICATION` |
@@ -90,6 +91,27 @@ pub fn to_status(error: AppError) -> tonic::Status {
             &message,
             vec![info("PERIOD_OVER", &[("eventId", event_id)]), precondition("PERIOD", event_id, &message)],
         ),
+        AppError::ChannelsNotConnected { event_id, channels } => {
+            let names: Vec<&str> = channels.iter().map(|c| c.channel.as_str()).collect();
+            let failure = PreconditionFailure {
+                violations: channels
+                    .iter()
+                    .map(|c| precondition_failure::Violation {
+                        r#type: "CHANNEL_NOT_CONNECTED".to_owned(),
+                        subject: format!("channels/{}", c.channel.as_str()),
+                        description: format!("{}: {}", c.state, c.note),
+                    })
+                    .collect(),
+            };
+            status(
+                Code::FailedPrecondition,
+                &message,
+                vec![
+                    info("CHANNEL_NOT_CONNECTED", &[("channels", &names.join(",")), ("eventId", event_id)]),
+                    any("google.rpc.PreconditionFailure", &failure),
+                ],
+            )
+        }
         AppError::RecommendationsNotReady { event_id } => status(
             Code::FailedPrecondition,
             &message,

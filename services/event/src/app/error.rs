@@ -128,6 +128,19 @@ pub enum AppError {
         /// What the user service answered.
         source: PeerError,
     },
+    /// PublishEvent to channels that need an account the owner has not connected or must
+    /// reconnect (FAILED_PRECONDITION, CHANNEL_NOT_CONNECTED); nothing was published.
+    #[error(
+        "these channels need your account connected before publishing: {}; connect them (POST \
+         /api/v1/channels/connections:start) or publish without them",
+        .channels.iter().map(|c| format!("{} ({})", c.channel.as_str(), c.state)).collect::<Vec<_>>().join(", ")
+    )]
+    ChannelsNotConnected {
+        /// The event.
+        event_id: String,
+        /// Every such channel, with its state and distribution's note.
+        channels: Vec<crate::infra::UnusableChannel>,
+    },
     /// The database failed: UNAVAILABLE when it is unavailable (retry), else INTERNAL (a bug or
     /// corrupt data; details only in logs).
     #[error(transparent)]

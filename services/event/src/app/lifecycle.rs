@@ -99,6 +99,7 @@ impl EventApp {
         let channels = validate_channels(channels, "channels", true, &mut errors);
         errors.into_result(())?;
         let mut store_name = None;
+        let mut connections_checked = false;
         for _ in 0..MAX_ATTEMPTS {
             let event = self.load_owned(owner, event_id).await?;
             Self::check_etag(&event, etag)?;
@@ -107,6 +108,10 @@ impl EventApp {
                 PublishError::PeriodOver { end } => AppError::PeriodOver { event_id: event.id.clone(), end },
             };
             event.check_publish(self.clock.now_ms()).map_err(refused)?;
+            if !connections_checked {
+                self.check_connections(owner, &event.id, &channels).await?;
+                connections_checked = true;
+            }
             let name = match &store_name {
                 Some(name) => name,
                 None => store_name.insert(
@@ -125,6 +130,22 @@ impl EventApp {
             }
         }
         Err(AppError::Contended { event_id: event_id.to_owned() })
+    }
+
+    /// Refuses a publication to channels that need an account the owner has not connected (or
+    /// must reconnect), naming every one of them. Asked once per publication, after the event is
+    /// known to be the owner's and publishable, so nobody learns another owner's connections.
+    /// When distribution cannot answer, the publication goes on: distribution fails such a
+    /// channel's delivery with AUTH_REQUIRED itself (see [`MeshConnectionCheck`]).
+    async fn check_connections(&self, owner: &str, event_id: &str, channels: &[Channel]) -> Result<(), AppError> {
+        match self.connections.unusable(owner, channels).await {
+            Ok(unusable) if unusable.is_empty() => Ok(()),
+            Ok(unusable) => Err(AppError::ChannelsNotConnected { event_id: event_id.to_owned(), channels: unusable }),
+            Err(error) => {
+                tracing::warn!(%error, event_id, "cannot check the owner's channel connections; publishing without the check");
+                Ok(())
+            }
+        }
     }
 
     /// EndEvent (ending an ended event returns it unchanged).

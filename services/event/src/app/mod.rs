@@ -49,7 +49,7 @@ use crate::domain::event::{Event, Modified};
 use crate::domain::job::Job;
 use crate::domain::message::Outgoing;
 use crate::domain::validation::ValidationError;
-use crate::infra::{CachedEvents, MeshEntryGate, MeshStoreDirectory, SqlEventRepository};
+use crate::infra::{CachedEvents, MeshConnectionCheck, MeshEntryGate, MeshStoreDirectory, SqlEventRepository};
 
 /// How many times a write starts over after losing a race before answering ABORTED.
 const MAX_ATTEMPTS: usize = 5;
@@ -77,6 +77,7 @@ pub struct EventApp {
     cache: CachedEvents,
     stores: MeshStoreDirectory,
     entries: MeshEntryGate,
+    connections: MeshConnectionCheck,
     clock: Arc<dyn Clock>,
     settings: AppSettings,
 }
@@ -93,17 +94,18 @@ fn require_id(field: &str, id: &str) -> Result<(), AppError> {
 
 impl EventApp {
     /// Use cases over the given adapters: events and jobs in `repository` (read by id through
-    /// `cache`), owners' store profiles from `stores`, participation's entry gate `entries`, and
-    /// "now" from `clock`.
+    /// `cache`), owners' store profiles from `stores`, participation's entry gate `entries`, distribution's connection check `connections`,
+    /// and "now" from `clock`.
     pub fn new(
         repository: SqlEventRepository,
         cache: CachedEvents,
         stores: MeshStoreDirectory,
         entries: MeshEntryGate,
+        connections: MeshConnectionCheck,
         clock: Arc<dyn Clock>,
         settings: AppSettings,
     ) -> EventApp {
-        EventApp { repository, cache, stores, entries, clock, settings }
+        EventApp { repository, cache, stores, entries, connections, clock, settings }
     }
 
     /// The settings in force.

@@ -1,10 +1,12 @@
 //! The adapters the use cases run on, built on the platform kit: the SQL repository with its
 //! transactional outbox, the event cache, the queue-message encoder, store profiles from the user
 //! service, the participation service's methods, the job-timeout sweeper and the event scheduler
-//! (ending events at the end of their period, drawing auto-draw events). Each has one
+//! (ending events at the end of their period, drawing auto-draw events), and distribution's check
+//! of the owner's channel connections before a publication. Each has one
 //! implementation, so the use cases hold them as concrete types (no port traits).
 
 pub mod cache;
+pub mod connections;
 pub mod messages;
 pub mod participation;
 pub mod repository;
@@ -13,6 +15,7 @@ pub mod stores;
 pub mod sweeper;
 
 pub use cache::CachedEvents;
+pub use connections::{MeshConnectionCheck, UnusableChannel};
 pub use participation::MeshEntryGate;
 pub use repository::SqlEventRepository;
 pub use stores::MeshStoreDirectory;

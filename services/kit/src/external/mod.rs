@@ -26,6 +26,7 @@ mod config;
 mod error;
 mod metrics;
 pub mod ncp;
+mod stand_in;
 
 pub use client::{
     Classifier, IDEMPOTENCY_KEY, ProviderClient, ProviderRequest, ProviderResponse, Verdict, default_verdict,
@@ -34,6 +35,7 @@ pub use client::{
 pub use config::{Backoff, ProviderConfig, ProviderConfigError};
 pub use error::{ERROR_DOMAIN, ProviderError};
 pub use metrics::{OUTCOMES, ProviderCounters};
+pub use stand_in::{ALLOW_LOCAL_PROVIDERS, ProviderPolicy, StandIn, StandIns, StandInsRefused};
 
 use crate::Secret;
 

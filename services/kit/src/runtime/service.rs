@@ -23,7 +23,8 @@ pub trait KemService: Send + Sync + 'static {
     const NAME: &'static str;
 
     /// The service's own settings (providers, limits, time budgets).
-    type Config: Clone + fmt::Debug + Send + Sync + 'static;
+    /// It names the local stand-ins it selects, so a production process can refuse them.
+    type Config: Clone + fmt::Debug + Send + Sync + crate::external::StandIns + 'static;
     /// Why its settings could not be read (every bad variable, at once).
     type ConfigError: Error + Send + Sync + 'static;
     /// Why it could not start.

@@ -4,14 +4,36 @@
 //! (`creation_id`), `GET /{v}/{media}?fields=permalink`. Errors use the Graph envelope
 //! `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`: 190 for a bad token, 100 for
 //! bad input, 9/2207042 past the 24 h publishing quota (counted at `media_publish`). Scriptable:
-//! how containers end, and the quota. Counts every request.
+//! how containers end, and the quota. A container not published within 24 h (virtual clock) reads
+//! `EXPIRED` and publishing it is 9007/2207008. Counts every request.
 //!
 //! Like Meta, `POST /media` FETCHES `image_url` before it creates the container: a plain HTTP GET
 //! (no credentials, at most [`MAX_REDIRECTS`] redirects, a timeout). A fetch that fails or does not
 //! answer 200 is Graph error 9004/2207052 ("media could not be fetched"); bytes that are not a JPEG
-//! are 9004/2207005 ("unsupported image format"). Every fetch is recorded ([`Fetch`]). Only plain
-//! `http://` is fetched (a test server has no public certificate): an `https://` URL fails like an
-//! unreachable one. [`ImageHost`] serves a real JPEG and PNG for tests that need a fetchable URL.
+//! are 9004/2207005 ("unsupported image format"); more than [`MAX_IMAGE_BYTES`] is 36000/2207004
+//! ("image too large"); a JPEG whose aspect ratio is outside 4:5 – 1.91:1 is 36003/2207009. Every
+//! fetch is recorded ([`Fetch`]). Only plain `http://` is fetched (a test server has no public
+//! certificate): an `https://` URL fails like an unreachable one. [`ImageHost`] serves a real JPEG and PNG for
+//! tests that need a fetchable URL, on the edge's signed `/media/{token}` links too.
+//!
+//! The same base URL also serves Instagram Login and the token lifecycle (`instagram/login.rs`, §9:
+//! the api.instagram.com, www.instagram.com and graph.instagram.com paths) and media insights
+//! (`instagram/insights.rs`, §10). Every Graph call checks its token like Meta: issued here, unexpired on the
+//! virtual clock ([`IgServer::advance`]), its account not revoked, acting on its own account
+//! (another account's id is code 10) with the scope the edge needs. [`TOKEN`] is a pre-registered
+//! long-lived token of [`IG_USER`] with every scope, so a test can publish without logging in.
+
+mod image_host;
+mod insights;
+mod login;
+
+pub use image_host::{ImageHost, MediaFetch, sample_feed_jpeg, sample_jpeg, sample_jpeg_sized, sample_png};
+pub use insights::Insights;
+pub use login::{
+    APP_ID, APP_SECRET, CODE_TTL, Consent, IgAccount, LONG_TTL, REFRESH_MIN_AGE, SCOPE_BASIC, SCOPE_COMMENTS,
+    SCOPE_INSIGHTS, SCOPE_MESSAGES, SCOPE_PUBLISH, SHORT_TTL, SUBCODE_APP_REMOVED, SUBCODE_EXPIRED, TokenInfo,
+    TokenKind, TokenShape,
+};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,12 +43,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use kem_kit::clock::ManualClock;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -47,9 +70,25 @@ pub enum ContainerScript {
 
 #[derive(Debug, Clone)]
 struct Container {
+    /// The account that created it.
+    owner: String,
     status_code: String,
     reads: u32,
     script: ContainerScript,
+    /// An unpublished container turns EXPIRED 24 h after creation (virtual clock).
+    expires_ms: i64,
+}
+
+/// How long an unpublished container lives.
+pub const CONTAINER_TTL: Duration = Duration::from_secs(24 * 3_600);
+
+impl Container {
+    /// Applies the 24 h expiry as of `now_ms`.
+    fn age(&mut self, now_ms: i64) {
+        if self.status_code != "PUBLISHED" && now_ms >= self.expires_ms {
+            self.status_code = "EXPIRED".into();
+        }
+    }
 }
 
 /// Redirects the crawler follows. Meta documents no number; "a few", as crawlers do.
@@ -73,6 +112,10 @@ pub struct Fetch {
     pub size: usize,
     /// Whether the bytes start with the JPEG signature `FF D8 FF`.
     pub jpeg: bool,
+    /// Width × height read from the JPEG's frame header (`None`: not a JPEG or no frame found).
+    pub dimensions: Option<(u32, u32)>,
+    /// The body was longer than [`MAX_IMAGE_BYTES`].
+    pub too_large: bool,
     /// Why the fetch failed, when it did.
     pub error: Option<String>,
 }
@@ -91,6 +134,12 @@ pub struct IgState {
     /// Every `image_url` fetch, in order.
     pub fetches: Vec<Fetch>,
     fetch_timeout: Option<Duration>,
+    /// The virtual clock every expiry reads.
+    clock: ManualClock,
+    login: login::Login,
+    insights: insights::InsightsState,
+    /// Published media id → the account that owns it.
+    media: HashMap<String, String>,
 }
 
 pub struct IgServer {
@@ -118,30 +167,32 @@ async fn enter(state: &Shared) {
     lock(state).calls += 1;
 }
 
-fn token_ok(token: Option<&String>) -> bool {
-    token.map(String::as_str) == Some(TOKEN)
-}
-
 async fn read_node(
     State(state): State<Shared>,
     Path((version, node)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     enter(&state).await;
     if version != VERSION {
         return graph_error(StatusCode::BAD_REQUEST, 2635, None, "unsupported API version");
     }
-    if !token_ok(query.get("access_token")) {
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            190,
-            Some(463),
-            "Error validating access token: Session has expired",
-        );
-    }
-    let fields = query.get("fields").cloned().unwrap_or_default();
     let mut s = lock(&state);
+    if node == "me" {
+        return login::me(&s, &query, &headers);
+    }
+    let caller = match login::check_token(&s, login::token_of(&query, &headers)) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let fields = query.get("fields").cloned().unwrap_or_default();
+    let owner = s.containers.get(&node).map(|c| c.owner.clone()).or_else(|| s.media.get(&node).cloned());
+    if owner.is_some_and(|owner| owner != caller.user_id) {
+        return login::permission_error().into_response();
+    }
+    let now_ms = kem_kit::clock::Clock::now_ms(&s.clock);
     if let Some(container) = s.containers.get_mut(&node) {
+        container.age(now_ms);
         if fields != "status_code,status" {
             return graph_error(StatusCode::BAD_REQUEST, 100, None, "(#100) Tried accessing nonexisting field");
         }
@@ -158,7 +209,7 @@ async fn read_node(
         };
         return axum::Json(json!({"status_code": container.status_code, "status": status, "id": node})).into_response();
     }
-    if node.starts_with("m-") && fields == "permalink" {
+    if s.media.contains_key(&node) && fields == "permalink" {
         return axum::Json(json!({"permalink": format!("https://www.instagram.com/p/{node}/"), "id": node}))
             .into_response();
     }
@@ -169,15 +220,23 @@ async fn read_edge(
     State(state): State<Shared>,
     Path((version, node, edge)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     enter(&state).await;
-    if version != VERSION || node != IG_USER || edge != "content_publishing_limit" {
+    if version != VERSION || !matches!(edge.as_str(), "content_publishing_limit" | "insights") {
         return graph_error(StatusCode::BAD_REQUEST, 100, Some(33), "Unsupported get request");
     }
-    if !token_ok(query.get("access_token")) {
-        return graph_error(StatusCode::BAD_REQUEST, 190, Some(460), "Error validating access token");
+    let mut s = lock(&state);
+    let caller = match login::check_token(&s, login::token_of(&query, &headers)) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if edge == "insights" {
+        return insights::read(&mut s, &caller, &node, &query);
     }
-    let s = lock(&state);
+    if let Err(refusal) = login::check_owner(&s, &caller, &node, SCOPE_PUBLISH) {
+        return refusal.into_response();
+    }
     axum::Json(json!({"data": [{"quota_usage": s.quota_usage, "config": {"quota_total": s.quota_total, "quota_duration": 86400}}]}))
         .into_response()
 }
@@ -186,28 +245,49 @@ async fn write_edge(
     State(state): State<Shared>,
     Path((version, node, edge)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     enter(&state).await;
     // Decoded with an independent form parser, not the client's own encoder's twin.
     let mut form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
     form.extend(query);
-    if version != VERSION || node != IG_USER {
+    if version != VERSION {
         return graph_error(StatusCode::BAD_REQUEST, 100, Some(33), "Unsupported post request");
     }
-    if !token_ok(form.get("access_token")) {
-        return graph_error(StatusCode::BAD_REQUEST, 190, Some(460), "Error validating access token");
-    }
+    let caller = {
+        let s = lock(&state);
+        let caller = match login::check_token(&s, login::token_of(&form, &headers)) {
+            Ok(caller) => caller,
+            Err(refusal) => return refusal.into_response(),
+        };
+        if let Err(refusal) = login::check_owner(&s, &caller, &node, SCOPE_PUBLISH) {
+            return refusal.into_response();
+        }
+        caller
+    };
     if edge == "media" {
-        return create_container(&state, &form).await;
+        return create_container(&state, &form, &caller.user_id).await;
     }
     let mut s = lock(&state);
     match edge.as_str() {
         "media_publish" => {
             let creation = form.get("creation_id").cloned().unwrap_or_default();
-            let finished = s.containers.get(&creation).map(|c| c.status_code.clone());
+            let now_ms = kem_kit::clock::Clock::now_ms(&s.clock);
+            let finished = s.containers.get_mut(&creation).filter(|c| c.owner == caller.user_id).map(|c| {
+                c.age(now_ms);
+                c.status_code.clone()
+            });
             match finished.as_deref() {
                 Some("FINISHED") => {}
+                Some("EXPIRED") => {
+                    return graph_error(
+                        StatusCode::BAD_REQUEST,
+                        9_007,
+                        Some(2_207_008),
+                        "The media container expired: it was not published within 24 hours",
+                    );
+                }
                 Some(_) => {
                     return graph_error(
                         StatusCode::BAD_REQUEST,
@@ -226,14 +306,15 @@ async fn write_edge(
             if let Some(c) = s.containers.get_mut(&creation) {
                 c.status_code = "PUBLISHED".into();
             }
-            axum::Json(json!({ "id": format!("m-{}", s.publishes) })).into_response()
+            let id = s.new_media(&caller.user_id);
+            axum::Json(json!({ "id": id })).into_response()
         }
         _ => graph_error(StatusCode::BAD_REQUEST, 100, Some(33), "Unsupported post request"),
     }
 }
 
 /// `POST /{ig-user}/media`: checks the form, fetches `image_url` like Meta, creates a container.
-async fn create_container(state: &Shared, form: &HashMap<String, String>) -> Response {
+async fn create_container(state: &Shared, form: &HashMap<String, String>, owner: &str) -> Response {
     let image = form.get("image_url").cloned().unwrap_or_default();
     let caption = form.get("caption").cloned().unwrap_or_default();
     if !(image.starts_with("https://") || image.starts_with("http://")) {
@@ -245,28 +326,37 @@ async fn create_container(state: &Shared, form: &HashMap<String, String>) -> Res
     // Fetched before the state is locked: the lock is never held across an await.
     let timeout = lock(state).fetch_timeout.unwrap_or(FETCH_TIMEOUT);
     let fetch = crawl(&image, timeout).await;
-    let verdict = match (fetch.status, fetch.jpeg) {
-        (Some(200), true) => None,
-        (Some(200), false) => Some((2_207_005, "The image format is not supported. Only JPEG is supported.")),
-        _ => Some((2_207_052, "Media could not be fetched from the URI")),
+    // Subcodes are Meta's (its error-code table). The top-level code of 2207005 is unconfirmed:
+    // 9004 ("media type not accepted") is assumed, as for 2207052; a client must classify on the
+    // subcode.
+    let verdict = match (fetch.status, fetch.jpeg, fetch.dimensions) {
+        _ if fetch.too_large => Some((36_000, 2_207_004, "The image is too large (at most 8 MB).")),
+        (Some(200), true, Some((w, h))) if !aspect_ok(w, h) => {
+            Some((36_003, 2_207_009, "The submitted image with aspect ratio is not supported (4:5 to 1.91:1)."))
+        }
+        (Some(200), true, Some(_)) => None,
+        (Some(200), true, None) => Some((9_004, 2_207_005, "The image could not be read as a JPEG.")),
+        (Some(200), false, _) => Some((9_004, 2_207_005, "The image format is not supported. Only JPEG is supported.")),
+        _ => Some((9_004, 2_207_052, "Media could not be fetched from the URI")),
     };
     let mut s = lock(state);
     s.fetches.push(fetch);
-    if let Some((subcode, message)) = verdict {
-        // 2207052 and 2207005 are Meta's subcodes (its error-code table; 2207009 is the aspect
-        // ratio one). The top-level code of 2207005 is unconfirmed: 9004 ("media type not
-        // accepted") is assumed for both; a client must classify on the subcode.
-        return graph_error(StatusCode::BAD_REQUEST, 9_004, Some(subcode), message);
+    if let Some((code, subcode, message)) = verdict {
+        return graph_error(StatusCode::BAD_REQUEST, code, Some(subcode), message);
     }
     s.containers_created += 1;
     let id = format!("c-{}", s.containers_created);
+    let expires_ms = kem_kit::clock::Clock::now_ms(&s.clock).saturating_add(login::ms(CONTAINER_TTL));
     let script = s.script.clone().unwrap_or(ContainerScript::Finished);
     let status_code = match script {
         ContainerScript::Finished => "FINISHED",
         ContainerScript::InProgress(_) => "IN_PROGRESS",
         ContainerScript::Error(_) => "ERROR",
     };
-    s.containers.insert(id.clone(), Container { status_code: status_code.into(), reads: 0, script });
+    s.containers.insert(
+        id.clone(),
+        Container { owner: owner.to_owned(), status_code: status_code.into(), reads: 0, script, expires_ms },
+    );
     s.captions.push(caption);
     s.image_urls.push(image);
     axum::Json(json!({ "id": id })).into_response()
@@ -275,28 +365,95 @@ async fn create_container(state: &Shared, form: &HashMap<String, String>) -> Res
 /// GETs `url` as Meta's crawler does: no credentials, at most [`MAX_REDIRECTS`] redirects,
 /// [`MAX_IMAGE_BYTES`], everything within `timeout`.
 async fn crawl(url: &str, timeout: Duration) -> Fetch {
-    let mut fetch =
-        Fetch { url: url.to_owned(), status: None, content_type: String::new(), size: 0, jpeg: false, error: None };
+    let mut fetch = Fetch {
+        url: url.to_owned(),
+        status: None,
+        content_type: String::new(),
+        size: 0,
+        jpeg: false,
+        dimensions: None,
+        too_large: false,
+        error: None,
+    };
     match tokio::time::timeout(timeout, follow(url)).await {
         Ok(Ok((status, content_type, body))) => {
             fetch.status = Some(status);
             fetch.content_type = content_type;
             fetch.size = body.len();
             fetch.jpeg = body.starts_with(&[0xFF, 0xD8, 0xFF]);
+            fetch.dimensions = jpeg_dimensions(&body);
         }
-        Ok(Err(error)) => fetch.error = Some(error),
+        Ok(Err(FetchError::TooLarge(status))) => {
+            fetch.status = Some(status);
+            fetch.too_large = true;
+            fetch.error = Some(format!("more than {MAX_IMAGE_BYTES} bytes"));
+        }
+        Ok(Err(FetchError::Failed(error))) => fetch.error = Some(error),
         Err(_) => fetch.error = Some(format!("timed out after {timeout:?}")),
     }
     fetch
 }
 
-async fn follow(url: &str) -> Result<(u16, String, Bytes), String> {
+/// Instagram's feed accepts aspect ratios from 4:5 (portrait) to 1.91:1 (landscape).
+fn aspect_ok(width: u32, height: u32) -> bool {
+    let (w, h) = (u64::from(width), u64::from(height));
+    // 4:5 <= w/h <= 1.91:1, in integers: 4h <= 5w and 100w <= 191h.
+    h > 0 && 4 * h <= 5 * w && 100 * w <= 191 * h
+}
+
+/// Width and height from the first start-of-frame segment (SOF0–SOF15 but DHT/JPG/DAC).
+fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut i = 2;
+    while i + 3 < bytes.len() {
+        if bytes[i] != 0xFF {
+            return None;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        if matches!(marker, 0x01 | 0xD0..=0xD7) {
+            i += 2;
+            continue;
+        }
+        let length = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            let frame = bytes.get(i + 5..i + 9)?;
+            let height = u32::from(u16::from_be_bytes([frame[0], frame[1]]));
+            let width = u32::from(u16::from_be_bytes([frame[2], frame[3]]));
+            return Some((width, height));
+        }
+        if marker == 0xDA || length < 2 {
+            return None;
+        }
+        i += 2 + length;
+    }
+    None
+}
+
+enum FetchError {
+    /// The body passed [`MAX_IMAGE_BYTES`] (the final status).
+    TooLarge(u16),
+    Failed(String),
+}
+
+impl From<String> for FetchError {
+    fn from(error: String) -> FetchError {
+        FetchError::Failed(error)
+    }
+}
+
+async fn follow(url: &str) -> Result<(u16, String, Bytes), FetchError> {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut current = url.to_owned();
     for _ in 0..=MAX_REDIRECTS {
         let uri: http::Uri = current.parse().map_err(|e| format!("bad URI {current}: {e}"))?;
         if uri.scheme_str() != Some("http") {
-            return Err(format!("{current}: only http:// is fetched by the contract server"));
+            return Err(format!("{current}: only http:// is fetched by the contract server").into());
         }
         let request = http::Request::get(uri.clone())
             .header(http::header::USER_AGENT, "facebookexternalhit/1.1")
@@ -323,20 +480,45 @@ async fn follow(url: &str) -> Result<(u16, String, Bytes), String> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let body = Limited::new(response.into_body(), MAX_IMAGE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("body of {current}: {e}"))?
-            .to_bytes();
+        let body = match Limited::new(response.into_body(), MAX_IMAGE_BYTES).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(FetchError::TooLarge(status.as_u16()));
+            }
+            Err(e) => return Err(FetchError::Failed(format!("body of {current}: {e}"))),
+        };
         return Ok((status.as_u16(), content_type, body));
     }
-    Err(format!("more than {MAX_REDIRECTS} redirects"))
+    Err(FetchError::Failed(format!("more than {MAX_REDIRECTS} redirects")))
+}
+
+impl IgState {
+    /// A new media id owned by `owner` (`m-1`, `m-2`, … across published and seeded media).
+    fn new_media(&mut self, owner: &str) -> String {
+        let id = format!("m-{}", self.media.len() + 1);
+        self.media.insert(id.clone(), owner.to_owned());
+        id
+    }
 }
 
 impl IgServer {
+    /// A server on its own virtual clock, starting at the current time.
     pub async fn start() -> IgServer {
-        let state: Shared = Arc::new(Mutex::new(IgState { quota_total: 100, ..IgState::default() }));
+        IgServer::start_with_clock(ManualClock::starting_now()).await
+    }
+
+    /// A server whose expiries read `clock` — pass a clone of the services' `ManualClock` so one
+    /// `advance` moves the platform and kem together.
+    pub async fn start_with_clock(clock: ManualClock) -> IgServer {
+        use kem_kit::clock::Clock;
+        let login = login::Login::seeded(clock.now_ms());
+        let state: Shared = Arc::new(Mutex::new(IgState { quota_total: 100, clock, login, ..IgState::default() }));
         let router = Router::new()
+            .route("/oauth/authorize", get(login::authorize))
+            .route("/oauth/access_token", post(login::access_token))
+            .route("/access_token", get(login::exchange))
+            .route("/refresh_access_token", get(login::refresh))
+            .route("/me", get(login::me_unversioned))
             .route("/{version}/{node}", get(read_node))
             .route("/{version}/{node}/{edge}", get(read_edge).post(write_edge))
             .with_state(state.clone());
@@ -363,6 +545,21 @@ impl IgServer {
 
     pub fn calls(&self) -> u64 {
         self.state().calls
+    }
+
+    /// The virtual clock (a clone: advancing it advances the server).
+    pub fn clock(&self) -> ManualClock {
+        self.state().clock.clone()
+    }
+
+    /// Moves the virtual clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.state().clock.advance(by);
+    }
+
+    /// A published media of `account` (as if posted outside kem), for insights tests; its id.
+    pub fn seed_media(&self, account: &IgAccount) -> String {
+        self.state().new_media(&account.user_id)
     }
 
     /// How long an `image_url` fetch may take (default [`FETCH_TIMEOUT`]).
@@ -393,104 +590,53 @@ impl Drop for IgServer {
     }
 }
 
-/// A stand-in for the platform's public image route (`GET /api/v1/public/images/{id}`): a real
-/// JPEG with `?format=IMAGE_FORMAT_JPEG`, the stored PNG otherwise, as the content service answers.
-/// `GET /hop/{n}` redirects `n` times before landing on the JPEG. Point a distribution's public
-/// base URL at [`ImageHost::base_url`] so Instagram's fetch of the image succeeds for real.
-pub struct ImageHost {
-    pub addr: SocketAddr,
-    state: Arc<HostState>,
-    task: JoinHandle<()>,
-}
+/// A plain HTTP client for the contract servers' own tests (no redirects followed, any status).
+#[cfg(test)]
+pub(crate) mod testing {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
 
-#[derive(Debug, Default)]
-struct HostState {
-    requests: Mutex<Vec<String>>,
-    /// Serve the stored PNG whatever `format` asks (an edge without JPEG conversion).
-    stored_only: std::sync::atomic::AtomicBool,
-}
+    use axum::body::Bytes;
 
-/// A 4×4 JPEG (quality 90), made with the encoder the content service uses.
-pub fn sample_jpeg() -> Vec<u8> {
-    let pixels: Vec<u8> = (0..16u8).flat_map(|i| [i * 16, 128, 255 - i * 16]).collect();
-    let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, 90)
-        .encode(&pixels, 4, 4, jpeg_encoder::ColorType::Rgb)
-        .expect("encode a sample JPEG");
-    out
-}
-
-/// A 4×4 RGB PNG.
-pub fn sample_png() -> Vec<u8> {
-    let mut out = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut out, 4, 4);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().expect("PNG header");
-        writer.write_image_data(&[200; 48]).expect("PNG data");
-    }
-    out
-}
-
-async fn host_image(
-    State(state): State<Arc<HostState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    state.requests.lock().expect("image host").push(id);
-    let stored_only = state.stored_only.load(std::sync::atomic::Ordering::SeqCst);
-    match query.get("format").map(String::as_str).filter(|_| !stored_only) {
-        Some("IMAGE_FORMAT_JPEG") => ([(http::header::CONTENT_TYPE, "image/jpeg")], sample_jpeg()).into_response(),
-        None | Some("IMAGE_FORMAT_UNSPECIFIED" | "IMAGE_FORMAT_STORED") => {
-            ([(http::header::CONTENT_TYPE, "image/png")], sample_png()).into_response()
+    /// One request; the status, headers and body.
+    pub async fn request(
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> (u16, http::HeaderMap, Bytes) {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let mut request = http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
-        Some(_) => StatusCode::BAD_REQUEST.into_response(),
-    }
-}
-
-async fn hop(Path(n): Path<u32>) -> Response {
-    let next = match n {
-        0 => "/api/v1/public/images/hop?format=IMAGE_FORMAT_JPEG".to_owned(),
-        n => format!("/hop/{}", n - 1),
-    };
-    (StatusCode::FOUND, [(http::header::LOCATION, next)]).into_response()
-}
-
-impl ImageHost {
-    pub async fn start() -> ImageHost {
-        let state = Arc::new(HostState::default());
-        let router = Router::new()
-            .route("/api/v1/public/images/{id}", get(host_image))
-            .route("/hop/{n}", get(hop))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind image host");
-        let addr = listener.local_addr().expect("addr");
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("image host serves");
-        });
-        ImageHost { addr, state, task }
+        let response =
+            client.request(request.body(Full::new(Bytes::from(body))).expect("request")).await.expect("answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, body)
     }
 
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+    pub async fn get_raw(url: &str) -> (u16, http::HeaderMap, Bytes) {
+        request(http::Method::GET, url, &[], String::new()).await
     }
 
-    /// The image ids requested so far.
-    pub fn requests(&self) -> Vec<String> {
-        self.state.requests.lock().expect("image host").clone()
+    fn json(body: &Bytes) -> serde_json::Value {
+        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into()))
     }
 
-    /// From now on serve the stored PNG whatever `format` asks, as an edge without JPEG
-    /// conversion would.
-    pub fn serve_stored_only(&self) {
-        self.state.stored_only.store(true, std::sync::atomic::Ordering::SeqCst);
+    pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+        let (status, _, body) = get_raw(url).await;
+        (status, json(&body))
     }
-}
 
-impl Drop for ImageHost {
-    fn drop(&mut self) {
-        self.task.abort();
+    pub async fn post_form(url: &str, pairs: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        let (status, _, body) = request(http::Method::POST, url, &headers, body).await;
+        (status, json(&body))
     }
 }
 
@@ -500,19 +646,73 @@ mod tests {
 
     /// POSTs a media container for `image_url`; the Graph answer.
     async fn create(ig: &IgServer, image_url: &str) -> serde_json::Value {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("image_url", image_url)
-            .append_pair("caption", "hi")
-            .append_pair("access_token", TOKEN)
-            .finish();
-        let client: Client<_, String> = Client::builder(TokioExecutor::new()).build_http();
-        let request = http::Request::post(format!("{}/{VERSION}/{IG_USER}/media", ig.base_url()))
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .expect("request");
-        let response = client.request(request).await.expect("graph answers");
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        serde_json::from_slice(&bytes).expect("json")
+        create_as(ig, IG_USER, TOKEN, image_url).await
+    }
+
+    async fn create_as(ig: &IgServer, node: &str, token: &str, image_url: &str) -> serde_json::Value {
+        let pairs = [("image_url", image_url), ("caption", "hi"), ("access_token", token)];
+        testing::post_form(&format!("{}/{VERSION}/{node}/media", ig.base_url()), &pairs).await.1
+    }
+
+    async fn publish_as(ig: &IgServer, node: &str, token: &str, creation: &str) -> serde_json::Value {
+        let pairs = [("creation_id", creation), ("access_token", token)];
+        testing::post_form(&format!("{}/{VERSION}/{node}/media_publish", ig.base_url()), &pairs).await.1
+    }
+
+    #[test]
+    fn aspect_range_and_jpeg_frame() {
+        assert!(aspect_ok(1080, 1080) && aspect_ok(1080, 1350) && aspect_ok(1910, 1000));
+        assert!(!aspect_ok(1080, 1351) && !aspect_ok(1911, 1000) && !aspect_ok(10, 0));
+        assert_eq!(jpeg_dimensions(&sample_jpeg_sized(33, 17)), Some((33, 17)));
+        assert_eq!(jpeg_dimensions(&sample_png()), None);
+        assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xC0, 0x00]), None, "truncated");
+        assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x00, 0xFF]), None, "a zero-length segment");
+    }
+
+    #[tokio::test]
+    async fn publishing_checks_the_token_like_meta() {
+        let ig = IgServer::start().await;
+        let host = ImageHost::start().await;
+        let image = format!("{}/api/v1/public/images/a?format=IMAGE_FORMAT_JPEG", host.base_url());
+        let shop = ig.add_account("shop_two");
+        let theirs = ig.issue_long_lived(&shop, &[SCOPE_BASIC, SCOPE_PUBLISH]);
+
+        let foreign = create_as(&ig, IG_USER, &theirs, &image).await;
+        assert_eq!(foreign["error"]["code"], 10, "another account's id: {foreign}");
+        let nobody = create_as(&ig, "17841499999999", &theirs, &image).await;
+        assert_eq!((nobody["error"]["code"].as_i64(), subcode(&nobody)), (Some(100), Some(33)));
+        let container = create_as(&ig, &shop.user_id, &theirs, &image).await;
+        let container = container["id"].as_str().expect("a container").to_owned();
+        let stolen = publish_as(&ig, IG_USER, TOKEN, &container).await;
+        assert_eq!(stolen["error"]["code"], 100, "another account's container is not ours: {stolen}");
+        let published = publish_as(&ig, "me", &theirs, &container).await;
+        let media = published["id"].as_str().expect("published").to_owned();
+        assert_eq!(ig.state().media.get(&media), Some(&shop.user_id));
+        let (status, permalink) =
+            testing::get_json(&format!("{}/{VERSION}/{media}?fields=permalink&access_token={TOKEN}", ig.base_url()))
+                .await;
+        assert_eq!((status, permalink["error"]["code"].as_i64()), (400, Some(10)), "{permalink}");
+
+        let read_only = ig.issue_long_lived(&shop, &[SCOPE_BASIC]);
+        assert_eq!(create_as(&ig, "me", &read_only, &image).await["error"]["code"], 10, "no publish scope");
+        ig.revoke(&shop);
+        let revoked = create_as(&ig, &shop.user_id, &theirs, &image).await;
+        assert_eq!((revoked["error"]["code"].as_i64(), subcode(&revoked)), (Some(190), Some(SUBCODE_APP_REMOVED)));
+        assert_eq!(create_as(&ig, IG_USER, "", &image).await["error"]["code"], 190, "no token");
+        assert_eq!(create_as(&ig, IG_USER, &"A".repeat(10_000), &image).await["error"]["code"], 190);
+
+        let unpublished = create(&ig, &image).await;
+        let unpublished = unpublished["id"].as_str().expect("the pre-registered token works").to_owned();
+        ig.advance(CONTAINER_TTL);
+        let status_url =
+            format!("{}/{VERSION}/{unpublished}?fields=status_code,status&access_token={TOKEN}", ig.base_url());
+        assert_eq!(testing::get_json(&status_url).await.1["status_code"], "EXPIRED", "24 h unpublished");
+        let late = publish_as(&ig, IG_USER, TOKEN, &unpublished).await;
+        assert_eq!(subcode(&late), Some(2_207_008), "{late}");
+        ig.advance(LONG_TTL - CONTAINER_TTL);
+        let expired = create(&ig, &image).await;
+        assert_eq!((expired["error"]["code"].as_i64(), subcode(&expired)), (Some(190), Some(SUBCODE_EXPIRED)));
+        assert_eq!(ig.fetches().len(), 2, "a refused token fetches nothing");
     }
 
     fn subcode(answer: &serde_json::Value) -> Option<i64> {
@@ -540,8 +740,16 @@ mod tests {
         let looped = create(&ig, &format!("{base}/hop/{}", MAX_REDIRECTS + 1)).await;
         assert_eq!(subcode(&looped), Some(2_207_052), "{looped}");
 
+        let wide = create(&ig, &format!("{base}/wide.jpg")).await;
+        assert_eq!((wide["error"]["code"].as_i64(), subcode(&wide)), (Some(36_003), Some(2_207_009)), "{wide}");
+        let huge = create(&ig, &format!("{base}/huge.jpg")).await;
+        assert_eq!((huge["error"]["code"].as_i64(), subcode(&huge)), (Some(36_000), Some(2_207_004)), "{huge}");
+
         let fetches = ig.fetches();
-        assert_eq!(fetches.len(), 7);
+        assert_eq!(fetches.len(), 9);
+        assert_eq!(fetches[0].dimensions, Some((4, 4)));
+        assert_eq!(fetches[7].dimensions, Some((40, 10)));
+        assert!(fetches[8].too_large, "{:?}", fetches[8].error);
         assert_eq!(
             (fetches[0].status, fetches[0].content_type.as_str(), fetches[0].jpeg),
             (Some(200), "image/jpeg", true)

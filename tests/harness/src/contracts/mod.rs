@@ -3,5 +3,6 @@
 //! calls can be counted.
 
 pub mod instagram;
+pub mod naver;
 pub mod nts;
 pub mod sens;

@@ -58,7 +58,7 @@ impl Repository {
     pub async fn snapshots(&self, event_id: &str) -> Result<Vec<MetricsSnapshot>> {
         let rows = query(
             "SELECT m.event_id, m.channel, m.views, m.reach, m.deliveries_published, m.deliveries_failed, \
-             m.source_kind FROM analytics_channel_metrics m WHERE m.event_id = $1",
+             m.source_kind, m.observed_at FROM analytics_channel_metrics m WHERE m.event_id = $1",
         )
         .bind(event_id)
         .fetch_all(self.store.primary())
@@ -107,7 +107,7 @@ impl Repository {
     pub async fn owner_snapshots(&self, owner_id: &str) -> Result<Vec<MetricsSnapshot>> {
         let sql = kem_kit::store::AssertSqlSafe(format!(
             "SELECT m.event_id, m.channel, m.views, m.reach, m.deliveries_published, m.deliveries_failed, \
-             m.source_kind FROM analytics_channel_metrics m JOIN analytics_events e ON e.event_id = m.event_id \
+             m.source_kind, m.observed_at FROM analytics_channel_metrics m JOIN analytics_events e ON e.event_id = m.event_id \
              WHERE {OWNED}"
         ));
         let rows = query(sql).bind(owner_id).fetch_all(self.store.primary()).await?;
@@ -154,5 +154,6 @@ fn snapshot(row: &Row) -> Result<MetricsSnapshot> {
         deliveries_published: col(row, "deliveries_published")?,
         deliveries_failed: col(row, "deliveries_failed")?,
         source_kind: col(row, "source_kind")?,
+        observed_ms: col(row, "observed_at")?,
     })
 }

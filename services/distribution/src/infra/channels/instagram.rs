@@ -14,10 +14,12 @@
 //! Story's link sticker are, and the content publishing API sets neither — so a reader has to
 //! copy the URL; it is still the channel's own link, so entries through it are attributed to
 //! Instagram.
+//!
+//! Every call acts for the delivery's owner: the IG user id and token of the account they
+//! connected ([`Step::account`]); a step without one fails NOT_CONFIGURED before any call.
 
 use std::time::Duration;
 
-use kem_kit::Secret;
 use kem_kit::external::{
     ProviderClient, ProviderConfig, ProviderConfigError, ProviderError, ProviderResponse, Verdict,
 };
@@ -28,11 +30,12 @@ use tokio::time::Instant;
 use super::{ChannelClient, CodeSlot, Step, form_body, outcome_of};
 use crate::domain::text::instagram_caption;
 use crate::domain::{Channel, ErrorReason, Failure, ProviderLabel, StepOutcome};
+use crate::infra::connections::ConnectedAccount;
 
 /// Provider name (breaker, logs, `ProviderInfo.name`).
 pub const PROVIDER: &str = "instagram-graph";
-/// Production host (Instagram API with Facebook Login).
-pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+/// Production host (Instagram API with Instagram Login, whose tokens the owners' connections hold).
+pub const DEFAULT_BASE_URL: &str = "https://graph.instagram.com";
 /// Graph API version used unless configured.
 pub const DEFAULT_API_VERSION: &str = "v21.0";
 
@@ -49,8 +52,6 @@ pub fn provider_config(base_url: impl Into<String>) -> ProviderConfig {
 /// How the channel publishes.
 #[derive(Debug, Clone)]
 pub struct InstagramSettings {
-    /// The professional account's IG user id.
-    pub user_id: String,
     /// Graph API version, e.g. `v21.0`.
     pub api_version: String,
     /// Read `content_publishing_limit` before each new post.
@@ -68,7 +69,6 @@ pub struct InstagramSettings {
 impl Default for InstagramSettings {
     fn default() -> Self {
         InstagramSettings {
-            user_id: String::new(),
             api_version: DEFAULT_API_VERSION.to_owned(),
             check_quota: true,
             quota_recheck: Duration::from_secs(3_600),
@@ -176,22 +176,17 @@ fn graph_outcome(error: &ProviderError, code: &str, quota_wait: Duration) -> Ste
     }
 }
 
-/// The real Graph API client.
+/// The real Graph API client, publishing to the account each step's owner connected.
 #[derive(Debug, Clone)]
 pub struct GraphInstagram {
     client: ProviderClient,
-    token: Secret,
     settings: InstagramSettings,
 }
 
 impl GraphInstagram {
-    /// A client of `config`'s host acting with `token` for `settings.user_id`.
-    pub fn new(
-        config: ProviderConfig,
-        token: Secret,
-        settings: InstagramSettings,
-    ) -> Result<Self, ProviderConfigError> {
-        Ok(GraphInstagram { client: ProviderClient::new(config)?, token, settings })
+    /// A client of `config`'s host.
+    pub fn new(config: ProviderConfig, settings: InstagramSettings) -> Result<Self, ProviderConfigError> {
+        Ok(GraphInstagram { client: ProviderClient::new(config)?, settings })
     }
 
     /// The underlying provider client (breaker state and counters).
@@ -209,12 +204,12 @@ impl GraphInstagram {
     }
 
     /// `(used, total)` of the 24 h publishing quota.
-    async fn quota(&self, slot: &CodeSlot) -> Result<(i64, i64), ProviderError> {
+    async fn quota(&self, account: &ConnectedAccount, slot: &CodeSlot) -> Result<(i64, i64), ProviderError> {
         let body: LimitBody = self
             .client
-            .get(&self.path(&self.settings.user_id, "content_publishing_limit"))
+            .get(&self.path(&account.account_id, "content_publishing_limit"))
             .query("fields", "config,quota_usage")
-            .query("access_token", self.token.expose())
+            .query("access_token", account.access_token.expose())
             .classify(|r| classify(r, slot))
             .send_json()
             .await?;
@@ -224,12 +219,21 @@ impl GraphInstagram {
         Ok((used, total))
     }
 
-    async fn create_container(&self, image_url: &str, caption: &str, slot: &CodeSlot) -> Result<String, ProviderError> {
-        let (body, content_type) =
-            self.form(&[("image_url", image_url), ("caption", caption), ("access_token", self.token.expose())]);
+    async fn create_container(
+        &self,
+        account: &ConnectedAccount,
+        image_url: &str,
+        caption: &str,
+        slot: &CodeSlot,
+    ) -> Result<String, ProviderError> {
+        let (body, content_type) = self.form(&[
+            ("image_url", image_url),
+            ("caption", caption),
+            ("access_token", account.access_token.expose()),
+        ]);
         let created: IdBody = self
             .client
-            .post(&self.path(&self.settings.user_id, "media"))
+            .post(&self.path(&account.account_id, "media"))
             .body(body, content_type)
             // An unused container is harmless and expires: creating one again is safe.
             .idempotent()
@@ -239,22 +243,33 @@ impl GraphInstagram {
         Ok(created.id)
     }
 
-    async fn container_status(&self, container: &str, slot: &CodeSlot) -> Result<ContainerStatus, ProviderError> {
+    async fn container_status(
+        &self,
+        account: &ConnectedAccount,
+        container: &str,
+        slot: &CodeSlot,
+    ) -> Result<ContainerStatus, ProviderError> {
         self.client
             .get(&self.path(container, ""))
             .query("fields", "status_code,status")
-            .query("access_token", self.token.expose())
+            .query("access_token", account.access_token.expose())
             .classify(|r| classify(r, slot))
             .send_json()
             .await
     }
 
-    async fn publish(&self, container: &str, slot: &CodeSlot) -> Result<String, ProviderError> {
-        let (body, content_type) = self.form(&[("creation_id", container), ("access_token", self.token.expose())]);
+    async fn publish(
+        &self,
+        account: &ConnectedAccount,
+        container: &str,
+        slot: &CodeSlot,
+    ) -> Result<String, ProviderError> {
+        let (body, content_type) =
+            self.form(&[("creation_id", container), ("access_token", account.access_token.expose())]);
         // Not repeated by the client: a repeat could post twice. A later step asks the container.
         let published: IdBody = self
             .client
-            .post(&self.path(&self.settings.user_id, "media_publish"))
+            .post(&self.path(&account.account_id, "media_publish"))
             .body(body, content_type)
             .classify(|r| classify(r, slot))
             .send_json()
@@ -262,13 +277,13 @@ impl GraphInstagram {
         Ok(published.id)
     }
 
-    async fn permalink(&self, media: &str) -> String {
+    async fn permalink(&self, account: &ConnectedAccount, media: &str) -> String {
         let slot = CodeSlot::default();
         let response: Result<Permalink, _> = self
             .client
             .get(&self.path(media, ""))
             .query("fields", "permalink")
-            .query("access_token", self.token.expose())
+            .query("access_token", account.access_token.expose())
             .classify(|r| classify(r, &slot))
             .send_json()
             .await;
@@ -301,6 +316,9 @@ impl ChannelClient for GraphInstagram {
         let slot = CodeSlot::default();
         let quota_wait = self.settings.quota_recheck;
         let fail = |e: &ProviderError, slot: &CodeSlot| graph_outcome(e, &slot.get(), quota_wait);
+        let Some(account) = step.account else {
+            return StepOutcome::fail(super::not_connected(Channel::Instagram));
+        };
         let container = match step.delivery.work_ref.clone() {
             Some(container) => container,
             None => {
@@ -308,7 +326,7 @@ impl ChannelClient for GraphInstagram {
                     return StepOutcome::fail(no_image());
                 };
                 if self.settings.check_quota {
-                    match self.quota(&slot).await {
+                    match self.quota(account, &slot).await {
                         Ok((used, total)) if used >= total => {
                             let failure = Failure::new(
                                 ErrorReason::QuotaExceeded,
@@ -325,7 +343,7 @@ impl ChannelClient for GraphInstagram {
                     }
                 }
                 let caption = instagram_caption(step.copy);
-                match self.create_container(image_url, &caption, &slot).await {
+                match self.create_container(account, image_url, &caption, &slot).await {
                     Ok(id) => {
                         step.progress.save_work_ref(&id, "").await;
                         id
@@ -336,7 +354,7 @@ impl ChannelClient for GraphInstagram {
         };
         let waited_until = Instant::now() + self.settings.container_wait;
         loop {
-            let status = match self.container_status(&container, &slot).await {
+            let status = match self.container_status(account, &container, &slot).await {
                 Ok(status) => status,
                 Err(e) => return fail(&e, &slot),
             };
@@ -379,9 +397,9 @@ impl ChannelClient for GraphInstagram {
                 }
             }
         }
-        match self.publish(&container, &slot).await {
+        match self.publish(account, &container, &slot).await {
             Ok(media) => {
-                let permalink = self.permalink(&media).await;
+                let permalink = self.permalink(account, &media).await;
                 StepOutcome::published(media, permalink, "PUBLISHED")
             }
             Err(e) => fail(&e, &slot),

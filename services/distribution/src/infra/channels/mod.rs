@@ -48,6 +48,7 @@ use kem_kit::store::millis;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Channel, Copy, Delivery, ErrorReason, Failure, JobSpec, ProviderLabel, StepOutcome};
+use crate::infra::connections::ConnectedAccount;
 use crate::infra::owners::MeshOwners;
 use crate::infra::repository::Repository;
 
@@ -118,6 +119,9 @@ pub struct Step<'a> {
     pub image_url: Option<&'a str>,
     /// Owner profiles.
     pub owners: &'a MeshOwners,
+    /// The owner's own account on the channel, for channels published through one (Instagram;
+    /// Naver when connected). `None` elsewhere.
+    pub account: Option<&'a ConnectedAccount>,
     /// Progress of this attempt.
     pub progress: &'a Progress<'a>,
 }
@@ -141,6 +145,13 @@ pub trait ChannelClient: Send + Sync {
     /// The provider behind it (real or `local:`).
     fn provider(&self) -> ProviderLabel;
 
+    /// The provider a step with `account` goes through (Naver: the Cafe API with the owner's
+    /// account, owner-assisted without one).
+    fn provider_for(&self, account: Option<&ConnectedAccount>) -> ProviderLabel {
+        let _ = account;
+        self.provider()
+    }
+
     /// Whether an attempt cut short by its deadline may be retried automatically: true when the
     /// provider deduplicates (idempotency key) or the client checks before repeating a side
     /// effect; false when a repeat could publish twice.
@@ -148,6 +159,46 @@ pub trait ChannelClient: Send + Sync {
 
     /// Advances the delivery by one step.
     async fn advance(&self, step: &Step<'_>) -> StepOutcome;
+}
+
+/// The failure of a step on a channel the owner never connected: nothing is sent, and only the
+/// owner connecting the channel helps.
+pub fn not_connected(channel: Channel) -> Failure {
+    Failure::new(
+        ErrorReason::NotConfigured,
+        format!(
+            "{} is not connected: connect your {} account (Channels) and retry this delivery",
+            channel_name(channel),
+            channel_name(channel)
+        ),
+        false,
+    )
+}
+
+/// The failure of a step on a connection that needs reconnecting (`note` says why).
+pub fn needs_reconnect(channel: Channel, note: &str) -> Failure {
+    let why = if note.is_empty() { String::new() } else { format!(" ({note})") };
+    Failure::new(
+        ErrorReason::AuthRequired,
+        format!(
+            "the {} connection must be renewed{why}: reconnect your {} account (Channels) and retry this delivery",
+            channel_name(channel),
+            channel_name(channel)
+        ),
+        false,
+    )
+}
+
+/// A channel's name for the owner.
+pub fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Instagram => "Instagram",
+        Channel::NaverBlog => "Naver",
+        Channel::KakaoChannel => "Kakao Channel",
+        Channel::UridongneTv => "우리동네TV",
+        Channel::RingoBiz => "링고비즈",
+        Channel::GenieTv => "지니TV",
+    }
 }
 
 /// The failure a provider error stands for, in the words of the delivery contract.
@@ -310,23 +361,45 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The URL a channel's platform fetches the event image from: the content service's public route
-/// `<public base URL>/api/v1/public/images/{id}` (no login; public once the image is the selected
-/// image of a published event), which platform crawlers can read — never the owner-only
-/// `/api/v1/images/{id}/content`, which answers them 401. Instagram content publishing takes JPEG
-/// only, so its URL asks for `?format=IMAGE_FORMAT_JPEG`; the others get the stored image (PNG,
-/// lossless).
-pub fn image_url(public_base_url: &str, image_id: &str, channel: Channel) -> Option<String> {
-    let base = public_base_url.trim().trim_end_matches('/');
-    let id = image_id.trim();
-    if base.is_empty() || id.is_empty() {
-        return None;
+/// How long a channel's media link stays valid: as long as the platform may still fetch the
+/// image. Instagram downloads it while the container is made (retries included) — 30 days covers
+/// every retry and a re-publish; Kakao messages are opened for a long time after they are sent;
+/// the KT partner keeps a campaign's asset for its whole run; a Naver article embeds the link in
+/// a post that stays up for years. The media signing key of a link must stay configured (as a
+/// previous key after a rotation) until the link expires.
+pub fn media_link_ttl(channel: Channel) -> Duration {
+    const DAY: u64 = 24 * 3_600;
+    Duration::from_secs(match channel {
+        Channel::Instagram => 30 * DAY,
+        Channel::KakaoChannel => 365 * DAY,
+        Channel::UridongneTv | Channel::RingoBiz | Channel::GenieTv => 180 * DAY,
+        Channel::NaverBlog => 5 * 365 * DAY,
+    })
+}
+
+/// The rendition a channel's platform takes: Instagram's content publishing takes only JPEG
+/// within its feed sizes; Kakao message images are JPEG; Naver articles and the KT partner take
+/// the stored PNG as it is (lossless, which TV screens show best).
+pub fn media_variant(channel: Channel) -> kem_kit::media::MediaVariant {
+    use kem_kit::media::MediaVariant;
+    match channel {
+        Channel::Instagram => MediaVariant::InstagramFeed,
+        Channel::KakaoChannel => MediaVariant::Jpeg,
+        Channel::NaverBlog | Channel::UridongneTv | Channel::RingoBiz | Channel::GenieTv => MediaVariant::Original,
     }
-    let format = match channel {
-        Channel::Instagram => "?format=IMAGE_FORMAT_JPEG",
-        _ => "",
-    };
-    Some(format!("{base}/api/v1/public/images/{}{format}", form_encode(id)))
+}
+
+/// The public media link of `image_id` for `channel`: `<public base>/media/<token>`, the token
+/// signed for [`media_variant`] and valid for [`media_link_ttl`] from `now` — no login, fetchable
+/// by the platform's crawler. `None` when no public base URL is configured or the id is not an
+/// image id (the post then carries no image, and a channel needing one refuses).
+pub fn signed_image_url(
+    links: &kem_kit::media::MediaLinks,
+    image_id: &str,
+    channel: Channel,
+    now: SystemTime,
+) -> Option<String> {
+    links.url(image_id, media_variant(channel), media_link_ttl(channel), now)
 }
 
 /// A channel's entry link built by distribution itself, for a job whose publisher sent none:
@@ -360,22 +433,25 @@ mod tests {
     }
 
     #[test]
-    fn image_urls_are_the_public_route_and_jpeg_for_instagram() {
-        assert_eq!(
-            image_url("https://kem.example/", "img 1", Channel::Instagram).as_deref(),
-            Some("https://kem.example/api/v1/public/images/img+1?format=IMAGE_FORMAT_JPEG")
-        );
-        for channel in Channel::ALL.into_iter().filter(|c| *c != Channel::Instagram) {
-            assert_eq!(
-                image_url("https://kem.example", "3c5d2b1a-0000-4000-8000-000000000000", channel).as_deref(),
-                Some("https://kem.example/api/v1/public/images/3c5d2b1a-0000-4000-8000-000000000000"),
-                "{channel}"
-            );
+    fn media_links_are_signed_for_each_channels_rendition_and_lifetime() {
+        use kem_kit::media::{MediaLinks, MediaSigner, MediaVariant};
+        let signer = Arc::new(MediaSigner::new(&[3; 32], &[]).expect("signer"));
+        let links = MediaLinks::new("https://kem.example/", signer.clone());
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let image = "3c5d2b1a-0000-4000-8000-000000000000";
+        for channel in Channel::ALL {
+            let url = signed_image_url(&links, image, channel, now).expect("a link");
+            let token = url.strip_prefix("https://kem.example/media/").expect("on the public base");
+            let grant = signer.verify(token, now).expect("valid now");
+            assert_eq!((grant.image_id.as_str(), grant.variant), (image, media_variant(channel)), "{channel}");
+            assert_eq!(grant.expires_at, 1_800_000_000 + media_link_ttl(channel).as_secs());
+            assert!(media_link_ttl(channel) >= Duration::from_secs(30 * 24 * 3_600), "{channel}");
         }
-        assert_eq!(image_url("https://kem.example", " ", Channel::Instagram), None);
-        assert_eq!(image_url(" ", "img", Channel::NaverBlog), None, "no public base URL, no image link");
-        let url = image_url("https://kem.example", "a/../b?c#d", Channel::GenieTv).unwrap_or_default();
-        assert!(url.ends_with("/api/v1/public/images/a%2F..%2Fb%3Fc%23d"), "the id stays one path segment: {url}");
+        assert_eq!(media_variant(Channel::Instagram), MediaVariant::InstagramFeed);
+        assert!(media_link_ttl(Channel::NaverBlog) > media_link_ttl(Channel::Instagram), "articles live longer");
+        assert_eq!(signed_image_url(&links, "img 1", Channel::Instagram, now), None, "not an image id");
+        let nowhere = MediaLinks::new("", signer);
+        assert_eq!(signed_image_url(&nowhere, image, Channel::Instagram, now), None, "no public base URL");
     }
 
     #[test]

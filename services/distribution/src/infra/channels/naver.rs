@@ -1,9 +1,12 @@
 //! The Naver channel (PROVIDERS.md §5). Naver shut its blog write API down in 2020, so the channel
 //! prepares a ready-to-post article — title, HTML body, images, and a deep link into the Naver
 //! Blog editor — and leaves the delivery AWAITING_OWNER for owner-assisted publishing (no login
-//! session is ever automated). Where a Naver Cafe is configured, the article is posted there
-//! through the Cafe API (`POST /v1/cafe/{clubid}/menu/{menuid}/articles`) and the delivery is
-//! PUBLISHED with the article's URL.
+//! session is ever automated). Where Naver Login is configured and the owner connected their
+//! Naver account with a cafe board, the article is posted there through the Cafe API
+//! (`POST /v1/cafe/{clubid}/menu/{menuid}/articles`) with the owner's token, and the delivery is
+//! PUBLISHED with the article's URL. Naver answering 401 (`024`: the token expired or was
+//! withdrawn) fails the delivery AUTH_REQUIRED and the connection needs reconnecting; 403 (not a
+//! member, board not writable) is PERMISSION_DENIED.
 //!
 //! The Cafe API wants `subject` and `content` URL-encoded inside the form (Naver's samples encode
 //! UTF-8 first, then the form): both are encoded twice. A post is not idempotent, so it is
@@ -16,7 +19,6 @@
 
 use std::time::Duration;
 
-use kem_kit::Secret;
 use kem_kit::external::{
     ProviderClient, ProviderConfig, ProviderConfigError, ProviderError, ProviderResponse, Verdict,
 };
@@ -25,7 +27,8 @@ use serde::Deserialize;
 
 use super::{ChannelClient, CodeSlot, Step, form_body, form_encode, outcome_of_unrepeatable, send_while_refused};
 use crate::domain::text::article_html;
-use crate::domain::{Channel, ManualPost, ProviderLabel, StepOutcome};
+use crate::domain::{Channel, ErrorReason, ManualPost, NaverCafe, ProviderLabel, StepOutcome};
+use crate::infra::connections::ConnectedAccount;
 
 /// Provider name of the Cafe API.
 pub const PROVIDER: &str = "naver-cafe";
@@ -43,15 +46,6 @@ pub fn provider_config(base_url: impl Into<String>) -> ProviderConfig {
     config.deadline = Duration::from_secs(20);
     config.max_body_bytes = 1 << 20;
     config
-}
-
-/// The cafe articles are posted to.
-#[derive(Debug, Clone, Default)]
-pub struct CafeSettings {
-    /// The cafe's club id.
-    pub club_id: String,
-    /// The board (menu) id.
-    pub menu_id: String,
 }
 
 /// The article of a delivery.
@@ -110,31 +104,40 @@ struct CafeResult {
     article_url: Option<String>,
 }
 
-/// Remembers Naver's `errorCode` (`{"errorMessage","errorCode"}`).
+/// Remembers Naver's error code (`{"errorMessage","errorCode"}`, or the Cafe API's
+/// `{"message":{"error":{"code","msg"}}}`). 401 is the token (reconnect); 403 is the member's
+/// standing in the cafe or the API not enabled, which a new token does not change.
 fn classify(response: &ProviderResponse, slot: &CodeSlot) -> Option<Verdict> {
     if response.status().is_success() {
         return None;
     }
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(response.body())
-        && let Some(code) = json.get("errorCode").and_then(|c| c.as_str())
-    {
+    let json = serde_json::from_slice::<serde_json::Value>(response.body()).unwrap_or_default();
+    let code = json
+        .get("errorCode")
+        .or_else(|| json.pointer("/message/error/code"))
+        .and_then(|c| c.as_str())
+        .unwrap_or_default();
+    if !code.is_empty() {
         slot.set(code.to_owned());
     }
-    None
+    match response.status().as_u16() {
+        401 => Some(Verdict::Auth(response.detail())),
+        403 => Some(Verdict::Invalid(response.detail())),
+        _ => None,
+    }
 }
 
-/// Posts the article to a Naver Cafe.
+/// Posts the article to the owner's Naver Cafe board with their token, or prepares it for
+/// owner-assisted publishing when they have not connected Naver.
 #[derive(Debug, Clone)]
 pub struct CafeNaver {
     client: ProviderClient,
-    token: Secret,
-    cafe: CafeSettings,
 }
 
 impl CafeNaver {
-    /// A client posting to `cafe` with the member's access token.
-    pub fn new(config: ProviderConfig, token: Secret, cafe: CafeSettings) -> Result<Self, ProviderConfigError> {
-        Ok(CafeNaver { client: ProviderClient::new(config)?, token, cafe })
+    /// A client of the Naver API host.
+    pub fn new(config: ProviderConfig) -> Result<Self, ProviderConfigError> {
+        Ok(CafeNaver { client: ProviderClient::new(config)? })
     }
 
     /// The underlying provider client.
@@ -142,15 +145,23 @@ impl CafeNaver {
         &self.client
     }
 
-    async fn post(&self, subject: &str, content: &str, slot: &CodeSlot) -> Result<(String, String), ProviderError> {
-        let mut bearer =
-            HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| ProviderError::Request {
+    async fn post(
+        &self,
+        account: &ConnectedAccount,
+        cafe: &NaverCafe,
+        subject: &str,
+        content: &str,
+        slot: &CodeSlot,
+    ) -> Result<(String, String), ProviderError> {
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", account.access_token.expose())).map_err(|_| {
+            ProviderError::Request {
                 provider: PROVIDER.into(),
                 detail: "the access token is not a valid header value".into(),
-            })?;
+            }
+        })?;
         bearer.set_sensitive(true);
         let body = form_body(&[("subject", &form_encode(subject)), ("content", &form_encode(content))]);
-        let path = format!("v1/cafe/{}/menu/{}/articles", self.cafe.club_id, self.cafe.menu_id);
+        let path = format!("v1/cafe/{}/menu/{}/articles", cafe.club_id, cafe.menu_id);
         let response: CafeResponse = self
             .client
             .post(&path)
@@ -179,6 +190,13 @@ impl ChannelClient for CafeNaver {
         ProviderLabel::external(PROVIDER, "v1")
     }
 
+    fn provider_for(&self, account: Option<&ConnectedAccount>) -> ProviderLabel {
+        match account.and_then(|a| a.naver_cafe.as_ref()) {
+            Some(_) => self.provider(),
+            None => ProviderLabel::none(ASSISTED),
+        }
+    }
+
     fn retry_after_timeout_is_safe(&self) -> bool {
         false
     }
@@ -189,17 +207,30 @@ impl ChannelClient for CafeNaver {
             return StepOutcome::published(article_id, step.delivery.permalink.clone(), String::new());
         }
         let post = manual_post(step);
+        let Some((account, cafe)) = step.account.and_then(|a| a.naver_cafe.as_ref().map(|c| (a, c))) else {
+            // Not connected: the owner posts the article themselves, as without Naver Login.
+            return StepOutcome::AwaitingOwner { post };
+        };
         let slot = CodeSlot::default();
         let config = self.client.config();
-        let sent =
-            send_while_refused(config.max_attempts, config.backoff, || self.post(&post.title, &post.html_body, &slot))
-                .await;
+        let sent = send_while_refused(config.max_attempts, config.backoff, || {
+            self.post(account, cafe, &post.title, &post.html_body, &slot)
+        })
+        .await;
         match sent {
             Ok((article_id, article_url)) => {
                 step.progress.save_work_ref(&article_id, &article_id).await;
                 StepOutcome::published(article_id, article_url, String::new())
             }
-            Err(e) => outcome_of_unrepeatable(&e, &slot.get(), Duration::from_secs(3_600)),
+            Err(e) => {
+                let mut outcome = outcome_of_unrepeatable(&e, &slot.get(), Duration::from_secs(3_600));
+                if let (ProviderError::Invalid { status: 403, .. }, StepOutcome::Failed { failure, .. }) =
+                    (&e, &mut outcome)
+                {
+                    failure.reason = ErrorReason::PermissionDenied;
+                }
+                outcome
+            }
         }
     }
 }

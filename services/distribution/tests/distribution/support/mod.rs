@@ -2,10 +2,12 @@
 //! prefix, reaching a fake user service over mesh mTLS; contract servers for every channel;
 //! job builders; status and queue readers.
 
-pub mod cafe;
 pub mod events;
-/// The Instagram Graph contract server, shared with the end-to-end tests.
+pub mod media;
+/// The Instagram Graph and Instagram Login contract server, shared with the end-to-end tests.
 pub use kem_testkit::contracts::instagram;
+/// The Naver Login and Cafe contract server, shared with the end-to-end tests.
+pub use kem_testkit::contracts::naver;
 pub mod partner;
 pub mod sens;
 pub mod user;
@@ -16,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kem_distribution::DistributionApi;
-use kem_distribution::config::{CafeConfig, ChannelPolicy, DistributionConfig, PartnerConfig};
+use kem_distribution::config::{ChannelPolicy, DistributionConfig, NaverLoginConfig, PartnerConfig};
 use kem_distribution::domain::{Channel, RetryPolicy};
-use kem_distribution::infra::channels;
+use kem_distribution::infra::channels::{self, form_decode};
+use kem_distribution::infra::connections as login;
 use kem_kit::Secret;
 pub use kem_kit::clock::{Clock as _, SystemClock};
 use kem_kit::external::{Backoff, ProviderConfig, ProviderMode};
@@ -81,6 +84,8 @@ pub fn fast_config() -> DistributionConfig {
         );
     }
     config.kakao.settings.quiet_hours = false;
+    // A fixed media key, the image host's too, so the tests can read the links distribution signs.
+    config.media_keys.key = Some(media::media_key_setting());
     config.instagram.settings.container_poll = Duration::from_millis(20);
     config.instagram.settings.container_wait = Duration::from_millis(300);
     config.instagram.settings.processing_poll = Duration::from_millis(50);
@@ -91,17 +96,19 @@ pub fn fast_config() -> DistributionConfig {
     config.lease_margin = Duration::from_secs(1);
     config.owner_lookup_timeout = Duration::from_secs(2);
     config.drain_timeout = Duration::from_secs(1);
+    config.connections.refresh_interval = Duration::from_millis(50);
     config
 }
 
 /// A contract server per channel, and the public image route Instagram fetches from.
 pub struct Providers {
     pub instagram: instagram::IgServer,
-    /// The platform's public image route (a real JPEG), which [`Providers::configure`] makes the
-    /// public base URL: Instagram's contract server fetches every `image_url` as Meta does.
+    /// The edge's public media route (`/media/{token}`, verified with [`media::MEDIA_KEY`]: real
+    /// JPEG and PNG renditions), which [`Providers::configure`] makes the public base URL:
+    /// Instagram's contract server fetches every `image_url` as Meta does.
     pub images: instagram::ImageHost,
     pub sens: sens::SensServer,
-    pub cafe: cafe::CafeServer,
+    pub naver: naver::NaverServer,
     pub partners: BTreeMap<Channel, partner::TestPartner>,
 }
 
@@ -113,9 +120,9 @@ impl Providers {
         }
         Providers {
             instagram: instagram::IgServer::start().await,
-            images: instagram::ImageHost::start().await,
+            images: instagram::ImageHost::start_with_media_key(&media::MEDIA_KEY).await,
             sens: sens::SensServer::start().await,
-            cafe: cafe::CafeServer::start().await,
+            naver: naver::NaverServer::start().await,
             partners,
         }
     }
@@ -128,29 +135,44 @@ impl Providers {
     pub fn calls(&self) -> BTreeMap<Channel, u64> {
         let mut calls: BTreeMap<Channel, u64> = self.partners.iter().map(|(c, p)| (*c, p.calls())).collect();
         calls.insert(Channel::Instagram, self.instagram.calls());
-        calls.insert(Channel::NaverBlog, self.cafe.calls());
+        calls.insert(Channel::NaverBlog, self.naver.calls());
         calls.insert(Channel::KakaoChannel, self.sens.calls());
         calls
     }
 
-    /// Points every channel of `config` at these servers (the real clients, real credentials),
-    /// and the public base URL at the image host.
+    /// Registers the OAuth callback of a service whose public base URL is `base` with the
+    /// Instagram app and the Naver application (providers match it exactly).
+    pub fn allow_callback(&self, base: &str) {
+        let callback = format!("{base}{}", kem_distribution::OAUTH_CALLBACK_PATH);
+        self.instagram.allow_redirect(&callback);
+        self.naver.allow_redirect(&callback);
+    }
+
+    /// Points every channel of `config` at these servers (the real clients, real credentials:
+    /// the Meta app's and the Naver application's, each registering the OAuth callback), and the
+    /// public base URL at the image host.
     pub fn configure(&self, config: &mut DistributionConfig) {
         config.public_base_url = self.images.base_url();
-        let instagram = fast(channels::instagram::provider_config(self.instagram.base_url()));
-        config.instagram.mode = ProviderMode::Real { config: instagram, credentials: Secret::new(instagram::TOKEN) };
-        config.instagram.settings.user_id = instagram::IG_USER.into();
+        let ig = self.instagram.base_url();
+        let instagram = fast(channels::instagram::provider_config(ig.clone()));
+        config.instagram.mode =
+            ProviderMode::Real { config: instagram, credentials: Secret::new(instagram::APP_SECRET) };
+        config.instagram.app_id = instagram::APP_ID.into();
+        config.instagram.oauth_url = ig.clone();
+        config.instagram.authorize_url = ig;
         config.instagram.settings.api_version = instagram::VERSION.into();
+        config.naver = Some(NaverLoginConfig {
+            client_id: naver::CLIENT_ID.into(),
+            client_secret: Secret::new(naver::CLIENT_SECRET),
+            auth: fast(login::naver::provider_config(self.naver.base_url())),
+            api: fast(channels::naver::provider_config(self.naver.base_url())),
+        });
+        self.allow_callback(&self.images.base_url());
         let sens = fast(channels::kakao::provider_config(self.sens.base_url()));
         config.kakao.mode = ProviderMode::Real { config: sens, credentials: Secret::new(sens::SECRET) };
         config.kakao.settings.access_key = sens::ACCESS_KEY.into();
         config.kakao.settings.service_id = sens::SERVICE_ID.into();
         config.kakao.settings.plus_friend_id = sens::PLUS_FRIEND.into();
-        config.naver_cafe = Some(CafeConfig {
-            provider: fast(channels::naver::provider_config(self.cafe.base_url())),
-            access_token: Secret::new(cafe::TOKEN),
-            cafe: channels::naver::CafeSettings { club_id: cafe::CLUB.into(), menu_id: cafe::MENU.into() },
-        });
         for (channel, server) in &self.partners {
             let provider = fast(channels::partner::provider_config(*channel, server.base_url()));
             config.partners.insert(
@@ -198,13 +220,119 @@ async fn peer_services(ca: &TestCa, identity: &WorkloadIdentity, servers: &Shutd
 }
 
 impl Harness {
+    /// The service, with [`OWNER`] having connected every channel that takes their account
+    /// (Instagram through Instagram Login, Naver with the contract server's cafe board), as an
+    /// owner who set up their channels does.
     pub async fn start(config: DistributionConfig) -> Harness {
         Harness::start_with_queue(config, None).await
     }
 
+    /// The service with no channel connected by anyone.
+    pub async fn start_unconnected(config: DistributionConfig) -> Harness {
+        Harness::start_tuned(config, None).await
+    }
+
+    /// The service on `clock` (shared with the contract servers, so one `advance` moves both),
+    /// nothing connected.
+    pub async fn start_with_clock(config: DistributionConfig, clock: kem_kit::clock::ManualClock) -> Harness {
+        let ca = TestCa::new();
+        let identity = ca.identity("distribution", HOUR).await;
+        let servers = Shutdown::new();
+        let (users, events, peers) = peer_services(&ca, &identity, &servers).await;
+        let mut svc = TestService::with_peers("distribution", peers).await;
+        svc.ctx.clock = Arc::new(clock);
+        let (ctx, queue) = (svc.ctx.clone(), svc.queue.clone());
+        Harness::launch(ctx, queue, config, (users, events), ca, identity, servers, Backing::Postgres(Box::new(svc)))
+            .await
+    }
+
+    /// Connects every channel `owner` has NOT_CONNECTED through the full OAuth flow.
+    pub async fn connect_all(&self, owner: &str) {
+        for c in self.connections(owner).await.expect("list connections") {
+            if c.state == pb::ConnectionState::NotConnected as i32 {
+                let channel = Channel::from_number(c.channel).expect("a channel");
+                self.connect(owner, channel).await;
+            }
+        }
+    }
+
+    pub async fn connections(&self, owner: &str) -> Result<Vec<pb::ChannelConnection>, Status> {
+        let request = with_owner(Request::new(pb::ListChannelConnectionsRequest {}), owner);
+        Ok(self.api.list_channel_connections(request).await?.into_inner().connections)
+    }
+
+    /// `owner`'s connection of `channel` as listed.
+    pub async fn connection(&self, owner: &str, channel: Channel) -> pb::ChannelConnection {
+        let all = self.connections(owner).await.expect("list connections");
+        all.into_iter().find(|c| c.channel == channel.number()).expect("every channel is listed")
+    }
+
+    pub async fn start_connection(
+        &self,
+        owner: &str,
+        channel: i32,
+        cafe: Option<(&str, &str)>,
+    ) -> Result<pb::StartChannelConnectionResponse, Status> {
+        let naver_cafe = cafe.map(|(club, menu)| pb::NaverCafe { club_id: club.to_owned(), menu_id: menu.to_owned() });
+        let request = pb::StartChannelConnectionRequest { channel, naver_cafe };
+        Ok(self.api.start_channel_connection(with_owner(Request::new(request), owner)).await?.into_inner())
+    }
+
+    /// The callback as the browser brings it: the redirect's query, sent with `caller`'s
+    /// credentials when given (the route is public).
+    pub async fn complete(
+        &self,
+        caller: Option<&str>,
+        query: &HashMap<String, String>,
+    ) -> Result<pb::ChannelConnection, Status> {
+        let get = |k: &str| query.get(k).cloned().unwrap_or_default();
+        let request = pb::CompleteChannelConnectionRequest {
+            state: get("state"),
+            code: get("code"),
+            error: get("error"),
+            error_description: get("error_description"),
+            error_reason: get("error_reason"),
+        };
+        let request = match caller {
+            Some(owner) => with_owner(Request::new(request), owner),
+            None => Request::new(request),
+        };
+        let answer = self.api.complete_channel_connection(request).await?.into_inner();
+        Ok(answer.connection.expect("the connection"))
+    }
+
+    /// Starts connecting `channel` for `owner`, follows the provider's consent screen and
+    /// completes with its redirect; the connection.
+    pub async fn connect(&self, owner: &str, channel: Channel) -> pb::ChannelConnection {
+        let cafe = (channel == Channel::NaverBlog).then_some((naver::CLUB, naver::MENU));
+        let started = self.start_connection(owner, channel.number(), cafe).await.expect("start connecting");
+        let redirect = consent(&started.authorization_url).await;
+        self.complete(None, &redirect).await.unwrap_or_else(|e| panic!("complete connecting {channel}: {e:?}"))
+    }
+
+    pub async fn delete_connection(&self, owner: &str, channel: i32) -> Result<pb::ChannelConnection, Status> {
+        let request = with_owner(Request::new(pb::DeleteChannelConnectionRequest { channel }), owner);
+        Ok(self.api.delete_channel_connection(request).await?.into_inner().connection.expect("the connection"))
+    }
+
+    pub async fn check(&self, owner: &str, channels: &[Channel]) -> Result<Vec<pb::ChannelConnection>, Status> {
+        let request = pb::CheckChannelConnectionsRequest {
+            owner_id: owner.to_owned(),
+            channels: channels.iter().map(|c| c.number()).collect(),
+        };
+        Ok(self.api.check_channel_connections(Request::new(request)).await?.into_inner().unusable)
+    }
+
     /// Like [`start`](Self::start) with the store-backed queue tuned (e.g. a zero dedupe window,
     /// so a re-sent message id is delivered again, as Service Bus does once its window passed).
+    /// [`OWNER`] has connected every channel that takes their account, as with [`start`](Self::start).
     pub async fn start_with_queue(config: DistributionConfig, queue: Option<StoreQueueOptions>) -> Harness {
+        let h = Harness::start_tuned(config, queue).await;
+        h.connect_all(OWNER).await;
+        h
+    }
+
+    async fn start_tuned(config: DistributionConfig, queue: Option<StoreQueueOptions>) -> Harness {
         let ca = TestCa::new();
         let identity = ca.identity("distribution", HOUR).await;
         let servers = Shutdown::new();
@@ -347,8 +475,26 @@ impl Harness {
     }
 }
 
+/// Opens `url` as the owner's browser would (the provider's consent screen) and reads the
+/// redirect it answers: the query of its `Location` (Meta's `#_` fragment dropped, as browsers do).
+pub async fn consent(url: &str) -> HashMap<String, String> {
+    let tls = kem_kit::external::tls_client_config(None).expect("rustls with ring");
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let response = client.get(url).send().await.expect("the consent screen answers");
+    assert_eq!(response.status().as_u16(), 302, "the consent screen redirects: {url}");
+    let location = response.headers().get("location").and_then(|l| l.to_str().ok()).expect("a Location").to_owned();
+    let location = location.split('#').next().unwrap_or_default();
+    let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    form_decode(query).into_iter().collect()
+}
+
 /// A publication as the event service sends it: Instagram copy with hashtags, the others with
-/// their own text, the selected image, a 30-day period that started an hour ago, a prize.
+/// their own text, the selected image ([`media::image_id`]), a 30-day period that started an hour
+/// ago, a prize.
 pub fn job(event_id: &str, owner: &str, channels: &[Channel]) -> msg::DistributionJob {
     let start = SystemClock.now_ms() - 3_600_000;
     msg::DistributionJob {
@@ -370,7 +516,7 @@ pub fn job(event_id: &str, owner: &str, channels: &[Channel]) -> msg::Distributi
                 entry_url: String::new(),
             })
             .collect(),
-        image_id: format!("img-{event_id}"),
+        image_id: media::image_id(event_id),
         title: "평일 점심 스탬프 이벤트".into(),
         description: "점심 시간에 방문하고 스탬프를 모으세요".into(),
         period: Some(common::Period { start_time: Some(ts(start)), end_time: Some(ts(start + 30 * DAY_MS)) }),

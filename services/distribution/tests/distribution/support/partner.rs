@@ -27,6 +27,8 @@ pub struct Faults {
     pub fail_next: AtomicU32,
     pub lose_next: AtomicU32,
     pub hang: AtomicBool,
+    /// `creative.asset_url` of every `POST /jobs` (replays included), in order.
+    pub asset_urls: std::sync::Mutex<Vec<String>>,
 }
 
 pub struct TestPartner {
@@ -39,9 +41,19 @@ pub struct TestPartner {
 async fn faults(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
     faults.calls.fetch_add(1, Ordering::SeqCst);
     let submission = request.method() == Method::POST && request.uri().path().ends_with("/jobs");
-    if submission {
+    let request = if submission {
         faults.submissions.fetch_add(1, Ordering::SeqCst);
-    }
+        // Read the campaign to see which image link it carries, then hand the same bytes on.
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, 1024 * 1024).await.expect("a readable submission");
+        let campaign: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if let Some(url) = campaign["creative"]["asset_url"].as_str() {
+            faults.asset_urls.lock().expect("asset urls").push(url.to_owned());
+        }
+        Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        request
+    };
     if faults.hang.load(Ordering::SeqCst) {
         // A partner that never answers: the client's own deadline is what is tested.
         std::future::pending::<()>().await;
@@ -103,6 +115,11 @@ impl TestPartner {
     /// `POST /jobs` requests received (replays included).
     pub fn submissions(&self) -> u64 {
         self.faults.submissions.load(Ordering::SeqCst)
+    }
+
+    /// The `creative.asset_url` of every submission so far.
+    pub fn asset_urls(&self) -> Vec<String> {
+        self.faults.asset_urls.lock().expect("asset urls").clone()
     }
 
     pub fn hang(&self, hang: bool) {

@@ -3,9 +3,9 @@
 //! phone per event" is a database constraint without the number being readable.
 //!
 //! - [`PiiCipher`]: seals a value bound to its entry and field (the AAD), so a ciphertext copied
-//!   into another row or column does not decrypt. The stored form is
+//!   into another row or column does not decrypt. It is the kit's [`Keyring`] (stored form
 //!   `0x01 ‖ key id (4 bytes) ‖ nonce (12 bytes, random) ‖ ciphertext ‖ tag`; the key id lets a
-//!   rotated key keep decrypting old rows (previous keys).
+//!   rotated key keep decrypting old rows) with this service's AAD and errors naming the entry.
 //! - [`PhoneHasher`]: `HMAC-SHA256(key, "kem.participation.phone.v1" ‖ 0 ‖ event id ‖ 0 ‖ E.164)`
 //!   in hex. Scoped to the event, so the same person's entries to different events are not
 //!   linkable through the hash.
@@ -14,19 +14,16 @@
 
 pub mod keys;
 
-use std::collections::HashMap;
-
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
-
 use kem_kit::hex;
+use kem_kit::sealing::{Keyring, SealError};
+use ring::hmac;
 
 /// Length of an AES-256 key.
-pub const KEY_LEN: usize = 32;
-const FORMAT_VERSION: u8 = 1;
-const KEY_ID_LEN: usize = 4;
-const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
+pub use kem_kit::sealing::KEY_LEN;
+
+/// Scopes the key ids in stored values to this service's personal-data keys. Part of every
+/// stored value's header: changing it would make existing rows' keys unfindable.
+const KEY_ID_LABEL: &[u8] = b"kem.participation.pii.key-id\0";
 
 /// Which personal field a ciphertext holds (part of its AAD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,15 +87,18 @@ pub enum PiiError {
     },
 }
 
-/// The 4-byte id of a key: the start of SHA-256 over a label and the key.
-fn key_id(key: &[u8; KEY_LEN]) -> [u8; KEY_ID_LEN] {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    context.update(b"kem.participation.pii.key-id\0");
-    context.update(key);
-    let digest = context.finish();
-    let mut id = [0u8; KEY_ID_LEN];
-    id.copy_from_slice(&digest.as_ref()[..KEY_ID_LEN]);
-    id
+impl PiiError {
+    /// The kit's error with the entry and field it was about.
+    fn of(error: SealError, entry_id: &str, field: PiiField) -> PiiError {
+        let entry_id = entry_id.to_owned();
+        match error {
+            SealError::Random => PiiError::Random,
+            SealError::Seal => PiiError::Seal(field),
+            SealError::Format => PiiError::Format { entry_id, field },
+            SealError::UnknownKey { key_id } => PiiError::UnknownKey { entry_id, field, key_id },
+            SealError::Tampered => PiiError::Tampered { entry_id, field },
+        }
+    }
 }
 
 fn aad(entry_id: &str, field: PiiField) -> Vec<u8> {
@@ -110,83 +110,33 @@ fn aad(entry_id: &str, field: PiiField) -> Vec<u8> {
     aad
 }
 
-/// AES-256-GCM encryption of personal data with a current key and optional previous keys.
+/// AES-256-GCM encryption of personal data with a current key and optional previous keys: the
+/// kit's [`Keyring`], each value bound to its entry and field.
+#[derive(Debug)]
 pub struct PiiCipher {
-    current: ([u8; KEY_ID_LEN], LessSafeKey),
-    all: HashMap<[u8; KEY_ID_LEN], LessSafeKey>,
-    random: SystemRandom,
-}
-
-impl std::fmt::Debug for PiiCipher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PiiCipher")
-            .field("key_id", &hex::encode(self.current.0))
-            .field("keys", &self.all.len())
-            .finish()
-    }
-}
-
-fn aes_key(bytes: &[u8; KEY_LEN]) -> LessSafeKey {
-    // AES-256 accepts every 32-byte key, so this never fails; a failure would be a ring defect.
-    match UnboundKey::new(&AES_256_GCM, bytes) {
-        Ok(key) => LessSafeKey::new(key),
-        Err(_) => unreachable!("AES-256-GCM takes any 32-byte key"),
-    }
+    keyring: Keyring,
 }
 
 impl PiiCipher {
     /// Encrypts with `current`; decrypts with `current` or any of `previous`.
     pub fn new(current: &[u8; KEY_LEN], previous: &[[u8; KEY_LEN]]) -> PiiCipher {
-        let mut all = HashMap::new();
-        for key in previous.iter().chain(std::iter::once(current)) {
-            all.insert(key_id(key), aes_key(key));
-        }
-        PiiCipher { current: (key_id(current), aes_key(current)), all, random: SystemRandom::new() }
+        PiiCipher { keyring: Keyring::new(KEY_ID_LABEL, current, previous) }
     }
 
     /// The hex id of the key new values are encrypted with (for logs).
     pub fn key_id(&self) -> String {
-        hex::encode(self.current.0)
+        self.keyring.current_key_id()
     }
 
     /// Seals `plaintext` as `field` of entry `entry_id`.
     pub fn seal(&self, entry_id: &str, field: PiiField, plaintext: &str) -> Result<Vec<u8>, PiiError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.random.fill(&mut nonce).map_err(|_| PiiError::Random)?;
-        let mut sealed = Vec::with_capacity(HEADER_LEN + plaintext.len() + AES_256_GCM.tag_len());
-        sealed.push(FORMAT_VERSION);
-        sealed.extend_from_slice(&self.current.0);
-        sealed.extend_from_slice(&nonce);
-        let mut body = plaintext.as_bytes().to_vec();
-        self.current
-            .1
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad(entry_id, field)), &mut body)
-            .map_err(|_| PiiError::Seal(field))?;
-        sealed.extend_from_slice(&body);
-        Ok(sealed)
+        self.keyring.seal(&aad(entry_id, field), plaintext.as_bytes()).map_err(|e| PiiError::of(e, entry_id, field))
     }
 
     /// Opens what [`seal`](Self::seal) produced for the same entry and field.
     pub fn open(&self, entry_id: &str, field: PiiField, sealed: &[u8]) -> Result<String, PiiError> {
-        let format = || PiiError::Format { entry_id: entry_id.to_owned(), field };
-        if sealed.len() < HEADER_LEN + AES_256_GCM.tag_len() || sealed[0] != FORMAT_VERSION {
-            return Err(format());
-        }
-        let (header, body) = sealed.split_at(HEADER_LEN);
-        let mut id = [0u8; KEY_ID_LEN];
-        id.copy_from_slice(&header[1..=KEY_ID_LEN]);
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&header[1 + KEY_ID_LEN..]);
-        let key = self.all.get(&id).ok_or_else(|| PiiError::UnknownKey {
-            entry_id: entry_id.to_owned(),
-            field,
-            key_id: hex::encode(id),
-        })?;
-        let mut body = body.to_vec();
-        let plain = key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad(entry_id, field)), &mut body)
-            .map_err(|_| PiiError::Tampered { entry_id: entry_id.to_owned(), field })?;
-        String::from_utf8(plain.to_vec()).map_err(|_| format())
+        let plain = self.keyring.open(&aad(entry_id, field), sealed).map_err(|e| PiiError::of(e, entry_id, field))?;
+        String::from_utf8(plain).map_err(|_| PiiError::Format { entry_id: entry_id.to_owned(), field })
     }
 }
 
@@ -266,46 +216,4 @@ impl PhoneHasher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_round_trip_bound_to_their_entry_and_field() {
-        let cipher = PiiCipher::new(&[1; KEY_LEN], &[]);
-        let sealed = cipher.seal("entry-1", PiiField::Phone, "+821012345678").expect("seal");
-        assert!(!sealed.windows(4).any(|w| w == b"1012"), "no plaintext in the ciphertext");
-        assert_eq!(cipher.open("entry-1", PiiField::Phone, &sealed), Ok("+821012345678".to_owned()));
-        assert!(matches!(cipher.open("entry-2", PiiField::Phone, &sealed), Err(PiiError::Tampered { .. })));
-        assert!(matches!(cipher.open("entry-1", PiiField::Name, &sealed), Err(PiiError::Tampered { .. })));
-        let mut flipped = sealed.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 1;
-        assert!(matches!(cipher.open("entry-1", PiiField::Phone, &flipped), Err(PiiError::Tampered { .. })));
-        assert!(matches!(cipher.open("entry-1", PiiField::Phone, b"short"), Err(PiiError::Format { .. })));
-        let again = cipher.seal("entry-1", PiiField::Phone, "+821012345678").expect("seal");
-        assert_ne!(sealed, again, "random nonces: equal values do not look equal");
-    }
-
-    #[test]
-    fn rotated_keys_keep_old_values_readable() {
-        let old = PiiCipher::new(&[1; KEY_LEN], &[]);
-        let sealed = old.seal("e", PiiField::Name, "김민수").expect("seal");
-        let rotated = PiiCipher::new(&[2; KEY_LEN], &[[1; KEY_LEN]]);
-        assert_eq!(rotated.open("e", PiiField::Name, &sealed), Ok("김민수".to_owned()));
-        assert_ne!(rotated.key_id(), old.key_id());
-        let forgot = PiiCipher::new(&[2; KEY_LEN], &[]);
-        let error = forgot.open("e", PiiField::Name, &sealed).expect_err("unknown key");
-        assert!(error.to_string().contains("KEM_PARTICIPATION_PII_PREVIOUS_KEYS"), "{error}");
-    }
-
-    #[test]
-    fn phone_hashes_are_keyed_and_scoped_to_the_event() {
-        let hasher = PhoneHasher::new(hmac::Key::new(hmac::HMAC_SHA256, &[3; 32]));
-        let a = hasher.hash("event-1", "+821012345678");
-        assert_eq!(a.len(), 64);
-        assert_eq!(a, hasher.hash("event-1", "+821012345678"));
-        assert_ne!(a, hasher.hash("event-2", "+821012345678"));
-        let other = PhoneHasher::new(hmac::Key::new(hmac::HMAC_SHA256, &[4; 32]));
-        assert_ne!(a, other.hash("event-1", "+821012345678"));
-    }
-}
+mod tests;

@@ -1,6 +1,9 @@
 //! Test support shared by every mesh test (and by the platform's in-process CA for `kem up`'s
 //! tests): a test CA that hands out workload identities with any lifetime, and a tiny echo gRPC
-//! service that tells the caller which client certificate the server saw.
+//! service that tells the caller which client certificate the server saw, and an in-process
+//! OTLP trace collector ([`otlp`]) for tests about traces, the mesh's and the platform's.
+
+pub mod otlp;
 
 use std::sync::Arc;
 use std::time::Duration;
