@@ -149,6 +149,8 @@ pub struct DistributionConfig {
     /// The key that signs the public media links (`<base>/media/<token>`) platforms fetch images
     /// from; the gateway checks them with the same key.
     pub media_keys: kem_kit::media::MediaKeySettings,
+    /// The insights job (Instagram posts' numbers → analytics), run when Instagram is real.
+    pub insights: crate::app::insights::InsightsSettings,
     /// 우리동네TV, 링고비즈, 지니TV.
     pub partners: BTreeMap<Channel, PartnerConfig>,
     /// The in-process partner server partner channels without credentials use.
@@ -222,6 +224,7 @@ impl Default for DistributionConfig {
             naver: None,
             connections: ConnectionSettings::default(),
             media_keys: kem_kit::media::MediaKeySettings::default(),
+            insights: crate::app::insights::InsightsSettings::default(),
             partners: [Channel::UridongneTv, Channel::RingoBiz, Channel::GenieTv]
                 .into_iter()
                 .map(|c| (c, PartnerConfig { mode: local(partner::PROVIDER), client_id: local_client_id(c) }))
@@ -313,6 +316,9 @@ pub mod env {
     pub const TOKEN_PREVIOUS_KEYS: &str = "KEM_DISTRIBUTION_TOKEN_PREVIOUS_KEYS";
     /// Seconds between refresh-job rounds (default 60).
     pub const TOKEN_REFRESH_INTERVAL_SECS: &str = "KEM_DISTRIBUTION_TOKEN_REFRESH_INTERVAL_SECS";
+    /// How often each published Instagram post's numbers are read, in seconds, at least 3600
+    /// (default 3600).
+    pub const INSIGHTS_INTERVAL_SECS: &str = "KEM_DISTRIBUTION_INSIGHTS_INTERVAL_SECS";
     /// Attempts per delivery before a retryable failure is final (default 5; 3 for Kakao and Naver).
     pub const MAX_ATTEMPTS: &str = "KEM_DISTRIBUTION_MAX_ATTEMPTS";
     /// Scheduler scan interval in ms (default 1000).
@@ -364,6 +370,11 @@ impl DistributionConfig {
         }
 
         config.media_keys = kem_kit::media::MediaKeySettings::read(vars);
+        // Meta asks for hourly polling at most (PROVIDERS.md §10).
+        let every = parse::seconds().at_least(Duration::from_secs(3_600));
+        if let Some(interval) = vars.get(env::INSIGHTS_INTERVAL_SECS, every) {
+            config.insights.interval = interval;
+        }
 
         // Removed platform-wide tokens: a deployment still setting one fails loudly, naming what
         // replaced it, instead of silently publishing through nobody's account.

@@ -136,6 +136,7 @@ pub async fn start_api(
     let clients = channel_clients(&config, &ctx).await?;
     let connections = Arc::new(connections(&config, &ctx, &clients)?);
     spawn_connection_jobs(&config, &ctx, &connections);
+    spawn_insights_job(&config, &ctx, &repo, &connections)?;
     let lanes = clients
         .into_iter()
         .map(|client| {
@@ -317,6 +318,41 @@ fn spawn_connection_jobs(config: &DistributionConfig, ctx: &ServiceContext, conn
             async move { connections.purge_attempts().await }
         },
     );
+}
+
+/// The insights job, when Instagram is on its real provider (the local stand-in has no
+/// numbers): each round claims the posts due and reports their numbers to analytics. Rounds run
+/// far more often than a post is read, so a new post's numbers are read soon after they are due.
+fn spawn_insights_job(
+    config: &DistributionConfig,
+    ctx: &ServiceContext,
+    repo: &Repository,
+    connections: &Arc<Connections>,
+) -> Result<(), DistributionStartError> {
+    let ProviderMode::Real { config: provider, .. } = &config.instagram.mode else { return Ok(()) };
+    let reader = infra::insights::InstagramInsights::new(
+        infra::insights::provider_config(provider.base_url.clone()),
+        config.instagram.settings.api_version.clone(),
+    )?;
+    let job = Arc::new(app::insights::InsightsJob::new(
+        repo.clone(),
+        connections.clone(),
+        reader,
+        ctx.peers.clone(),
+        ctx.clock.clone(),
+        config.insights,
+    ));
+    let round = config.insights.interval.min(std::time::Duration::from_secs(60));
+    Periodic::resting("channel insights", round).spawn(ctx.shutdown.clone(), move || {
+        let job = job.clone();
+        async move {
+            let round = job.run_once().await;
+            if round.recorded > 0 {
+                tracing::info!(recorded = round.recorded, "channel insights recorded");
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn partner_clients(

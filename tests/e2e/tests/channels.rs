@@ -76,6 +76,12 @@ impl Platform {
                 user: Some(kem_user::UserConfig::for_tests()),
                 event: Some(event),
                 distribution: Some(distribution(&ig, &naver, &origin)),
+                // Analytics answers cached for 1 s (its shortest), so the insights a test waits
+                // for show soon.
+                analytics: Some(kem_analytics::AnalyticsConfig {
+                    cache_ttl: Duration::from_secs(1),
+                    ..kem_analytics::AnalyticsConfig::default()
+                }),
                 edge_limits: Some(generous_limits()),
                 ..ServiceConfigs::default()
             };
@@ -156,6 +162,8 @@ fn distribution(ig: &IgServer, naver: &NaverServer, origin: &str) -> kem_distrib
         };
     }
     config.scan_interval = Duration::from_millis(100);
+    // Posts' numbers read every 300 ms instead of hourly.
+    config.insights.interval = Duration::from_millis(300);
     config
 }
 
@@ -405,6 +413,36 @@ async fn an_owner_connects_instagram_through_the_edge_and_publishes_with_their_o
             "the image is fetched from the edge: {fetch:?}"
         );
         assert_eq!((fetch.status, fetch.jpeg), (Some(200), true), "a JPEG: {fetch:?}");
+
+        // Insights: until Instagram has numbers for the post, analytics says "not reported" (not
+        // 0); once it reports them, the insights job records exactly those, read with the shop's
+        // own token. Kakao offers no per-message numbers: it stays "not reported".
+        let analytics = format!("/api/v1/events/{event}/analytics");
+        let stats = |body: &Value, channel: &str| {
+            body["analytics"]["channelStats"]
+                .as_array()
+                .and_then(|all| all.iter().find(|s| s["channel"] == channel).cloned())
+                .unwrap_or(Value::Null)
+        };
+        let early = owner.get(&analytics).await.expect(200).body;
+        assert_ne!(stats(&early, "CHANNEL_INSTAGRAM")["metricsReported"], true, "not reported yet: {early}");
+        let numbers = instagram::Insights { reach: 40, views: 120, likes: 7, comments: 2, saved: 1, shares: 0 };
+        p.ig.set_insights(&media, numbers);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let reported = loop {
+            let body = owner.get(&analytics).await.body;
+            if stats(&body, "CHANNEL_INSTAGRAM")["metricsReported"] == true {
+                break body;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "analytics never showed Instagram's numbers: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let instagram_stats = stats(&reported, "CHANNEL_INSTAGRAM");
+        assert_eq!((&instagram_stats["views"], &instagram_stats["reach"]), (&json!("120"), &json!("40")), "{reported}");
+        assert!(instagram_stats["metricsObserveTime"].is_string(), "{reported}");
+        let kakao_stats = stats(&reported, "CHANNEL_KAKAO_CHANNEL");
+        assert_ne!(kakao_stats["metricsReported"], true, "Kakao is not reported: {reported}");
+        assert!(p.ig.insight_reads() >= 1, "read from Instagram");
         p.stop().await;
     })
     .await

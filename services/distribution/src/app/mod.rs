@@ -12,6 +12,7 @@
 pub mod connections;
 pub mod delivery;
 pub mod error;
+pub mod insights;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -401,3 +401,65 @@ fn delivery(row: &Row) -> Result<Delivery, StoreError> {
         updated_at: row.get("updated_at")?,
     })
 }
+
+/// A published Instagram post whose numbers are due to be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostDue {
+    /// The event.
+    pub event_id: String,
+    /// Its owner (whose connection's token reads the numbers).
+    pub owner_id: String,
+    /// The Instagram media id.
+    pub media_id: String,
+}
+
+impl Repository {
+    /// Claims up to `limit` published Instagram posts published since `published_since` whose
+    /// numbers were last read at or before `read_before` (or never), marking them read `now`.
+    /// The claim is a guarded update, so of several replicas running the insights job only one
+    /// reads a post in a round; a read that then fails waits for the next interval.
+    pub async fn claim_insights_due(
+        &self,
+        now: i64,
+        read_before: i64,
+        published_since: i64,
+        limit: usize,
+    ) -> Result<Vec<PostDue>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let candidates = store::query(
+            "SELECT event_id, owner_id, external_id FROM distribution_deliveries \
+             WHERE channel = 'INSTAGRAM' AND state = 'PUBLISHED' AND external_id <> '' \
+               AND published_at >= $1 AND (insights_read_at IS NULL OR insights_read_at <= $2) \
+             ORDER BY insights_read_at NULLS FIRST, published_at LIMIT $3",
+        )
+        .bind(published_since)
+        .bind(read_before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.store.primary())
+        .await?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for row in candidates {
+            let post = PostDue {
+                event_id: row.get("event_id")?,
+                owner_id: row.get("owner_id")?,
+                media_id: row.get("external_id")?,
+            };
+            let taken = store::query(
+                "UPDATE distribution_deliveries SET insights_read_at = $1 \
+                 WHERE event_id = $2 AND channel = 'INSTAGRAM' \
+                   AND (insights_read_at IS NULL OR insights_read_at <= $3)",
+            )
+            .bind(now)
+            .bind(post.event_id.clone())
+            .bind(read_before)
+            .execute(self.store.primary())
+            .await?;
+            if taken == 1 {
+                claimed.push(post);
+            }
+        }
+        Ok(claimed)
+    }
+}
