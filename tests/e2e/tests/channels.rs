@@ -180,28 +180,9 @@ fn generous_limits() -> kem_gateway::protect::EdgeLimits {
     limits
 }
 
-fn job_done(body: &Value) -> bool {
-    matches!(body.pointer("/job/state").and_then(Value::as_str), Some("JOB_STATE_SUCCEEDED" | "JOB_STATE_FAILED"))
-}
-
 /// Takes a new event of `owner` to CONTENT_READY (local AI and images, an image selected); its id.
 async fn ready_event(owner: &Rest, title: &str) -> String {
-    let id = owner.post("/api/v1/events", new_event(title)).await.expect(200).str("/event/eventId");
-    let job = owner.post(&format!("/api/v1/events/{id}:recommend"), json!({})).await.expect(200);
-    let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
-    let chosen = done.str("/job/recommendations/recommendations/0/recommendationId");
-    owner
-        .post(&format!("/api/v1/events/{id}:selectRecommendation"), json!({"recommendationId": chosen}))
-        .await
-        .expect(200);
-    let job = owner
-        .post(&format!("/api/v1/events/{id}:generateImages"), json!({"channels": ["CHANNEL_INSTAGRAM"]}))
-        .await
-        .expect(200);
-    let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
-    let image = done.str("/job/images/imageIds/0");
-    owner.post(&format!("/api/v1/events/{id}:selectImage"), json!({"imageId": image})).await.expect(200);
-    id
+    crate::hostile::ready_new_event(owner, new_event(title)).await
 }
 
 async fn publish(owner: &Rest, event: &str, channels: &[&str]) -> Reply {

@@ -95,6 +95,14 @@ pub(crate) async fn published_event(owner: &Rest) -> String {
 /// Creates the event `body` describes for `owner` and takes it to PUBLISHED on Instagram (local
 /// AI and image providers); returns its id.
 pub(crate) async fn publish_new_event(owner: &Rest, body: Value) -> String {
+    let id = ready_new_event(owner, body).await;
+    owner.post(&format!("/api/v1/events/{id}:publish"), json!({"channels": ["CHANNEL_INSTAGRAM"]})).await.expect(200);
+    id
+}
+
+/// Creates the event `body` describes for `owner` and takes it to CONTENT_READY (recommendation
+/// chosen, image generated and selected, by the local AI and image providers); returns its id.
+pub(crate) async fn ready_new_event(owner: &Rest, body: Value) -> String {
     let id = owner.post("/api/v1/events", body).await.expect(200).str("/event/eventId");
     let job = owner.post(&format!("/api/v1/events/{id}:recommend"), json!({})).await.expect(200);
     let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
@@ -110,7 +118,6 @@ pub(crate) async fn publish_new_event(owner: &Rest, body: Value) -> String {
     let done = owner.poll(&format!("/api/v1/jobs/{}", job.str("/job/jobId")), job_done).await;
     let image = done.str("/job/images/imageIds/0");
     owner.post(&format!("/api/v1/events/{id}:selectImage"), json!({"imageId": image})).await.expect(200);
-    owner.post(&format!("/api/v1/events/{id}:publish"), json!({"channels": ["CHANNEL_INSTAGRAM"]})).await.expect(200);
     id
 }
 
