@@ -109,8 +109,14 @@ pub fn router(edge: Arc<Edge>, jwks: Option<Arc<auth::JwtAuthenticator>>, cors_o
         .route("/docs", get(docs))
         .route("/docs/assets/{asset}", get(docs_asset))
         .route("/.well-known/jwks.json", get(jwks_json))
-        .route_service("/e/{*path}", pages::service(edge.clone()))
-        .route_service("/media/{token}", media::service(edge.clone()))
+        .route_service(
+            "/e/{*path}",
+            edge_route(edge.clone(), |edge, request| async move { pages::handle(&edge, request).await }),
+        )
+        .route_service(
+            "/media/{token}",
+            edge_route(edge.clone(), |edge, request| async move { media::handle(&edge, request).await }),
+        )
         .with_state(fixed)
         .route_layer(compression())
         .fallback_service(pipeline);
@@ -137,6 +143,30 @@ fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
 }
 
 const IDEMPOTENCY_KEY: header::HeaderName = header::HeaderName::from_static("idempotency-key");
+
+/// A route the edge answers itself (the pages, the media), as a service for the router: each
+/// request handled by `handle` with the shared [`Edge`].
+fn edge_route<F, Fut>(
+    edge: Arc<Edge>,
+    handle: F,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static
+where
+    F: Fn(Arc<Edge>, axum::extract::Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = axum::response::Response> + Send + 'static,
+{
+    tower::service_fn(move |request: axum::extract::Request| {
+        let (edge, handle) = (edge.clone(), handle.clone());
+        async move { Ok(handle(edge, request).await) }
+    })
+}
 
 /// The peer a request came from: its `ConnectInfo`, else the unspecified address (an `EdgeApp`
 /// called directly, outside [`serve`]).

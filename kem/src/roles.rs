@@ -331,8 +331,9 @@ pub const JWT_ISSUER: &str = "kem-user";
 pub const JWT_AUDIENCE: &str = "kem-api";
 
 /// Starts `role` (not the identity CA) with certificates from `ca`; it runs until `shutdown`.
-/// `shared` holds what the roles of this process share (addresses, the queue).
-pub async fn start(
+/// `shared` holds what the roles of this process share (addresses, the queue, the service
+/// settings [`preflight`] resolved); only [`start_all_with`] calls it, after that preflight.
+async fn start(
     role: Role,
     settings: &Settings,
     ca: &CaAccess,
@@ -387,19 +388,20 @@ async fn mount_service(
     }
 }
 
-/// The one way a role starts a service: the settings the embedding program gave, else the
-/// service's environment; `check` refuses settings the rest of this process cannot work with.
+/// The one way a role starts a service: with the settings [`preflight`] resolved (the embedding
+/// program's, else the service's environment) and checked against the provider policy; `check`
+/// refuses settings the rest of this process cannot work with.
 async fn mount<S: KemService>(
     server: RoleServer,
     ctx: ServiceContext,
-    given: Option<&S::Config>,
+    resolved: Option<&S::Config>,
     check: fn(&S::Config) -> anyhow::Result<()>,
 ) -> anyhow::Result<RoleServer> {
     let failed = || format!("the {} service failed to start", S::NAME);
-    let config = match given {
-        Some(config) => config.clone(),
-        None => S::config_from_env().with_context(failed)?,
-    };
+    let config = resolved
+        .cloned()
+        .with_context(|| format!("the {} service's settings were not resolved before its start", S::NAME))
+        .with_context(failed)?;
     check(&config).with_context(failed)?;
     for stand_in in kem_kit::external::StandIns::stand_ins(&config) {
         tracing::warn!(service = S::NAME, stand_in = %stand_in, "running on a LOCAL stand-in: its results are labelled local and are not real");

@@ -96,24 +96,6 @@ impl MediaEdge {
     }
 }
 
-/// The media route as a service for the edge's router (mounted at `/media/{token}`).
-pub fn service(
-    edge: Arc<Edge>,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    tower::service_fn(move |request: Request| {
-        let edge = edge.clone();
-        async move { Ok(handle(&edge, request).await) }
-    })
-}
-
 /// Serves one media request (a panic is caught and answered 500).
 pub async fn handle(edge: &Arc<Edge>, request: Request) -> Response {
     let started = tokio::time::Instant::now();

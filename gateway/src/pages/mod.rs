@@ -88,24 +88,6 @@ pub mod route {
     pub const WITHDRAW: &str = super::limit_route::WITHDRAW_ENTRY;
 }
 
-/// The pages as a service for the edge's router (mounted at `/e/{*path}`).
-pub fn service(
-    edge: Arc<Edge>,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    tower::service_fn(move |request: Request| {
-        let edge = edge.clone();
-        async move { Ok(handle(&edge, request).await) }
-    })
-}
-
 /// What a page request resolved to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Page<'a> {

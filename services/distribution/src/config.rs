@@ -204,7 +204,7 @@ impl Default for DistributionConfig {
     fn default() -> Self {
         let local = |name: &str| ProviderMode::Local { provider: name.to_owned() };
         DistributionConfig {
-            public_base_url: "http://127.0.0.1:8080".to_owned(),
+            public_base_url: DEFAULT_PUBLIC_BASE_URL.to_owned(),
             instagram: InstagramConfig {
                 mode: local(instagram::PROVIDER),
                 app_id: String::new(),
@@ -240,6 +240,9 @@ impl Default for DistributionConfig {
         }
     }
 }
+
+/// The public base URL `kem up` uses: the edge on loopback, which no platform can reach.
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:8080";
 
 /// The client id a partner channel uses with the local partner server.
 pub fn local_client_id(channel: Channel) -> String {
@@ -607,7 +610,7 @@ impl kem_kit::external::StandIns for DistributionConfig {
             let vars = [kem_kit::media::names::KEY_FILE, kem_kit::media::names::KEY];
             stand_ins.push(StandIn::new("media link signing key (a generated development key)", vars));
         }
-        if self.public_base_url == DistributionConfig::default().public_base_url {
+        if self.public_base_url == DEFAULT_PUBLIC_BASE_URL {
             let what = "public base URL (the loopback default: platforms could fetch no image from it)";
             stand_ins.push(StandIn::new(what, [env::PUBLIC_BASE_URL]));
         }

@@ -27,6 +27,7 @@ use kem_proto::kem::common::v1 as common;
 use serde::Deserialize;
 
 use crate::domain::Channel;
+use crate::infra::channels::instagram::GraphError;
 
 /// Provider name (breaker, logs, `ProviderInfo.name`).
 pub const PROVIDER: &str = "instagram-insights";
@@ -81,22 +82,6 @@ pub enum Insights {
     NotReported(NotReported),
 }
 
-/// The Graph error envelope.
-#[derive(Debug, Deserialize)]
-struct GraphErrorBody {
-    error: GraphError,
-}
-
-#[derive(Debug, Deserialize)]
-struct GraphError {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    code: i64,
-    #[serde(default)]
-    error_subcode: Option<i64>,
-}
-
 #[derive(Debug, Deserialize)]
 struct InsightsBody {
     #[serde(default)]
@@ -127,16 +112,12 @@ fn classify(response: &ProviderResponse) -> Option<Verdict> {
     if response.status().is_success() {
         return None;
     }
-    let error = serde_json::from_slice::<GraphErrorBody>(response.body()).ok()?.error;
+    let error = GraphError::of(response)?;
     if low_audience(&error) {
         // Not a failure: the answer is "not reported", read in `read`.
         return Some(Verdict::Success);
     }
-    let code = match error.error_subcode {
-        Some(sub) => format!("{}/{sub}", error.code),
-        None => error.code.to_string(),
-    };
-    let detail = format!("{} (code {code})", error.message);
+    let detail = format!("{} (code {})", error.message, error.code_text());
     Some(match error.code {
         // Expired or revoked token, or no insights permission: the owner must reconnect.
         190 | 10 | 200..=299 => Verdict::Auth(detail),

@@ -85,16 +85,32 @@ struct GraphErrorBody {
     error: GraphError,
 }
 
+/// A Graph API error (PROVIDERS.md §4), as publishing and insights read it.
 #[derive(Debug, Deserialize)]
-struct GraphError {
+pub(crate) struct GraphError {
     #[serde(default)]
-    message: String,
+    pub(crate) message: String,
     #[serde(default)]
-    code: i64,
+    pub(crate) code: i64,
     #[serde(default)]
-    error_subcode: Option<i64>,
+    pub(crate) error_subcode: Option<i64>,
     #[serde(default)]
-    is_transient: Option<bool>,
+    pub(crate) is_transient: Option<bool>,
+}
+
+impl GraphError {
+    /// The error of a failed answer, when its body is the Graph envelope.
+    pub(crate) fn of(response: &ProviderResponse) -> Option<GraphError> {
+        Some(serde_json::from_slice::<GraphErrorBody>(response.body()).ok()?.error)
+    }
+
+    /// `code/subcode` (or `code`), as deliveries report it.
+    pub(crate) fn code_text(&self) -> String {
+        match self.error_subcode {
+            Some(sub) => format!("{}/{sub}", self.code),
+            None => self.code.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,11 +157,8 @@ fn classify(response: &ProviderResponse, slot: &CodeSlot) -> Option<Verdict> {
     if response.status().is_success() {
         return None;
     }
-    let error = serde_json::from_slice::<GraphErrorBody>(response.body()).ok()?.error;
-    let code = match error.error_subcode {
-        Some(sub) => format!("{}/{sub}", error.code),
-        None => error.code.to_string(),
-    };
+    let error = GraphError::of(response)?;
+    let code = error.code_text();
     slot.set(code.clone());
     let detail = format!("{} (code {code})", error.message);
     Some(match (error.code, error.error_subcode) {
