@@ -7,6 +7,7 @@
 
 mod connections;
 mod exactly_once;
+mod insights;
 mod links;
 mod naver_login;
 mod partner;
