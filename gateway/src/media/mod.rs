@@ -196,7 +196,11 @@ async fn fetch(
         .admit(CONTENT_SERVICE)
         .await
         .map_err(|rejected| tonic::Status::unavailable(format!("the content service is {rejected}")))?;
-    let message = content::GetMediaContentRequest { image_id: image_id.to_owned(), variant: variant.number() };
+    let message = content::GetMediaContentRequest {
+        image_id: image_id.to_owned(),
+        variant: variant.number(),
+        qr_text: String::new(),
+    };
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("grpc-timeout", edge.config.deadlines.grpc_timeout_value(deadline));
     let mut request = with_client_ip(request, client);

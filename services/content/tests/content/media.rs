@@ -31,7 +31,11 @@ async fn media(
     variant: content::MediaVariant,
 ) -> Result<content::GetMediaContentResponse, tonic::Status> {
     use kem_proto::kem::content::v1::content_service_server::ContentService as _;
-    let request = content::GetMediaContentRequest { image_id: image_id.to_owned(), variant: variant as i32 };
+    let request = content::GetMediaContentRequest {
+        image_id: image_id.to_owned(),
+        variant: variant as i32,
+        qr_text: String::new(),
+    };
     api.get_media_content(Request::new(request)).await.map(tonic::Response::into_inner)
 }
 
@@ -98,7 +102,7 @@ async fn hostile_ids_and_variants_are_invalid_and_unknown_images_not_found() {
     }
     for bad in [0, 4, -1, i32::MAX, i32::MIN] {
         use kem_proto::kem::content::v1::content_service_server::ContentService as _;
-        let request = content::GetMediaContentRequest { image_id: image.clone(), variant: bad };
+        let request = content::GetMediaContentRequest { image_id: image.clone(), variant: bad, qr_text: String::new() };
         expect_invalid_field(h.api.get_media_content(Request::new(request)).await, "variant");
     }
     let unknown = expect_code(media(&h.api, UNKNOWN, content::MediaVariant::Original).await, Code::NotFound);
@@ -115,6 +119,7 @@ async fn the_mesh_admits_the_gateway_and_no_one_else() {
         Request::new(content::GetMediaContentRequest {
             image_id: image.clone(),
             variant: content::MediaVariant::Jpeg as i32,
+            qr_text: String::new(),
         })
     };
     let mut gateway = h.client(addr, "gateway").await;

@@ -67,6 +67,7 @@ pub async fn start(
     Ok(Response::new(pb::StartChannelConnectionResponse {
         authorization_url: url,
         expire_time: Some(timestamp(expires_at)),
+        connection: None,
     }))
 }
 

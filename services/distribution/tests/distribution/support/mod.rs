@@ -274,7 +274,7 @@ impl Harness {
         cafe: Option<(&str, &str)>,
     ) -> Result<pb::StartChannelConnectionResponse, Status> {
         let naver_cafe = cafe.map(|(club, menu)| pb::NaverCafe { club_id: club.to_owned(), menu_id: menu.to_owned() });
-        let request = pb::StartChannelConnectionRequest { channel, naver_cafe };
+        let request = pb::StartChannelConnectionRequest { channel, naver_cafe, kakao_channel_id: String::new() };
         Ok(self.api.start_channel_connection(with_owner(Request::new(request), owner)).await?.into_inner())
     }
 
