@@ -7,7 +7,8 @@
 //!   errors → statuses with `google.rpc` details, a published audit → [`DrawRecord`]);
 //! - [`app`]: the use cases (Enter, CloseEntries, ListParticipants, DrawWinners,
 //!   DrawWinnersOnSchedule, ListWinners, GetPublicWinners, CountEntries, AnonymizeEntries,
-//!   ExportParticipants and ListExports, BlockParticipant, ListBlocks and UnblockParticipant),
+//!   ExportParticipants and ListExports, BlockParticipant, ListBlocks and UnblockParticipant,
+//!   ListMarketingRecipients),
 //!   page tokens, and the [`ParticipationError`](app::ParticipationError) they fail with;
 //! - [`domain`]: pure rules, free of I/O — phone and name validation and masking, the age and
 //!   terms a consent must confirm, receipt codes, when an event is open, and the exact draw

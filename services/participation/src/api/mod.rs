@@ -3,8 +3,9 @@
 //!
 //! Access is enforced by the mesh (Enter and GetPublicWinners: the gateway; owner methods: the
 //! gateway with a verified `x-kem-user-id`; CountEntries: analytics and event; AnonymizeEntries,
-//! CloseEntries and DrawWinnersOnSchedule: event). Owner methods read the owner from that metadata
-//! and answer NOT_FOUND for anyone else's event.
+//! CloseEntries and DrawWinnersOnSchedule: event; ListMarketingRecipients: distribution, which
+//! names the owner in the request because no person is behind its call). Owner methods read the
+//! owner from that metadata and answer NOT_FOUND for anyone else's event.
 
 pub mod convert;
 pub mod status;
@@ -59,6 +60,9 @@ fn reply<T>(result: Result<T, ParticipationError>) -> Result<Response<T>, Status
 /// database or the event service is asked (a NUL in `/events/%00/participants` was a 500 from
 /// PostgreSQL, and a 500 from the event service an UNAVAILABLE here).
 const EVENT_ID: IdShape = IdShape::Key { max: 64 };
+/// Owner ids are the user service's, named by the distribution service in
+/// ListMarketingRecipients: the shape every kem id shares.
+const OWNER_ID: IdShape = IdShape::Key { max: 64 };
 /// Entry ids are minted here as UUIDs.
 const ENTRY_ID: IdShape = IdShape::Uuid;
 /// ListParticipants page tokens: base64url (`app::page` authenticates them and bounds their
@@ -409,6 +413,32 @@ impl ParticipationService for ParticipationApi {
         checked(Violations::new().id("eventId", &request.get_ref().event_id, EVENT_ID))?;
         let blocks = self.core.list_blocks(&owner, &request.get_ref().event_id).await;
         reply(blocks.map(|b| pb::ListBlocksResponse { blocks: b.iter().map(convert::block).collect() }))
+    }
+
+    async fn list_marketing_recipients(
+        &self,
+        request: Request<pb::ListMarketingRecipientsRequest>,
+    ) -> Result<Response<pb::ListMarketingRecipientsResponse>, Status> {
+        let r = request.into_inner();
+        checked(Violations::new().id("ownerId", &r.owner_id, OWNER_ID).optional_id(
+            "pageToken",
+            &r.page_token,
+            PAGE_TOKEN,
+        ))?;
+        let page = self.core.list_marketing_recipients(&r.owner_id, r.page_size, &r.page_token).await;
+        reply(page.map(|p| {
+            pb::ListMarketingRecipientsResponse {
+                recipients: p
+                    .recipients
+                    .into_iter()
+                    .map(|r| pb::MarketingRecipient {
+                        phone: r.phone,
+                        consent_time: Some(convert::timestamp(r.consented_at_ms)),
+                    })
+                    .collect(),
+                next_page_token: p.next_page_token,
+            }
+        }))
     }
 
     async fn unblock_participant(

@@ -121,6 +121,7 @@ impl ParticipationCore {
         let mut row = NewEntryRow {
             id: id.clone(),
             event_id: event.id.clone(),
+            owner_id: event.owner_id.clone(),
             phone_hash: self.keys.phones.hash(&event.id, &phone),
             name_sealed: self.keys.cipher.seal(&id, PiiField::Name, &valid.name)?,
             phone_sealed: self.keys.cipher.seal(&id, PiiField::Phone, &phone)?,

@@ -1,9 +1,9 @@
 //! The participation use cases, one file per group — entries (Enter, CloseEntries,
 //! ListParticipants, CountEntries, AnonymizeEntries) and draws (DrawWinners,
 //! DrawWinnersOnSchedule, ListWinners, GetPublicWinners), exports (ExportParticipants,
-//! ListExports: CSV files and their audit log) and blocks (BlockParticipant, ListBlocks,
-//! UnblockParticipant, and Enter's per-address quota) — plus page tokens and the
-//! [`ParticipationError`] they fail with. They combine the rules
+//! ListExports: CSV files and their audit log), blocks (BlockParticipant, ListBlocks,
+//! UnblockParticipant, and Enter's per-address quota) and marketing (ListMarketingRecipients) —
+//! plus page tokens and the [`ParticipationError`] they fail with. They combine the rules
 //! ([`domain`](crate::domain)) with the adapters of [`infra`](crate::infra): the event facts
 //! ([`events`](crate::infra::events)), personal-data protection ([`pii`](crate::infra::pii)) and
 //! the tables ([`repository`](crate::infra::repository)); they know nothing of gRPC.
@@ -15,6 +15,7 @@ mod draws;
 mod entries;
 mod error;
 mod exports;
+mod marketing;
 mod notify;
 mod page;
 
@@ -29,6 +30,7 @@ pub use draws::{DrawOutcome, DrawRequest, ScheduledDraw, Winner};
 pub use entries::{EventCount, ParticipantPage};
 pub use error::ParticipationError;
 pub use exports::{ExportCaller, ExportFile, ExportPage};
+pub use marketing::{DEFAULT_MARKETING_PAGE_SIZE, MAX_MARKETING_PAGE_SIZE, MarketingPage};
 pub use notify::{NotifierSettings, NotifyReport};
 pub use page::PageTokens;
 
@@ -89,10 +91,18 @@ impl ParticipationCore {
         &self.repo
     }
 
-    /// The facts of an event of `owner`: NOT_FOUND when absent or another owner's.
+    /// The facts of an event of `owner`: NOT_FOUND when absent or another owner's. Records the
+    /// event's owner on the way (see [`marketing`]): events whose entries predate
+    /// `event_owners` join ListMarketingRecipients once their owner opens them again.
     async fn owned_event(&self, owner: &str, event_id: &str, fresh: bool) -> Result<EventFacts> {
         let event_id = required_event_id(event_id)?;
         let facts = if fresh { self.events.fresh_facts(event_id).await? } else { self.events.facts(event_id).await? };
+        if let Some(facts) = &facts
+            && let Err(error) = self.repo.learn_owner(&facts.id, &facts.owner_id, self.clock.now_ms()).await
+        {
+            // The owner's call does not depend on it; the next one records it.
+            tracing::warn!(event_id = %facts.id, %error, "the event's owner was not recorded");
+        }
         facts.filter(|f| f.owner_id == owner).ok_or(ParticipationError::EventNotFound)
     }
 

@@ -80,6 +80,12 @@ impl MobileNumber {
         format!("{prefix}-{middle}-{last}")
     }
 
+    /// The national form in digits only, e.g. `01012345678`: what Kakao 친구톡 deliveries address
+    /// (ListMarketingRecipients).
+    pub fn national_digits(&self) -> String {
+        format!("0{}", self.subscriber)
+    }
+
     /// The national form with the middle group masked and the last four digits kept, e.g.
     /// `010-****-5678` (`011-***-4567` for a 10-digit legacy number).
     pub fn masked(&self) -> String {

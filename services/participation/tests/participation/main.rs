@@ -17,6 +17,7 @@ mod exports;
 mod failover;
 mod idempotency;
 mod listing;
+mod marketing;
 mod notifications;
 mod privacy;
 mod public_winners;

@@ -85,6 +85,7 @@ pub fn row(event_id: &str, n: usize, receipt_code: &str) -> NewEntryRow {
     NewEntryRow {
         id: uuid::Uuid::new_v4().to_string(),
         event_id: event_id.to_owned(),
+        owner_id: OWNER.to_owned(),
         phone_hash: format!("test-phone-hash-{n}"),
         name_sealed: vec![1, 2, 3],
         phone_sealed: vec![4, 5, 6],

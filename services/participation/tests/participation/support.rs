@@ -220,6 +220,15 @@ impl Harness {
         Harness::start(ctx.clone(), test_config(), Backing::Sqlite(dir), ca, participation, events, servers).await
     }
 
+    /// On embedded SQLite with `clock` as the service's clock.
+    pub async fn sqlite_with_clock(clock: Arc<dyn kem_kit::clock::Clock>) -> Harness {
+        let (ca, participation, events, servers, peers) = mesh().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = kem_testkit::service::embedded_context("participation", peers, dir.path()).await;
+        let ctx = ServiceContext { clock, ..ctx };
+        Harness::start(ctx, test_config(), Backing::Sqlite(dir), ca, participation, events, servers).await
+    }
+
     async fn start(
         ctx: ServiceContext,
         config: ParticipationConfig,

@@ -35,6 +35,9 @@ pub enum PiiField {
     /// A message to the participant that holds a secret (a winner notice with its claim code),
     /// bound to its notification row.
     Message,
+    /// A ListMarketingRecipients page token (the last number of the previous page), bound to
+    /// the owner it lists.
+    MarketingCursor,
 }
 
 impl PiiField {
@@ -43,6 +46,7 @@ impl PiiField {
             PiiField::Name => b"name",
             PiiField::Phone => b"phone",
             PiiField::Message => b"message",
+            PiiField::MarketingCursor => b"marketing-cursor",
         }
     }
 }

@@ -7,6 +7,7 @@ use kem_kit::store::{AssertSqlSafe, Row, Tx, query};
 
 use super::blocks::{anonymize_entry_blocks, anonymize_other_blocks, count_address, entry_blocked, phone_blocked};
 use super::gate::{GateLock, gate_state, lock_gate};
+use super::marketing::learn_owner_in;
 use super::{Repository, Result, col, placeholders};
 
 /// An entry as it is inserted (personal data already sealed and hashed).
@@ -16,6 +17,9 @@ pub struct NewEntryRow {
     pub id: String,
     /// The event.
     pub event_id: String,
+    /// The event's owner, as the facts the entry was admitted on say: recorded in
+    /// `event_owners` with the entry (ListMarketingRecipients finds the entry through it).
+    pub owner_id: String,
     /// Keyed hash of the phone within the event.
     pub phone_hash: String,
     /// Sealed name.
@@ -248,6 +252,7 @@ impl Repository {
             return Ok(admission);
         }
         Outbox::enqueue(&mut tx, message).await?;
+        learn_owner_in(&mut tx, &entry.event_id, &entry.owner_id, entry.created_at_ms).await?;
         if let Some(quota) = &entry.address_quota
             && !count_address(&mut tx, &entry.event_id, &quota.address_hash, quota.max).await?
         {

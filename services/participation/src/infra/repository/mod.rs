@@ -17,6 +17,7 @@ mod draws;
 mod entries;
 mod exports;
 pub mod gate;
+mod marketing;
 mod notifications;
 
 pub use blocks::{EntryPhone, NewBlock, StoredBlock, Unblocked};
@@ -26,6 +27,7 @@ pub use draws::{DrawSession, EntrySplit, StoredWinner};
 pub use entries::{AddressQuota, ArrivalCursor, ChannelCount, EntryAdmission, NewEntryRow, StoredEntry};
 pub use exports::ExportRow;
 pub use gate::GateState;
+pub use marketing::MarketingRow;
 pub use notifications::{NoticeState, NoticeUpdate, StoredNotice};
 
 use kem_kit::outbox::OutboxWaker;
