@@ -3,8 +3,9 @@
 //! going viral, a platform's fetchers retrying in parallel) costs the content service one call,
 //! not one per request.
 //!
-//! A rendition never changes under its key (the image and the variant name a deterministic
-//! conversion of immutable bytes), so entries need no expiry; only memory bounds them.
+//! A rendition never changes under its key (the image, the variant and — for a partner QR
+//! rendition — the QR text name a deterministic conversion of immutable bytes), so entries need
+//! no expiry; only memory bounds them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,8 +25,25 @@ pub struct Rendition {
     pub sha256: String,
 }
 
-/// What a rendition is cached under.
-pub type Key = (String, MediaVariant);
+/// What a rendition is cached under: everything the bytes depend on. The QR text is part of it,
+/// so two partner QR links on one image never share a body (their ETags, the SHA-256 of the
+/// bodies, differ with them); the expiry is not, so two links to one rendition share it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The image.
+    pub image_id: String,
+    /// The rendition.
+    pub variant: MediaVariant,
+    /// The signed QR text ([`MediaVariant::PartnerQr`] only).
+    pub qr_text: Option<String>,
+}
+
+impl Key {
+    /// The rendition a verified token grants.
+    pub fn of(grant: &kem_kit::media::MediaGrant) -> Key {
+        Key { image_id: grant.image_id.clone(), variant: grant.variant, qr_text: grant.qr_text.clone() }
+    }
+}
 
 struct Entry {
     rendition: Arc<Rendition>,
@@ -164,7 +182,11 @@ mod tests {
     }
 
     fn key(n: u8) -> Key {
-        (format!("img-{n}"), MediaVariant::Jpeg)
+        Key { image_id: format!("img-{n}"), variant: MediaVariant::Jpeg, qr_text: None }
+    }
+
+    fn qr(text: &str) -> Key {
+        Key { image_id: "img-1".into(), variant: MediaVariant::PartnerQr, qr_text: Some(text.into()) }
     }
 
     #[test]
@@ -181,7 +203,30 @@ mod tests {
         assert!(cache.get(&key(4)).is_none(), "larger than an entry may be: served, not kept");
         cache.insert(key(1), Arc::new(rendition(10)));
         assert_eq!(cache.bytes(), 50, "a replaced entry's bytes are given back");
-        assert_eq!((key(1).1, cache.get(&key(1)).map(|r| r.data.len())), (MediaVariant::Jpeg, Some(10)));
+        assert_eq!((key(1).variant, cache.get(&key(1)).map(|r| r.data.len())), (MediaVariant::Jpeg, Some(10)));
+    }
+
+    #[tokio::test]
+    async fn two_qr_texts_on_one_image_are_two_renditions() {
+        let cache = RenditionCache::new(1_000, 1_000);
+        let body = |text: &str| Rendition {
+            content_type: "image/png".into(),
+            data: Bytes::from(text.as_bytes().to_vec()),
+            sha256: text.len().to_string(),
+        };
+        let a = cache.get_or_fetch(&qr("https://a.example/"), || async { Ok::<_, ()>(body("a")) }).await;
+        let b = cache.get_or_fetch(&qr("https://b.example/"), || async { Ok::<_, ()>(body("bb")) }).await;
+        assert_eq!(
+            (a.map(|r| r.data.clone()), b.map(|r| r.data.clone())),
+            (Ok(Bytes::from("a")), Ok(Bytes::from("bb")))
+        );
+        assert!(cache.get(&qr("https://c.example/")).is_none());
+        let without = Key { qr_text: None, ..qr("x") };
+        assert!(cache.get(&without).is_none(), "no text is another key than any text");
+        assert!(cache.get(&Key { variant: MediaVariant::Original, ..qr("https://a.example/") }).is_none());
+        // The same text again (another link, another expiry): the kept body, no fetch.
+        let again = cache.get_or_fetch(&qr("https://a.example/"), || async { Err::<Rendition, _>(()) }).await;
+        assert_eq!(again.map(|r| r.data.clone()), Ok(Bytes::from("a")));
     }
 
     #[tokio::test]

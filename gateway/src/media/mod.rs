@@ -2,8 +2,10 @@
 //! platforms' crawlers (Instagram's content publishing downloads `image_url`; Naver and the KT
 //! partner do the same).
 //!
-//! The token ([`kem_kit::media`]) is an HMAC over the image id, the variant and an expiry,
-//! issued by distribution when it publishes. Every refusal — garbage, over-long, control
+//! The token ([`kem_kit::media`]) is an HMAC over the image id, the variant, an expiry and, for
+//! the KT partner channels' QR rendition, the text of the QR code, issued by distribution when it
+//! publishes. The text is passed to content as `qr_text` exactly as signed, and it is part of the
+//! cache key, so two QR texts on one image never share a body or an ETag. Every refusal — garbage, over-long, control
 //! characters, a tampered or forged signature, an expired link, no signing key configured — is
 //! the same small `404` with no hint of which, and costs no backend call. A valid token is
 //! answered with the rendition from content `GetMediaContent` over the mesh (like the pages'
@@ -32,13 +34,13 @@ use axum::extract::Request;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use kem_kit::clock::Clock;
-use kem_kit::media::{MAX_TOKEN_LEN, MediaSigner, MediaVariant};
+use kem_kit::media::{MAX_TOKEN_LEN, MediaSigner};
 use kem_kit::runtime::with_client_ip;
 use kem_proto::kem::content::v1 as content;
 use kem_proto::kem::content::v1::content_service_client::ContentServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 
-use self::cache::{Rendition, RenditionCache};
+use self::cache::{Key, Rendition, RenditionCache};
 use self::range::Ranged;
 use crate::caching::{etag, none_match};
 use crate::edge::{Edge, MAX_UPSTREAM_RESPONSE_BYTES, REQUEST_ID, RequestId};
@@ -145,11 +147,11 @@ async fn answer(edge: &Edge, parts: &http::request::Parts, client: IpAddr, rid: 
     let mut response = match verified(edge, parts.uri.path()) {
         None => not_found(),
         Some((media, grant)) => {
-            let key = (grant.image_id, grant.variant);
+            let key = Key::of(&grant);
             // The policy's default deadline: a crawler's deadline headers (if any) mean nothing here,
             // and the first fetch of a rendition may convert it.
             let deadline = edge.config.deadlines.for_request(&HeaderMap::new()).unwrap_or(Duration::from_secs(10));
-            let fetched = media.cache.get_or_fetch(&key, || fetch(edge, &key.0, key.1, deadline, client, rid)).await;
+            let fetched = media.cache.get_or_fetch(&key, || fetch(edge, &key, deadline, client, rid)).await;
             match fetched {
                 Ok(rendition) => serve(&rendition, &parts.headers),
                 Err(status) => failure(&status),
@@ -177,12 +179,11 @@ fn verified<'a>(edge: &'a Edge, path: &str) -> Option<(&'a MediaEdge, kem_kit::m
     }
 }
 
-/// `GetMediaContent` over the edge's content upstream, through its admission control, within
-/// `deadline`.
+/// `GetMediaContent` of `key` over the edge's content upstream, through its admission control,
+/// within `deadline`.
 async fn fetch(
     edge: &Edge,
-    image_id: &str,
-    variant: MediaVariant,
+    key: &Key,
     deadline: Duration,
     client: IpAddr,
     rid: &RequestId,
@@ -197,9 +198,10 @@ async fn fetch(
         .await
         .map_err(|rejected| tonic::Status::unavailable(format!("the content service is {rejected}")))?;
     let message = content::GetMediaContentRequest {
-        image_id: image_id.to_owned(),
-        variant: variant.number(),
-        qr_text: String::new(),
+        image_id: key.image_id.clone(),
+        variant: key.variant.number(),
+        // The signed text, exactly: content checks it again and draws nothing else.
+        qr_text: key.qr_text.clone().unwrap_or_default(),
     };
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("grpc-timeout", edge.config.deadlines.grpc_timeout_value(deadline));

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http_body_util::BodyExt as _;
 use kem_kit::cache::MemoryCache;
 use kem_kit::jwt::{Issuer, SigningKey};
+use kem_kit::media::MediaVariant;
 use parking_lot::Mutex;
 use tower::ServiceExt as _;
 
@@ -16,6 +17,7 @@ use crate::routes::RouteTable;
 use crate::upstream::Upstreams;
 
 const IMAGE: &str = "3c5d2b1a-0000-4000-8000-000000000000";
+const ENTRY: &str = "https://kem.example/e/3c5d2b1a?src=kt";
 
 /// A clock the test moves.
 #[derive(Debug)]
@@ -78,6 +80,46 @@ fn only_a_valid_unexpired_untampered_token_is_granted() {
     // No key configured: nothing is granted.
     let keyless = self::edge(clock, false);
     assert!(verified(&keyless, &format!("/media/{token}")).is_none());
+}
+
+#[test]
+fn a_partner_qr_token_grants_its_signed_text_and_nothing_else() {
+    let clock = Arc::new(TestClock(Mutex::new(at(1_000))));
+    let edge = edge(clock.clone(), true);
+    let token = signer().sign_partner_qr(IMAGE, ENTRY, at(2_000)).expect("sign");
+    let grant = verified(&edge, &format!("/media/{token}")).map(|(_, g)| g).expect("granted");
+    assert_eq!((grant.variant, grant.qr_text.as_deref()), (MediaVariant::PartnerQr, Some(ENTRY)));
+    let key = cache::Key::of(&grant);
+    assert_eq!(key.qr_text.as_deref(), Some(ENTRY), "the text is part of the cache key");
+
+    // Any changed character — in the text, the fixed fields or the tag — is refused.
+    let text_starts = 26 * 4 / 3 + 1;
+    for at_index in [0, 3, text_starts, text_starts + 8, token.len() / 2, token.len() - 1] {
+        let mut chars: Vec<char> = token.chars().collect();
+        chars[at_index] = if chars[at_index] == 'A' { 'B' } else { 'A' };
+        let tampered: String = chars.into_iter().collect();
+        assert!(verified(&edge, &format!("/media/{tampered}")).is_none(), "tampered at {at_index}");
+    }
+    // Cut short, or with characters added: refused.
+    for cut in [&token[..token.len() - 1], &token[..token.len() - 4], &token[..60]] {
+        assert!(verified(&edge, &format!("/media/{cut}")).is_none(), "{}", cut.len());
+    }
+    assert!(verified(&edge, &format!("/media/{token}AAAA")).is_none());
+    // Another key's token for another link: refused.
+    let forged =
+        MediaSigner::new(&[8; 32], &[]).expect("other").sign_partner_qr(IMAGE, "https://evil.example/", at(2_000));
+    assert!(verified(&edge, &format!("/media/{}", forged.expect("sign"))).is_none(), "another key");
+    // Past the longest token, not even decoded; control characters and percent-escapes refused.
+    for garbage in [
+        "A".repeat(MAX_TOKEN_LEN + 1),
+        format!("{token}{}", "A".repeat(MAX_TOKEN_LEN)),
+        format!("{}%0a", &token[..token.len() - 3]),
+        format!("{}\u{0}", &token[..token.len() - 1]),
+    ] {
+        assert!(verified(&edge, &format!("/media/{garbage}")).is_none(), "{garbage:.30}");
+    }
+    *clock.0.lock() = at(2_000);
+    assert!(verified(&edge, &format!("/media/{token}")).is_none(), "expired");
 }
 
 async fn call(edge: &Arc<Edge>, method: Method, path: &str) -> (StatusCode, HeaderMap, bytes::Bytes) {

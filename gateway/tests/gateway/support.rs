@@ -145,6 +145,8 @@ pub fn image_sha256() -> String {
 #[derive(Default)]
 pub struct Images {
     pub calls: AtomicU32,
+    /// The `qr_text` of every `GetMediaContent` call, in order.
+    pub qr_texts: parking_lot::Mutex<Vec<String>>,
 }
 
 impl Images {
@@ -179,27 +181,38 @@ impl ContentService for Content {
         Ok(Response::new(content::GetPublicImageContentResponse { content_type, data, sha256 }))
     }
 
-    /// Media renditions: [`IMAGE_BYTES`] as the ORIGINAL of every image and a real 1080×1350
-    /// JPEG as its JPEG and INSTAGRAM_FEED, except [`MEDIA_MISSING`] (NOT_FOUND) and
-    /// [`MEDIA_SLOW`] (answers after 300 ms, so crawlers pile up on it).
+    /// Media renditions: [`IMAGE_BYTES`] as the ORIGINAL of every image, a real 1080×1350
+    /// JPEG as its JPEG and INSTAGRAM_FEED, and [`partner_qr_bytes`] of the request's `qr_text`
+    /// as its PARTNER_QR, except [`MEDIA_MISSING`] (NOT_FOUND) and [`MEDIA_SLOW`] (answers after
+    /// 300 ms, so crawlers pile up on it).
     async fn get_media_content(
         &self,
         request: Request<content::GetMediaContentRequest>,
     ) -> Result<Response<content::GetMediaContentResponse>, Status> {
         let r = request.into_inner();
+        self.0.qr_texts.lock().push(r.qr_text.clone());
         if r.image_id == MEDIA_SLOW {
             // Real time by design: the edge's single flight must hold the followers this long.
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let id = if r.image_id == MEDIA_MISSING { "missing" } else { r.image_id.as_str() };
         let (mut content_type, mut data, mut sha256) = self.0.answer(id)?;
-        if r.variant != content::MediaVariant::Original as i32 {
+        if r.variant == content::MediaVariant::PartnerQr as i32 {
+            data = partner_qr_bytes(&r.qr_text);
+            sha256 = kem_kit::hex::encode(ring::digest::digest(&ring::digest::SHA256, &data).as_ref());
+        } else if r.variant != content::MediaVariant::Original as i32 {
             data = kem_testkit::contracts::instagram::sample_jpeg_sized(1080, 1350);
             sha256 = kem_kit::hex::encode(ring::digest::digest(&ring::digest::SHA256, &data).as_ref());
             content_type = "image/jpeg".into();
         }
         Ok(Response::new(content::GetMediaContentResponse { content_type, data, sha256, width: 1080, height: 1350 }))
     }
+}
+
+/// The stand-in PARTNER_QR rendition: the stored bytes followed by the QR text, so each text has
+/// its own body (as content's drawn code does).
+pub fn partner_qr_bytes(qr_text: &str) -> Vec<u8> {
+    [IMAGE_BYTES, qr_text.as_bytes()].concat()
 }
 
 /// A media image the content backend does not have.

@@ -10,7 +10,7 @@ pub mod status;
 
 use std::sync::Arc;
 
-use kem_kit::media::MediaVariant;
+use kem_kit::media::{MediaVariant, check_qr_text};
 use kem_kit::runtime::owner_id;
 use kem_kit::validate::{IdShape, Violation, Violations};
 use kem_proto::kem::content::v1 as proto;
@@ -138,9 +138,14 @@ impl ContentService for ContentApi {
             };
             violations.push(Violation::new("variant", problem));
         }
+        // The text of the partner rendition's QR code (ignored by the others, as the contract says).
+        let qr_text = (variant == Some(MediaVariant::PartnerQr)).then_some(r.qr_text.as_str());
+        if let Some(Err(problem)) = qr_text.map(check_qr_text) {
+            violations.push(Violation::new("qrText", problem.to_string()));
+        }
         checked(violations)?;
         let Some(variant) = variant else { return Err(Status::internal("variant checked above")) };
-        let media = self.app.media_content(&r.image_id, variant).await.map_err(status::to_status)?;
+        let media = self.app.media_content(&r.image_id, variant, qr_text).await.map_err(status::to_status)?;
         Ok(Response::new(proto::GetMediaContentResponse {
             content_type: media.content.content_type,
             data: media.content.data.to_vec(),

@@ -59,6 +59,8 @@ pub struct ContentMetrics {
     pub images_reused: AtomicU64,
     /// Public images converted to JPEG (a fetch of a kept conversion does not count).
     pub jpeg_conversions: AtomicU64,
+    /// Partner QR renditions drawn (a fetch of a kept one does not count).
+    pub qr_renditions: AtomicU64,
     /// Images that could not be made, by [`FAILURE_KINDS`] index.
     failures: [AtomicU64; FAILURE_KINDS.len()],
 }

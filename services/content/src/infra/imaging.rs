@@ -61,6 +61,13 @@ pub fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     (width > 0 && height > 0).then_some((width, height))
 }
 
+/// Whether `bytes` look like a whole PNG (signature, header, and the `IEND` chunk at the end): a
+/// kept rendition that does not is made again.
+pub fn looks_like_png(bytes: &[u8]) -> bool {
+    const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+    png_dimensions(bytes).is_some() && bytes.ends_with(&IEND)
+}
+
 /// Encodes `raster` as an 8-bit RGB PNG (fast compression: generated images are flat colours and
 /// gradients, which compress well anyway).
 pub fn encode_png(raster: &Raster) -> Result<Vec<u8>, ImagingError> {
@@ -218,7 +225,7 @@ pub fn png_to_feed_jpeg(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), ImagingErro
 
 /// [`decode_png`] after the size limits of conversions ([`MAX_CONVERT_BYTES`],
 /// [`MAX_CONVERT_PIXELS`]), checked on the header before any pixel is decoded.
-fn decode_checked(bytes: &[u8]) -> Result<Raster, ImagingError> {
+pub(crate) fn decode_checked(bytes: &[u8]) -> Result<Raster, ImagingError> {
     if bytes.len() > MAX_CONVERT_BYTES {
         return Err(ImagingError(format!("{} bytes is larger than converted", bytes.len())));
     }
@@ -303,6 +310,16 @@ impl PngImaging {
             .map_err(|e| ImagingError(format!("image worker failed: {e}")))?
     }
 
+    /// `bytes` (PNG) with the QR code of `text` in its bottom-right corner, as PNG, with its size
+    /// ([`super::partner_qr::png_with_qr`]), on the blocking pool.
+    pub async fn with_partner_qr(&self, bytes: Bytes, text: String) -> Result<(Bytes, u32, u32), ImagingError> {
+        tokio::task::spawn_blocking(move || {
+            super::partner_qr::png_with_qr(&bytes, &text).map(|(png, w, h)| (Bytes::from(png), w, h))
+        })
+        .await
+        .map_err(|e| ImagingError(format!("image worker failed: {e}")))?
+    }
+
     /// `bytes` (PNG) as JPEG ([`png_to_jpeg`]), on the blocking pool.
     pub async fn to_jpeg(&self, bytes: Bytes) -> Result<Bytes, ImagingError> {
         tokio::task::spawn_blocking(move || png_to_jpeg(&bytes).map(Bytes::from))
@@ -323,6 +340,9 @@ mod tests {
         assert_eq!(png_dimensions(&png), Some((7, 5)));
         assert_eq!(decode_png(&png).expect("decode"), raster);
         assert_eq!(png_dimensions(b"GIF89a........................"), None);
+        assert!(looks_like_png(&png));
+        assert!(!looks_like_png(&png[..png.len() - 1]), "truncated");
+        assert!(!looks_like_png(b"GIF89a........................"));
         assert!(decode_png(b"not a png").is_err());
     }
 

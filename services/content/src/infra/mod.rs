@@ -11,6 +11,7 @@ pub mod events;
 pub mod imaging;
 pub mod local;
 pub mod maintenance;
+pub mod partner_qr;
 pub mod renders;
 pub mod repository;
 pub mod stability;

@@ -147,6 +147,8 @@ async fn host_media(State(state): State<Arc<HostState>>, Path(token): Path<Strin
         MediaVariant::Original => png(),
         MediaVariant::Jpeg => jpeg(sample_jpeg()),
         MediaVariant::InstagramFeed => jpeg(sample_feed_jpeg().to_vec()),
+        // The KT partner rendition: the stored PNG stands in (this host draws no QR code).
+        MediaVariant::PartnerQr => png(),
     };
     let headers = response.headers_mut();
     headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static(IMMUTABLE));
