@@ -165,6 +165,8 @@ pub struct DistributionConfig {
     pub owner_cache_ttl: Duration,
     /// Deadline of the user service lookup.
     pub owner_lookup_timeout: Duration,
+    /// How long one page of Kakao recipients (participation's ListMarketingRecipients) may take.
+    pub recipient_lookup_timeout: Duration,
     /// Jobs handled at once from `distribution-jobs`.
     pub consumer_concurrency: usize,
     /// On shutdown, how long running steps may take to finish (the rest are recovered later).
@@ -181,7 +183,7 @@ impl DistributionConfig {
             stand_ins.push((Channel::Instagram, vars.map(str::to_owned).to_vec()));
         }
         if self.kakao.mode.is_local() {
-            let vars = [env::SENS_SECRET_KEY, env::SENS_ACCESS_KEY, env::SENS_SERVICE_ID, env::SENS_PLUS_FRIEND_ID];
+            let vars = [env::SENS_SECRET_KEY, env::SENS_ACCESS_KEY, env::SENS_SERVICE_ID];
             stand_ins.push((Channel::KakaoChannel, vars.map(str::to_owned).to_vec()));
         }
         for (channel, partner) in &self.partners {
@@ -235,6 +237,7 @@ impl Default for DistributionConfig {
             lease_margin: Duration::from_secs(30),
             owner_cache_ttl: Duration::from_secs(300),
             owner_lookup_timeout: Duration::from_secs(3),
+            recipient_lookup_timeout: Duration::from_secs(5),
             consumer_concurrency: 4,
             drain_timeout: Duration::from_secs(10),
         }
@@ -284,8 +287,9 @@ pub mod env {
     pub const SENS_SECRET_KEY: &str = "KEM_SENS_SECRET_KEY";
     /// SENS Biz Message service id.
     pub const SENS_SERVICE_ID: &str = "KEM_SENS_SERVICE_ID";
-    /// Kakao channel id (`plusFriendId`, e.g. `@kem`).
-    pub const SENS_PLUS_FRIEND_ID: &str = "KEM_SENS_PLUS_FRIEND_ID";
+    /// Removed: one platform-wide Kakao channel sent every owner's messages (each owner now
+    /// connects their own channel, registered as a sender profile of the SENS service).
+    pub const REMOVED_SENS_PLUS_FRIEND_ID: &str = "KEM_SENS_PLUS_FRIEND_ID";
     /// SENS host (default `https://sens.apigw.ntruss.com`).
     pub const SENS_BASE_URL: &str = "KEM_SENS_BASE_URL";
     /// Per-request timeout in ms (default 10000).
@@ -393,7 +397,13 @@ impl DistributionConfig {
             env::NAVER_CLIENT_ID,
             env::NAVER_CLIENT_SECRET
         );
+        let kakao_instead = format!(
+            "is no longer read: each owner connects their own Kakao Talk Channel, registered as a sender profile of \
+             the SENS Biz Message service {} names; remove it",
+            env::SENS_SERVICE_ID
+        );
         for (removed, instead) in [
+            (env::REMOVED_SENS_PLUS_FRIEND_ID, &kakao_instead),
             (env::REMOVED_INSTAGRAM_ACCESS_TOKEN, &instagram_instead),
             (env::REMOVED_INSTAGRAM_USER_ID, &instagram_instead),
             (env::REMOVED_NAVER_CAFE_ACCESS_TOKEN, &naver_instead),
@@ -450,7 +460,6 @@ impl DistributionConfig {
             };
             required(env::SENS_ACCESS_KEY, &mut settings.access_key);
             required(env::SENS_SERVICE_ID, &mut settings.service_id);
-            required(env::SENS_PLUS_FRIEND_ID, &mut settings.plus_friend_id);
         }
         if let Some(quiet) = vars.get(env::SENS_QUIET_HOURS, parse::flag()) {
             config.kakao.settings.quiet_hours = quiet;
@@ -657,7 +666,6 @@ mod tests {
             (env::SENS_SECRET_KEY, "s3cret"),
             (env::SENS_ACCESS_KEY, "AK"),
             (env::SENS_SERVICE_ID, "ncp:kkobizmsg:kr:1:kem"),
-            (env::SENS_PLUS_FRIEND_ID, "@kem"),
             (env::SENS_QUIET_HOURS, "false"),
             (env::NAVER_CLIENT_SECRET, "naver-secret"),
             (env::NAVER_CLIENT_ID, "naver-client"),
@@ -717,7 +725,7 @@ mod tests {
             env::INSTAGRAM_APP_SECRET,
             env::INSTAGRAM_APP_ID,
             env::SENS_SECRET_KEY,
-            env::SENS_PLUS_FRIEND_ID,
+            env::SENS_SERVICE_ID,
             "KEM_PARTNER_URIDONGNE_TV_API_KEY",
             "KEM_PARTNER_RINGO_BIZ_BASE_URL",
             "KEM_PARTNER_GENIE_TV_CLIENT_ID",
@@ -739,7 +747,6 @@ mod tests {
             (env::SENS_SECRET_KEY.to_owned(), "s".to_owned()),
             (env::SENS_ACCESS_KEY.to_owned(), "a".to_owned()),
             (env::SENS_SERVICE_ID.to_owned(), "svc".to_owned()),
-            (env::SENS_PLUS_FRIEND_ID.to_owned(), "@kem".to_owned()),
         ];
         for channel in [Channel::UridongneTv, Channel::RingoBiz, Channel::GenieTv] {
             vars.push((env::partner(channel, "API_KEY"), "k".to_owned()));
@@ -780,6 +787,7 @@ mod tests {
     #[test]
     fn the_removed_platform_wide_tokens_fail_naming_their_replacement() {
         for (removed, named) in [
+            (env::REMOVED_SENS_PLUS_FRIEND_ID, env::SENS_SERVICE_ID),
             (env::REMOVED_INSTAGRAM_ACCESS_TOKEN, env::INSTAGRAM_APP_SECRET),
             (env::REMOVED_INSTAGRAM_USER_ID, env::INSTAGRAM_APP_ID),
             (env::REMOVED_NAVER_CAFE_ACCESS_TOKEN, env::NAVER_CLIENT_SECRET),

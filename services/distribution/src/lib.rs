@@ -8,7 +8,8 @@
 //!   the channel connections): proto ↔ domain, errors → `google.rpc` statuses;
 //! - [`app`]: the use cases — accept a job exactly once (the inbox), report and re-queue
 //!   deliveries, advance one held delivery by a step, and the owners' channel connections
-//!   (Instagram Login, Naver Login: connect, list, remove, check, refresh);
+//!   (Instagram Login, Naver Login, the owner's Kakao Talk Channel as a SENS sender profile:
+//!   connect, list, remove, check, refresh / re-check);
 //! - [`domain`]: pure rules — channels (the kit's vocabulary, [`kem_kit::channel`]), the delivery
 //!   state machine, retries, keys, text per channel;
 //! - [`infra`]: every adapter — the tables on PostgreSQL or embedded SQLite (same SQL), the
@@ -22,9 +23,10 @@
 //! PUBLISHED/FAILED transition (message id `dist:<event_id>:<channel>:<seq>`). Reach reported by a
 //! channel travels in that `ChannelOutcome` (no RecordChannelMetrics call).
 //!
-//! Mesh peers it calls: user (`GetOwner`: store profiles for the channels) and event
+//! Mesh peers it calls: user (`GetOwner`: store profiles for the channels), event
 //! (`GetEventForDistribution`: a publication whose job has not arrived yet, so GetStatus answers
-//! PENDING from the moment PublishEvent answers).
+//! PENDING from the moment PublishEvent answers) and participation (`ListMarketingRecipients`:
+//! the people a Kakao message goes to).
 //!
 //! Only [`config`] and this file sit at the crate root.
 //!
@@ -64,9 +66,11 @@ use infra::channels::partner::PartnerClient;
 use infra::channels::{self, ChannelClient};
 use infra::connections::ConnectionStore;
 use infra::connections::instagram::{InstagramApp, InstagramLogin};
+use infra::connections::kakao::KakaoSenders;
 use infra::connections::naver::{NaverApp, NaverLogin};
+use infra::kakao_sends::KakaoSends;
 use infra::local::{LocalInstagram, LocalKakao, PartnerServer};
-use infra::{DispatchSettings, Dispatcher, Lane, MeshOwners, MeshPublications, Repository, consumer};
+use infra::{DispatchSettings, Dispatcher, Lane, MeshOwners, MeshPublications, MeshRecipients, Repository, consumer};
 
 /// The service's migrations (PostgreSQL and SQLite sets).
 pub static MIGRATIONS: LazyLock<Migrations> =
@@ -206,9 +210,13 @@ async fn channel_clients(
         }
     });
     clients.push(match &config.kakao.mode {
-        ProviderMode::Real { config: provider, credentials } => {
-            Arc::new(SensKakao::new(provider.clone(), credentials.clone(), config.kakao.settings.clone())?)
-        }
+        ProviderMode::Real { config: provider, credentials } => Arc::new(SensKakao::new(
+            provider.clone(),
+            credentials.clone(),
+            config.kakao.settings.clone(),
+            MeshRecipients::new(ctx.peers.clone(), config.recipient_lookup_timeout),
+            KakaoSends::new(ctx.store.clone()),
+        )?),
         ProviderMode::Local { .. } => Arc::new(LocalKakao),
     });
     Ok(clients)
@@ -256,6 +264,17 @@ fn connections(
         api.name = infra::connections::naver::PROVIDER.to_owned() + "-api";
         logins.naver = Some(NaverLogin::new(app, naver.auth.clone(), api)?);
     }
+    if let ProviderMode::Real { config: sens, credentials } = &config.kakao.mode {
+        let mut list = sens.clone();
+        list.name = infra::channels::kakao::PROVIDER.to_owned() + "-channels";
+        // A read: safe to repeat after a timeout, unlike a send.
+        logins.kakao = Some(KakaoSenders::new(
+            list,
+            credentials.clone(),
+            config.kakao.settings.access_key.clone(),
+            config.kakao.settings.service_id.clone(),
+        )?);
+    }
     let stand_in =
         |name: &str| format!("{name} is on its local stand-in (kem up): posts are simulated, so no account is needed");
     let mut needs = BTreeMap::new();
@@ -269,12 +288,8 @@ fn connections(
                  write API), and cafe posting through Naver Login is not configured on this platform"
                     .to_owned(),
             ),
-            Channel::KakaoChannel if config.kakao.mode.is_local() => Need::NotNeeded(stand_in("Kakao Channel")),
-            Channel::KakaoChannel => Need::NotNeeded(
-                "sent through the platform's Kakao Channel and NAVER Cloud SENS dealer account; no account of yours \
-                 is needed"
-                    .to_owned(),
-            ),
+            Channel::KakaoChannel if logins.kakao.is_some() => Need::Required(LoginProvider::Kakao),
+            Channel::KakaoChannel => Need::NotNeeded(stand_in("Kakao Channel")),
             partner => match config.partners.get(&partner) {
                 Some(p) if !p.mode.is_local() => Need::NotNeeded(format!(
                     "published through the platform's KT partner account for {}; no account of yours is needed",
@@ -290,6 +305,7 @@ fn connections(
         %key_id,
         instagram_login = logins.instagram.is_some(),
         naver_login = logins.naver.is_some(),
+        kakao_senders = logins.kakao.is_some(),
         "channel connections ready"
     );
     Ok(Connections::new(store, logins, needs, providers, ctx.clock.clone()))

@@ -730,3 +730,86 @@ async fn media_links_refuse_every_forgery_and_crawler_crowds_hurt_nobody() {
     victims.assert_unharmed().await;
     platform.stop().await;
 }
+
+/// The KT screens' image (#21): a partner QR link signed with the platform's media key is served by
+/// the running edge as a PNG whose QR code an independent reader (rqrr) decodes to exactly the
+/// signed entry link — through edge → mesh → content and its blob store. Two links on one image
+/// are two renditions (each its own code, its own ETag) even when crawled together; a token whose
+/// text was swapped is the same 404 as any forgery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kt_screens_carry_a_qr_code_of_exactly_the_signed_entry_link() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use kem_kit::media::MediaKeySettings;
+
+    let platform = platform().await;
+    let addr = platform.http_addr();
+    let edge = Rest::new(addr);
+    let http = reqwest::Client::new();
+    let owner = sign_up(&edge, "qr-owner@example.com").await;
+    let event = published_event(&owner).await;
+    let image = owner.get(&format!("/api/v1/events/{event}")).await.expect(200).str("/event/selectedImageId");
+    let signer = kem_kit::media::load(&MediaKeySettings::default(), &platform.settings.data_dir).expect("media key");
+    let expires = std::time::SystemTime::now() + Duration::from_secs(3_600);
+    let genie = format!("http://{addr}/e/{event}?ch=genie_tv");
+    let uridongne = format!("http://{addr}/e/{event}?ch=uridongne_tv");
+    let link = |text: &str| {
+        let token = signer.sign_partner_qr(&image, text, expires).expect("sign");
+        (token.clone(), format!("http://{addr}/media/{token}"))
+    };
+    let ((genie_token, genie_url), (_, uridongne_url)) = (link(&genie), link(&uridongne));
+
+    // Crawled together: 10 fetches of each link at once, each answered with its own code.
+    let mut crawls = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (http, url) = (http.clone(), if i % 2 == 0 { genie_url.clone() } else { uridongne_url.clone() });
+        crawls.spawn(async move {
+            let response = http.get(&url).send().await.expect("an answer");
+            let status = response.status().as_u16();
+            let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
+            let etag = response.headers().get("etag").map(|v| v.to_str().unwrap_or("").to_owned());
+            (url, status, kind, etag, response.bytes().await.expect("body"))
+        });
+    }
+    let mut etags = std::collections::HashMap::new();
+    while let Some(crawl) = crawls.join_next().await {
+        let (url, status, kind, etag, body) = crawl.expect("crawler");
+        assert_eq!((status, kind.as_deref()), (200, Some("image/png")), "{url}");
+        let expected = if url == genie_url { &genie } else { &uridongne };
+        assert_eq!(qr_codes_in(&body), vec![expected.clone()], "{url}: exactly its own entry link");
+        let etag = etag.expect("an ETag");
+        assert_eq!(etags.entry(url).or_insert_with(|| etag.clone()), &etag, "one rendition per link");
+    }
+    let distinct: std::collections::HashSet<_> = etags.values().collect();
+    assert_eq!(distinct.len(), 2, "two texts, two renditions: {etags:?}");
+
+    // The text is under the signature: swapping it for another link breaks the link.
+    let mut raw = URL_SAFE_NO_PAD.decode(&genie_token).expect("base64url");
+    let at = raw.windows(genie.len()).position(|w| w == genie.as_bytes()).expect("the text is in the token");
+    let evil = format!("http://{}/e/{event}?ch=genie_tv", "x".repeat(addr.to_string().len()));
+    raw[at..at + genie.len()].copy_from_slice(evil.as_bytes());
+    let swapped =
+        http.get(format!("http://{addr}/media/{}", URL_SAFE_NO_PAD.encode(&raw))).send().await.expect("answer");
+    assert_eq!(swapped.status(), 404);
+    platform.stop().await;
+}
+
+/// The texts of the QR codes an independent reader finds in `png`.
+fn qr_codes_in(png: &[u8]) -> Vec<String> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let frame = reader.next_frame(&mut pixels).expect("a frame");
+    let channels = frame.color_type.samples();
+    assert_eq!(frame.bit_depth, png::BitDepth::Eight, "8-bit samples");
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| {
+        let at = (y * width + x) * channels;
+        if channels >= 3 {
+            let (r, g, b) = (u32::from(pixels[at]), u32::from(pixels[at + 1]), u32::from(pixels[at + 2]));
+            ((r * 299 + g * 587 + b * 114) / 1000) as u8
+        } else {
+            pixels[at]
+        }
+    });
+    prepared.detect_grids().iter().filter_map(|grid| grid.decode().ok().map(|(_, text)| text)).collect()
+}

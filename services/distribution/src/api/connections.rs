@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::{checked, to_status};
 use crate::app::DistributionCore;
-use crate::app::connections::ChannelStatus;
+use crate::app::connections::{ChannelStatus, Started};
 use crate::domain::{ConnectionState, NaverCafe};
 use crate::infra::messages::{label_info, timestamp};
 
@@ -63,11 +63,19 @@ pub async fn start(
     let owner = owner_id(&request)?;
     let r = request.into_inner();
     let cafe = r.naver_cafe.map(|c| NaverCafe { club_id: c.club_id, menu_id: c.menu_id });
-    let (url, expires_at) = core.connections().start(&owner, r.channel, cafe).await.map_err(to_status)?;
-    Ok(Response::new(pb::StartChannelConnectionResponse {
-        authorization_url: url,
-        expire_time: Some(timestamp(expires_at)),
-        connection: None,
+    let started = core.connections().start(&owner, r.channel, cafe, &r.kakao_channel_id).await.map_err(to_status)?;
+    Ok(Response::new(match started {
+        Started::Redirect { url, expires_at } => pb::StartChannelConnectionResponse {
+            authorization_url: url,
+            expire_time: Some(timestamp(expires_at)),
+            connection: None,
+        },
+        // Kakao: connected at once, no browser.
+        Started::Connected(status) => pb::StartChannelConnectionResponse {
+            authorization_url: String::new(),
+            expire_time: None,
+            connection: Some(connection(&status)),
+        },
     }))
 }
 

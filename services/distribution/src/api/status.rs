@@ -115,6 +115,28 @@ pub fn to_status(error: DistributionError) -> tonic::Status {
             tracing::error!(%channel, %cause, "login provider answered outside its contract");
             with_details(Code::Internal, &message, vec![info("INTERNAL", &[("channel", channel_name(channel))])])
         }
+        DistributionError::SenderNotRegistered { ref channel_id, .. } => with_details(
+            Code::FailedPrecondition,
+            &message,
+            vec![info(
+                "SENDER_NOT_REGISTERED",
+                &[
+                    ("channel", channel_name(crate::domain::Channel::KakaoChannel)),
+                    ("kakaoChannelId", channel_id.clone()),
+                ],
+            )],
+        ),
+        DistributionError::AccountTaken { ref channel_id } => with_details(
+            Code::FailedPrecondition,
+            &message,
+            vec![info(
+                "ACCOUNT_TAKEN",
+                &[
+                    ("channel", channel_name(crate::domain::Channel::KakaoChannel)),
+                    ("kakaoChannelId", channel_id.clone()),
+                ],
+            )],
+        ),
         DistributionError::Sealing(cause) => {
             tracing::error!(%cause, "a connection token cannot be sealed or opened");
             with_details(Code::Internal, "internal error", vec![info("INTERNAL", &[])])
@@ -187,6 +209,12 @@ mod tests {
             ),
             (DistributionError::TooManyAttempts { minutes: 10 }, Code::ResourceExhausted, "TOO_MANY_ATTEMPTS"),
             (DistributionError::StateUnknown, Code::NotFound, "STATE_UNKNOWN"),
+            (
+                DistributionError::SenderNotRegistered { channel_id: "@kem".into(), detail: "register it".into() },
+                Code::FailedPrecondition,
+                "SENDER_NOT_REGISTERED",
+            ),
+            (DistributionError::AccountTaken { channel_id: "@kem".into() }, Code::FailedPrecondition, "ACCOUNT_TAKEN"),
             (
                 DistributionError::AuthorizationDenied { channel: Channel::Instagram, detail: "access_denied".into() },
                 Code::FailedPrecondition,

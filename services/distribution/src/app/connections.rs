@@ -1,14 +1,24 @@
 //! Channel connections, the use cases: which channels need the owner's own account, connecting
-//! one (start → the provider's consent screen → complete), removing one, telling the event
-//! service which channels cannot be published, handing a delivery step the owner's account, and
-//! keeping tokens alive (the refresh job).
+//! one (start → the provider's consent screen → complete; a Kakao channel at once), removing one,
+//! telling the event service which channels cannot be published, handing a delivery step the
+//! owner's account, and keeping connections alive (the refresh job: tokens refreshed, Kakao
+//! channels re-checked).
 //!
 //! A channel's need follows the configuration: Instagram on its real provider publishes only
-//! through the owner's professional account ([`Need::Required`]); Naver with Naver Login posts to
-//! the owner's cafe when connected and prepares the article for them otherwise
-//! ([`Need::Optional`]); the KT partner channels (the platform's partner account), Kakao (the
-//! platform's SENS dealer account) and every channel on a local stand-in need nothing
+//! through the owner's professional account, and Kakao on real SENS only from the owner's own
+//! Kakao Talk Channel ([`Need::Required`]); Naver with Naver Login posts to the owner's cafe when
+//! connected and prepares the article for them otherwise ([`Need::Optional`]); the KT partner
+//! channels (the platform's partner account) and every channel on a local stand-in need nothing
 //! ([`Need::NotNeeded`], with the reason shown to the owner).
+//!
+//! Kakao has no OAuth for business messaging. StartChannelConnection with the channel's search id
+//! (`@myshop`) looks the channel up among the sender profiles of the platform's SENS Biz Message
+//! service ([`KakaoSenders`]): registered, ACTIVE and not blocked, it is stored ACTIVE at once
+//! (account id = the channel id, no token); otherwise the owner is told how to have it registered
+//! (SENDER_NOT_REGISTERED). One owner at most holds a channel (ACCOUNT_TAKEN for the next, settled
+//! by a unique index when two race). The refresh job re-checks each Kakao connection every
+//! [`KAKAO_RECHECK`](crate::domain::connection::KAKAO_RECHECK): a channel no longer ACTIVE, or
+//! blocked, becomes NEEDS_RECONNECT.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +32,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::{DistributionError, FieldViolation};
 use crate::domain::connection::{
-    ATTEMPT_TTL, MAX_PENDING_ATTEMPTS, is_cafe_id, missing_scopes, refresh_due, refresh_retry_at, state_problem,
+    ATTEMPT_TTL, MAX_PENDING_ATTEMPTS, is_cafe_id, kakao_channel_id, missing_scopes, refresh_due, refresh_retry_at,
+    state_problem,
 };
 use crate::domain::{
     Channel, ConnectionState, ConnectionView, ErrorReason, Failure, LoginProvider, NaverCafe, ProviderLabel,
@@ -30,9 +41,10 @@ use crate::domain::{
 };
 use crate::infra::channels::{channel_name, needs_reconnect, not_connected};
 use crate::infra::connections::instagram::InstagramLogin;
+use crate::infra::connections::kakao::{KakaoSenders, same_channel};
 use crate::infra::connections::naver::NaverLogin;
 use crate::infra::connections::{
-    Attempt, ConnectedAccount, ConnectionStore, ConnectionStoreError, Granted, LoginError, NewConnection,
+    Attempt, ConnectedAccount, ConnectionStore, ConnectionStoreError, Granted, KakaoSaved, LoginError, NewConnection,
     StoredConnection, Tokens,
 };
 
@@ -91,7 +103,28 @@ pub struct Logins {
     pub instagram: Option<InstagramLogin>,
     /// Naver Login, when configured.
     pub naver: Option<NaverLogin>,
+    /// The SENS sender profile list, when Kakao is on real SENS.
+    pub kakao: Option<KakaoSenders>,
 }
+
+/// What StartChannelConnection came to.
+#[derive(Debug)]
+pub enum Started {
+    /// Open the provider's consent screen at `url` before `expires_at` (ms).
+    Redirect {
+        /// The authorization URL.
+        url: String,
+        /// When the attempt expires.
+        expires_at: i64,
+    },
+    /// Connected at once (Kakao).
+    Connected(Box<ChannelStatus>),
+}
+
+/// How an owner has a Kakao channel registered as a sender, for the SENDER_NOT_REGISTERED error.
+pub const KAKAO_REGISTRATION_HELP: &str = "ask kem support to add your Kakao Talk Channel as a sender profile of \
+    kem's NAVER Cloud SENS account: Kakao checks the channel's business verification (비즈니스 인증) and sends a \
+    one-time code to the channel administrator's phone, which you give to support; then connect the channel again";
 
 /// The connection use cases.
 #[derive(Debug)]
@@ -162,6 +195,12 @@ impl Connections {
         let provider = self.provider(channel);
         let (state, note) = match (self.need(channel), &stored) {
             (Need::NotNeeded(why), _) => (ConnectionState::NotNeeded, why),
+            (Need::Required(LoginProvider::Kakao), None) => (
+                ConnectionState::NotConnected,
+                "connect your Kakao Talk Channel (its search id, e.g. @myshop): Kakao messages are sent only from \
+                your own channel, to the participants who agreed to receive them"
+                    .to_owned(),
+            ),
             (Need::Required(p), None) => (
                 ConnectionState::NotConnected,
                 format!("connect your {} account: nothing is published to {} without it", p.display(), p.display()),
@@ -201,18 +240,29 @@ impl Connections {
     }
 
     /// Starts connecting `channel` (a `kem.common.v1.Channel` number) for `owner_id`: the
-    /// provider's authorization URL and when the attempt expires (ms).
+    /// provider's authorization URL and when the attempt expires (ms), or — Kakao, with
+    /// `kakao_channel_id` — the connection made at once.
     pub async fn start(
         &self,
         owner_id: &str,
         channel: i32,
         naver_cafe: Option<NaverCafe>,
-    ) -> Result<(String, i64), DistributionError> {
+        kakao_channel: &str,
+    ) -> Result<Started, DistributionError> {
         let channel = Self::channel_of(channel, "channel")?;
         let provider = match self.need(channel) {
             Need::NotNeeded(_) => return Err(DistributionError::ConnectionNotNeeded(channel)),
             Need::Required(p) | Need::Optional(p) => p,
         };
+        if provider == LoginProvider::Kakao {
+            if naver_cafe.is_some() {
+                return Err(invalid("naverCafe", "is only for NAVER_BLOG"));
+            }
+            return self.connect_kakao(owner_id, kakao_channel).await.map(|s| Started::Connected(Box::new(s)));
+        }
+        if !kakao_channel.is_empty() {
+            return Err(invalid("kakaoChannelId", "is only for KAKAO_CHANNEL"));
+        }
         let naver_cafe = match (provider, naver_cafe) {
             (LoginProvider::Naver, None) => {
                 return Err(invalid("naverCafe", "Naver needs the cafe board to post to (clubId and menuId)"));
@@ -232,7 +282,8 @@ impl Connections {
             (LoginProvider::Instagram, Some(_)) => {
                 return Err(invalid("naverCafe", "is only for NAVER_BLOG"));
             }
-            (LoginProvider::Instagram, None) => None,
+            (LoginProvider::Instagram | LoginProvider::Kakao, None) => None,
+            (LoginProvider::Kakao, Some(_)) => return Err(invalid("naverCafe", "is only for NAVER_BLOG")),
         };
         let mut bytes = [0u8; 32];
         self.random.fill(&mut bytes).map_err(|_| {
@@ -248,10 +299,55 @@ impl Connections {
         let url = match provider {
             LoginProvider::Instagram => self.logins.instagram.as_ref().map(|l| l.authorize_url(&state)),
             LoginProvider::Naver => self.logins.naver.as_ref().map(|l| l.authorize_url(&state)),
+            LoginProvider::Kakao => None,
         };
         let url = url.ok_or(DistributionError::ConnectionNotNeeded(channel))?;
         tracing::info!(owner_id, channel = %channel, "channel connection started");
-        Ok((url, expires_at))
+        Ok(Started::Redirect { url, expires_at })
+    }
+
+    /// Connects `owner_id`'s Kakao Talk Channel `id` (as the owner typed it) once SENS lists it
+    /// as an active sender profile. Idempotent for the same owner and channel.
+    async fn connect_kakao(&self, owner_id: &str, id: &str) -> Result<ChannelStatus, DistributionError> {
+        let channel = Channel::KakaoChannel;
+        let channel_id = kakao_channel_id(id).map_err(|problem| invalid("kakaoChannelId", problem))?;
+        let senders = self.logins.kakao.as_ref().ok_or(DistributionError::ConnectionNotNeeded(channel))?;
+        let found = senders.find(&channel_id).await.map_err(|cause| match cause {
+            cause @ (LoginError::Unavailable(_) | LoginError::Refused { .. }) => {
+                DistributionError::LoginUnavailable { channel, cause }
+            }
+            cause @ LoginError::Failed(_) => DistributionError::LoginFailed { channel, cause },
+        })?;
+        let sender = match found {
+            Some(sender) if sender.usable() => sender,
+            Some(sender) => {
+                return Err(DistributionError::SenderNotRegistered {
+                    channel_id,
+                    detail: format!("{}; {KAKAO_REGISTRATION_HELP}", sender.problem()),
+                });
+            }
+            None => {
+                return Err(DistributionError::SenderNotRegistered {
+                    channel_id: channel_id.clone(),
+                    detail: format!(
+                        "{channel_id} is not a sender profile of kem's Kakao dealer account (NAVER Cloud SENS); \
+                        {KAKAO_REGISTRATION_HELP}"
+                    ),
+                });
+            }
+        };
+        let now = self.clock.now_ms();
+        let refresh_at = refresh_due(LoginProvider::Kakao, now, None).unwrap_or(now);
+        match self.store.save_kakao(owner_id, &channel_id, &sender.name, refresh_at, now).await? {
+            KakaoSaved::Saved => {
+                tracing::info!(owner_id, %channel, account_id = %channel_id, "Kakao channel connected");
+                self.one(owner_id, channel).await
+            }
+            KakaoSaved::Taken => {
+                tracing::warn!(owner_id, account_id = %channel_id, "a Kakao channel connected by another owner was asked for");
+                Err(DistributionError::AccountTaken { channel_id })
+            }
+        }
     }
 
     /// Completes the attempt of `state` with the provider's answer (`code`, or `error`). `caller`
@@ -301,6 +397,8 @@ impl Connections {
                 Some(login) => login.exchange(code, state, now).await,
                 None => return Err(DistributionError::ConnectionNotNeeded(channel)),
             },
+            // No attempt is ever recorded for Kakao (it connects at once).
+            LoginProvider::Kakao => return Err(DistributionError::StateUnknown),
         };
         let granted: Granted = granted.map_err(|cause| match cause {
             LoginError::Refused { detail, .. } => DistributionError::AuthorizationDenied { channel, detail },
@@ -405,6 +503,16 @@ impl Connections {
         };
         if stored.view.state == StoredState::NeedsReconnect {
             return StepAccess::Refused(needs_reconnect(channel, &stored.view.note));
+        }
+        if channel == Channel::KakaoChannel {
+            // No token: the channel id is the sender.
+            return StepAccess::Account(ConnectedAccount {
+                channel,
+                account_id: stored.view.account_id.clone(),
+                access_token: kem_kit::Secret::new(String::new()),
+                naver_cafe: None,
+                access_sealed: stored.access_sealed,
+            });
         }
         let now = self.clock.now_ms();
         let expiring = stored.view.expires_at.is_some_and(|at| at <= now.saturating_add(EXPIRY_MARGIN_MS));
@@ -526,6 +634,9 @@ impl Connections {
         let Some(provider) = LoginProvider::of(channel) else {
             return Refreshed::Later("no login provider".into());
         };
+        if provider == LoginProvider::Kakao {
+            return self.recheck_kakao(held, lease, now).await;
+        }
         let tokens = match self.store.tokens(held) {
             Ok(tokens) => tokens,
             Err(error) => {
@@ -555,6 +666,7 @@ impl Connections {
                 }
                 (None, _) => return self.leave(held, lease, "Naver Login is not configured").await,
             },
+            LoginProvider::Kakao => return Refreshed::Later("Kakao has no token".into()),
         };
         match result {
             Ok(fresh) => {
@@ -581,6 +693,46 @@ impl Connections {
                 tracing::warn!(owner_id = %held.owner_id, %channel, %error, retry_at, "token refresh failed; trying again later");
                 if let Err(e) = self.store.refresh_failed(held, lease, retry_at, now).await {
                     tracing::warn!(error = %e, "cannot record a failed refresh");
+                }
+                Refreshed::Later(error.to_string())
+            }
+        }
+    }
+
+    /// Re-checks the Kakao channel of `held` (held under `lease`) against the SENS channel list.
+    async fn recheck_kakao(&self, held: &StoredConnection, lease: &str, now: i64) -> Refreshed {
+        let Some(senders) = &self.logins.kakao else {
+            return self.leave(held, lease, "Kakao is not on SENS").await;
+        };
+        let channel_id = held.view.account_id.as_str();
+        match senders.list().await {
+            Ok(list) => match list.into_iter().find(|c| same_channel(&c.channel_id, channel_id)) {
+                Some(sender) if sender.usable() => {
+                    let next = refresh_due(LoginProvider::Kakao, now, None).unwrap_or(now);
+                    match self.store.kakao_rechecked(held, lease, &sender.name, next, now).await {
+                        Ok(true) => Refreshed::Done,
+                        Ok(false) => Refreshed::Later("the hold was lost while re-checking".into()),
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot record a Kakao channel re-check");
+                            Refreshed::Later(error.to_string())
+                        }
+                    }
+                }
+                found => {
+                    let why = match found {
+                        Some(sender) => sender.problem(),
+                        None => format!("{channel_id} is no longer a sender profile at the dealer (SENS)"),
+                    };
+                    let note = format!("{why}; {KAKAO_REGISTRATION_HELP}");
+                    self.mark(held, &note, now).await;
+                    Refreshed::Reconnect(note)
+                }
+            },
+            Err(error) => {
+                let retry_at = refresh_retry_at(now, held.refresh_failures.saturating_add(1), None);
+                tracing::warn!(owner_id = %held.owner_id, %error, retry_at, "Kakao channel re-check failed; trying again later");
+                if let Err(e) = self.store.refresh_failed(held, lease, retry_at, now).await {
+                    tracing::warn!(error = %e, "cannot record a failed re-check");
                 }
                 Refreshed::Later(error.to_string())
             }

@@ -121,7 +121,14 @@ impl DeliveryWorker {
             // A job from a publisher older than ChannelDelivery.entry_url.
             copy.entry_url = entry_url(&self.public_base_url, &job.event_id, delivery.channel).unwrap_or_default();
         }
-        let image = signed_image_url(&self.media, &job.image_id, delivery.channel, self.clock.now());
+        let image = signed_image_url(
+            &self.media,
+            &job.image_id,
+            delivery.channel,
+            &copy.entry_url,
+            job.period_end_ms,
+            self.clock.now(),
+        );
         let progress = Progress::new(&self.repo, &delivery.event_id, delivery.channel, token);
         let outcome = {
             let step = Step {

@@ -109,6 +109,23 @@ pub enum DistributionError {
         #[source]
         cause: LoginError,
     },
+    /// The Kakao channel is not an active sender profile of the platform's SENS service.
+    #[error("Kakao channel {channel_id} cannot send through kem yet: {detail}")]
+    SenderNotRegistered {
+        /// The channel id (normal form).
+        channel_id: String,
+        /// Why, and how to register it.
+        detail: String,
+    },
+    /// Another owner has the Kakao channel connected.
+    #[error(
+        "Kakao channel {channel_id} is already connected to another kem account; if it is yours, ask kem support to \
+         move it"
+    )]
+    AccountTaken {
+        /// The channel id (normal form).
+        channel_id: String,
+    },
     /// A stored token could not be sealed or opened (a key missing after a rotation).
     #[error("a connection token could not be sealed or opened: {0}")]
     Sealing(#[source] ConnectionStoreError),

@@ -1,7 +1,9 @@
 //! Channel connections: an owner's own account on a channel's platform (Instagram through
-//! Instagram Login, Naver through Naver Login), the states a connection goes through, when its
-//! token is refreshed, and the shape of the OAuth `state` and of a Naver Cafe board. Pure: the
-//! stores, the OAuth clients and the clock are the caller's.
+//! Instagram Login, Naver through Naver Login, Kakao as the owner's Kakao Talk Channel registered
+//! as a sender profile at the platform's SENS dealer account), the states a connection goes
+//! through, when its token is refreshed (a Kakao channel: re-checked), and the shape of the OAuth
+//! `state`, of a Naver Cafe board and of a Kakao channel id. Pure: the stores, the provider
+//! clients and the clock are the caller's.
 
 use std::time::Duration;
 
@@ -24,6 +26,11 @@ pub const NAVER_REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 pub const REFRESH_BACKOFF_MAX: Duration = Duration::from_secs(3_600);
 /// Longest a Naver Cafe id (club or menu) may be: digits only.
 pub const CAFE_ID_MAX: usize = 20;
+/// Longest a Kakao channel search id may be, without its `@`.
+pub const KAKAO_ID_MAX: usize = 30;
+/// How often a connected Kakao channel is re-checked against the SENS channel list (Kakao or the
+/// dealer may block or delete a sender profile at any time).
+pub const KAKAO_RECHECK: Duration = Duration::from_secs(6 * 3_600);
 
 /// State of a stored connection (a channel with no row is NOT_CONNECTED or NOT_NEEDED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +89,9 @@ pub enum LoginProvider {
     Instagram,
     /// Naver Login for Cafe posting (§11).
     Naver,
+    /// The owner's Kakao Talk Channel, a sender profile of the platform's SENS Biz Message
+    /// service (no OAuth: connecting checks the registration, §6).
+    Kakao,
 }
 
 impl LoginProvider {
@@ -90,6 +100,7 @@ impl LoginProvider {
         match channel {
             Channel::Instagram => Some(LoginProvider::Instagram),
             Channel::NaverBlog => Some(LoginProvider::Naver),
+            Channel::KakaoChannel => Some(LoginProvider::Kakao),
             _ => None,
         }
     }
@@ -99,6 +110,7 @@ impl LoginProvider {
         match self {
             LoginProvider::Instagram => Channel::Instagram,
             LoginProvider::Naver => Channel::NaverBlog,
+            LoginProvider::Kakao => Channel::KakaoChannel,
         }
     }
 
@@ -107,6 +119,7 @@ impl LoginProvider {
         match self {
             LoginProvider::Instagram => "Instagram",
             LoginProvider::Naver => "Naver",
+            LoginProvider::Kakao => "Kakao Channel",
         }
     }
 }
@@ -123,6 +136,27 @@ pub struct NaverCafe {
 /// Whether `id` is a Naver Cafe id: 1 to [`CAFE_ID_MAX`] ASCII digits.
 pub fn is_cafe_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= CAFE_ID_MAX && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The normal form of a Kakao channel search id — `@` and the id with ASCII letters lower-cased
+/// (Kakao ids are case-insensitive) — or why `id` is not one: an optional leading `@`, then 1 to
+/// [`KAKAO_ID_MAX`] letters, digits, `_`, `.` or `-` (surrounding spaces are ignored).
+pub fn kakao_channel_id(id: &str) -> Result<String, &'static str> {
+    let id = id.trim_matches(|c: char| c == ' ' || c == '\t');
+    if id.is_empty() {
+        return Err("is required for KAKAO_CHANNEL: your Kakao Talk Channel's search id, e.g. @myshop");
+    }
+    let bare = id.strip_prefix('@').unwrap_or(id);
+    if bare.is_empty() {
+        return Err("must name the channel after the @, e.g. @myshop");
+    }
+    if bare.chars().count() > KAKAO_ID_MAX {
+        return Err("is longer than a Kakao channel id (at most 30 characters after the @)");
+    }
+    if !bare.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        return Err("may contain only letters, digits, '_', '.' and '-' after the @");
+    }
+    Ok(format!("@{}", bare.to_ascii_lowercase()))
 }
 
 /// Why a `state` is malformed (checked before any lookup, so garbage never reaches the database).
@@ -169,8 +203,13 @@ fn ms(duration: Duration) -> i64 {
 
 /// When a token issued at `issued_at` and expiring at `expires_at` (ms) is next refreshed:
 /// Instagram once it is 24 h old and within ten days of expiry; Naver five minutes before it
-/// expires. `None` when it cannot be refreshed (no expiry known).
+/// expires; a Kakao channel is re-checked [`KAKAO_RECHECK`] after it was connected or last
+/// checked. `None` when it cannot be refreshed (no expiry known).
 pub fn refresh_due(provider: LoginProvider, issued_at: i64, expires_at: Option<i64>) -> Option<i64> {
+    if provider == LoginProvider::Kakao {
+        // No token: the re-check against the SENS channel list.
+        return Some(issued_at.saturating_add(ms(KAKAO_RECHECK)));
+    }
     let expires_at = expires_at?;
     Some(match provider {
         LoginProvider::Instagram => {
@@ -179,6 +218,7 @@ pub fn refresh_due(provider: LoginProvider, issued_at: i64, expires_at: Option<i
             old_enough.max(window)
         }
         LoginProvider::Naver => expires_at.saturating_sub(ms(NAVER_REFRESH_AHEAD)).max(issued_at),
+        LoginProvider::Kakao => issued_at.saturating_add(ms(KAKAO_RECHECK)),
     })
 }
 
@@ -203,7 +243,7 @@ pub fn missing_scopes(provider: LoginProvider, granted: &[String]) -> Vec<&'stat
             .into_iter()
             .filter(|needed| !granted.iter().any(|g| g == needed))
             .collect(),
-        LoginProvider::Naver => Vec::new(),
+        LoginProvider::Naver | LoginProvider::Kakao => Vec::new(),
     }
 }
 
@@ -246,6 +286,33 @@ mod tests {
         assert!(state_problem(&format!("{}=", "a".repeat(42))).is_some());
         assert!(is_cafe_id("31000001") && is_cafe_id(&"9".repeat(20)));
         assert!(!is_cafe_id("") && !is_cafe_id(&"9".repeat(21)) && !is_cafe_id("12a") && !is_cafe_id("-1"));
+    }
+
+    #[test]
+    fn kakao_channel_ids_are_normalised_or_refused() {
+        assert_eq!(kakao_channel_id("@MyShop").as_deref(), Ok("@myshop"));
+        assert_eq!(kakao_channel_id(" myshop_1.a-b ").as_deref(), Ok("@myshop_1.a-b"));
+        assert_eq!(kakao_channel_id("@카페온도").as_deref(), Ok("@카페온도"));
+        assert_eq!(kakao_channel_id(&format!("@{}", "a".repeat(30))).map(|s| s.len()), Ok(31));
+        for hostile in [
+            "",
+            "@",
+            "@@x",
+            "@x\u{0}",
+            "@x\ny",
+            "@\u{202e}x",
+            "x y",
+            "@a;DROP TABLE channel_connections;--",
+            "'; SELECT 1 --",
+            "@%41",
+            "@x/../y",
+        ] {
+            assert!(kakao_channel_id(hostile).is_err(), "{hostile:?} is refused");
+        }
+        assert!(kakao_channel_id(&"a".repeat(31)).is_err());
+        assert!(kakao_channel_id(&format!("@{}", "가".repeat(31))).is_err());
+        assert_eq!(refresh_due(LoginProvider::Kakao, 0, None), Some(6 * 3_600_000));
+        assert_eq!(LoginProvider::of(Channel::KakaoChannel), Some(LoginProvider::Kakao));
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod step;
 pub mod text;
 
 pub use channel::Channel;
-pub use connection::{ConnectionState, ConnectionView, LoginProvider, NaverCafe, StoredState};
+pub use connection::{ConnectionState, ConnectionView, LoginProvider, NaverCafe, StoredState, kakao_channel_id};
 pub use delivery::{
     Delivery, DeliveryError, DeliveryState, ErrorReason, Failure, ManualPost, OverallState, ProviderLabel, SourceKind,
     overall_state,

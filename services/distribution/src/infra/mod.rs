@@ -10,20 +10,25 @@
 //! - [`dispatcher`]: the per-channel scheduler that claims due deliveries and runs their steps;
 //! - [`consumer`]: the `distribution-jobs` consumer and the inbox purge;
 //! - [`messages`]: the `kem.messaging.v1` bodies consumed and produced;
-//! - [`owners`], [`publications`]: the mesh clients of the user and event services.
+//! - [`owners`], [`publications`], [`recipients`]: the mesh clients of the user, event and
+//!   participation services;
+//! - [`kakao_sends`]: the batch-by-batch progress of each event's Kakao send.
 
 pub mod channels;
 pub mod connections;
 pub mod consumer;
 pub mod dispatcher;
 pub mod insights;
+pub mod kakao_sends;
 pub mod local;
 pub mod messages;
 pub mod owners;
 pub mod publications;
+pub mod recipients;
 pub mod repository;
 
 pub use dispatcher::{DispatchSettings, Dispatcher, Lane};
 pub use owners::MeshOwners;
 pub use publications::MeshPublications;
+pub use recipients::MeshRecipients;
 pub use repository::Repository;

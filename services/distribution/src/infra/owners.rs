@@ -1,6 +1,6 @@
 //! Owner profiles from the user service (`kem.user.v1.UserService/GetOwner` over the mesh; the
 //! method allows the distribution workload), cached briefly: partner campaigns need the store's
-//! name, business number and phone, Kakao messages its phone.
+//! name, business number and phone.
 
 use std::sync::Arc;
 use std::time::Duration;

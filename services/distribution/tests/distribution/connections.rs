@@ -53,17 +53,17 @@ async fn an_owner_connects_instagram_and_publishes_through_their_own_account() {
     providers.configure(&mut config);
     let h = Harness::start_unconnected(config).await;
 
-    // Before: Instagram needs the owner's account, Naver is owner-assisted until connected, the
-    // platform's accounts carry the rest.
+    // Before: Instagram and Kakao need the owner's own account (Kakao: their channel), Naver is
+    // owner-assisted until connected, the platform's partner account carries the rest.
     let list = h.connections(OWNER).await.expect("list");
     let channels: Vec<i32> = list.iter().map(|c| c.channel).collect();
     assert_eq!(channels, vec![1, 2, 3, 4, 5, 6], "Channel enum order");
     let states: Vec<pb::ConnectionState> = list.iter().map(state_of_connection).collect();
     use pb::ConnectionState::{Active, NotConnected, NotNeeded};
-    assert_eq!(states, vec![NotNeeded, NotNeeded, NotNeeded, NotConnected, NotConnected, NotNeeded]);
+    assert_eq!(states, vec![NotNeeded, NotNeeded, NotNeeded, NotConnected, NotConnected, NotConnected]);
     assert!(list.iter().all(|c| !c.note.is_empty()), "every state says why: {list:#?}");
     assert!(list[0].note.contains("partner"), "{}", list[0].note);
-    assert!(list[5].note.contains("SENS"), "{}", list[5].note);
+    assert!(list[5].note.contains("Kakao Talk Channel"), "{}", list[5].note);
     assert!(list[4].note.contains("yourself"), "Naver still publishes owner-assisted: {}", list[4].note);
 
     let shop = providers.instagram.add_account("bakery_seoul");
@@ -106,7 +106,9 @@ async fn an_owner_connects_instagram_and_publishes_through_their_own_account() {
         "another owner sees nothing of it"
     );
 
-    // Publishing goes through the shop's account (the pre-registered platform token is unused).
+    // Publishing goes through the shop's account (the pre-registered platform token is unused),
+    // and Kakao from the owner's own channel.
+    h.connect(OWNER, Channel::KakaoChannel).await;
     h.publish("evt-own", &[Channel::Instagram, Channel::KakaoChannel]).await;
     let status = h.settled("evt-own").await;
     assert_eq!(status.state, pb::DistributionState::Completed as i32, "{status:#?}");
@@ -390,7 +392,10 @@ async fn an_owner_who_never_connected_instagram_is_told_to_connect_it() {
     let error = delivery(&status, Channel::Instagram).last_error.expect("an error");
     assert_eq!((error.reason.as_str(), error.retryable), ("NOT_CONFIGURED", false), "{error:#?}");
     assert!(error.message.contains("connect your Instagram account"), "{error:#?}");
-    assert_eq!(state_of(&status, Channel::KakaoChannel), pb::DeliveryState::Published);
+    let error = delivery(&status, Channel::KakaoChannel).last_error.expect("an error");
+    assert_eq!((error.reason.as_str(), error.retryable), ("NOT_CONFIGURED", false), "{error:#?}");
+    assert!(error.message.contains("connect your Kakao Channel"), "{error:#?}");
+    assert_eq!(providers.sens.calls(), 0, "nothing is sent without the owner's own channel");
     assert_eq!(state_of(&status, Channel::NaverBlog), pb::DeliveryState::AwaitingOwner, "Naver is owner-assisted");
     assert_eq!(providers.instagram.publishes(), 0);
     let unusable = h.check(OWNER, &[Channel::Instagram, Channel::NaverBlog, Channel::Instagram]).await.expect("check");

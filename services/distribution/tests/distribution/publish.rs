@@ -52,13 +52,14 @@ async fn all_six_channels_publish_through_their_providers() {
         assert!(["SCHEDULED", "LIVE"].contains(&d.provider_status.as_str()), "{d:#?}");
         assert_eq!(d.provider.map(|p| p.name), Some("kt-partner".into()));
         assert_eq!(providers.partner(channel).state.jobs_created(), 1);
-        // A TV spot shows the stored image as it is; 링고비즈 is a spoken (TTS) spot, no image.
+        // A TV spot shows the stored image with a QR code of the channel's entry link (a viewer
+        // cannot click a screen); 링고비즈 is a spoken (TTS) spot, no image.
         let assets = providers.partner(channel).asset_urls();
         if channel == Channel::RingoBiz {
             assert!(assets.is_empty(), "{assets:?}");
         } else {
             assert_eq!(assets.len(), 1, "{channel}: {assets:?}");
-            assert_media_link(&assets[0], &base, "evt-all", channel, MediaVariant::Original);
+            assert_media_link(&assets[0], &base, "evt-all", channel, MediaVariant::PartnerQr);
         }
     }
 

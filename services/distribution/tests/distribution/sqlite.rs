@@ -91,3 +91,42 @@ async fn connections_use_the_same_sql_on_sqlite() {
     assert_eq!(removed.state, pb::ConnectionState::NotConnected as i32);
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn kakao_channels_connect_once_per_owner_and_send_in_batches_on_sqlite() {
+    use crate::support::participation::phones;
+    use crate::support::sens::PLUS_FRIEND;
+    let providers = Providers::start().await;
+    let mut config = fast_config();
+    providers.configure(&mut config);
+    let h = std::sync::Arc::new(Harness::sqlite(config).await);
+
+    // The same unique index settles owners racing for one channel on SQLite.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let h = h.clone();
+        let owner = if i == 0 { OWNER.to_owned() } else { format!("racer-{i}") };
+        tasks.spawn(async move { (owner.clone(), h.start_kakao(&owner, PLUS_FRIEND).await) });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("joined") {
+            (owner, Ok(_)) => winners.push(owner),
+            (_, Err(status)) => assert_eq!(reason(&status), "ACCOUNT_TAKEN", "{status:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    if winners[0] != OWNER {
+        h.delete_connection(&winners[0], Channel::KakaoChannel.number()).await.expect("delete");
+        h.start_kakao(OWNER, PLUS_FRIEND).await.expect("OWNER connects");
+    }
+
+    h.participation.set(OWNER, &phones(201));
+    h.publish("evt-sqlite-kakao", &[Channel::KakaoChannel]).await;
+    let status = h.settled("evt-sqlite-kakao").await;
+    assert_eq!(state_of(&status, Channel::KakaoChannel), pb::DeliveryState::Published, "{status:#?}");
+    assert_eq!(providers.sens.calls(), 3, "100 + 100 + 1");
+    assert_eq!(providers.sens.recipients(), phones(201));
+    let h = std::sync::Arc::into_inner(h).expect("the only reference");
+    h.cleanup().await;
+}

@@ -1,14 +1,31 @@
 //! Kakao Channel business messages (친구톡) through NAVER Cloud SENS, an official Kakao dealer
-//! (PROVIDERS.md §6): `POST /friendtalk/v2/services/{serviceId}/messages`, signed with the NAVER
-//! Cloud API Gateway signature v2 (HMAC-SHA256 of `"POST <path>\n<timestamp>\n<access key>"`
-//! with the secret key, Base64).
+//! (PROVIDERS.md §6, §8, §12): `POST /friendtalk/v2/services/{serviceId}/messages`, signed with
+//! the NAVER Cloud API Gateway signature v2 (HMAC-SHA256 of `"POST <path>\n<timestamp>\n<access
+//! key>"` with the secret key, Base64).
 //!
-//! A send is not idempotent and SENS takes no idempotency key, so it is repeated only when SENS
-//! answered with an error (5xx, 429) — never after a timeout, whose outcome is unknown. Kakao
-//! restricts 친구톡 advertising at night (20:00–08:00 KST): a send due then is queued until 08:00.
+//! Sender: the owner's own Kakao Talk Channel (`plusFriendId` = the connected channel's id,
+//! e.g. `@myshop`), which the owner connected after kem support registered it as a sender profile
+//! of the platform's SENS Biz Message service ([`crate::infra::connections::kakao`]). There is no
+//! platform-wide channel: a delivery without the owner's connected channel fails before anything
+//! is sent.
 //!
-//! Recipients: the store's own phone (the owner profile). Broadcasting to the Kakao channel's
-//! friends needs their phone numbers, which no kem contract carries yet.
+//! Recipients: the people who entered one of the owner's events and agreed to receive the store's
+//! marketing messages ([`crate::infra::recipients`], from participation), in batches of at most
+//! [`BATCH_MAX`] messages per SENS request (SENS's limit), at most [`BATCHES_PER_STEP`] batches per
+//! step (a long list continues in the next step). Each message has its own request status:
+//! `A000` is accepted; any other (e.g. the person is not a friend of the channel) is counted as
+//! not delivered without failing the delivery. The delivery is PUBLISHED with reach = the accepted
+//! count when at least one was accepted; with nobody to send to, or nobody accepted, it FAILS
+//! (NOT_CONFIGURED, not retried) saying why.
+//!
+//! Never twice: a send is not idempotent and SENS takes no idempotency key, so progress is kept
+//! per event in `kakao_sends` ([`crate::infra::kakao_sends`]): the batch about to be sent is
+//! recorded first, its answer settles it. A later step (a retry, a worker taking over a dead
+//! one's delivery, the owner's Retry) continues after the last settled batch, and skips a batch
+//! whose answer never came (its outcome is unknown) instead of repeating it. A request SENS
+//! answered with an error (5xx, 429) is repeated (it sent nothing); one that timed out is not.
+//! Kakao restricts 친구톡 advertising at night (20:00–08:00 KST): a send due then is queued until
+//! 08:00.
 //!
 //! The entry link: 친구톡 allows up to five buttons per message; the message gets one web-link
 //! button (`{"type":"WL","name":"참여하기","linkMobile":<url>,"linkPc":<url>}`), and the URL is the
@@ -19,6 +36,7 @@
 use std::time::{Duration, SystemTime};
 
 use kem_kit::Secret;
+use kem_kit::external::ncp::{ACCESS_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use kem_kit::external::{
     ProviderClient, ProviderConfig, ProviderConfigError, ProviderError, ProviderResponse, Verdict,
 };
@@ -26,16 +44,28 @@ use kem_kit::store::millis;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::{ChannelClient, CodeSlot, Step, outcome_of_unrepeatable, send_while_refused};
-use crate::domain::text::{ENTRY_LINK_LABEL, domestic_phone, kakao_quiet_until, kakao_text};
+use super::{
+    ChannelClient, CodeSlot, Step, not_connected, outcome_of, outcome_of_unrepeatable, provider_refused,
+    send_while_refused,
+};
+use crate::domain::text::{ENTRY_LINK_LABEL, kakao_quiet_until, kakao_text};
 use crate::domain::{Channel, ErrorReason, Failure, ProviderLabel, StepOutcome};
+use crate::infra::kakao_sends::KakaoSends;
+use crate::infra::recipients::MeshRecipients;
 
 /// Provider name.
 pub const PROVIDER: &str = "kakao-sens";
 /// Production API host.
 pub const DEFAULT_BASE_URL: &str = "https://sens.apigw.ntruss.com";
 /// Per-message request status of an accepted message.
-const ACCEPTED: &str = "A000";
+pub const ACCEPTED: &str = "A000";
+/// Most messages SENS takes in one request.
+pub const BATCH_MAX: usize = 100;
+/// Most batches one step sends (a step has a deadline; a long list continues in the next step).
+pub const BATCHES_PER_STEP: usize = 10;
+/// The work reference of a delivery whose send continues in the next step (the progress itself
+/// is in `kakao_sends`).
+const CONTINUING: &str = "sens-batches";
 
 /// SENS client settings: 10 s per try, up to 3 tries while SENS refuses, 20 s in all.
 pub fn provider_config(base_url: impl Into<String>) -> ProviderConfig {
@@ -47,19 +77,48 @@ pub fn provider_config(base_url: impl Into<String>) -> ProviderConfig {
     config
 }
 
-/// The SENS account.
+/// The platform's SENS Biz Message account (the senders are the owners' channels registered in
+/// it).
 #[derive(Debug, Clone, Default)]
 pub struct SensSettings {
     /// Access key id (`x-ncp-iam-access-key`).
     pub access_key: String,
     /// Biz Message service id (`ncp:kkobizmsg:kr:…`).
     pub service_id: String,
-    /// The Kakao channel sending the messages (`plusFriendId`, e.g. `@kem`).
-    pub plus_friend_id: String,
     /// Send as an advertisement (`isAd`); Kakao's night restriction applies to these.
     pub advertisement: bool,
     /// Hold advertising sends during Kakao's quiet hours (20:00–08:00 KST).
     pub quiet_hours: bool,
+}
+
+/// The three API Gateway headers of a `method` request to `path` (as sent, without the host),
+/// signed with `secret` now.
+pub fn gateway_headers(
+    secret: &Secret,
+    access_key: &str,
+    method: &str,
+    path: &str,
+) -> Result<[(HeaderName, HeaderValue); 3], ProviderError> {
+    let timestamp = millis(SystemTime::now());
+    let signed = signature(secret.expose(), method, path, timestamp, access_key);
+    let header = |value: &str| {
+        HeaderValue::from_str(value).map_err(|_| ProviderError::Request {
+            provider: PROVIDER.into(),
+            detail: "a SENS credential is not a valid header value".to_owned(),
+        })
+    };
+    let mut signature = header(&signed)?;
+    signature.set_sensitive(true);
+    Ok([
+        (HeaderName::from_static(TIMESTAMP_HEADER), header(&timestamp.to_string())?),
+        (HeaderName::from_static(ACCESS_KEY_HEADER), header(access_key)?),
+        (HeaderName::from_static(SIGNATURE_HEADER), signature),
+    ])
+}
+
+/// The path prefix of a base URL (a gateway mounted under a path), without a trailing `/`.
+pub fn path_prefix(base_url: &str) -> String {
+    reqwest::Url::parse(base_url).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default()
 }
 
 #[derive(Debug, Serialize)]
@@ -107,8 +166,6 @@ struct SendResponse {
     #[serde(default)]
     request_id: String,
     #[serde(default)]
-    status_name: String,
-    #[serde(default)]
     messages: Vec<MessageResult>,
 }
 
@@ -117,8 +174,6 @@ struct SendResponse {
 struct MessageResult {
     #[serde(default)]
     request_status_code: String,
-    #[serde(default)]
-    request_status_desc: String,
 }
 
 /// The API Gateway signature v2 of a request (the kit's, shared by every NAVER Cloud client).
@@ -142,6 +197,13 @@ fn classify(response: &ProviderResponse, slot: &CodeSlot) -> Option<Verdict> {
     None
 }
 
+/// What one batch came to.
+struct BatchResult {
+    request_id: String,
+    accepted: i64,
+    not_delivered: i64,
+}
+
 /// The real SENS client.
 #[derive(Debug, Clone)]
 pub struct SensKakao {
@@ -149,15 +211,22 @@ pub struct SensKakao {
     secret: Secret,
     settings: SensSettings,
     path_prefix: String,
+    recipients: MeshRecipients,
+    sends: KakaoSends,
 }
 
 impl SensKakao {
-    /// A client of `config`'s host for `settings`' account, signing with `secret`.
-    pub fn new(config: ProviderConfig, secret: Secret, settings: SensSettings) -> Result<Self, ProviderConfigError> {
-        let path_prefix = reqwest::Url::parse(&config.base_url)
-            .map(|u| u.path().trim_end_matches('/').to_owned())
-            .unwrap_or_default();
-        Ok(SensKakao { client: ProviderClient::new(config)?, secret, settings, path_prefix })
+    /// A client of `config`'s host for `settings`' account, signing with `secret`, sending to
+    /// the owners' `recipients` and recording progress in `sends`.
+    pub fn new(
+        config: ProviderConfig,
+        secret: Secret,
+        settings: SensSettings,
+        recipients: MeshRecipients,
+        sends: KakaoSends,
+    ) -> Result<Self, ProviderConfigError> {
+        let path_prefix = path_prefix(&config.base_url);
+        Ok(SensKakao { client: ProviderClient::new(config)?, secret, settings, path_prefix, recipients, sends })
     }
 
     /// The underlying provider client.
@@ -171,32 +240,68 @@ impl SensKakao {
         body: &SendRequest<'_>,
         slot: &CodeSlot,
     ) -> Result<SendResponse, ProviderError> {
-        let timestamp = millis(SystemTime::now());
-        let signed = signature(
-            self.secret.expose(),
-            "POST",
-            &format!("{}/{path}", self.path_prefix),
-            timestamp,
-            &self.settings.access_key,
-        );
-        let header = |value: &str| {
-            HeaderValue::from_str(value).map_err(|_| ProviderError::Request {
-                provider: PROVIDER.into(),
-                detail: "a SENS credential is not a valid header value".to_owned(),
-            })
-        };
-        let mut signature = header(&signed)?;
-        signature.set_sensitive(true);
-        self.client
-            .post(path)
-            .header(HeaderName::from_static("x-ncp-apigw-timestamp"), header(&timestamp.to_string())?)
-            .header(HeaderName::from_static("x-ncp-iam-access-key"), header(&self.settings.access_key)?)
-            .header(HeaderName::from_static("x-ncp-apigw-signature-v2"), signature)
-            .json(body)
-            .classify(|r| classify(r, slot))
-            .send_json()
-            .await
+        let headers =
+            gateway_headers(&self.secret, &self.settings.access_key, "POST", &format!("{}/{path}", self.path_prefix))?;
+        let mut request = self.client.post(path);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.json(body).classify(|r| classify(r, slot)).send_json().await
     }
+
+    /// Sends one batch from `channel_id` to `phones`.
+    async fn send_batch(
+        &self,
+        step: &Step<'_>,
+        channel_id: &str,
+        phones: &[String],
+        slot: &CodeSlot,
+    ) -> Result<BatchResult, ProviderError> {
+        let content = kakao_text(step.job, step.copy);
+        let body = SendRequest {
+            plus_friend_id: channel_id,
+            messages: phones
+                .iter()
+                .map(|to| Message {
+                    is_ad: self.settings.advertisement,
+                    country_code: "82",
+                    to: to.clone(),
+                    content: content.clone(),
+                    buttons: entry_buttons(&step.copy.entry_url),
+                })
+                .collect(),
+        };
+        let path = format!("friendtalk/v2/services/{}/messages", self.settings.service_id);
+        let config = self.client.config();
+        let sent =
+            send_while_refused(config.max_attempts, config.backoff, || self.send_once(&path, &body, slot)).await?;
+        let accepted = sent.messages.iter().filter(|m| m.request_status_code == ACCEPTED).count();
+        // SENS answers one status per message; messages it left out of the answer were not accepted.
+        let not_delivered = phones.len().saturating_sub(accepted);
+        Ok(BatchResult {
+            request_id: sent.request_id,
+            accepted: i64::try_from(accepted).unwrap_or(0),
+            not_delivered: i64::try_from(not_delivered).unwrap_or(0),
+        })
+    }
+}
+
+fn storage(error: &kem_kit::store::StoreError) -> StepOutcome {
+    StepOutcome::retry(Failure::new(
+        ErrorReason::Internal,
+        format!("the Kakao send's progress cannot be recorded: {error}"),
+        true,
+    ))
+}
+
+/// Someone else advanced the same send meanwhile (a worker whose hold expired): this step stops
+/// and the delivery comes back to read the progress again.
+fn contended() -> StepOutcome {
+    StepOutcome::retry(Failure::new(
+        ErrorReason::ProviderUnavailable,
+        "another worker advanced this Kakao send meanwhile; continuing from its progress",
+        true,
+    ))
 }
 
 #[async_trait::async_trait]
@@ -214,10 +319,15 @@ impl ChannelClient for SensKakao {
     }
 
     async fn advance(&self, step: &Step<'_>) -> StepOutcome {
-        if let Some(request_id) = step.delivery.work_ref.clone() {
-            // Sent by an earlier step whose result could not be recorded: never send twice.
+        if let Some(request_id) = step.delivery.work_ref.clone().filter(|r| r != CONTINUING) {
+            // Sent in one request by an earlier version whose result could not be recorded.
             return StepOutcome::published(request_id, String::new(), "success");
         }
+        let Some(account) = step.account else {
+            // The use case refuses a channel needing a connection before the step; never send
+            // without the owner's own channel.
+            return StepOutcome::fail(not_connected(Channel::KakaoChannel));
+        };
         if self.settings.advertisement
             && self.settings.quiet_hours
             && let Some(until) = kakao_quiet_until(millis(SystemTime::now()))
@@ -230,55 +340,159 @@ impl ChannelClient for SensKakao {
             );
             return StepOutcome::Deferred { retry_after: wait, failure };
         }
-        let owner = match step.owner().await {
-            Ok(owner) => owner,
-            Err(outcome) => return outcome,
+        let event_id = step.delivery.event_id.as_str();
+        let recipients = match self.recipients.list(&step.job.owner_id).await {
+            Ok(list) => list,
+            Err(failure) if failure.retryable => return StepOutcome::retry(failure),
+            Err(failure) => return StepOutcome::fail(failure),
         };
-        let Some(to) = domestic_phone(&owner.phone) else {
-            return StepOutcome::fail(Failure::new(
-                ErrorReason::NotConfigured,
-                "the store has no Korean mobile number to send the Kakao message to",
-                false,
-            ));
+        let now = || millis(SystemTime::now());
+        let mut progress = match self.sends.open(event_id, &step.job.owner_id, now()).await {
+            Ok(progress) => progress,
+            Err(error) => return storage(&error),
         };
-        let body = SendRequest {
-            plus_friend_id: &self.settings.plus_friend_id,
-            messages: vec![Message {
-                is_ad: self.settings.advertisement,
-                country_code: "82",
-                to,
-                content: kakao_text(step.job, step.copy),
-                buttons: entry_buttons(&step.copy.entry_url),
-            }],
-        };
-        let path = format!("friendtalk/v2/services/{}/messages", self.settings.service_id);
-        let slot = CodeSlot::default();
-        let config = self.client.config();
-        match send_while_refused(config.max_attempts, config.backoff, || self.send_once(&path, &body, &slot)).await {
-            Ok(sent) => {
-                if let Some(refused) = sent.messages.iter().find(|m| m.request_status_code != ACCEPTED) {
-                    return StepOutcome::fail(
-                        Failure::new(
-                            ErrorReason::InvalidContent,
-                            format!("SENS refused the message: {}", refused.request_status_desc),
-                            false,
-                        )
-                        .with_code(refused.request_status_code.clone()),
-                    );
+        if let Some(in_flight) = progress.in_flight.clone() {
+            // A batch was sent and its answer never recorded: its outcome is unknown, so it is
+            // skipped rather than sent twice.
+            let count = recipients
+                .iter()
+                .filter(|p| p.as_str() > progress.after_phone.as_str() && p.as_str() <= in_flight.as_str())
+                .count();
+            let count = i64::try_from(count).unwrap_or(0);
+            tracing::warn!(event_id, skipped = count, "a Kakao batch's outcome is unknown; it is not sent again");
+            match self.sends.skip_in_flight(event_id, &in_flight, count, now()).await {
+                Ok(true) => {
+                    progress.after_phone = in_flight;
+                    progress.in_flight = None;
+                    progress.unknown += count;
                 }
-                // Recorded first, so a worker that dies now cannot lead to a second send.
-                step.progress.save_work_ref(&sent.request_id, &sent.request_id).await;
-                StepOutcome::Published {
-                    external_id: sent.request_id,
-                    permalink: String::new(),
-                    provider_status: sent.status_name,
-                    reach: Some(i64::try_from(sent.messages.len()).unwrap_or(0)),
-                    views: None,
-                }
+                Ok(false) => return contended(),
+                Err(error) => return storage(&error),
             }
-            Err(e) => outcome_of_unrepeatable(&e, &slot.get(), Duration::from_secs(60)),
+        }
+        let remaining: Vec<String> =
+            recipients.iter().filter(|p| p.as_str() > progress.after_phone.as_str()).cloned().collect();
+        let channel_id = account.account_id.as_str();
+        for batch in remaining.chunks(BATCH_MAX).take(BATCHES_PER_STEP) {
+            let Some(last) = batch.last() else { break };
+            match self.sends.start_batch(event_id, &progress.after_phone, last, now()).await {
+                Ok(true) => {}
+                Ok(false) => return contended(),
+                Err(error) => return storage(&error),
+            }
+            let slot = CodeSlot::default();
+            match self.send_batch(step, channel_id, batch, &slot).await {
+                Ok(result) => {
+                    match self
+                        .sends
+                        .settle_batch(event_id, last, result.accepted, result.not_delivered, &result.request_id, now())
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => return contended(),
+                        // Left in flight: the next step skips it, which is right (it was sent).
+                        Err(error) => return storage(&error),
+                    }
+                    if progress.first_request.is_empty() {
+                        progress.first_request = result.request_id.clone();
+                    }
+                    progress.after_phone = last.clone();
+                    progress.accepted += result.accepted;
+                    progress.not_delivered += result.not_delivered;
+                    progress.requests += 1;
+                    tracing::info!(event_id, request_id = %result.request_id, accepted = result.accepted,
+                        not_delivered = result.not_delivered, "Kakao batch sent");
+                }
+                Err(error) if provider_refused(&error) => {
+                    // SENS answered with an error: nothing of this batch was sent.
+                    if let Err(e) = self.sends.abandon_batch(event_id, last, now()).await {
+                        tracing::warn!(error = %e, "cannot clear a refused Kakao batch; the next step skips it");
+                    }
+                    let code = slot.get();
+                    if matches!(error, ProviderError::Invalid { .. } | ProviderError::Auth { .. })
+                        && code_names_the_sender(&error)
+                    {
+                        return StepOutcome::fail(
+                            Failure::new(
+                                ErrorReason::NotConfigured,
+                                format!(
+                                    "SENS refused {channel_id} as the sender: the Kakao channel is no longer an active \
+                                sender profile of the platform's SENS service; reconnect your Kakao Channel \
+                                (Channels) once kem support has registered it again, and retry this delivery"
+                                ),
+                                false,
+                            )
+                            .with_code(code),
+                        );
+                    }
+                    if let ProviderError::Auth { .. } = error {
+                        // The gateway refused the platform's own credentials: not the owner's
+                        // connection (which AUTH_REQUIRED would mark for reconnecting).
+                        return StepOutcome::fail(
+                            Failure::new(
+                                ErrorReason::Internal,
+                                format!(
+                                    "SENS refused kem's credentials ({error}); nothing was sent — kem support must \
+                                     fix the platform's SENS access key, then retry this delivery"
+                                ),
+                                false,
+                            )
+                            .with_code(code),
+                        );
+                    }
+                    return outcome_of(&error, &code, Duration::from_secs(60));
+                }
+                Err(error) => return outcome_of_unrepeatable(&error, &slot.get(), Duration::from_secs(60)),
+            }
+        }
+        if recipients.iter().any(|p| p.as_str() > progress.after_phone.as_str()) {
+            // More batches: the next step continues right away.
+            return StepOutcome::InProgress {
+                work_ref: CONTINUING.to_owned(),
+                external_id: progress.first_request.clone(),
+                provider_status: format!("sending: {} accepted so far", progress.accepted),
+                poll_after: Duration::ZERO,
+            };
+        }
+        if progress.accepted == 0 {
+            let message = if recipients.is_empty() {
+                "no participant of your events has agreed to receive marketing messages yet, so there is no one to \
+                send the Kakao message to; it is sent to the people who agree when they enter your events"
+                    .to_owned()
+            } else {
+                format!(
+                    "none of the {} participants who agreed to receive marketing messages could receive it: Kakao \
+                    delivers 친구톡 only to friends of your Kakao channel {channel_id}",
+                    recipients.len()
+                )
+            };
+            if let Err(error) = self.sends.forget_if_nothing_sent(event_id).await {
+                tracing::warn!(%error, "cannot reset an empty Kakao send");
+            }
+            return StepOutcome::fail(Failure::new(ErrorReason::NotConfigured, message, false));
+        }
+        let status = if progress.not_delivered + progress.unknown == 0 {
+            "success".to_owned()
+        } else {
+            format!(
+                "{} accepted, {} not delivered, {} unknown",
+                progress.accepted, progress.not_delivered, progress.unknown
+            )
+        };
+        StepOutcome::Published {
+            external_id: progress.first_request,
+            permalink: String::new(),
+            provider_status: status,
+            reach: Some(progress.accepted),
+            views: None,
         }
     }
+}
+
+/// Whether a SENS refusal is about the sender (`plusFriendId`) rather than the messages.
+fn code_names_the_sender(error: &ProviderError) -> bool {
+    let detail = error.to_string().to_ascii_lowercase();
+    detail.contains("plusfriendid") || detail.contains("sender") || detail.contains("channel")
 }
 
 #[cfg(test)]

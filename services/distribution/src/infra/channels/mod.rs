@@ -6,7 +6,8 @@
 //!   publish), PROVIDERS.md §4;
 //! - [`naver`]: the ready-to-post article for owner-assisted Naver Blog publishing, and the Naver
 //!   Cafe article API where configured, §5;
-//! - [`kakao`]: Kakao Channel 친구톡 through NAVER Cloud SENS (an official Kakao dealer), §6;
+//! - [`kakao`]: Kakao Channel 친구톡 through NAVER Cloud SENS (an official Kakao dealer), §6: from
+//!   the owner's own connected channel to the participants who agreed to marketing, in batches;
 //! - [`partner`]: the KT partner contract `partner/v1` for 우리동네TV, 링고비즈 and 지니TV, §7 (the
 //!   other side is [`crate::infra::local::partner_server`]).
 //!
@@ -120,7 +121,7 @@ pub struct Step<'a> {
     /// Owner profiles.
     pub owners: &'a MeshOwners,
     /// The owner's own account on the channel, for channels published through one (Instagram;
-    /// Naver when connected). `None` elsewhere.
+    /// Kakao on SENS: the owner's channel id, no token; Naver when connected). `None` elsewhere.
     pub account: Option<&'a ConnectedAccount>,
     /// Progress of this attempt.
     pub progress: &'a Progress<'a>,
@@ -378,28 +379,61 @@ pub fn media_link_ttl(channel: Channel) -> Duration {
 }
 
 /// The rendition a channel's platform takes: Instagram's content publishing takes only JPEG
-/// within its feed sizes; Kakao message images are JPEG; Naver articles and the KT partner take
-/// the stored PNG as it is (lossless, which TV screens show best).
+/// within its feed sizes; Kakao message images are JPEG; Naver articles take the stored PNG as it
+/// is; the KT screens (우리동네TV, 지니TV) show the PNG with a QR code of the entry link, since a
+/// viewer cannot click a TV ([`MediaVariant::PartnerQr`], when there is a link to encode).
 pub fn media_variant(channel: Channel) -> kem_kit::media::MediaVariant {
     use kem_kit::media::MediaVariant;
     match channel {
         Channel::Instagram => MediaVariant::InstagramFeed,
         Channel::KakaoChannel => MediaVariant::Jpeg,
-        Channel::NaverBlog | Channel::UridongneTv | Channel::RingoBiz | Channel::GenieTv => MediaVariant::Original,
+        Channel::UridongneTv | Channel::GenieTv => MediaVariant::PartnerQr,
+        Channel::NaverBlog | Channel::RingoBiz => MediaVariant::Original,
     }
 }
 
+const DAY_MS: i64 = 24 * 3_600_000;
+
+/// The instant a delivery's media link counts its [`media_link_ttl`] from, chosen so that the link
+/// is the same on every step and retry of a delivery: the later of now and the event's end, with
+/// the expiry rounded up to a whole UTC day. A link minted anew from the clock on each step made
+/// a repeated KT partner submission (same Idempotency-Key, a body differing only in the link's
+/// expiry) a 409 idempotency_conflict; and a link counted from the event's end lives as long past
+/// it as the channel needs.
+pub fn media_link_start(channel: Channel, period_end_ms: i64, now: SystemTime) -> SystemTime {
+    let now_ms = kem_kit::store::millis(now);
+    let ttl_ms = i64::try_from(media_link_ttl(channel).as_millis()).unwrap_or(i64::MAX / 4);
+    let expires = now_ms.max(period_end_ms).saturating_add(ttl_ms);
+    let rounded = expires.saturating_add(DAY_MS - 1) / DAY_MS * DAY_MS;
+    let start_ms = u64::try_from(rounded.saturating_sub(ttl_ms)).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_millis(start_ms)
+}
+
 /// The public media link of `image_id` for `channel`: `<public base>/media/<token>`, the token
-/// signed for [`media_variant`] and valid for [`media_link_ttl`] from `now` — no login, fetchable
-/// by the platform's crawler. `None` when no public base URL is configured or the id is not an
-/// image id (the post then carries no image, and a channel needing one refuses).
+/// signed for [`media_variant`] (with `entry_url` as the QR code's text on the KT screens) and
+/// valid for [`media_link_ttl`] from [`media_link_start`] — no login, fetchable by the platform's
+/// crawler. `None` when no public base URL is configured or the id is not an image id (the post
+/// then carries no image, and a channel needing one refuses). A KT screen without a usable entry
+/// link gets the plain image.
 pub fn signed_image_url(
     links: &kem_kit::media::MediaLinks,
     image_id: &str,
     channel: Channel,
+    entry_url: &str,
+    period_end_ms: i64,
     now: SystemTime,
 ) -> Option<String> {
-    links.url(image_id, media_variant(channel), media_link_ttl(channel), now)
+    use kem_kit::media::MediaVariant;
+    let ttl = media_link_ttl(channel);
+    let start = media_link_start(channel, period_end_ms, now);
+    match media_variant(channel) {
+        // A text the QR cannot carry (never an entry link distribution checked) falls back to the
+        // plain image rather than to no image.
+        MediaVariant::PartnerQr => links
+            .url_with_qr(image_id, entry_url, ttl, start)
+            .or_else(|| links.url(image_id, MediaVariant::Original, ttl, start)),
+        variant => links.url(image_id, variant, ttl, start),
+    }
 }
 
 /// A channel's entry link built by distribution itself, for a job whose publisher sent none:
@@ -437,21 +471,46 @@ mod tests {
         use kem_kit::media::{MediaLinks, MediaSigner, MediaVariant};
         let signer = Arc::new(MediaSigner::new(&[3; 32], &[]).expect("signer"));
         let links = MediaLinks::new("https://kem.example/", signer.clone());
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let day = 86_400;
+        // A whole day plus an hour: links expire at the end of a UTC day.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(20_000 * day + 3_600);
         let image = "3c5d2b1a-0000-4000-8000-000000000000";
+        let entry = "https://kem.example/e/3c5d2b1a-0000-4000-8000-000000000000?ch=genie_tv";
         for channel in Channel::ALL {
-            let url = signed_image_url(&links, image, channel, now).expect("a link");
+            let url = signed_image_url(&links, image, channel, entry, 0, now).expect("a link");
             let token = url.strip_prefix("https://kem.example/media/").expect("on the public base");
             let grant = signer.verify(token, now).expect("valid now");
             assert_eq!((grant.image_id.as_str(), grant.variant), (image, media_variant(channel)), "{channel}");
-            assert_eq!(grant.expires_at, 1_800_000_000 + media_link_ttl(channel).as_secs());
+            let qr = (grant.variant == MediaVariant::PartnerQr).then(|| entry.to_owned());
+            assert_eq!(grant.qr_text, qr, "{channel}: only the KT screens carry the entry link's QR");
+            assert_eq!(grant.expires_at, (20_001 * day) + media_link_ttl(channel).as_secs(), "{channel}");
             assert!(media_link_ttl(channel) >= Duration::from_secs(30 * 24 * 3_600), "{channel}");
+            // The same delivery a few hours later (a retry) gets the very same link.
+            let later = now + Duration::from_secs(5 * 3_600);
+            assert_eq!(signed_image_url(&links, image, channel, entry, 0, later).as_deref(), Some(url.as_str()));
         }
         assert_eq!(media_variant(Channel::Instagram), MediaVariant::InstagramFeed);
+        assert_eq!(media_variant(Channel::GenieTv), MediaVariant::PartnerQr);
+        assert_eq!(media_variant(Channel::RingoBiz), MediaVariant::Original, "a phone line shows nothing");
         assert!(media_link_ttl(Channel::NaverBlog) > media_link_ttl(Channel::Instagram), "articles live longer");
-        assert_eq!(signed_image_url(&links, "img 1", Channel::Instagram, now), None, "not an image id");
+        // An event ending in 60 days: the link lives its lifetime past the end, whatever day it is minted.
+        let end_ms = i64::try_from((20_060 * day + 7) * 1_000).expect("ms");
+        let url = signed_image_url(&links, image, Channel::Instagram, entry, end_ms, now).expect("a link");
+        let grant = signer.verify(url.rsplit('/').next().expect("token"), now).expect("valid");
+        assert_eq!(grant.expires_at, 20_061 * day + media_link_ttl(Channel::Instagram).as_secs());
+        let next_week = now + Duration::from_secs(7 * day);
+        assert_eq!(signed_image_url(&links, image, Channel::Instagram, entry, end_ms, next_week), Some(url));
+        // A KT screen without an entry link shows the plain image.
+        let plain = signed_image_url(&links, image, Channel::GenieTv, " ", 0, now).expect("a link");
+        let grant = signer.verify(plain.rsplit('/').next().expect("token"), now).expect("valid");
+        assert_eq!((grant.variant, grant.qr_text), (MediaVariant::Original, None));
+        // Nor is a text that is no web link ever drawn as a code.
+        let plain = signed_image_url(&links, image, Channel::GenieTv, "javascript:alert(1)", 0, now).expect("a link");
+        let grant = signer.verify(plain.rsplit('/').next().expect("token"), now).expect("valid");
+        assert_eq!((grant.variant, grant.qr_text), (MediaVariant::Original, None));
+        assert_eq!(signed_image_url(&links, "img 1", Channel::Instagram, entry, 0, now), None, "not an image id");
         let nowhere = MediaLinks::new("", signer);
-        assert_eq!(signed_image_url(&nowhere, image, Channel::Instagram, now), None, "no public base URL");
+        assert_eq!(signed_image_url(&nowhere, image, Channel::Instagram, entry, 0, now), None, "no public base URL");
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! - [`instagram`]: Instagram API with Instagram Login (PROVIDERS.md §9): authorize URL, code →
 //!   short-lived → long-lived token, the account (`/me`), refresh;
 //! - [`naver`]: Naver Login (§11): authorize URL, code → tokens (`expires_in` a string), the
-//!   member (`/v1/nid/me`), refresh (the refresh token is kept), token deletion.
+//!   member (`/v1/nid/me`), refresh (the refresh token is kept), token deletion;
+//! - [`kakao`]: the sender profiles of the platform's SENS Biz Message service (§6, §12): a Kakao
+//!   Talk Channel connects without OAuth, once registered there; no token is kept.
 //!
-//! Neither provider documents PKCE (§9, §11), so none is sent: the `state` (256 random bits,
-//! stored hashed, single use, ten minutes) binds an answer to the owner who started it.
+//! Neither OAuth provider documents PKCE (§9, §11), so none is sent: the `state` (256 random
+//! bits, stored hashed, single use, ten minutes) binds an answer to the owner who started it.
 
 pub mod instagram;
+pub mod kakao;
 pub mod naver;
 pub mod store;
 
@@ -18,7 +21,7 @@ use std::time::Duration;
 use kem_kit::Secret;
 use kem_kit::external::{ProviderConfig, ProviderError};
 
-pub use store::{Attempt, ConnectionStore, ConnectionStoreError, NewConnection, StoredConnection, Tokens};
+pub use store::{Attempt, ConnectionStore, ConnectionStoreError, KakaoSaved, NewConnection, StoredConnection, Tokens};
 
 use crate::domain::{Channel, NaverCafe};
 
@@ -27,9 +30,10 @@ use crate::domain::{Channel, NaverCafe};
 pub struct ConnectedAccount {
     /// The channel.
     pub channel: Channel,
-    /// The provider's account id (the Instagram user id of Graph paths; the Naver member id).
+    /// The provider's account id (the Instagram user id of Graph paths; the Naver member id; the
+    /// Kakao channel id, `@…`, messages are sent from).
     pub account_id: String,
-    /// The access token.
+    /// The access token (empty for Kakao, which has none).
     pub access_token: Secret,
     /// Naver's board.
     pub naver_cafe: Option<NaverCafe>,

@@ -1,7 +1,10 @@
 //! The connection tables on PostgreSQL or embedded SQLite (the same SQL): `channel_connections`
 //! (tokens sealed with the [`Keyring`], bound to owner, channel and field, so a value copied to
 //! another row or column does not open) and `connection_attempts` (only the SHA-256 of a state is
-//! kept; taking one is a single guarded UPDATE, so a state completes at most once).
+//! kept; taking one is a single guarded UPDATE, so a state completes at most once). A Kakao
+//! channel's row has no token: its `access_token` column holds a random stamp replaced at every
+//! (re)connect (what guarded updates compare), and a unique index lets one owner at most hold a
+//! Kakao channel.
 
 use std::sync::Arc;
 
@@ -88,6 +91,15 @@ pub struct NewConnection {
     pub naver_cafe: Option<NaverCafe>,
 }
 
+/// What saving a Kakao connection came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KakaoSaved {
+    /// Stored (or the same owner's connection renewed).
+    Saved,
+    /// Another owner has the channel connected.
+    Taken,
+}
+
 /// A stored connection with its sealed tokens.
 #[derive(Debug, Clone)]
 pub struct StoredConnection {
@@ -125,6 +137,14 @@ fn aad(owner_id: &str, channel: Channel, field: &str) -> Vec<u8> {
 
 fn mapping(column: &str, reason: String) -> StoreError {
     StoreError::Mapping { action: "decode", column: column.to_owned(), reason }
+}
+
+/// Whether the database refused a statement for a unique index.
+fn unique_violation(error: &StoreError) -> bool {
+    match error {
+        StoreError::Database { source: sqlx::Error::Database(db), .. } => db.is_unique_violation(),
+        _ => false,
+    }
 }
 
 fn stored(row: &Row) -> Result<StoredConnection, StoreError> {
@@ -315,6 +335,72 @@ impl ConnectionStore {
         .execute(self.store.primary())
         .await?;
         Ok(())
+    }
+
+    /// Stores `owner_id`'s Kakao channel `account_id` (named `account_name`) as ACTIVE, re-checked
+    /// at `refresh_at`, unless another owner has it (NEEDS_RECONNECT included). The check and
+    /// the write are one statement, and the unique index settles two owners racing.
+    pub async fn save_kakao(
+        &self,
+        owner_id: &str,
+        account_id: &str,
+        account_name: &str,
+        refresh_at: i64,
+        now: i64,
+    ) -> Result<KakaoSaved, ConnectionStoreError> {
+        let stamp = rand::random::<[u8; 16]>().to_vec();
+        let saved = store::query(
+            "INSERT INTO channel_connections (owner_id, channel, state, account_id, account_name, scopes, \
+            access_token, refresh_token, key_id, issued_at, expires_at, refresh_at, refresh_failures, connected_at, \
+            refreshed_at, note, naver_club_id, naver_menu_id, lease_token, lease_until, updated_at) \
+            SELECT $1, 'KAKAO_CHANNEL', 'ACTIVE', $2, $3, '', $4, NULL, '', $5, NULL, $6, 0, $5, $5, '', '', '', \
+            NULL, NULL, $5 \
+            WHERE NOT EXISTS (SELECT 1 FROM channel_connections \
+            WHERE channel = 'KAKAO_CHANNEL' AND account_id = $2 AND owner_id <> $1) \
+            ON CONFLICT (owner_id, channel) DO UPDATE SET state = 'ACTIVE', account_id = $2, account_name = $3, \
+            access_token = $4, issued_at = $5, refresh_at = $6, refresh_failures = 0, connected_at = $5, \
+            refreshed_at = $5, note = '', lease_token = NULL, lease_until = NULL, updated_at = $5",
+        )
+        .bind(owner_id.to_owned())
+        .bind(account_id.to_owned())
+        .bind(account_name.to_owned())
+        .bind(stamp)
+        .bind(now)
+        .bind(refresh_at)
+        .execute(self.store.primary())
+        .await;
+        match saved {
+            Ok(1) => Ok(KakaoSaved::Saved),
+            Ok(_) => Ok(KakaoSaved::Taken),
+            Err(error) if unique_violation(&error) => Ok(KakaoSaved::Taken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The Kakao connection held under `lease` is still a usable sender (named `account_name`):
+    /// re-checked again at `refresh_at`. Whether the hold was still ours.
+    pub async fn kakao_rechecked(
+        &self,
+        connection: &StoredConnection,
+        lease: &str,
+        account_name: &str,
+        refresh_at: i64,
+        now: i64,
+    ) -> Result<bool, ConnectionStoreError> {
+        let changed = store::query(
+            "UPDATE channel_connections SET account_name = $1, refresh_at = $2, refresh_failures = 0, \
+            refreshed_at = $3, note = '', lease_token = NULL, lease_until = NULL, updated_at = $3 \
+            WHERE owner_id = $4 AND channel = $5 AND lease_token = $6 AND state = 'ACTIVE'",
+        )
+        .bind(account_name.to_owned())
+        .bind(refresh_at)
+        .bind(now)
+        .bind(connection.owner_id.clone())
+        .bind(connection.view.channel.as_str())
+        .bind(lease.to_owned())
+        .execute(self.store.primary())
+        .await?;
+        Ok(changed == 1)
     }
 
     /// `owner_id`'s connection of `channel`.

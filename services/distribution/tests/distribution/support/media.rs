@@ -48,18 +48,26 @@ pub fn grant(url: &str, base: &str) -> MediaGrant {
 }
 
 /// Asserts that `url` is the media link of `event_id`'s image in the rendition `channel` takes
-/// (`variant`, spelled out so the test says what it expects), valid for that channel's link
-/// lifetime from about now.
+/// (`variant`, spelled out so the test says what it expects) — on the KT screens with the
+/// channel's entry link as the QR code's text — valid for that channel's link lifetime from the
+/// later of now and the end of the test jobs' 30-day period, rounded up to a whole UTC day.
 #[track_caller]
 pub fn assert_media_link(url: &str, base: &str, event_id: &str, channel: Channel, variant: MediaVariant) {
     let grant = grant(url, base);
     assert_eq!((grant.image_id.as_str(), grant.variant), (image_id(event_id).as_str(), variant), "{url}");
     assert_eq!(media_variant(channel), variant, "{channel} takes {variant:?}");
+    if variant == MediaVariant::PartnerQr {
+        let entry = format!("{}/e/{event_id}?ch={}", base.trim_end_matches('/'), channel.slug());
+        assert_eq!(grant.qr_text.as_deref(), Some(entry.as_str()), "{channel}: the QR code is the entry link");
+    } else {
+        assert_eq!(grant.qr_text, None, "{channel}: no QR code");
+    }
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs();
     let ttl = media_link_ttl(channel).as_secs();
+    let (day, period) = (86_400, 30 * 86_400);
     assert!(
-        grant.expires_at > now + ttl - 120 && grant.expires_at <= now + ttl,
-        "{channel} links last {ttl} s: expires at {}, now {now}",
+        grant.expires_at % day == 0 && grant.expires_at >= now + ttl && grant.expires_at <= now + period + ttl + day,
+        "{channel} links last {ttl} s past the event's end, to a whole day: expires at {}, now {now}",
         grant.expires_at
     );
 }

@@ -1,6 +1,6 @@
 //! Shared fixtures: a started distribution service on a fresh PostgreSQL database and Redis
-//! prefix, reaching a fake user service over mesh mTLS; contract servers for every channel;
-//! job builders; status and queue readers.
+//! prefix, reaching fake user, event and participation services over mesh mTLS; contract servers
+//! for every channel; job builders; status and queue readers.
 
 pub mod events;
 pub mod media;
@@ -8,6 +8,7 @@ pub mod media;
 pub use kem_testkit::contracts::instagram;
 /// The Naver Login and Cafe contract server, shared with the end-to-end tests.
 pub use kem_testkit::contracts::naver;
+pub mod participation;
 pub mod partner;
 pub mod sens;
 pub mod user;
@@ -39,6 +40,7 @@ use kem_proto::kem::distribution::v1::distribution_service_server::DistributionS
 use kem_proto::kem::event::v1::ChannelCopy;
 use kem_proto::kem::event::v1::event_service_server::EventServiceServer;
 use kem_proto::kem::messaging::v1 as msg;
+use kem_proto::kem::participation::v1::participation_service_server::ParticipationServiceServer;
 use kem_proto::kem::user::v1::user_service_server::UserServiceServer;
 use kem_testkit::eventually;
 use kem_testkit::service::{Backing, TestService};
@@ -47,16 +49,19 @@ use prost::Message;
 use tonic::{Request, Status};
 
 pub use events::FakeEvents;
+pub use participation::FakeParticipation;
 pub use user::{FakeUsers, OTHER, OWNER};
 
 pub const HOUR: Duration = Duration::from_secs(3_600);
 const DAY_MS: i64 = 86_400_000;
 
-/// Client settings for a contract server: 1 s per request, quick retries, the default breaker.
+/// Client settings for a contract server: quick retries, the default breaker, and 5 s per
+/// request (10 s in all) — generous, because a loaded CI machine answers slowly; the tests of
+/// hangs and timeouts set their own short deadlines.
 pub fn fast(mut config: ProviderConfig) -> ProviderConfig {
-    config.timeout = Duration::from_secs(1);
-    config.connect_timeout = Duration::from_millis(500);
-    config.deadline = Duration::from_secs(3);
+    config.timeout = Duration::from_secs(5);
+    config.connect_timeout = Duration::from_secs(2);
+    config.deadline = Duration::from_secs(10);
     config.backoff = Backoff { initial: Duration::from_millis(5), max: Duration::from_millis(20) };
     config
 }
@@ -71,7 +76,7 @@ pub fn fast_config() -> DistributionConfig {
         config.policies.insert(
             channel,
             ChannelPolicy {
-                deadline: Duration::from_secs(3),
+                deadline: Duration::from_secs(10),
                 retry: RetryPolicy {
                     max_attempts: 3,
                     backoff_initial: Duration::from_millis(100),
@@ -172,7 +177,6 @@ impl Providers {
         config.kakao.mode = ProviderMode::Real { config: sens, credentials: Secret::new(sens::SECRET) };
         config.kakao.settings.access_key = sens::ACCESS_KEY.into();
         config.kakao.settings.service_id = sens::SERVICE_ID.into();
-        config.kakao.settings.plus_friend_id = sens::PLUS_FRIEND.into();
         for (channel, server) in &self.partners {
             let provider = fast(channels::partner::provider_config(*channel, server.base_url()));
             config.partners.insert(
@@ -195,6 +199,8 @@ pub struct Harness {
     pub users: FakeUsers,
     /// The event service GetStatus asks about publications whose job has not arrived.
     pub events: FakeEvents,
+    /// The participation service Kakao deliveries read their recipients from.
+    pub participation: FakeParticipation,
     pub ca: TestCa,
     pub identity: WorkloadIdentity,
     pub servers: Shutdown,
@@ -208,15 +214,24 @@ pub async fn user_service(ca: &TestCa, servers: &Shutdown) -> (FakeUsers, Socket
     (users, addr)
 }
 
-/// The fake user and event services over mesh mTLS, and the distribution workload's peers.
-async fn peer_services(ca: &TestCa, identity: &WorkloadIdentity, servers: &Shutdown) -> (FakeUsers, FakeEvents, Peers) {
+/// The fake peers distribution calls.
+type Fakes = (FakeUsers, FakeEvents, FakeParticipation);
+
+/// The fake user, event and participation services over mesh mTLS, and the distribution
+/// workload's peers.
+async fn peer_services(ca: &TestCa, identity: &WorkloadIdentity, servers: &Shutdown) -> (Fakes, Peers) {
     let (users, user_addr) = user_service(ca, servers).await;
     let events = FakeEvents::default();
     let event_addr = kem_testkit::mesh::serve(ca, "event", EventServiceServer::new(events.clone()), servers).await;
+    let participation = FakeParticipation::new();
+    let participation_addr =
+        kem_testkit::mesh::serve(ca, "participation", ParticipationServiceServer::new(participation.clone()), servers)
+            .await;
     let peers = Peers::new(identity.clone(), TRUST_DOMAIN, NAMESPACE)
         .with_addr("user", user_addr.to_string())
-        .with_addr("event", event_addr.to_string());
-    (users, events, peers)
+        .with_addr("event", event_addr.to_string())
+        .with_addr("participation", participation_addr.to_string());
+    ((users, events, participation), peers)
 }
 
 impl Harness {
@@ -238,12 +253,11 @@ impl Harness {
         let ca = TestCa::new();
         let identity = ca.identity("distribution", HOUR).await;
         let servers = Shutdown::new();
-        let (users, events, peers) = peer_services(&ca, &identity, &servers).await;
+        let (fakes, peers) = peer_services(&ca, &identity, &servers).await;
         let mut svc = TestService::with_peers("distribution", peers).await;
         svc.ctx.clock = Arc::new(clock);
         let (ctx, queue) = (svc.ctx.clone(), svc.queue.clone());
-        Harness::launch(ctx, queue, config, (users, events), ca, identity, servers, Backing::Postgres(Box::new(svc)))
-            .await
+        Harness::launch(ctx, queue, config, fakes, ca, identity, servers, Backing::Postgres(Box::new(svc))).await
     }
 
     /// Connects every channel `owner` has NOT_CONNECTED through the full OAuth flow.
@@ -278,6 +292,20 @@ impl Harness {
         Ok(self.api.start_channel_connection(with_owner(Request::new(request), owner)).await?.into_inner())
     }
 
+    /// StartChannelConnection of KAKAO_CHANNEL with `kakao_channel_id`.
+    pub async fn start_kakao(
+        &self,
+        owner: &str,
+        kakao_channel_id: &str,
+    ) -> Result<pb::StartChannelConnectionResponse, Status> {
+        let request = pb::StartChannelConnectionRequest {
+            channel: Channel::KakaoChannel.number(),
+            naver_cafe: None,
+            kakao_channel_id: kakao_channel_id.to_owned(),
+        };
+        Ok(self.api.start_channel_connection(with_owner(Request::new(request), owner)).await?.into_inner())
+    }
+
     /// The callback as the browser brings it: the redirect's query, sent with `caller`'s
     /// credentials when given (the route is public).
     pub async fn complete(
@@ -302,8 +330,13 @@ impl Harness {
     }
 
     /// Starts connecting `channel` for `owner`, follows the provider's consent screen and
-    /// completes with its redirect; the connection.
+    /// completes with its redirect; the connection. Kakao connects `owner`'s channel registered
+    /// at the SENS contract server ([`sens::channel_of`]) at once.
     pub async fn connect(&self, owner: &str, channel: Channel) -> pb::ChannelConnection {
+        if channel == Channel::KakaoChannel {
+            let started = self.start_kakao(owner, sens::channel_of(owner)).await.expect("connect Kakao");
+            return started.connection.expect("Kakao connects at once");
+        }
         let cafe = (channel == Channel::NaverBlog).then_some((naver::CLUB, naver::MENU));
         let started = self.start_connection(owner, channel.number(), cafe).await.expect("start connecting");
         let redirect = consent(&started.authorization_url).await;
@@ -336,7 +369,7 @@ impl Harness {
         let ca = TestCa::new();
         let identity = ca.identity("distribution", HOUR).await;
         let servers = Shutdown::new();
-        let (users, events, peers) = peer_services(&ca, &identity, &servers).await;
+        let (fakes, peers) = peer_services(&ca, &identity, &servers).await;
         let mut svc = TestService::with_peers("distribution", peers).await;
         if let Some(options) = queue {
             let tuned = StoreQueue::with_options(svc.ctx.store.clone(), options);
@@ -344,8 +377,7 @@ impl Harness {
             svc.queue = tuned;
         }
         let (ctx, queue) = (svc.ctx.clone(), svc.queue.clone());
-        Harness::launch(ctx, queue, config, (users, events), ca, identity, servers, Backing::Postgres(Box::new(svc)))
-            .await
+        Harness::launch(ctx, queue, config, fakes, ca, identity, servers, Backing::Postgres(Box::new(svc))).await
     }
 
     /// The service on embedded SQLite with the in-process cache (`kem up`): the same migrations
@@ -354,11 +386,11 @@ impl Harness {
         let ca = TestCa::new();
         let identity = ca.identity("distribution", HOUR).await;
         let servers = Shutdown::new();
-        let (users, events, peers) = peer_services(&ca, &identity, &servers).await;
+        let (fakes, peers) = peer_services(&ca, &identity, &servers).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let ctx = kem_testkit::service::embedded_context("distribution", peers, dir.path()).await;
         let queue = StoreQueue::new(ctx.store.clone());
-        Harness::launch(ctx, queue, config, (users, events), ca, identity, servers, Backing::Sqlite(dir)).await
+        Harness::launch(ctx, queue, config, fakes, ca, identity, servers, Backing::Sqlite(dir)).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -366,7 +398,7 @@ impl Harness {
         ctx: ServiceContext,
         queue: StoreQueue,
         config: DistributionConfig,
-        (users, events): (FakeUsers, FakeEvents),
+        (users, events, participation): Fakes,
         ca: TestCa,
         identity: WorkloadIdentity,
         servers: Shutdown,
@@ -375,7 +407,7 @@ impl Harness {
         let api = kem_distribution::start_api(ctx.clone(), config)
             .await
             .unwrap_or_else(|e| panic!("the distribution service does not start: {e}"));
-        Harness { ctx, queue, api, users, events, ca, identity, servers, backing }
+        Harness { ctx, queue, api, users, events, participation, ca, identity, servers, backing }
     }
 
     pub async fn cleanup(self) {

@@ -1,12 +1,23 @@
-//! The NAVER Cloud SENS contract server (친구톡 v2): `POST /friendtalk/v2/services/{serviceId}/messages`
-//! with the API Gateway headers `x-ncp-apigw-timestamp` (within 5 minutes), `x-ncp-iam-access-key`
-//! and `x-ncp-apigw-signature-v2` (HMAC-SHA256 of `"POST <path>\n<timestamp>\n<access key>"`,
-//! Base64) — a bad signature is 401 with the gateway's `{"error":{"errorCode","message","details"}}`
-//! — and the JSON body `{"plusFriendId","messages":[{"to","content","buttons"?,…}]}` (buttons as
-//! SENS checks them); answers 202
-//! `{"requestId","requestTime","statusCode":"202","statusName":"success","messages":[{…,"requestStatusCode":"A000"}]}`.
-//! Scriptable: the next N requests fail with 500, or every request hangs. Counts requests.
+//! The NAVER Cloud SENS contract server (Biz Message, 친구톡 v2), every call with the API Gateway
+//! headers `x-ncp-apigw-timestamp` (within 5 minutes), `x-ncp-iam-access-key` and
+//! `x-ncp-apigw-signature-v2` (HMAC-SHA256 of `"<METHOD> <path>\n<timestamp>\n<access key>"`,
+//! Base64) — a bad signature is 401 with the gateway's `{"error":{"errorCode","message","details"}}`:
+//!
+//! - `GET /alimtalk/v2/services/{serviceId}/channels`: the service's sender profiles, a JSON array
+//!   of `{createTime, updateTime, serviceId, channelId, channelName, channelStatus, useSmsFailover,
+//!   isBlock}` from a registry the test controls (register, block, delete a channel);
+//! - `POST /friendtalk/v2/services/{serviceId}/messages` with `{"plusFriendId","messages":[{"to",
+//!   "content","buttons"?,…}]}` (1 to 100 messages, buttons as SENS checks them): a `plusFriendId`
+//!   that is not an ACTIVE, unblocked sender profile of the service is refused (400, the
+//!   gateway's error shape naming the sender); otherwise 202 `{"requestId","requestTime",
+//!   "statusCode":"202","statusName":"success","messages":[{…,"requestStatusCode",…}]}` with `A000`
+//!   for a friend of the channel and `E105` for anyone else (the channel's friends list is the
+//!   test's; unset, everyone is a friend).
+//!
+//! Scriptable: the next N sends fail with 500, every send hangs, or sends hang from the Nth on.
+//! Counts sends and channel list reads.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,21 +27,52 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 pub const ACCESS_KEY: &str = "AK-test";
 pub const SECRET: &str = "sens-secret-key";
 pub const SERVICE_ID: &str = "ncp:kkobizmsg:kr:2710000:kem";
+/// The Kakao channel [`super::OWNER`] connects (registered from the start).
 pub const PLUS_FRIEND: &str = "@kem-test";
+/// The Kakao channel [`super::OTHER`] connects (registered from the start).
+pub const OTHER_CHANNEL: &str = "@kem-other";
+/// The channel `owner` connects in the harness.
+pub fn channel_of(owner: &str) -> &'static str {
+    if owner == super::OWNER { PLUS_FRIEND } else { OTHER_CHANNEL }
+}
+
+/// Per-message status of a recipient who is not a friend of the channel.
+pub const NOT_A_FRIEND: &str = "E105";
+
+/// A sender profile of the service.
+#[derive(Debug, Clone)]
+pub struct SenderProfile {
+    pub name: String,
+    /// `ACTIVE`, `DELETED`, `BLOCKED`, …
+    pub status: String,
+    pub blocked: bool,
+    /// The channel's friends; `None`: everyone.
+    pub friends: Option<BTreeSet<String>>,
+}
 
 #[derive(Debug, Default)]
 pub struct SensState {
+    /// Send requests received.
     pub calls: u64,
+    /// Channel list requests received.
+    pub list_calls: u64,
+    /// Send requests answered 202, as received.
     pub accepted: Vec<Value>,
     pub fail_next: u32,
     pub hang: bool,
+    /// Sends from this one on (1-based count of sends) hang.
+    pub hang_from: Option<u64>,
+    /// The channel list hangs.
+    pub hang_list: bool,
+    /// Sender profiles by channel id.
+    pub channels: BTreeMap<String, SenderProfile>,
 }
 
 pub struct SensServer {
@@ -68,6 +110,52 @@ fn buttons_valid(buttons: &Value) -> bool {
     }
 }
 
+/// The gateway's checks of a signed `method` request to `path`: the refusal, if any.
+fn unsigned(headers: &HeaderMap, method: &str, path: &str) -> Option<Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let timestamp = header("x-ncp-apigw-timestamp");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let Ok(ts) = timestamp.parse::<i64>() else {
+        return Some(gateway_error(StatusCode::UNAUTHORIZED, "210", "Timestamp is required"));
+    };
+    if (now - ts).abs() > 300_000 {
+        return Some(gateway_error(StatusCode::UNAUTHORIZED, "220", "Timestamp is out of range"));
+    }
+    let expected = kem_distribution::infra::channels::kakao::signature(SECRET, method, path, ts, ACCESS_KEY);
+    if header("x-ncp-iam-access-key") != ACCESS_KEY || header("x-ncp-apigw-signature-v2") != expected {
+        return Some(gateway_error(StatusCode::UNAUTHORIZED, "200", "Authentication Failed"));
+    }
+    None
+}
+
+async fn channels(State(state): State<Shared>, Path(service): Path<String>, headers: HeaderMap) -> Response {
+    let hang = {
+        let mut s = state.lock().expect("sens");
+        s.list_calls += 1;
+        s.hang_list
+    };
+    if hang {
+        std::future::pending::<()>().await;
+    }
+    if let Some(refused) = unsigned(&headers, "GET", &format!("/alimtalk/v2/services/{service}/channels")) {
+        return refused;
+    }
+    if service != SERVICE_ID {
+        return gateway_error(StatusCode::NOT_FOUND, "404", "Not Found Exception");
+    }
+    let s = state.lock().expect("sens");
+    let list: Vec<Value> = s
+        .channels
+        .iter()
+        .map(|(id, c)| {
+            json!({"createTime": "2025-10-01T09:00:00.000", "updateTime": "2025-10-02T09:00:00.000",
+                   "serviceId": SERVICE_ID, "channelId": id, "channelName": c.name, "channelStatus": c.status,
+                   "useSmsFailover": false, "isBlock": c.blocked})
+        })
+        .collect();
+    (StatusCode::OK, axum::Json(Value::Array(list))).into_response()
+}
+
 async fn send(State(state): State<Shared>, Path(service): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (hang, fail) = {
         let mut s = state.lock().expect("sens");
@@ -76,25 +164,14 @@ async fn send(State(state): State<Shared>, Path(service): Path<String>, headers:
         if fail {
             s.fail_next -= 1;
         }
-        (s.hang, fail)
+        (s.hang || s.hang_from.is_some_and(|n| s.calls >= n), fail)
     };
     if hang {
         // SENS never answers: the client's own deadline is what is tested.
         std::future::pending::<()>().await;
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let timestamp = header("x-ncp-apigw-timestamp");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let Ok(ts) = timestamp.parse::<i64>() else {
-        return gateway_error(StatusCode::UNAUTHORIZED, "210", "Timestamp is required");
-    };
-    if (now - ts).abs() > 300_000 {
-        return gateway_error(StatusCode::UNAUTHORIZED, "220", "Timestamp is out of range");
-    }
-    let path = format!("/friendtalk/v2/services/{service}/messages");
-    let expected = kem_distribution::infra::channels::kakao::signature(SECRET, "POST", &path, ts, ACCESS_KEY);
-    if header("x-ncp-iam-access-key") != ACCESS_KEY || header("x-ncp-apigw-signature-v2") != expected {
-        return gateway_error(StatusCode::UNAUTHORIZED, "200", "Authentication Failed");
+    if let Some(refused) = unsigned(&headers, "POST", &format!("/friendtalk/v2/services/{service}/messages")) {
+        return refused;
     }
     if service != SERVICE_ID {
         return gateway_error(StatusCode::NOT_FOUND, "404", "Not Found Exception");
@@ -111,8 +188,21 @@ async fn send(State(state): State<Shared>, Path(service): Path<String>, headers:
             .into_response();
     };
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
-    let valid = request["plusFriendId"] == PLUS_FRIEND
-        && !messages.is_empty()
+    let sender = request["plusFriendId"].as_str().unwrap_or_default().to_owned();
+    let friends = {
+        let s = state.lock().expect("sens");
+        match s.channels.get(&sender) {
+            Some(c) if c.status == "ACTIVE" && !c.blocked => c.friends.clone(),
+            _ => {
+                return gateway_error(
+                    StatusCode::BAD_REQUEST,
+                    "400",
+                    &format!("plusFriendId {sender:?} is not an active sender (channel) of this service"),
+                );
+            }
+        }
+    };
+    let valid = !messages.is_empty()
         && messages.len() <= 100
         && messages.iter().all(|m| {
             m["to"].as_str().is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()))
@@ -133,8 +223,11 @@ async fn send(State(state): State<Shared>, Path(service): Path<String>, headers:
         .iter()
         .enumerate()
         .map(|(i, m)| {
+            let friend = friends.as_ref().is_none_or(|f| f.contains(m["to"].as_str().unwrap_or_default()));
+            let (code, name, desc) =
+                if friend { ("A000", "success", "성공") } else { (NOT_A_FRIEND, "fail", "친구가 아닌 사용자") };
             json!({"messageId": format!("msg-{n}-{i}"), "countryCode": "82", "to": m["to"], "content": m["content"],
-                   "requestStatusCode": "A000", "requestStatusName": "success", "requestStatusDesc": "성공", "useSmsFailover": false})
+                   "requestStatusCode": code, "requestStatusName": name, "requestStatusDesc": desc, "useSmsFailover": false})
         })
         .collect();
     (
@@ -146,16 +239,79 @@ async fn send(State(state): State<Shared>, Path(service): Path<String>, headers:
 }
 
 impl SensServer {
+    /// With [`PLUS_FRIEND`] and [`OTHER_CHANNEL`] registered, ACTIVE, everyone their friend.
     pub async fn start() -> SensServer {
         let state: Shared = Arc::default();
-        let router =
-            Router::new().route("/friendtalk/v2/services/{service}/messages", post(send)).with_state(state.clone());
+        let router = Router::new()
+            .route("/friendtalk/v2/services/{service}/messages", post(send))
+            .route("/alimtalk/v2/services/{service}/channels", get(channels))
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sens");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("sens serves");
         });
-        SensServer { addr, state, task }
+        let server = SensServer { addr, state, task };
+        server.register(PLUS_FRIEND, "카페 온도");
+        server.register(OTHER_CHANNEL, "다른 가게");
+        server
+    }
+
+    /// Registers (or re-activates) the sender profile `id`, everyone its friend.
+    pub fn register(&self, id: &str, name: &str) {
+        let profile = SenderProfile { name: name.to_owned(), status: "ACTIVE".into(), blocked: false, friends: None };
+        self.state().channels.insert(id.to_owned(), profile);
+    }
+
+    /// Blocks (or unblocks) the sender profile `id`.
+    pub fn block(&self, id: &str, blocked: bool) {
+        if let Some(c) = self.state().channels.get_mut(id) {
+            c.blocked = blocked;
+        }
+    }
+
+    /// Sets the status of the sender profile `id` (e.g. `DELETED`).
+    pub fn set_status(&self, id: &str, status: &str) {
+        if let Some(c) = self.state().channels.get_mut(id) {
+            c.status = status.to_owned();
+        }
+    }
+
+    /// Removes the sender profile `id` from the list.
+    pub fn unregister(&self, id: &str) {
+        self.state().channels.remove(id);
+    }
+
+    /// The friends of channel `id` (only they get `A000`).
+    pub fn set_friends(&self, id: &str, friends: &[String]) {
+        if let Some(c) = self.state().channels.get_mut(id) {
+            c.friends = Some(friends.iter().cloned().collect());
+        }
+    }
+
+    /// Sends from the `n`th (1-based) on hang.
+    pub fn hang_from(&self, n: Option<u64>) {
+        self.state().hang_from = n;
+    }
+
+    /// Every recipient of the accepted requests, in order (repeats included).
+    pub fn recipients(&self) -> Vec<String> {
+        let s = self.state();
+        s.accepted
+            .iter()
+            .flat_map(|r| r["messages"].as_array().cloned().unwrap_or_default())
+            .filter_map(|m| m["to"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The `plusFriendId` of every accepted request.
+    pub fn senders(&self) -> Vec<String> {
+        self.state().accepted.iter().map(|r| r["plusFriendId"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    /// How many SENS channel list reads were made.
+    pub fn list_calls(&self) -> u64 {
+        self.state().list_calls
     }
 
     pub fn base_url(&self) -> String {
@@ -166,6 +322,7 @@ impl SensServer {
         self.state.lock().expect("sens")
     }
 
+    /// Send requests received (channel list reads are counted apart).
     pub fn calls(&self) -> u64 {
         self.state().calls
     }
