@@ -66,7 +66,9 @@ pub fn assert_media_link(url: &str, base: &str, event_id: &str, channel: Channel
     let ttl = media_link_ttl(channel).as_secs();
     let (day, period) = (86_400, 30 * 86_400);
     assert!(
-        grant.expires_at % day == 0 && grant.expires_at >= now + ttl && grant.expires_at <= now + period + ttl + day,
+        grant.expires_at.is_multiple_of(day)
+            && grant.expires_at >= now + ttl
+            && grant.expires_at <= now + period + ttl + day,
         "{channel} links last {ttl} s past the event's end, to a whole day: expires at {}, now {now}",
         grant.expires_at
     );
