@@ -34,27 +34,33 @@ use crate::hostile::{new_event, sign_up};
 use crate::support::{Reply, Rest};
 
 /// The most one test may take (a debug build on two shared cores, the platform started inside).
-const BOUND: Duration = Duration::from_secs(120);
+pub(crate) const BOUND: Duration = Duration::from_secs(120);
 
-const CONNECTIONS: &str = "/api/v1/channels/connections";
-const START: &str = "/api/v1/channels/connections:start";
+pub(crate) const CONNECTIONS: &str = "/api/v1/channels/connections";
+pub(crate) const START: &str = "/api/v1/channels/connections:start";
 const INSTAGRAM_CONNECTION: &str = "/api/v1/channels/connections/CHANNEL_INSTAGRAM";
 const FORGED: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
 
 /// A platform whose distribution publishes to Instagram and Naver Cafe through each owner's
 /// connected account (Instagram Login against `ig`, Naver Login against `naver`), its public base
 /// URL the edge's own origin.
-struct Platform {
-    platform: TestPlatform,
+pub(crate) struct Platform {
+    pub(crate) platform: TestPlatform,
     ig: IgServer,
     naver: NaverServer,
-    origin: String,
+    pub(crate) origin: String,
     addr: SocketAddr,
-    edge: Rest,
+    pub(crate) edge: Rest,
 }
 
 impl Platform {
     async fn start() -> Platform {
+        Platform::start_adjusted(|_| {}).await
+    }
+
+    /// [`Platform::start`] with `adjust` applied to distribution's configuration (also for
+    /// `kakao`).
+    pub(crate) async fn start_adjusted(adjust: impl Fn(&mut kem_distribution::DistributionConfig)) -> Platform {
         let (ig, naver) = (IgServer::start().await, NaverServer::start().await);
         // The public base URL must name the edge's port before the platform starts, so the port
         // is picked first; another process may take it meanwhile (the start then fails on bind):
@@ -75,7 +81,11 @@ impl Platform {
             let configs = ServiceConfigs {
                 user: Some(kem_user::UserConfig::for_tests()),
                 event: Some(event),
-                distribution: Some(distribution(&ig, &naver, &origin)),
+                distribution: Some({
+                    let mut config = distribution(&ig, &naver, &origin);
+                    adjust(&mut config);
+                    config
+                }),
                 // Analytics answers cached for 1 s (its shortest), so the insights a test waits
                 // for show soon.
                 analytics: Some(kem_analytics::AnalyticsConfig {
@@ -105,7 +115,7 @@ impl Platform {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.platform.stop().await;
         drop((self.ig, self.naver));
     }
@@ -181,18 +191,18 @@ fn generous_limits() -> kem_gateway::protect::EdgeLimits {
 }
 
 /// Takes a new event of `owner` to CONTENT_READY (local AI and images, an image selected); its id.
-async fn ready_event(owner: &Rest, title: &str) -> String {
+pub(crate) async fn ready_event(owner: &Rest, title: &str) -> String {
     crate::hostile::ready_new_event(owner, new_event(title)).await
 }
 
-async fn publish(owner: &Rest, event: &str, channels: &[&str]) -> Reply {
+pub(crate) async fn publish(owner: &Rest, event: &str, channels: &[&str]) -> Reply {
     owner.post(&format!("/api/v1/events/{event}:publish"), json!({"channels": channels})).await
 }
 
 /// Asserts `reply` is the up-front refusal of a publication naming exactly `channels`
 /// (400 FAILED_PRECONDITION, ErrorInfo CHANNEL_NOT_CONNECTED with metadata `channels`).
 #[track_caller]
-fn assert_not_connected(reply: &Reply, channels: &str) {
+pub(crate) fn assert_not_connected(reply: &Reply, channels: &str) {
     assert_eq!(reply.status, 400, "{}", reply.body);
     let details = reply.body.pointer("/details").and_then(Value::as_array).cloned().unwrap_or_default();
     let info = details
@@ -203,7 +213,7 @@ fn assert_not_connected(reply: &Reply, channels: &str) {
 }
 
 /// The `ErrorInfo.reason` of an error answer ("" when none).
-fn reason(reply: &Reply) -> String {
+pub(crate) fn reason(reply: &Reply) -> String {
     let details = reply.body.pointer("/details").and_then(Value::as_array).cloned().unwrap_or_default();
     details.iter().find_map(|d| d["reason"].as_str().map(str::to_owned)).unwrap_or_default()
 }
@@ -223,7 +233,7 @@ async fn assert_unpublished(owner: &Rest, event: &str) {
 }
 
 /// The connection of `channel` (e.g. `CHANNEL_INSTAGRAM`) in `owner`'s list.
-async fn connection(owner: &Rest, channel: &str) -> Value {
+pub(crate) async fn connection(owner: &Rest, channel: &str) -> Value {
     let list = owner.get(CONNECTIONS).await.expect(200);
     let connections = list.body.pointer("/connections").and_then(Value::as_array).cloned().unwrap_or_default();
     connections
@@ -232,12 +242,12 @@ async fn connection(owner: &Rest, channel: &str) -> Value {
         .unwrap_or_else(|| panic!("{channel} is listed: {}", list.body))
 }
 
-fn state(connection: &Value) -> &str {
+pub(crate) fn state(connection: &Value) -> &str {
     connection["state"].as_str().unwrap_or_default()
 }
 
 /// The delivery of `channel` in a distribution status.
-fn delivery<'a>(status: &'a Value, channel: &str) -> &'a Value {
+pub(crate) fn delivery<'a>(status: &'a Value, channel: &str) -> &'a Value {
     status["deliveries"]
         .as_array()
         .and_then(|all| all.iter().find(|d| d["channel"] == channel))
@@ -245,7 +255,7 @@ fn delivery<'a>(status: &'a Value, channel: &str) -> &'a Value {
 }
 
 /// Polls the distribution of `event` until no delivery is pending, sending or rate limited.
-async fn settled(owner: &Rest, event: &str) -> Value {
+pub(crate) async fn settled(owner: &Rest, event: &str) -> Value {
     let path = format!("/api/v1/events/{event}/distribution");
     owner
         .poll(&path, |body| {

@@ -4,6 +4,7 @@ mod channels;
 mod entry_page;
 mod hostile;
 mod journey;
+mod kakao;
 mod owner;
 mod platform;
 mod sign_out;

@@ -122,18 +122,18 @@ pub(crate) async fn ready_new_event(owner: &Rest, body: Value) -> String {
 }
 
 /// Well-behaved traffic during the attacks; every answer must be the expected one.
-struct Victims {
+pub(crate) struct Victims {
     stop: Arc<AtomicBool>,
     tasks: JoinSet<(u64, Vec<String>)>,
 }
 
 impl Victims {
-    fn new() -> Victims {
+    pub(crate) fn new() -> Victims {
         Victims { stop: Arc::new(AtomicBool::new(false)), tasks: JoinSet::new() }
     }
 
     /// An owner reading one of their events and listing them, in a loop.
-    fn owner_reading(&mut self, owner: &Rest, event: &str) {
+    pub(crate) fn owner_reading(&mut self, owner: &Rest, event: &str) {
         let (owner, path, stop) = (owner.clone(), format!("/api/v1/events/{event}"), self.stop.clone());
         self.tasks.spawn(async move {
             let (mut ok, mut failures) = (0, Vec::new());
@@ -152,15 +152,27 @@ impl Victims {
 
     /// Participants entering `event` (consenting to its terms, `terms` version), each with a new
     /// phone number.
-    fn participants_entering(&mut self, edge: &Rest, event: &str, terms: &str, first_phone: u32) {
+    pub(crate) fn participants_entering(&mut self, edge: &Rest, event: &str, terms: &str, first_phone: u32) {
+        self.participants_entering_from(edge, event, terms, first_phone, "CHANNEL_INSTAGRAM");
+    }
+
+    /// [`Victims::participants_entering`] from `source`, a channel the event was published to.
+    pub(crate) fn participants_entering_from(
+        &mut self,
+        edge: &Rest,
+        event: &str,
+        terms: &str,
+        first_phone: u32,
+        source: &str,
+    ) {
         let (edge, path, stop) = (edge.clone(), format!("/api/v1/events/{event}/participants"), self.stop.clone());
-        let terms = terms.to_owned();
+        let (terms, source) = (terms.to_owned(), source.to_owned());
         self.tasks.spawn(async move {
             let (mut ok, mut failures) = (0, Vec::new());
             let mut phone = first_phone;
             while !stop.load(Ordering::Relaxed) {
                 let entry = json!({"name": "홍길동", "phone": format!("010-{:04}-{:04}", phone / 10_000, phone % 10_000),
-                    "sourceChannel": "CHANNEL_INSTAGRAM", "age14OrOlder": true,
+                    "sourceChannel": source, "age14OrOlder": true,
                     "privacyConsent": {"granted": true, "consentTextVersion": terms}});
                 phone += 1;
                 let reply = edge.post(&path, entry).await;
@@ -193,7 +205,7 @@ impl Victims {
         });
     }
 
-    async fn assert_unharmed(mut self) {
+    pub(crate) async fn assert_unharmed(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         while let Some(joined) = self.tasks.join_next().await {
             let (ok, failures) = joined.expect("victim task");
@@ -212,7 +224,7 @@ async fn raw(request: reqwest::RequestBuilder) -> Reply {
 }
 
 #[track_caller]
-fn assert_field(reply: &Reply, status: u16, field: &str) {
+pub(crate) fn assert_field(reply: &Reply, status: u16, field: &str) {
     assert_eq!(reply.status, status, "{field}: {}", reply.body);
     let violations = reply.body.pointer("/details").and_then(Value::as_array).cloned().unwrap_or_default();
     let named = violations.iter().flat_map(|d| d["fieldViolations"].as_array().cloned().unwrap_or_default()).any(|v| {

@@ -6,3 +6,4 @@ pub mod instagram;
 pub mod naver;
 pub mod nts;
 pub mod sens;
+pub mod sens_biz;

@@ -10,6 +10,8 @@ pub use kem_testkit::contracts::instagram;
 pub use kem_testkit::contracts::naver;
 pub mod participation;
 pub mod partner;
+/// The SENS Biz Message (친구톡) contract server, shared with the end-to-end tests, with this
+/// harness's channels.
 pub mod sens;
 pub mod user;
 
@@ -112,7 +114,7 @@ pub struct Providers {
     /// JPEG and PNG renditions), which [`Providers::configure`] makes the public base URL:
     /// Instagram's contract server fetches every `image_url` as Meta does.
     pub images: instagram::ImageHost,
-    pub sens: sens::SensServer,
+    pub sens: sens::SensBizServer,
     pub naver: naver::NaverServer,
     pub partners: BTreeMap<Channel, partner::TestPartner>,
 }
@@ -126,7 +128,7 @@ impl Providers {
         Providers {
             instagram: instagram::IgServer::start().await,
             images: instagram::ImageHost::start_with_media_key(&media::MEDIA_KEY).await,
-            sens: sens::SensServer::start().await,
+            sens: sens::start().await,
             naver: naver::NaverServer::start().await,
             partners,
         }
