@@ -6,7 +6,7 @@
 //! concurrency) next to its own provider client settings (per-request timeout, breaker), so one
 //! channel's limits never bound another.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kem_kit::Secret;
@@ -155,6 +155,11 @@ pub struct DistributionConfig {
     pub partners: BTreeMap<Channel, PartnerConfig>,
     /// The in-process partner server partner channels without credentials use.
     pub local_partner: PartnerServerConfig,
+    /// The KT partner channels whose (real) partner publishes each owner's campaigns through the
+    /// owner's store account, connected by the per-store authorization of `partner/v1`
+    /// (`KEM_PARTNER_<CH>_STORE_ACCOUNTS`, on by default with a real partner). A real partner
+    /// left out publishes through the platform's client credentials; a local one ignores it.
+    pub partner_store_accounts: BTreeSet<Channel>,
     /// Per-channel step deadline, retries, polling and concurrency.
     pub policies: BTreeMap<Channel, ChannelPolicy>,
     /// How often the scheduler looks for due work when nothing woke it.
@@ -232,6 +237,7 @@ impl Default for DistributionConfig {
                 .map(|c| (c, PartnerConfig { mode: local(partner::PROVIDER), client_id: local_client_id(c) }))
                 .collect(),
             local_partner: PartnerServerConfig::default(),
+            partner_store_accounts: BTreeSet::new(),
             policies: Channel::ALL.into_iter().map(|c| (c, ChannelPolicy::default_for(c))).collect(),
             scan_interval: Duration::from_secs(1),
             lease_margin: Duration::from_secs(30),
@@ -336,7 +342,9 @@ pub mod env {
     /// stand-in (it prepares the article for the owner and says so).
     pub const REQUIRE_PROVIDERS: &str = "KEM_DISTRIBUTION_REQUIRE_PROVIDERS";
 
-    /// `KEM_PARTNER_<CHANNEL>_<SUFFIX>`, e.g. `KEM_PARTNER_GENIE_TV_BASE_URL`.
+    /// `KEM_PARTNER_<CHANNEL>_<SUFFIX>`, e.g. `KEM_PARTNER_GENIE_TV_BASE_URL`. Suffixes: `API_KEY`
+    /// (the client secret; selects the real partner), `BASE_URL`, `CLIENT_ID`, `TIMEOUT_MS`,
+    /// `STORE_ACCOUNTS` (`true` by default: owners connect their store accounts at the partner).
     pub fn partner(channel: crate::domain::Channel, suffix: &str) -> String {
         format!("KEM_PARTNER_{}_{suffix}", channel.as_str())
     }
@@ -528,6 +536,10 @@ impl DistributionConfig {
                 (ProviderMode::Real { .. }, None) => "kem".to_owned(),
                 (ProviderMode::Local { .. }, _) => local_client_id(channel),
             };
+            let store_accounts = vars.get(&env::partner(channel, "STORE_ACCOUNTS"), parse::flag()).unwrap_or(true);
+            if store_accounts && !mode.is_local() {
+                config.partner_store_accounts.insert(channel);
+            }
             config.partners.insert(channel, PartnerConfig { mode, client_id });
         }
 
@@ -537,8 +549,10 @@ impl DistributionConfig {
         let require_providers = vars.get(env::REQUIRE_PROVIDERS, parse::flag()).unwrap_or(false);
         // Owners' tokens outlive the process: a generated key beside the data would lose them
         // with a pod, so a real login provider (or production) needs a configured key.
-        config.connections.token_keys.require_configured_key =
-            require_providers || !config.instagram.mode.is_local() || config.naver.is_some();
+        config.connections.token_keys.require_configured_key = require_providers
+            || !config.instagram.mode.is_local()
+            || config.naver.is_some()
+            || !config.partner_store_accounts.is_empty();
         if require_providers {
             let because = |what: &str| format!("{}=true and {what}", env::REQUIRE_PROVIDERS);
             if public_base_url.is_none() {
@@ -711,8 +725,26 @@ mod tests {
         assert!(!genie.mode.is_local());
         assert_eq!(genie.client_id, "kem-genie");
         assert!(c.partners[&Channel::RingoBiz].mode.is_local());
+        // A real partner takes the owners' store accounts unless told otherwise; a local one never.
+        assert_eq!(c.partner_store_accounts.iter().copied().collect::<Vec<_>>(), vec![Channel::GenieTv]);
         assert_eq!(c.policy(Channel::GenieTv).deadline, Duration::from_millis(2500));
         assert!(c.policies.values().all(|p| p.retry.max_attempts == 2));
+    }
+
+    #[test]
+    fn a_real_partner_can_keep_the_platforms_account() {
+        let c = config(&[
+            ("KEM_PARTNER_GENIE_TV_API_KEY", "k"),
+            ("KEM_PARTNER_GENIE_TV_BASE_URL", "http://127.0.0.1:9/partner/v1"),
+            ("KEM_PARTNER_GENIE_TV_STORE_ACCOUNTS", "false"),
+            ("KEM_PARTNER_RINGO_BIZ_STORE_ACCOUNTS", "true"),
+        ])
+        .expect("valid");
+        assert!(!c.partners[&Channel::GenieTv].mode.is_local());
+        assert!(c.partner_store_accounts.is_empty(), "off for 지니TV, and 링고비즈 is local");
+        assert!(!c.connections.token_keys.require_configured_key);
+        let error = config(&[("KEM_PARTNER_GENIE_TV_STORE_ACCOUNTS", "maybe")]).expect_err("not a flag").to_string();
+        assert!(error.contains("KEM_PARTNER_GENIE_TV_STORE_ACCOUNTS"), "{error}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   the channel connections): proto ↔ domain, errors → `google.rpc` statuses;
 //! - [`app`]: the use cases — accept a job exactly once (the inbox), report and re-queue
 //!   deliveries, advance one held delivery by a step, and the owners' channel connections
-//!   (Instagram Login, Naver Login, the owner's Kakao Talk Channel as a SENS sender profile:
+//!   (Instagram Login, Naver Login, the owner's store account at a KT partner through the
+//!   per-store authorization of `partner/v1`, the owner's Kakao Talk Channel as a SENS sender profile:
 //!   connect, list, remove, check, refresh / re-check);
 //! - [`domain`]: pure rules — channels (the kit's vocabulary, [`kem_kit::channel`]), the delivery
 //!   state machine, retries, keys, text per channel;
@@ -51,7 +52,7 @@ use kem_kit::sealing::keys::{self, KeyError, KeyNames};
 use kem_kit::store::{Migrations, StoreError};
 
 pub use api::DistributionApi;
-pub use config::{ChannelPolicy, DistributionConfig, DistributionConfigError};
+pub use config::{ChannelPolicy, DistributionConfig, DistributionConfigError, PartnerConfig};
 pub use domain::Channel;
 pub use infra::local::PartnerServerConfig;
 pub use kem_proto::kem::distribution::v1::distribution_service_server::DistributionServiceServer;
@@ -68,6 +69,7 @@ use infra::connections::ConnectionStore;
 use infra::connections::instagram::{InstagramApp, InstagramLogin};
 use infra::connections::kakao::KakaoSenders;
 use infra::connections::naver::{NaverApp, NaverLogin};
+use infra::connections::partner::{PartnerApp, PartnerLogin};
 use infra::kakao_sends::KakaoSends;
 use infra::local::{LocalInstagram, LocalKakao, PartnerServer};
 use infra::{DispatchSettings, Dispatcher, Lane, MeshOwners, MeshPublications, MeshRecipients, Repository, consumer};
@@ -258,7 +260,7 @@ fn connections(
             client_id: naver.client_id.clone(),
             client_secret: naver.client_secret.clone(),
             auth_url: naver.auth.base_url.clone(),
-            redirect_uri,
+            redirect_uri: redirect_uri.clone(),
         };
         let mut api = naver.api.clone();
         api.name = infra::connections::naver::PROVIDER.to_owned() + "-api";
@@ -275,6 +277,23 @@ fn connections(
             config.kakao.settings.service_id.clone(),
         )?);
     }
+    for channel in &config.partner_store_accounts {
+        let Some(PartnerConfig { mode: ProviderMode::Real { config: provider, credentials }, client_id }) =
+            config.partners.get(channel)
+        else {
+            continue;
+        };
+        let app = PartnerApp {
+            channel: *channel,
+            client_id: client_id.clone(),
+            client_secret: credentials.clone(),
+            base_url: provider.base_url.clone(),
+            redirect_uri: redirect_uri.clone(),
+        };
+        let mut login = provider.clone();
+        login.name = format!("{}-login", provider.name);
+        logins.partners.insert(*channel, PartnerLogin::new(app, login)?);
+    }
     let stand_in =
         |name: &str| format!("{name} is on its local stand-in (kem up): posts are simulated, so no account is needed");
     let mut needs = BTreeMap::new();
@@ -290,6 +309,7 @@ fn connections(
             ),
             Channel::KakaoChannel if logins.kakao.is_some() => Need::Required(LoginProvider::Kakao),
             Channel::KakaoChannel => Need::NotNeeded(stand_in("Kakao Channel")),
+            partner if logins.partners.contains_key(&partner) => Need::Required(LoginProvider::Partner(partner)),
             partner => match config.partners.get(&partner) {
                 Some(p) if !p.mode.is_local() => Need::NotNeeded(format!(
                     "published through the platform's KT partner account for {}; no account of yours is needed",
@@ -306,6 +326,7 @@ fn connections(
         instagram_login = logins.instagram.is_some(),
         naver_login = logins.naver.is_some(),
         kakao_senders = logins.kakao.is_some(),
+        partner_store_accounts = logins.partners.len(),
         "channel connections ready"
     );
     Ok(Connections::new(store, logins, needs, providers, ctx.clock.clone()))

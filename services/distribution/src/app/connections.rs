@@ -7,9 +7,13 @@
 //! A channel's need follows the configuration: Instagram on its real provider publishes only
 //! through the owner's professional account, and Kakao on real SENS only from the owner's own
 //! Kakao Talk Channel ([`Need::Required`]); Naver with Naver Login posts to the owner's cafe when
-//! connected and prepares the article for them otherwise ([`Need::Optional`]); the KT partner
-//! channels (the platform's partner account) and every channel on a local stand-in need nothing
-//! ([`Need::NotNeeded`], with the reason shown to the owner).
+//! connected and prepares the article for them otherwise ([`Need::Optional`]); a KT partner
+//! channel whose real partner takes store accounts publishes only through the owner's store
+//! account, connected by the per-store authorization of `partner/v1` with PKCE
+//! ([`Need::Required`]; a refused job token gets one refresh — [`Connections::renew_refused`] —
+//! before the connection needs reconnecting); a KT partner on the platform's partner account and
+//! every channel on a local stand-in need nothing ([`Need::NotNeeded`], with the reason shown to
+//! the owner).
 //!
 //! Kakao has no OAuth for business messaging. StartChannelConnection with the channel's search id
 //! (`@myshop`) looks the channel up among the sender profiles of the platform's SENS Biz Message
@@ -43,6 +47,7 @@ use crate::infra::channels::{channel_name, needs_reconnect, not_connected};
 use crate::infra::connections::instagram::InstagramLogin;
 use crate::infra::connections::kakao::{KakaoSenders, same_channel};
 use crate::infra::connections::naver::NaverLogin;
+use crate::infra::connections::partner::{PartnerLogin, code_verifier};
 use crate::infra::connections::{
     Attempt, ConnectedAccount, ConnectionStore, ConnectionStoreError, Granted, KakaoSaved, LoginError, NewConnection,
     StoredConnection, Tokens,
@@ -105,6 +110,8 @@ pub struct Logins {
     pub naver: Option<NaverLogin>,
     /// The SENS sender profile list, when Kakao is on real SENS.
     pub kakao: Option<KakaoSenders>,
+    /// The per-store authorization of each KT partner channel whose partner is real.
+    pub partners: BTreeMap<Channel, PartnerLogin>,
 }
 
 /// What StartChannelConnection came to.
@@ -282,9 +289,13 @@ impl Connections {
             (LoginProvider::Instagram, Some(_)) => {
                 return Err(invalid("naverCafe", "is only for NAVER_BLOG"));
             }
-            (LoginProvider::Instagram | LoginProvider::Kakao, None) => None,
-            (LoginProvider::Kakao, Some(_)) => return Err(invalid("naverCafe", "is only for NAVER_BLOG")),
+            (LoginProvider::Instagram | LoginProvider::Kakao | LoginProvider::Partner(_), None) => None,
+            (LoginProvider::Kakao | LoginProvider::Partner(_), Some(_)) => {
+                return Err(invalid("naverCafe", "is only for NAVER_BLOG"));
+            }
         };
+        // PKCE where the provider takes it: our partner contract requires it.
+        let verifier = matches!(provider, LoginProvider::Partner(_)).then(code_verifier);
         let mut bytes = [0u8; 32];
         self.random.fill(&mut bytes).map_err(|_| {
             DistributionError::Internal(kem_kit::store::StoreError::Invalid("the system random source failed".into()))
@@ -292,13 +303,16 @@ impl Connections {
         let state = URL_SAFE_NO_PAD.encode(bytes);
         let now = self.clock.now_ms();
         let expires_at = now.saturating_add(ms(ATTEMPT_TTL));
-        let attempt = Attempt { owner_id: owner_id.to_owned(), channel, naver_cafe };
+        let attempt = Attempt { owner_id: owner_id.to_owned(), channel, naver_cafe, code_verifier: verifier.clone() };
         if !self.store.create_attempt(&state_hash(&state), &attempt, now, expires_at, MAX_PENDING_ATTEMPTS).await? {
             return Err(DistributionError::TooManyAttempts { minutes: ATTEMPT_TTL.as_secs() / 60 });
         }
         let url = match provider {
             LoginProvider::Instagram => self.logins.instagram.as_ref().map(|l| l.authorize_url(&state)),
             LoginProvider::Naver => self.logins.naver.as_ref().map(|l| l.authorize_url(&state)),
+            LoginProvider::Partner(c) => {
+                self.logins.partners.get(&c).zip(verifier.as_ref()).map(|(l, v)| l.authorize_url(&state, v))
+            }
             LoginProvider::Kakao => None,
         };
         let url = url.ok_or(DistributionError::ConnectionNotNeeded(channel))?;
@@ -397,6 +411,12 @@ impl Connections {
                 Some(login) => login.exchange(code, state, now).await,
                 None => return Err(DistributionError::ConnectionNotNeeded(channel)),
             },
+            LoginProvider::Partner(c) => match (self.logins.partners.get(&c), &attempt.code_verifier) {
+                (Some(login), Some(verifier)) => login.exchange(code, verifier, now).await,
+                // An attempt recorded before the partner took the owner's account: start again.
+                (Some(_), None) => return Err(DistributionError::StateUnknown),
+                (None, _) => return Err(DistributionError::ConnectionNotNeeded(channel)),
+            },
             // No attempt is ever recorded for Kakao (it connects at once).
             LoginProvider::Kakao => return Err(DistributionError::StateUnknown),
         };
@@ -427,8 +447,9 @@ impl Connections {
         self.one(&attempt.owner_id, channel).await
     }
 
-    /// Removes `owner_id`'s connection of `channel` (Naver's token is deleted at Naver too, best
-    /// effort); the channel's state afterwards.
+    /// Removes `owner_id`'s connection of `channel` (Naver's token is deleted at Naver, a KT
+    /// partner store's grant revoked at the partner, both best effort); the channel's state
+    /// afterwards.
     pub async fn delete(&self, owner_id: &str, channel: i32) -> Result<ChannelStatus, DistributionError> {
         let channel = Self::channel_of(channel, "channel")?;
         if let Some(deleted) = self.store.delete(owner_id, channel).await? {
@@ -443,6 +464,20 @@ impl Connections {
                         }
                     }
                     Err(error) => tracing::warn!(%error, "the deleted Naver token could not be opened to revoke it"),
+                }
+            }
+            if let Some(login) = self.logins.partners.get(&channel) {
+                match self.store.tokens(&deleted) {
+                    Ok(tokens) => {
+                        // The refresh token names the whole grant; the access token does too.
+                        let token = tokens.refresh.as_ref().unwrap_or(&tokens.access);
+                        if let Err(error) = login.revoke(token).await {
+                            tracing::warn!(%error, %channel, "the partner did not confirm revoking the store's grant; its access token expires within the hour");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the deleted partner tokens could not be opened to revoke them")
+                    }
                 }
             }
         }
@@ -587,6 +622,62 @@ impl Connections {
         }
     }
 
+    /// A step's provider refused `account`'s token before it expired: for a KT partner store
+    /// (rotating refresh tokens) the grant is refreshed once, under the connection's lease, and
+    /// the fresh account is returned for one more try. [`Renewal::Later`] when the refresh could
+    /// not be made now (the partner or the database failing, or another replica refreshing it):
+    /// the step comes back instead of the connection being given up. [`Renewal::Refused`] when a
+    /// refresh cannot help (another provider, no usable connection, the grant refused — the
+    /// connection then needs reconnecting).
+    pub async fn renew_refused(&self, owner_id: &str, account: &ConnectedAccount) -> Renewal {
+        let channel = account.channel;
+        if !matches!(LoginProvider::of(channel), Some(LoginProvider::Partner(_)))
+            || !self.logins.partners.contains_key(&channel)
+        {
+            return Renewal::Refused;
+        }
+        let later = |detail: String| {
+            Renewal::Later(Failure::new(
+                ErrorReason::ProviderUnavailable,
+                format!("the {} token was refused and could not be refreshed yet: {detail}", channel_name(channel)),
+                true,
+            ))
+        };
+        let now = self.clock.now_ms();
+        let lease = format!("{:032x}", rand::random::<u128>());
+        let held =
+            match self.store.lease(owner_id, channel, now, now.saturating_add(REFRESH_LEASE_MS), &lease, false).await {
+                Ok(Some(held)) => held,
+                Ok(None) => {
+                    return match self.store.get(owner_id, channel).await {
+                        Ok(Some(row)) if row.view.state == StoredState::Active => {
+                            later("it is being refreshed".to_owned())
+                        }
+                        Ok(_) => Renewal::Refused,
+                        Err(error) => later(error.to_string()),
+                    };
+                }
+                Err(error) => return later(error.to_string()),
+            };
+        if held.access_sealed != account.access_sealed {
+            // Replaced meanwhile (a refresh or a reconnect): try with the token stored now.
+            if let Err(error) = self.store.release(&held, &lease).await {
+                tracing::warn!(%error, "cannot release a connection");
+            }
+        } else {
+            match self.refresh_held(&held, &lease, now).await {
+                Refreshed::Done => {}
+                Refreshed::Reconnect(_) => return Renewal::Refused,
+                Refreshed::Later(detail) => return later(detail),
+            }
+        }
+        match self.for_step(owner_id, channel).await {
+            StepAccess::Account(fresh) if fresh.access_sealed != account.access_sealed => Renewal::Fresh(fresh),
+            StepAccess::Later(failure) => Renewal::Later(failure),
+            _ => Renewal::Refused,
+        }
+    }
+
     /// A step's provider refused the owner's token (`detail` says how): the connection needs
     /// reconnecting, unless its token was replaced meanwhile.
     pub async fn token_refused(&self, owner_id: &str, account: &ConnectedAccount, detail: &str) {
@@ -665,6 +756,15 @@ impl Connections {
                     return Refreshed::Reconnect(note);
                 }
                 (None, _) => return self.leave(held, lease, "Naver Login is not configured").await,
+            },
+            LoginProvider::Partner(c) => match (self.logins.partners.get(&c), &tokens.refresh) {
+                (Some(login), Some(refresh)) => login.refresh(refresh, now).await,
+                (Some(_), None) => {
+                    let note = "no refresh token is stored".to_owned();
+                    self.mark(held, &note, now).await;
+                    return Refreshed::Reconnect(note);
+                }
+                (None, _) => return self.leave(held, lease, "the partner is not configured").await,
             },
             LoginProvider::Kakao => return Refreshed::Later("Kakao has no token".into()),
         };
@@ -755,6 +855,17 @@ impl Connections {
             Err(error) => tracing::warn!(%error, "cannot purge expired connection attempts"),
         }
     }
+}
+
+/// What [`Connections::renew_refused`] came to.
+#[derive(Debug)]
+pub enum Renewal {
+    /// A refreshed account: try the step once more with it.
+    Fresh(ConnectedAccount),
+    /// Not now: the step comes back later (the connection is kept).
+    Later(Failure),
+    /// A refresh cannot help: the refusal stands.
+    Refused,
 }
 
 #[derive(Debug, PartialEq, Eq)]

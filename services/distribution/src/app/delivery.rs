@@ -14,7 +14,7 @@ use std::time::Duration;
 use kem_kit::clock::Clock;
 use kem_kit::outbox::OutboxWaker;
 
-use super::connections::{Connections, StepAccess};
+use super::connections::{Connections, Renewal, StepAccess};
 use crate::config::ChannelPolicy;
 use crate::domain::step::event_ended;
 use crate::domain::{Delivery, DeliveryState, ErrorReason, Failure, JobSpec, StepOutcome, apply};
@@ -79,7 +79,20 @@ impl DeliveryWorker {
                 StepAccess::Later(failure) => StepOutcome::retry(failure),
                 StepAccess::Without => self.advance(client, policy, &mut delivery, &job, None, token).await,
                 StepAccess::Account(account) => {
-                    let outcome = self.advance(client, policy, &mut delivery, &job, Some(&account), token).await;
+                    let mut account = account;
+                    let mut outcome = self.advance(client, policy, &mut delivery, &job, Some(&account), token).await;
+                    if refused(&outcome) {
+                        match self.connections.renew_refused(&delivery.owner_id, &account).await {
+                            Renewal::Fresh(fresh) => {
+                                // Once: a token refused right after its refresh means the grant is gone.
+                                account = fresh;
+                                outcome =
+                                    self.advance(client, policy, &mut delivery, &job, Some(&account), token).await;
+                            }
+                            Renewal::Later(failure) => outcome = StepOutcome::retry(failure),
+                            Renewal::Refused => {}
+                        }
+                    }
                     self.token_refused(&delivery, &account, outcome).await
                 }
             },
@@ -187,6 +200,11 @@ impl DeliveryWorker {
             other => other,
         }
     }
+}
+
+/// Whether the provider refused the owner's token.
+fn refused(outcome: &StepOutcome) -> bool {
+    matches!(outcome, StepOutcome::Failed { failure, .. } if failure.reason == ErrorReason::AuthRequired)
 }
 
 /// The outcome of a step cut short by its deadline.

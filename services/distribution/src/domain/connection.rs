@@ -22,6 +22,8 @@ pub const INSTAGRAM_REFRESH_MIN_AGE: Duration = Duration::from_secs(24 * 3_600);
 pub const INSTAGRAM_REFRESH_WINDOW: Duration = Duration::from_secs(10 * 24 * 3_600);
 /// A Naver access token (one hour) is refreshed this long before it expires.
 pub const NAVER_REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
+/// A KT partner store token (one hour) is refreshed this long before it expires.
+pub const PARTNER_REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 /// Longest wait between refresh tries after transient failures.
 pub const REFRESH_BACKOFF_MAX: Duration = Duration::from_secs(3_600);
 /// Longest a Naver Cafe id (club or menu) may be: digits only.
@@ -92,6 +94,10 @@ pub enum LoginProvider {
     /// The owner's Kakao Talk Channel, a sender profile of the platform's SENS Biz Message
     /// service (no OAuth: connecting checks the registration, §6).
     Kakao,
+    /// The owner's store account at the KT partner of a channel (우리동네TV, 링고비즈, 지니TV):
+    /// the per-store authorization of our contract `partner/v1` (authorization code with PKCE
+    /// S256, rotating refresh tokens, PROVIDERS.md §7).
+    Partner(Channel),
 }
 
 impl LoginProvider {
@@ -101,7 +107,7 @@ impl LoginProvider {
             Channel::Instagram => Some(LoginProvider::Instagram),
             Channel::NaverBlog => Some(LoginProvider::Naver),
             Channel::KakaoChannel => Some(LoginProvider::Kakao),
-            _ => None,
+            Channel::UridongneTv | Channel::RingoBiz | Channel::GenieTv => Some(LoginProvider::Partner(channel)),
         }
     }
 
@@ -111,6 +117,7 @@ impl LoginProvider {
             LoginProvider::Instagram => Channel::Instagram,
             LoginProvider::Naver => Channel::NaverBlog,
             LoginProvider::Kakao => Channel::KakaoChannel,
+            LoginProvider::Partner(channel) => channel,
         }
     }
 
@@ -120,6 +127,7 @@ impl LoginProvider {
             LoginProvider::Instagram => "Instagram",
             LoginProvider::Naver => "Naver",
             LoginProvider::Kakao => "Kakao Channel",
+            LoginProvider::Partner(channel) => channel.korean(),
         }
     }
 }
@@ -203,7 +211,7 @@ fn ms(duration: Duration) -> i64 {
 
 /// When a token issued at `issued_at` and expiring at `expires_at` (ms) is next refreshed:
 /// Instagram once it is 24 h old and within ten days of expiry; Naver five minutes before it
-/// expires; a Kakao channel is re-checked [`KAKAO_RECHECK`] after it was connected or last
+/// expires, a KT partner store token too; a Kakao channel is re-checked [`KAKAO_RECHECK`] after it was connected or last
 /// checked. `None` when it cannot be refreshed (no expiry known).
 pub fn refresh_due(provider: LoginProvider, issued_at: i64, expires_at: Option<i64>) -> Option<i64> {
     if provider == LoginProvider::Kakao {
@@ -218,6 +226,7 @@ pub fn refresh_due(provider: LoginProvider, issued_at: i64, expires_at: Option<i
             old_enough.max(window)
         }
         LoginProvider::Naver => expires_at.saturating_sub(ms(NAVER_REFRESH_AHEAD)).max(issued_at),
+        LoginProvider::Partner(_) => expires_at.saturating_sub(ms(PARTNER_REFRESH_AHEAD)).max(issued_at),
         LoginProvider::Kakao => issued_at.saturating_add(ms(KAKAO_RECHECK)),
     })
 }
@@ -243,6 +252,9 @@ pub fn missing_scopes(provider: LoginProvider, granted: &[String]) -> Vec<&'stat
             .into_iter()
             .filter(|needed| !granted.iter().any(|g| g == needed))
             .collect(),
+        LoginProvider::Partner(_) => {
+            ["ads.write", "ads.read"].into_iter().filter(|needed| !granted.iter().any(|g| g == needed)).collect()
+        }
         LoginProvider::Naver | LoginProvider::Kakao => Vec::new(),
     }
 }
@@ -322,6 +334,10 @@ mod tests {
         assert!(missing_scopes(LoginProvider::Naver, &[]).is_empty());
         assert_eq!(StoredState::parse("ACTIVE"), Some(StoredState::Active));
         assert_eq!(StoredState::parse(StoredState::NeedsReconnect.as_str()), Some(StoredState::NeedsReconnect));
-        assert_eq!(LoginProvider::of(Channel::GenieTv), None);
+        assert_eq!(LoginProvider::of(Channel::GenieTv), Some(LoginProvider::Partner(Channel::GenieTv)));
+        assert_eq!(LoginProvider::Partner(Channel::RingoBiz).channel(), Channel::RingoBiz);
+        let partial = vec!["ads.read".to_owned()];
+        assert_eq!(missing_scopes(LoginProvider::Partner(Channel::GenieTv), &partial), ["ads.write"]);
+        assert_eq!(refresh_due(LoginProvider::Partner(Channel::GenieTv), 0, Some(3_600_000)), Some(3_300_000));
     }
 }

@@ -13,6 +13,7 @@ mod kakao;
 mod links;
 mod naver_login;
 mod partner;
+mod partner_login;
 mod pending;
 mod publish;
 mod quota;

@@ -1,7 +1,46 @@
 //! The client side of our KT partner contract `partner/v1` (PROVIDERS.md §7), one shape for
-//! 우리동네TV, 링고비즈 and 지니TV: OAuth2 client credentials (token refreshed 60 s before it
-//! expires, once more on `invalid_token`), `POST /jobs` with an `Idempotency-Key`, then
+//! 우리동네TV, 링고비즈 and 지니TV: the owner's store token when the owner connected their store
+//! account (below), otherwise OAuth2 client credentials (token refreshed 60 s before it expires,
+//! once more on `invalid_token`), `POST /jobs` with an `Idempotency-Key`, then
 //! `GET /jobs/{job_id}` polls at the partner's `Retry-After` until the campaign is booked.
+//!
+//! # Per-store authorization (our contract's extension for issue #21)
+//!
+//! `partner/v1` is our contract (no public KT API exists, PROVIDERS.md §7), so it also defines how
+//! an owner's **store account** at the partner authorizes kem — OAuth 2.1 style, authorization
+//! code with PKCE. When a channel's partner is configured for store accounts, every campaign of
+//! an owner goes out with that owner's store token instead of the platform's client token:
+//!
+//! - `GET <base>/oauth2/authorize?response_type=code&client_id&redirect_uri&state`
+//!   `&scope=ads.write%20ads.read&code_challenge&code_challenge_method=S256`: the store owner signs
+//!   in at the partner and consents; the browser comes back to `redirect_uri` (registered at the
+//!   partner, matched exactly) with `code` and `state`, or `error=access_denied` (other errors:
+//!   `invalid_request`, `invalid_scope`, `unsupported_response_type`, with `state`). An unknown
+//!   client or unregistered redirect URI is an error page, never a redirect. **PKCE S256 is
+//!   required** (`plain` and a missing challenge are refused).
+//! - `POST <base>/oauth2/token` (form), `grant_type=authorization_code` with `code`,
+//!   `redirect_uri`, `client_id`, `client_secret`, `code_verifier` → `{"access_token",
+//!   "token_type":"Bearer","expires_in":3600,"refresh_token","scope","store_id","store_name"}`.
+//!   Codes are single use (a second exchange fails and revokes what the first one got) and live
+//!   60 s.
+//! - `POST <base>/oauth2/token`, `grant_type=refresh_token` with `refresh_token`, `client_id`,
+//!   `client_secret` → the same shape with a new access token **and a new refresh token**: the
+//!   old refresh token is dead, and presenting it again revokes the whole grant (rotation with
+//!   reuse detection).
+//! - `POST <base>/oauth2/revoke` (RFC 7009) with `token` (either token of a grant) and the client
+//!   credentials → 200 (also for unknown tokens); the grant and all its tokens die.
+//! - Errors are RFC 6749 JSON `{"error","error_description"}`: 400 `invalid_request`,
+//!   `invalid_grant` (expired, spent or revoked code or refresh token, wrong `code_verifier`,
+//!   another client's or redirect URI's code), `unsupported_grant_type`; 401 `invalid_client`.
+//! - A store's token sees only that store's jobs: another store's job is 404 `job_not_found`, and
+//!   idempotency keys are per store. A revoked or expired token is 401 `invalid_token`.
+//!
+//! kem's side ([`crate::infra::connections::partner`], [`crate::app::connections`]): the state is
+//! hashed, single use and ten minutes long as for the other providers, the `code_verifier` is kept
+//! sealed with the attempt, tokens are sealed at rest, the refresh job renews a token five minutes
+//! before its hour is up and stores the rotated refresh token in the same guarded write that
+//! releases its lease; a job refused with 401 `invalid_token` gets one refresh and one more try,
+//! then the connection is NEEDS_RECONNECT and the delivery fails AUTH_REQUIRED.
 //!
 //! Idempotency: the key is derived from (event, channel, generation), so every automatic retry of
 //! a submission — after a timeout too — replays the partner's original answer instead of opening a
@@ -344,12 +383,23 @@ impl PartnerClient {
         Ok(value)
     }
 
-    /// Runs `call` with a token, fetching a fresh one once if the partner says it is invalid.
-    async fn authorized<T, F, Fut>(&self, slot: &CodeSlot, call: F) -> Result<T, ProviderError>
+    /// Runs `call` with a token: the store's (`store_token`, when the owner connected their store
+    /// account; a refusal is the caller's to handle, since only a refresh of the owner's grant
+    /// helps) or the platform's client credentials token, fetched afresh once if the partner says
+    /// it is invalid.
+    async fn authorized<T, F, Fut>(
+        &self,
+        slot: &CodeSlot,
+        store_token: Option<&Secret>,
+        call: F,
+    ) -> Result<T, ProviderError>
     where
         F: Fn(HeaderValue) -> Fut,
         Fut: std::future::Future<Output = Result<T, ProviderError>>,
     {
+        if let Some(token) = store_token {
+            return call(Self::bearer(token)?).await;
+        }
         let token = self.token(slot).await?;
         match call(Self::bearer(&token)?).await {
             Err(ProviderError::Auth { .. }) if slot.get() == "invalid_token" => {
@@ -366,8 +416,9 @@ impl PartnerClient {
         body: &JobRequest,
         key: &str,
         slot: &CodeSlot,
+        store_token: Option<&Secret>,
     ) -> Result<(Submitted, Option<Duration>), ProviderError> {
-        self.authorized(slot, |bearer| async move {
+        self.authorized(slot, store_token, |bearer| async move {
             let request_id = HeaderValue::from_str(&format!("kem-{:016x}", rand::random::<u64>()))
                 .unwrap_or_else(|_| HeaderValue::from_static("kem"));
             let response = self
@@ -385,8 +436,13 @@ impl PartnerClient {
         .await
     }
 
-    async fn status(&self, job_id: &str, slot: &CodeSlot) -> Result<(JobStatus, Option<Duration>), ProviderError> {
-        self.authorized(slot, |bearer| async move {
+    async fn status(
+        &self,
+        job_id: &str,
+        slot: &CodeSlot,
+        store_token: Option<&Secret>,
+    ) -> Result<(JobStatus, Option<Duration>), ProviderError> {
+        self.authorized(slot, store_token, |bearer| async move {
             let response = self
                 .client
                 .get(&format!("jobs/{job_id}"))
@@ -511,8 +567,9 @@ impl ChannelClient for PartnerClient {
 
     async fn advance(&self, step: &Step<'_>) -> StepOutcome {
         let slot = CodeSlot::default();
+        let store_token = step.account.map(|a| &a.access_token);
         if let Some(job_id) = step.delivery.work_ref.as_deref() {
-            return match self.status(job_id, &slot).await {
+            return match self.status(job_id, &slot, store_token).await {
                 Ok((status, retry_after)) => Self::progress_of(status, retry_after),
                 Err(e) if slot.get() == "job_not_found" => StepOutcome::fail(
                     Failure::new(ErrorReason::Internal, format!("the partner no longer knows job {job_id}: {e}"), true)
@@ -531,7 +588,7 @@ impl ChannelClient for PartnerClient {
         };
         let d = step.delivery;
         let key = keys::idempotency_key(&d.event_id, d.channel, d.generation);
-        match self.submit(&body, &key, &slot).await {
+        match self.submit(&body, &key, &slot, store_token).await {
             Ok((submitted, retry_after)) => {
                 step.progress.save_work_ref(&submitted.job_id, &submitted.job_id).await;
                 StepOutcome::InProgress {

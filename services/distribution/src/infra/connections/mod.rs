@@ -5,15 +5,20 @@
 //!   short-lived → long-lived token, the account (`/me`), refresh;
 //! - [`naver`]: Naver Login (§11): authorize URL, code → tokens (`expires_in` a string), the
 //!   member (`/v1/nid/me`), refresh (the refresh token is kept), token deletion;
+//! - [`partner`]: the owner's store account at a KT partner (our `partner/v1` per-store
+//!   authorization: authorization code with PKCE S256, rotating refresh tokens, revocation);
 //! - [`kakao`]: the sender profiles of the platform's SENS Biz Message service (§6, §12): a Kakao
 //!   Talk Channel connects without OAuth, once registered there; no token is kept.
 //!
-//! Neither OAuth provider documents PKCE (§9, §11), so none is sent: the `state` (256 random
-//! bits, stored hashed, single use, ten minutes) binds an answer to the owner who started it.
+//! Neither Instagram nor Naver documents PKCE (§9, §11), so none is sent to them: the `state`
+//! (256 random bits, stored hashed, single use, ten minutes) binds an answer to the owner who
+//! started it. Our partner contract requires PKCE S256 on top (the verifier is kept sealed with
+//! the attempt).
 
 pub mod instagram;
 pub mod kakao;
 pub mod naver;
+pub mod partner;
 pub mod store;
 
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! The connection tables on PostgreSQL or embedded SQLite (the same SQL): `channel_connections`
 //! (tokens sealed with the [`Keyring`], bound to owner, channel and field, so a value copied to
 //! another row or column does not open) and `connection_attempts` (only the SHA-256 of a state is
-//! kept; taking one is a single guarded UPDATE, so a state completes at most once). A Kakao
+//! kept, and a PKCE `code_verifier` only sealed; taking one is a single guarded UPDATE, so a state
+//! completes at most once). A Kakao
 //! channel's row has no token: its `access_token` column holds a random stamp replaced at every
 //! (re)connect (what guarded updates compare), and a unique index lets one owner at most hold a
 //! Kakao channel.
@@ -57,6 +58,8 @@ pub struct Attempt {
     pub channel: Channel,
     /// The Naver Cafe board chosen, if any.
     pub naver_cafe: Option<NaverCafe>,
+    /// The PKCE `code_verifier` sent with the code (KT partners; stored sealed).
+    pub code_verifier: Option<Secret>,
 }
 
 /// Tokens of a connection, in clear (only in memory, only as [`Secret`]s).
@@ -243,9 +246,14 @@ impl ConnectionStore {
             column: "options".into(),
             reason: e.to_string(),
         })?;
+        let verifier = match &attempt.code_verifier {
+            Some(verifier) => Some(self.seal(&attempt.owner_id, attempt.channel, "code_verifier", verifier)?),
+            None => None,
+        };
         let created = store::query(
-            "INSERT INTO connection_attempts (state_hash, owner_id, channel, options, created_at, expires_at) \
-             SELECT $1, $2, $3, $4, $5, $6 \
+            "INSERT INTO connection_attempts (state_hash, owner_id, channel, options, created_at, expires_at, \
+               code_verifier) \
+             SELECT $1, $2, $3, $4, $5, $6, $8 \
              WHERE (SELECT COUNT(*) FROM connection_attempts \
                     WHERE owner_id = $2 AND used_at IS NULL AND expires_at > $5) < $7",
         )
@@ -256,6 +264,7 @@ impl ConnectionStore {
         .bind(now)
         .bind(expires_at)
         .bind(max_pending)
+        .bind(verifier)
         .execute(self.store.primary())
         .await?;
         Ok(created == 1)
@@ -272,7 +281,7 @@ impl ConnectionStore {
         let row = store::query(
             "UPDATE connection_attempts SET used_at = $1 \
              WHERE state_hash = $2 AND used_at IS NULL AND expires_at > $1 AND ($3 = '' OR owner_id = $3) \
-             RETURNING owner_id, channel, options",
+             RETURNING owner_id, channel, options, code_verifier",
         )
         .bind(now)
         .bind(state_hash.to_owned())
@@ -282,11 +291,19 @@ impl ConnectionStore {
         let Some(row) = row else { return Ok(None) };
         let channel: String = row.get("channel")?;
         let options: String = row.get("options")?;
+        let owner_id: String = row.get("owner_id")?;
+        let channel =
+            Channel::parse(&channel).ok_or_else(|| mapping("channel", format!("unknown channel {channel:?}")))?;
+        let sealed: Option<Vec<u8>> = row.get("code_verifier")?;
+        let code_verifier = match sealed {
+            Some(sealed) => Some(self.open(&owner_id, channel, "code_verifier", &sealed)?),
+            None => None,
+        };
         Ok(Some(Attempt {
-            owner_id: row.get("owner_id")?,
-            channel: Channel::parse(&channel)
-                .ok_or_else(|| mapping("channel", format!("unknown channel {channel:?}")))?,
+            owner_id,
+            channel,
             naver_cafe: serde_json::from_str(&options).map_err(|e| mapping("options", e.to_string()))?,
+            code_verifier,
         }))
     }
 

@@ -5,7 +5,11 @@
 //!
 //! What it implements, as the contract says:
 //! - `POST /partner/v1/oauth2/token`: client credentials (`invalid_client` 401,
-//!   `unsupported_grant_type` 400, RFC 6749 error bodies);
+//!   `unsupported_grant_type` 400, RFC 6749 error bodies), and the per-store grants of
+//!   [`oauth`]: `GET /partner/v1/oauth2/authorize` (PKCE S256 required, registered redirect URIs
+//!   matched exactly), `authorization_code` (codes single use, 60 s), `refresh_token` (rotated,
+//!   reuse revokes the grant) and `POST /partner/v1/oauth2/revoke` (RFC 7009);
+//! - a store's token sees only that store's jobs (another store's are 404 `job_not_found`);
 //! - `POST /partner/v1/jobs`: Bearer token (`invalid_token` 401), `Idempotency-Key` required; the
 //!   same key with the same body replays the original 202 (same `job_id`), with another body it
 //!   is 409 `idempotency_conflict`; the body is validated (`invalid_request` 400,
@@ -22,10 +26,12 @@
 //! channels accept an `image` creative (shown as a still for `duration_sec`), since kem generates
 //! images only.
 
+pub mod oauth;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -34,7 +40,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kem_kit::Secret;
-use kem_kit::store::millis;
+use kem_kit::clock::{Clock, SystemClock};
 use kem_mesh::Shutdown;
 use serde_json::{Value, json};
 
@@ -65,6 +71,12 @@ pub struct PartnerServerConfig {
     pub reject_marker: String,
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// Redirect URIs registered for the per-store authorization (matched exactly).
+    pub redirect_uris: Vec<String>,
+    /// Lifetime of an authorization code (the contract: 60 s).
+    pub code_ttl: Duration,
+    /// The partner's clock: token, code and review times (tests move a manual one).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for PartnerServerConfig {
@@ -77,6 +89,9 @@ impl Default for PartnerServerConfig {
             rate_limit: 10,
             reject_marker: "[reject]".to_owned(),
             idempotency_ttl: Duration::from_secs(24 * 3_600),
+            redirect_uris: Vec::new(),
+            code_ttl: Duration::from_secs(60),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -88,6 +103,8 @@ struct StoredJob {
     created_ms: i64,
     canceled: bool,
     client: String,
+    /// The store whose token submitted it (`None`: the platform's client credentials).
+    store: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,9 +114,19 @@ struct Remembered {
     at_ms: i64,
 }
 
+/// Who an access token speaks for.
+#[derive(Debug, Clone)]
+struct Issued {
+    client: String,
+    /// The grant of a store's token (its store id is the grant's).
+    grant: Option<u64>,
+    expires_ms: i64,
+}
+
 #[derive(Debug, Default)]
 struct Books {
-    tokens: HashMap<String, (String, i64)>,
+    tokens: HashMap<String, Issued>,
+    oauth: oauth::Grants,
     jobs: HashMap<String, StoredJob>,
     keys: HashMap<(String, String), Remembered>,
     windows: HashMap<String, (i64, u32)>,
@@ -123,6 +150,10 @@ impl PartnerState {
         self.books.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn now(&self) -> i64 {
+        self.config.clock.now_ms()
+    }
+
     /// Jobs created (replays excluded).
     pub fn jobs_created(&self) -> usize {
         self.books().jobs.len()
@@ -135,7 +166,7 @@ impl PartnerState {
 
     /// The current status of every job, by job id.
     pub fn job_statuses(&self) -> Vec<JobStatus> {
-        let now = millis(SystemTime::now());
+        let now = self.now();
         let books = self.books();
         books.jobs.values().map(|job| self.status_at(job, now)).collect()
     }
@@ -202,6 +233,8 @@ fn day_start_ms(date: &str) -> Option<i64> {
 pub fn router(state: Arc<PartnerState>) -> Router {
     Router::new()
         .route(&format!("{BASE_PATH}/oauth2/token"), post(token))
+        .route(&format!("{BASE_PATH}/oauth2/authorize"), get(oauth::authorize))
+        .route(&format!("{BASE_PATH}/oauth2/revoke"), post(oauth::revoke))
         .route(&format!("{BASE_PATH}/jobs"), post(submit))
         .route(&format!("{BASE_PATH}/jobs/{{job}}"), get(job).post(cancel))
         .with_state(state)
@@ -295,35 +328,68 @@ async fn token(State(state): State<Arc<PartnerState>>, headers: HeaderMap, body:
     let error = |status: StatusCode, error: &str, description: &str| {
         decorate(json_response(status, &json!({"error": error, "error_description": description})), &rid, None)
     };
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only client_credentials is supported");
+    let grant_type = form.get("grant_type").map(String::as_str).unwrap_or_default();
+    if !matches!(grant_type, "client_credentials" | "authorization_code" | "refresh_token") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials, authorization_code or refresh_token",
+        );
     }
-    let (Some(id), Some(secret)) = (form.get("client_id"), form.get("client_secret")) else {
-        return error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id and client_secret are required");
-    };
-    if !state.config.clients.iter().any(|(cid, s)| cid == id && s.expose() == secret) {
+    let Some(id) = state.client_of(&form) else {
         return error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+    };
+    match grant_type {
+        "authorization_code" => return decorate(oauth::exchange(&state, &id, &form), &rid, None),
+        "refresh_token" => return decorate(oauth::refresh(&state, &id, &form), &rid, None),
+        _ => {}
     }
-    let token = format!("pt-{:032x}", rand::random::<u128>());
-    let ttl = state.config.token_ttl;
-    let expires = millis(SystemTime::now()) + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-    state.books().tokens.insert(token.clone(), (id.clone(), expires));
+    let (token, ttl) = state.issue(&id, None);
     let body = json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl.as_secs(), "scope": "ads.write ads.read"});
     decorate(json_response(StatusCode::OK, &body), &rid, None)
 }
 
-/// The client behind the Bearer token, and its rate-limit window; or the problem to answer.
-fn authorize(state: &PartnerState, headers: &HeaderMap, rid: &str) -> Result<(String, (u32, u32)), Box<Response>> {
-    let now = millis(SystemTime::now());
+impl PartnerState {
+    /// The client a token request authenticates as (`client_id` + `client_secret`), if known.
+    fn client_of(&self, form: &HashMap<String, String>) -> Option<String> {
+        let (id, secret) = (form.get("client_id")?, form.get("client_secret")?);
+        self.config.clients.iter().any(|(cid, s)| cid == id && s.expose() == secret).then(|| id.clone())
+    }
+
+    /// A new access token of `client` (for the store of `grant`, when given) and its lifetime.
+    fn issue(&self, client: &str, grant: Option<u64>) -> (String, Duration) {
+        let token = format!("pt-{:032x}", rand::random::<u128>());
+        let ttl = self.config.token_ttl;
+        let expires_ms = self.now().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2));
+        self.books().tokens.insert(token.clone(), Issued { client: client.to_owned(), grant, expires_ms });
+        (token, ttl)
+    }
+}
+
+/// Who a Bearer token speaks for: the client and, for a store's token, the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Caller {
+    client: String,
+    store: Option<String>,
+}
+
+/// The caller behind the Bearer token, and its rate-limit window; or the problem to answer.
+fn authorize(state: &PartnerState, headers: &HeaderMap, rid: &str) -> Result<(Caller, (u32, u32)), Box<Response>> {
+    let now = state.now();
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     let mut books = state.books();
-    let client = match books.tokens.get(token) {
-        Some((client, expires)) if *expires > now => client.clone(),
-        _ => {
+    let issued = books.tokens.get(token).filter(|t| t.expires_ms > now).cloned();
+    let caller = issued.and_then(|t| match t.grant {
+        None => Some(Caller { client: t.client, store: None }),
+        Some(grant) => books.oauth.live_store(grant).map(|store| Caller { client: t.client, store: Some(store) }),
+    });
+    let caller = match caller {
+        Some(caller) => caller,
+        None => {
             drop(books);
             let response = problem(
                 StatusCode::UNAUTHORIZED,
@@ -335,7 +401,7 @@ fn authorize(state: &PartnerState, headers: &HeaderMap, rid: &str) -> Result<(St
         }
     };
     let limit = state.config.rate_limit.max(1);
-    let window = books.windows.entry(client.clone()).or_insert((now, 0));
+    let window = books.windows.entry(caller.client.clone()).or_insert((now, 0));
     if now - window.0 >= 1_000 {
         *window = (now, 0);
     }
@@ -352,7 +418,7 @@ fn authorize(state: &PartnerState, headers: &HeaderMap, rid: &str) -> Result<(St
     }
     window.1 += 1;
     let left = limit - window.1;
-    Ok((client, (limit, left)))
+    Ok((caller, (limit, left)))
 }
 
 fn retry_after(state: &PartnerState, mut response: Response) -> Response {
@@ -442,11 +508,13 @@ async fn submit(State(state): State<Arc<PartnerState>>, headers: HeaderMap, body
             ));
         }
     };
-    let now = millis(SystemTime::now());
+    let now = state.now();
     let ttl = i64::try_from(state.config.idempotency_ttl.as_millis()).unwrap_or(i64::MAX);
     let mut books = state.books();
     books.keys.retain(|_, r| now - r.at_ms < ttl);
-    if let Some(seen) = books.keys.get(&(client.clone(), key.to_owned())) {
+    // Keys are per caller: one store's key never replays another store's campaign.
+    let scope = format!("{}\0{}", client.client, client.store.as_deref().unwrap_or_default());
+    if let Some(seen) = books.keys.get(&(scope.clone(), key.to_owned())) {
         if seen.body != raw {
             drop(books);
             return reply(problem(
@@ -484,8 +552,11 @@ async fn submit(State(state): State<Arc<PartnerState>>, headers: HeaderMap, body
         live_from: None,
         live_until: None,
     };
-    books.jobs.insert(job_id, StoredJob { status, request, created_ms: now, canceled: false, client: client.clone() });
-    books.keys.insert((client, key.to_owned()), Remembered { body: raw, submitted: submitted.clone(), at_ms: now });
+    books.jobs.insert(
+        job_id,
+        StoredJob { status, request, created_ms: now, canceled: false, client: client.client, store: client.store },
+    );
+    books.keys.insert((scope, key.to_owned()), Remembered { body: raw, submitted: submitted.clone(), at_ms: now });
     books.submissions += 1;
     drop(books);
     reply(accepted(&state, &submitted))
@@ -505,8 +576,9 @@ async fn job(State(state): State<Arc<PartnerState>>, Path(job_id): Path<String>,
         Ok(ok) => ok,
         Err(response) => return *response,
     };
-    let now = millis(SystemTime::now());
-    let found = state.books().jobs.get(&job_id).filter(|j| j.client == client).cloned();
+    let now = state.now();
+    let found =
+        state.books().jobs.get(&job_id).filter(|j| j.client == client.client && j.store == client.store).cloned();
     let response = match found {
         Some(job) => {
             let status = state.status_at(&job, now);
@@ -532,9 +604,13 @@ async fn cancel(State(state): State<Arc<PartnerState>>, Path(target): Path<Strin
             Some(window),
         );
     };
-    let now = millis(SystemTime::now());
+    let now = state.now();
     let mut books = state.books();
-    let current = books.jobs.get(job_id).filter(|j| j.client == client).map(|j| state.status_at(j, now));
+    let current = books
+        .jobs
+        .get(job_id)
+        .filter(|j| j.client == client.client && j.store == client.store)
+        .map(|j| state.status_at(j, now));
     let response = match current {
         None => problem(StatusCode::NOT_FOUND, "job_not_found", format!("no job {job_id}"), &rid),
         Some(status) if matches!(status.status.as_str(), "REJECTED" | "FAILED" | "CANCELED" | "COMPLETED") => {
