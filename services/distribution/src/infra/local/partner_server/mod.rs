@@ -360,8 +360,12 @@ impl PartnerState {
     fn issue(&self, client: &str, grant: Option<u64>) -> (String, Duration) {
         let token = format!("pt-{:032x}", rand::random::<u128>());
         let ttl = self.config.token_ttl;
-        let expires_ms = self.now().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2));
-        self.books().tokens.insert(token.clone(), Issued { client: client.to_owned(), grant, expires_ms });
+        let now = self.now();
+        let expires_ms = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2));
+        let mut books = self.books();
+        // Expired tokens are never accepted again: forgetting them keeps the books small.
+        books.tokens.retain(|_, t| t.expires_ms > now);
+        books.tokens.insert(token.clone(), Issued { client: client.to_owned(), grant, expires_ms });
         (token, ttl)
     }
 }
