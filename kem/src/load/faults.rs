@@ -172,6 +172,9 @@ async fn run_on(
             ("KEM_PARTNER_URIDONGNE_TV_API_KEY", "load-test-secret".to_owned()),
             ("KEM_PARTNER_URIDONGNE_TV_CLIENT_ID", "kem-load".to_owned()),
             ("KEM_PARTNER_URIDONGNE_TV_BASE_URL", format!("http://{addr}/partner/v1")),
+            // The load's owners connect no store account: campaigns go with the platform's
+            // client credentials, so the fault is the partner hanging, not a refusal up front.
+            ("KEM_PARTNER_URIDONGNE_TV_STORE_ACCOUNTS", "false".to_owned()),
             ("KEM_PARTNER_URIDONGNE_TV_TIMEOUT_MS", "1000".to_owned()),
             ("KEM_DISTRIBUTION_URIDONGNE_TV_DEADLINE_MS", "2500".to_owned()),
             ("KEM_DISTRIBUTION_MAX_ATTEMPTS", "1".to_owned()),

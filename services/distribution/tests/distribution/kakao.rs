@@ -192,6 +192,29 @@ async fn of_twenty_owners_racing_for_one_channel_exactly_one_wins() {
         result.expect("joined").expect("the same owner reconnecting is idempotent");
     }
     assert!(providers.sens.list_calls() >= 20);
+
+    // A new owner's first connect, twenty times at once: the inserts of one new row meet in both
+    // unique indexes, and every one of them still answers the connection (e2e found one answering
+    // UNAVAILABLE under load before the clash was settled by reading the holder).
+    providers.sens.register("@kem-fresh", "새 가게");
+    for round in 0..3 {
+        let owner = format!("fresh-{round}");
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (h, owner) = (h.clone(), owner.clone());
+            tasks.spawn(async move { h.start_kakao(&owner, "@kem-fresh").await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            let started = result.expect("joined").expect("a first connect raced by its own owner succeeds");
+            assert_eq!(started.connection.map(|c| c.account_id), Some("@kem-fresh".to_owned()));
+        }
+        assert_eq!(h.connection(&owner, Channel::KakaoChannel).await.account_id, "@kem-fresh");
+        store::query("DELETE FROM channel_connections WHERE owner_id = $1")
+            .bind(owner.clone())
+            .execute(h.store().primary())
+            .await
+            .expect("release the channel for the next round");
+    }
     let h = Arc::into_inner(h).expect("the only reference");
     h.cleanup().await;
 }

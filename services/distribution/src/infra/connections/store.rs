@@ -357,6 +357,12 @@ impl ConnectionStore {
     /// Stores `owner_id`'s Kakao channel `account_id` (named `account_name`) as ACTIVE, re-checked
     /// at `refresh_at`, unless another owner has it (NEEDS_RECONNECT included). The check and
     /// the write are one statement, and the unique index settles two owners racing.
+    ///
+    /// Concurrent connects of one channel meet in two unique indexes (the owner's row, the
+    /// channel's holder), where PostgreSQL may answer a deadlock or a unique violation instead of
+    /// waiting; such a clash is settled by reading who holds the channel now — this owner (a
+    /// concurrent identical connect won: the same connection, so Saved), another owner (Taken),
+    /// or nobody yet (the statement runs again) — rather than reported as an outage.
     pub async fn save_kakao(
         &self,
         owner_id: &str,
@@ -365,6 +371,49 @@ impl ConnectionStore {
         refresh_at: i64,
         now: i64,
     ) -> Result<KakaoSaved, ConnectionStoreError> {
+        const TRIES: u32 = 5;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_save_kakao(owner_id, account_id, account_name, refresh_at, now).await {
+                Ok(1) => return Ok(KakaoSaved::Saved),
+                Ok(_) => return Ok(KakaoSaved::Taken),
+                Err(error) if tries < TRIES && (unique_violation(&error) || error.is_transient()) => {
+                    match self.kakao_holder(account_id).await? {
+                        Some(holder) if holder == owner_id => return Ok(KakaoSaved::Saved),
+                        Some(_) => return Ok(KakaoSaved::Taken),
+                        None => tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await,
+                    }
+                }
+                Err(error) if unique_violation(&error) => return Ok(KakaoSaved::Taken),
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The owner holding Kakao channel `account_id`, if any.
+    async fn kakao_holder(&self, account_id: &str) -> Result<Option<String>, ConnectionStoreError> {
+        let row = store::query(
+            "SELECT owner_id FROM channel_connections WHERE channel = 'KAKAO_CHANNEL' AND account_id = $1",
+        )
+        .bind(account_id.to_owned())
+        .fetch_optional(self.store.primary())
+        .await?;
+        Ok(match row {
+            Some(row) => Some(row.get::<String>("owner_id")?),
+            None => None,
+        })
+    }
+
+    /// One try of [`save_kakao`](Self::save_kakao): the rows written (1 saved, 0 taken).
+    async fn try_save_kakao(
+        &self,
+        owner_id: &str,
+        account_id: &str,
+        account_name: &str,
+        refresh_at: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
         let stamp = rand::random::<[u8; 16]>().to_vec();
         let saved = store::query(
             "INSERT INTO channel_connections (owner_id, channel, state, account_id, account_name, scopes, \
@@ -386,12 +435,7 @@ impl ConnectionStore {
         .bind(refresh_at)
         .execute(self.store.primary())
         .await;
-        match saved {
-            Ok(1) => Ok(KakaoSaved::Saved),
-            Ok(_) => Ok(KakaoSaved::Taken),
-            Err(error) if unique_violation(&error) => Ok(KakaoSaved::Taken),
-            Err(error) => Err(error.into()),
-        }
+        saved
     }
 
     /// The Kakao connection held under `lease` is still a usable sender (named `account_name`):
