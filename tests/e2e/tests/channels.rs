@@ -219,7 +219,7 @@ pub(crate) fn reason(reply: &Reply) -> String {
 }
 
 /// Nothing of `event` was published: it is still CONTENT_READY and distribution has no delivery.
-async fn assert_unpublished(owner: &Rest, event: &str) {
+pub(crate) async fn assert_unpublished(owner: &Rest, event: &str) {
     let status = owner.get(&format!("/api/v1/events/{event}")).await.expect(200).str("/event/status");
     assert_eq!(status, "EVENT_STATUS_CONTENT_READY", "a refused publication changes nothing");
     let distribution = owner.get(&format!("/api/v1/events/{event}/distribution")).await;
@@ -276,7 +276,7 @@ pub(crate) async fn settled(owner: &Rest, event: &str) -> Value {
 }
 
 /// A client that follows redirects, like the owner's browser.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::limited(5))
         .timeout(Duration::from_secs(20))
@@ -285,7 +285,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// A client that does not follow redirects (to read where the consent screen sends the browser).
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(20))
@@ -293,7 +293,7 @@ fn no_redirects() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-async fn reply_of(response: reqwest::Response) -> Reply {
+pub(crate) async fn reply_of(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);
     Reply { status, body, retry_after: None }
@@ -732,7 +732,7 @@ impl Bystanders {
 
 /// Every byte of every row of every table of the database at `url` (text as text, bytea raw),
 /// for grepping.
-async fn every_row(url: &str) -> Vec<u8> {
+pub(crate) async fn every_row(url: &str) -> Vec<u8> {
     let store = Store::connect(&StoreConfig::new(url)).await.expect("connect to the test database");
     let columns = kem_kit::store::query(
         "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS d FROM information_schema.columns \
@@ -766,6 +766,6 @@ async fn every_row(url: &str) -> Vec<u8> {
     bytes
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }

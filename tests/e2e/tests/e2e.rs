@@ -6,6 +6,7 @@ mod hostile;
 mod journey;
 mod kakao;
 mod owner;
+mod partner_login;
 mod platform;
 mod sign_out;
 mod support;

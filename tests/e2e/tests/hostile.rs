@@ -807,7 +807,7 @@ async fn kt_screens_carry_a_qr_code_of_exactly_the_signed_entry_link() {
 }
 
 /// The texts of the QR codes an independent reader finds in `png`.
-fn qr_codes_in(png: &[u8]) -> Vec<String> {
+pub(crate) fn qr_codes_in(png: &[u8]) -> Vec<String> {
     let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().expect("a PNG");
     let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
     let frame = reader.next_frame(&mut pixels).expect("a frame");

@@ -415,7 +415,7 @@ impl ConnectionStore {
         now: i64,
     ) -> Result<u64, StoreError> {
         let stamp = rand::random::<[u8; 16]>().to_vec();
-        let saved = store::query(
+        store::query(
             "INSERT INTO channel_connections (owner_id, channel, state, account_id, account_name, scopes, \
             access_token, refresh_token, key_id, issued_at, expires_at, refresh_at, refresh_failures, connected_at, \
             refreshed_at, note, naver_club_id, naver_menu_id, lease_token, lease_until, updated_at) \
@@ -434,8 +434,7 @@ impl ConnectionStore {
         .bind(now)
         .bind(refresh_at)
         .execute(self.store.primary())
-        .await;
-        saved
+        .await
     }
 
     /// The Kakao connection held under `lease` is still a usable sender (named `account_name`):
