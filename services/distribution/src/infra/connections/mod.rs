@@ -136,6 +136,24 @@ pub(crate) fn seconds_of(value: &serde_json::Value) -> Option<i64> {
     }
 }
 
+/// The tokens of an OAuth token answer `{"access_token","refresh_token","token_type","expires_in"}`
+/// from `provider` (Naver's and the KT partner's; `expires_in` a number or, as Naver sends it, a
+/// numeric string; a refresh answer may carry no refresh token).
+pub(crate) fn tokens_of(provider: &str, answer: &serde_json::Value, now: i64) -> Result<Tokens, LoginError> {
+    let access =
+        answer.get("access_token").and_then(serde_json::Value::as_str).filter(|t| !t.is_empty()).ok_or_else(|| {
+            LoginError::Failed(ProviderError::UnexpectedResponse {
+                provider: provider.into(),
+                status: 200,
+                detail: "the token answer has no access_token".to_owned(),
+            })
+        })?;
+    let refresh =
+        answer.get("refresh_token").and_then(serde_json::Value::as_str).filter(|t| !t.is_empty()).map(Secret::new);
+    let expires_at = answer.get("expires_in").and_then(seconds_of).map(|s| now.saturating_add(s.saturating_mul(1_000)));
+    Ok(Tokens { access: Secret::new(access), refresh, issued_at: now, expires_at })
+}
+
 /// `{base}{path}?{query}` with every query value form-encoded.
 pub(crate) fn url_with_query(base: &str, path: &str, pairs: &[(&str, &str)]) -> String {
     format!("{}{path}?{}", base.trim_end_matches('/'), crate::infra::channels::form_body(pairs))

@@ -11,7 +11,7 @@ use kem_kit::external::{ProviderClient, ProviderConfig, ProviderConfigError, Pro
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::Value;
 
-use super::{Granted, LoginError, Tokens, seconds_of, text_of, url_with_query};
+use super::{Granted, LoginError, Tokens, text_of, tokens_of, url_with_query};
 use crate::infra::channels::form_body;
 
 /// Provider name of the login host (breaker, logs).
@@ -115,7 +115,7 @@ impl NaverLogin {
     /// Exchanges `code` (answered for `state`) for tokens and reads the member.
     pub async fn exchange(&self, code: &str, state: &str, now: i64) -> Result<Granted, LoginError> {
         let answer = self.token_call(&[("grant_type", "authorization_code"), ("code", code), ("state", state)]).await?;
-        let tokens = tokens_of(&answer, now)?;
+        let tokens = tokens_of(PROVIDER, &answer, now)?;
         if tokens.refresh.is_none() {
             return Err(unexpected("the token answer has no refresh_token"));
         }
@@ -137,7 +137,7 @@ impl NaverLogin {
     pub async fn refresh(&self, refresh_token: &Secret, now: i64) -> Result<Tokens, LoginError> {
         let answer =
             self.token_call(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())]).await?;
-        tokens_of(&answer, now)
+        tokens_of(PROVIDER, &answer, now)
     }
 
     /// Deletes `access_token` at Naver (best effort: Naver answers success even for a dead one).
@@ -152,19 +152,6 @@ impl NaverLogin {
     }
 }
 
-/// `{"access_token","refresh_token","token_type","expires_in":"3600"}` (refresh: no refresh
-/// token).
-fn tokens_of(answer: &Value, now: i64) -> Result<Tokens, LoginError> {
-    let access = answer
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unexpected("the token answer has no access_token"))?;
-    let refresh = answer.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(Secret::new);
-    let expires_at = answer.get("expires_in").and_then(seconds_of).map(|s| now.saturating_add(s.saturating_mul(1_000)));
-    Ok(Tokens { access: Secret::new(access), refresh, issued_at: now, expires_at })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,12 +159,13 @@ mod tests {
     #[test]
     fn token_answers_take_string_lifetimes_and_may_omit_the_refresh_token() {
         let first = serde_json::json!({"access_token": "AAA", "refresh_token": "RRR", "token_type": "bearer", "expires_in": "3600"});
-        let tokens = tokens_of(&first, 1_000).expect("tokens");
+        let tokens = tokens_of(PROVIDER, &first, 1_000).expect("tokens");
         assert_eq!((tokens.access.expose(), tokens.expires_at), ("AAA", Some(3_601_000)));
         assert_eq!(tokens.refresh.as_ref().map(Secret::expose), Some("RRR"));
-        let refreshed = tokens_of(&serde_json::json!({"access_token": "BBB", "expires_in": 3600}), 0).expect("tokens");
+        let refreshed =
+            tokens_of(PROVIDER, &serde_json::json!({"access_token": "BBB", "expires_in": 3600}), 0).expect("tokens");
         assert!(refreshed.refresh.is_none());
-        assert!(tokens_of(&serde_json::json!({"error": "invalid_request"}), 0).is_err());
+        assert!(tokens_of(PROVIDER, &serde_json::json!({"error": "invalid_request"}), 0).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use kem_kit::external::{ProviderClient, ProviderConfig, ProviderConfigError, Pro
 use reqwest::header::HeaderValue;
 use serde_json::Value;
 
-use super::{Granted, LoginError, Tokens, seconds_of, text_of, url_with_query};
+use super::{Granted, LoginError, Tokens, text_of, tokens_of, url_with_query};
 use crate::domain::Channel;
 use crate::infra::channels::form_body;
 use crate::infra::channels::partner::SCOPE;
@@ -117,7 +117,7 @@ impl PartnerLogin {
                 ],
             )
             .await?;
-        let tokens = tokens_of(&answer, now)?;
+        let tokens = tokens_of(PROVIDER, &answer, now)?;
         if tokens.refresh.is_none() {
             return Err(unexpected("the token answer has no refresh_token"));
         }
@@ -141,7 +141,7 @@ impl PartnerLogin {
         let answer = self
             .form_call("oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())])
             .await?;
-        let tokens = tokens_of(&answer, now)?;
+        let tokens = tokens_of(PROVIDER, &answer, now)?;
         if tokens.refresh.is_none() {
             // Rotation is the contract: keeping the old one would revoke the grant at its next use.
             return Err(unexpected("the refresh answer has no new refresh_token"));
@@ -193,18 +193,6 @@ fn classify(response: &kem_kit::external::ProviderResponse) -> Option<kem_kit::e
         ),
         _ => None,
     }
-}
-
-/// `{"access_token","token_type","expires_in","refresh_token",…}`.
-fn tokens_of(answer: &Value, now: i64) -> Result<Tokens, LoginError> {
-    let access = answer
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unexpected("the token answer has no access_token"))?;
-    let refresh = answer.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(Secret::new);
-    let expires_at = answer.get("expires_in").and_then(seconds_of).map(|s| now.saturating_add(s.saturating_mul(1_000)));
-    Ok(Tokens { access: Secret::new(access), refresh, issued_at: now, expires_at })
 }
 
 #[cfg(test)]
