@@ -357,24 +357,39 @@ fn spawn_connection_jobs(config: &DistributionConfig, ctx: &ServiceContext, conn
     );
 }
 
-/// The insights job, when Instagram is on its real provider (the local stand-in has no
-/// numbers): each round claims the posts due and reports their numbers to analytics. Rounds run
-/// far more often than a post is read, so a new post's numbers are read soon after they are due.
+/// The insights job, when Instagram or a KT partner is on its real provider (a local stand-in's
+/// numbers would be placeholders): each round claims the posts due and reports their numbers to
+/// analytics. Rounds run far more often than a post is read, so a new post's numbers are read
+/// soon after they are due.
 fn spawn_insights_job(
     config: &DistributionConfig,
     ctx: &ServiceContext,
     repo: &Repository,
     connections: &Arc<Connections>,
 ) -> Result<(), DistributionStartError> {
-    let ProviderMode::Real { config: provider, .. } = &config.instagram.mode else { return Ok(()) };
-    let reader = infra::insights::InstagramInsights::new(
-        infra::insights::provider_config(provider.base_url.clone()),
-        config.instagram.settings.api_version.clone(),
-    )?;
+    let reader = match &config.instagram.mode {
+        ProviderMode::Real { config: provider, .. } => Some(infra::insights::InstagramInsights::new(
+            infra::insights::provider_config(provider.base_url.clone()),
+            config.instagram.settings.api_version.clone(),
+        )?),
+        ProviderMode::Local { .. } => None,
+    };
+    let mut partners = BTreeMap::new();
+    for (channel, partner) in &config.partners {
+        if let ProviderMode::Real { config: provider, credentials } = &partner.mode {
+            let client =
+                PartnerClient::new(*channel, provider.clone(), partner.client_id.clone(), credentials.clone(), false)?;
+            partners.insert(*channel, client);
+        }
+    }
+    if reader.is_none() && partners.is_empty() {
+        return Ok(());
+    }
     let job = Arc::new(app::insights::InsightsJob::new(
         repo.clone(),
         connections.clone(),
         reader,
+        partners,
         ctx.peers.clone(),
         ctx.clock.clone(),
         config.insights,

@@ -296,6 +296,41 @@ async fn an_owner_connects_their_kt_store_through_the_edge_and_the_campaign_is_t
         let entry = format!("{}/e/{first}?ch=genie_tv", p.origin);
         assert_eq!(qr_codes_in(&png), vec![entry], "the screen's QR code is the event's 지니TV entry link");
 
+        // Insights: once the campaign airs, the partner's numbers (our contract's `metrics`) reach
+        // analytics, read with store-1's token: views = impressions, reach = households. The
+        // partner counts per minute aired, so analytics may be one count behind the partner.
+        let analytics = format!("/api/v1/events/{first}/analytics");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let body = owner.get(&analytics).await.body;
+            let stats = body["analytics"]["channelStats"]
+                .as_array()
+                .and_then(|all| all.iter().find(|s| s["channel"] == GENIE).cloned())
+                .unwrap_or(Value::Null);
+            let now = partner.state.job_statuses().into_iter().find(|s| s.job_id == job_id).and_then(|s| s.metrics);
+            if stats["metricsReported"] == true {
+                let metrics = now.expect("reported numbers come from a campaign that has aired");
+                let number = |v: &Value| v.as_str().and_then(|n| n.parse::<i64>().ok()).unwrap_or(-1);
+                let (views, reach) = (number(&stats["views"]), number(&stats["reach"]));
+                assert!(
+                    views >= 0 && views <= metrics.impressions && metrics.impressions - views <= 8,
+                    "analytics views {views} against the partner's {metrics:?}"
+                );
+                assert_eq!(reach, views / 5 * 3, "households as the partner counts them: {stats}");
+                assert_ne!(
+                    body["analytics"]["channelStats"]
+                        .as_array()
+                        .and_then(|all| all.iter().find(|s| s["channel"] == URIDONGNE).cloned())
+                        .unwrap_or(Value::Null)["metricsReported"],
+                    true,
+                    "a channel on the local partner is never reported: {body}"
+                );
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "analytics never showed the partner's numbers: {body}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+
         // The store withdraws kem at the partner. The platform learns it on its next use of the
         // token: the publication is accepted, 지니TV's delivery fails AUTH_REQUIRED (one refresh,
         // refused), the connection turns NEEDS_RECONNECT, and the other KT screen publishes.

@@ -225,8 +225,8 @@ pub enum Recorded {
 /// Why a post's insights could not be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum InsightsError {
-    /// Instagram refused or failed the read (an auth error means the owner must reconnect).
-    #[error("the Instagram insights of the post cannot be read: {0}")]
+    /// The platform refused or failed the read (an auth error means the owner must reconnect).
+    #[error("the post's numbers cannot be read from the platform: {0}")]
     Read(#[from] ProviderError),
     /// Analytics could not be reached or refused the report.
     #[error("analytics did not record the channel metrics: {0}")]
@@ -250,19 +250,46 @@ pub async fn record_instagram(
         Insights::NotReported(why) => return Ok(Recorded::NotReported(why)),
         Insights::Reported(numbers) => numbers,
     };
+    let numbers = Numbers { views: insights.views, reach: insights.reach };
+    let (duplicate, stale) =
+        record(peers, post.event_id, post.channel, post.observed, numbers, PROVIDER, timeout).await?;
+    Ok(Recorded::Recorded { insights, duplicate, stale })
+}
+
+/// A post's numbers as analytics takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Numbers {
+    /// Views (Instagram) or impressions (the KT partner).
+    pub views: i64,
+    /// Distinct accounts or households reached; 0 where the platform cannot tell.
+    pub reach: i64,
+}
+
+/// Records `numbers` of `event_id` on `channel`, observed at `observed`, from `provider`, with
+/// analytics `RecordChannelMetrics` through `peers` (waiting at most `timeout`): whether the
+/// report was a duplicate, and whether analytics held a later one.
+pub async fn record(
+    peers: &Peers,
+    event_id: &str,
+    channel: Channel,
+    observed: SystemTime,
+    numbers: Numbers,
+    provider: &str,
+    timeout: Duration,
+) -> Result<(bool, bool), InsightsError> {
     let request = analytics::RecordChannelMetricsRequest {
-        report_id: report_id(post.event_id, post.channel, post.observed),
-        event_id: post.event_id.to_owned(),
-        channel: post.channel.number(),
-        views: insights.views,
-        reach: insights.reach,
+        report_id: report_id(event_id, channel, observed),
+        event_id: event_id.to_owned(),
+        channel: channel.number(),
+        views: numbers.views,
+        reach: numbers.reach,
         // The post exists, so the delivery was published; analytics keeps the larger count.
         deliveries_published: 1,
         deliveries_failed: 0,
-        observe_time: Some(kem_kit::clock::timestamp_from_ms(kem_kit::store::millis(post.observed))),
+        observe_time: Some(kem_kit::clock::timestamp_from_ms(kem_kit::store::millis(observed))),
         provider: Some(common::ProviderInfo {
             kind: common::ProviderKind::External as i32,
-            name: PROVIDER.to_owned(),
+            name: provider.to_owned(),
             ..Default::default()
         }),
     };
@@ -274,7 +301,7 @@ pub async fn record_instagram(
         .map_err(|_| InsightsError::Analytics(format!("no answer within {timeout:?}")))?
         .map_err(|status| InsightsError::Analytics(format!("{:?}: {}", status.code(), status.message())))?
         .into_inner();
-    Ok(Recorded::Recorded { insights, duplicate: answered.duplicate, stale: answered.stale })
+    Ok((answered.duplicate, answered.stale))
 }
 
 #[cfg(test)]

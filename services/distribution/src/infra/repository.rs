@@ -402,57 +402,72 @@ fn delivery(row: &Row) -> Result<Delivery, StoreError> {
     })
 }
 
-/// A published Instagram post whose numbers are due to be read.
+/// A published post whose numbers are due to be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostDue {
     /// The event.
     pub event_id: String,
+    /// The channel it was published to.
+    pub channel: Channel,
     /// Its owner (whose connection's token reads the numbers).
     pub owner_id: String,
-    /// The Instagram media id.
+    /// The platform's id of the post: the Instagram media id, the partner's job id.
     pub media_id: String,
 }
 
 impl Repository {
-    /// Claims up to `limit` published Instagram posts published since `published_since` whose
-    /// numbers were last read at or before `read_before` (or never), marking them read `now`.
-    /// The claim is a guarded update, so of several replicas running the insights job only one
-    /// reads a post in a round; a read that then fails waits for the next interval.
+    /// Claims up to `limit` posts on `channels` published since `published_since` whose numbers
+    /// were last read at or before `read_before` (or never), marking them read `now`. The claim
+    /// is a guarded update, so of several replicas running the insights job only one reads a
+    /// post in a round; a read that then fails waits for the next interval.
     pub async fn claim_insights_due(
         &self,
         now: i64,
         read_before: i64,
         published_since: i64,
         limit: usize,
+        channels: &[Channel],
     ) -> Result<Vec<PostDue>, StoreError> {
-        if limit == 0 {
+        if limit == 0 || channels.is_empty() {
             return Ok(Vec::new());
         }
+        // Four slots cover every channel with numbers to read (Instagram and the three KT
+        // channels); unused slots repeat the first name.
+        let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+        let slot = |i: usize| names.get(i).or(names.first()).copied().unwrap_or_default().to_owned();
         let candidates = store::query(
-            "SELECT event_id, owner_id, external_id FROM distribution_deliveries \
-             WHERE channel = 'INSTAGRAM' AND state = 'PUBLISHED' AND external_id <> '' \
+            "SELECT event_id, channel, owner_id, external_id FROM distribution_deliveries \
+             WHERE channel IN ($4, $5, $6, $7) AND state = 'PUBLISHED' AND external_id <> '' \
                AND published_at >= $1 AND (insights_read_at IS NULL OR insights_read_at <= $2) \
              ORDER BY insights_read_at NULLS FIRST, published_at LIMIT $3",
         )
         .bind(published_since)
         .bind(read_before)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(slot(0))
+        .bind(slot(1))
+        .bind(slot(2))
+        .bind(slot(3))
         .fetch_all(self.store.primary())
         .await?;
         let mut claimed = Vec::with_capacity(candidates.len());
         for row in candidates {
+            let name: String = row.get("channel")?;
+            let Some(channel) = Channel::parse(&name) else { continue };
             let post = PostDue {
                 event_id: row.get("event_id")?,
+                channel,
                 owner_id: row.get("owner_id")?,
                 media_id: row.get("external_id")?,
             };
             let taken = store::query(
                 "UPDATE distribution_deliveries SET insights_read_at = $1 \
-                 WHERE event_id = $2 AND channel = 'INSTAGRAM' \
-                   AND (insights_read_at IS NULL OR insights_read_at <= $3)",
+                 WHERE event_id = $2 AND channel = $3 \
+                   AND (insights_read_at IS NULL OR insights_read_at <= $4)",
             )
             .bind(now)
             .bind(post.event_id.clone())
+            .bind(name)
             .bind(read_before)
             .execute(self.store.primary())
             .await?;

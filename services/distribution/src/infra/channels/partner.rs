@@ -224,6 +224,24 @@ pub struct JobStatus {
     /// Until when.
     #[serde(default)]
     pub live_until: Option<String>,
+    /// What the campaign has achieved so far, once it has aired (LIVE or COMPLETED); absent
+    /// before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<JobMetrics>,
+}
+
+/// A campaign's numbers (our contract's `metrics`): `impressions` — times the spot was shown
+/// (TV) or played to a caller (링고비즈); `reach` — distinct households (TV), absent where the
+/// partner cannot tell; `measured_at` — RFC 3339, when they were counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMetrics {
+    /// Times shown or played.
+    pub impressions: i64,
+    /// Distinct households reached, where known.
+    #[serde(default)]
+    pub reach: Option<i64>,
+    /// When counted (RFC 3339).
+    pub measured_at: String,
 }
 
 /// An RFC 9457 problem.
@@ -455,6 +473,17 @@ impl PartnerClient {
         .await
     }
 
+    /// The numbers of campaign `job_id` (the insights job's read): the store's token when the
+    /// owner connected their store account, the platform's otherwise. `None` before it has aired.
+    pub async fn campaign_metrics(
+        &self,
+        job_id: &str,
+        store_token: Option<&Secret>,
+    ) -> Result<Option<JobMetrics>, ProviderError> {
+        let slot = CodeSlot::default();
+        Ok(self.status(job_id, &slot, store_token).await?.0.metrics)
+    }
+
     /// The submission of `step` (or why it cannot be made).
     fn job_request(&self, step: &Step<'_>, owner: &OwnerProfile) -> Result<JobRequest, Failure> {
         let not_configured = |what: &str| Failure::new(ErrorReason::NotConfigured, what.to_owned(), false);
@@ -619,6 +648,7 @@ mod tests {
             updated_at: "2025-11-01T00:00:00Z".into(),
             live_from: None,
             live_until: None,
+            metrics: None,
         }
     }
 

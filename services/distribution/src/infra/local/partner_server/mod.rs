@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 
 use crate::domain::text::rfc3339;
 use crate::infra::channels::form_decode;
-use crate::infra::channels::partner::{JobRequest, JobStatus, Problem, Submitted};
+use crate::infra::channels::partner::{JobMetrics, JobRequest, JobStatus, Problem, Submitted};
 
 /// Path prefix of the contract.
 pub const BASE_PATH: &str = "/partner/v1";
@@ -198,6 +198,9 @@ impl PartnerState {
                 _ => ("SCHEDULED", rfc3339(scheduled)),
             }
         };
+        if let (Some(from), "LIVE" | "COMPLETED") = (live_from, word) {
+            status.metrics = Some(aired_metrics(&job.request.channel, from, live_until, now));
+        }
         if matches!(word, "SCHEDULED" | "LIVE" | "COMPLETED") {
             status.live_from = live_from.map(rfc3339);
             status.live_until = live_until.map(rfc3339);
@@ -207,6 +210,27 @@ impl PartnerState {
         status.updated_at = at;
         status
     }
+}
+
+/// Spots a TV channel airs per minute live, and the share of them that reaches a new household
+/// (a deterministic audience, so tests can tell exactly what analytics must show).
+const TV_SPOTS_PER_MINUTE: i64 = 4;
+/// Callers a 링고비즈 greeting plays to per minute live.
+const RINGO_PLAYS_PER_MINUTE: i64 = 1;
+
+/// The `metrics` of a campaign that went live at `from` (and ends at `until`), as of `now`: the
+/// minutes aired times the channel's rate; TV reach is three in five impressions, 링고비즈 has
+/// none (a phone line cannot tell households).
+fn aired_metrics(channel: &str, from: i64, until: Option<i64>, now: i64) -> JobMetrics {
+    let end = until.map_or(now, |u| u.min(now));
+    let minutes = end.saturating_sub(from).max(0) / 60_000;
+    let (impressions, reach) = if channel == "RINGOBIZ" {
+        (minutes.saturating_mul(RINGO_PLAYS_PER_MINUTE), None)
+    } else {
+        let impressions = minutes.saturating_mul(TV_SPOTS_PER_MINUTE);
+        (impressions, Some(impressions / 5 * 3))
+    };
+    JobMetrics { impressions, reach, measured_at: rfc3339(end) }
 }
 
 /// `YYYY-MM-DD` (Korea time) → its first instant (ms).
@@ -555,6 +579,7 @@ async fn submit(State(state): State<Arc<PartnerState>>, headers: HeaderMap, body
         updated_at: rfc3339(now),
         live_from: None,
         live_until: None,
+        metrics: None,
     };
     books.jobs.insert(
         job_id,
@@ -645,5 +670,18 @@ mod tests {
         assert_eq!(day_start_ms("2024-02-29").map(crate::domain::text::kst_date).as_deref(), Some("2024-02-29"));
         assert_eq!(day_start_ms("2025-13-01"), None);
         assert_eq!(day_start_ms("soon"), None);
+    }
+
+    #[test]
+    fn aired_campaigns_count_per_minute_until_their_end() {
+        let from = 1_800_000_000_000;
+        let tv = aired_metrics("GENIE_TV", from, Some(from + 60 * 60_000), from + 10 * 60_000 + 59_999);
+        assert_eq!((tv.impressions, tv.reach), (40, Some(24)), "ten whole minutes, three in five households");
+        let ended = aired_metrics("URIDONGNE_TV", from, Some(from + 60 * 60_000), from + 5 * 3_600_000);
+        assert_eq!(ended.impressions, 240, "nothing counts after the end");
+        assert_eq!(ended.measured_at, rfc3339(from + 60 * 60_000));
+        let ringo = aired_metrics("RINGOBIZ", from, None, from + 30 * 60_000);
+        assert_eq!((ringo.impressions, ringo.reach), (30, None), "a phone line tells no households");
+        assert_eq!(aired_metrics("GENIE_TV", from, None, from - 1).impressions, 0, "never negative");
     }
 }
