@@ -244,20 +244,7 @@ async fn twenty_concurrent_completes_of_one_state_connect_exactly_once() {
     let redirect = consent(&started.authorization_url).await;
     let issued = providers.instagram.tokens_issued();
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let (h, redirect) = (h.clone(), redirect.clone());
-        tasks.spawn(async move { h.complete(None, &redirect).await });
-    }
-    let (mut ok, mut not_found) = (0, 0);
-    while let Some(result) = tasks.join_next().await {
-        match result.expect("joined") {
-            Ok(_) => ok += 1,
-            Err(status) if status.code() == Code::NotFound => not_found += 1,
-            Err(other) => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!((ok, not_found), (1, 19));
+    assert_eq!(h.race_completes(&redirect, 20).await, (1, 19));
     assert_eq!(providers.instagram.tokens_issued(), issued + 2, "one code exchange: short- and long-lived");
     let h = std::sync::Arc::into_inner(h).expect("the only reference");
     h.cleanup().await;

@@ -424,20 +424,7 @@ async fn twenty_concurrent_completes_of_one_partner_state_connect_once() {
     genie.state.sign_in(STORE_A.0, STORE_A.1);
     let started = h.start_connection(OWNER, Channel::GenieTv.number(), None).await.expect("start");
     let redirect = consent(&started.authorization_url).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let (h, redirect) = (h.clone(), redirect.clone());
-        tasks.spawn(async move { h.complete(None, &redirect).await });
-    }
-    let (mut ok, mut not_found) = (0, 0);
-    while let Some(result) = tasks.join_next().await {
-        match result.expect("joined") {
-            Ok(_) => ok += 1,
-            Err(status) if status.code() == Code::NotFound => not_found += 1,
-            Err(other) => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!((ok, not_found), (1, 19));
+    assert_eq!(h.race_completes(&redirect, 20).await, (1, 19));
     assert_eq!(genie.state.refresh_tokens_of(STORE_A.0).len(), 1, "one code exchange");
     let h = Arc::into_inner(h).expect("the only reference");
     h.cleanup().await;

@@ -331,6 +331,25 @@ impl Harness {
         Ok(answer.connection.expect("the connection"))
     }
 
+    /// Sends the callback `query` `n` times at once (no caller, as a browser arrives): how many
+    /// connected and how many were told the state is unknown; any other answer fails the test.
+    pub async fn race_completes(self: &Arc<Self>, query: &HashMap<String, String>, n: usize) -> (usize, usize) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (h, query) = (self.clone(), query.clone());
+            tasks.spawn(async move { h.complete(None, &query).await });
+        }
+        let (mut ok, mut not_found) = (0, 0);
+        while let Some(result) = tasks.join_next().await {
+            match result.expect("joined") {
+                Ok(_) => ok += 1,
+                Err(status) if status.code() == tonic::Code::NotFound => not_found += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        (ok, not_found)
+    }
+
     /// Starts connecting `channel` for `owner`, follows the provider's consent screen and
     /// completes with its redirect; the connection. Kakao connects `owner`'s channel registered
     /// at the SENS contract server ([`sens::channel_of`]) at once.
